@@ -1,0 +1,59 @@
+"""ferronn: neural networks on the CPU, with a Rust core and a Keras-like API.
+
+>>> import ferronn as fn
+>>> X, y = fn.datasets.digits()
+>>> model = fn.Sequential([fn.Dense(64, activation="relu"), fn.Dense(10)])
+>>> model.compile(optimizer=fn.optim.Adam(1e-3), loss="cross_entropy", metrics=["accuracy"])
+>>> history = model.fit(X, y, epochs=20, batch_size=32, seed=0)
+"""
+
+from . import _core, datasets, errors, functional, optim
+from ._core import get_num_threads, set_num_threads
+from .errors import (
+    ConfigError,
+    DataFormatError,
+    DatasetNotFoundError,
+    DTypeError,
+    EmptyInputError,
+    FerronnError,
+    InternalError,
+    LabelError,
+    ModelFileError,
+    NonFiniteError,
+    NotFittedError,
+    ShapeError,
+    UnknownNameError,
+)
+from .layers import Dense, Layer
+from .model import Sequential, load
+from .training import History
+
+__version__ = _core.__version__
+
+__all__ = [
+    "Sequential",
+    "Dense",
+    "Layer",
+    "History",
+    "load",
+    "optim",
+    "datasets",
+    "functional",
+    "errors",
+    "set_num_threads",
+    "get_num_threads",
+    "FerronnError",
+    "ShapeError",
+    "DTypeError",
+    "NonFiniteError",
+    "LabelError",
+    "EmptyInputError",
+    "UnknownNameError",
+    "ConfigError",
+    "NotFittedError",
+    "ModelFileError",
+    "DataFormatError",
+    "DatasetNotFoundError",
+    "InternalError",
+    "__version__",
+]

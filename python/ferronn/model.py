@@ -1,0 +1,259 @@
+"""``Sequential``: a stack of layers with Keras' compile / fit / evaluate / predict."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Optional, Sequence, Union
+
+import numpy as np
+
+from . import _core, _validate, layers as _layers, optim as _optim
+from .errors import ConfigError, ModelFileError, NotFittedError, UnknownNameError
+from .training import History, fit_loop
+
+__all__ = ["Sequential", "load"]
+
+_LOSSES = {
+    "cross_entropy": "cross_entropy", "categorical_crossentropy": "cross_entropy",
+    "sparse_categorical_crossentropy": "cross_entropy", "nll": "nll",
+    "mse": "mse", "mean_squared_error": "mse",
+    "bce": "binary_cross_entropy", "binary_cross_entropy": "binary_cross_entropy",
+    "binary_crossentropy": "binary_cross_entropy",
+}
+_LABEL_LOSSES = {"cross_entropy", "nll"}
+_METRICS = {"accuracy", "acc"}
+
+
+def _new_seed() -> int:
+    return int(np.random.SeedSequence().entropy) & (2**63 - 1)
+
+
+class Sequential:
+    """A feed-forward network: layers applied in order.
+
+    >>> model = Sequential([Dense(64, activation="relu"), Dense(10)])
+    >>> model.compile(optimizer=optim.Adam(1e-3), loss="cross_entropy", metrics=["accuracy"])
+    >>> history = model.fit(X, y, epochs=20, batch_size=32, seed=0)
+
+    For classification losses the last layer outputs logits: ``predict`` returns
+    class labels and ``predict_proba`` probabilities (as scikit-learn);
+    ``predict_raw`` returns the outputs themselves. The input width is taken from
+    the first ``fit`` unless ``input_dim`` is given (here or on the first layer).
+    """
+
+    def __init__(self, layers: Sequence[_layers.Layer] = (), input_dim: Optional[int] = None,
+                 seed: Optional[int] = None) -> None:
+        self.layers = list(layers)
+        for layer in self.layers:
+            if not isinstance(layer, _layers.Layer):
+                raise ConfigError(f"Sequential takes layer objects such as fn.Dense(10), got {layer!r}")
+        first = getattr(self.layers[0], "input_dim", None) if self.layers else None
+        self.input_dim = input_dim if input_dim is not None else first
+        self.seed = seed
+        self.optimizer: Optional[_optim.Optimizer] = None
+        self.loss: Optional[str] = None
+        self.metrics: list[str] = []
+        self._net: Optional[Any] = None
+        self._epochs_trained = 0
+        self._target_1d = False
+
+    def add(self, layer: _layers.Layer) -> None:
+        """Appends a layer (before the model is built)."""
+        if self._net is not None:
+            raise ConfigError("cannot add layers to a model that is already built")
+        self.layers.append(layer)
+
+    def compile(self, optimizer: Union[str, _optim.Optimizer] = "adam", loss: str = "cross_entropy",
+                metrics: Sequence[str] = ()) -> None:
+        """Chooses the optimizer, the loss and the metrics to report."""
+        if not self.layers:
+            raise ConfigError("the model has no layers; add at least one before compile()")
+        key = str(loss).lower()
+        if key not in _LOSSES:
+            raise UnknownNameError(f"unknown loss {loss!r}; expected one of {', '.join(sorted(set(_LOSSES.values())))}")
+        for m in metrics:
+            if str(m).lower() not in _METRICS:
+                raise UnknownNameError(f"unknown metric {m!r}; expected one of: accuracy")
+        self.optimizer = _optim.get(optimizer)
+        self.loss = _LOSSES[key]
+        self.metrics = ["accuracy" for _ in metrics]
+        if self.metrics and self.loss == "mse":
+            raise ConfigError("accuracy is not defined for the mse loss; drop metrics=['accuracy']")
+        self._net = None
+        if self.input_dim is not None:
+            self.build(self.input_dim)
+
+    # -- building ---------------------------------------------------------
+
+    def _spec(self, input_dim: int, seed: int) -> dict[str, Any]:
+        assert self.optimizer is not None and self.loss is not None
+        return {"input_dim": int(input_dim), "layers": [layer.spec() for layer in self.layers],
+                "loss": self.loss, "optimizer": self.optimizer.config(), "seed": int(seed)}
+
+    def build(self, input_dim: int, seed: Optional[int] = None) -> None:
+        """Creates and initialises the weights for inputs of width ``input_dim``."""
+        if self.loss is None:
+            raise NotFittedError("call compile() before build()")
+        if seed is None:
+            seed = self.seed if self.seed is not None else _new_seed()
+        self.seed = int(seed)
+        self._net = _core.Network(json.dumps(self._spec(input_dim, self.seed)))
+        self.input_dim = int(input_dim)
+        self._epochs_trained = 0
+
+    @property
+    def built(self) -> bool:
+        return self._net is not None
+
+    def _require_built(self, what: str) -> Any:
+        if self._net is None:
+            raise NotFittedError(f"{what} needs a built model: call compile() and fit() first (or give input_dim)")
+        return self._net
+
+    # -- data -------------------------------------------------------------
+
+    def _targets(self, y: Any, name: str = "y") -> np.ndarray:
+        if self.loss in _LABEL_LOSSES:
+            return _validate.labels(y, name)
+        out_dim = self.layers[-1].output_dim(0)
+        return _validate.targets(y, out_dim, name)
+
+    def _xy(self, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+        xa, ya = _validate.features(x), self._targets(y)
+        _validate.same_length(xa, ya)
+        return xa, ya
+
+    def _logs_from_stats(self, stats: tuple[float, int, int, int]) -> dict[str, float]:
+        loss_sum, samples, correct, counted = stats
+        logs = {"loss": loss_sum / max(samples, 1)}
+        if self.metrics:
+            logs["accuracy"] = correct / max(counted, 1)
+        return logs
+
+    # -- training ---------------------------------------------------------
+
+    def fit(self, x: Any, y: Any, epochs: int = 1, batch_size: int = 32,
+            validation_data: Optional[tuple[Any, Any]] = None, shuffle: bool = True,
+            seed: Optional[int] = None, verbose: int = 1) -> History:
+        """Trains for ``epochs`` epochs and returns a ``History``.
+
+        A second call continues from the current weights and optimizer state.
+        ``seed`` fixes the initial weights (on the first call) and the shuffles.
+        """
+        if self.loss is None:
+            raise NotFittedError("call compile() before fit()")
+        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
+            raise ConfigError(f"epochs must be a non-negative integer, got {epochs!r}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+        xa, ya = self._xy(x, y)
+        validation = None
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ConfigError("validation_data must be a tuple (X_val, y_val)")
+            validation = self._xy(*validation_data)
+        if self._net is None:
+            self.build(xa.shape[1], seed)
+        self._target_1d = np.ndim(y) == 1
+        shuffle_seed = int(seed) if seed is not None else int(self.seed or 0)
+        return fit_loop(self, xa, ya, epochs=int(epochs), batch_size=int(batch_size), shuffle=bool(shuffle),
+                        seed=shuffle_seed, validation=validation, verbose=verbose)
+
+    def train_step(self, x: Any, y: Any) -> float:
+        """One optimizer step on one batch; returns the batch's mean loss (before the step)."""
+        net = self._require_built("train_step")
+        xa = x if (type(x) is np.ndarray and x.dtype == np.float32 and x.flags.c_contiguous) else _validate.features(x)
+        loss_sum, samples, _, _ = net.train_step(xa, self._targets(y))
+        return loss_sum / samples
+
+    # -- inference --------------------------------------------------------
+
+    def predict_raw(self, x: Any) -> np.ndarray:
+        """The network's outputs (logits for classification losses)."""
+        net = self._require_built("predict")
+        return net.predict(_validate.features(x))
+
+    def predict(self, x: Any) -> np.ndarray:
+        """Class labels for classification losses; outputs for ``mse``."""
+        out = self.predict_raw(x)
+        if self.loss in _LABEL_LOSSES:
+            return out.argmax(axis=1)
+        if self.loss == "binary_cross_entropy":
+            out = (out > 0).astype(np.int64)
+        return out.ravel() if self._target_1d and out.shape[1] == 1 else out
+
+    def predict_proba(self, x: Any) -> np.ndarray:
+        """Class probabilities (softmax, sigmoid, or exp of log-probabilities)."""
+        out = self.predict_raw(x)
+        if self.loss == "cross_entropy":
+            return _core.softmax_rows(out, 1.0)
+        if self.loss == "nll":
+            return np.exp(out)
+        if self.loss == "binary_cross_entropy":
+            p = _core.activation_forward("sigmoid", out, None)
+            return p.ravel() if self._target_1d and p.shape[1] == 1 else p
+        raise ConfigError("predict_proba needs a classification loss; this model uses mse")
+
+    def evaluate(self, x: Any, y: Any, return_dict: bool = False) -> Union[float, list[float], dict[str, float]]:
+        """Loss (and metrics) on ``(x, y)``: a float, ``[loss, *metrics]``, or a dict."""
+        net = self._require_built("evaluate")
+        logs = self._logs_from_stats(net.evaluate(*self._xy(x, y)))
+        if return_dict:
+            return logs
+        return logs["loss"] if len(logs) == 1 else list(logs.values())
+
+    # -- weights ----------------------------------------------------------
+
+    def get_weights(self) -> list[np.ndarray]:
+        """Every parameter array, layer by layer (kernel [in, out], then bias), as Keras."""
+        return [a for _, a in self._require_built("get_weights").params()]
+
+    def set_weights(self, weights: Sequence[Any]) -> None:
+        """Sets every parameter array from a list shaped like ``get_weights()``."""
+        net = self._require_built("set_weights")
+        names = [n for n, _ in net.params()]
+        if len(weights) != len(names):
+            raise ConfigError(f"expected {len(names)} arrays (one per parameter tensor), got {len(weights)}")
+        staged = net.copy()
+        for name, w in zip(names, weights):
+            staged.set_param(name, np.ascontiguousarray(w, dtype=np.float32))
+        self._net = staged  # all or nothing: the model is unchanged if any array is rejected
+
+    @property
+    def n_params(self) -> int:
+        return int(self._require_built("n_params").n_params)
+
+    # -- files ------------------------------------------------------------
+
+    def _extra(self) -> str:
+        return json.dumps({"metrics": self.metrics, "target_1d": self._target_1d,
+                           "epochs_trained": self._epochs_trained})
+
+    def save(self, path: Union[str, os.PathLike]) -> None:
+        """Writes weights, architecture and optimizer state to a safetensors file (atomically)."""
+        self._require_built("save").save(os.fspath(path), self._extra())
+
+    @classmethod
+    def _from_net(cls, net: Any, extra: str) -> "Sequential":
+        try:
+            spec, info = json.loads(net.spec_json), json.loads(extra)
+            model = cls([_layers.from_spec(s) for s in spec["layers"]], input_dim=spec["input_dim"],
+                        seed=spec.get("seed"))
+            model.optimizer = _optim.from_config(spec["optimizer"])
+            model.loss, model.metrics = spec["loss"], list(info.get("metrics", []))
+            model._target_1d = bool(info.get("target_1d", False))
+            model._epochs_trained = int(info.get("epochs_trained", 0))
+        except (KeyError, TypeError, ValueError) as e:
+            raise ModelFileError(f"model file metadata is not what ferronn writes: {e}") from e
+        model._net = net
+        return model
+
+    def __repr__(self) -> str:
+        inner = ", ".join(repr(layer) for layer in self.layers)
+        return f"Sequential([{inner}])"
+
+
+def load(path: Union[str, os.PathLike]) -> Sequential:
+    """Reads a model written by ``Sequential.save``: ready to predict and to continue training."""
+    return Sequential._from_net(*_core.Network.load(os.fspath(path)))

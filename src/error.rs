@@ -1,0 +1,53 @@
+//! One error type for the whole core. Each variant maps to its own Python
+//! exception in `src/python/errors.rs`, so the message must read well on its own:
+//! say what was wrong and what was expected.
+
+/// Everything the core can reject.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An array has the wrong shape (rows, columns, or length).
+    #[error("{0}")]
+    Shape(String),
+    /// An input or target holds NaN or infinity.
+    #[error("{0}")]
+    NonFinite(String),
+    /// A class label is outside `0..n_classes`.
+    #[error("{0}")]
+    Label(String),
+    /// An array with no rows where at least one is needed.
+    #[error("{0}")]
+    Empty(String),
+    /// A name (activation, loss, initialiser, optimizer) that ferronn does not know.
+    #[error("{0}")]
+    UnknownName(String),
+    /// A hyperparameter out of its valid range, or an inconsistent configuration.
+    #[error("{0}")]
+    Config(String),
+    /// A model file that is corrupt, truncated, or not a ferronn file.
+    #[error("{0}")]
+    Format(String),
+    /// An operating-system error while reading or writing a file.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Result alias used across the crate.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Returns `Error::Shape` unless `cond` holds; the message is built lazily.
+pub(crate) fn ensure_shape(cond: bool, msg: impl FnOnce() -> String) -> Result<()> {
+    if cond {
+        Ok(())
+    } else {
+        Err(Error::Shape(msg()))
+    }
+}
+
+/// Returns `Error::Config` unless `cond` holds; the message is built lazily.
+pub(crate) fn ensure_config(cond: bool, msg: impl FnOnce() -> String) -> Result<()> {
+    if cond {
+        Ok(())
+    } else {
+        Err(Error::Config(msg()))
+    }
+}

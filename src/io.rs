@@ -1,0 +1,131 @@
+//! Model files: safetensors with the architecture and optimizer settings as JSON
+//! in the header metadata. Plain tensors and JSON, so loading a file never runs
+//! code (no pickle). Writes go to a temporary file that is renamed into place, so
+//! an interrupted save leaves the old file intact.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+
+use crate::error::{Error, Result};
+use crate::network::{Network, NetworkSpec};
+
+const FORMAT: &str = "ferronn";
+const FORMAT_VERSION: &str = "1";
+const OPTIM_PREFIX: &str = "optimizer.";
+
+fn to_le_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+fn from_le_bytes(bytes: &[u8]) -> Vec<f32> {
+    bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
+fn format_err(what: impl std::fmt::Display) -> Error {
+    Error::Format(format!("not a valid ferronn model file: {what}"))
+}
+
+/// Serialises the network (parameters, optimizer state, architecture) and the
+/// caller's `extra` string (the Python layer stores its own settings there).
+///
+/// # Errors
+/// `Error::Format` if serialisation fails (it should not for valid networks).
+pub fn to_bytes(net: &Network, extra: &str) -> Result<Vec<u8>> {
+    let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (name, info) in net.param_infos() {
+        tensors.push((name, info.shape.clone(), to_le_bytes(&net.params()[info.offset..info.offset + info.len()])));
+    }
+    for (name, buf) in net.optimizer().state() {
+        tensors.push((format!("{OPTIM_PREFIX}{name}"), vec![buf.len()], to_le_bytes(buf)));
+    }
+    let spec = serde_json::to_string(net.spec()).map_err(|e| Error::Format(format!("could not encode the architecture: {e}")))?;
+    let metadata = HashMap::from([
+        ("format".to_string(), FORMAT.to_string()),
+        ("format_version".to_string(), FORMAT_VERSION.to_string()),
+        ("spec".to_string(), spec),
+        ("optimizer_steps".to_string(), net.optimizer().steps().to_string()),
+        ("extra".to_string(), extra.to_string()),
+    ]);
+    let views = tensors
+        .iter()
+        .map(|(n, s, d)| TensorView::new(Dtype::F32, s.clone(), d).map(|v| (n.clone(), v)))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| Error::Format(format!("could not encode a tensor: {e}")))?;
+    safetensors::serialize(views, Some(metadata)).map_err(|e| Error::Format(format!("could not encode the model: {e}")))
+}
+
+/// Rebuilds a network and the `extra` string from bytes made by [`to_bytes`].
+///
+/// # Errors
+/// `Error::Format` for anything that is not an intact ferronn model file:
+/// truncation, a foreign safetensors file, missing or misshapen tensors,
+/// non-finite weights.
+pub fn from_bytes(bytes: &[u8]) -> Result<(Network, String)> {
+    let st = SafeTensors::deserialize(bytes).map_err(format_err)?;
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(format_err)?;
+    let meta = header.metadata().as_ref().ok_or_else(|| format_err("the header has no metadata"))?;
+    let get = |k: &str| meta.get(k).ok_or_else(|| format_err(format!("metadata key '{k}' is missing")));
+    if get("format")? != FORMAT {
+        return Err(format_err("the metadata does not say format=ferronn"));
+    }
+    if get("format_version")? != FORMAT_VERSION {
+        return Err(format_err(format!("format version {} is not supported (this build reads {FORMAT_VERSION})", get("format_version")?)));
+    }
+    let spec: NetworkSpec = serde_json::from_str(get("spec")?).map_err(|e| format_err(format!("bad architecture JSON: {e}")))?;
+    let steps: u64 = get("optimizer_steps")?.parse().map_err(|_| format_err("optimizer_steps is not a number"))?;
+    let mut net = Network::new(spec).map_err(|e| format_err(format!("its architecture is invalid: {e}")))?;
+    for (name, info) in net.param_infos() {
+        let t = st.tensor(&name).map_err(|_| format_err(format!("tensor '{name}' is missing")))?;
+        if t.dtype() != Dtype::F32 || t.shape() != info.shape.as_slice() {
+            return Err(format_err(format!("tensor '{name}' is {:?} {:?}, expected F32 {:?}", t.dtype(), t.shape(), info.shape)));
+        }
+        net.set_param(&name, &from_le_bytes(t.data())).map_err(format_err)?;
+    }
+    let mut state = Vec::new();
+    for (name, t) in st.tensors() {
+        if let Some(short) = name.strip_prefix(OPTIM_PREFIX) {
+            if t.dtype() != Dtype::F32 {
+                return Err(format_err(format!("optimizer tensor '{name}' is not F32")));
+            }
+            state.push((short.to_string(), from_le_bytes(t.data())));
+        }
+    }
+    if !state.is_empty() || steps > 0 {
+        let n = net.params().len();
+        net.optimizer_mut().load_state(steps, &state, n).map_err(format_err)?;
+    }
+    Ok((net, get("extra")?.clone()))
+}
+
+/// Writes the model to `path` atomically (temporary file, fsync, rename).
+///
+/// # Errors
+/// `Error::Io` when the file cannot be written.
+pub fn save(net: &Network, path: &Path, extra: &str) -> Result<()> {
+    let bytes = to_bytes(net, extra)?;
+    let file_name = path.file_name().ok_or_else(|| Error::Config(format!("'{}' is not a file path", path.display())))?;
+    let tmp = path.with_file_name(format!(".{}.tmp-{}", file_name.to_string_lossy(), std::process::id()));
+    let result = (|| {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(&bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    Ok(result?)
+}
+
+/// Reads a model written by [`save`].
+///
+/// # Errors
+/// `Error::Io` when the file cannot be read, `Error::Format` when it is not an
+/// intact ferronn model file.
+pub fn load(path: &Path) -> Result<(Network, String)> {
+    from_bytes(&fs::read(path)?)
+}

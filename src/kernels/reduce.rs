@@ -1,0 +1,69 @@
+//! Row and column reductions with a fixed summation order (reproducible).
+
+/// `out[j] = Σ_i x[i, j]` for a row-major `x` with `out.len()` columns, summed
+/// row by row so the order never depends on threads. Vectorises across columns.
+pub fn col_sums(x: &[f32], out: &mut [f32]) {
+    let cols = out.len();
+    out.fill(0.0);
+    if cols == 0 {
+        return;
+    }
+    for row in x.chunks_exact(cols) {
+        for (o, v) in out.iter_mut().zip(row) {
+            *o += *v;
+        }
+    }
+}
+
+/// Index of the largest value in `row` (the first one on ties; NaN never wins).
+pub fn argmax(row: &[f32]) -> usize {
+    let mut best = 0;
+    let mut best_v = f32::NEG_INFINITY;
+    for (i, &v) in row.iter().enumerate() {
+        if v > best_v {
+            best_v = v;
+            best = i;
+        }
+    }
+    best
+}
+
+/// Whether every value is finite (no NaN, no ±inf). Branch-free so it vectorises.
+pub fn all_finite(x: &[f32]) -> bool {
+    // An exponent of all ones marks NaN and inf. Folding with `|` rather than
+    // returning early lets the loop vectorise; chunks still stop at the first bad one.
+    const EXP: u32 = 0x7f80_0000;
+    x.chunks(1024).all(|c| !c.iter().fold(false, |bad, v| bad | (v.to_bits() & EXP == EXP)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn col_sums_sum_each_column() {
+        let x = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let mut out = [0.0; 3];
+        col_sums(&x, &mut out);
+        assert_eq!(out, [5.0, 7.0, 9.0]);
+    }
+
+    #[test]
+    fn argmax_takes_first_maximum() {
+        assert_eq!(argmax(&[1.0, 3.0, 3.0, -1.0]), 1);
+        assert_eq!(argmax(&[f32::NAN, 0.5]), 1);
+    }
+
+    #[test]
+    fn all_finite_finds_nan_and_inf() {
+        let mut x = vec![1.0f32; 5000];
+        assert!(all_finite(&x));
+        x[4321] = f32::NAN;
+        assert!(!all_finite(&x));
+        x[4321] = f32::NEG_INFINITY;
+        assert!(!all_finite(&x));
+        x[4321] = f32::MAX;
+        assert!(all_finite(&x));
+        assert!(all_finite(&[0.0, -0.0, f32::MIN_POSITIVE, 1e-45]));
+    }
+}

@@ -1,0 +1,128 @@
+//! Fully connected layer `y = f(x·W + b)`.
+//!
+//! The bias add and the activation run as one pass over the GEMM's output, and
+//! the backward pass turns `dy` into `dz` in place, so a layer touches each
+//! activation-sized buffer the fewest times possible.
+
+use rand_chacha::ChaCha8Rng;
+
+use crate::activation::{add_bias, Activation};
+use crate::error::{ensure_config, Result};
+use crate::init::Init;
+use crate::kernels::gemm::{matmul, Op};
+use crate::kernels::reduce::col_sums;
+use crate::layers::ParamInfo;
+use crate::tensor::{MatRef, Matrix};
+
+/// A dense layer. `W` is stored `[in_dim, out_dim]` row-major so that the forward
+/// product is `x·W` with no transpose.
+#[derive(Clone, Debug)]
+pub struct Dense {
+    in_dim: usize,
+    out_dim: usize,
+    act: Activation,
+    kernel_init: Init,
+    bias_init: Init,
+    w_off: usize,
+    b_off: usize,
+    /// Pre-activation `x·W + b` (kept for the activation's derivative).
+    z: Matrix,
+    /// Post-activation `f(z)`; unused when `f` is the identity.
+    a: Matrix,
+}
+
+impl Dense {
+    /// # Errors
+    /// `Error::Config` when `units` or `in_dim` is zero.
+    pub fn new(in_dim: usize, units: usize, act: Activation, kernel_init: Init, bias_init: Init, offset: usize) -> Result<Self> {
+        ensure_config(units > 0, || "Dense units must be at least 1, got 0".into())?;
+        ensure_config(in_dim > 0, || "Dense input width must be at least 1, got 0".into())?;
+        Ok(Self {
+            in_dim,
+            out_dim: units,
+            act,
+            kernel_init,
+            bias_init,
+            w_off: offset,
+            b_off: offset + in_dim * units,
+            z: Matrix::zeros(0, units),
+            a: Matrix::zeros(0, units),
+        })
+    }
+
+    pub fn in_dim(&self) -> usize {
+        self.in_dim
+    }
+
+    pub fn out_dim(&self) -> usize {
+        self.out_dim
+    }
+
+    pub fn activation(&self) -> Activation {
+        self.act
+    }
+
+    pub fn params(&self) -> Vec<ParamInfo> {
+        vec![
+            ParamInfo { name: "weight", offset: self.w_off, shape: vec![self.in_dim, self.out_dim] },
+            ParamInfo { name: "bias", offset: self.b_off, shape: vec![self.out_dim] },
+        ]
+    }
+
+    fn w<'p>(&self, params: &'p [f32]) -> MatRef<'p> {
+        MatRef { rows: self.in_dim, cols: self.out_dim, data: &params[self.w_off..self.b_off] }
+    }
+
+    pub fn init_params(&self, params: &mut [f32], rng: &mut ChaCha8Rng) {
+        let (w, rest) = params[self.w_off..].split_at_mut(self.in_dim * self.out_dim);
+        self.kernel_init.fill(w, self.in_dim, self.out_dim, rng);
+        self.bias_init.fill(&mut rest[..self.out_dim], self.in_dim, self.out_dim, rng);
+    }
+
+    fn is_identity(&self) -> bool {
+        self.act == Activation::Identity
+    }
+
+    /// # Errors
+    /// `Error::Shape` when `x` is not `[batch, in_dim]`.
+    pub fn forward(&mut self, x: MatRef<'_>, params: &[f32]) -> Result<()> {
+        self.z.resize_rows(x.rows);
+        matmul(x, Op::N, self.w(params), Op::N, self.z.view_mut(), false)?;
+        let bias = &params[self.b_off..self.b_off + self.out_dim];
+        if self.is_identity() {
+            add_bias(self.z.as_mut_slice(), bias);
+        } else {
+            self.a.resize_rows(x.rows);
+            self.act.add_bias_activate(self.z.as_mut_slice(), bias, self.a.as_mut_slice());
+        }
+        Ok(())
+    }
+
+    pub fn output(&self) -> MatRef<'_> {
+        if self.is_identity() {
+            self.z.view()
+        } else {
+            self.a.view()
+        }
+    }
+
+    /// `dz = dy ⊙ f'(z)` (in place in `dy`), then `db = Σ_rows dz`, `dW = xᵀ·dz`,
+    /// `dx = dz·Wᵀ`. Parameter gradients overwrite their slots in `grads`.
+    ///
+    /// # Errors
+    /// `Error::Shape` when `x` or `dy` do not match the last forward pass.
+    pub fn backward(&mut self, x: MatRef<'_>, params: &[f32], grads: &mut [f32], dy: &mut Matrix, dx: Option<&mut Matrix>) -> Result<()> {
+        if !self.is_identity() {
+            self.act.backward(self.z.as_slice(), self.a.as_slice(), dy.as_mut_slice());
+        }
+        let (gw, gb) = grads[self.w_off..self.b_off + self.out_dim].split_at_mut(self.in_dim * self.out_dim);
+        col_sums(dy.as_slice(), gb);
+        let gw = crate::tensor::MatMut::new(self.in_dim, self.out_dim, gw)?;
+        matmul(x, Op::T, dy.view(), Op::N, gw, false)?;
+        if let Some(dx) = dx {
+            dx.reshape_for(x.rows, self.in_dim);
+            matmul(dy.view(), Op::N, self.w(params), Op::T, dx.view_mut(), false)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,238 @@
+//! Losses with their gradients, each computed in one pass over the outputs.
+//!
+//! Classification losses take logits and fuse the final nonlinearity with the
+//! loss (log-softmax + cross-entropy, sigmoid + binary cross-entropy), which is
+//! both cheaper and numerically safer than composing them: the gradient becomes
+//! `softmax(z) - onehot(y)` and no log of a rounded-to-zero probability is taken.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ensure_shape, Error, Result};
+use crate::kernels::{math, reduce};
+use crate::tensor::MatRef;
+
+/// A training objective. Every loss is the mean over the batch (and, for the
+/// elementwise ones, over outputs too), as PyTorch's `reduction="mean"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Loss {
+    /// Mean squared error on float targets.
+    Mse,
+    /// Binary cross-entropy on logits, targets in [0, 1] (one column per label).
+    BinaryCrossEntropy,
+    /// Categorical cross-entropy on logits with integer class labels.
+    CrossEntropy,
+    /// Negative log-likelihood of log-probabilities with integer class labels.
+    Nll,
+}
+
+/// What a batch is compared against.
+#[derive(Clone, Copy, Debug)]
+pub enum Targets<'a> {
+    /// One class index per row.
+    Labels(&'a [i64]),
+    /// A float matrix shaped like the outputs.
+    Values(MatRef<'a>),
+}
+
+impl<'a> Targets<'a> {
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        match self {
+            Targets::Labels(l) => l.len(),
+            Targets::Values(v) => v.rows,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Rows `start..end`.
+    pub fn rows_range(&self, start: usize, end: usize) -> Targets<'a> {
+        match self {
+            Targets::Labels(l) => Targets::Labels(&l[start..end]),
+            Targets::Values(v) => Targets::Values(v.rows_range(start, end)),
+        }
+    }
+}
+
+/// Sums over the samples of one or more batches; divide to get means.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct LossStats {
+    /// Σ over samples of the per-sample loss.
+    pub loss_sum: f64,
+    /// Samples (for the loss mean).
+    pub samples: u64,
+    /// Correct predictions: argmax for labels, `logit > 0` per output for BCE.
+    pub correct: u64,
+    /// Predictions that `correct` counts over (0 for MSE, which has no accuracy).
+    pub counted: u64,
+}
+
+impl LossStats {
+    pub fn add(&mut self, other: LossStats) {
+        self.loss_sum += other.loss_sum;
+        self.samples += other.samples;
+        self.correct += other.correct;
+        self.counted += other.counted;
+    }
+
+    /// Mean loss per sample (NaN when empty).
+    pub fn mean_loss(&self) -> f64 {
+        self.loss_sum / self.samples as f64
+    }
+}
+
+const NAMES: &str = "mse, binary_cross_entropy (bce), cross_entropy, nll";
+
+impl Loss {
+    /// Parses a name; Keras' spellings are accepted as aliases.
+    ///
+    /// # Errors
+    /// `Error::UnknownName` for an unknown name.
+    pub fn from_name(name: &str) -> Result<Loss> {
+        Ok(match name.to_ascii_lowercase().as_str() {
+            "mse" | "mean_squared_error" => Loss::Mse,
+            "bce" | "binary_cross_entropy" | "binary_crossentropy" => Loss::BinaryCrossEntropy,
+            "cross_entropy" | "categorical_crossentropy" | "sparse_categorical_crossentropy" => Loss::CrossEntropy,
+            "nll" | "nll_loss" => Loss::Nll,
+            other => return Err(Error::UnknownName(format!("unknown loss '{other}'; expected one of: {NAMES}"))),
+        })
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Loss::Mse => "mse",
+            Loss::BinaryCrossEntropy => "binary_cross_entropy",
+            Loss::CrossEntropy => "cross_entropy",
+            Loss::Nll => "nll",
+        }
+    }
+
+    /// Whether targets are class labels (else a float matrix).
+    pub fn uses_labels(&self) -> bool {
+        matches!(self, Loss::CrossEntropy | Loss::Nll)
+    }
+
+    /// Checks targets against `rows` samples of `outputs` outputs.
+    ///
+    /// # Errors
+    /// `Error::Shape` for the wrong kind or shape of target, `Error::Label` for a
+    /// label outside `0..outputs` or a BCE target outside [0, 1],
+    /// `Error::NonFinite` for NaN/inf targets.
+    pub fn check_targets(&self, targets: &Targets<'_>, rows: usize, outputs: usize) -> Result<()> {
+        ensure_shape(targets.len() == rows, || format!("X has {rows} samples but y has {}; expected the same number", targets.len()))?;
+        match (self.uses_labels(), targets) {
+            (true, Targets::Labels(labels)) => {
+                if let Some((i, &l)) = labels.iter().enumerate().find(|(_, &l)| l < 0 || l >= outputs as i64) {
+                    return Err(Error::Label(format!(
+                        "label {l} at index {i} is out of range; {} expects labels in 0..{} (the output width)",
+                        self.name(),
+                        outputs.saturating_sub(1)
+                    )));
+                }
+                Ok(())
+            }
+            (false, Targets::Values(v)) => {
+                ensure_shape(v.cols == outputs, || format!("y has {} columns but the model has {outputs} outputs; {} needs them equal", v.cols, self.name()))?;
+                if !reduce::all_finite(v.data) {
+                    return Err(Error::NonFinite("y contains NaN or infinity; targets must be finite".into()));
+                }
+                if *self == Loss::BinaryCrossEntropy {
+                    if let Some(t) = v.data.iter().find(|t| !(0.0..=1.0).contains(*t)) {
+                        return Err(Error::Label(format!("binary_cross_entropy targets must lie in [0, 1], found {t}")));
+                    }
+                }
+                Ok(())
+            }
+            (true, Targets::Values(_)) => Err(Error::Shape(format!("{} needs integer class labels (one per sample), got a float matrix", self.name()))),
+            (false, Targets::Labels(_)) => Err(Error::Shape(format!("{} needs float targets shaped like the outputs, got integer labels", self.name()))),
+        }
+    }
+
+    /// Loss statistics of `out` against `targets` (already checked), and when
+    /// `grad` is given, the gradient of the batch-mean loss w.r.t. `out`.
+    pub fn evaluate(&self, out: MatRef<'_>, targets: &Targets<'_>, mut grad: Option<&mut [f32]>) -> LossStats {
+        let (rows, cols) = (out.rows, out.cols);
+        let inv_b = 1.0 / rows.max(1) as f32;
+        let mut stats = LossStats { samples: rows as u64, ..Default::default() };
+        for r in 0..rows {
+            let o = out.row(r);
+            let g = grad.as_deref_mut().map(|g| &mut g[r * cols..(r + 1) * cols]);
+            let (loss, correct, counted) = match (self, targets) {
+                (Loss::CrossEntropy, Targets::Labels(l)) => cross_entropy_row(o, l[r] as usize, inv_b, g),
+                (Loss::Nll, Targets::Labels(l)) => nll_row(o, l[r] as usize, inv_b, g),
+                (Loss::Mse, Targets::Values(t)) => (mse_row(o, t.row(r), inv_b, g), 0, 0),
+                (Loss::BinaryCrossEntropy, Targets::Values(t)) => bce_row(o, t.row(r), inv_b, g),
+                // check_targets rules these pairs out before any call.
+                _ => (f64::NAN, 0, 0),
+            };
+            stats.loss_sum += loss;
+            stats.correct += correct;
+            stats.counted += counted;
+        }
+        stats
+    }
+}
+
+/// log-sum-exp(z) - z_y, gradient (softmax(z) - onehot(y)) / B.
+fn cross_entropy_row(z: &[f32], y: usize, inv_b: f32, grad: Option<&mut [f32]>) -> (f64, u64, u64) {
+    let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0f32;
+    match grad {
+        Some(g) => {
+            for (gi, &zi) in g.iter_mut().zip(z) {
+                let e = math::exp(zi - max);
+                *gi = e;
+                sum += e;
+            }
+            let scale = inv_b / sum;
+            g.iter_mut().for_each(|gi| *gi *= scale);
+            g[y] -= inv_b;
+        }
+        None => sum = z.iter().map(|&zi| math::exp(zi - max)).sum(),
+    }
+    let loss = (max as f64 + (sum as f64).ln()) - z[y] as f64;
+    (loss, (reduce::argmax(z) == y) as u64, 1)
+}
+
+/// -logp_y, gradient -onehot(y) / B.
+fn nll_row(logp: &[f32], y: usize, inv_b: f32, grad: Option<&mut [f32]>) -> (f64, u64, u64) {
+    if let Some(g) = grad {
+        g.fill(0.0);
+        g[y] = -inv_b;
+    }
+    (-(logp[y] as f64), (reduce::argmax(logp) == y) as u64, 1)
+}
+
+/// mean_c (o - t)^2, gradient 2 (o - t) / (B C).
+fn mse_row(o: &[f32], t: &[f32], inv_b: f32, grad: Option<&mut [f32]>) -> f64 {
+    let inv_c = 1.0 / o.len() as f32;
+    if let Some(g) = grad {
+        let s = 2.0 * inv_b * inv_c;
+        for ((gi, &oi), &ti) in g.iter_mut().zip(o).zip(t) {
+            *gi = s * (oi - ti);
+        }
+    }
+    o.iter().zip(t).map(|(&oi, &ti)| ((oi - ti) as f64).powi(2)).sum::<f64>() * inv_c as f64
+}
+
+/// mean_c [max(z,0) - z t + log(1 + e^-|z|)], gradient (sigmoid(z) - t) / (B C).
+fn bce_row(z: &[f32], t: &[f32], inv_b: f32, grad: Option<&mut [f32]>) -> (f64, u64, u64) {
+    let inv_c = 1.0 / z.len() as f32;
+    if let Some(g) = grad {
+        let s = inv_b * inv_c;
+        for ((gi, &zi), &ti) in g.iter_mut().zip(z).zip(t) {
+            *gi = s * (math::sigmoid(zi) - ti);
+        }
+    }
+    let mut loss = 0.0f64;
+    let mut correct = 0;
+    for (&zi, &ti) in z.iter().zip(t) {
+        let (zd, td) = (zi as f64, ti as f64);
+        loss += zd.max(0.0) - zd * td + (-zd.abs()).exp().ln_1p();
+        correct += ((zi > 0.0) == (ti >= 0.5)) as u64;
+    }
+    (loss * inv_c as f64, correct, z.len() as u64)
+}

@@ -1,0 +1,168 @@
+//! Adam and AdamW, which differ only in how weight decay enters the step.
+//!
+//! Adam: Kingma & Ba, "Adam: A Method for Stochastic Optimization" (ICLR 2015).
+//! AdamW: Loshchilov & Hutter, "Decoupled Weight Decay Regularization" (ICLR 2019).
+//! Both follow PyTorch's `torch.optim.Adam` / `torch.optim.AdamW` update rule,
+//! including the order of operations, so results agree with it to rounding.
+
+use serde::{Deserialize, Serialize};
+
+use super::Rule;
+use crate::error::{ensure_config, Result};
+
+/// Hyperparameters shared by [`Adam`](crate::optim::OptimizerConfig::Adam) and
+/// [`AdamW`](crate::optim::OptimizerConfig::Adamw).
+///
+/// Per parameter at step `t` (PyTorch's rule; bias corrections in f64):
+///
+/// ```text
+/// AdamW only: p = p * (1 - lr * weight_decay)
+/// Adam only:  g = g + weight_decay * p
+/// m = beta1 * m + (1 - beta1) * g
+/// v = beta2 * v + (1 - beta2) * g * g
+/// p = p - (lr / (1 - beta1^t)) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+/// ```
+///
+/// [`Default`] gives PyTorch's Adam defaults; AdamW's default weight decay is
+/// 0.01, see [`OptimizerConfig::adamw_default`](crate::optim::OptimizerConfig::adamw_default).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdamConfig {
+    /// Learning rate, `>= 0`.
+    pub lr: f32,
+    /// Decay rate of the first-moment average, in `[0, 1)`.
+    pub beta1: f32,
+    /// Decay rate of the second-moment average, in `[0, 1)`.
+    pub beta2: f32,
+    /// Added to the denominator for numerical stability, `> 0`.
+    pub eps: f32,
+    /// Weight decay, `>= 0`: an L2 term in the gradient for Adam, a decoupled
+    /// shrink of the weights for AdamW.
+    pub weight_decay: f32,
+}
+
+impl Default for AdamConfig {
+    fn default() -> Self {
+        Self {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+        }
+    }
+}
+
+impl AdamConfig {
+    /// Checks every hyperparameter against its valid range; `name` ("adam" or
+    /// "adamw") prefixes the message.
+    ///
+    /// # Errors
+    /// `Error::Config` naming the first offending field, its value and the range.
+    pub fn validate(&self, name: &str) -> Result<()> {
+        super::check_lr(self.lr)?;
+        for (field, b) in [("beta1", self.beta1), ("beta2", self.beta2)] {
+            // `contains` is false for NaN, so NaN is rejected too.
+            ensure_config((0.0..1.0).contains(&b), || {
+                format!("{name} {field} must be in [0, 1), got {b}")
+            })?;
+        }
+        let eps = self.eps;
+        ensure_config(eps.is_finite() && eps > 0.0, || {
+            format!("{name} eps must be finite and > 0, got {eps}")
+        })?;
+        super::check_weight_decay(name, self.weight_decay)
+    }
+}
+
+/// One Adam or AdamW step, with every per-step scalar computed once up front.
+pub(crate) struct AdamStep {
+    beta1: f32,
+    beta2: f32,
+    /// `1 - beta1` and `1 - beta2`, rounded once from f64 like PyTorch's scalars.
+    one_minus_beta1: f32,
+    one_minus_beta2: f32,
+    /// `lr / (1 - beta1^t)`.
+    step_size: f32,
+    /// `sqrt(1 - beta2^t)`.
+    bias_correction2_sqrt: f32,
+    eps: f32,
+    /// Adam's L2 coefficient (0 for AdamW).
+    l2: f32,
+    /// AdamW's weight shrink `1 - lr * weight_decay` (exactly 1 for Adam).
+    shrink: f32,
+}
+
+impl AdamStep {
+    /// The step `t` (1-based) of Adam, or of AdamW when `decoupled`.
+    pub(crate) fn new(c: &AdamConfig, t: u64, decoupled: bool) -> Self {
+        let (lr, b1, b2) = (f64::from(c.lr), f64::from(c.beta1), f64::from(c.beta2));
+        // powf, not powi: `t` may exceed i32::MAX after a long (or loaded) run.
+        let t = t as f64;
+        let bias_correction1 = 1.0 - b1.powf(t);
+        let bias_correction2 = 1.0 - b2.powf(t);
+        let wd = f64::from(c.weight_decay);
+        Self {
+            beta1: c.beta1,
+            beta2: c.beta2,
+            one_minus_beta1: (1.0 - b1) as f32,
+            one_minus_beta2: (1.0 - b2) as f32,
+            step_size: (lr / bias_correction1) as f32,
+            bias_correction2_sqrt: bias_correction2.sqrt() as f32,
+            eps: c.eps,
+            l2: if decoupled { 0.0 } else { c.weight_decay },
+            shrink: if decoupled {
+                (1.0 - lr * wd) as f32
+            } else {
+                1.0
+            },
+        }
+    }
+
+    #[inline(always)]
+    fn run(
+        &self,
+        p: &mut [f32],
+        g: &[f32],
+        m: &mut [f32],
+        v: &mut [f32],
+        grad: impl Fn(f32, f32) -> f32,
+    ) {
+        let (b1, b2, c1, c2) = (
+            self.beta1,
+            self.beta2,
+            self.one_minus_beta1,
+            self.one_minus_beta2,
+        );
+        let (step, bc2, eps, shrink) = (
+            self.step_size,
+            self.bias_correction2_sqrt,
+            self.eps,
+            self.shrink,
+        );
+        for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+            // Multiplying by exactly 1.0 (Adam) leaves the weight bit-identical.
+            let w = *p * shrink;
+            let g = grad(g, w);
+            *m = b1 * *m + c1 * g;
+            *v = b2 * *v + c2 * g * g;
+            let denom = v.sqrt() / bc2 + eps;
+            *p = w - step * (*m / denom);
+        }
+    }
+}
+
+impl Rule<2> for AdamStep {
+    const STATE_NAMES: [&'static str; 2] = ["exp_avg", "exp_avg_sq"];
+
+    fn update(&self, p: &mut [f32], g: &[f32], [m, v]: [&mut [f32]; 2]) {
+        let l2 = self.l2;
+        // Separate loops so a zero decay adds nothing, as in PyTorch, rather
+        // than `0 * p`, which is NaN for an infinite weight.
+        if l2 == 0.0 {
+            self.run(p, g, m, v, |g, _| g);
+        } else {
+            self.run(p, g, m, v, |g, w| g + l2 * w);
+        }
+    }
+}

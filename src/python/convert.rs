@@ -1,0 +1,43 @@
+//! numpy ↔ core conversions. Python has already made inputs C-contiguous
+//! float32 / int64 (see `ferronn/_validate.py`); these only borrow them.
+
+use numpy::{PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
+use pyo3::prelude::*;
+
+use crate::error::Error;
+use crate::loss::Targets;
+use crate::tensor::MatRef;
+
+/// Borrows a 2-D float32 array as a matrix view.
+pub fn mat<'a>(a: &'a PyReadonlyArray2<'_, f32>) -> PyResult<MatRef<'a>> {
+    let (rows, cols) = (a.shape()[0], a.shape()[1]);
+    let data = a.as_slice().map_err(|_| Error::Shape("expected a C-contiguous float32 array".into()))?;
+    Ok(MatRef { rows, cols, data })
+}
+
+/// Targets passed from Python: int64 labels or a float32 matrix.
+pub enum PyTargets<'py> {
+    Labels(PyReadonlyArray1<'py, i64>),
+    Values(PyReadonlyArray2<'py, f32>),
+}
+
+impl<'py> PyTargets<'py> {
+    pub fn extract(y: &Bound<'py, PyAny>) -> PyResult<Self> {
+        if let Ok(l) = y.extract::<PyReadonlyArray1<'py, i64>>() {
+            return Ok(PyTargets::Labels(l));
+        }
+        if let Ok(v) = y.extract::<PyReadonlyArray2<'py, f32>>() {
+            return Ok(PyTargets::Values(v));
+        }
+        Err(Error::Shape("y must be a 1-D int64 array of labels or a 2-D float32 array of targets".into()).into())
+    }
+
+    pub fn view(&self) -> PyResult<Targets<'_>> {
+        match self {
+            PyTargets::Labels(l) => {
+                Ok(Targets::Labels(l.as_slice().map_err(|_| Error::Shape("labels must be C-contiguous".into()))?))
+            }
+            PyTargets::Values(v) => Ok(Targets::Values(mat(v)?)),
+        }
+    }
+}

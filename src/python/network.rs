@@ -1,0 +1,167 @@
+//! `ferronn._core.Network`: the core `Network` behind a Python handle.
+//! Every method borrows its numpy inputs, then runs through [`compute`].
+
+use std::path::PathBuf;
+
+use numpy::ndarray::{Array2, ArrayD, IxDyn};
+use numpy::{IntoPyArray, PyArray2, PyArrayDyn, PyReadonlyArray2, PyReadonlyArrayDyn, PyUntypedArrayMethods};
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+use crate::error::Error;
+use crate::io;
+use crate::loss::LossStats;
+use crate::network::{Network, NetworkSpec};
+use crate::python::compute::compute;
+use crate::python::convert::{mat, PyTargets};
+
+/// (loss_sum, samples, correct, counted): sums, so Python can combine batches.
+type Stats = (f64, u64, u64, u64);
+
+fn stats(s: LossStats) -> Stats {
+    (s.loss_sum, s.samples, s.correct, s.counted)
+}
+
+#[pyclass(name = "Network", module = "ferronn._core")]
+pub struct PyNetwork {
+    inner: Network,
+}
+
+fn tensor_copy<'py>(py: Python<'py>, shape: &[usize], data: &[f32]) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
+    let arr = ArrayD::from_shape_vec(IxDyn(shape), data.to_vec()).map_err(|e| Error::Shape(e.to_string()))?;
+    Ok(arr.into_pyarray(py))
+}
+
+#[pymethods]
+impl PyNetwork {
+    /// Builds and initialises a network from its JSON spec.
+    #[new]
+    fn new(py: Python<'_>, spec_json: &str) -> PyResult<Self> {
+        let spec: NetworkSpec = serde_json::from_str(spec_json).map_err(|e| Error::Config(format!("invalid network spec: {e}")))?;
+        let inner = compute(py, || Network::new(spec))?;
+        Ok(Self { inner })
+    }
+
+    #[getter]
+    fn spec_json(&self) -> PyResult<String> {
+        serde_json::to_string(self.inner.spec()).map_err(|e| Error::Format(e.to_string()).into())
+    }
+
+    #[getter]
+    fn input_dim(&self) -> usize {
+        self.inner.input_dim()
+    }
+
+    #[getter]
+    fn output_dim(&self) -> usize {
+        self.inner.output_dim()
+    }
+
+    #[getter]
+    fn n_params(&self) -> usize {
+        self.inner.params().len()
+    }
+
+    #[getter]
+    fn optimizer_steps(&self) -> u64 {
+        self.inner.optimizer().steps()
+    }
+
+    #[getter]
+    fn lr(&self) -> f32 {
+        self.inner.optimizer().config().lr()
+    }
+
+    #[setter]
+    fn set_lr(&mut self, lr: f32) -> PyResult<()> {
+        Ok(self.inner.optimizer_mut().set_lr(lr)?)
+    }
+
+    /// One training step; returns the batch's summed statistics.
+    fn train_step(&mut self, py: Python<'_>, x: PyReadonlyArray2<'_, f32>, y: &Bound<'_, PyAny>) -> PyResult<Stats> {
+        let y = PyTargets::extract(y)?;
+        let (x, t) = (mat(&x)?, y.view()?);
+        let net = &mut self.inner;
+        compute(py, || net.train_step(x, t)).map(stats)
+    }
+
+    /// One epoch of mini-batches.
+    #[pyo3(signature = (x, y, batch_size, shuffle, seed, epoch))]
+    fn train_epoch(&mut self, py: Python<'_>, x: PyReadonlyArray2<'_, f32>, y: &Bound<'_, PyAny>, batch_size: usize, shuffle: bool, seed: u64, epoch: u64) -> PyResult<Stats> {
+        let y = PyTargets::extract(y)?;
+        let (x, t) = (mat(&x)?, y.view()?);
+        let net = &mut self.inner;
+        compute(py, || net.train_epoch(x, t, batch_size, shuffle, seed, epoch)).map(stats)
+    }
+
+    fn evaluate(&mut self, py: Python<'_>, x: PyReadonlyArray2<'_, f32>, y: &Bound<'_, PyAny>) -> PyResult<Stats> {
+        let y = PyTargets::extract(y)?;
+        let (x, t) = (mat(&x)?, y.view()?);
+        let net = &mut self.inner;
+        compute(py, || net.evaluate(x, t)).map(stats)
+    }
+
+    /// Raw outputs (logits for classification losses).
+    fn predict<'py>(&mut self, py: Python<'py>, x: PyReadonlyArray2<'_, f32>) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let x = mat(&x)?;
+        let net = &mut self.inner;
+        let out = compute(py, || net.predict(x))?;
+        let (r, c) = (out.rows(), out.cols());
+        let arr = Array2::from_shape_vec((r, c), out.into_vec()).map_err(|e| Error::Shape(e.to_string()))?;
+        Ok(arr.into_pyarray(py))
+    }
+
+    /// Copies of the parameter tensors, as `[(name, array)]` in layer order.
+    fn params<'py>(&self, py: Python<'py>) -> PyResult<Vec<(String, Bound<'py, PyArrayDyn<f32>>)>> {
+        let flat = self.inner.params();
+        self.inner.param_infos().into_iter().map(|(n, p)| Ok((n, tensor_copy(py, &p.shape, &flat[p.offset..p.offset + p.len()])?))).collect()
+    }
+
+    /// Copies of the gradients of the last training step, named like `params`.
+    fn grads<'py>(&self, py: Python<'py>) -> PyResult<Vec<(String, Bound<'py, PyArrayDyn<f32>>)>> {
+        let flat = self.inner.grads();
+        self.inner.param_infos().into_iter().map(|(n, p)| Ok((n, tensor_copy(py, &p.shape, &flat[p.offset..p.offset + p.len()])?))).collect()
+    }
+
+    /// Overwrites one parameter tensor (shape-checked).
+    fn set_param(&mut self, name: &str, values: PyReadonlyArrayDyn<'_, f32>) -> PyResult<()> {
+        let info = self.inner.param_infos().into_iter().find(|(n, _)| n == name).map(|(_, p)| p);
+        if let Some(info) = info {
+            if values.shape() != info.shape.as_slice() {
+                return Err(Error::Shape(format!("parameter '{name}' has shape {:?}, got an array of shape {:?}", info.shape, values.shape())).into());
+            }
+        }
+        let data = values.as_slice().map_err(|_| Error::Shape("values must be C-contiguous".into()))?;
+        Ok(self.inner.set_param(name, data)?)
+    }
+
+    /// The model as safetensors bytes; `extra` is stored in the metadata.
+    fn to_bytes<'py>(&self, py: Python<'py>, extra: &str) -> PyResult<Bound<'py, PyBytes>> {
+        let net = &self.inner;
+        let bytes = compute(py, || io::to_bytes(net, extra))?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+
+    #[staticmethod]
+    fn from_bytes(py: Python<'_>, data: &[u8]) -> PyResult<(Self, String)> {
+        let (inner, extra) = compute(py, || io::from_bytes(data))?;
+        Ok((Self { inner }, extra))
+    }
+
+    /// Saves atomically to `path`.
+    fn save(&self, py: Python<'_>, path: PathBuf, extra: &str) -> PyResult<()> {
+        let net = &self.inner;
+        compute(py, || io::save(net, &path, extra))
+    }
+
+    #[staticmethod]
+    fn load(py: Python<'_>, path: PathBuf) -> PyResult<(Self, String)> {
+        let (inner, extra) = compute(py, || io::load(&path))?;
+        Ok((Self { inner }, extra))
+    }
+
+    /// An independent copy (weights, optimizer state, workspaces).
+    fn copy(&self) -> Self {
+        Self { inner: self.inner.clone() }
+    }
+}

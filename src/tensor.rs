@@ -1,0 +1,157 @@
+//! A row-major `f32` matrix and borrowed views of one.
+//!
+//! Rows are contiguous (`data[r * cols + c]`). Views carry their shape, so every
+//! function that takes two of them can check that the shapes agree before it
+//! touches memory.
+
+use crate::error::{ensure_shape, Result};
+
+/// An owned row-major matrix. Growing it (`resize_rows`) keeps the allocation
+/// when the new size fits, which is how workspaces avoid allocating per step.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Matrix {
+    rows: usize,
+    cols: usize,
+    data: Vec<f32>,
+}
+
+/// A borrowed, read-only row-major matrix.
+#[derive(Clone, Copy, Debug)]
+pub struct MatRef<'a> {
+    pub rows: usize,
+    pub cols: usize,
+    pub data: &'a [f32],
+}
+
+/// A borrowed, writable row-major matrix.
+#[derive(Debug)]
+pub struct MatMut<'a> {
+    pub rows: usize,
+    pub cols: usize,
+    pub data: &'a mut [f32],
+}
+
+impl Matrix {
+    /// A `rows x cols` matrix of zeros.
+    pub fn zeros(rows: usize, cols: usize) -> Self {
+        Self { rows, cols, data: vec![0.0; rows * cols] }
+    }
+
+    /// Wraps `data` as a `rows x cols` matrix.
+    ///
+    /// # Errors
+    /// `Error::Shape` when `data.len() != rows * cols`.
+    pub fn from_vec(rows: usize, cols: usize, data: Vec<f32>) -> Result<Self> {
+        ensure_shape(data.len() == rows * cols, || {
+            format!("expected {rows}x{cols} = {} values, got {}", rows * cols, data.len())
+        })?;
+        Ok(Self { rows, cols, data })
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    pub fn as_slice(&self) -> &[f32] {
+        &self.data
+    }
+
+    pub fn as_mut_slice(&mut self) -> &mut [f32] {
+        &mut self.data
+    }
+
+    pub fn into_vec(self) -> Vec<f32> {
+        self.data
+    }
+
+    pub fn view(&self) -> MatRef<'_> {
+        MatRef { rows: self.rows, cols: self.cols, data: &self.data }
+    }
+
+    pub fn view_mut(&mut self) -> MatMut<'_> {
+        MatMut { rows: self.rows, cols: self.cols, data: &mut self.data }
+    }
+
+    /// Sets the row count, keeping the column count. Reuses the allocation when
+    /// it is large enough; new entries are zero, existing ones are unspecified
+    /// for the caller (workspaces overwrite them).
+    pub fn resize_rows(&mut self, rows: usize) {
+        if rows != self.rows {
+            self.data.resize(rows * self.cols, 0.0);
+            self.rows = rows;
+        }
+    }
+
+    /// Sets both dimensions, reusing the allocation when it is large enough.
+    pub fn reshape_for(&mut self, rows: usize, cols: usize) {
+        self.data.resize(rows * cols, 0.0);
+        self.rows = rows;
+        self.cols = cols;
+    }
+}
+
+impl<'a> MatRef<'a> {
+    /// Views `data` as `rows x cols`.
+    ///
+    /// # Errors
+    /// `Error::Shape` when `data.len() != rows * cols`.
+    pub fn new(rows: usize, cols: usize, data: &'a [f32]) -> Result<Self> {
+        ensure_shape(data.len() == rows * cols, || {
+            format!("expected {rows}x{cols} = {} values, got {}", rows * cols, data.len())
+        })?;
+        Ok(Self { rows, cols, data })
+    }
+
+    /// Row `r` as a slice.
+    pub fn row(&self, r: usize) -> &'a [f32] {
+        &self.data[r * self.cols..(r + 1) * self.cols]
+    }
+
+    /// Rows `start..end` as a view (no copy).
+    pub fn rows_range(&self, start: usize, end: usize) -> MatRef<'a> {
+        MatRef { rows: end - start, cols: self.cols, data: &self.data[start * self.cols..end * self.cols] }
+    }
+}
+
+impl<'a> MatMut<'a> {
+    /// Views `data` as a writable `rows x cols` matrix.
+    ///
+    /// # Errors
+    /// `Error::Shape` when `data.len() != rows * cols`.
+    pub fn new(rows: usize, cols: usize, data: &'a mut [f32]) -> Result<Self> {
+        ensure_shape(data.len() == rows * cols, || {
+            format!("expected {rows}x{cols} = {} values, got {}", rows * cols, data.len())
+        })?;
+        Ok(Self { rows, cols, data })
+    }
+
+    pub fn as_ref(&self) -> MatRef<'_> {
+        MatRef { rows: self.rows, cols: self.cols, data: self.data }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_vec_checks_length() {
+        assert!(Matrix::from_vec(2, 3, vec![0.0; 5]).is_err());
+        let m = Matrix::from_vec(2, 3, (0..6).map(|v| v as f32).collect()).unwrap();
+        assert_eq!(m.view().row(1), &[3.0, 4.0, 5.0]);
+        assert_eq!(m.view().rows_range(1, 2).data, &[3.0, 4.0, 5.0]);
+    }
+
+    #[test]
+    fn resize_keeps_columns() {
+        let mut m = Matrix::zeros(2, 4);
+        m.resize_rows(5);
+        assert_eq!((m.rows(), m.cols(), m.as_slice().len()), (5, 4, 20));
+        m.resize_rows(1);
+        assert_eq!(m.as_slice().len(), 4);
+    }
+}
