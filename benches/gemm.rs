@@ -1,1 +1,107 @@
-fn main(){}
+//! Matrix-product throughput of `ferronn::kernels::gemm::matmul` (the `gemm`
+//! crate underneath), on square sizes and on the three products a dense layer
+//! of a 784-256 MLP runs per step at batch 128.
+//!
+//! Run: `cargo bench --bench gemm`. With `--features bench-faer` the same shapes
+//! also run through faer 0.22's `matmul`, in the same thread pool, so the two
+//! crates can be compared in one report. Throughput is reported in elements of
+//! 2·m·n·k, so criterion's "elem/s" reads directly as FLOP/s.
+
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use ferronn::kernels::gemm::{matmul, Op};
+use ferronn::tensor::Matrix;
+use ferronn::threads;
+
+const THREADS: usize = 2;
+
+/// A deterministic matrix with entries in [-1, 1) (no RNG: the values do not
+/// matter for speed, only that they are not all zero or denormal).
+fn filled(rows: usize, cols: usize, seed: u32) -> Matrix {
+    let data = (0..rows * cols)
+        .map(|i| (((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 16) % 2000) as f32 / 1000.0 - 1.0)
+        .collect();
+    Matrix::from_vec(rows, cols, data).expect("length matches shape")
+}
+
+/// One product `c = op_a(a) · op_b(b)` with its label: a is stored `a_shape`,
+/// b is stored `b_shape` (row-major), as a dense layer stores them.
+struct Case {
+    name: &'static str,
+    a_shape: (usize, usize),
+    op_a: Op,
+    b_shape: (usize, usize),
+    op_b: Op,
+}
+
+impl Case {
+    fn square(name: &'static str, n: usize) -> Self {
+        Case { name, a_shape: (n, n), op_a: Op::N, b_shape: (n, n), op_b: Op::N }
+    }
+
+    /// (m, k, n) of the product.
+    fn mkn(&self) -> (usize, usize, usize) {
+        let (m, k) = if self.op_a == Op::N { self.a_shape } else { (self.a_shape.1, self.a_shape.0) };
+        let n = if self.op_b == Op::N { self.b_shape.1 } else { self.b_shape.0 };
+        (m, k, n)
+    }
+
+    fn flops(&self) -> u64 {
+        let (m, k, n) = self.mkn();
+        2 * (m * k * n) as u64
+    }
+}
+
+fn cases() -> Vec<Case> {
+    vec![
+        Case::square("square_256", 256),
+        Case::square("square_512", 512),
+        Case::square("square_1024", 1024),
+        // Forward: y = x·W, x 128×784, W 784×256.
+        Case { name: "dense_fwd_xW_128x784x256", a_shape: (128, 784), op_a: Op::N, b_shape: (784, 256), op_b: Op::N },
+        // Weight gradient: dW = xᵀ·dy, x 128×784, dy 128×256.
+        Case { name: "dense_dW_xTdy_784x128x256", a_shape: (128, 784), op_a: Op::T, b_shape: (128, 256), op_b: Op::N },
+        // Input gradient: dx = dy·Wᵀ, dy 128×256, W 784×256.
+        Case { name: "dense_dx_dyWT_128x256x784", a_shape: (128, 256), op_a: Op::N, b_shape: (784, 256), op_b: Op::T },
+    ]
+}
+
+fn bench_gemm(c: &mut Criterion) {
+    threads::set_num_threads(THREADS).expect("start the thread pool");
+    let mut group = c.benchmark_group("matmul");
+    group.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
+    for case in cases() {
+        let a = filled(case.a_shape.0, case.a_shape.1, 1);
+        let b = filled(case.b_shape.0, case.b_shape.1, 2);
+        let (m, _, n) = case.mkn();
+        let mut out = Matrix::zeros(m, n);
+        group.throughput(Throughput::Elements(case.flops()));
+
+        group.bench_function(BenchmarkId::new("ferronn_gemm", case.name), |bench| {
+            bench.iter(|| {
+                threads::install(|| matmul(a.view(), case.op_a, b.view(), case.op_b, out.view_mut(), false))
+                    .expect("shapes agree")
+            })
+        });
+
+        #[cfg(feature = "bench-faer")]
+        group.bench_function(BenchmarkId::new("faer", case.name), |bench| {
+            use faer::{Accum, MatMut, MatRef, Par};
+            let view = |m: &Matrix, op: Op| {
+                let r = MatRef::from_row_major_slice(m.as_slice(), m.rows(), m.cols());
+                if op == Op::T { r.transpose() } else { r }
+            };
+            bench.iter(|| {
+                threads::install(|| {
+                    let dst = MatMut::from_row_major_slice_mut(out.as_mut_slice(), m, n);
+                    faer::linalg::matmul::matmul(dst, Accum::Replace, view(&a, case.op_a), view(&b, case.op_b), 1.0f32, Par::rayon(THREADS));
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_gemm);
+criterion_main!(benches);

@@ -1,1 +1,53 @@
-fn main(){}
+//! One `Network::train_step` (forward, fused softmax cross-entropy, backward,
+//! Adam update) of a 784-256-128-10 ReLU MLP at batch 32, 128 and 512, on two
+//! threads. This is the Rust-only cost of a step: compare it with the per-batch
+//! time of `model.fit` in `benches/compare.py` to see the Python overhead.
+//!
+//! Run: `cargo bench --bench train_step`.
+
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use ferronn::loss::Targets;
+use ferronn::network::{Network, NetworkSpec};
+use ferronn::tensor::Matrix;
+use ferronn::threads;
+
+const THREADS: usize = 2;
+
+const SPEC: &str = r#"{"input_dim":784,"layers":[
+    {"type":"dense","units":256,"activation":"relu"},
+    {"type":"dense","units":128,"activation":"relu"},
+    {"type":"dense","units":10}],
+  "loss":"cross_entropy",
+  "optimizer":{"name":"adam","lr":0.001,"beta1":0.9,"beta2":0.999,"eps":1e-8,"weight_decay":0.0},
+  "seed":0}"#;
+
+/// Inputs in [-1, 1) and labels in 0..10 from a fixed integer hash: the values
+/// do not matter for speed, only that they are finite and not all equal.
+fn batch(rows: usize) -> (Matrix, Vec<i64>) {
+    let hash = |i: usize, salt: u32| (i as u32).wrapping_mul(2_654_435_761).wrapping_add(salt) >> 16;
+    let x = (0..rows * 784).map(|i| (hash(i, 7) % 2000) as f32 / 1000.0 - 1.0).collect();
+    let labels = (0..rows).map(|i| (hash(i, 11) % 10) as i64).collect();
+    (Matrix::from_vec(rows, 784, x).expect("length matches shape"), labels)
+}
+
+fn bench_train_step(c: &mut Criterion) {
+    threads::set_num_threads(THREADS).expect("start the thread pool");
+    let mut group = c.benchmark_group("train_step_784_256_128_10");
+    group.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
+    for &rows in &[32usize, 128, 512] {
+        let spec: NetworkSpec = serde_json::from_str(SPEC).expect("valid spec");
+        let mut net = Network::new(spec).expect("valid network");
+        let (x, labels) = batch(rows);
+        // Throughput in samples, so criterion's "elem/s" reads as samples/s.
+        group.throughput(Throughput::Elements(rows as u64));
+        group.bench_function(BenchmarkId::new("adam_cross_entropy", format!("batch_{rows}")), |bench| {
+            bench.iter(|| threads::install(|| net.train_step(x.view(), Targets::Labels(&labels))).expect("valid batch"))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_train_step);
+criterion_main!(benches);

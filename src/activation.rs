@@ -7,6 +7,7 @@
 //! `PAR_THRESHOLD` elements is split into fixed-size chunks; every element is
 //! computed independently, so the result is bit-identical for any thread count.
 
+use multiversion::multiversion;
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
@@ -20,9 +21,10 @@ const INV_SQRT_2PI: f32 = 0.5 * std::f32::consts::FRAC_2_SQRT_PI * std::f32::con
 const GELU_CUBIC: f32 = 0.044_715;
 
 /// Every name [`Activation::from_name`] accepts, aliases included.
+#[rustfmt::skip]
 pub const ACTIVATION_NAMES: [&str; 12] = [
-    "identity", "linear", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "gelu_tanh", "silu", "swish",
-    "softplus",
+    "identity", "linear", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "gelu_tanh",
+    "silu", "swish", "softplus",
 ];
 
 /// An elementwise activation function.
@@ -59,111 +61,86 @@ pub enum Activation {
     Softplus,
 }
 
-/// Expands `$body` once per activation with `$f` bound to its scalar function,
-/// so that each arm's loop is monomorphised (and vectorised) on its own.
-macro_rules! with_forward_fn {
-    ($act:expr, |$f:ident| $body:expr) => {
+#[inline(always)]
+fn gelu(v: f32) -> f32 {
+    v * math::normal_cdf(v)
+}
+
+#[inline(always)]
+fn gelu_grad(z: f32, _y: f32) -> f32 {
+    math::normal_cdf(z) + z * INV_SQRT_2PI * math::exp(-0.5 * z * z)
+}
+
+#[inline(always)]
+fn gelu_tanh(v: f32) -> f32 {
+    // 1 + tanh(u) = 2σ(2u): the same function, without cancellation for v ≪ 0.
+    v * math::sigmoid(2.0 * SQRT_2_OVER_PI * (v + GELU_CUBIC * v * v * v))
+}
+
+#[inline(always)]
+fn gelu_tanh_grad(z: f32, _y: f32) -> f32 {
+    // Beyond ±20 the derivative is exactly 1 or 0 in f32; clamping keeps z³ and
+    // z² from overflowing into inf·0 = NaN for absurd inputs.
+    let z = z.clamp(-20.0, 20.0);
+    let z2 = z * z;
+    let s = math::sigmoid(2.0 * SQRT_2_OVER_PI * (z + GELU_CUBIC * z2 * z));
+    s + z * (s * (1.0 - s)) * (2.0 * SQRT_2_OVER_PI) * (1.0 + 3.0 * GELU_CUBIC * z2)
+}
+
+#[inline(always)]
+fn silu(v: f32) -> f32 {
+    v * math::sigmoid(v)
+}
+
+#[inline(always)]
+fn silu_grad(z: f32, _y: f32) -> f32 {
+    let s = math::sigmoid(z);
+    s * (1.0 + z * (1.0 - s))
+}
+
+/// Calls `$kernel(args.., f)` with `f` the activation's scalar function, one
+/// `match` arm per activation, so that each arm's loop is monomorphised (and
+/// vectorised) on its own rather than branching per element.
+macro_rules! dispatch_forward {
+    ($act:expr, $kernel:ident($($arg:expr),*)) => {
         match $act {
-            Activation::Identity => {
-                let $f = |v: f32| v;
-                $body
-            }
-            Activation::Sigmoid => {
-                let $f = math::sigmoid;
-                $body
-            }
-            Activation::Tanh => {
-                let $f = math::tanh;
-                $body
-            }
-            Activation::Relu => {
-                // Written as a select rather than `max` so that NaN propagates.
-                let $f = |v: f32| if v < 0.0 { 0.0 } else { v };
-                $body
-            }
-            Activation::LeakyRelu { alpha } => {
-                let $f = move |v: f32| if v > 0.0 { v } else { alpha * v };
-                $body
-            }
-            Activation::Elu { alpha } => {
-                let $f = move |v: f32| if v > 0.0 { v } else { alpha * math::expm1(v) };
-                $body
-            }
-            Activation::Gelu => {
-                let $f = |v: f32| v * math::normal_cdf(v);
-                $body
-            }
-            Activation::GeluTanh => {
-                // 1 + tanh(u) = 2σ(2u): same function, but no cancellation for v ≪ 0.
-                let $f = |v: f32| v * math::sigmoid(2.0 * SQRT_2_OVER_PI * (v + GELU_CUBIC * v * v * v));
-                $body
-            }
-            Activation::Silu => {
-                let $f = |v: f32| v * math::sigmoid(v);
-                $body
-            }
-            Activation::Softplus => {
-                let $f = math::softplus;
-                $body
-            }
+            Activation::Identity => $kernel($($arg,)* |v: f32| v),
+            Activation::Sigmoid => $kernel($($arg,)* math::sigmoid),
+            Activation::Tanh => $kernel($($arg,)* math::tanh),
+            // A select rather than `max`, so that NaN propagates.
+            Activation::Relu => $kernel($($arg,)* |v: f32| if v < 0.0 { 0.0 } else { v }),
+            Activation::LeakyRelu { alpha } => $kernel($($arg,)* move |v: f32| if v > 0.0 { v } else { alpha * v }),
+            Activation::Elu { alpha } => $kernel($($arg,)* move |v: f32| if v > 0.0 { v } else { alpha * math::expm1(v) }),
+            Activation::Gelu => $kernel($($arg,)* gelu),
+            Activation::GeluTanh => $kernel($($arg,)* gelu_tanh),
+            Activation::Silu => $kernel($($arg,)* silu),
+            Activation::Softplus => $kernel($($arg,)* math::softplus),
         }
     };
 }
 
-/// Like `with_forward_fn!`, for f'(z) given z and y = f(z). Identity has no
-/// arm: its derivative is 1 and callers skip the loop.
-macro_rules! with_derivative_fn {
-    ($act:expr, |$d:ident| $body:expr) => {
+/// Like `dispatch_forward!`, with f'(z) given z and y = f(z). Identity does
+/// nothing: its derivative is 1.
+macro_rules! dispatch_derivative {
+    ($act:expr, $kernel:ident($($arg:expr),*)) => {
         match $act {
             Activation::Identity => {}
-            Activation::Sigmoid => {
-                let $d = |_z: f32, y: f32| y * (1.0 - y);
-                $body
-            }
-            Activation::Tanh => {
-                let $d = |_z: f32, y: f32| 1.0 - y * y;
-                $body
-            }
-            Activation::Relu => {
-                let $d = |z: f32, _y: f32| if z > 0.0 { 1.0 } else { 0.0 };
-                $body
-            }
-            Activation::LeakyRelu { alpha } => {
-                let $d = move |z: f32, _y: f32| if z > 0.0 { 1.0 } else { alpha };
-                $body
-            }
-            Activation::Elu { alpha } => {
-                let $d = move |z: f32, y: f32| if z > 0.0 { 1.0 } else { y + alpha };
-                $body
-            }
-            Activation::Gelu => {
-                let $d = |z: f32, _y: f32| math::normal_cdf(z) + z * INV_SQRT_2PI * math::exp(-0.5 * z * z);
-                $body
-            }
-            Activation::GeluTanh => {
-                // Beyond ±20 the derivative is exactly 1 or 0 in f32; clamping keeps
-                // z³ and z² from overflowing into inf·0 = NaN for absurd inputs.
-                let $d = |z: f32, _y: f32| {
-                    let z = z.clamp(-20.0, 20.0);
-                    let z2 = z * z;
-                    let s = math::sigmoid(2.0 * SQRT_2_OVER_PI * (z + GELU_CUBIC * z2 * z));
-                    s + z * (s * (1.0 - s)) * (2.0 * SQRT_2_OVER_PI) * (1.0 + 3.0 * GELU_CUBIC * z2)
-                };
-                $body
-            }
-            Activation::Silu => {
-                let $d = |z: f32, _y: f32| {
-                    let s = math::sigmoid(z);
-                    s * (1.0 + z * (1.0 - s))
-                };
-                $body
-            }
-            Activation::Softplus => {
-                let $d = |z: f32, _y: f32| math::sigmoid(z);
-                $body
-            }
+            Activation::Sigmoid => $kernel($($arg,)* |_z: f32, y: f32| y * (1.0 - y)),
+            Activation::Tanh => $kernel($($arg,)* |_z: f32, y: f32| 1.0 - y * y),
+            Activation::Relu => $kernel($($arg,)* |z: f32, _y: f32| if z > 0.0 { 1.0 } else { 0.0 }),
+            Activation::LeakyRelu { alpha } => $kernel($($arg,)* move |z: f32, _y: f32| if z > 0.0 { 1.0 } else { alpha }),
+            Activation::Elu { alpha } => $kernel($($arg,)* move |z: f32, y: f32| if z > 0.0 { 1.0 } else { y + alpha }),
+            Activation::Gelu => $kernel($($arg,)* gelu_grad),
+            Activation::GeluTanh => $kernel($($arg,)* gelu_tanh_grad),
+            Activation::Silu => $kernel($($arg,)* silu_grad),
+            Activation::Softplus => $kernel($($arg,)* |z: f32, _y: f32| math::sigmoid(z)),
         }
     };
+}
+
+#[inline(always)]
+fn apply_one(x: f32, f: impl Fn(f32) -> f32) -> f32 {
+    f(x)
 }
 
 #[inline(always)]
@@ -192,22 +169,22 @@ fn scale_by_derivative(z: &[f32], y: &[f32], grad: &mut [f32], d: impl Fn(f32, f
     }
 }
 
-#[multiversion::multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
 fn forward_chunk(act: Activation, x: &[f32], out: &mut [f32]) {
-    with_forward_fn!(act, |f| map_into(x, out, f))
+    dispatch_forward!(act, map_into(x, out))
 }
 
-#[multiversion::multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
 fn bias_activate_chunk(act: Activation, z: &mut [f32], bias: &[f32], out: &mut [f32]) {
-    with_forward_fn!(act, |f| bias_rows(z, bias, out, f))
+    dispatch_forward!(act, bias_rows(z, bias, out))
 }
 
-#[multiversion::multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
 fn backward_chunk(act: Activation, z: &[f32], y: &[f32], grad: &mut [f32]) {
-    with_derivative_fn!(act, |d| scale_by_derivative(z, y, grad, d))
+    dispatch_derivative!(act, scale_by_derivative(z, y, grad))
 }
 
-#[multiversion::multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
 fn add_bias_chunk(z: &mut [f32], bias: &[f32]) {
     for zr in z.chunks_exact_mut(bias.len()) {
         for (zv, &b) in zr.iter_mut().zip(bias) {
@@ -231,7 +208,8 @@ pub fn add_bias(z: &mut [f32], bias: &[f32]) {
     }
     debug_assert_eq!(z.len() % bias.len(), 0, "z is not a whole number of rows");
     if parallel_for(z.len()) {
-        z.par_chunks_mut(row_chunk(bias.len())).for_each(|zc| add_bias_chunk(zc, bias));
+        z.par_chunks_mut(row_chunk(bias.len()))
+            .for_each(|zc| add_bias_chunk(zc, bias));
     } else {
         add_bias_chunk(z, bias);
     }
@@ -255,8 +233,12 @@ impl Activation {
             "sigmoid" => Activation::Sigmoid,
             "tanh" => Activation::Tanh,
             "relu" => Activation::Relu,
-            "leaky_relu" => Activation::LeakyRelu { alpha: alpha.unwrap_or(0.01) },
-            "elu" => Activation::Elu { alpha: alpha.unwrap_or(1.0) },
+            "leaky_relu" => Activation::LeakyRelu {
+                alpha: alpha.unwrap_or(0.01),
+            },
+            "elu" => Activation::Elu {
+                alpha: alpha.unwrap_or(1.0),
+            },
             "gelu" => Activation::Gelu,
             "gelu_tanh" => Activation::GeluTanh,
             "silu" | "swish" => Activation::Silu,
@@ -309,12 +291,15 @@ impl Activation {
     /// Whether He (Kaiming) initialisation suits this function (the ReLU-like,
     /// non-symmetric ones) rather than Xavier (identity, sigmoid, tanh).
     pub fn is_relu_family(&self) -> bool {
-        !matches!(self, Activation::Identity | Activation::Sigmoid | Activation::Tanh)
+        !matches!(
+            self,
+            Activation::Identity | Activation::Sigmoid | Activation::Tanh
+        )
     }
 
     /// f(x) for one value (the same arithmetic as the slice kernels).
     pub fn apply(&self, x: f32) -> f32 {
-        with_forward_fn!(*self, |f| f(x))
+        dispatch_forward!(*self, apply_one(x))
     }
 
     /// `out[i] = f(x[i])`.
@@ -322,7 +307,7 @@ impl Activation {
     /// # Shapes
     /// `x` and `out` have the same length.
     pub fn forward(&self, x: &[f32], out: &mut [f32]) {
-        debug_assert_eq!(x.len(), out.len(), "forward: input and output lengths differ");
+        debug_assert_eq!(x.len(), out.len(), "forward: lengths differ");
         if parallel_for(x.len()) {
             x.par_chunks(PAR_CHUNK)
                 .zip(out.par_chunks_mut(PAR_CHUNK))
@@ -343,8 +328,8 @@ impl Activation {
         if bias.is_empty() {
             return;
         }
-        debug_assert_eq!(z.len(), out.len(), "add_bias_activate: z and out lengths differ");
-        debug_assert_eq!(z.len() % bias.len(), 0, "add_bias_activate: z is not a whole number of rows");
+        debug_assert_eq!(z.len(), out.len(), "z and out lengths differ");
+        debug_assert_eq!(z.len() % bias.len(), 0, "z is not whole rows");
         if parallel_for(z.len()) {
             let chunk = row_chunk(bias.len());
             z.par_chunks_mut(chunk)
@@ -382,37 +367,35 @@ impl Activation {
 mod tests {
     use super::*;
 
+    fn parse(name: &str, alpha: Option<f32>) -> Result<Activation> {
+        Activation::from_name(name, alpha)
+    }
+
     #[test]
-    fn names_round_trip_and_aliases() {
+    fn names_aliases_and_errors() {
         for name in ACTIVATION_NAMES {
-            let act = Activation::from_name(name, None).unwrap();
-            assert_eq!(Activation::from_name(act.name(), act.alpha()).unwrap(), act);
+            let act = parse(name, None).unwrap();
+            assert_eq!(parse(act.name(), act.alpha()).unwrap(), act);
+            let he = !matches!(name, "identity" | "linear" | "sigmoid" | "tanh");
+            assert_eq!(act.is_relu_family(), he, "{name}");
         }
-        assert_eq!(Activation::from_name("SWISH", None).unwrap(), Activation::Silu);
-        assert_eq!(Activation::from_name("Linear", None).unwrap(), Activation::Identity);
-        assert_eq!(Activation::from_name("leaky_relu", None).unwrap(), Activation::LeakyRelu { alpha: 0.01 });
-        assert_eq!(Activation::from_name("elu", Some(0.5)).unwrap(), Activation::Elu { alpha: 0.5 });
-    }
-
-    #[test]
-    fn bad_names_and_alphas_are_rejected() {
-        match Activation::from_name("relu6", None) {
-            Err(Error::UnknownName(msg)) => assert!(msg.contains("relu6") && msg.contains("gelu_tanh")),
-            other => panic!("expected UnknownName, got {other:?}"),
-        }
-        assert!(matches!(Activation::from_name("relu", Some(0.1)), Err(Error::Config(_))));
-        assert!(matches!(Activation::from_name("elu", Some(f32::NAN)), Err(Error::Config(_))));
-        assert!(matches!(Activation::from_name("leaky_relu", Some(f32::INFINITY)), Err(Error::Config(_))));
-    }
-
-    #[test]
-    fn relu_family_split() {
-        let family: Vec<&str> = ACTIVATION_NAMES
-            .iter()
-            .filter(|n| Activation::from_name(n, None).unwrap().is_relu_family())
-            .copied()
-            .collect();
-        assert_eq!(family, ["relu", "leaky_relu", "elu", "gelu", "gelu_tanh", "silu", "swish", "softplus"]);
+        assert_eq!(parse("SWISH", None).unwrap(), Activation::Silu);
+        assert_eq!(parse("Linear", None).unwrap(), Activation::Identity);
+        let leaky = parse("leaky_relu", None).unwrap();
+        assert_eq!(leaky, Activation::LeakyRelu { alpha: 0.01 });
+        assert_eq!(
+            parse("elu", Some(0.5)).unwrap(),
+            Activation::Elu { alpha: 0.5 }
+        );
+        let msg = parse("relu6", None).unwrap_err().to_string();
+        assert!(msg.contains("relu6") && msg.contains("gelu_tanh"), "{msg}");
+        assert!(matches!(parse("relu", Some(0.1)), Err(Error::Config(_))));
+        assert!(matches!(
+            parse("elu", Some(f32::NAN)),
+            Err(Error::Config(_))
+        ));
+        let inf = parse("leaky_relu", Some(f32::INFINITY));
+        assert!(matches!(inf, Err(Error::Config(_))));
     }
 
     #[test]

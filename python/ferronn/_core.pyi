@@ -1,14 +1,28 @@
 # Type stubs for the Rust extension module ferronn._core (checked by mypy.stubtest in the tests).
-from typing import Optional, Union
+from typing import Optional, Union, final
 
 import numpy as np
 import numpy.typing as npt
 
+__all__ = [
+    "__version__",
+    "Network",
+    "activation_backward",
+    "activation_forward",
+    "get_num_threads",
+    "log_softmax_rows",
+    "loss_and_grad",
+    "set_num_threads",
+    "softmax_backward",
+    "softmax_rows",
+]
+
 __version__: str
 
-Stats = tuple[float, int, int, int]
-Targets = Union[npt.NDArray[np.int64], npt.NDArray[np.float32]]
+_Stats = tuple[float, int, int, int]
+_Targets = Union[npt.NDArray[np.int64], npt.NDArray[np.float32]]
 
+@final
 class Network:
     def __new__(cls, spec_json: str) -> "Network": ...
     @property
@@ -25,11 +39,11 @@ class Network:
     def lr(self) -> float: ...
     @lr.setter
     def lr(self, value: float) -> None: ...
-    def train_step(self, x: npt.NDArray[np.float32], y: Targets) -> Stats: ...
+    def train_step(self, x: npt.NDArray[np.float32], y: _Targets) -> _Stats: ...
     def train_epoch(
-        self, x: npt.NDArray[np.float32], y: Targets, batch_size: int, shuffle: bool, seed: int, epoch: int
-    ) -> Stats: ...
-    def evaluate(self, x: npt.NDArray[np.float32], y: Targets) -> Stats: ...
+        self, x: npt.NDArray[np.float32], y: _Targets, batch_size: int, shuffle: bool, seed: int, epoch: int
+    ) -> _Stats: ...
+    def evaluate(self, x: npt.NDArray[np.float32], y: _Targets) -> _Stats: ...
     def predict(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]: ...
     def params(self) -> list[tuple[str, npt.NDArray[np.float32]]]: ...
     def grads(self) -> list[tuple[str, npt.NDArray[np.float32]]]: ...
@@ -55,4 +69,4 @@ def log_softmax_rows(x: npt.NDArray[np.float32], temperature: float = 1.0) -> np
 def softmax_backward(
     x: npt.NDArray[np.float32], dy: npt.NDArray[np.float32], temperature: float = 1.0, log: bool = False
 ) -> npt.NDArray[np.float32]: ...
-def loss_and_grad(name: str, output: npt.NDArray[np.float32], y: Targets) -> tuple[float, npt.NDArray[np.float32]]: ...
+def loss_and_grad(name: str, output: npt.NDArray[np.float32], y: _Targets) -> tuple[float, npt.NDArray[np.float32]]: ...

@@ -7,6 +7,7 @@
 //! the summation order depends only on the row length, never on the CPU's
 //! vector width or the thread count, so results are bit-reproducible.
 
+use multiversion::multiversion;
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
@@ -31,6 +32,11 @@ pub fn check_temperature(temperature: f32) -> Result<()> {
 
 #[inline(always)]
 fn row_max(x: &[f32]) -> f32 {
+    let pick = |m: f32, &v: &f32| if v > m { v } else { m };
+    if x.len() < LANES {
+        // Short rows (e.g. 10 classes) would otherwise pay for folding 16 idle lanes.
+        return x.iter().fold(f32::NEG_INFINITY, pick);
+    }
     let mut acc = [f32::NEG_INFINITY; LANES];
     let mut chunks = x.chunks_exact(LANES);
     for c in &mut chunks {
@@ -40,7 +46,7 @@ fn row_max(x: &[f32]) -> f32 {
     }
     acc.iter()
         .chain(chunks.remainder())
-        .fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m })
+        .fold(f32::NEG_INFINITY, pick)
 }
 
 #[inline(always)]
@@ -59,6 +65,9 @@ fn fold_lanes(acc: [f32; LANES], tail: f32) -> f32 {
 
 #[inline(always)]
 fn row_sum(x: &[f32]) -> f32 {
+    if x.len() < LANES {
+        return x.iter().sum();
+    }
     let mut acc = [0.0f32; LANES];
     let mut chunks = x.chunks_exact(LANES);
     for c in &mut chunks {
@@ -71,6 +80,9 @@ fn row_sum(x: &[f32]) -> f32 {
 
 #[inline(always)]
 fn row_dot(a: &[f32], b: &[f32]) -> f32 {
+    if a.len() < LANES {
+        return a.iter().zip(b).map(|(&u, &v)| u * v).sum();
+    }
     let mut acc = [0.0f32; LANES];
     let mut ca = a.chunks_exact(LANES);
     let mut cb = b.chunks_exact(LANES);
@@ -79,7 +91,12 @@ fn row_dot(a: &[f32], b: &[f32]) -> f32 {
             *s += u * v;
         }
     }
-    let tail = ca.remainder().iter().zip(cb.remainder()).map(|(&u, &v)| u * v).sum();
+    let tail = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(&u, &v)| u * v)
+        .sum();
     fold_lanes(acc, tail)
 }
 
@@ -115,7 +132,7 @@ fn log_softmax_rows_with(x: &[f32], cols: usize, out: &mut [f32], scale: impl Fn
     }
 }
 
-#[multiversion::multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
 fn softmax_block(x: &[f32], cols: usize, t: f32, out: &mut [f32], log: bool) {
     match (log, t == 1.0) {
         (false, true) => softmax_rows_with(x, cols, out, |v| v),
@@ -125,7 +142,7 @@ fn softmax_block(x: &[f32], cols: usize, t: f32, out: &mut [f32], log: bool) {
     }
 }
 
-#[multiversion::multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
 fn softmax_backward_block(y: &[f32], dy: &[f32], cols: usize, t: f32, dx: &mut [f32]) {
     let rows = y.chunks_exact(cols).zip(dy.chunks_exact(cols));
     for ((yr, dyr), dxr) in rows.zip(dx.chunks_exact_mut(cols)) {
@@ -136,7 +153,7 @@ fn softmax_backward_block(y: &[f32], dy: &[f32], cols: usize, t: f32, dx: &mut [
     }
 }
 
-#[multiversion::multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
 fn log_softmax_backward_block(logy: &[f32], dy: &[f32], cols: usize, t: f32, dx: &mut [f32]) {
     let rows = logy.chunks_exact(cols).zip(dy.chunks_exact(cols));
     for ((lr, dyr), dxr) in rows.zip(dx.chunks_exact_mut(cols)) {
@@ -156,9 +173,20 @@ fn forward(x: &[f32], cols: usize, temperature: f32, out: &mut [f32], log: bool)
     if cols == 0 {
         return;
     }
-    debug_assert_eq!(x.len(), out.len(), "softmax: input and output lengths differ");
-    debug_assert_eq!(x.len() % cols, 0, "softmax: input is not a whole number of rows");
-    debug_assert!(temperature.is_finite() && temperature > 0.0, "softmax: bad temperature {temperature}");
+    debug_assert_eq!(
+        x.len(),
+        out.len(),
+        "softmax: input and output lengths differ"
+    );
+    debug_assert_eq!(
+        x.len() % cols,
+        0,
+        "softmax: input is not a whole number of rows"
+    );
+    debug_assert!(
+        temperature.is_finite() && temperature > 0.0,
+        "softmax: bad temperature {temperature}"
+    );
     if parallel_for(x.len()) {
         let chunk = row_chunk(cols);
         x.par_chunks(chunk)
@@ -201,7 +229,10 @@ pub fn softmax_backward(y: &[f32], dy: &[f32], cols: usize, temperature: f32, dx
     if cols == 0 {
         return;
     }
-    debug_assert!(y.len() == dy.len() && y.len() == dx.len(), "softmax_backward: lengths differ");
+    debug_assert!(
+        y.len() == dy.len() && y.len() == dx.len(),
+        "softmax_backward: lengths differ"
+    );
     if parallel_for(y.len()) {
         let chunk = row_chunk(cols);
         y.par_chunks(chunk)
@@ -218,17 +249,28 @@ pub fn softmax_backward(y: &[f32], dy: &[f32], cols: usize, temperature: f32, dx
 ///
 /// # Shapes
 /// As for [`softmax_backward`].
-pub fn log_softmax_backward(logy: &[f32], dy: &[f32], cols: usize, temperature: f32, dx: &mut [f32]) {
+pub fn log_softmax_backward(
+    logy: &[f32],
+    dy: &[f32],
+    cols: usize,
+    temperature: f32,
+    dx: &mut [f32],
+) {
     if cols == 0 {
         return;
     }
-    debug_assert!(logy.len() == dy.len() && logy.len() == dx.len(), "log_softmax_backward: lengths differ");
+    debug_assert!(
+        logy.len() == dy.len() && logy.len() == dx.len(),
+        "log_softmax_backward: lengths differ"
+    );
     if parallel_for(logy.len()) {
         let chunk = row_chunk(cols);
         logy.par_chunks(chunk)
             .zip(dy.par_chunks(chunk))
             .zip(dx.par_chunks_mut(chunk))
-            .for_each(|((lc, dyc), dxc)| log_softmax_backward_block(lc, dyc, cols, temperature, dxc));
+            .for_each(|((lc, dyc), dxc)| {
+                log_softmax_backward_block(lc, dyc, cols, temperature, dxc)
+            });
     } else {
         log_softmax_backward_block(logy, dy, cols, temperature, dx);
     }
@@ -253,7 +295,10 @@ mod tests {
         let x: Vec<f32> = (0..37).map(|i| i as f32).collect();
         assert_eq!(row_sum(&x), 666.0);
         assert_eq!(row_max(&x), 36.0);
-        assert_eq!(row_dot(&x, &x), (0..37).map(|i| (i * i) as f32).sum::<f32>());
+        assert_eq!(
+            row_dot(&x, &x),
+            (0..37).map(|i| (i * i) as f32).sum::<f32>()
+        );
         assert_eq!(row_max(&[]), f32::NEG_INFINITY);
     }
 

@@ -233,7 +233,6 @@ def test_fashion_mnist_class_names():
     assert ds.FASHION_MNIST_CLASSES[9] == "Ankle boot"
 
 
-@pytest.mark.skipif(not FASHION_DIR.is_dir(), reason="needs Debian package dataset-fashion-mnist")
 def test_fashion_mnist_real_files():
     (Xtr, ytr), (Xte, yte) = ds.fashion_mnist()
     assert Xtr.shape == (60000, 784) and Xte.shape == (10000, 784)
