@@ -67,6 +67,17 @@ fn cases() -> Vec<Case> {
     ]
 }
 
+/// `op(m)` as a faer view over the same row-major storage (no copy).
+#[cfg(feature = "bench-faer")]
+fn faer_view(m: &Matrix, op: Op) -> faer::MatRef<'_, f32> {
+    let r = faer::MatRef::from_row_major_slice(m.as_slice(), m.rows(), m.cols());
+    if op == Op::T {
+        r.transpose()
+    } else {
+        r
+    }
+}
+
 fn bench_gemm(c: &mut Criterion) {
     threads::set_num_threads(THREADS).expect("start the thread pool");
     let mut group = c.benchmark_group("matmul");
@@ -87,15 +98,20 @@ fn bench_gemm(c: &mut Criterion) {
 
         #[cfg(feature = "bench-faer")]
         group.bench_function(BenchmarkId::new("faer", case.name), |bench| {
-            use faer::{Accum, MatMut, MatRef, Par};
-            let view = |m: &Matrix, op: Op| {
-                let r = MatRef::from_row_major_slice(m.as_slice(), m.rows(), m.cols());
-                if op == Op::T { r.transpose() } else { r }
-            };
+            use faer::{Accum, MatMut, Par};
+            // Check once that faer computes the same product, so the timing
+            // compares equal work.
+            let want = out.as_slice().to_vec();
+            threads::install(|| {
+                let dst = MatMut::from_row_major_slice_mut(out.as_mut_slice(), m, n);
+                faer::linalg::matmul::matmul(dst, Accum::Replace, faer_view(&a, case.op_a), faer_view(&b, case.op_b), 1.0f32, Par::rayon(THREADS));
+            });
+            let worst = want.iter().zip(out.as_slice()).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+            assert!(worst < 1e-2, "faer and gemm disagree by {worst} on {}", case.name);
             bench.iter(|| {
                 threads::install(|| {
                     let dst = MatMut::from_row_major_slice_mut(out.as_mut_slice(), m, n);
-                    faer::linalg::matmul::matmul(dst, Accum::Replace, view(&a, case.op_a), view(&b, case.op_b), 1.0f32, Par::rayon(THREADS));
+                    faer::linalg::matmul::matmul(dst, Accum::Replace, faer_view(&a, case.op_a), faer_view(&b, case.op_b), 1.0f32, Par::rayon(THREADS));
                 })
             })
         });

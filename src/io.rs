@@ -7,10 +7,12 @@ use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use crate::error::{Error, Result};
+use crate::kernels::reduce::all_finite;
 use crate::network::{Network, NetworkSpec};
 
 const FORMAT: &str = "ferronn";
@@ -35,6 +37,10 @@ fn format_err(what: impl std::fmt::Display) -> Error {
 /// # Errors
 /// `Error::Format` if serialisation fails (it should not for valid networks).
 pub fn to_bytes(net: &Network, extra: &str) -> Result<Vec<u8>> {
+    // A diverged model would be written but refused by `from_bytes`; say so now.
+    if !all_finite(net.params()) {
+        return Err(Error::NonFinite("the weights contain NaN or infinity (training diverged); refusing to save them".into()));
+    }
     let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     for (name, info) in net.param_infos() {
         tensors.push((name, info.shape.clone(), to_le_bytes(&net.params()[info.offset..info.offset + info.len()])));
@@ -91,7 +97,13 @@ pub fn from_bytes(bytes: &[u8]) -> Result<(Network, String)> {
             if t.dtype() != Dtype::F32 {
                 return Err(format_err(format!("optimizer tensor '{name}' is not F32")));
             }
-            state.push((short.to_string(), from_le_bytes(t.data())));
+            let values = from_le_bytes(t.data());
+            // NaN state, or a negative second moment, would poison every later step.
+            let second_moment = short.ends_with("_sq");
+            if !all_finite(&values) || (second_moment && values.iter().any(|&v| v < 0.0)) {
+                return Err(format_err(format!("optimizer tensor '{name}' holds NaN, infinity or negative second moments")));
+            }
+            state.push((short.to_string(), values));
         }
     }
     if !state.is_empty() || steps > 0 {
@@ -108,7 +120,10 @@ pub fn from_bytes(bytes: &[u8]) -> Result<(Network, String)> {
 pub fn save(net: &Network, path: &Path, extra: &str) -> Result<()> {
     let bytes = to_bytes(net, extra)?;
     let file_name = path.file_name().ok_or_else(|| Error::Config(format!("'{}' is not a file path", path.display())))?;
-    let tmp = path.with_file_name(format!(".{}.tmp-{}", file_name.to_string_lossy(), std::process::id()));
+    // Unique per process and per call, so concurrent saves never share a temp file.
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let tmp = path.with_file_name(format!(".{}.tmp-{}-{n}", file_name.to_string_lossy(), std::process::id()));
     let result = (|| {
         let mut f = fs::File::create(&tmp)?;
         f.write_all(&bytes)?;

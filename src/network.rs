@@ -177,7 +177,11 @@ impl Network {
         Ok(())
     }
 
-    fn check(&self, x: MatRef<'_>, targets: &Targets<'_>) -> Result<()> {
+    /// Checks a dataset against the model without training on it.
+    ///
+    /// # Errors
+    /// As [`Network::train_step`].
+    pub fn check(&self, x: MatRef<'_>, targets: &Targets<'_>) -> Result<()> {
         self.check_inputs(x)?;
         self.core.loss.check_targets(targets, x.rows, self.output_dim())
     }

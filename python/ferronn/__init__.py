@@ -8,7 +8,7 @@
 """
 
 from . import _core, datasets, errors, functional, optim
-from ._core import get_num_threads, set_num_threads
+from .threads import get_num_threads, set_num_threads
 from .errors import (
     ConfigError,
     DataFormatError,

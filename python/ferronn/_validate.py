@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DTypeError, EmptyInputError, ShapeError
+from .errors import ConfigError, DTypeError, EmptyInputError, ShapeError
 
 _NUMERIC_KINDS = "biuf"
 
@@ -20,7 +20,10 @@ _NUMERIC_KINDS = "biuf"
 def _array(a: Any, name: str) -> np.ndarray:
     if a is None:
         raise ShapeError(f"{name} is None; expected an array")
-    arr = np.asarray(a)
+    try:
+        arr = np.asarray(a)
+    except ValueError as e:  # ragged nested lists
+        raise ShapeError(f"{name} is not a rectangular array: {e}") from None
     if arr.dtype.kind not in _NUMERIC_KINDS:
         raise DTypeError(f"{name} has dtype {arr.dtype}; expected a real numeric array (float or int)")
     return arr
@@ -63,6 +66,18 @@ def targets(y: Any, n_outputs: int, name: str = "y") -> np.ndarray:
     if arr.ndim != 2:
         raise ShapeError(f"{name} must be 1-D or 2-D, got shape {arr.shape}")
     return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def weights(w: Any, name: str) -> np.ndarray:
+    """A float32 C-contiguous copy of a user-supplied parameter array."""
+    return np.ascontiguousarray(_array(w, name), dtype=np.float32)
+
+
+def seed(value: Any) -> int:
+    """A seed usable by the core: an integer in [0, 2**64)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= int(value) < 2**64:
+        raise ConfigError(f"seed must be an integer in [0, 2**64), got {value!r}")
+    return int(value)
 
 
 def same_length(x: np.ndarray, y: np.ndarray) -> None:

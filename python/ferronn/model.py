@@ -91,16 +91,24 @@ class Sequential:
         return {"input_dim": int(input_dim), "layers": [layer.spec() for layer in self.layers],
                 "loss": self.loss, "optimizer": self.optimizer.config(), "seed": int(seed)}
 
+    def _new_net(self, input_dim: int, seed: Optional[int]) -> tuple[Any, int]:
+        """A freshly initialised core network and the seed it was made with."""
+        if seed is None:
+            seed = self.seed if self.seed is not None else _new_seed()
+        seed = _validate.seed(seed)
+        return _core.Network(json.dumps(self._spec(input_dim, seed), allow_nan=False)), seed
+
+    def _install(self, net: Any, seed: int) -> None:
+        self._net, self.input_dim, self.seed = net, int(net.input_dim), seed
+        self._epochs_trained = 0
+
     def build(self, input_dim: int, seed: Optional[int] = None) -> None:
         """Creates and initialises the weights for inputs of width ``input_dim``."""
         if self.loss is None:
             raise NotFittedError("call compile() before build()")
-        if seed is None:
-            seed = self.seed if self.seed is not None else _new_seed()
-        self.seed = int(seed)
-        self._net = _core.Network(json.dumps(self._spec(input_dim, self.seed)))
-        self.input_dim = int(input_dim)
-        self._epochs_trained = 0
+        if isinstance(input_dim, bool) or not isinstance(input_dim, (int, np.integer)) or input_dim < 1:
+            raise ConfigError(f"input_dim must be a positive integer, got {input_dim!r}")
+        self._install(*self._new_net(int(input_dim), seed))
 
     @property
     def built(self) -> bool:
@@ -153,17 +161,26 @@ class Sequential:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise ConfigError("validation_data must be a tuple (X_val, y_val)")
             validation = self._xy(*validation_data)
+        if seed is not None:
+            seed = _validate.seed(seed)
+        # Build into a local first and check all data before anything changes:
+        # a rejected fit leaves the model exactly as it was (even unbuilt).
+        net, net_seed = (self._net, self.seed) if self._net is not None else self._new_net(xa.shape[1], seed)
+        net.check(xa, ya)
+        if validation is not None:
+            net.check(*validation)
         if self._net is None:
-            self.build(xa.shape[1], seed)
+            self._install(net, net_seed)
         self._target_1d = np.ndim(y) == 1
-        shuffle_seed = int(seed) if seed is not None else int(self.seed or 0)
+        shuffle_seed = seed if seed is not None else int(self.seed or 0)
         return fit_loop(self, xa, ya, epochs=int(epochs), batch_size=int(batch_size), shuffle=bool(shuffle),
                         seed=shuffle_seed, validation=validation, verbose=verbose)
 
     def train_step(self, x: Any, y: Any) -> float:
         """One optimizer step on one batch; returns the batch's mean loss (before the step)."""
         net = self._require_built("train_step")
-        xa = x if (type(x) is np.ndarray and x.dtype == np.float32 and x.flags.c_contiguous) else _validate.features(x)
+        fast = type(x) is np.ndarray and x.ndim == 2 and x.dtype == np.float32 and x.flags.c_contiguous
+        xa = x if fast else _validate.features(x)
         loss_sum, samples, _, _ = net.train_step(xa, self._targets(y))
         return loss_sum / samples
 
@@ -217,7 +234,7 @@ class Sequential:
             raise ConfigError(f"expected {len(names)} arrays (one per parameter tensor), got {len(weights)}")
         staged = net.copy()
         for name, w in zip(names, weights):
-            staged.set_param(name, np.ascontiguousarray(w, dtype=np.float32))
+            staged.set_param(name, _validate.weights(w, name))
         self._net = staged  # all or nothing: the model is unchanged if any array is rejected
 
     @property

@@ -6,9 +6,10 @@ all parameters at once, inside the training step.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from .errors import UnknownNameError
+from .errors import ConfigError, UnknownNameError
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "get"]
 
@@ -20,6 +21,14 @@ class Optimizer:
 
     def __init__(self, lr: float) -> None:
         self.lr = float(lr)
+
+    def check(self) -> None:
+        """Raises ConfigError for NaN/inf settings (``compile`` calls this)."""
+        # Ranges are checked by the core when the model is built; NaN/inf must be
+        # caught here because JSON cannot carry them to the core.
+        for key, value in self.config().items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{type(self).__name__} {key} must be finite, got {value}")
 
     def config(self) -> dict[str, Any]:
         raise NotImplementedError
@@ -77,6 +86,7 @@ _BY_NAME = {"sgd": SGD, "adam": Adam, "adamw": AdamW}
 def get(spec: "str | Optimizer") -> Optimizer:
     """An optimizer from a name ("sgd", "adam", "adamw") or an instance."""
     if isinstance(spec, Optimizer):
+        spec.check()
         return spec
     if isinstance(spec, str) and spec.lower() in _BY_NAME:
         return _BY_NAME[spec.lower()]()

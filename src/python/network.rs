@@ -94,6 +94,14 @@ impl PyNetwork {
         compute(py, || net.train_epoch(x, t, batch_size, shuffle, seed, epoch)).map(stats)
     }
 
+    /// Validates `(x, y)` against the model (shapes, finiteness, labels) without using it.
+    fn check(&self, py: Python<'_>, x: PyReadonlyArray2<'_, f32>, y: &Bound<'_, PyAny>) -> PyResult<()> {
+        let y = PyTargets::extract(y)?;
+        let (x, t) = (mat(&x)?, y.view()?);
+        let net = &self.inner;
+        compute(py, || net.check(x, &t))
+    }
+
     fn evaluate(&mut self, py: Python<'_>, x: PyReadonlyArray2<'_, f32>, y: &Bound<'_, PyAny>) -> PyResult<Stats> {
         let y = PyTargets::extract(y)?;
         let (x, t) = (mat(&x)?, y.view()?);

@@ -1,0 +1,344 @@
+"""ferronn against PyTorch (and numpy's BLAS) on the CPU, in one process.
+
+    python benches/compare.py [--threads 2] [--quick]
+
+Every library gets the same thread count and the same synthetic data, and the
+timed runs are interleaved (ferronn, torch, ferronn, torch, ...) after a warm-up,
+so that a slow moment of the machine hits both sides; each number is the median
+over the repetitions.
+
+  a. training throughput (samples/s) of the same MLP, Adam(1e-3) + cross-entropy:
+     ferronn's `fit` (one Rust call per epoch) and a `train_step` loop (one Rust
+     call per batch, from Python) against an idiomatic PyTorch loop;
+  b. square float32 GEMM GFLOP/s of numpy and torch (ferronn's own GEMM has no
+     Python binding: `cargo bench --bench gemm` measures it on the same sizes);
+  c. single-sample predict latency (µs).
+
+Works without torch (its columns read "n/a").
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+from typing import Callable, Optional
+
+import numpy as np
+
+import ferronn as fn
+
+try:
+    import torch
+    import torch.nn.functional as F
+except ImportError:  # the ferronn side still runs
+    torch = None
+
+try:
+    from threadpoolctl import threadpool_info, threadpool_limits
+except ImportError:
+    threadpool_info = threadpool_limits = None
+
+N_FEATURES, N_CLASSES = 784, 10
+ENV_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
+            "MKL_NUM_THREADS", "RAYON_NUM_THREADS")
+
+
+# -- environment -------------------------------------------------------------
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def set_threads(n: int) -> object:
+    """Gives every library `n` threads; returns the threadpoolctl limiter (keep it alive)."""
+    fn.set_num_threads(n)
+    if torch is not None:
+        torch.set_num_threads(n)
+    return threadpool_limits(limits=n, user_api="blas") if threadpool_limits else None
+
+
+def print_environment(n: int) -> None:
+    print("== environment")
+    print(f"cpu          : {cpu_model()} ({os.cpu_count()} logical cores), load average {os.getloadavg()[0]:.2f}")
+    print(f"python       : {platform.python_version()}   numpy {np.__version__}   ferronn {fn.__version__}   "
+          f"torch {torch.__version__ if torch else 'not installed'}")
+    print(f"threads      : ferronn {fn.get_num_threads()}   torch {torch.get_num_threads() if torch else 'n/a'}   "
+          f"(requested {n})")
+    if threadpool_info is None:
+        print("numpy BLAS   : threadpoolctl not installed; numpy's BLAS threads are NOT pinned "
+              "(pip install threadpoolctl)")
+    else:
+        for lib in threadpool_info():
+            print(f"threadpool   : {lib.get('internal_api')} {lib.get('version')} arch={lib.get('architecture')} "
+                  f"threads={lib.get('num_threads')} ({os.path.basename(lib.get('filepath', ''))})")
+    for var in ENV_VARS:
+        print(f"env {var:<20s}: {os.environ.get(var, '(unset)')}")
+    print()
+
+
+# -- timing ------------------------------------------------------------------
+
+QUIET = {"max_wait": 60.0, "busy_rounds": 0, "rounds": 0}
+
+
+def cpu_busy(interval: float = 0.25) -> float:
+    """Fraction of all cores busy over `interval` s (this process sleeps meanwhile)."""
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return v[3] + v[4], sum(v)
+    try:
+        idle0, total0 = sample()
+        time.sleep(interval)
+        idle1, total1 = sample()
+    except OSError:
+        return 0.0
+    return 1.0 - (idle1 - idle0) / max(1, total1 - total0)
+
+
+def wait_quiet() -> None:
+    """Waits (up to --max-wait s) until other processes leave the cores idle.
+
+    On a shared 2-core machine a concurrent build halves any timing, and spinning
+    thread pools (OpenMP, OpenBLAS) suffer far more than others; so each round of
+    runs starts only on an idle machine, and rounds that could not are counted.
+    """
+    QUIET["rounds"] += 1
+    deadline = time.monotonic() + QUIET["max_wait"]
+    while cpu_busy() > 0.10:
+        if time.monotonic() > deadline:
+            QUIET["busy_rounds"] += 1
+            return
+
+
+def interleaved(runs: dict[str, Optional[Callable[[], float]]], reps: int, warmup: int) -> dict[str, list[float]]:
+    """Calls each run in turn, `warmup` untimed rounds then `reps` rounds.
+
+    A run returns the seconds of its timed part (so untimed setup can precede it).
+    Runs that are None (library missing) are skipped.
+    """
+    live = {k: f for k, f in runs.items() if f is not None}
+    for _ in range(warmup):
+        for f in live.values():
+            f()
+    times: dict[str, list[float]] = {k: [] for k in live}
+    for _ in range(reps):
+        wait_quiet()
+        for k, f in live.items():
+            times[k].append(f())
+    return times
+
+
+def fmt(x: Optional[float], spec: str = ",.0f") -> str:
+    return "n/a" if x is None else format(x, spec)
+
+
+def ratio(a: Optional[float], b: Optional[float]) -> str:
+    return "n/a" if a is None or b is None else f"{a / b:.2f}x"
+
+
+def print_table(title: str, header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    line = "  ".join("-" * w for w in widths)
+    print(f"== {title}")
+    print("  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths))))
+    print(line)
+    for r in rows:
+        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
+    print()
+
+
+# -- models ------------------------------------------------------------------
+
+def ferronn_mlp(dims: list[int], lr: float = 1e-3) -> fn.Sequential:
+    layers = [fn.Dense(d, activation="relu") for d in dims[1:-1]] + [fn.Dense(dims[-1])]
+    model = fn.Sequential(layers)
+    model.compile(optimizer=fn.optim.Adam(lr), loss="cross_entropy")
+    model.build(dims[0], seed=0)
+    return model
+
+
+def torch_mlp(dims: list[int]):
+    torch.manual_seed(0)
+    layers = []
+    for i in range(len(dims) - 1):
+        layers.append(torch.nn.Linear(dims[i], dims[i + 1]))
+        if i < len(dims) - 2:
+            layers.append(torch.nn.ReLU())
+    return torch.nn.Sequential(*layers)
+
+
+# -- a. training throughput -----------------------------------------------------
+
+def bench_training(X: np.ndarray, y: np.ndarray, reps: int, warmup: int) -> None:
+    n = len(X)
+    Xt, yt = (torch.from_numpy(X), torch.from_numpy(y)) if torch else (None, None)
+    cases = [([784, 256, 128, 10], 32), ([784, 256, 128, 10], 128), ([784, 256, 128, 10], 512),
+             ([784, 1024, 1024, 10], 512)]
+    rows = []
+    for dims, bs in cases:
+        fit_model, step_model = ferronn_mlp(dims), ferronn_mlp(dims)
+        rng = np.random.default_rng(0)
+        epoch = [0]
+
+        def ferronn_fit() -> float:
+            epoch[0] += 1
+            t = time.perf_counter()
+            fit_model.fit(X, y, epochs=1, batch_size=bs, shuffle=True, seed=epoch[0], verbose=0)
+            return time.perf_counter() - t
+
+        def ferronn_steps() -> float:
+            t = time.perf_counter()
+            perm = rng.permutation(n)
+            for i in range(0, n, bs):
+                idx = perm[i:i + bs]
+                step_model.train_step(X[idx], y[idx])
+            return time.perf_counter() - t
+
+        torch_epoch = None
+        if torch is not None:
+            tmodel = torch_mlp(dims)
+            opt = torch.optim.Adam(tmodel.parameters(), lr=1e-3)
+            tmodel.train()
+
+            def torch_epoch() -> float:
+                t = time.perf_counter()
+                perm = torch.randperm(n)
+                for i in range(0, n, bs):
+                    idx = perm[i:i + bs]
+                    opt.zero_grad(set_to_none=True)
+                    loss = F.cross_entropy(tmodel(Xt[idx]), yt[idx])
+                    loss.backward()
+                    opt.step()
+                return time.perf_counter() - t
+
+        times = interleaved({"fit": ferronn_fit, "steps": ferronn_steps, "torch": torch_epoch}, reps, warmup)
+        med = {k: n / statistics.median(v) for k, v in times.items()}
+        name = f"{'-'.join(map(str, dims))} b={bs}"
+        t_sps = med.get("torch")
+        rows.append((f"{name} fit", fmt(med["fit"]), fmt(t_sps), ratio(med["fit"], t_sps)))
+        rows.append((f"{name} train_step loop", fmt(med["steps"]), fmt(t_sps), ratio(med["steps"], t_sps)))
+    print_table(f"a. training throughput, samples/s (median of {reps}, {n} samples/epoch, Adam 1e-3, cross-entropy)",
+                ("case", "ferronn", "torch", "ferronn/torch"), rows)
+
+
+# -- b. GEMM ----------------------------------------------------------------------
+
+def bench_gemm(reps: int, warmup: int) -> None:
+    rows = []
+    rng = np.random.default_rng(1)
+    for n in (256, 512, 1024):
+        a = rng.standard_normal((n, n), dtype=np.float32)
+        b = rng.standard_normal((n, n), dtype=np.float32)
+        c = np.empty((n, n), dtype=np.float32)
+        flops = 2.0 * n ** 3
+        inner = max(1, int(2e9 // flops))  # about 2 GFLOP (~20 ms) per timed run
+
+        def numpy_mm() -> float:
+            t = time.perf_counter()
+            for _ in range(inner):
+                np.matmul(a, b, out=c)
+            return (time.perf_counter() - t) / inner
+
+        torch_mm = None
+        if torch is not None:
+            ta, tb, tc = torch.from_numpy(a), torch.from_numpy(b), torch.empty(n, n)
+
+            def torch_mm() -> float:
+                t = time.perf_counter()
+                for _ in range(inner):
+                    torch.mm(ta, tb, out=tc)
+                return (time.perf_counter() - t) / inner
+
+        times = interleaved({"numpy": numpy_mm, "torch": torch_mm}, reps, warmup)
+        gf = {k: flops / statistics.median(v) / 1e9 for k, v in times.items()}
+        rows.append((f"{n}x{n}x{n}", fmt(gf["numpy"], ".1f"), fmt(gf.get("torch"), ".1f")))
+    print_table(f"b. float32 GEMM GFLOP/s (median of {reps}); ferronn's GEMM: see `cargo bench --bench gemm`",
+                ("n", "numpy", "torch"), rows)
+
+
+# -- c. single-sample latency ---------------------------------------------------------
+
+def bench_latency(calls: int, warmup: int) -> None:
+    rows = []
+    rng = np.random.default_rng(2)
+    block = 500  # calls per side before switching, so both see the same conditions
+    for dims in ([64, 64, 10], [784, 256, 128, 10]):
+        model = ferronn_mlp(dims)
+        x = rng.standard_normal((1, dims[0]), dtype=np.float32)
+        runs: dict[str, Optional[Callable[[], float]]] = {}
+        samples: dict[str, list[float]] = {"ferronn": [], "torch": []}
+        clock = time.perf_counter_ns
+
+        def ferronn_block() -> float:
+            out = samples["ferronn"]
+            for _ in range(block):
+                t = clock()
+                model.predict_raw(x)
+                out.append(clock() - t)
+            return 0.0
+
+        runs["ferronn"] = ferronn_block
+        runs["torch"] = None
+        if torch is not None:
+            tmodel = torch_mlp(dims).eval()
+            tx = torch.from_numpy(x)
+
+            def torch_block() -> float:
+                out = samples["torch"]
+                for _ in range(block):
+                    t = clock()
+                    with torch.inference_mode():
+                        tmodel(tx)
+                    out.append(clock() - t)
+                return 0.0
+
+            runs["torch"] = torch_block
+        interleaved(runs, max(1, calls // block), warmup)
+        med = {k: statistics.median(v[warmup * block:]) / 1e3 for k, v in samples.items() if v}
+        f_us, t_us = med["ferronn"], med.get("torch")
+        rows.append(("-".join(map(str, dims)), fmt(f_us, ".1f"), fmt(t_us, ".1f"), ratio(t_us, f_us)))
+    print_table(f"c. single-sample predict latency, µs (median of {calls} calls each, interleaved in blocks of {block})",
+                ("model", "ferronn", "torch", "torch/ferronn (>1: ferronn faster)"), rows)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--threads", type=int, default=2, help="threads for every library (default 2)")
+    p.add_argument("--quick", action="store_true", help="few repetitions: a smoke test, not a measurement")
+    p.add_argument("--samples", type=int, default=8192, help="samples per training epoch (default 8192)")
+    p.add_argument("--max-wait", type=float, default=60.0,
+                   help="seconds to wait for an idle machine before each round (0: never wait)")
+    args = p.parse_args()
+    QUIET["max_wait"] = args.max_wait
+
+    limiter = set_threads(args.threads)  # noqa: F841 (kept alive for the whole run)
+    print_environment(args.threads)
+    reps, warmup, calls = (2, 1, 1000) if args.quick else (7, 1, 10_000)
+    n = min(args.samples, 2048) if args.quick else args.samples
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((n, N_FEATURES), dtype=np.float32)
+    y = rng.integers(0, N_CLASSES, size=n, dtype=np.int64)
+
+    bench_training(X, y, reps, warmup)
+    bench_gemm(reps, warmup)
+    bench_latency(calls, warmup)
+    print(f"rounds started on a busy machine (other processes > 10% CPU after {args.max_wait:.0f} s wait): "
+          f"{QUIET['busy_rounds']} of {QUIET['rounds']}; load average at end: {os.getloadavg()[0]:.2f}")
+    if args.quick:
+        print("(--quick: too few repetitions to quote these numbers)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,172 @@
+//! Network-level tests of the core: training, reproducibility, save/load and the
+//! promise that a steady training loop does not allocate.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use ferronn::io;
+use ferronn::loss::Targets;
+use ferronn::network::{Network, NetworkSpec};
+use ferronn::tensor::{MatRef, Matrix};
+use ferronn::Error;
+
+/// Counts allocations so a test can assert that a code path makes none.
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn spec(input: usize, hidden: &[usize], out: usize, loss: &str, seed: u64) -> NetworkSpec {
+    let mut layers: Vec<String> = hidden.iter().map(|h| format!(r#"{{"type":"dense","units":{h},"activation":"tanh"}}"#)).collect();
+    layers.push(format!(r#"{{"type":"dense","units":{out}}}"#));
+    let json = format!(
+        r#"{{"input_dim":{input},"layers":[{}],"loss":"{loss}","optimizer":{{"name":"adam","lr":0.01,"beta1":0.9,"beta2":0.999,"eps":1e-8,"weight_decay":0.0}},"seed":{seed}}}"#,
+        layers.join(",")
+    );
+    serde_json::from_str(&json).unwrap()
+}
+
+/// Two noisy blobs, labels 0/1.
+fn blobs(n: usize) -> (Matrix, Vec<i64>) {
+    let mut state = 12345u64;
+    let mut next = || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((state >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+    };
+    let mut x = Vec::with_capacity(n * 4);
+    let mut y = Vec::with_capacity(n);
+    for i in 0..n {
+        let label = (i % 2) as i64;
+        let centre = if label == 1 { 1.0 } else { -1.0 };
+        for _ in 0..4 {
+            x.push(centre + next());
+        }
+        y.push(label);
+    }
+    (Matrix::from_vec(n, 4, x).unwrap(), y)
+}
+
+#[test]
+fn training_separates_two_blobs() {
+    let (x, y) = blobs(200);
+    let mut net = Network::new(spec(4, &[8], 2, "cross_entropy", 0)).unwrap();
+    let first = net.train_epoch(x.view(), Targets::Labels(&y), 16, true, 0, 0).unwrap();
+    let mut last = first;
+    for epoch in 1..20 {
+        last = net.train_epoch(x.view(), Targets::Labels(&y), 16, true, 0, epoch).unwrap();
+    }
+    assert!(last.mean_loss() < first.mean_loss() / 4.0, "{} -> {}", first.mean_loss(), last.mean_loss());
+    assert_eq!(last.correct, 200);
+}
+
+#[test]
+fn steady_state_training_step_allocates_only_inside_gemm() {
+    let (x, y) = blobs(64);
+    let mut net = Network::new(spec(4, &[32, 16], 2, "cross_entropy", 1)).unwrap();
+    // Warm-up sizes every workspace and the optimizer state.
+    for _ in 0..3 {
+        net.train_step(x.view(), Targets::Labels(&y)).unwrap();
+    }
+    let count = |steps: usize, net: &mut Network| {
+        let before = ALLOCATIONS.load(Ordering::SeqCst);
+        for _ in 0..steps {
+            net.train_step(x.view(), Targets::Labels(&y)).unwrap();
+        }
+        ALLOCATIONS.load(Ordering::SeqCst) - before
+    };
+    let one = count(1, &mut net);
+    let ten = count(10, &mut net);
+    // ferronn's own buffers are reused; what remains are the packing buffers the
+    // `gemm` crate takes per product (at most two per call, 3L-1 calls per step
+    // for L layers), a fixed count that never grows with steps.
+    assert_eq!(ten, 10 * one, "allocations per step must not change between steps");
+    let gemm_calls = 3 * net.layers().len() - 1;
+    assert!(one <= 2 * gemm_calls, "{one} allocations per step for {gemm_calls} GEMM calls");
+}
+
+#[test]
+fn same_seed_same_weights_different_seed_different_weights() {
+    let (x, y) = blobs(100);
+    let train = |seed| {
+        let mut net = Network::new(spec(4, &[8], 2, "cross_entropy", seed)).unwrap();
+        for epoch in 0..3 {
+            net.train_epoch(x.view(), Targets::Labels(&y), 10, true, seed, epoch).unwrap();
+        }
+        net.params().to_vec()
+    };
+    assert_eq!(train(5), train(5));
+    assert_ne!(train(5), train(6));
+}
+
+#[test]
+fn rejected_inputs_leave_the_network_unchanged() {
+    let (x, y) = blobs(10);
+    let mut net = Network::new(spec(4, &[3], 2, "cross_entropy", 0)).unwrap();
+    let before = net.params().to_vec();
+    let bad_labels = vec![0i64, 1, 2, 0, 1, 0, 1, 0, 1, 0];
+    assert!(matches!(net.train_step(x.view(), Targets::Labels(&bad_labels)), Err(Error::Label(_))));
+    let mut nan = x.clone();
+    nan.as_mut_slice()[7] = f32::NAN;
+    assert!(matches!(net.train_step(nan.view(), Targets::Labels(&y)), Err(Error::NonFinite(_))));
+    let narrow = MatRef::new(10, 3, &x.as_slice()[..30]).unwrap();
+    assert!(matches!(net.train_step(narrow, Targets::Labels(&y)), Err(Error::Shape(_))));
+    let empty = MatRef::new(0, 4, &[]).unwrap();
+    assert!(matches!(net.train_step(empty, Targets::Labels(&[])), Err(Error::Empty(_))));
+    assert!(matches!(net.train_epoch(x.view(), Targets::Labels(&y), 0, true, 0, 0), Err(Error::Config(_))));
+    assert_eq!(net.params(), before.as_slice());
+    assert_eq!(net.optimizer().steps(), 0);
+}
+
+#[test]
+fn save_and_load_round_trip_exactly() {
+    let (x, y) = blobs(50);
+    let mut net = Network::new(spec(4, &[6], 2, "cross_entropy", 2)).unwrap();
+    net.train_epoch(x.view(), Targets::Labels(&y), 8, true, 2, 0).unwrap();
+    let dir = std::env::temp_dir().join(format!("ferronn-io-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("model.safetensors");
+    io::save(&net, &path, "{\"k\":1}").unwrap();
+    let (mut loaded, extra) = io::load(&path).unwrap();
+    assert_eq!(extra, "{\"k\":1}");
+    assert_eq!(loaded.params(), net.params());
+    assert_eq!(loaded.predict(x.view()).unwrap(), net.predict(x.view()).unwrap());
+    // The optimizer state came along: one more epoch gives the same weights.
+    net.train_epoch(x.view(), Targets::Labels(&y), 8, true, 2, 1).unwrap();
+    loaded.train_epoch(x.view(), Targets::Labels(&y), 8, true, 2, 1).unwrap();
+    assert_eq!(loaded.params(), net.params());
+    // Only the final file is left behind.
+    let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names.len(), 1);
+    let bytes = std::fs::read(&path).unwrap();
+    for cut in [0, 7, 8, 100, bytes.len() / 2, bytes.len() - 1] {
+        assert!(matches!(io::from_bytes(&bytes[..cut]), Err(Error::Format(_))), "cut at {cut}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn mse_and_bce_targets_are_checked() {
+    let x = Matrix::from_vec(2, 2, vec![0.1, 0.2, 0.3, 0.4]).unwrap();
+    let mut net = Network::new(spec(2, &[], 1, "binary_cross_entropy", 0)).unwrap();
+    let t = Matrix::from_vec(2, 1, vec![0.0, 2.0]).unwrap();
+    assert!(matches!(net.train_step(x.view(), Targets::Values(t.view())), Err(Error::Label(_))));
+    let t = Matrix::from_vec(2, 1, vec![0.0, 1.0]).unwrap();
+    assert!(net.train_step(x.view(), Targets::Values(t.view())).is_ok());
+    assert!(matches!(net.train_step(x.view(), Targets::Labels(&[0, 1])), Err(Error::Shape(_))));
+}
