@@ -9,21 +9,7 @@
 
 from . import _core, datasets, errors, functional, optim
 from .threads import get_num_threads, set_num_threads
-from .errors import (
-    ConfigError,
-    DataFormatError,
-    DatasetNotFoundError,
-    DTypeError,
-    EmptyInputError,
-    FerronnError,
-    InternalError,
-    LabelError,
-    ModelFileError,
-    NonFiniteError,
-    NotFittedError,
-    ShapeError,
-    UnknownNameError,
-)
+from .errors import *  # noqa: F401,F403  (every named exception, listed in errors.__all__)
 from .layers import Dense, Layer
 from .model import Sequential, load
 from .training import History
@@ -42,18 +28,6 @@ __all__ = [
     "errors",
     "set_num_threads",
     "get_num_threads",
-    "FerronnError",
-    "ShapeError",
-    "DTypeError",
-    "NonFiniteError",
-    "LabelError",
-    "EmptyInputError",
-    "UnknownNameError",
-    "ConfigError",
-    "NotFittedError",
-    "ModelFileError",
-    "DataFormatError",
-    "DatasetNotFoundError",
-    "InternalError",
     "__version__",
+    *errors.__all__,
 ]
