@@ -2,10 +2,10 @@
 
     python benches/compare.py [--threads 2] [--quick]
 
-Every library gets the same thread count and the same synthetic data, and the
-timed runs are interleaved (ferronn, torch, ferronn, torch, ...) after a warm-up,
-so that a slow moment of the machine hits both sides; each number is the median
-over the repetitions.
+Every library gets the same thread count and the same synthetic data; timed runs
+are interleaved (ferronn, torch, ferronn, ...) after a warm-up, each starts on an
+idle machine and is redone if other processes took CPU meanwhile; each number is
+the median over the repetitions.
 
   a. training throughput (samples/s) of the same MLP, Adam(1e-3) + cross-entropy:
      ferronn's `fit` (one Rust call per epoch) and a `train_step` loop (one Rust
@@ -24,7 +24,7 @@ import os
 import platform
 import statistics
 import time
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -51,12 +51,9 @@ ENV_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OM
 def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+            return next(ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or "unknown"
 
 
 def set_threads(n: int) -> object:
@@ -88,54 +85,70 @@ def print_environment(n: int) -> None:
 
 # -- timing ------------------------------------------------------------------
 
-QUIET = {"max_wait": 60.0, "busy_rounds": 0, "rounds": 0}
+QUIET = {"max_wait": 60.0, "runs": 0, "redone": 0, "contaminated": 0}
+HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def cpu_busy(interval: float = 0.25) -> float:
-    """Fraction of all cores busy over `interval` s (this process sleeps meanwhile)."""
-    def sample() -> tuple[int, int]:
+def cpu_jiffies() -> tuple[int, int]:
+    """(busy, total) clock ticks summed over all cores since boot; (0, 0) off Linux."""
+    try:
         with open("/proc/stat") as f:
             v = [int(x) for x in f.readline().split()[1:]]
-        return v[3] + v[4], sum(v)
-    try:
-        idle0, total0 = sample()
-        time.sleep(interval)
-        idle1, total1 = sample()
     except OSError:
-        return 0.0
-    return 1.0 - (idle1 - idle0) / max(1, total1 - total0)
+        return 0, 0
+    return sum(v) - v[3] - v[4], sum(v)
 
 
-def wait_quiet() -> None:
-    """Waits (up to --max-wait s) until other processes leave the cores idle.
+def own_cpu() -> float:
+    t = os.times()
+    return t.user + t.system
 
-    On a shared 2-core machine a concurrent build halves any timing, and spinning
-    thread pools (OpenMP, OpenBLAS) suffer far more than others; so each round of
-    runs starts only on an idle machine, and rounds that could not are counted.
-    """
-    QUIET["rounds"] += 1
+
+def wait_quiet(threshold: float = 0.10, interval: float = 0.25) -> None:
+    """Sleeps until the cores stay idle for `interval` s (or --max-wait passes): the
+    previous library's spinning threads (OpenMP, OpenBLAS, rayon) go to sleep first."""
     deadline = time.monotonic() + QUIET["max_wait"]
-    while cpu_busy() > 0.10:
-        if time.monotonic() > deadline:
-            QUIET["busy_rounds"] += 1
+    while time.monotonic() < deadline:
+        b0, t0 = cpu_jiffies()
+        time.sleep(interval)
+        b1, t1 = cpu_jiffies()
+        if t1 == t0 or (b1 - b0) / (t1 - t0) <= threshold:
             return
 
 
-def interleaved(runs: dict[str, Optional[Callable[[], float]]], reps: int, warmup: int) -> dict[str, list[float]]:
-    """Calls each run in turn, `warmup` untimed rounds then `reps` rounds.
+def clean_run(f: Callable[[], Any], tries: int = 4) -> Any:
+    """Runs `f` on a quiet machine; redoes it (up to `tries` times) when other
+    processes took more than 10% of the cores meanwhile (a shared 2-core machine
+    halves any timing during a concurrent build)."""
+    QUIET["runs"] += 1
+    for attempt in range(tries):
+        wait_quiet()
+        b0, t0 = cpu_jiffies()
+        c0 = own_cpu()
+        result = f()
+        b1, t1 = cpu_jiffies()
+        foreign = (b1 - b0) - (own_cpu() - c0) * HZ  # ticks other processes used
+        if foreign <= max(2.0, 0.10 * (t1 - t0)):
+            return result
+        QUIET["redone"] += 1
+    QUIET["contaminated"] += 1
+    return result
 
-    A run returns the seconds of its timed part (so untimed setup can precede it).
-    Runs that are None (library missing) are skipped.
+
+def interleaved(runs: dict[str, Optional[Callable[[], Any]]], reps: int, warmup: int) -> dict[str, list[Any]]:
+    """`warmup` untimed rounds, then `reps` rounds calling each run in turn.
+
+    A run returns its own timing (seconds of its timed part, or a list of per-call
+    times); runs that are None (library missing) are skipped.
     """
     live = {k: f for k, f in runs.items() if f is not None}
     for _ in range(warmup):
         for f in live.values():
             f()
-    times: dict[str, list[float]] = {k: [] for k in live}
+    times: dict[str, list[Any]] = {k: [] for k in live}
     for _ in range(reps):
-        wait_quiet()
         for k, f in live.items():
-            times[k].append(f())
+            times[k].append(clean_run(f))
     return times
 
 
@@ -148,12 +161,9 @@ def ratio(a: Optional[float], b: Optional[float]) -> str:
 
 
 def print_table(title: str, header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    line = "  ".join("-" * w for w in widths)
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     print(f"== {title}")
-    print("  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths))))
-    print(line)
-    for r in rows:
+    for r in [header, tuple("-" * w for w in widths), *rows]:
         print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
     print()
 
@@ -170,12 +180,10 @@ def ferronn_mlp(dims: list[int], lr: float = 1e-3) -> fn.Sequential:
 
 def torch_mlp(dims: list[int]):
     torch.manual_seed(0)
-    layers = []
+    layers: list = []
     for i in range(len(dims) - 1):
-        layers.append(torch.nn.Linear(dims[i], dims[i + 1]))
-        if i < len(dims) - 2:
-            layers.append(torch.nn.ReLU())
-    return torch.nn.Sequential(*layers)
+        layers += [torch.nn.Linear(dims[i], dims[i + 1]), torch.nn.ReLU()]
+    return torch.nn.Sequential(*layers[:-1])  # no activation after the logits
 
 
 # -- a. training throughput -----------------------------------------------------
@@ -242,7 +250,7 @@ def bench_gemm(reps: int, warmup: int) -> None:
         b = rng.standard_normal((n, n), dtype=np.float32)
         c = np.empty((n, n), dtype=np.float32)
         flops = 2.0 * n ** 3
-        inner = max(1, int(2e9 // flops))  # about 2 GFLOP (~20 ms) per timed run
+        inner = max(1, int(1e10 // flops))  # about 10 GFLOP (~0.1 s) per timed run
 
         def numpy_mm() -> float:
             t = time.perf_counter()
@@ -273,41 +281,36 @@ def bench_latency(calls: int, warmup: int) -> None:
     rows = []
     rng = np.random.default_rng(2)
     block = 500  # calls per side before switching, so both see the same conditions
+    clock = time.perf_counter_ns
     for dims in ([64, 64, 10], [784, 256, 128, 10]):
         model = ferronn_mlp(dims)
         x = rng.standard_normal((1, dims[0]), dtype=np.float32)
-        runs: dict[str, Optional[Callable[[], float]]] = {}
-        samples: dict[str, list[float]] = {"ferronn": [], "torch": []}
-        clock = time.perf_counter_ns
 
-        def ferronn_block() -> float:
-            out = samples["ferronn"]
+        def ferronn_block() -> list[int]:
+            out = []
             for _ in range(block):
                 t = clock()
                 model.predict_raw(x)
                 out.append(clock() - t)
-            return 0.0
+            return out
 
-        runs["ferronn"] = ferronn_block
-        runs["torch"] = None
+        torch_block = None
         if torch is not None:
-            tmodel = torch_mlp(dims).eval()
-            tx = torch.from_numpy(x)
+            tmodel, tx = torch_mlp(dims).eval(), torch.from_numpy(x)
 
-            def torch_block() -> float:
-                out = samples["torch"]
+            def torch_block() -> list[int]:
+                out = []
                 for _ in range(block):
                     t = clock()
                     with torch.inference_mode():
                         tmodel(tx)
                     out.append(clock() - t)
-                return 0.0
+                return out
 
-            runs["torch"] = torch_block
-        interleaved(runs, max(1, calls // block), warmup)
-        med = {k: statistics.median(v[warmup * block:]) / 1e3 for k, v in samples.items() if v}
-        f_us, t_us = med["ferronn"], med.get("torch")
-        rows.append(("-".join(map(str, dims)), fmt(f_us, ".1f"), fmt(t_us, ".1f"), ratio(t_us, f_us)))
+        blocks = interleaved({"ferronn": ferronn_block, "torch": torch_block}, max(1, calls // block), warmup)
+        med = {k: statistics.median(ns for b in v for ns in b) / 1e3 for k, v in blocks.items()}
+        rows.append(("-".join(map(str, dims)), fmt(med["ferronn"], ".1f"), fmt(med.get("torch"), ".1f"),
+                     ratio(med.get("torch"), med["ferronn"])))
     print_table(f"c. single-sample predict latency, µs (median of {calls} calls each, interleaved in blocks of {block})",
                 ("model", "ferronn", "torch", "torch/ferronn (>1: ferronn faster)"), rows)
 
@@ -318,7 +321,7 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="few repetitions: a smoke test, not a measurement")
     p.add_argument("--samples", type=int, default=8192, help="samples per training epoch (default 8192)")
     p.add_argument("--max-wait", type=float, default=60.0,
-                   help="seconds to wait for an idle machine before each round (0: never wait)")
+                   help="seconds to wait for an idle machine before each timed run (0: never wait)")
     args = p.parse_args()
     QUIET["max_wait"] = args.max_wait
 
@@ -334,8 +337,8 @@ def main() -> None:
     bench_training(X, y, reps, warmup)
     bench_gemm(reps, warmup)
     bench_latency(calls, warmup)
-    print(f"rounds started on a busy machine (other processes > 10% CPU after {args.max_wait:.0f} s wait): "
-          f"{QUIET['busy_rounds']} of {QUIET['rounds']}; load average at end: {os.getloadavg()[0]:.2f}")
+    print(f"timed runs: {QUIET['runs']}; redone because other processes used >10% CPU: {QUIET['redone']}; "
+          f"kept although still disturbed: {QUIET['contaminated']}; load average at end: {os.getloadavg()[0]:.2f}")
     if args.quick:
         print("(--quick: too few repetitions to quote these numbers)")
 

@@ -12,6 +12,7 @@ __all__ = [
     "get_num_threads",
     "log_softmax_rows",
     "loss_and_grad",
+    "matmul",
     "set_num_threads",
     "softmax_backward",
     "softmax_rows",
@@ -71,3 +72,4 @@ def softmax_backward(
     x: npt.NDArray[np.float32], dy: npt.NDArray[np.float32], temperature: float = 1.0, log: bool = False
 ) -> npt.NDArray[np.float32]: ...
 def loss_and_grad(name: str, output: npt.NDArray[np.float32], y: _Targets) -> tuple[float, npt.NDArray[np.float32]]: ...
+def matmul(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]: ...

@@ -12,7 +12,7 @@ import numpy as np
 
 from . import _core, _validate
 
-__all__ = ["activation", "activation_grad", "softmax", "log_softmax", "softmax_grad", "loss", "ACTIVATIONS"]
+__all__ = ["activation", "activation_grad", "softmax", "log_softmax", "softmax_grad", "loss", "matmul", "ACTIVATIONS"]
 
 ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "gelu_tanh", "silu", "swish", "softplus")
 
@@ -68,3 +68,11 @@ def loss(name: str, output: Any, y: Any) -> tuple[float, np.ndarray]:
     else:
         target = _validate.targets(y, out.shape[1])
     return _core.loss_and_grad(name, out, target)
+
+
+def matmul(a: Any, b: Any) -> np.ndarray:
+    """``a @ b`` for 2-D arrays, in float32 through ferronn's GEMM (threaded)."""
+    a2, b2 = _validate.features(a, "a"), _validate.features(b, "b")
+    if a2.shape[1] != b2.shape[0]:
+        raise _validate.ShapeError(f"a is {a2.shape} and b is {b2.shape}; a's columns must equal b's rows")
+    return _core.matmul(a2, b2)

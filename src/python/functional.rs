@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 
 use crate::activation::Activation;
 use crate::error::{ensure_config, ensure_shape, Error, Result};
-use crate::kernels::softmax;
+use crate::kernels::{gemm, softmax};
 use crate::loss::Loss;
 use crate::python::compute::compute;
 use crate::python::convert::{mat, PyTargets};
@@ -123,4 +123,25 @@ pub fn loss_and_grad<'py>(py: Python<'py>, name: &str, output: PyReadonlyArray2<
         Ok((s.mean_loss(), g))
     })?;
     Ok((value, Array2::from_shape_vec((o.rows, o.cols), grad).map_err(|e| Error::Shape(e.to_string()))?.into_pyarray(py)))
+}
+
+/// `a @ b` for 2-D float32 arrays, through the same GEMM the layers use (for
+/// benchmarks and for users who want it).
+#[pyfunction]
+pub fn matmul<'py>(py: Python<'py>, a: PyReadonlyArray2<'_, f32>, b: PyReadonlyArray2<'_, f32>) -> PyResult<Bound<'py, PyArray2<f32>>> {
+    let (a, b) = (mat(&a)?, mat(&b)?);
+    let (m, n) = (a.rows, b.cols);
+    let out = compute(py, || {
+        let mut c = crate::tensor::Matrix::zeros(m, n);
+        let work = m.saturating_mul(n).saturating_mul(a.cols);
+        let run = |c: &mut crate::tensor::Matrix| gemm::matmul(a, gemm::Op::N, b, gemm::Op::N, c.view_mut(), false);
+        // Large products run in ferronn's thread pool, small ones on this thread.
+        if work >= 1 << 18 {
+            crate::threads::install(|| run(&mut c))?;
+        } else {
+            run(&mut c)?;
+        }
+        Ok(c.into_vec())
+    })?;
+    Ok(Array2::from_shape_vec((m, n), out).map_err(|e| Error::Shape(e.to_string()))?.into_pyarray(py))
 }

@@ -34,5 +34,6 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(functional::log_softmax_rows, m)?)?;
     m.add_function(wrap_pyfunction!(functional::softmax_backward, m)?)?;
     m.add_function(wrap_pyfunction!(functional::loss_and_grad, m)?)?;
+    m.add_function(wrap_pyfunction!(functional::matmul, m)?)?;
     Ok(())
 }
