@@ -10,8 +10,8 @@ the median over the repetitions.
   a. training throughput (samples/s) of the same MLP, Adam(1e-3) + cross-entropy:
      ferronn's `fit` (one Rust call per epoch) and a `train_step` loop (one Rust
      call per batch, from Python) against an idiomatic PyTorch loop;
-  b. square float32 GEMM GFLOP/s of numpy and torch (ferronn's own GEMM has no
-     Python binding: `cargo bench --bench gemm` measures it on the same sizes);
+  b. square float32 GEMM GFLOP/s of ferronn (`fn.functional.matmul`), numpy and
+     torch (`cargo bench --bench gemm` adds dense-layer shapes and faer);
   c. single-sample predict latency (µs).
 
 Works without torch (its columns read "n/a").
@@ -24,7 +24,7 @@ import os
 import platform
 import statistics
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -34,7 +34,7 @@ try:
     import torch
     import torch.nn.functional as F
 except ImportError:  # the ferronn side still runs
-    torch = None
+    torch = None  # type: ignore[assignment]
 
 try:
     from threadpoolctl import threadpool_info, threadpool_limits
@@ -160,7 +160,7 @@ def ratio(a: Optional[float], b: Optional[float]) -> str:
     return "n/a" if a is None or b is None else f"{a / b:.2f}x"
 
 
-def print_table(title: str, header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+def print_table(title: str, header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     print(f"== {title}")
     for r in [header, tuple("-" * w for w in widths), *rows]:
@@ -190,7 +190,8 @@ def torch_mlp(dims: list[int]):
 
 def bench_training(X: np.ndarray, y: np.ndarray, reps: int, warmup: int) -> None:
     n = len(X)
-    Xt, yt = (torch.from_numpy(X), torch.from_numpy(y)) if torch else (None, None)
+    Xt: Any = torch.from_numpy(X) if torch else None
+    yt: Any = torch.from_numpy(y) if torch else None
     cases = [([784, 256, 128, 10], 32), ([784, 256, 128, 10], 128), ([784, 256, 128, 10], 512),
              ([784, 1024, 1024, 10], 512)]
     rows = []
@@ -233,11 +234,13 @@ def bench_training(X: np.ndarray, y: np.ndarray, reps: int, warmup: int) -> None
         times = interleaved({"fit": ferronn_fit, "steps": ferronn_steps, "torch": torch_epoch}, reps, warmup)
         med = {k: n / statistics.median(v) for k, v in times.items()}
         name = f"{'-'.join(map(str, dims))} b={bs}"
-        t_sps = med.get("torch")
-        rows.append((f"{name} fit", fmt(med["fit"]), fmt(t_sps), ratio(med["fit"], t_sps)))
-        rows.append((f"{name} train_step loop", fmt(med["steps"]), fmt(t_sps), ratio(med["steps"], t_sps)))
+        for key, label in (("fit", "fit"), ("steps", "train_step loop")):
+            # Each round ran both sides back to back: the spread of the paired ratios.
+            pairs = sorted(t / f for f, t in zip(times[key], times.get("torch", [])))
+            spread = f"{pairs[0]:.2f}-{pairs[-1]:.2f}" if pairs else "n/a"
+            rows.append((f"{name} {label}", fmt(med[key]), fmt(med.get("torch")), ratio(med[key], med.get("torch")), spread))
     print_table(f"a. training throughput, samples/s (median of {reps}, {n} samples/epoch, Adam 1e-3, cross-entropy)",
-                ("case", "ferronn", "torch", "ferronn/torch"), rows)
+                ("case", "ferronn", "torch", "ferronn/torch", "per-round range"), rows)
 
 
 # -- b. GEMM ----------------------------------------------------------------------
@@ -245,34 +248,34 @@ def bench_training(X: np.ndarray, y: np.ndarray, reps: int, warmup: int) -> None
 def bench_gemm(reps: int, warmup: int) -> None:
     rows = []
     rng = np.random.default_rng(1)
+    ferronn_mm = getattr(getattr(fn, "functional", None), "matmul", None)  # absent in older builds
     for n in (256, 512, 1024):
         a = rng.standard_normal((n, n), dtype=np.float32)
         b = rng.standard_normal((n, n), dtype=np.float32)
-        c = np.empty((n, n), dtype=np.float32)
         flops = 2.0 * n ** 3
         inner = max(1, int(1e10 // flops))  # about 10 GFLOP (~0.1 s) per timed run
 
-        def numpy_mm() -> float:
-            t = time.perf_counter()
-            for _ in range(inner):
-                np.matmul(a, b, out=c)
-            return (time.perf_counter() - t) / inner
+        def timed(mm: Optional[Callable], x: Any, y: Any) -> Optional[Callable[[], float]]:
+            if mm is None:
+                return None
+            f: Callable = mm
 
-        torch_mm = None
-        if torch is not None:
-            ta, tb, tc = torch.from_numpy(a), torch.from_numpy(b), torch.empty(n, n)
-
-            def torch_mm() -> float:
+            def run() -> float:
                 t = time.perf_counter()
                 for _ in range(inner):
-                    torch.mm(ta, tb, out=tc)
+                    f(x, y)
                 return (time.perf_counter() - t) / inner
+            return run
 
-        times = interleaved({"numpy": numpy_mm, "torch": torch_mm}, reps, warmup)
+        ta, tb = (torch.from_numpy(a), torch.from_numpy(b)) if torch else (None, None)
+        times = interleaved({"ferronn": timed(ferronn_mm, a, b), "numpy": timed(np.matmul, a, b),
+                             "torch": timed(torch.mm if torch else None, ta, tb)}, reps, warmup)
         gf = {k: flops / statistics.median(v) / 1e9 for k, v in times.items()}
-        rows.append((f"{n}x{n}x{n}", fmt(gf["numpy"], ".1f"), fmt(gf.get("torch"), ".1f")))
-    print_table(f"b. float32 GEMM GFLOP/s (median of {reps}); ferronn's GEMM: see `cargo bench --bench gemm`",
-                ("n", "numpy", "torch"), rows)
+        rows.append((f"{n}x{n}x{n}", *(fmt(gf.get(k), ".1f") for k in ("ferronn", "numpy", "torch")),
+                     ratio(gf.get("ferronn"), gf["numpy"]), ratio(gf.get("ferronn"), gf.get("torch"))))
+    print_table(f"b. float32 GEMM GFLOP/s, a @ b with a new output (median of {reps}; ferronn via fn.functional.matmul; "
+                "its transposed dense-layer shapes and faer: `cargo bench --bench gemm`)",
+                ("n", "ferronn", "numpy", "torch", "ferronn/numpy", "ferronn/torch"), rows)
 
 
 # -- c. single-sample latency ---------------------------------------------------------
@@ -324,7 +327,6 @@ def main() -> None:
                    help="seconds to wait for an idle machine before each timed run (0: never wait)")
     args = p.parse_args()
     QUIET["max_wait"] = args.max_wait
-
     limiter = set_threads(args.threads)  # noqa: F841 (kept alive for the whole run)
     print_environment(args.threads)
     reps, warmup, calls = (2, 1, 1000) if args.quick else (7, 1, 10_000)

@@ -20,7 +20,11 @@ const THREADS: usize = 2;
 /// matter for speed, only that they are not all zero or denormal).
 fn filled(rows: usize, cols: usize, seed: u32) -> Matrix {
     let data = (0..rows * cols)
-        .map(|i| (((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 16) % 2000) as f32 / 1000.0 - 1.0)
+        .map(|i| {
+            (((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 16) % 2000) as f32
+                / 1000.0
+                - 1.0
+        })
         .collect();
     Matrix::from_vec(rows, cols, data).expect("length matches shape")
 }
@@ -37,13 +41,27 @@ struct Case {
 
 impl Case {
     fn square(name: &'static str, n: usize) -> Self {
-        Case { name, a_shape: (n, n), op_a: Op::N, b_shape: (n, n), op_b: Op::N }
+        Case {
+            name,
+            a_shape: (n, n),
+            op_a: Op::N,
+            b_shape: (n, n),
+            op_b: Op::N,
+        }
     }
 
     /// (m, k, n) of the product.
     fn mkn(&self) -> (usize, usize, usize) {
-        let (m, k) = if self.op_a == Op::N { self.a_shape } else { (self.a_shape.1, self.a_shape.0) };
-        let n = if self.op_b == Op::N { self.b_shape.1 } else { self.b_shape.0 };
+        let (m, k) = if self.op_a == Op::N {
+            self.a_shape
+        } else {
+            (self.a_shape.1, self.a_shape.0)
+        };
+        let n = if self.op_b == Op::N {
+            self.b_shape.1
+        } else {
+            self.b_shape.0
+        };
         (m, k, n)
     }
 
@@ -59,11 +77,29 @@ fn cases() -> Vec<Case> {
         Case::square("square_512", 512),
         Case::square("square_1024", 1024),
         // Forward: y = x·W, x 128×784, W 784×256.
-        Case { name: "dense_fwd_xW_128x784x256", a_shape: (128, 784), op_a: Op::N, b_shape: (784, 256), op_b: Op::N },
+        Case {
+            name: "dense_fwd_xW_128x784x256",
+            a_shape: (128, 784),
+            op_a: Op::N,
+            b_shape: (784, 256),
+            op_b: Op::N,
+        },
         // Weight gradient: dW = xᵀ·dy, x 128×784, dy 128×256.
-        Case { name: "dense_dW_xTdy_784x128x256", a_shape: (128, 784), op_a: Op::T, b_shape: (128, 256), op_b: Op::N },
+        Case {
+            name: "dense_dW_xTdy_784x128x256",
+            a_shape: (128, 784),
+            op_a: Op::T,
+            b_shape: (128, 256),
+            op_b: Op::N,
+        },
         // Input gradient: dx = dy·Wᵀ, dy 128×256, W 784×256.
-        Case { name: "dense_dx_dyWT_128x256x784", a_shape: (128, 256), op_a: Op::N, b_shape: (784, 256), op_b: Op::T },
+        Case {
+            name: "dense_dx_dyWT_128x256x784",
+            a_shape: (128, 256),
+            op_a: Op::N,
+            b_shape: (784, 256),
+            op_b: Op::T,
+        },
     ]
 }
 
@@ -81,7 +117,10 @@ fn faer_view(m: &Matrix, op: Op) -> faer::MatRef<'_, f32> {
 fn bench_gemm(c: &mut Criterion) {
     threads::set_num_threads(THREADS).expect("start the thread pool");
     let mut group = c.benchmark_group("matmul");
-    group.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
     for case in cases() {
         let a = filled(case.a_shape.0, case.a_shape.1, 1);
         let b = filled(case.b_shape.0, case.b_shape.1, 2);
@@ -91,8 +130,17 @@ fn bench_gemm(c: &mut Criterion) {
 
         group.bench_function(BenchmarkId::new("ferronn_gemm", case.name), |bench| {
             bench.iter(|| {
-                threads::install(|| matmul(a.view(), case.op_a, b.view(), case.op_b, out.view_mut(), false))
-                    .expect("shapes agree")
+                threads::install(|| {
+                    matmul(
+                        a.view(),
+                        case.op_a,
+                        b.view(),
+                        case.op_b,
+                        out.view_mut(),
+                        false,
+                    )
+                })
+                .expect("shapes agree")
             })
         });
 
@@ -104,14 +152,36 @@ fn bench_gemm(c: &mut Criterion) {
             let want = out.as_slice().to_vec();
             threads::install(|| {
                 let dst = MatMut::from_row_major_slice_mut(out.as_mut_slice(), m, n);
-                faer::linalg::matmul::matmul(dst, Accum::Replace, faer_view(&a, case.op_a), faer_view(&b, case.op_b), 1.0f32, Par::rayon(THREADS));
+                faer::linalg::matmul::matmul(
+                    dst,
+                    Accum::Replace,
+                    faer_view(&a, case.op_a),
+                    faer_view(&b, case.op_b),
+                    1.0f32,
+                    Par::rayon(THREADS),
+                );
             });
-            let worst = want.iter().zip(out.as_slice()).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
-            assert!(worst < 1e-2, "faer and gemm disagree by {worst} on {}", case.name);
+            let worst = want
+                .iter()
+                .zip(out.as_slice())
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0f32, f32::max);
+            assert!(
+                worst < 1e-2,
+                "faer and gemm disagree by {worst} on {}",
+                case.name
+            );
             bench.iter(|| {
                 threads::install(|| {
                     let dst = MatMut::from_row_major_slice_mut(out.as_mut_slice(), m, n);
-                    faer::linalg::matmul::matmul(dst, Accum::Replace, faer_view(&a, case.op_a), faer_view(&b, case.op_b), 1.0f32, Par::rayon(THREADS));
+                    faer::linalg::matmul::matmul(
+                        dst,
+                        Accum::Replace,
+                        faer_view(&a, case.op_a),
+                        faer_view(&b, case.op_b),
+                        1.0f32,
+                        Par::rayon(THREADS),
+                    );
                 })
             })
         });
