@@ -2,7 +2,7 @@
 //! promise that a steady training loop does not allocate.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::cell::Cell;
 
 use ferronn::io;
 use ferronn::loss::Targets;
@@ -10,21 +10,32 @@ use ferronn::network::{Network, NetworkSpec};
 use ferronn::tensor::{MatRef, Matrix};
 use ferronn::Error;
 
-/// Counts allocations so a test can assert that a code path makes none.
+/// Counts allocations made by the current thread (tests run in parallel, so a
+/// global count would include other tests' allocations).
 struct Counting;
 
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+thread_local! {
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+fn count_one() {
+    let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+}
+
+fn allocations() -> usize {
+    ALLOCATIONS.with(Cell::get)
+}
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count_one();
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count_one();
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
@@ -79,16 +90,18 @@ fn training_separates_two_blobs() {
 fn steady_state_training_step_allocates_only_inside_gemm() {
     let (x, y) = blobs(64);
     let mut net = Network::new(spec(4, &[32, 16], 2, "cross_entropy", 1)).unwrap();
+    // This small network stays on the calling thread (below the pool threshold),
+    // so the thread-local count sees every allocation of the step.
     // Warm-up sizes every workspace and the optimizer state.
     for _ in 0..3 {
         net.train_step(x.view(), Targets::Labels(&y)).unwrap();
     }
     let count = |steps: usize, net: &mut Network| {
-        let before = ALLOCATIONS.load(Ordering::SeqCst);
+        let before = allocations();
         for _ in 0..steps {
             net.train_step(x.view(), Targets::Labels(&y)).unwrap();
         }
-        ALLOCATIONS.load(Ordering::SeqCst) - before
+        allocations() - before
     };
     let one = count(1, &mut net);
     let ten = count(10, &mut net);

@@ -120,35 +120,46 @@ impl AdamStep {
     }
 
     #[inline(always)]
-    fn run(
-        &self,
-        p: &mut [f32],
-        g: &[f32],
-        m: &mut [f32],
-        v: &mut [f32],
-        grad: impl Fn(f32, f32) -> f32,
-    ) {
-        let (b1, b2, c1, c2) = (
+    fn run(&self, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
+        let k = [
             self.beta1,
             self.beta2,
             self.one_minus_beta1,
             self.one_minus_beta2,
-        );
-        let (step, bc2, eps, shrink) = (
             self.step_size,
             self.bias_correction2_sqrt,
             self.eps,
             self.shrink,
-        );
-        for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-            // Multiplying by exactly 1.0 (Adam) leaves the weight bit-identical.
-            let w = *p * shrink;
-            let g = grad(g, w);
-            *m = b1 * *m + c1 * g;
-            *v = b2 * *v + c2 * g * g;
-            let denom = v.sqrt() / bc2 + eps;
-            *p = w - step * (*m / denom);
-        }
+        ];
+        adam_kernel(p, g, m, v, k, self.l2);
+    }
+}
+
+/// The Adam/AdamW update over one chunk, compiled for AVX-512 and AVX2 and
+/// picked at run time: the default x86-64 target would only use 4-lane SSE.
+/// No fused multiply-add is introduced, so every target gives the same bits.
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
+fn adam_kernel(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], k: [f32; 8], l2: f32) {
+    // Separate loops so a zero decay adds nothing, as in PyTorch, rather
+    // than `0 * p`, which is NaN for an infinite weight.
+    if l2 == 0.0 {
+        adam_loop(p, g, m, v, k, |g, _| g);
+    } else {
+        adam_loop(p, g, m, v, k, |g, w| g + l2 * w);
+    }
+}
+
+#[inline(always)]
+fn adam_loop(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], k: [f32; 8], grad: impl Fn(f32, f32) -> f32) {
+    let [b1, b2, c1, c2, step, bc2, eps, shrink] = k;
+    for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+        // Multiplying by exactly 1.0 (Adam) leaves the weight bit-identical.
+        let w = *p * shrink;
+        let g = grad(g, w);
+        *m = b1 * *m + c1 * g;
+        *v = b2 * *v + c2 * g * g;
+        let denom = v.sqrt() / bc2 + eps;
+        *p = w - step * (*m / denom);
     }
 }
 
@@ -156,13 +167,6 @@ impl Rule<2> for AdamStep {
     const STATE_NAMES: [&'static str; 2] = ["exp_avg", "exp_avg_sq"];
 
     fn update(&self, p: &mut [f32], g: &[f32], [m, v]: [&mut [f32]; 2]) {
-        let l2 = self.l2;
-        // Separate loops so a zero decay adds nothing, as in PyTorch, rather
-        // than `0 * p`, which is NaN for an infinite weight.
-        if l2 == 0.0 {
-            self.run(p, g, m, v, |g, _| g);
-        } else {
-            self.run(p, g, m, v, |g, w| g + l2 * w);
-        }
+        self.run(p, g, m, v);
     }
 }
