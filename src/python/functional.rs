@@ -17,7 +17,13 @@ fn slice<'a>(a: &'a PyReadonlyArrayDyn<'_, f32>) -> PyResult<&'a [f32]> {
     Ok(a.as_slice().map_err(|_| Error::Shape("expected a C-contiguous float32 array".into()))?)
 }
 
-fn shaped<'py>(py: Python<'py>, shape: &[usize], data: Vec<f32>) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
+/// Wraps a row-major buffer as a 2-D numpy array (no copy).
+pub fn array2<'py>(py: Python<'py>, rows: usize, cols: usize, data: Vec<f32>) -> PyResult<Bound<'py, PyArray2<f32>>> {
+    Ok(Array2::from_shape_vec((rows, cols), data).map_err(|e| Error::Shape(e.to_string()))?.into_pyarray(py))
+}
+
+/// Wraps a row-major buffer as an n-D numpy array of `shape` (no copy).
+pub fn shaped<'py>(py: Python<'py>, shape: &[usize], data: Vec<f32>) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
     Ok(ArrayD::from_shape_vec(IxDyn(shape), data).map_err(|e| Error::Shape(e.to_string()))?.into_pyarray(py))
 }
 
@@ -63,7 +69,7 @@ fn rowwise<'py>(py: Python<'py>, x: PyReadonlyArray2<'_, f32>, f: impl FnOnce(&[
         f(m.data, m.cols, &mut out);
         Ok(out)
     })?;
-    Ok(Array2::from_shape_vec((m.rows, m.cols), out).map_err(|e| Error::Shape(e.to_string()))?.into_pyarray(py))
+    array2(py, m.rows, m.cols, out)
 }
 
 /// Softmax over the last axis of a 2-D array, with temperature.
@@ -101,7 +107,7 @@ pub fn softmax_backward<'py>(py: Python<'py>, x: PyReadonlyArray2<'_, f32>, dy: 
         }
         Ok(dx)
     })?;
-    Ok(Array2::from_shape_vec((m.rows, m.cols), out).map_err(|e| Error::Shape(e.to_string()))?.into_pyarray(py))
+    array2(py, m.rows, m.cols, out)
 }
 
 /// The batch-mean loss and its gradient w.r.t. `output`.
@@ -122,7 +128,7 @@ pub fn loss_and_grad<'py>(py: Python<'py>, name: &str, output: PyReadonlyArray2<
         let s = loss.evaluate(o, &t, Some(&mut g));
         Ok((s.mean_loss(), g))
     })?;
-    Ok((value, Array2::from_shape_vec((o.rows, o.cols), grad).map_err(|e| Error::Shape(e.to_string()))?.into_pyarray(py)))
+    Ok((value, array2(py, o.rows, o.cols, grad)?))
 }
 
 /// `a @ b` for 2-D float32 arrays, through the same GEMM the layers use (for
@@ -143,5 +149,5 @@ pub fn matmul<'py>(py: Python<'py>, a: PyReadonlyArray2<'_, f32>, b: PyReadonlyA
         }
         Ok(c.into_vec())
     })?;
-    Ok(Array2::from_shape_vec((m, n), out).map_err(|e| Error::Shape(e.to_string()))?.into_pyarray(py))
+    array2(py, m, n, out)
 }

@@ -3,8 +3,7 @@
 
 use std::path::PathBuf;
 
-use numpy::ndarray::{Array2, ArrayD, IxDyn};
-use numpy::{IntoPyArray, PyArray2, PyArrayDyn, PyReadonlyArray2, PyReadonlyArrayDyn, PyUntypedArrayMethods};
+use numpy::{PyArray2, PyArrayDyn, PyReadonlyArray2, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
@@ -14,6 +13,7 @@ use crate::loss::LossStats;
 use crate::network::{Network, NetworkSpec};
 use crate::python::compute::compute;
 use crate::python::convert::{mat, PyTargets};
+use crate::python::functional::{array2, shaped};
 
 /// (loss_sum, samples, correct, counted): sums, so Python can combine batches.
 type Stats = (f64, u64, u64, u64);
@@ -28,8 +28,7 @@ pub struct PyNetwork {
 }
 
 fn tensor_copy<'py>(py: Python<'py>, shape: &[usize], data: &[f32]) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
-    let arr = ArrayD::from_shape_vec(IxDyn(shape), data.to_vec()).map_err(|e| Error::Shape(e.to_string()))?;
-    Ok(arr.into_pyarray(py))
+    shaped(py, shape, data.to_vec())
 }
 
 #[pymethods]
@@ -115,8 +114,7 @@ impl PyNetwork {
         let net = &mut self.inner;
         let out = compute(py, || net.predict(x))?;
         let (r, c) = (out.rows(), out.cols());
-        let arr = Array2::from_shape_vec((r, c), out.into_vec()).map_err(|e| Error::Shape(e.to_string()))?;
-        Ok(arr.into_pyarray(py))
+        array2(py, r, c, out.into_vec())
     }
 
     /// Copies of the parameter tensors, as `[(name, array)]` in layer order.
