@@ -168,13 +168,10 @@ impl Network {
 
     fn check_inputs(&self, x: MatRef<'_>) -> Result<()> {
         if x.rows == 0 {
-            return Err(Error::Empty("X has no samples; expected at least one row".into()));
+            return x.check_samples("X");
         }
         ensure_shape(x.cols == self.spec.input_dim, || format!("X has {} features per sample but the model expects {}", x.cols, self.spec.input_dim))?;
-        if !all_finite(x.data) {
-            return Err(Error::NonFinite("X contains NaN or infinity; inputs must be finite".into()));
-        }
-        Ok(())
+        x.check_samples("X")
     }
 
     /// Checks a dataset against the model without training on it.

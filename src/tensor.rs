@@ -4,7 +4,8 @@
 //! function that takes two of them can check that the shapes agree before it
 //! touches memory.
 
-use crate::error::{ensure_shape, Result};
+use crate::error::{ensure_shape, Error, Result};
+use crate::kernels::reduce::all_finite;
 
 /// An owned row-major matrix. Growing it (`resize_rows`) keeps the allocation
 /// when the new size fits, which is how workspaces avoid allocating per step.
@@ -104,6 +105,21 @@ impl<'a> MatRef<'a> {
             format!("expected {rows}x{cols} = {} values, got {}", rows * cols, data.len())
         })?;
         Ok(Self { rows, cols, data })
+    }
+
+    /// Checks that the view holds at least one sample and only finite values;
+    /// `name` is how the message refers to it (e.g. "X").
+    ///
+    /// # Errors
+    /// `Error::Empty` for zero rows, `Error::NonFinite` for NaN or infinity.
+    pub fn check_samples(&self, name: &str) -> Result<()> {
+        if self.rows == 0 {
+            return Err(Error::Empty(format!("{name} has no samples; expected at least one row")));
+        }
+        if !all_finite(self.data) {
+            return Err(Error::NonFinite(format!("{name} contains NaN or infinity; inputs must be finite")));
+        }
+        Ok(())
     }
 
     /// Row `r` as a slice.

@@ -117,12 +117,7 @@ pub fn loss_and_grad<'py>(py: Python<'py>, name: &str, output: PyReadonlyArray2<
     let y = PyTargets::extract(y)?;
     let (o, t) = (mat(&output)?, y.view()?);
     let (value, grad) = compute(py, || {
-        if o.rows == 0 {
-            return Err(Error::Empty("output has no rows; expected at least one sample".into()));
-        }
-        if !crate::kernels::reduce::all_finite(o.data) {
-            return Err(Error::NonFinite("output contains NaN or infinity".into()));
-        }
+        o.check_samples("output")?;
         loss.check_targets(&t, o.rows, o.cols)?;
         let mut g = vec![0.0; o.data.len()];
         let s = loss.evaluate(o, &t, Some(&mut g));
