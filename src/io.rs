@@ -38,12 +38,13 @@ fn format_err(what: impl std::fmt::Display) -> Error {
 /// `Error::Format` if serialisation fails (it should not for valid networks).
 pub fn to_bytes(net: &Network, extra: &str) -> Result<Vec<u8>> {
     // A diverged model would be written but refused by `from_bytes`; say so now.
-    if !all_finite(net.params()) {
+    if !all_finite(net.params()) || !all_finite(net.buffers()) {
         return Err(Error::NonFinite("the weights contain NaN or infinity (training diverged); refusing to save them".into()));
     }
     let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
-    for (name, info) in net.param_infos() {
-        tensors.push((name, info.shape.clone(), to_le_bytes(&net.params()[info.offset..info.offset + info.len()])));
+    for (info, trainable) in net.tensor_infos() {
+        let source = if trainable { net.params() } else { net.buffers() };
+        tensors.push((info.name.clone(), info.shape.clone(), to_le_bytes(&source[info.range()])));
     }
     for (name, buf) in net.optimizer().state() {
         tensors.push((format!("{OPTIM_PREFIX}{name}"), vec![buf.len()], to_le_bytes(buf)));
@@ -84,7 +85,8 @@ pub fn from_bytes(bytes: &[u8]) -> Result<(Network, String)> {
     let spec: NetworkSpec = serde_json::from_str(get("spec")?).map_err(|e| format_err(format!("bad architecture JSON: {e}")))?;
     let steps: u64 = get("optimizer_steps")?.parse().map_err(|_| format_err("optimizer_steps is not a number"))?;
     let mut net = Network::new(spec).map_err(|e| format_err(format!("its architecture is invalid: {e}")))?;
-    for (name, info) in net.param_infos() {
+    for (info, _) in net.tensor_infos() {
+        let name = info.name;
         let t = st.tensor(&name).map_err(|_| format_err(format!("tensor '{name}' is missing")))?;
         if t.dtype() != Dtype::F32 || t.shape() != info.shape.as_slice() {
             return Err(format_err(format!("tensor '{name}' is {:?} {:?}, expected F32 {:?}", t.dtype(), t.shape(), info.shape)));

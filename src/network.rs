@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ensure_config, ensure_shape, Error, Result};
 use crate::init::rng_for;
 use crate::kernels::reduce::all_finite;
-use crate::layers::{Layer, LayerSpec, ParamInfo};
+use crate::layers::{Alloc, Chain, Ctx, LayerSpec, ParamInfo};
 use crate::loss::{Loss, LossStats, Targets};
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::tensor::{MatRef, Matrix};
@@ -43,10 +43,12 @@ const STREAM_SHUFFLE: u64 = 1;
 /// Kept apart from the batch buffers so a step can borrow both at once.
 #[derive(Clone, Debug)]
 struct Core {
-    layers: Vec<Layer>,
+    chain: Chain,
     loss: Loss,
     params: Vec<f32>,
     grads: Vec<f32>,
+    /// Non-trainable state (running statistics), updated by training forwards.
+    buffers: Vec<f32>,
     optimizer: Optimizer,
     dy: Matrix,
     dx: Matrix,
@@ -67,6 +69,9 @@ pub struct Network {
     spec: NetworkSpec,
     core: Core,
     batch: BatchBuffers,
+    /// The mode of `train_step`/`train_epoch`/`forward`: training (dropout on,
+    /// batch statistics) unless set otherwise. `predict` and `evaluate` always infer.
+    training: bool,
 }
 
 impl Network {
@@ -79,22 +84,14 @@ impl Network {
         ensure_config(!spec.layers.is_empty(), || "a network needs at least one layer".into())?;
         let loss = Loss::from_name(&spec.loss)?;
         let optimizer = Optimizer::new(spec.optimizer.clone())?;
-        let mut layers = Vec::with_capacity(spec.layers.len());
-        let (mut width, mut offset) = (spec.input_dim, 0);
-        for ls in &spec.layers {
-            let layer = Layer::build(ls, width, offset)?;
-            width = layer.out_dim();
-            offset += layer.n_params();
-            layers.push(layer);
-        }
-        let mut params = vec![0.0; offset];
-        let mut rng = rng_for(spec.seed, STREAM_INIT);
-        for layer in &layers {
-            layer.init_params(&mut params, &mut rng);
-        }
-        let grads = vec![0.0; offset];
-        let core = Core { layers, loss, params, grads, optimizer, dy: Matrix::default(), dx: Matrix::default() };
-        Ok(Self { spec, core, batch: BatchBuffers::default() })
+        let mut alloc = Alloc::default();
+        let chain = Chain::build(&spec.layers, spec.input_dim, &mut alloc)?;
+        let mut params = vec![0.0; alloc.params];
+        let mut buffers = vec![0.0; alloc.buffers];
+        chain.init(&mut params, &mut buffers, &mut rng_for(spec.seed, STREAM_INIT));
+        let grads = vec![0.0; alloc.params];
+        let core = Core { chain, loss, params, grads, buffers, optimizer, dy: Matrix::default(), dx: Matrix::default() };
+        Ok(Self { spec, core, batch: BatchBuffers::default(), training: true })
     }
 
     pub fn spec(&self) -> &NetworkSpec {
@@ -106,15 +103,31 @@ impl Network {
     }
 
     pub fn output_dim(&self) -> usize {
-        self.core.layers.last().map_or(0, Layer::out_dim)
+        self.core.chain.out_dim()
     }
 
     pub fn loss(&self) -> Loss {
         self.core.loss
     }
 
-    pub fn layers(&self) -> &[Layer] {
-        &self.core.layers
+    pub fn chain(&self) -> &Chain {
+        &self.core.chain
+    }
+
+    /// Whether `train_step`, `train_epoch` and `forward` run in training mode.
+    pub fn training(&self) -> bool {
+        self.training
+    }
+
+    /// Sets the mode of `train_step`, `train_epoch` and `forward` (PyTorch's
+    /// `train()`/`eval()`).
+    pub fn set_training(&mut self, training: bool) {
+        self.training = training;
+    }
+
+    /// Non-trainable state, flat, laid out as [`Network::buffer_infos`] says.
+    pub fn buffers(&self) -> &[f32] {
+        &self.core.buffers
     }
 
     /// All parameters, flat, in layer order.
@@ -135,35 +148,57 @@ impl Network {
         &mut self.core.optimizer
     }
 
-    /// Named parameter tensors: `layers.{i}.{name}` with shapes and offsets.
-    pub fn param_infos(&self) -> Vec<(String, ParamInfo)> {
-        let mut out = Vec::new();
-        for (i, layer) in self.core.layers.iter().enumerate() {
-            for p in layer.params() {
-                out.push((format!("layers.{i}.{}", p.name), p));
-            }
-        }
-        out
+    /// Trainable tensors, named `layers.{i}.{name}` (`i` the layer's index in
+    /// the spec), with shapes and offsets into [`Network::params`].
+    pub fn param_infos(&self) -> Vec<ParamInfo> {
+        self.core.chain.params("layers.")
     }
 
-    /// Overwrites the tensor called `name` (see [`Network::param_infos`]).
+    /// Non-trainable tensors, named like parameters, with offsets into [`Network::buffers`].
+    pub fn buffer_infos(&self) -> Vec<ParamInfo> {
+        self.core.chain.buffers("layers.")
+    }
+
+    /// Every tensor in layer order (a layer's parameters, then its buffers),
+    /// with `true` for trainable ones.
+    pub fn tensor_infos(&self) -> Vec<(ParamInfo, bool)> {
+        let mut all: Vec<(ParamInfo, bool)> = self.param_infos().into_iter().map(|p| (p, true)).collect();
+        all.extend(self.buffer_infos().into_iter().map(|p| (p, false)));
+        let layer_of = |name: &str| name.split('.').nth(1).and_then(|i| i.parse::<usize>().ok()).unwrap_or(usize::MAX);
+        all.sort_by_key(|(p, _)| layer_of(&p.name)); // stable: parameters stay before buffers
+        all
+    }
+
+    /// Overwrites the tensor called `name`, a parameter or a buffer (see
+    /// [`Network::tensor_infos`]).
     ///
     /// # Errors
-    /// `Error::Config` for an unknown name, `Error::Shape` for a wrong length,
-    /// `Error::NonFinite` for NaN/inf values.
+    /// `Error::Config` for an unknown name or a negative running variance,
+    /// `Error::Shape` for a wrong length, `Error::NonFinite` for NaN/inf values.
     pub fn set_param(&mut self, name: &str, values: &[f32]) -> Result<()> {
-        let info = self
-            .param_infos()
-            .into_iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, p)| p)
-            .ok_or_else(|| Error::Config(format!("no parameter named '{name}'")))?;
+        let (info, trainable) = self.find_tensor(name)?;
         ensure_shape(values.len() == info.len(), || format!("parameter '{name}' has shape {:?} ({} values), got {} values", info.shape, info.len(), values.len()))?;
         if !all_finite(values) {
             return Err(Error::NonFinite(format!("values for '{name}' contain NaN or infinity")));
         }
-        self.core.params[info.offset..info.offset + info.len()].copy_from_slice(values);
+        ensure_config(!name.ends_with("running_var") || values.iter().all(|&v| v >= 0.0), || format!("'{name}' is a variance and cannot be negative"))?;
+        let target = if trainable { &mut self.core.params } else { &mut self.core.buffers };
+        target[info.range()].copy_from_slice(values);
         Ok(())
+    }
+
+    fn find_tensor(&self, name: &str) -> Result<(ParamInfo, bool)> {
+        self.tensor_infos().into_iter().find(|(p, _)| p.name == name).ok_or_else(|| Error::Config(format!("no parameter or buffer named '{name}'")))
+    }
+
+    /// A copy of tensor `name` (a parameter or a buffer) with its shape.
+    ///
+    /// # Errors
+    /// `Error::Config` for an unknown name.
+    pub fn get_tensor(&self, name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
+        let (info, trainable) = self.find_tensor(name)?;
+        let source = if trainable { &self.core.params } else { &self.core.buffers };
+        Ok((info.shape.clone(), source[info.range()].to_vec()))
     }
 
     fn check_inputs(&self, x: MatRef<'_>) -> Result<()> {
@@ -199,7 +234,8 @@ impl Network {
     /// Shape, label, emptiness and finiteness errors; the network is unchanged.
     pub fn train_step(&mut self, x: MatRef<'_>, targets: Targets<'_>) -> Result<LossStats> {
         self.check(x, &targets)?;
-        self.run(x.rows, |net| net.core.step(x, &targets))
+        let (training, seed) = (self.training, self.spec.seed);
+        self.run(x.rows, |net| net.core.step(x, &targets, training, seed))
     }
 
     /// One epoch over `(x, targets)` in mini-batches of `batch_size`, shuffled
@@ -215,11 +251,12 @@ impl Network {
 
     fn epoch_checked(&mut self, x: MatRef<'_>, targets: &Targets<'_>, batch_size: usize, shuffle: bool, seed: u64, epoch: u64) -> Result<LossStats> {
         let n = x.rows;
+        let (training, net_seed) = (self.training, self.spec.seed);
         let mut total = LossStats::default();
         if !shuffle {
             for start in (0..n).step_by(batch_size) {
                 let end = (start + batch_size).min(n);
-                total.add(self.core.step(x.rows_range(start, end), &targets.rows_range(start, end))?);
+                total.add(self.core.step(x.rows_range(start, end), &targets.rows_range(start, end), training, net_seed)?);
             }
             return Ok(total);
         }
@@ -251,7 +288,7 @@ impl Network {
                     Targets::Values(b.values.view())
                 }
             };
-            total.add(self.core.step(b.x.view(), &batch_targets)?);
+            total.add(self.core.step(b.x.view(), &batch_targets, training, net_seed)?);
         }
         Ok(total)
     }
@@ -266,12 +303,28 @@ impl Network {
         self.run(x.rows, |net| {
             for start in (0..x.rows).step_by(INFER_CHUNK) {
                 let end = (start + INFER_CHUNK).min(x.rows);
-                let y = net.core.forward(x.rows_range(start, end))?;
+                let y = net.core.forward(x.rows_range(start, end), &Ctx::inference())?;
                 out.as_mut_slice()[start * y.cols..end * y.cols].copy_from_slice(y.data);
             }
             Ok::<_, Error>(())
         })?;
         Ok(out)
+    }
+
+    /// The outputs in the network's current mode (see [`Network::set_training`]):
+    /// in training mode dropout is active and BatchNorm uses, and updates, the
+    /// batch statistics, as a PyTorch module's forward does. The whole batch is
+    /// one pass (batch statistics depend on it).
+    ///
+    /// # Errors
+    /// Shape, emptiness and finiteness errors.
+    pub fn forward(&mut self, x: MatRef<'_>) -> Result<Matrix> {
+        self.check_inputs(x)?;
+        let ctx = self.core.ctx(self.training, self.spec.seed);
+        self.run(x.rows, |net| {
+            let y = net.core.forward(x, &ctx)?;
+            Matrix::from_vec(y.rows, y.cols, y.data.to_vec())
+        })
     }
 
     /// Loss statistics over `(x, targets)` without training.
@@ -285,7 +338,7 @@ impl Network {
             for start in (0..x.rows).step_by(INFER_CHUNK) {
                 let end = (start + INFER_CHUNK).min(x.rows);
                 let loss = net.core.loss;
-                let y = net.core.forward(x.rows_range(start, end))?;
+                let y = net.core.forward(x.rows_range(start, end), &Ctx::inference())?;
                 total.add(loss.evaluate(y, &targets.rows_range(start, end), None));
             }
             Ok(total)
@@ -294,28 +347,24 @@ impl Network {
 }
 
 impl Core {
-    fn forward<'s, 'x: 's>(&'s mut self, x: MatRef<'x>) -> Result<MatRef<'s>> {
-        for i in 0..self.layers.len() {
-            let (done, rest) = self.layers.split_at_mut(i);
-            let input = done.last().map_or(x, Layer::output);
-            rest[0].forward(input, &self.params)?;
-        }
-        Ok(self.layers.last().map_or(x, Layer::output))
+    /// The context of a pass: the mode, and the seed and step dropout draws from.
+    fn ctx(&self, training: bool, seed: u64) -> Ctx {
+        Ctx { training, seed, step: self.optimizer.steps() }
+    }
+
+    fn forward(&mut self, x: MatRef<'_>, ctx: &Ctx) -> Result<MatRef<'_>> {
+        self.chain.forward(x, &self.params, &mut self.buffers, ctx)?;
+        Ok(self.chain.output())
     }
 
     /// Forward, loss gradient, backward, update; inputs already checked.
-    fn step(&mut self, x: MatRef<'_>, targets: &Targets<'_>) -> Result<LossStats> {
-        self.forward(x)?;
-        let out = self.layers.last().map_or(x, Layer::output);
+    fn step(&mut self, x: MatRef<'_>, targets: &Targets<'_>, training: bool, seed: u64) -> Result<LossStats> {
+        let ctx = self.ctx(training, seed);
+        self.chain.forward(x, &self.params, &mut self.buffers, &ctx)?;
+        let out = self.chain.output();
         self.dy.reshape_for(out.rows, out.cols);
         let stats = self.loss.evaluate(out, targets, Some(self.dy.as_mut_slice()));
-        for i in (0..self.layers.len()).rev() {
-            let (before, rest) = self.layers.split_at_mut(i);
-            let input = before.last().map_or(x, Layer::output);
-            let dx = if i > 0 { Some(&mut self.dx) } else { None };
-            rest[0].backward(input, &self.params, &mut self.grads, &mut self.dy, dx)?;
-            std::mem::swap(&mut self.dy, &mut self.dx);
-        }
+        self.chain.backward(x, &self.params, &mut self.grads, &mut self.dy, &mut self.dx, false)?;
         self.optimizer.step(&mut self.params, &self.grads);
         Ok(stats)
     }

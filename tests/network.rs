@@ -109,7 +109,7 @@ fn steady_state_training_step_allocates_only_inside_gemm() {
     // `gemm` crate takes per product (at most two per call, 3L-1 calls per step
     // for L layers), a fixed count that never grows with steps.
     assert_eq!(ten, 10 * one, "allocations per step must not change between steps");
-    let gemm_calls = 3 * net.layers().len() - 1;
+    let gemm_calls = 3 * net.chain().layers().count() - 1;
     assert!(one <= 2 * gemm_calls, "{one} allocations per step for {gemm_calls} GEMM calls");
 }
 

@@ -7,10 +7,14 @@
 >>> history = model.fit(X, y, epochs=20, batch_size=32, seed=0)
 """
 
-from . import _core, datasets, errors, functional, optim
+from . import _core, datasets, errors, functional, layers, optim
 from .threads import get_num_threads, set_num_threads
 from .errors import *  # noqa: F401,F403  (every named exception, listed in errors.__all__)
-from .layers import Dense, Layer
+from .layers import (
+    ELU, GELU, GLU, Activation, BatchNorm, Dense, Dropout, GeGLU, Gated, Identity, Layer, LayerNorm,
+    LeakyReLU, LogSoftmax, PReLU, ReGLU, ReLU, Residual, RMSNorm, Sigmoid, SiLU, Softmax, Softplus,
+    SwiGLU, Swish, Tanh,
+)
 from .model import Sequential, load
 from .training import History
 
@@ -19,9 +23,34 @@ __version__ = _core.__version__
 __all__ = [
     "Sequential",
     "Dense",
+    "Activation",
+    "ReLU",
+    "LeakyReLU",
+    "ELU",
+    "GELU",
+    "SiLU",
+    "Swish",
+    "Sigmoid",
+    "Tanh",
+    "Softplus",
+    "Identity",
+    "Softmax",
+    "LogSoftmax",
+    "PReLU",
+    "Gated",
+    "GLU",
+    "SwiGLU",
+    "GeGLU",
+    "ReGLU",
+    "BatchNorm",
+    "LayerNorm",
+    "RMSNorm",
+    "Dropout",
+    "Residual",
     "Layer",
     "History",
     "load",
+    "layers",
     "optim",
     "datasets",
     "functional",

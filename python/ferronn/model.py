@@ -10,6 +10,7 @@ import numpy as np
 
 from . import _core, _validate, layers as _layers, optim as _optim
 from .errors import ConfigError, ModelFileError, NotFittedError, UnknownNameError
+from . import summary as _summary
 from .training import History, fit_loop
 
 __all__ = ["Sequential", "load"]
@@ -75,6 +76,10 @@ class Sequential:
         for m in metrics:
             if str(m).lower() not in _METRICS:
                 raise UnknownNameError(f"unknown metric {m!r}; expected one of: accuracy")
+        last = type(self.layers[-1]).__name__
+        if _LOSSES[key] in ("cross_entropy", "binary_cross_entropy") and last in ("Softmax", "LogSoftmax"):
+            raise ConfigError(f"the {_LOSSES[key]} loss takes logits, but the last layer is {last}: remove it "
+                              "(predict_proba applies the softmax), or end with LogSoftmax and use loss='nll'")
         self.optimizer = _optim.get(optimizer)
         self.loss = _LOSSES[key]
         self.metrics = ["accuracy" for _ in metrics]
@@ -101,6 +106,11 @@ class Sequential:
     def _install(self, net: Any, seed: int) -> None:
         self._net, self.input_dim, self.seed = net, int(net.input_dim), seed
         self._epochs_trained = 0
+        self._bind_layers()
+
+    def _bind_layers(self) -> None:
+        for i, layer in enumerate(self.layers):
+            layer._bind(self, f"layers.{i}")
 
     def build(self, input_dim: int, seed: Optional[int] = None) -> None:
         """Creates and initialises the weights for inputs of width ``input_dim``."""
@@ -173,11 +183,46 @@ class Sequential:
             self._install(net, net_seed)
         self._target_1d = np.ndim(y) == 1
         shuffle_seed = seed if seed is not None else int(self.seed or 0)
-        return fit_loop(self, xa, ya, epochs=int(epochs), batch_size=int(batch_size), shuffle=bool(shuffle),
-                        seed=shuffle_seed, validation=validation, verbose=verbose)
+        was_training, self._net.training = self._net.training, True  # fit trains in training mode, as Keras
+        try:
+            return fit_loop(self, xa, ya, epochs=int(epochs), batch_size=int(batch_size), shuffle=bool(shuffle),
+                            seed=shuffle_seed, validation=validation, verbose=verbose)
+        finally:
+            self._net.training = was_training
+
+    # -- modes and custom loops ---------------------------------------------
+
+    def train(self, mode: bool = True) -> "Sequential":
+        """Training mode for ``train_step`` and ``model(x)``: dropout active, BatchNorm on
+        batch statistics (updating its running ones). The default, as in PyTorch."""
+        self._require_built("train").training = bool(mode)
+        return self
+
+    def eval(self) -> "Sequential":
+        """Inference mode for ``train_step`` and ``model(x)``: no dropout, BatchNorm on its
+        running statistics. ``fit`` always trains in training mode; ``predict`` and
+        ``evaluate`` always infer."""
+        return self.train(False)
+
+    @property
+    def training(self) -> bool:
+        return bool(self._require_built("training").training)
+
+    def __call__(self, x: Any, training: Optional[bool] = None) -> np.ndarray:
+        """Outputs for ``x`` in the current mode (or the one given), as one batch.
+        In training mode this updates BatchNorm's running statistics."""
+        net = self._require_built("calling the model")
+        xa = _validate.features(x)
+        if training is None:
+            return net.forward(xa)
+        was, net.training = net.training, bool(training)
+        try:
+            return net.forward(xa)
+        finally:
+            net.training = was
 
     def train_step(self, x: Any, y: Any) -> float:
-        """One optimizer step on one batch; returns the batch's mean loss (before the step)."""
+        """One optimizer step on one batch, in the current mode; returns the batch's mean loss (before the step)."""
         net = self._require_built("train_step")
         fast = type(x) is np.ndarray and x.ndim == 2 and x.dtype == np.float32 and x.flags.c_contiguous
         xa = x if fast else _validate.features(x)
@@ -222,14 +267,24 @@ class Sequential:
 
     # -- weights ----------------------------------------------------------
 
+    def _tensors(self) -> list[tuple[str, np.ndarray]]:
+        return [(n, a) for n, a, _ in self._require_built("reading weights").tensors()]
+
+    def _get_tensor(self, name: str) -> np.ndarray:
+        return self._require_built("reading weights").get_param(name)
+
+    def _set_tensor(self, name: str, value: Any) -> None:
+        self._require_built("setting weights").set_param(name, _validate.weights(value, name))
+
     def get_weights(self) -> list[np.ndarray]:
-        """Every parameter array, layer by layer (kernel [in, out], then bias), as Keras."""
-        return [a for _, a in self._require_built("get_weights").params()]
+        """Every array, layer by layer, as Keras: kernel [in, out] then bias for Dense,
+        gamma, beta, running_mean, running_var for BatchNorm, and so on."""
+        return [a for _, a in self._tensors()]
 
     def set_weights(self, weights: Sequence[Any]) -> None:
-        """Sets every parameter array from a list shaped like ``get_weights()``."""
+        """Sets every array from a list shaped like ``get_weights()``."""
         net = self._require_built("set_weights")
-        names = [n for n, _ in net.params()]
+        names = [n for n, _, _ in net.tensors()]
         if len(weights) != len(names):
             raise ConfigError(f"expected {len(names)} arrays (one per parameter tensor), got {len(weights)}")
         staged = net.copy()
@@ -239,7 +294,12 @@ class Sequential:
 
     @property
     def n_params(self) -> int:
+        """Number of trainable scalars."""
         return int(self._require_built("n_params").n_params)
+
+    def summary(self, print_fn: Any = print) -> None:
+        """Prints a table of layers, output shapes and parameter counts, as Keras."""
+        print_fn(_summary.table(self, self._require_built("summary")))
 
     # -- files ------------------------------------------------------------
 
@@ -264,6 +324,7 @@ class Sequential:
         except (KeyError, TypeError, ValueError) as e:
             raise ModelFileError(f"model file metadata is not what ferronn writes: {e}") from e
         model._net = net
+        model._bind_layers()
         return model
 
     def __repr__(self) -> str:

@@ -7,12 +7,12 @@
 use rand_chacha::ChaCha8Rng;
 
 use crate::activation::{add_bias, Activation};
-use crate::error::{ensure_config, Result};
+use crate::error::{ensure_config, ensure_shape, Result};
 use crate::init::Init;
 use crate::kernels::gemm::{matmul, Op};
 use crate::kernels::reduce::col_sums;
-use crate::layers::ParamInfo;
-use crate::tensor::{MatRef, Matrix};
+use crate::layers::{Alloc, Ctx, LayerKind, ParamInfo};
+use crate::tensor::{MatMut, MatRef, Matrix};
 
 /// A dense layer. `W` is stored `[in_dim, out_dim]` row-major so that the forward
 /// product is `x·W` with no transpose.
@@ -34,9 +34,10 @@ pub struct Dense {
 impl Dense {
     /// # Errors
     /// `Error::Config` when `units` or `in_dim` is zero.
-    pub fn new(in_dim: usize, units: usize, act: Activation, kernel_init: Init, bias_init: Init, offset: usize) -> Result<Self> {
+    pub fn new(in_dim: usize, units: usize, act: Activation, kernel_init: Init, bias_init: Init, alloc: &mut Alloc) -> Result<Self> {
         ensure_config(units > 0, || "Dense units must be at least 1, got 0".into())?;
         ensure_config(in_dim > 0, || "Dense input width must be at least 1, got 0".into())?;
+        let offset = alloc.params(in_dim * units + units);
         Ok(Self {
             in_dim,
             out_dim: units,
@@ -54,38 +55,38 @@ impl Dense {
         self.in_dim
     }
 
-    pub fn out_dim(&self) -> usize {
-        self.out_dim
-    }
-
     pub fn activation(&self) -> Activation {
         self.act
-    }
-
-    pub fn params(&self) -> Vec<ParamInfo> {
-        vec![
-            ParamInfo { name: "weight", offset: self.w_off, shape: vec![self.in_dim, self.out_dim] },
-            ParamInfo { name: "bias", offset: self.b_off, shape: vec![self.out_dim] },
-        ]
     }
 
     fn w<'p>(&self, params: &'p [f32]) -> MatRef<'p> {
         MatRef { rows: self.in_dim, cols: self.out_dim, data: &params[self.w_off..self.b_off] }
     }
 
-    pub fn init_params(&self, params: &mut [f32], rng: &mut ChaCha8Rng) {
+    fn is_identity(&self) -> bool {
+        self.act == Activation::Identity
+    }
+}
+
+impl LayerKind for Dense {
+    fn out_dim(&self) -> usize {
+        self.out_dim
+    }
+
+    fn params(&self) -> Vec<ParamInfo> {
+        vec![ParamInfo::new("weight", self.w_off, vec![self.in_dim, self.out_dim]), ParamInfo::new("bias", self.b_off, vec![self.out_dim])]
+    }
+
+    fn init(&self, params: &mut [f32], _buffers: &mut [f32], rng: &mut ChaCha8Rng) {
         let (w, rest) = params[self.w_off..].split_at_mut(self.in_dim * self.out_dim);
         self.kernel_init.fill(w, self.in_dim, self.out_dim, rng);
         self.bias_init.fill(&mut rest[..self.out_dim], self.in_dim, self.out_dim, rng);
     }
 
-    fn is_identity(&self) -> bool {
-        self.act == Activation::Identity
-    }
-
     /// # Errors
     /// `Error::Shape` when `x` is not `[batch, in_dim]`.
-    pub fn forward(&mut self, x: MatRef<'_>, params: &[f32]) -> Result<()> {
+    fn forward(&mut self, x: MatRef<'_>, params: &[f32], _buffers: &mut [f32], _ctx: &Ctx) -> Result<()> {
+        ensure_shape(x.cols == self.in_dim, || format!("Dense expects inputs of width {}, got {}", self.in_dim, x.cols))?;
         self.z.resize_rows(x.rows);
         matmul(x, Op::N, self.w(params), Op::N, self.z.view_mut(), false)?;
         let bias = &params[self.b_off..self.b_off + self.out_dim];
@@ -98,7 +99,7 @@ impl Dense {
         Ok(())
     }
 
-    pub fn output(&self) -> MatRef<'_> {
+    fn output(&self) -> MatRef<'_> {
         if self.is_identity() {
             self.z.view()
         } else {
@@ -111,13 +112,14 @@ impl Dense {
     ///
     /// # Errors
     /// `Error::Shape` when `x` or `dy` do not match the last forward pass.
-    pub fn backward(&mut self, x: MatRef<'_>, params: &[f32], grads: &mut [f32], dy: &mut Matrix, dx: Option<&mut Matrix>) -> Result<()> {
+    fn backward(&mut self, x: MatRef<'_>, params: &[f32], grads: &mut [f32], dy: &mut Matrix, dx: Option<&mut Matrix>) -> Result<()> {
+        ensure_shape(dy.rows() == self.z.rows() && dy.cols() == self.out_dim && x.rows == dy.rows(), || "Dense: the gradient does not match the last forward pass".into())?;
         if !self.is_identity() {
             self.act.backward(self.z.as_slice(), self.a.as_slice(), dy.as_mut_slice());
         }
         let (gw, gb) = grads[self.w_off..self.b_off + self.out_dim].split_at_mut(self.in_dim * self.out_dim);
         col_sums(dy.as_slice(), gb);
-        let gw = crate::tensor::MatMut::new(self.in_dim, self.out_dim, gw)?;
+        let gw = MatMut::new(self.in_dim, self.out_dim, gw)?;
         matmul(x, Op::T, dy.view(), Op::N, gw, false)?;
         if let Some(dx) = dx {
             dx.reshape_for(x.rows, self.in_dim);

@@ -117,21 +117,40 @@ impl PyNetwork {
         array2(py, r, c, out.into_vec())
     }
 
-    /// Copies of the parameter tensors, as `[(name, array)]` in layer order.
+    /// Copies of the trainable tensors, as `[(name, array)]` in layer order.
     fn params<'py>(&self, py: Python<'py>) -> PyResult<Vec<(String, Bound<'py, PyArrayDyn<f32>>)>> {
         let flat = self.inner.params();
-        self.inner.param_infos().into_iter().map(|(n, p)| Ok((n, tensor_copy(py, &p.shape, &flat[p.offset..p.offset + p.len()])?))).collect()
+        self.inner.param_infos().into_iter().map(|p| Ok((p.name.clone(), tensor_copy(py, &p.shape, &flat[p.range()])?))).collect()
     }
 
     /// Copies of the gradients of the last training step, named like `params`.
     fn grads<'py>(&self, py: Python<'py>) -> PyResult<Vec<(String, Bound<'py, PyArrayDyn<f32>>)>> {
         let flat = self.inner.grads();
-        self.inner.param_infos().into_iter().map(|(n, p)| Ok((n, tensor_copy(py, &p.shape, &flat[p.offset..p.offset + p.len()])?))).collect()
+        self.inner.param_infos().into_iter().map(|p| Ok((p.name.clone(), tensor_copy(py, &p.shape, &flat[p.range()])?))).collect()
     }
 
-    /// Overwrites one parameter tensor (shape-checked).
+    /// Every tensor (parameters and buffers such as running statistics) in layer
+    /// order, as `[(name, array, trainable)]`.
+    fn tensors<'py>(&self, py: Python<'py>) -> PyResult<Vec<(String, Bound<'py, PyArrayDyn<f32>>, bool)>> {
+        let net = &self.inner;
+        net.tensor_infos()
+            .into_iter()
+            .map(|(p, trainable)| {
+                let flat = if trainable { net.params() } else { net.buffers() };
+                Ok((p.name.clone(), tensor_copy(py, &p.shape, &flat[p.range()])?, trainable))
+            })
+            .collect()
+    }
+
+    /// A copy of one tensor (parameter or buffer).
+    fn get_param<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
+        let (shape, data) = self.inner.get_tensor(name)?;
+        shaped(py, &shape, data)
+    }
+
+    /// Overwrites one tensor, parameter or buffer (shape-checked).
     fn set_param(&mut self, name: &str, values: PyReadonlyArrayDyn<'_, f32>) -> PyResult<()> {
-        let info = self.inner.param_infos().into_iter().find(|(n, _)| n == name).map(|(_, p)| p);
+        let info = self.inner.tensor_infos().into_iter().find(|(p, _)| p.name == name).map(|(p, _)| p);
         if let Some(info) = info {
             if values.shape() != info.shape.as_slice() {
                 return Err(Error::Shape(format!("parameter '{name}' has shape {:?}, got an array of shape {:?}", info.shape, values.shape())).into());
@@ -139,6 +158,26 @@ impl PyNetwork {
         }
         let data = values.as_slice().map_err(|_| Error::Shape("values must be C-contiguous".into()))?;
         Ok(self.inner.set_param(name, data)?)
+    }
+
+    /// Whether train_step / train_epoch / forward run in training mode.
+    #[getter]
+    fn training(&self) -> bool {
+        self.inner.training()
+    }
+
+    #[setter]
+    fn set_training(&mut self, training: bool) {
+        self.inner.set_training(training);
+    }
+
+    /// Outputs in the current mode (training mode updates running statistics).
+    fn forward<'py>(&mut self, py: Python<'py>, x: PyReadonlyArray2<'_, f32>) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let x = mat(&x)?;
+        let net = &mut self.inner;
+        let out = compute(py, || net.forward(x))?;
+        let (r, c) = (out.rows(), out.cols());
+        array2(py, r, c, out.into_vec())
     }
 
     /// The model as safetensors bytes; `extra` is stored in the metadata.

@@ -1,0 +1,147 @@
+"""ferronn against PyTorch on modern MLP architectures, in one process.
+
+    python benches/compare_layers.py [--threads 2] [--quick]
+
+Same protocol as benches/compare.py (same threads, same data, interleaved timed
+runs on an idle machine, medians): training throughput (samples/s) of
+
+  * a SwiGLU MLP: 784 → SwiGLU(256) → SwiGLU(128) → Dense(10);
+  * a BatchNorm MLP: 784 → Dense(256) → BatchNorm → ReLU → Dense(128) → BatchNorm → ReLU → Dense(10);
+  * a residual MLP: 784 → Dense(256) → 2 × Residual([LayerNorm, Dense(256, relu), Dense(256)]) → Dense(10);
+
+each with Adam(1e-3) and cross-entropy, ferronn's ``fit`` against an idiomatic
+PyTorch loop over the same model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import compare as cmp  # noqa: E402
+
+import ferronn as fn  # noqa: E402
+
+torch = cmp.torch
+N_FEATURES, N_CLASSES = cmp.N_FEATURES, cmp.N_CLASSES
+
+
+def ferronn_model(kind: str) -> fn.Sequential:
+    if kind == "swiglu":
+        layers = [fn.SwiGLU(256), fn.SwiGLU(128), fn.Dense(10)]
+    elif kind == "batchnorm":
+        layers = [fn.Dense(256), fn.BatchNorm(), fn.ReLU(), fn.Dense(128), fn.BatchNorm(), fn.ReLU(), fn.Dense(10)]
+    else:
+        block = [fn.LayerNorm(), fn.Dense(256, activation="relu"), fn.Dense(256)]
+        layers = [fn.Dense(256), fn.Residual(list(block)), fn.Residual([fn.LayerNorm(), fn.Dense(256, activation="relu"),
+                                                                         fn.Dense(256)]), fn.Dense(10)]
+    model = fn.Sequential(layers)
+    model.compile(optimizer=fn.optim.Adam(1e-3), loss="cross_entropy")
+    model.build(N_FEATURES, seed=0)
+    return model
+
+
+def torch_model(kind: str) -> Any:
+    nn = torch.nn
+    torch.manual_seed(0)
+
+    class SwiGLU(nn.Module):
+        def __init__(self, d: int, units: int) -> None:
+            super().__init__()
+            self.proj = nn.Linear(d, 2 * units)  # gate and value in one GEMM, as ferronn
+
+        def forward(self, x):
+            gate, value = self.proj(x).chunk(2, dim=-1)
+            return torch.nn.functional.silu(gate) * value
+
+    class Residual(nn.Module):
+        def __init__(self, *block) -> None:
+            super().__init__()
+            self.block = nn.Sequential(*block)
+
+        def forward(self, x):
+            return x + self.block(x)
+
+    if kind == "swiglu":
+        return nn.Sequential(SwiGLU(784, 256), SwiGLU(256, 128), nn.Linear(128, 10))
+    if kind == "batchnorm":
+        return nn.Sequential(nn.Linear(784, 256), nn.BatchNorm1d(256), nn.ReLU(), nn.Linear(256, 128),
+                             nn.BatchNorm1d(128), nn.ReLU(), nn.Linear(128, 10))
+    return nn.Sequential(nn.Linear(784, 256),
+                         *[Residual(nn.LayerNorm(256), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 256)) for _ in range(2)],
+                         nn.Linear(256, 10))
+
+
+def bench(X: np.ndarray, y: np.ndarray, reps: int, warmup: int, batch_sizes: list[int]) -> None:
+    n = len(X)
+    rows = []
+    for kind in ("swiglu", "batchnorm", "residual"):
+        for bs in batch_sizes:
+            model = ferronn_model(kind)
+            epoch = [0]
+
+            def ferronn_fit() -> float:
+                epoch[0] += 1
+                t = time.perf_counter()
+                model.fit(X, y, epochs=1, batch_size=bs, shuffle=True, seed=epoch[0], verbose=0)
+                return time.perf_counter() - t
+
+            torch_epoch = None
+            if torch is not None:
+                Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+                tmodel = torch_model(kind)
+                opt = torch.optim.Adam(tmodel.parameters(), lr=1e-3)
+                tmodel.train()
+
+                def torch_epoch() -> float:
+                    t = time.perf_counter()
+                    perm = torch.randperm(n)
+                    for i in range(0, n, bs):
+                        idx = perm[i:i + bs]
+                        opt.zero_grad(set_to_none=True)
+                        loss = torch.nn.functional.cross_entropy(tmodel(Xt[idx]), yt[idx])
+                        loss.backward()
+                        opt.step()
+                    return time.perf_counter() - t
+
+            times = cmp.interleaved({"fit": ferronn_fit, "torch": torch_epoch}, reps, warmup)
+            med = {k: n / statistics.median(v) for k, v in times.items()}
+            pairs = sorted(t / f for f, t in zip(times["fit"], times.get("torch", [])))
+            spread = f"{pairs[0]:.2f}-{pairs[-1]:.2f}" if pairs else "n/a"
+            rows.append((f"{kind} b={bs} ({model.n_params:,} params)", cmp.fmt(med["fit"]), cmp.fmt(med.get("torch")),
+                         cmp.ratio(med["fit"], med.get("torch")), spread))
+    cmp.print_table(f"training throughput, samples/s (median of {reps}, {n} samples/epoch, Adam 1e-3, cross-entropy)",
+                    ("case", "ferronn fit", "torch", "ferronn/torch", "per-round range"), rows)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--threads", type=int, default=2, help="threads for every library (default 2)")
+    p.add_argument("--quick", action="store_true", help="few repetitions: a smoke test, not a measurement")
+    p.add_argument("--samples", type=int, default=8192, help="samples per training epoch (default 8192)")
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[128], help="batch sizes (default 128)")
+    p.add_argument("--max-wait", type=float, default=60.0, help="seconds to wait for an idle machine per timed run")
+    args = p.parse_args()
+    cmp.QUIET["max_wait"] = args.max_wait
+    limiter = cmp.set_threads(args.threads)  # noqa: F841 (kept alive for the whole run)
+    cmp.print_environment(args.threads)
+    reps, warmup = (2, 1) if args.quick else (7, 1)
+    n = min(args.samples, 2048) if args.quick else args.samples
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((n, N_FEATURES), dtype=np.float32)
+    y = rng.integers(0, N_CLASSES, size=n, dtype=np.int64)
+    bench(X, y, reps, warmup, args.batch_sizes)
+    print(f"timed runs: {cmp.QUIET['runs']}; redone: {cmp.QUIET['redone']}; still disturbed: {cmp.QUIET['contaminated']}")
+    if args.quick:
+        print("(--quick: too few repetitions to quote these numbers)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""Layers: descriptions of what to build. The Rust core builds and runs them.
+
+Each layer is written as in Keras (``Dense(64, activation="relu")``), stored in
+model files as its ``spec()`` dict, and rebuilt with ``from_spec``. Once its
+model is built, a layer's tensors are readable and settable as numpy arrays
+(``layer.weights``, ``layer.gamma``, ``layer.get_params()``).
+"""
+
+from .activations import (
+    ELU, GELU, Activation, Identity, LeakyReLU, LogSoftmax, PReLU, ReLU, Sigmoid, SiLU,
+    Softmax, Softplus, Swish, Tanh,
+)
+from .base import Layer, from_spec
+from .dense import Dense
+from .gated import GLU, GeGLU, Gated, ReGLU, SwiGLU
+from .norm import BatchNorm, LayerNorm, RMSNorm
+from .structure import Dropout, Residual
+
+__all__ = [
+    "Layer",
+    "from_spec",
+    "Dense",
+    "Activation",
+    "ReLU",
+    "LeakyReLU",
+    "ELU",
+    "GELU",
+    "SiLU",
+    "Swish",
+    "Sigmoid",
+    "Tanh",
+    "Softplus",
+    "Identity",
+    "Softmax",
+    "LogSoftmax",
+    "PReLU",
+    "Gated",
+    "GLU",
+    "SwiGLU",
+    "GeGLU",
+    "ReGLU",
+    "BatchNorm",
+    "LayerNorm",
+    "RMSNorm",
+    "Dropout",
+    "Residual",
+]

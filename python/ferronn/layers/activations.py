@@ -1,0 +1,307 @@
+"""Activation layers: functions applied to each value on its own (ReLU, GELU, ...),
+plus the row-wise Softmax / LogSoftmax and the learned PReLU.
+
+An elementwise activation can also be fused into a layer before it:
+``Dense(64, activation=LeakyReLU(0.2))`` computes the same as
+``Dense(64), LeakyReLU(0.2)`` with one layer less.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Union
+
+import numpy as np
+
+from .. import _core
+from ..errors import ConfigError
+from .base import Layer, finite_float, register
+
+__all__ = [
+    "Activation", "ReLU", "LeakyReLU", "ELU", "GELU", "SiLU", "Swish", "Sigmoid", "Tanh",
+    "Softplus", "Identity", "Softmax", "LogSoftmax", "PReLU",
+]
+
+#: An activation as written in specs: "relu", or {"name": "leaky_relu", "alpha": 0.2}.
+ActSpec = Union[str, dict]
+
+# Other names the core accepts for the same functions; Activation stores the main name.
+_ALIASES = {"swish": "silu", "linear": "identity"}
+# The core's default slopes, written out so that a spec always states the one in use.
+_DEFAULT_ALPHA = {"leaky_relu": 0.01, "elu": 1.0}
+
+
+def check_activation(name: str, alpha: Optional[float]) -> None:
+    """Raises UnknownNameError / ConfigError now if the core would reject the activation.
+
+    The core owns the list of activations; asking it here makes a bad name fail
+    where it is written rather than at the first fit.
+    """
+    _core.activation_forward(name, np.zeros(1, dtype=np.float32), alpha)
+
+
+def parse_activation(act: Any, what: str = "activation") -> tuple[str, Optional[float]]:
+    """``(name, alpha)`` of an activation spec (a name, a {"name", "alpha"} dict, or None)."""
+    if act is None:
+        return "identity", None
+    if isinstance(act, str):
+        return act, None
+    if isinstance(act, dict) and isinstance(act.get("name"), str) and set(act) <= {"name", "alpha"}:
+        alpha = act.get("alpha")
+        return act["name"], None if alpha is None else finite_float(alpha, f"alpha of {what}")
+    raise ConfigError(f"{what} must be an activation name such as 'relu' or a dict such as "
+                      f"{{'name': 'leaky_relu', 'alpha': 0.2}}, got {act!r}")
+
+
+def activation_spec(name: str, alpha: Optional[float]) -> ActSpec:
+    """The spec form of ``(name, alpha)``: the bare name when there is no alpha."""
+    return name if alpha is None else {"name": name, "alpha": alpha}
+
+
+def activation_arg(value: Any, alpha: Any, what: str) -> tuple[str, Optional[float]]:
+    """``(name, alpha)`` from an ``activation=`` style argument: None (identity), a
+    name, a spec dict, or an elementwise activation layer such as ``LeakyReLU(0.2)``.
+    Checked by the core; ``what`` names the argument in error messages."""
+    if isinstance(value, Activation):
+        if alpha is not None:
+            raise ConfigError(f"{what}: set alpha on the activation object ({value!r}), not as alpha={alpha!r}")
+        return value.name, value.alpha
+    if isinstance(value, Layer):
+        raise ConfigError(f"{what} must be elementwise (ReLU(), LeakyReLU(0.2), GELU(), ...); "
+                          f"{value!r} cannot be fused: use it as a separate layer")
+    if value is not None and not isinstance(value, (str, dict)):
+        raise ConfigError(f"{what} must be a name such as 'relu' or an activation layer such as "
+                          f"fn.ReLU(), got {value!r}")
+    name, spec_alpha = parse_activation(value, what)
+    if alpha is not None and spec_alpha is not None:
+        raise ConfigError(f"{what}: alpha given twice (in {value!r} and as alpha={alpha!r})")
+    alpha = spec_alpha if alpha is None else finite_float(alpha, "alpha")
+    check_activation(name, alpha)
+    return name, alpha
+
+
+def _rebuild(name: str, alpha: Optional[float]) -> "Activation":
+    """The most specific activation class for ``(name, alpha)``."""
+    name = _ALIASES.get(name, name)
+    if name == "leaky_relu":
+        return LeakyReLU(alpha)
+    if name == "elu":
+        return ELU(1.0 if alpha is None else alpha)
+    if alpha is None:
+        if name == "gelu_tanh":
+            return GELU(approximate="tanh")
+        plain = {"relu": ReLU, "gelu": GELU, "silu": SiLU, "sigmoid": Sigmoid, "tanh": Tanh,
+                 "softplus": Softplus, "identity": Identity}
+        if name in plain:
+            return plain[name]()
+    return Activation(name, alpha)  # the core judges what is left (and raises)
+
+
+@register("activation")
+class Activation(Layer):
+    """Applies one function to every value: ``y = f(x)``, same shape as ``x``.
+
+    ``name`` is any activation the core knows ("relu", "tanh", "gelu", ...);
+    ``alpha`` is the parameter of "leaky_relu" (slope for x < 0, default 0.01) and
+    "elu" (value approached for very negative x, default 1.0). The subclasses
+    (``ReLU()``, ``LeakyReLU(0.2)``, ...) are the usual way to write these.
+    Activations have no weights.
+    """
+
+    def __init__(self, name: str, alpha: Optional[float] = None) -> None:
+        if not isinstance(name, str):
+            raise ConfigError(f"activation name must be a string such as 'relu', got {name!r}")
+        name = _ALIASES.get(name, name)
+        alpha = None if alpha is None else finite_float(alpha, f"alpha of {name!r}")
+        check_activation(name, alpha)
+        if alpha is None:
+            alpha = _DEFAULT_ALPHA.get(name)
+        self.name = name
+        self.alpha = alpha
+
+    def activation_spec(self) -> ActSpec:
+        """The activation in spec form ("relu" or {"name": "leaky_relu", "alpha": 0.2}),
+        as ``Dense(activation=...)`` stores it."""
+        return activation_spec(self.name, self.alpha)
+
+    def spec(self) -> dict[str, Any]:
+        return {"type": "activation", "activation": self.activation_spec()}
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> "Activation":
+        return _rebuild(*parse_activation(spec.get("activation")))
+
+    def __repr__(self) -> str:
+        extra = "" if self.alpha is None else f", alpha={self.alpha!r}"
+        return f"Activation({self.name!r}{extra})"
+
+
+class _Fixed(Activation):
+    """An activation without arguments; the subclass sets ``_name``."""
+
+    _name = ""
+
+    def __init__(self) -> None:
+        super().__init__(self._name)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class ReLU(_Fixed):
+    """Rectified linear unit: ``max(0, x)``. The default choice for hidden layers."""
+
+    _name = "relu"
+
+
+class LeakyReLU(Activation):
+    """``x`` for x > 0, ``alpha·x`` otherwise (Maas et al. 2013).
+
+    The small slope ``alpha`` (default 0.01) keeps a gradient flowing for negative
+    inputs, so units cannot "die" as with ReLU. PyTorch calls it
+    ``negative_slope``; both spellings are accepted.
+    """
+
+    def __init__(self, alpha: Optional[float] = None, *, negative_slope: Optional[float] = None) -> None:
+        if alpha is not None and negative_slope is not None:
+            raise ConfigError(f"give LeakyReLU alpha or negative_slope, not both "
+                              f"(got alpha={alpha!r}, negative_slope={negative_slope!r})")
+        slope = alpha if alpha is not None else negative_slope
+        super().__init__("leaky_relu", _DEFAULT_ALPHA["leaky_relu"] if slope is None else slope)
+
+    def __repr__(self) -> str:
+        return f"LeakyReLU({self.alpha!r})"
+
+
+class ELU(Activation):
+    """Exponential linear unit: ``x`` for x > 0, ``alpha·(e^x − 1)`` otherwise
+    (Clevert et al. 2015). Smooth, and its outputs average nearer to zero than ReLU's."""
+
+    def __init__(self, alpha: float = 1.0) -> None:
+        super().__init__("elu", alpha)
+
+    def __repr__(self) -> str:
+        return f"ELU({self.alpha!r})"
+
+
+class GELU(Activation):
+    """Gaussian error linear unit: ``x·Φ(x)``, Φ the standard normal CDF
+    (Hendrycks & Gimpel 2016); the usual activation in transformers.
+
+    ``approximate="tanh"`` uses the tanh formula of the original BERT/GPT-2 code
+    instead of the exact erf one (PyTorch's argument of the same name).
+    """
+
+    def __init__(self, approximate: str = "none") -> None:
+        if approximate not in ("none", "tanh"):
+            raise ConfigError(f"GELU approximate must be 'none' or 'tanh', got {approximate!r}")
+        super().__init__("gelu" if approximate == "none" else "gelu_tanh")
+
+    @property
+    def approximate(self) -> str:
+        return "tanh" if self.name == "gelu_tanh" else "none"
+
+    def __repr__(self) -> str:
+        return "GELU()" if self.approximate == "none" else "GELU(approximate='tanh')"
+
+
+class SiLU(_Fixed):
+    """Sigmoid linear unit, also called Swish: ``x·sigmoid(x)`` (Ramachandran et al. 2017)."""
+
+    _name = "silu"
+
+
+Swish = SiLU
+
+
+class Sigmoid(_Fixed):
+    """Logistic function ``1 / (1 + e^−x)``: squashes to (0, 1)."""
+
+    _name = "sigmoid"
+
+
+class Tanh(_Fixed):
+    """Hyperbolic tangent: squashes to (−1, 1), centred on zero."""
+
+    _name = "tanh"
+
+
+class Softplus(_Fixed):
+    """``log(1 + e^x)``: a smooth ReLU, always positive."""
+
+    _name = "softplus"
+
+
+class Identity(_Fixed):
+    """``y = x``: does nothing (a placeholder where a layer is expected)."""
+
+    _name = "identity"
+
+
+class _RowWise(Layer):
+    """Shared code of Softmax and LogSoftmax (each row of the batch on its own)."""
+
+    _type = ""
+
+    def __init__(self, temperature: float = 1.0) -> None:
+        self.temperature = finite_float(temperature, f"{type(self).__name__} temperature", low=0.0, low_open=True)
+
+    def spec(self) -> dict[str, Any]:
+        return {"type": self._type, "temperature": self.temperature}
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> "_RowWise":
+        return cls(spec.get("temperature", 1.0))
+
+    def __repr__(self) -> str:
+        extra = "" if self.temperature == 1.0 else f"temperature={self.temperature!r}"
+        return f"{type(self).__name__}({extra})"
+
+
+@register("softmax")
+class Softmax(_RowWise):
+    """Turns each row into probabilities: ``y_i = e^(x_i/T) / Σ_j e^(x_j/T)``.
+
+    The temperature ``T`` (default 1) flattens the distribution when above 1 and
+    sharpens it when below. Not needed before the "cross_entropy" loss, which
+    takes logits and applies softmax itself.
+    """
+
+    _type = "softmax"
+
+
+@register("log_softmax")
+class LogSoftmax(_RowWise):
+    """The logarithm of Softmax, computed stably: ``y_i = x_i/T − log Σ_j e^(x_j/T)``.
+    Pairs with the "nll" loss."""
+
+    _type = "log_softmax"
+
+
+@register("prelu")
+class PReLU(Layer):
+    """Parametric ReLU: ``x`` for x > 0, ``a·x`` otherwise, with the slope ``a``
+    learned (He et al. 2015).
+
+    Each input feature has its own slope, or all share one when ``shared=True``;
+    slopes start at ``init`` (default 0.25). The learned slopes are ``layer.alpha``.
+    """
+
+    param_names = ("alpha",)
+
+    def __init__(self, shared: bool = False, init: float = 0.25) -> None:
+        if not isinstance(shared, (bool, np.bool_)):
+            raise ConfigError(f"PReLU shared must be True or False, got {shared!r}")
+        self.shared = bool(shared)
+        # Stored as `init`: the attribute `alpha` is the learned tensor (see Layer.__setattr__).
+        self.init = finite_float(init, "PReLU init")
+
+    def spec(self) -> dict[str, Any]:
+        return {"type": "prelu", "shared": self.shared, "init": self.init}
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> "PReLU":
+        return cls(spec.get("shared", False), spec.get("init", 0.25))
+
+    def __repr__(self) -> str:
+        args = ([] if not self.shared else ["shared=True"]) + ([] if self.init == 0.25 else [f"init={self.init!r}"])
+        return f"PReLU({', '.join(args)})"

@@ -1,0 +1,109 @@
+"""Gated linear units: GLU and its variants SwiGLU, GeGLU and ReGLU."""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Union
+
+from .activations import Activation, activation_arg, activation_spec, parse_activation
+from .base import Layer, positive_int, register
+
+__all__ = ["Gated", "GLU", "SwiGLU", "GeGLU", "ReGLU"]
+
+InitArg = Optional[Union[str, dict]]
+
+
+@register("gated")
+class Gated(Layer):
+    """Gated linear unit: ``y = gate(x·Wg + bg) ⊙ (x·Wv + bv)`` (Shazeer 2020).
+
+    Two dense projections of the input, each to ``units`` outputs: one passes
+    through the ``gate`` activation and then scales the other value by value
+    (⊙ is the elementwise product), so the layer learns which features to let
+    through. Used as the feed-forward block of modern transformers.
+
+    The two projections are stored together: ``weight`` has shape
+    [inputs, 2·units] and ``bias`` [2·units], the gate's columns first.
+    ``gate`` is an activation name or an elementwise activation layer; the
+    subclasses fix it: ``GLU`` (sigmoid), ``SwiGLU`` (silu), ``GeGLU`` (gelu),
+    ``ReGLU`` (relu).
+    """
+
+    param_names = ("weight", "bias")
+
+    def __init__(self, units: int, gate: Union[str, dict, Activation], *, kernel_initializer: InitArg = None,
+                 bias_initializer: InitArg = "zeros") -> None:
+        self.units = positive_int(units, f"{type(self).__name__} units")
+        self.gate, self.gate_alpha = activation_arg(gate, None, f"{type(self).__name__} gate")
+        self.kernel_initializer = kernel_initializer
+        self.bias_initializer = bias_initializer
+
+    def spec(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": "gated", "units": self.units,
+                               "gate": activation_spec(self.gate, self.gate_alpha)}
+        if self.kernel_initializer is not None:
+            out["kernel_initializer"] = self.kernel_initializer
+        if self.bias_initializer is not None:
+            out["bias_initializer"] = self.bias_initializer
+        return out
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> "Gated":
+        units: Any = spec.get("units")  # checked by __init__
+        gate: Any = spec.get("gate")
+        name, alpha = parse_activation(gate, "Gated gate")
+        inits = {"kernel_initializer": spec.get("kernel_initializer"),
+                 "bias_initializer": spec.get("bias_initializer")}
+        variant = _VARIANTS.get(name) if alpha is None else None
+        if variant is not None:
+            return variant(units, **inits)
+        return Gated(units, gate, **inits)
+
+    def output_dim(self, input_dim: int) -> int:
+        return self.units
+
+    def __repr__(self) -> str:
+        gate = activation_spec(self.gate, self.gate_alpha)
+        return f"Gated({self.units}, gate={gate!r})"
+
+
+class _Variant(Gated):
+    """A Gated layer with a fixed gate (set by the subclass)."""
+
+    _gate = ""
+
+    def __init__(self, units: int, *, kernel_initializer: InitArg = None,
+                 bias_initializer: InitArg = "zeros") -> None:
+        super().__init__(units, self._gate, kernel_initializer=kernel_initializer,
+                         bias_initializer=bias_initializer)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.units})"
+
+
+class GLU(_Variant):
+    """Gated linear unit with a sigmoid gate (Dauphin et al. 2017):
+    ``y = sigmoid(x·Wg + bg) ⊙ (x·Wv + bv)``."""
+
+    _gate = "sigmoid"
+
+
+class SwiGLU(_Variant):
+    """GLU with a SiLU (Swish) gate: ``y = silu(x·Wg + bg) ⊙ (x·Wv + bv)``,
+    the feed-forward block of LLaMA and PaLM."""
+
+    _gate = "silu"
+
+
+class GeGLU(_Variant):
+    """GLU with a GELU gate: ``y = gelu(x·Wg + bg) ⊙ (x·Wv + bv)``."""
+
+    _gate = "gelu"
+
+
+class ReGLU(_Variant):
+    """GLU with a ReLU gate: ``y = relu(x·Wg + bg) ⊙ (x·Wv + bv)``."""
+
+    _gate = "relu"
+
+
+_VARIANTS: dict[str, type[_Variant]] = {v._gate: v for v in (GLU, SwiGLU, GeGLU, ReGLU)}

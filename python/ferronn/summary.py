@@ -1,0 +1,53 @@
+"""``Sequential.summary()``: a table of layers, output shapes and parameter counts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["table"]
+
+
+def _counts(net: Any) -> dict[str, tuple[int, int]]:
+    """(trainable, non-trainable) scalar counts per tensor name."""
+    return {name: (a.size, 0) if trainable else (0, a.size) for name, a, trainable in net.tensors()}
+
+
+def _sum(counts: dict[str, tuple[int, int]], prefix: str) -> tuple[int, int]:
+    inside = [c for n, c in counts.items() if n.startswith(prefix + ".")]
+    return sum(t for t, _ in inside), sum(b for _, b in inside)
+
+
+def _rows(layers: list, prefix: str, width: int, counts: dict, depth: int, out: list) -> int:
+    """Appends (name, shape, params) rows for ``layers``; returns the output width."""
+    for i, layer in enumerate(layers):
+        p = f"{prefix}.{i}" if depth == 0 else f"{prefix}.block.{i}"
+        out_width = layer.output_dim(width)
+        trainable, buffers = _sum(counts, p)
+        label = "  " * depth + f"{type(layer).__name__}"
+        out.append((label, f"(None, {out_width})", trainable + buffers))
+        subs = layer.sublayers()
+        if subs:
+            _rows(subs, p, width, counts, depth + 1, out)
+            if out_width != width:
+                proj = _sum(counts, p + ".projection")
+                out.append(("  " * (depth + 1) + "projection (Dense)", f"(None, {out_width})", sum(proj)))
+        width = out_width
+    return width
+
+
+def table(model: Any, net: Any) -> str:
+    counts = _counts(net)
+    rows: list[tuple[str, str, int]] = []
+    _rows(model.layers, "layers", int(net.input_dim), counts, 0, rows)
+    header = ("Layer (type)", "Output Shape", "Param #")
+    w0 = max(len(header[0]), *(len(r[0]) for r in rows)) + 2
+    w1 = max(len(header[1]), *(len(r[1]) for r in rows)) + 2
+    line = "-" * (w0 + w1 + 12)
+    text = [f'Model: "Sequential" (input width {net.input_dim})', line,
+            f"{header[0]:<{w0}}{header[1]:<{w1}}{header[2]:>10}", "=" * len(line)]
+    text += [f"{name:<{w0}}{shape:<{w1}}{n:>10,}" for name, shape, n in rows]
+    trainable = sum(t for t, _ in counts.values())
+    frozen = sum(b for _, b in counts.values())
+    text += ["=" * len(line), f"Total params: {trainable + frozen:,}", f"Trainable params: {trainable:,}",
+             f"Non-trainable params: {frozen:,}", line]
+    return "\n".join(text)

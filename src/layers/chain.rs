@@ -1,0 +1,153 @@
+//! A chain of layers applied in order: the body of a network and of a
+//! residual block. Building it fuses a linear `Dense` followed by an
+//! elementwise activation layer into one Dense with that activation, so the
+//! bias add and the activation run as one pass over the GEMM's output.
+
+use rand_chacha::ChaCha8Rng;
+
+use crate::activation::Activation;
+use crate::error::{ensure_config, Result};
+use crate::layers::{
+    ActivationLayer, Alloc, BatchNorm, Ctx, Dense, Dropout, Gated, InitSpec, Layer, LayerKind, LayerNorm, LayerSpec, PRelu, ParamInfo, RMSNorm, Residual, Softmax,
+};
+use crate::tensor::{MatRef, Matrix};
+
+/// Built layers, each with the index of the spec it came from (a fused
+/// activation layer has no entry of its own; it has no tensors to name).
+#[derive(Clone, Debug)]
+pub struct Chain {
+    layers: Vec<(usize, Layer)>,
+}
+
+/// Builds the layer described by `spec` for inputs of width `in_dim`, with
+/// `fused` as the activation of a Dense whose next spec was folded into it.
+fn build_one(spec: &LayerSpec, in_dim: usize, fused: Option<Activation>, alloc: &mut Alloc) -> Result<Layer> {
+    Ok(match spec {
+        LayerSpec::Dense { units, activation, kernel_initializer, bias_initializer } => {
+            let act = match fused {
+                Some(a) => a,
+                None => activation.resolve()?,
+            };
+            let kernel = InitSpec::kernel(kernel_initializer, &act)?;
+            let bias = InitSpec::bias(bias_initializer)?;
+            Layer::Dense(Dense::new(in_dim, *units, act, kernel, bias, alloc)?)
+        }
+        LayerSpec::Activation { activation } => Layer::Activation(ActivationLayer::new(in_dim, activation.resolve()?)?),
+        LayerSpec::Softmax { temperature } => Layer::Softmax(Softmax::new(in_dim, *temperature, false)?),
+        LayerSpec::LogSoftmax { temperature } => Layer::Softmax(Softmax::new(in_dim, *temperature, true)?),
+        LayerSpec::Prelu { shared, init } => Layer::PRelu(PRelu::new(in_dim, *shared, *init, alloc)?),
+        LayerSpec::Gated { units, gate, kernel_initializer, bias_initializer } => {
+            let gate = gate.resolve()?;
+            let kernel = InitSpec::kernel(kernel_initializer, &gate)?;
+            let bias = InitSpec::bias(bias_initializer)?;
+            Layer::Gated(Gated::new(in_dim, *units, gate, kernel, bias, alloc)?)
+        }
+        LayerSpec::Dropout { rate } => Layer::Dropout(Dropout::new(in_dim, *rate, alloc)?),
+        LayerSpec::BatchNorm { momentum, eps } => Layer::BatchNorm(BatchNorm::new(in_dim, *momentum, *eps, alloc)?),
+        LayerSpec::LayerNorm { eps } => Layer::LayerNorm(LayerNorm::new(in_dim, *eps, alloc)?),
+        LayerSpec::RmsNorm { eps } => Layer::RmsNorm(RMSNorm::new(in_dim, *eps, alloc)?),
+        LayerSpec::Residual { layers } => Layer::Residual(Box::new(Residual::new(in_dim, layers, alloc)?)),
+    })
+}
+
+/// The activation of spec `next` when it can be folded into a linear Dense `spec`.
+fn fusable(spec: &LayerSpec, next: Option<&LayerSpec>) -> Result<Option<Activation>> {
+    if let (LayerSpec::Dense { activation, .. }, Some(LayerSpec::Activation { activation: next_act })) = (spec, next) {
+        if activation.resolve()? == Activation::Identity {
+            return Ok(Some(next_act.resolve()?));
+        }
+    }
+    Ok(None)
+}
+
+impl Chain {
+    /// Builds `specs` for inputs of width `in_dim`, taking tensor offsets from `alloc`.
+    ///
+    /// # Errors
+    /// `Error::Config`/`Error::UnknownName` for an invalid spec or an empty list.
+    pub fn build(specs: &[LayerSpec], in_dim: usize, alloc: &mut Alloc) -> Result<Chain> {
+        ensure_config(!specs.is_empty(), || "a network (and a residual block) needs at least one layer".into())?;
+        let mut layers = Vec::with_capacity(specs.len());
+        let mut width = in_dim;
+        let mut i = 0;
+        while i < specs.len() {
+            let fused = fusable(&specs[i], specs.get(i + 1))?;
+            let layer = build_one(&specs[i], width, fused, alloc)?;
+            width = layer.out_dim();
+            layers.push((i, layer));
+            i += if fused.is_some() { 2 } else { 1 };
+        }
+        Ok(Chain { layers })
+    }
+
+    pub fn out_dim(&self) -> usize {
+        self.layers.last().map_or(0, |(_, l)| l.out_dim())
+    }
+
+    pub fn layers(&self) -> impl Iterator<Item = &Layer> {
+        self.layers.iter().map(|(_, l)| l)
+    }
+
+    fn named(&self, prefix: &str, get: impl Fn(&Layer) -> Vec<ParamInfo>) -> Vec<ParamInfo> {
+        let mut out = Vec::new();
+        for (i, layer) in &self.layers {
+            for p in get(layer) {
+                out.push(ParamInfo { name: format!("{prefix}{i}.{}", p.name), ..p });
+            }
+        }
+        out
+    }
+
+    /// Trainable tensors named `{prefix}{spec index}.{name}`.
+    pub fn params(&self, prefix: &str) -> Vec<ParamInfo> {
+        self.named(prefix, Layer::params)
+    }
+
+    /// Buffers named like [`Chain::params`].
+    pub fn buffers(&self, prefix: &str) -> Vec<ParamInfo> {
+        self.named(prefix, Layer::buffers)
+    }
+
+    pub fn init(&self, params: &mut [f32], buffers: &mut [f32], rng: &mut ChaCha8Rng) {
+        for (_, layer) in &self.layers {
+            layer.init(params, buffers, rng);
+        }
+    }
+
+    /// Runs every layer; the result is then in [`Chain::output`].
+    ///
+    /// # Errors
+    /// `Error::Shape` when `x` has the wrong width.
+    pub fn forward(&mut self, x: MatRef<'_>, params: &[f32], buffers: &mut [f32], ctx: &Ctx) -> Result<()> {
+        for i in 0..self.layers.len() {
+            let (done, rest) = self.layers.split_at_mut(i);
+            let input = done.last().map_or(x, |(_, l)| l.output());
+            rest[0].1.forward(input, params, buffers, ctx)?;
+        }
+        Ok(())
+    }
+
+    pub fn output(&self) -> MatRef<'_> {
+        self.layers.last().expect("a chain has at least one layer").1.output()
+    }
+
+    /// Back-propagates `dy` through every layer, last to first, writing the
+    /// parameter gradients. `scratch` is a second gradient buffer; the two are
+    /// swapped after each layer. When `want_dx` is set, the gradient w.r.t. `x`
+    /// ends up in `dy`.
+    ///
+    /// # Errors
+    /// `Error::Shape` when `x` or `dy` do not match the last forward pass.
+    pub fn backward(&mut self, x: MatRef<'_>, params: &[f32], grads: &mut [f32], dy: &mut Matrix, scratch: &mut Matrix, want_dx: bool) -> Result<()> {
+        for i in (0..self.layers.len()).rev() {
+            let (before, rest) = self.layers.split_at_mut(i);
+            let input = before.last().map_or(x, |(_, l)| l.output());
+            let need = i > 0 || want_dx;
+            rest[0].1.backward(input, params, grads, dy, if need { Some(scratch) } else { None })?;
+            if need {
+                std::mem::swap(dy, scratch);
+            }
+        }
+        Ok(())
+    }
+}

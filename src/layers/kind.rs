@@ -1,0 +1,133 @@
+//! What every layer kind provides, and the per-call context it runs in.
+//!
+//! The `Layer` enum (layers/mod.rs) dispatches to these methods with `match`;
+//! the trait only keeps the kinds' signatures identical and gives the common
+//! defaults (no buffers, nothing to initialise).
+
+use rand_chacha::ChaCha8Rng;
+
+use crate::error::Result;
+use crate::init::rng_for;
+use crate::tensor::{MatRef, Matrix};
+
+/// A named tensor of a layer: offset into the network's flat parameter vector
+/// (or its buffer vector, for non-trainable state such as running statistics)
+/// and its shape. Names are relative to the layer (`weight`, `block.0.bias`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamInfo {
+    pub name: String,
+    pub offset: usize,
+    pub shape: Vec<usize>,
+}
+
+impl ParamInfo {
+    pub fn new(name: impl Into<String>, offset: usize, shape: Vec<usize>) -> Self {
+        Self { name: name.into(), offset, shape }
+    }
+
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn range(&self) -> std::ops::Range<usize> {
+        self.offset..self.offset + self.len()
+    }
+}
+
+/// Random stream base for dropout masks (weights use 0, shuffles 1).
+const STREAM_DROPOUT: u64 = 1 << 32;
+
+/// How a forward pass runs: training or inference mode, and the seed and
+/// optimizer step that make dropout masks reproducible (the same seed and step
+/// give the same mask, also after a save and load).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Ctx {
+    pub training: bool,
+    pub seed: u64,
+    pub step: u64,
+}
+
+impl Ctx {
+    pub fn inference() -> Self {
+        Self { training: false, seed: 0, step: 0 }
+    }
+
+    /// The generator for layer `uid` at this step.
+    pub fn rng(&self, uid: u64) -> ChaCha8Rng {
+        rng_for(self.seed ^ self.step.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15), STREAM_DROPOUT + uid)
+    }
+}
+
+/// Offsets handed out while a network is built: each layer takes its
+/// parameters and buffers from the running offsets, and a unique id (its
+/// random stream).
+#[derive(Clone, Debug, Default)]
+pub struct Alloc {
+    pub params: usize,
+    pub buffers: usize,
+    pub uid: u64,
+}
+
+impl Alloc {
+    /// Reserves `n` parameters; returns their offset.
+    pub fn params(&mut self, n: usize) -> usize {
+        let at = self.params;
+        self.params += n;
+        at
+    }
+
+    /// Reserves `n` buffer values; returns their offset.
+    pub fn buffers(&mut self, n: usize) -> usize {
+        let at = self.buffers;
+        self.buffers += n;
+        at
+    }
+
+    pub fn uid(&mut self) -> u64 {
+        let at = self.uid;
+        self.uid += 1;
+        at
+    }
+}
+
+/// The operations of one layer kind.
+///
+/// `params`/`grads` are the network's whole flat vectors (a layer indexes them
+/// by its own offsets); `buffers` likewise. A layer owns its output workspace,
+/// sized to the largest batch seen.
+pub trait LayerKind {
+    fn out_dim(&self) -> usize;
+
+    /// Trainable tensors, in a fixed order.
+    fn params(&self) -> Vec<ParamInfo>;
+
+    /// Non-trainable state (running statistics), in a fixed order.
+    fn buffers(&self) -> Vec<ParamInfo> {
+        Vec::new()
+    }
+
+    /// Writes initial values of the layer's parameters and buffers.
+    fn init(&self, _params: &mut [f32], _buffers: &mut [f32], _rng: &mut ChaCha8Rng) {}
+
+    /// Runs the layer on `x` (`[batch, in_dim]`); the result is then in `output()`.
+    /// Training-mode layers may update `buffers` (running statistics).
+    ///
+    /// # Errors
+    /// `Error::Shape` when `x` has the wrong width.
+    fn forward(&mut self, x: MatRef<'_>, params: &[f32], buffers: &mut [f32], ctx: &Ctx) -> Result<()>;
+
+    fn output(&self) -> MatRef<'_>;
+
+    /// Back-propagates `dy` (gradient w.r.t. the output of the last forward on
+    /// `x`; may be overwritten as scratch). Writes (overwrites, never adds) this
+    /// layer's parameter gradients into their slots of `grads`, and the gradient
+    /// w.r.t. `x` into `dx` when asked (reshaping `dx` to `[batch, in_dim]`).
+    ///
+    /// # Errors
+    /// `Error::Shape` when `x` or `dy` do not match the last forward pass.
+    fn backward(&mut self, x: MatRef<'_>, params: &[f32], grads: &mut [f32], dy: &mut Matrix, dx: Option<&mut Matrix>) -> Result<()>;
+}

@@ -1,0 +1,381 @@
+//! Batch normalisation (Ioffe & Szegedy 2015) with PyTorch's semantics.
+//!
+//! Training mode normalises each feature by the batch's mean and biased
+//! variance and moves the running statistics towards them
+//! (`running = (1 - momentum)·running + momentum·batch`, with the unbiased
+//! variance); inference mode uses the running statistics and leaves them alone.
+//!
+//! Column statistics and gradient sums go row by row in `f64` (the variance in
+//! a second pass around the mean), so they are precise and never depend on the
+//! thread count; only the elementwise passes are split across threads.
+
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+
+use super::{block_rows, check_backward, check_config, check_input, grad_sums, store};
+use crate::error::{ensure_config, Error, Result};
+use crate::kernels::parallel_for;
+use crate::layers::kind::{Alloc, Ctx, LayerKind, ParamInfo};
+use crate::tensor::{MatRef, Matrix};
+
+/// Per-feature normalisation over the batch: `y = gamma·(x - mean)/sqrt(var + eps) + beta`.
+///
+/// Parameters: `gamma` `[dim]` (starts at 1), `beta` `[dim]` (starts at 0).
+/// Buffers: `running_mean` `[dim]` (starts at 0), `running_var` `[dim]` (starts at 1).
+#[derive(Clone, Debug)]
+pub struct BatchNorm {
+    dim: usize,
+    momentum: f32,
+    eps: f32,
+    gamma_off: usize,
+    beta_off: usize,
+    mean_off: usize,
+    var_off: usize,
+    y: Matrix,
+    /// The normalised input of the last forward pass, for the backward pass.
+    xhat: Matrix,
+    /// Per-feature shift and scale of the last forward pass: the batch's mean
+    /// and `1/sqrt(var + eps)` in training mode, the running ones in inference.
+    shift: Vec<f64>,
+    scale: Vec<f64>,
+    /// Whether the last forward pass used batch statistics: then the gradient
+    /// also flows through them, otherwise they were constants.
+    batch_stats: bool,
+    /// `f64` column accumulators, `2·dim`.
+    acc: Vec<f64>,
+    /// Per-feature coefficients of `dx`, `3·dim` (see `backward`).
+    coef: Vec<f32>,
+}
+
+impl BatchNorm {
+    /// # Errors
+    /// `Error::Config` when `dim` is zero, `momentum` is outside `[0, 1]`, or
+    /// `eps` is not finite and positive.
+    pub fn new(dim: usize, momentum: f32, eps: f32, alloc: &mut Alloc) -> Result<Self> {
+        check_config("BatchNorm", dim, eps)?;
+        ensure_config((0.0..=1.0).contains(&momentum), || format!("BatchNorm momentum must be in [0, 1], got {momentum}"))?;
+        let (gamma_off, beta_off) = (alloc.params(dim), alloc.params(dim));
+        let (mean_off, var_off) = (alloc.buffers(dim), alloc.buffers(dim));
+        Ok(Self {
+            dim,
+            momentum,
+            eps,
+            gamma_off,
+            beta_off,
+            mean_off,
+            var_off,
+            y: Matrix::zeros(0, dim),
+            xhat: Matrix::zeros(0, dim),
+            shift: vec![0.0; dim],
+            scale: vec![1.0; dim],
+            batch_stats: false,
+            acc: vec![0.0; 2 * dim],
+            coef: vec![0.0; 3 * dim],
+        })
+    }
+
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    pub fn momentum(&self) -> f32 {
+        self.momentum
+    }
+
+    pub fn eps(&self) -> f32 {
+        self.eps
+    }
+
+    /// The batch's per-feature mean into `acc[..dim]` and biased variance into
+    /// `acc[dim..]`: two passes, each summing row after row.
+    fn batch_statistics(&mut self, x: &[f32], rows: usize) {
+        let (mean, var) = self.acc.split_at_mut(self.dim);
+        mean.fill(0.0);
+        var.fill(0.0);
+        for row in x.chunks_exact(self.dim) {
+            mean.iter_mut().zip(row).for_each(|(m, &v)| *m += f64::from(v));
+        }
+        mean.iter_mut().for_each(|m| *m /= rows as f64);
+        for row in x.chunks_exact(self.dim) {
+            for ((s, &m), &v) in var.iter_mut().zip(mean.iter()).zip(row) {
+                *s += (f64::from(v) - m) * (f64::from(v) - m);
+            }
+        }
+        var.iter_mut().for_each(|s| *s /= rows as f64);
+    }
+}
+
+/// `xhat = (x - shift)·scale`, `y = gamma·xhat + beta` over a block of rows.
+fn normalize_rows(x: &[f32], shift: &[f64], scale: &[f64], gamma: &[f32], beta: &[f32], y: &mut [f32], xhat: &mut [f32]) {
+    let dim = gamma.len();
+    for ((xr, yr), hr) in x.chunks_exact(dim).zip(y.chunks_exact_mut(dim)).zip(xhat.chunks_exact_mut(dim)) {
+        for (j, ((h, o), &v)) in hr.iter_mut().zip(yr.iter_mut()).zip(xr).enumerate() {
+            *h = ((f64::from(v) - shift[j]) * scale[j]) as f32;
+            *o = gamma[j] * *h + beta[j];
+        }
+    }
+}
+
+/// `dx = k·(dy - a - xhat·b)` over a block of rows, `coef = [k | a | b]`.
+fn backward_rows(dy: &[f32], xhat: &[f32], coef: &[f32], dx: &mut [f32]) {
+    let dim = coef.len() / 3;
+    let (k, rest) = coef.split_at(dim);
+    let (a, b) = rest.split_at(dim);
+    for ((dr, hr), xr) in dy.chunks_exact(dim).zip(xhat.chunks_exact(dim)).zip(dx.chunks_exact_mut(dim)) {
+        for (j, ((o, &d), &h)) in xr.iter_mut().zip(dr).zip(hr).enumerate() {
+            *o = k[j] * (d - a[j] - h * b[j]);
+        }
+    }
+}
+
+impl LayerKind for BatchNorm {
+    fn out_dim(&self) -> usize {
+        self.dim
+    }
+
+    fn params(&self) -> Vec<ParamInfo> {
+        vec![ParamInfo::new("gamma", self.gamma_off, vec![self.dim]), ParamInfo::new("beta", self.beta_off, vec![self.dim])]
+    }
+
+    fn buffers(&self) -> Vec<ParamInfo> {
+        vec![ParamInfo::new("running_mean", self.mean_off, vec![self.dim]), ParamInfo::new("running_var", self.var_off, vec![self.dim])]
+    }
+
+    fn init(&self, params: &mut [f32], buffers: &mut [f32], _rng: &mut ChaCha8Rng) {
+        let d = self.dim;
+        params[self.gamma_off..self.gamma_off + d].fill(1.0);
+        params[self.beta_off..self.beta_off + d].fill(0.0);
+        buffers[self.mean_off..self.mean_off + d].fill(0.0);
+        buffers[self.var_off..self.var_off + d].fill(1.0);
+    }
+
+    /// # Errors
+    /// `Error::Shape` for the wrong width; `Error::Empty` for an empty batch in
+    /// training mode (it has no statistics).
+    fn forward(&mut self, x: MatRef<'_>, params: &[f32], buffers: &mut [f32], ctx: &Ctx) -> Result<()> {
+        check_input("BatchNorm", x, self.dim)?;
+        let (dim, rows, eps) = (self.dim, x.rows, f64::from(self.eps));
+        if ctx.training {
+            if rows == 0 {
+                return Err(Error::Empty("BatchNorm needs at least one sample per batch in training mode".into()));
+            }
+            self.batch_statistics(x.data, rows);
+            let (mean, var) = self.acc.split_at(dim);
+            // PyTorch's running variance is unbiased; one sample has none, so keep the biased 0.
+            let unbias = if rows > 1 { rows as f64 / (rows - 1) as f64 } else { 1.0 };
+            let m = f64::from(self.momentum);
+            for j in 0..dim {
+                let rm = &mut buffers[self.mean_off + j];
+                *rm = ((1.0 - m) * f64::from(*rm) + m * mean[j]) as f32;
+                let rv = &mut buffers[self.var_off + j];
+                *rv = ((1.0 - m) * f64::from(*rv) + m * var[j] * unbias) as f32;
+                self.shift[j] = mean[j];
+                self.scale[j] = 1.0 / (var[j] + eps).sqrt();
+            }
+        } else {
+            for j in 0..dim {
+                self.shift[j] = f64::from(buffers[self.mean_off + j]);
+                self.scale[j] = 1.0 / (f64::from(buffers[self.var_off + j]) + eps).sqrt();
+            }
+        }
+        self.batch_stats = ctx.training;
+        self.y.resize_rows(rows);
+        self.xhat.resize_rows(rows);
+        let gamma = &params[self.gamma_off..self.gamma_off + dim];
+        let beta = &params[self.beta_off..self.beta_off + dim];
+        let (shift, scale) = (&self.shift[..], &self.scale[..]);
+        let run = |x: &[f32], y: &mut [f32], xhat: &mut [f32]| normalize_rows(x, shift, scale, gamma, beta, y, xhat);
+        if parallel_for(x.data.len()) {
+            let n = block_rows(dim) * dim;
+            x.data
+                .par_chunks(n)
+                .zip(self.y.as_mut_slice().par_chunks_mut(n))
+                .zip(self.xhat.as_mut_slice().par_chunks_mut(n))
+                .for_each(|((xc, yc), hc)| run(xc, yc, hc));
+        } else {
+            run(x.data, self.y.as_mut_slice(), self.xhat.as_mut_slice());
+        }
+        Ok(())
+    }
+
+    fn output(&self) -> MatRef<'_> {
+        self.y.view()
+    }
+
+    /// With `k = gamma·scale`: training mode `dx = k·(dy - mean(dy) - xhat·mean(dy·xhat))`
+    /// (column means), which is `inv_std/N·(N·dxhat - Σdxhat - xhat·Σdxhat·xhat)`
+    /// for `dxhat = gamma·dy`; inference mode `dx = k·dy`.
+    fn backward(&mut self, x: MatRef<'_>, params: &[f32], grads: &mut [f32], dy: &mut Matrix, dx: Option<&mut Matrix>) -> Result<()> {
+        let (rows, dim) = (self.xhat.rows(), self.dim);
+        check_backward("BatchNorm", x, dy, rows, dim)?;
+        grad_sums(dy.as_slice(), self.xhat.as_slice(), &mut self.acc);
+        let (sum_dy_xhat, sum_dy) = self.acc.split_at(dim);
+        store(&mut grads[self.gamma_off..self.gamma_off + dim], sum_dy_xhat);
+        store(&mut grads[self.beta_off..self.beta_off + dim], sum_dy);
+        let Some(dx) = dx else { return Ok(()) };
+        dx.reshape_for(rows, dim);
+        let gamma = &params[self.gamma_off..self.gamma_off + dim];
+        let (k, rest) = self.coef.split_at_mut(dim);
+        let (a, b) = rest.split_at_mut(dim);
+        for j in 0..dim {
+            k[j] = (f64::from(gamma[j]) * self.scale[j]) as f32;
+            // Inference-mode statistics are constants: no gradient through them.
+            let (sa, sb) = if self.batch_stats { (sum_dy[j] / rows as f64, sum_dy_xhat[j] / rows as f64) } else { (0.0, 0.0) };
+            (a[j], b[j]) = (sa as f32, sb as f32);
+        }
+        let coef = &self.coef[..];
+        if parallel_for(dy.as_slice().len()) {
+            let n = block_rows(dim) * dim;
+            dy.as_slice()
+                .par_chunks(n)
+                .zip(self.xhat.as_slice().par_chunks(n))
+                .zip(dx.as_mut_slice().par_chunks_mut(n))
+                .for_each(|((dc, hc), xc)| backward_rows(dc, hc, coef, xc));
+        } else {
+            backward_rows(dy.as_slice(), self.xhat.as_slice(), coef, dx.as_mut_slice());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::{check_grads, random, rel_err, run_in_pool, to64};
+    use super::*;
+
+    const TRAIN: Ctx = Ctx { training: true, seed: 0, step: 0 };
+
+    /// Column means and biased variances of `x` (`[rows, dim]`), in f64.
+    fn col_stats(x: &[f64], dim: usize) -> (Vec<f64>, Vec<f64>) {
+        let n = (x.len() / dim) as f64;
+        let mean: Vec<f64> = (0..dim).map(|j| x.iter().skip(j).step_by(dim).sum::<f64>() / n).collect();
+        let var = (0..dim).map(|j| x.iter().skip(j).step_by(dim).map(|v| (v - mean[j]).powi(2)).sum::<f64>() / n).collect();
+        (mean, var)
+    }
+
+    /// Independent f64 forward with the given statistics (`None`: the batch's).
+    fn reference(x: &[f64], p: &[f64], dim: usize, stats: Option<(&[f64], &[f64])>) -> Vec<f64> {
+        let own = col_stats(x, dim);
+        let (mean, var) = stats.unwrap_or((&own.0, &own.1));
+        let eps = 1e-5;
+        x.iter().enumerate().map(|(i, v)| (v - mean[i % dim]) / (var[i % dim] + eps).sqrt() * p[i % dim] + p[dim + i % dim]).collect()
+    }
+
+    /// A layer with distinct gamma/beta, and running stats away from their start.
+    fn setup(dim: usize, rows: usize, offset: f32) -> (BatchNorm, Vec<f32>, Vec<f32>, Matrix) {
+        let mut alloc = Alloc::default();
+        let layer = BatchNorm::new(dim, 0.1, 1e-5, &mut alloc).unwrap();
+        let (mut params, mut buffers) = (vec![f32::NAN; alloc.params], vec![f32::NAN; alloc.buffers]);
+        layer.init(&mut params, &mut buffers, &mut crate::init::rng_for(0, 0));
+        assert_eq!([params[0], params[dim], buffers[0], buffers[dim]], [1.0, 0.0, 0.0, 1.0]);
+        let params = random(2 * dim, 1, 0.5, 1.5).iter().enumerate().map(|(i, &r)| if i < dim { r } else { r - 1.0 }).collect();
+        let buffers = random(2 * dim, 3, 0.5, 2.0).iter().enumerate().map(|(i, &r)| if i < dim { r - 1.25 } else { r }).collect();
+        let x = random(rows * dim, 2, -1.0, 1.0).iter().map(|v| v + offset).collect();
+        (layer, params, buffers, Matrix::from_vec(rows, dim, x).unwrap())
+    }
+
+    #[test]
+    fn names_and_offsets() {
+        let mut alloc = Alloc { params: 10, buffers: 3, uid: 0 };
+        let layer = BatchNorm::new(4, 0.1, 1e-5, &mut alloc).unwrap();
+        let info = |v: Vec<ParamInfo>| v.into_iter().map(|p| (p.name, p.offset, p.shape)).collect::<Vec<_>>();
+        assert_eq!(info(layer.params()), [("gamma".into(), 10, vec![4]), ("beta".into(), 14, vec![4])]);
+        assert_eq!(info(layer.buffers()), [("running_mean".into(), 3, vec![4]), ("running_var".into(), 7, vec![4])]);
+        assert_eq!((alloc.params, alloc.buffers), (18, 11));
+    }
+
+    #[test]
+    fn training_gradients_match_finite_differences() {
+        let (mut layer, params, mut buffers, x) = setup(4, 5, 0.0);
+        check_grads(&mut layer, &x, &params, &mut buffers, &TRAIN, |x, p| reference(x, p, 4, None));
+    }
+
+    #[test]
+    fn inference_gradients_match_finite_differences() {
+        let (mut layer, params, mut buffers, x) = setup(4, 5, 0.0);
+        let running = to64(&buffers);
+        let (rm, rv) = running.split_at(4);
+        let before = buffers.clone();
+        check_grads(&mut layer, &x, &params, &mut buffers, &Ctx::inference(), |x, p| reference(x, p, 4, Some((rm, rv))));
+        assert_eq!(buffers, before, "inference must not touch the running statistics");
+    }
+
+    #[test]
+    fn running_stats_follow_the_update() {
+        let (dim, m) = (3, 0.1);
+        let (mut layer, params, _, _) = setup(dim, 1, 0.0);
+        let mut buffers = vec![0.0, 0.0, 0.0, 1.0, 1.0, 1.0];
+        let (mut rm, mut rv) = (vec![0.0f64; dim], vec![1.0f64; dim]);
+        for (stream, rows) in [(10, 6), (11, 4)] {
+            let xv = random(rows * dim, stream, -2.0, 3.0);
+            layer.forward(MatRef::new(rows, dim, &xv).unwrap(), &params, &mut buffers, &TRAIN).unwrap();
+            let (mean, var) = col_stats(&to64(&xv), dim);
+            for j in 0..dim {
+                rm[j] = (1.0 - m) * rm[j] + m * mean[j];
+                rv[j] = (1.0 - m) * rv[j] + m * var[j] * rows as f64 / (rows - 1) as f64;
+            }
+        }
+        assert!(rel_err(&buffers[..dim], &rm) < 1e-6 && rel_err(&buffers[dim..], &rv) < 1e-6, "{buffers:?} vs {rm:?} {rv:?}");
+        // Inference normalises with exactly these statistics and keeps them.
+        let x = random(5 * dim, 12, -2.0, 2.0);
+        let before = buffers.clone();
+        layer.forward(MatRef::new(5, dim, &x).unwrap(), &params, &mut buffers, &Ctx::inference()).unwrap();
+        assert_eq!(buffers, before);
+        let want = reference(&to64(&x), &to64(&params), dim, Some((&to64(&buffers[..dim]), &to64(&buffers[dim..]))));
+        assert!(rel_err(layer.output().data, &want) < 1e-6);
+    }
+
+    #[test]
+    fn one_sample_uses_the_biased_variance() {
+        let (mut layer, params, _, x) = setup(3, 1, 0.0);
+        let mut buffers = vec![0.0, 0.0, 0.0, 1.0, 1.0, 1.0];
+        layer.forward(x.view(), &params, &mut buffers, &TRAIN).unwrap();
+        // xhat = 0, so y = beta; the running variance decays towards 0.
+        assert_eq!(layer.output().data, &params[3..]);
+        assert_eq!(&buffers[3..], &[0.9, 0.9, 0.9]);
+    }
+
+    #[test]
+    fn large_offsets_keep_precision() {
+        let (mut layer, params, mut buffers, x) = setup(16, 64, 1e4);
+        layer.forward(x.view(), &params, &mut buffers, &TRAIN).unwrap();
+        let want = reference(&to64(x.as_slice()), &to64(&params), 16, None);
+        let e = rel_err(layer.output().data, &want);
+        assert!(e < 1e-6, "relative error {e}");
+    }
+
+    #[test]
+    fn same_results_on_any_thread_count() {
+        // 600 x 70 passes the parallel threshold; 70 does not divide PAR_CHUNK.
+        let (mut layer, params, buffers, x) = setup(70, 600, 0.5);
+        for ctx in [TRAIN, Ctx::inference()] {
+            let one = run_in_pool(&mut layer, 1, &x, &params, &buffers, &ctx);
+            assert_eq!(one, run_in_pool(&mut layer, 4, &x, &params, &buffers, &ctx));
+        }
+    }
+
+    #[test]
+    fn rejects_bad_config_and_shapes() {
+        let mut alloc = Alloc::default();
+        assert!(matches!(BatchNorm::new(0, 0.1, 1e-5, &mut alloc), Err(Error::Config(_))));
+        for momentum in [-0.1, 1.1, f32::NAN] {
+            assert!(matches!(BatchNorm::new(3, momentum, 1e-5, &mut alloc), Err(Error::Config(_))));
+        }
+        for eps in [0.0, -1.0, f32::NAN, f32::INFINITY] {
+            assert!(matches!(BatchNorm::new(3, 0.1, eps, &mut alloc), Err(Error::Config(_))));
+        }
+        let (mut layer, params, mut buffers, x) = setup(4, 5, 0.0);
+        let wide = Matrix::zeros(5, 3);
+        assert!(matches!(layer.forward(wide.view(), &params, &mut buffers, &TRAIN), Err(Error::Shape(_))));
+        let empty = Matrix::zeros(0, 4);
+        assert!(matches!(layer.forward(empty.view(), &params, &mut buffers, &TRAIN), Err(Error::Empty(_))));
+        layer.forward(empty.view(), &params, &mut buffers, &Ctx::inference()).unwrap();
+        layer.forward(x.view(), &params, &mut buffers, &TRAIN).unwrap();
+        let mut grads = vec![0.0; params.len()];
+        let mut dy = Matrix::zeros(4, 4);
+        assert!(matches!(layer.backward(x.view(), &params, &mut grads, &mut dy, None), Err(Error::Shape(_))));
+        let mut dy = Matrix::zeros(5, 4);
+        let short = Matrix::zeros(4, 4);
+        assert!(matches!(layer.backward(short.view(), &params, &mut grads, &mut dy, None), Err(Error::Shape(_))));
+    }
+}

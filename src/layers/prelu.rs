@@ -1,0 +1,268 @@
+//! Parametric ReLU: a leaky ReLU whose negative slope is learned.
+
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+
+use super::kind::{Alloc, Ctx, LayerKind, ParamInfo};
+use crate::error::{ensure_config, ensure_shape, Result};
+use crate::kernels::reduce::col_sums;
+use crate::kernels::{parallel_for, PAR_CHUNK};
+use crate::tensor::{MatRef, Matrix};
+
+/// `y = x` for `x > 0`, `alpha_j·x` otherwise, with one learned slope per unit
+/// (or one shared by all units), after He et al. 2015 ("Delving Deep into
+/// Rectifiers"), whose suggested starting slope is 0.25.
+#[derive(Clone, Debug)]
+pub struct PRelu {
+    dim: usize,
+    shared: bool,
+    init: f32,
+    a_off: usize,
+    y: Matrix,
+    /// Per-chunk partial sums of `dalpha`, `[chunks, dim]`: each block of rows
+    /// sums into its own row, and the rows are then added in order, so the
+    /// gradient is the same whether the blocks ran on one thread or many.
+    partial: Matrix,
+}
+
+impl PRelu {
+    /// # Errors
+    /// `Error::Config` when `dim` is zero or `init` is not finite.
+    pub fn new(dim: usize, shared: bool, init: f32, alloc: &mut Alloc) -> Result<Self> {
+        ensure_config(dim > 0, || "PReLU input width must be at least 1, got 0".into())?;
+        ensure_config(init.is_finite(), || format!("PReLU initial slope must be a finite number, got {init}"))?;
+        let a_off = alloc.params(if shared { 1 } else { dim });
+        Ok(Self { dim, shared, init, a_off, y: Matrix::zeros(0, dim), partial: Matrix::zeros(0, dim) })
+    }
+
+    pub fn in_dim(&self) -> usize {
+        self.dim
+    }
+
+    pub fn shared(&self) -> bool {
+        self.shared
+    }
+
+    pub fn initial_slope(&self) -> f32 {
+        self.init
+    }
+
+    fn n_alpha(&self) -> usize {
+        if self.shared {
+            1
+        } else {
+            self.dim
+        }
+    }
+
+    /// Whole rows per block, about `PAR_CHUNK` values (fixed, not per thread).
+    fn chunk_rows(&self) -> usize {
+        (PAR_CHUNK / self.dim).max(1)
+    }
+}
+
+/// The slope of column `j` (a shared slope repeats).
+#[inline(always)]
+fn slope(alpha: &[f32], j: usize) -> f32 {
+    if alpha.len() == 1 {
+        alpha[0]
+    } else {
+        alpha[j]
+    }
+}
+
+fn forward_rows(x: &[f32], alpha: &[f32], dim: usize, y: &mut [f32]) {
+    for (xr, yr) in x.chunks_exact(dim).zip(y.chunks_exact_mut(dim)) {
+        for (j, (o, &v)) in yr.iter_mut().zip(xr).enumerate() {
+            *o = if v > 0.0 { v } else { slope(alpha, j) * v };
+        }
+    }
+}
+
+/// `dx = dy·(x > 0 ? 1 : alpha_j)` for a block of rows (into `dy` in place),
+/// and that block's `Σ_rows (x <= 0 ? dy·x : 0)` into `part`.
+fn backward_rows(x: &[f32], alpha: &[f32], dim: usize, dy: &mut [f32], part: &mut [f32]) {
+    part.fill(0.0);
+    for (xr, dr) in x.chunks_exact(dim).zip(dy.chunks_exact_mut(dim)) {
+        for (j, ((d, &v), p)) in dr.iter_mut().zip(xr).zip(part.iter_mut()).enumerate() {
+            if v > 0.0 {
+                continue;
+            }
+            *p += *d * v;
+            *d *= slope(alpha, j);
+        }
+    }
+}
+
+impl LayerKind for PRelu {
+    fn out_dim(&self) -> usize {
+        self.dim
+    }
+
+    fn params(&self) -> Vec<ParamInfo> {
+        vec![ParamInfo::new("alpha", self.a_off, vec![self.n_alpha()])]
+    }
+
+    fn init(&self, params: &mut [f32], _buffers: &mut [f32], _rng: &mut ChaCha8Rng) {
+        params[self.a_off..self.a_off + self.n_alpha()].fill(self.init);
+    }
+
+    fn forward(&mut self, x: MatRef<'_>, params: &[f32], _buffers: &mut [f32], _ctx: &Ctx) -> Result<()> {
+        ensure_shape(x.cols == self.dim, || format!("PReLU layer expects inputs with {} features, got {}", self.dim, x.cols))?;
+        let alpha = &params[self.a_off..self.a_off + self.n_alpha()];
+        self.y.resize_rows(x.rows);
+        let (dim, chunk) = (self.dim, self.chunk_rows() * self.dim);
+        if parallel_for(x.data.len()) {
+            x.data
+                .par_chunks(chunk)
+                .zip(self.y.as_mut_slice().par_chunks_mut(chunk))
+                .for_each(|(xc, yc)| forward_rows(xc, alpha, dim, yc));
+        } else {
+            forward_rows(x.data, alpha, dim, self.y.as_mut_slice());
+        }
+        Ok(())
+    }
+
+    fn output(&self) -> MatRef<'_> {
+        self.y.view()
+    }
+
+    fn backward(&mut self, x: MatRef<'_>, params: &[f32], grads: &mut [f32], dy: &mut Matrix, dx: Option<&mut Matrix>) -> Result<()> {
+        let batch = self.y.rows();
+        ensure_shape(x.rows == batch && x.cols == self.dim, || {
+            format!("PReLU backward: input is {}x{}, the last forward pass had {batch}x{}", x.rows, x.cols, self.dim)
+        })?;
+        ensure_shape(dy.rows() == batch && dy.cols() == self.dim, || {
+            format!("PReLU backward: output gradient is {}x{}, expected {batch}x{}", dy.rows(), dy.cols(), self.dim)
+        })?;
+        let alpha = &params[self.a_off..self.a_off + self.n_alpha()];
+        let (dim, rows) = (self.dim, self.chunk_rows());
+        self.partial.resize_rows(batch.div_ceil(rows));
+        // dy becomes dx in place (it is scratch by contract), sparing a buffer.
+        if parallel_for(x.data.len()) {
+            let chunks = x.data.par_chunks(rows * dim).zip(dy.as_mut_slice().par_chunks_mut(rows * dim));
+            chunks
+                .zip(self.partial.as_mut_slice().par_chunks_mut(dim))
+                .for_each(|((xc, dc), p)| backward_rows(xc, alpha, dim, dc, p));
+        } else {
+            let chunks = x.data.chunks(rows * dim).zip(dy.as_mut_slice().chunks_mut(rows * dim));
+            for ((xc, dc), p) in chunks.zip(self.partial.as_mut_slice().chunks_mut(dim)) {
+                backward_rows(xc, alpha, dim, dc, p);
+            }
+        }
+        let ga = &mut grads[self.a_off..self.a_off + self.n_alpha()];
+        if self.shared {
+            // Per-unit totals first, then their sum: a fixed order either way.
+            let mut total = 0.0;
+            for p in self.partial.as_slice().chunks_exact(dim) {
+                total += p.iter().sum::<f32>();
+            }
+            ga[0] = total;
+        } else {
+            col_sums(self.partial.as_slice(), ga);
+        }
+        if let Some(dx) = dx {
+            dx.reshape_for(batch, dim);
+            dx.as_mut_slice().copy_from_slice(dy.as_slice());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::init::rng_for;
+    use rand::Rng;
+
+    /// Independent f64 forward: `Σ c·prelu(x)`.
+    fn loss(x: &[f64], alpha: &[f64], c: &[f64], dim: usize) -> f64 {
+        let mut total = 0.0;
+        for (i, (&v, &cv)) in x.iter().zip(c).enumerate() {
+            let a = if alpha.len() == 1 { alpha[0] } else { alpha[i % dim] };
+            total += cv * if v > 0.0 { v } else { a * v };
+        }
+        total
+    }
+
+    fn numeric_grad(v: &[f64], f: impl Fn(&[f64]) -> f64) -> Vec<f64> {
+        let eps = 1e-6;
+        let mut p = v.to_vec();
+        (0..v.len())
+            .map(|i| {
+                p[i] = v[i] + eps;
+                let up = f(&p);
+                p[i] = v[i] - eps;
+                let down = f(&p);
+                p[i] = v[i];
+                (up - down) / (2.0 * eps)
+            })
+            .collect()
+    }
+
+    fn rel_err(analytic: &[f32], numeric: &[f64]) -> f64 {
+        let diff: f64 = analytic.iter().zip(numeric).map(|(&a, &n)| (a as f64 - n).powi(2)).sum::<f64>().sqrt();
+        diff / numeric.iter().map(|n| n * n).sum::<f64>().sqrt().max(1e-6)
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        let (dim, batch) = (6, 5);
+        for shared in [false, true] {
+            let mut alloc = Alloc::default();
+            let mut layer = PRelu::new(dim, shared, 0.25, &mut alloc).unwrap();
+            let mut params = vec![0.0f32; alloc.params];
+            layer.init(&mut params, &mut [], &mut rng_for(0, 0));
+            assert!(params.iter().all(|&a| a == 0.25));
+            let mut rng = rng_for(5, 0);
+            // Distinct slopes, so a wrong column index would show.
+            params.iter_mut().for_each(|a| *a = rng.random_range(0.05..0.6));
+            // Inputs kept at least 0.05 away from the kink at 0.
+            let xv: Vec<f32> = (0..batch * dim)
+                .map(|_| {
+                    let m: f32 = rng.random_range(0.05..2.0);
+                    if rng.random::<bool>() { m } else { -m }
+                })
+                .collect();
+            let c: Vec<f64> = (0..batch * dim).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let x = MatRef::new(batch, dim, &xv).unwrap();
+            layer.forward(x, &params, &mut [], &Ctx::inference()).unwrap();
+            let mut dy = Matrix::from_vec(batch, dim, c.iter().map(|&v| v as f32).collect()).unwrap();
+            let (mut grads, mut dx) = (vec![f32::NAN; alloc.params], Matrix::default());
+            layer.backward(x, &params, &mut grads, &mut dy, Some(&mut dx)).unwrap();
+
+            let x64: Vec<f64> = xv.iter().map(|&v| v as f64).collect();
+            let a64: Vec<f64> = params.iter().map(|&v| v as f64).collect();
+            let got: f64 = layer.output().data.iter().zip(&c).map(|(&y, &cv)| y as f64 * cv).sum();
+            assert!((got - loss(&x64, &a64, &c, dim)).abs() < 1e-5);
+            let e_x = rel_err(dx.as_slice(), &numeric_grad(&x64, |xp| loss(xp, &a64, &c, dim)));
+            let e_a = rel_err(&grads, &numeric_grad(&a64, |ap| loss(&x64, ap, &c, dim)));
+            assert!(e_x <= 1e-3 && e_a <= 1e-3, "shared={shared}: dx error {e_x}, dalpha error {e_a}");
+        }
+    }
+
+    #[test]
+    fn config_and_thread_count() {
+        let mut alloc = Alloc::default();
+        assert!(PRelu::new(3, false, f32::NAN, &mut alloc).is_err());
+        assert!(PRelu::new(0, false, 0.25, &mut alloc).is_err());
+        let (dim, batch) = (33, 3000);
+        let mut layer = PRelu::new(dim, false, 0.25, &mut alloc).unwrap();
+        assert_eq!(layer.params()[0].shape, vec![dim]);
+        let params: Vec<f32> = (0..alloc.params).map(|i| i as f32 / 50.0).collect();
+        let xv: Vec<f32> = (0..batch * dim).map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0).collect();
+        let x = MatRef::new(batch, dim, &xv).unwrap();
+        let mut run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| {
+                layer.forward(x, &params, &mut [], &Ctx::inference()).unwrap();
+                let mut dy = Matrix::from_vec(batch, dim, xv.iter().map(|v| v.sin()).collect()).unwrap();
+                let (mut grads, mut dx) = (vec![0.0f32; params.len()], Matrix::default());
+                layer.backward(x, &params, &mut grads, &mut dy, Some(&mut dx)).unwrap();
+                (layer.output().data.to_vec(), grads, dx)
+            })
+        };
+        let one = run(1);
+        assert_eq!(one, run(4));
+    }
+}
