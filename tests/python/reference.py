@@ -211,3 +211,143 @@ class AdamW(Adam):
 
     def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
         super().__init__(lr, betas, eps, weight_decay)
+
+
+# -- the layer catalogue (PReLU, gated units, norms, residual blocks) ------
+#
+# Plain float64 forward passes written from the papers' / PyTorch's definitions.
+# A network is described independently of ferronn as a list of tuples:
+#   ("dense", act, alpha)          h = act(h W + b)
+#   ("act", name, alpha)           elementwise activation
+#   ("softmax", T) / ("log_softmax", T)
+#   ("prelu",)                     slopes "alpha", shape [d] or [1]
+#   ("gated", gate)                gate(h Wg + bg) * (h Wv + bv), "weight" = [Wg | Wv]
+#   ("batch_norm", eps, momentum)  buffers "running_mean", "running_var"
+#   ("layer_norm", eps) / ("rms_norm", eps)
+#   ("dropout",)                   identity (rate 0, or inference)
+#   ("residual", [inner tuples])   x + block(x), or x P + c + block(x) when
+#                                  "<prefix>.projection.weight" is in params
+# Tensors are looked up in a dict under ferronn's naming convention
+# ("layers.{i}.weight", "layers.{i}.block.{j}.gamma", ...), which is only a
+# naming scheme: nothing here calls the library.
+
+KINKED_ACTS = {"relu", "leaky_relu", "elu"}
+
+
+def prelu(x, a) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    return np.where(x > 0, x, np.asarray(a, dtype=np.float64) * x)
+
+
+def gated(x, w, b, gate: str, alpha=None) -> np.ndarray:
+    """gate(x Wg + bg) * (x Wv + bv) with w = [Wg | Wv] ([in, 2 units]), b = [bg | bv]."""
+    z = np.asarray(x, np.float64) @ np.asarray(w, np.float64) + np.asarray(b, np.float64)
+    u = z.shape[1] // 2
+    return activation(gate, z[:, :u], alpha) * z[:, u:]
+
+
+def batch_stats(x):
+    """Per-feature batch mean, biased variance and unbiased variance."""
+    x = np.asarray(x, dtype=np.float64)
+    mean = x.mean(axis=0)
+    var = ((x - mean) ** 2).mean(axis=0)
+    n = x.shape[0]
+    unbiased = var * n / (n - 1) if n > 1 else var
+    return mean, var, unbiased
+
+
+def batch_norm(x, gamma, beta, mean, var, eps) -> np.ndarray:
+    """gamma (x - mean) / sqrt(var + eps) + beta, per feature."""
+    x = np.asarray(x, dtype=np.float64)
+    return np.asarray(gamma, np.float64) * (x - mean) / np.sqrt(np.asarray(var, np.float64) + eps) + beta
+
+
+def batch_norm_running(running_mean, running_var, x, momentum):
+    """PyTorch's running-statistics update from one training batch (unbiased variance)."""
+    mean, _, unbiased = batch_stats(x)
+    m = float(momentum)
+    return ((1.0 - m) * np.asarray(running_mean, np.float64) + m * mean,
+            (1.0 - m) * np.asarray(running_var, np.float64) + m * unbiased)
+
+
+def layer_norm(x, gamma, beta, eps) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    mean = x.mean(axis=-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
+    return np.asarray(gamma, np.float64) * (x - mean) / np.sqrt(var + eps) + np.asarray(beta, np.float64)
+
+
+def rms_norm(x, gamma, eps) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    return np.asarray(gamma, np.float64) * x / np.sqrt((x**2).mean(axis=-1, keepdims=True) + eps)
+
+
+def net_forward(x, layers, params, training=True, prefix="layers", kinks=None, updates=None) -> np.ndarray:
+    """Forward pass of a network described by ``layers`` (see above).
+
+    ``training`` picks batch statistics (True) or running statistics (False) in
+    BatchNorm. ``kinks``, when a list, receives |z| of every input to a function
+    with a kink at 0 (relu-like activations, PReLU, relu gates). ``updates``,
+    when a dict, receives the new running statistics of every BatchNorm under
+    its tensor names (training mode only).
+    """
+    h = np.asarray(x, dtype=np.float64)
+    for i, layer in enumerate(layers):
+        p = f"{prefix}.{i}" if prefix == "layers" else f"{prefix}.block.{i}"
+        kind = layer[0]
+        if kind == "dense":
+            _, act, a = layer
+            h = h @ params[p + ".weight"] + params[p + ".bias"]
+            if kinks is not None and act in KINKED_ACTS:
+                kinks.append(np.abs(h).ravel())
+            h = activation(act, h, a)
+        elif kind == "act":
+            _, act, a = layer
+            if kinks is not None and act in KINKED_ACTS:
+                kinks.append(np.abs(h).ravel())
+            h = activation(act, h, a)
+        elif kind == "softmax":
+            h = softmax(h, layer[1])
+        elif kind == "log_softmax":
+            h = log_softmax(h, layer[1])
+        elif kind == "prelu":
+            if kinks is not None:
+                kinks.append(np.abs(h).ravel())
+            h = prelu(h, params[p + ".alpha"])
+        elif kind == "gated":
+            gate = layer[1]
+            w, b = params[p + ".weight"], params[p + ".bias"]
+            if kinks is not None and gate in KINKED_ACTS:
+                kinks.append(np.abs((h @ w + b)[:, : w.shape[1] // 2]).ravel())
+            h = gated(h, w, b, gate)
+        elif kind == "batch_norm":
+            _, eps, momentum = layer
+            gamma, beta = params[p + ".gamma"], params[p + ".beta"]
+            if training:
+                mean, var, _ = batch_stats(h)
+                if updates is not None:
+                    rm, rv = batch_norm_running(params[p + ".running_mean"], params[p + ".running_var"], h, momentum)
+                    updates[p + ".running_mean"], updates[p + ".running_var"] = rm, rv
+            else:
+                mean, var = params[p + ".running_mean"], params[p + ".running_var"]
+            h = batch_norm(h, gamma, beta, mean, var, eps)
+        elif kind == "layer_norm":
+            h = layer_norm(h, params[p + ".gamma"], params[p + ".beta"], layer[1])
+        elif kind == "rms_norm":
+            h = rms_norm(h, params[p + ".gamma"], layer[1])
+        elif kind == "dropout":
+            h = h.copy()
+        elif kind == "residual":
+            inner = net_forward(h, layer[1], params, training, prefix=p, kinks=kinks, updates=updates)
+            if p + ".projection.weight" in params:
+                skip = h @ params[p + ".projection.weight"] + params[p + ".projection.bias"]
+            else:
+                skip = h
+            h = skip + inner
+        else:
+            raise ValueError(f"unknown reference layer {kind!r}")
+    return h
+
+
+def net_loss(x, y, layers, params, loss_name: str, training=True) -> float:
+    return loss(loss_name, net_forward(x, layers, params, training), y)
