@@ -4,7 +4,7 @@
 //!
 //! LayerNorm and RMSNorm normalise each row of `x` over its features, then
 //! scale by a learned `gamma` (LayerNorm also shifts by `beta`). RMSNorm is
-//! LayerNorm without the centring, so both run on one core, [`RowNorm`]. Neither
+//! LayerNorm without the centring, so both run on one core, `RowNorm`. Neither
 //! looks at other samples, so training and inference agree and blocks of rows
 //! can go to different threads without changing any result.
 //!
@@ -15,6 +15,7 @@ mod batch_norm;
 
 pub use batch_norm::BatchNorm;
 
+use multiversion::multiversion;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
@@ -70,6 +71,7 @@ fn check_backward(kind: &str, x: MatRef<'_>, dy: &Matrix, rows: usize, dim: usiz
 /// Column sums `Σ_rows dy·xhat` into `acc[..dim]` and `Σ_rows dy` into
 /// `acc[dim..]` (`dim = acc.len() / 2`), in `f64`, one row after another so the
 /// order is fixed. These are `dgamma` and `dbeta` of every norm layer here.
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
 fn grad_sums(dy: &[f32], xhat: &[f32], acc: &mut [f64]) {
     let dim = acc.len() / 2;
     let (sg, sb) = acc.split_at_mut(dim);
@@ -198,6 +200,7 @@ impl RowNorm {
 }
 
 /// Forward pass over a block of whole rows (`dim = gamma.len()`).
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
 #[allow(clippy::too_many_arguments)]
 fn normalize_rows(x: &[f32], gamma: &[f32], beta: Option<&[f32]>, eps: f64, center: bool, y: &mut [f32], xhat: &mut [f32], inv_std: &mut [f32]) {
     let dim = gamma.len();
@@ -222,6 +225,7 @@ fn normalize_rows(x: &[f32], gamma: &[f32], beta: Option<&[f32]>, eps: f64, cent
 /// `dx = inv_std·(dxhat - mean(dxhat) - xhat·mean(dxhat·xhat))` over a block
 /// of rows, with `dxhat = dy·gamma` written into `dy` (scratch by contract);
 /// without centring the `mean(dxhat)` term is absent.
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
 fn backward_rows(dy: &mut [f32], xhat: &[f32], inv_std: &[f32], gamma: &[f32], center: bool, dx: &mut [f32]) {
     let dim = gamma.len();
     let n = dim as f64;

@@ -9,6 +9,7 @@
 //! a second pass around the mean), so they are precise and never depend on the
 //! thread count; only the elementwise passes are split across threads.
 
+use multiversion::multiversion;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
@@ -85,45 +86,51 @@ impl BatchNorm {
     pub fn eps(&self) -> f32 {
         self.eps
     }
+}
 
-    /// The batch's per-feature mean into `acc[..dim]` and biased variance into
-    /// `acc[dim..]`: two passes, each summing row after row.
-    fn batch_statistics(&mut self, x: &[f32], rows: usize) {
-        let (mean, var) = self.acc.split_at_mut(self.dim);
-        mean.fill(0.0);
-        var.fill(0.0);
-        for row in x.chunks_exact(self.dim) {
-            mean.iter_mut().zip(row).for_each(|(m, &v)| *m += f64::from(v));
-        }
-        mean.iter_mut().for_each(|m| *m /= rows as f64);
-        for row in x.chunks_exact(self.dim) {
-            for ((s, &m), &v) in var.iter_mut().zip(mean.iter()).zip(row) {
-                *s += (f64::from(v) - m) * (f64::from(v) - m);
-            }
-        }
-        var.iter_mut().for_each(|s| *s /= rows as f64);
+/// The batch's per-feature mean into `acc[..dim]` and biased variance into
+/// `acc[dim..]` (`dim = acc.len() / 2`): two passes, each summing row after row.
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
+fn column_stats(x: &[f32], acc: &mut [f64]) {
+    let dim = acc.len() / 2;
+    let rows = (x.len() / dim) as f64;
+    let (mean, var) = acc.split_at_mut(dim);
+    mean.fill(0.0);
+    var.fill(0.0);
+    for row in x.chunks_exact(dim) {
+        mean.iter_mut().zip(row).for_each(|(m, &v)| *m += f64::from(v));
     }
+    mean.iter_mut().for_each(|m| *m /= rows);
+    for row in x.chunks_exact(dim) {
+        for ((s, &m), &v) in var.iter_mut().zip(mean.iter()).zip(row) {
+            *s += (f64::from(v) - m) * (f64::from(v) - m);
+        }
+    }
+    var.iter_mut().for_each(|s| *s /= rows);
 }
 
 /// `xhat = (x - shift)·scale`, `y = gamma·xhat + beta` over a block of rows.
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
 fn normalize_rows(x: &[f32], shift: &[f64], scale: &[f64], gamma: &[f32], beta: &[f32], y: &mut [f32], xhat: &mut [f32]) {
     let dim = gamma.len();
     for ((xr, yr), hr) in x.chunks_exact(dim).zip(y.chunks_exact_mut(dim)).zip(xhat.chunks_exact_mut(dim)) {
-        for (j, ((h, o), &v)) in hr.iter_mut().zip(yr.iter_mut()).zip(xr).enumerate() {
-            *h = ((f64::from(v) - shift[j]) * scale[j]) as f32;
-            *o = gamma[j] * *h + beta[j];
+        let per_feature = shift.iter().zip(scale).zip(gamma.iter().zip(beta));
+        for (((h, o), &v), ((&m, &s), (&g, &b))) in hr.iter_mut().zip(yr.iter_mut()).zip(xr).zip(per_feature) {
+            *h = ((f64::from(v) - m) * s) as f32;
+            *o = g * *h + b;
         }
     }
 }
 
 /// `dx = k·(dy - a - xhat·b)` over a block of rows, `coef = [k | a | b]`.
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
 fn backward_rows(dy: &[f32], xhat: &[f32], coef: &[f32], dx: &mut [f32]) {
     let dim = coef.len() / 3;
     let (k, rest) = coef.split_at(dim);
     let (a, b) = rest.split_at(dim);
     for ((dr, hr), xr) in dy.chunks_exact(dim).zip(xhat.chunks_exact(dim)).zip(dx.chunks_exact_mut(dim)) {
-        for (j, ((o, &d), &h)) in xr.iter_mut().zip(dr).zip(hr).enumerate() {
-            *o = k[j] * (d - a[j] - h * b[j]);
+        for (((o, &d), &h), ((&k, &a), &b)) in xr.iter_mut().zip(dr).zip(hr).zip(k.iter().zip(a).zip(b)) {
+            *o = k * (d - a - h * b);
         }
     }
 }
@@ -159,7 +166,7 @@ impl LayerKind for BatchNorm {
             if rows == 0 {
                 return Err(Error::Empty("BatchNorm needs at least one sample per batch in training mode".into()));
             }
-            self.batch_statistics(x.data, rows);
+            column_stats(x.data, &mut self.acc);
             let (mean, var) = self.acc.split_at(dim);
             // PyTorch's running variance is unbiased; one sample has none, so keep the biased 0.
             let unbias = if rows > 1 { rows as f64 / (rows - 1) as f64 } else { 1.0 };
