@@ -12,7 +12,10 @@ the median over the repetitions.
      call per batch, from Python) against an idiomatic PyTorch loop;
   b. square float32 GEMM GFLOP/s of ferronn (`fn.functional.matmul`), numpy and
      torch (`cargo bench --bench gemm` adds dense-layer shapes and faer);
-  c. single-sample predict latency (µs).
+  c. single-sample predict latency (µs);
+  d. the cost of training control inside the Rust step: a per-batch cosine
+     schedule, gradient clipping (global norm and value) and an L2 penalty on
+     every kernel, against plain Adam on the same model (ferronn only).
 
 Works without torch (its columns read "n/a").
 """
@@ -318,6 +321,45 @@ def bench_latency(calls: int, warmup: int) -> None:
                 ("model", "ferronn", "torch", "torch/ferronn (>1: ferronn faster)"), rows)
 
 
+# -- d. training-control overhead ---------------------------------------------------
+
+def bench_overhead(X: np.ndarray, y: np.ndarray, reps: int, warmup: int) -> None:
+    n, rows = len(X), []
+    for dims, bs in (([784, 256, 128, 10], 32), ([784, 256, 128, 10], 128)):
+        def build(controlled: bool) -> fn.Sequential:
+            reg = fn.regularizers.l2(1e-4) if controlled else None
+            layers = [fn.Dense(d, activation="relu", kernel_regularizer=reg) for d in dims[1:-1]]
+            model = fn.Sequential(layers + [fn.Dense(dims[-1], kernel_regularizer=reg)])
+            if controlled:
+                lr = fn.schedules.CosineAnnealing(1e-3, T_max=10_000, per="step")
+                opt = fn.optim.Adam(lr, global_clipnorm=1.0, clipvalue=0.5)
+            else:
+                opt = fn.optim.Adam(1e-3)
+            model.compile(optimizer=opt, loss="cross_entropy")
+            model.build(dims[0], seed=0)
+            return model
+
+        models = {"plain": build(False), "controlled": build(True)}
+        epoch = [0]
+
+        def runner(model: fn.Sequential) -> Callable[[], float]:
+            def run() -> float:
+                epoch[0] += 1
+                t = time.perf_counter()
+                model.fit(X, y, epochs=1, batch_size=bs, shuffle=True, seed=epoch[0], verbose=0)
+                return time.perf_counter() - t
+            return run
+
+        times = interleaved({k: runner(m) for k, m in models.items()}, reps, warmup)
+        med = {k: n / statistics.median(v) for k, v in times.items()}
+        pairs = sorted(p / c for p, c in zip(times["plain"], times["controlled"]))
+        rows.append((f"{'-'.join(map(str, dims))} b={bs}", fmt(med["plain"]), fmt(med["controlled"]),
+                     f"{100 * (1 - med['controlled'] / med['plain']):+.1f}%", f"{pairs[0]:.2f}-{pairs[-1]:.2f}"))
+    print_table(f"d. training-control overhead, fit samples/s (median of {reps}): Adam vs Adam + per-step cosine "
+                "schedule + global_clipnorm + clipvalue + L2 on every kernel",
+                ("case", "plain Adam", "controlled", "cost", "per-round speed ratio"), rows)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=2, help="threads for every library (default 2)")
@@ -325,6 +367,7 @@ def main() -> None:
     p.add_argument("--samples", type=int, default=8192, help="samples per training epoch (default 8192)")
     p.add_argument("--max-wait", type=float, default=60.0,
                    help="seconds to wait for an idle machine before each timed run (0: never wait)")
+    p.add_argument("--sections", default="abcd", help="which sections to run (default abcd)")
     args = p.parse_args()
     QUIET["max_wait"] = args.max_wait
     limiter = set_threads(args.threads)  # noqa: F841 (kept alive for the whole run)
@@ -336,9 +379,14 @@ def main() -> None:
     X = rng.standard_normal((n, N_FEATURES), dtype=np.float32)
     y = rng.integers(0, N_CLASSES, size=n, dtype=np.int64)
 
-    bench_training(X, y, reps, warmup)
-    bench_gemm(reps, warmup)
-    bench_latency(calls, warmup)
+    if "a" in args.sections:
+        bench_training(X, y, reps, warmup)
+    if "b" in args.sections:
+        bench_gemm(reps, warmup)
+    if "c" in args.sections:
+        bench_latency(calls, warmup)
+    if "d" in args.sections:
+        bench_overhead(X, y, reps, warmup)
     print(f"timed runs: {QUIET['runs']}; redone because other processes used >10% CPU: {QUIET['redone']}; "
           f"kept although still disturbed: {QUIET['contaminated']}; load average at end: {os.getloadavg()[0]:.2f}")
     if args.quick:

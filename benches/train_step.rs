@@ -69,7 +69,7 @@ fn bench_train_step(c: &mut Criterion) {
                     let (start, end) = (next * rows, (next + 1) * rows);
                     next = (next + 1) % batches;
                     let targets = Targets::Labels(&labels[start..end]);
-                    threads::install(|| net.train_step(x.view().rows_range(start, end), targets))
+                    threads::install(|| net.train_step(x.view().rows_range(start, end), targets, None))
                         .expect("valid batch")
                 })
             },

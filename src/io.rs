@@ -93,6 +93,7 @@ pub fn from_bytes(bytes: &[u8]) -> Result<(Network, String)> {
         }
         net.set_param(&name, &from_le_bytes(t.data())).map_err(format_err)?;
     }
+    let non_negative = net.optimizer().config().non_negative_states();
     let mut state = Vec::new();
     for (name, t) in st.tensors() {
         if let Some(short) = name.strip_prefix(OPTIM_PREFIX) {
@@ -101,7 +102,7 @@ pub fn from_bytes(bytes: &[u8]) -> Result<(Network, String)> {
             }
             let values = from_le_bytes(t.data());
             // NaN state, or a negative second moment, would poison every later step.
-            let second_moment = short.ends_with("_sq");
+            let second_moment = short.ends_with("_sq") || non_negative.contains(&short);
             if !all_finite(&values) || (second_moment && values.iter().any(|&v| v < 0.0)) {
                 return Err(format_err(format!("optimizer tensor '{name}' holds NaN, infinity or negative second moments")));
             }

@@ -12,7 +12,10 @@ pub mod layers;
 pub mod loss;
 pub mod network;
 pub mod optim;
+pub mod schedule;
+pub mod regularizer;
 pub mod tensor;
+pub mod train;
 pub mod threads;
 
 #[cfg(feature = "python")]

@@ -153,26 +153,48 @@ impl Loss {
 
     /// Loss statistics of `out` against `targets` (already checked), and when
     /// `grad` is given, the gradient of the batch-mean loss w.r.t. `out`.
-    pub fn evaluate(&self, out: MatRef<'_>, targets: &Targets<'_>, mut grad: Option<&mut [f32]>) -> LossStats {
+    ///
+    /// With `weights`, sample `i`'s loss (and its gradient) is multiplied by
+    /// `weights[i]` and the batch loss is `Σ w_i·l_i / batch` (Keras'
+    /// convention for `sample_weight`); accuracy counts stay unweighted.
+    pub fn evaluate(&self, out: MatRef<'_>, targets: &Targets<'_>, weights: Option<&[f32]>, mut grad: Option<&mut [f32]>) -> LossStats {
         let (rows, cols) = (out.rows, out.cols);
         let inv_b = 1.0 / rows.max(1) as f32;
         let mut stats = LossStats { samples: rows as u64, ..Default::default() };
         for r in 0..rows {
             let o = out.row(r);
+            let w = weights.map_or(1.0, |w| w[r]);
+            let scale = inv_b * w;
             let g = grad.as_deref_mut().map(|g| &mut g[r * cols..(r + 1) * cols]);
             let (loss, correct, counted) = match (self, targets) {
-                (Loss::CrossEntropy, Targets::Labels(l)) => cross_entropy_row(o, l[r] as usize, inv_b, g),
-                (Loss::Nll, Targets::Labels(l)) => nll_row(o, l[r] as usize, inv_b, g),
-                (Loss::Mse, Targets::Values(t)) => (mse_row(o, t.row(r), inv_b, g), 0, 0),
-                (Loss::BinaryCrossEntropy, Targets::Values(t)) => bce_row(o, t.row(r), inv_b, g),
+                (Loss::CrossEntropy, Targets::Labels(l)) => cross_entropy_row(o, l[r] as usize, scale, g),
+                (Loss::Nll, Targets::Labels(l)) => nll_row(o, l[r] as usize, scale, g),
+                (Loss::Mse, Targets::Values(t)) => (mse_row(o, t.row(r), scale, g), 0, 0),
+                (Loss::BinaryCrossEntropy, Targets::Values(t)) => bce_row(o, t.row(r), scale, g),
                 // check_targets rules these pairs out before any call.
                 _ => (f64::NAN, 0, 0),
             };
-            stats.loss_sum += loss;
+            stats.loss_sum += if weights.is_some() { loss * w as f64 } else { loss };
             stats.correct += correct;
             stats.counted += counted;
         }
         stats
+    }
+
+    /// Checks per-sample weights: one finite, non-negative value per sample.
+    ///
+    /// # Errors
+    /// `Error::Shape` for the wrong length, `Error::NonFinite` for NaN/inf,
+    /// `Error::Config` for negative weights.
+    pub fn check_weights(weights: &[f32], rows: usize) -> Result<()> {
+        ensure_shape(weights.len() == rows, || format!("sample_weight has {} values but X has {rows} samples; expected one weight per sample", weights.len()))?;
+        if !reduce::all_finite(weights) {
+            return Err(Error::NonFinite("sample_weight contains NaN or infinity".into()));
+        }
+        if let Some(w) = weights.iter().find(|&&w| w < 0.0) {
+            return Err(Error::Config(format!("sample weights must be >= 0, found {w}")));
+        }
+        Ok(())
     }
 }
 

@@ -5,13 +5,14 @@
 //! call. Workspaces grow only when the batch grows, so a steady training loop
 //! allocates nothing. `train_epoch` runs a whole seeded-shuffle epoch the same way.
 
-use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ensure_config, ensure_shape, Error, Result};
 use crate::init::rng_for;
 use crate::kernels::reduce::all_finite;
 use crate::layers::{Alloc, Chain, Ctx, LayerSpec, ParamInfo};
+use crate::regularizer::{self, Penalty};
+use crate::schedule::Schedule;
 use crate::loss::{Loss, LossStats, Targets};
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::tensor::{MatRef, Matrix};
@@ -26,6 +27,9 @@ pub struct NetworkSpec {
     pub optimizer: OptimizerConfig,
     #[serde(default)]
     pub seed: u64,
+    /// A learning-rate schedule applied inside the training step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<Schedule>,
 }
 
 /// Rows per forward chunk in `predict`/`evaluate`, bounding workspace memory.
@@ -37,41 +41,71 @@ const POOL_WORK: usize = 1 << 16;
 
 /// Random streams derived from the user's seed (see [`rng_for`]).
 const STREAM_INIT: u64 = 0;
-const STREAM_SHUFFLE: u64 = 1;
+pub(crate) const STREAM_SHUFFLE: u64 = 1;
 
 /// The compute state: layers, parameters, gradients, optimizer, gradient buffers.
 /// Kept apart from the batch buffers so a step can borrow both at once.
 #[derive(Clone, Debug)]
-struct Core {
-    chain: Chain,
-    loss: Loss,
-    params: Vec<f32>,
-    grads: Vec<f32>,
+pub(crate) struct Core {
+    pub(crate) chain: Chain,
+    pub(crate) loss: Loss,
+    pub(crate) params: Vec<f32>,
+    pub(crate) grads: Vec<f32>,
     /// Non-trainable state (running statistics), updated by training forwards.
-    buffers: Vec<f32>,
-    optimizer: Optimizer,
-    dy: Matrix,
-    dx: Matrix,
+    pub(crate) buffers: Vec<f32>,
+    pub(crate) optimizer: Optimizer,
+    pub(crate) penalties: Vec<Penalty>,
+    pub(crate) rate: Rate,
+    pub(crate) dy: Matrix,
+    pub(crate) dx: Matrix,
+    /// The state at the start of the current training call (see train.rs).
+    pub(crate) snap: Option<Box<Snapshot>>,
+}
+
+/// Everything a training step changes.
+#[derive(Clone, Debug)]
+pub(crate) struct Snapshot {
+    pub(crate) params: Vec<f32>,
+    pub(crate) buffers: Vec<f32>,
+    pub(crate) optimizer: Optimizer,
+}
+
+/// Where each step's learning rate comes from: `scale · (schedule(step, epoch)
+/// or base)`. `scale` is what ReduceLROnPlateau lowers.
+#[derive(Clone, Debug)]
+pub(crate) struct Rate {
+    pub(crate) base: f32,
+    pub(crate) scale: f32,
+    pub(crate) epoch: u64,
+    pub(crate) schedule: Option<Schedule>,
+}
+
+impl Rate {
+    /// The rate of the next step, after `steps` steps.
+    pub(crate) fn at(&self, steps: u64) -> f32 {
+        self.scale * self.schedule.as_ref().map_or(self.base, |s| s.lr_at(steps, self.epoch))
+    }
 }
 
 /// Shuffled mini-batches are gathered here.
 #[derive(Clone, Debug, Default)]
-struct BatchBuffers {
-    x: Matrix,
-    labels: Vec<i64>,
-    values: Matrix,
-    order: Vec<usize>,
+pub(crate) struct BatchBuffers {
+    pub(crate) x: Matrix,
+    pub(crate) labels: Vec<i64>,
+    pub(crate) values: Matrix,
+    pub(crate) weights: Vec<f32>,
+    pub(crate) order: Vec<usize>,
 }
 
 /// A trainable feed-forward network.
 #[derive(Clone, Debug)]
 pub struct Network {
-    spec: NetworkSpec,
-    core: Core,
-    batch: BatchBuffers,
+    pub(crate) spec: NetworkSpec,
+    pub(crate) core: Core,
+    pub(crate) batch: BatchBuffers,
     /// The mode of `train_step`/`train_epoch`/`forward`: training (dropout on,
     /// batch statistics) unless set otherwise. `predict` and `evaluate` always infer.
-    training: bool,
+    pub(crate) training: bool,
 }
 
 impl Network {
@@ -83,14 +117,20 @@ impl Network {
         ensure_config(spec.input_dim > 0, || "input_dim must be at least 1, got 0".into())?;
         ensure_config(!spec.layers.is_empty(), || "a network needs at least one layer".into())?;
         let loss = Loss::from_name(&spec.loss)?;
-        let optimizer = Optimizer::new(spec.optimizer.clone())?;
+        let mut optimizer = Optimizer::new(spec.optimizer.clone())?;
+        if let Some(s) = &spec.schedule {
+            s.validate()?;
+        }
         let mut alloc = Alloc::default();
         let chain = Chain::build(&spec.layers, spec.input_dim, &mut alloc)?;
+        optimizer.set_layout(&chain.params("layers."));
+        let penalties = chain.penalties();
+        let rate = Rate { base: spec.optimizer.lr(), scale: 1.0, epoch: 0, schedule: spec.schedule.clone() };
         let mut params = vec![0.0; alloc.params];
         let mut buffers = vec![0.0; alloc.buffers];
         chain.init(&mut params, &mut buffers, &mut rng_for(spec.seed, STREAM_INIT));
         let grads = vec![0.0; alloc.params];
-        let core = Core { chain, loss, params, grads, buffers, optimizer, dy: Matrix::default(), dx: Matrix::default() };
+        let core = Core { chain, loss, params, grads, buffers, optimizer, penalties, rate, dy: Matrix::default(), dx: Matrix::default(), snap: None };
         Ok(Self { spec, core, batch: BatchBuffers::default(), training: true })
     }
 
@@ -209,88 +249,38 @@ impl Network {
         x.check_samples("X")
     }
 
-    /// Checks a dataset against the model without training on it.
+    /// Checks a dataset (and its sample weights) against the model without training on it.
     ///
     /// # Errors
     /// As [`Network::train_step`].
-    pub fn check(&self, x: MatRef<'_>, targets: &Targets<'_>) -> Result<()> {
+    pub fn check(&self, x: MatRef<'_>, targets: &Targets<'_>, weights: Option<&[f32]>) -> Result<()> {
         self.check_inputs(x)?;
-        self.core.loss.check_targets(targets, x.rows, self.output_dim())
+        self.core.loss.check_targets(targets, x.rows, self.output_dim())?;
+        weights.map_or(Ok(()), |w| Loss::check_weights(w, x.rows))
+    }
+
+    /// The shape-only part of [`Network::check`], for data already checked once
+    /// (later chunks of an epoch): skips the O(n) finiteness scans.
+    pub(crate) fn check_shapes(&self, x: MatRef<'_>, targets: &Targets<'_>, weights: Option<&[f32]>) -> Result<()> {
+        ensure_shape(x.rows > 0 && x.cols == self.spec.input_dim, || format!("X must be non-empty with {} features per sample", self.spec.input_dim))?;
+        ensure_shape(targets.len() == x.rows, || format!("X has {} samples but y has {}", x.rows, targets.len()))?;
+        if let Targets::Values(v) = targets {
+            ensure_shape(v.cols == self.output_dim(), || format!("y has {} columns but the model has {} outputs", v.cols, self.output_dim()))?;
+        }
+        if let Targets::Labels(l) = targets {
+            let out = self.output_dim() as i64;
+            ensure_shape(l.iter().all(|&v| (0..out).contains(&v)), || "a label is out of range".into())?;
+        }
+        ensure_shape(weights.is_none_or(|w| w.len() == x.rows), || "sample_weight needs one value per sample".into())
     }
 
     /// Runs `f` in the thread pool when `rows` samples make enough work for it.
-    fn run<R: Send>(&mut self, rows: usize, f: impl FnOnce(&mut Self) -> R + Send) -> R {
+    pub(crate) fn run<R: Send>(&mut self, rows: usize, f: impl FnOnce(&mut Self) -> R + Send) -> R {
         if rows.saturating_mul(self.core.params.len()) >= POOL_WORK {
             threads::install(|| f(self))
         } else {
             f(self)
         }
-    }
-
-    /// One training step on a batch: forward, loss, backward, update.
-    /// Returns the batch's loss statistics (before the update).
-    ///
-    /// # Errors
-    /// Shape, label, emptiness and finiteness errors; the network is unchanged.
-    pub fn train_step(&mut self, x: MatRef<'_>, targets: Targets<'_>) -> Result<LossStats> {
-        self.check(x, &targets)?;
-        let (training, seed) = (self.training, self.spec.seed);
-        self.run(x.rows, |net| net.core.step(x, &targets, training, seed))
-    }
-
-    /// One epoch over `(x, targets)` in mini-batches of `batch_size`, shuffled
-    /// with a generator seeded by `(seed, epoch)` when `shuffle` is set.
-    ///
-    /// # Errors
-    /// As [`Network::train_step`], plus `Error::Config` for `batch_size == 0`.
-    pub fn train_epoch(&mut self, x: MatRef<'_>, targets: Targets<'_>, batch_size: usize, shuffle: bool, seed: u64, epoch: u64) -> Result<LossStats> {
-        ensure_config(batch_size > 0, || "batch_size must be at least 1, got 0".into())?;
-        self.check(x, &targets)?;
-        self.run(x.rows, |net| net.epoch_checked(x, &targets, batch_size, shuffle, seed, epoch))
-    }
-
-    fn epoch_checked(&mut self, x: MatRef<'_>, targets: &Targets<'_>, batch_size: usize, shuffle: bool, seed: u64, epoch: u64) -> Result<LossStats> {
-        let n = x.rows;
-        let (training, net_seed) = (self.training, self.spec.seed);
-        let mut total = LossStats::default();
-        if !shuffle {
-            for start in (0..n).step_by(batch_size) {
-                let end = (start + batch_size).min(n);
-                total.add(self.core.step(x.rows_range(start, end), &targets.rows_range(start, end), training, net_seed)?);
-            }
-            return Ok(total);
-        }
-        let b = &mut self.batch;
-        b.order.clear();
-        b.order.extend(0..n);
-        // Each epoch gets its own stream so that resuming at epoch k reproduces
-        // the shuffles of an uninterrupted run.
-        let mut rng = rng_for(seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15), STREAM_SHUFFLE);
-        b.order.shuffle(&mut rng);
-        for start in (0..n).step_by(batch_size) {
-            let end = (start + batch_size).min(n);
-            let idx = &b.order[start..end];
-            b.x.reshape_for(idx.len(), x.cols);
-            for (dst, &i) in b.x.as_mut_slice().chunks_exact_mut(x.cols).zip(idx) {
-                dst.copy_from_slice(x.row(i));
-            }
-            let batch_targets = match targets {
-                Targets::Labels(l) => {
-                    b.labels.clear();
-                    b.labels.extend(idx.iter().map(|&i| l[i]));
-                    Targets::Labels(&b.labels)
-                }
-                Targets::Values(v) => {
-                    b.values.reshape_for(idx.len(), v.cols);
-                    for (dst, &i) in b.values.as_mut_slice().chunks_exact_mut(v.cols).zip(idx) {
-                        dst.copy_from_slice(v.row(i));
-                    }
-                    Targets::Values(b.values.view())
-                }
-            };
-            total.add(self.core.step(b.x.view(), &batch_targets, training, net_seed)?);
-        }
-        Ok(total)
     }
 
     /// The network's raw outputs (logits for classification losses).
@@ -331,16 +321,18 @@ impl Network {
     ///
     /// # Errors
     /// As [`Network::train_step`].
-    pub fn evaluate(&mut self, x: MatRef<'_>, targets: Targets<'_>) -> Result<LossStats> {
-        self.check(x, &targets)?;
+    pub fn evaluate(&mut self, x: MatRef<'_>, targets: Targets<'_>, weights: Option<&[f32]>) -> Result<LossStats> {
+        self.check(x, &targets, weights)?;
         self.run(x.rows, |net| {
             let mut total = LossStats::default();
             for start in (0..x.rows).step_by(INFER_CHUNK) {
                 let end = (start + INFER_CHUNK).min(x.rows);
                 let loss = net.core.loss;
                 let y = net.core.forward(x.rows_range(start, end), &Ctx::inference())?;
-                total.add(loss.evaluate(y, &targets.rows_range(start, end), None));
+                total.add(loss.evaluate(y, &targets.rows_range(start, end), weights.map(|w| &w[start..end]), None));
             }
+            // The objective includes the weight penalties, as Keras reports it.
+            total.loss_sum += regularizer::total(&net.core.penalties, &net.core.params) * total.samples as f64;
             Ok(total)
         })
     }
@@ -348,24 +340,12 @@ impl Network {
 
 impl Core {
     /// The context of a pass: the mode, and the seed and step dropout draws from.
-    fn ctx(&self, training: bool, seed: u64) -> Ctx {
+    pub(crate) fn ctx(&self, training: bool, seed: u64) -> Ctx {
         Ctx { training, seed, step: self.optimizer.steps() }
     }
 
-    fn forward(&mut self, x: MatRef<'_>, ctx: &Ctx) -> Result<MatRef<'_>> {
+    pub(crate) fn forward(&mut self, x: MatRef<'_>, ctx: &Ctx) -> Result<MatRef<'_>> {
         self.chain.forward(x, &self.params, &mut self.buffers, ctx)?;
         Ok(self.chain.output())
-    }
-
-    /// Forward, loss gradient, backward, update; inputs already checked.
-    fn step(&mut self, x: MatRef<'_>, targets: &Targets<'_>, training: bool, seed: u64) -> Result<LossStats> {
-        let ctx = self.ctx(training, seed);
-        self.chain.forward(x, &self.params, &mut self.buffers, &ctx)?;
-        let out = self.chain.output();
-        self.dy.reshape_for(out.rows, out.cols);
-        let stats = self.loss.evaluate(out, targets, Some(self.dy.as_mut_slice()));
-        self.chain.backward(x, &self.params, &mut self.grads, &mut self.dy, &mut self.dx, false)?;
-        self.optimizer.step(&mut self.params, &self.grads);
-        Ok(stats)
     }
 }

@@ -7,8 +7,16 @@ use std::cell::Cell;
 use ferronn::io;
 use ferronn::loss::Targets;
 use ferronn::network::{Network, NetworkSpec};
+use ferronn::loss::LossStats;
 use ferronn::tensor::{MatRef, Matrix};
+use ferronn::train::EpochOptions;
 use ferronn::Error;
+
+/// One whole epoch, as before chunked epochs existed.
+fn run_epoch(net: &mut Network, x: MatRef<'_>, t: Targets<'_>, batch_size: usize, shuffle: bool, seed: u64, epoch: u64) -> ferronn::Result<LossStats> {
+    let opts = EpochOptions { batch_size, shuffle, seed, epoch, start_batch: 0, max_batches: None, trusted: false };
+    net.train_epoch(x, t, None, &opts).map(|r| r.stats)
+}
 
 /// Counts allocations made by the current thread (tests run in parallel, so a
 /// global count would include other tests' allocations).
@@ -77,10 +85,10 @@ fn blobs(n: usize) -> (Matrix, Vec<i64>) {
 fn training_separates_two_blobs() {
     let (x, y) = blobs(200);
     let mut net = Network::new(spec(4, &[8], 2, "cross_entropy", 0)).unwrap();
-    let first = net.train_epoch(x.view(), Targets::Labels(&y), 16, true, 0, 0).unwrap();
+    let first = run_epoch(&mut net, x.view(), Targets::Labels(&y), 16, true, 0, 0).unwrap();
     let mut last = first;
     for epoch in 1..20 {
-        last = net.train_epoch(x.view(), Targets::Labels(&y), 16, true, 0, epoch).unwrap();
+        last = run_epoch(&mut net, x.view(), Targets::Labels(&y), 16, true, 0, epoch).unwrap();
     }
     assert!(last.mean_loss() < first.mean_loss() / 4.0, "{} -> {}", first.mean_loss(), last.mean_loss());
     assert_eq!(last.correct, 200);
@@ -94,12 +102,12 @@ fn steady_state_training_step_allocates_only_inside_gemm() {
     // so the thread-local count sees every allocation of the step.
     // Warm-up sizes every workspace and the optimizer state.
     for _ in 0..3 {
-        net.train_step(x.view(), Targets::Labels(&y)).unwrap();
+        net.train_step(x.view(), Targets::Labels(&y), None).unwrap();
     }
     let count = |steps: usize, net: &mut Network| {
         let before = allocations();
         for _ in 0..steps {
-            net.train_step(x.view(), Targets::Labels(&y)).unwrap();
+            net.train_step(x.view(), Targets::Labels(&y), None).unwrap();
         }
         allocations() - before
     };
@@ -119,7 +127,7 @@ fn same_seed_same_weights_different_seed_different_weights() {
     let train = |seed| {
         let mut net = Network::new(spec(4, &[8], 2, "cross_entropy", seed)).unwrap();
         for epoch in 0..3 {
-            net.train_epoch(x.view(), Targets::Labels(&y), 10, true, seed, epoch).unwrap();
+            run_epoch(&mut net, x.view(), Targets::Labels(&y), 10, true, seed, epoch).unwrap();
         }
         net.params().to_vec()
     };
@@ -133,15 +141,15 @@ fn rejected_inputs_leave_the_network_unchanged() {
     let mut net = Network::new(spec(4, &[3], 2, "cross_entropy", 0)).unwrap();
     let before = net.params().to_vec();
     let bad_labels = vec![0i64, 1, 2, 0, 1, 0, 1, 0, 1, 0];
-    assert!(matches!(net.train_step(x.view(), Targets::Labels(&bad_labels)), Err(Error::Label(_))));
+    assert!(matches!(net.train_step(x.view(), Targets::Labels(&bad_labels), None), Err(Error::Label(_))));
     let mut nan = x.clone();
     nan.as_mut_slice()[7] = f32::NAN;
-    assert!(matches!(net.train_step(nan.view(), Targets::Labels(&y)), Err(Error::NonFinite(_))));
+    assert!(matches!(net.train_step(nan.view(), Targets::Labels(&y), None), Err(Error::NonFinite(_))));
     let narrow = MatRef::new(10, 3, &x.as_slice()[..30]).unwrap();
-    assert!(matches!(net.train_step(narrow, Targets::Labels(&y)), Err(Error::Shape(_))));
+    assert!(matches!(net.train_step(narrow, Targets::Labels(&y), None), Err(Error::Shape(_))));
     let empty = MatRef::new(0, 4, &[]).unwrap();
-    assert!(matches!(net.train_step(empty, Targets::Labels(&[])), Err(Error::Empty(_))));
-    assert!(matches!(net.train_epoch(x.view(), Targets::Labels(&y), 0, true, 0, 0), Err(Error::Config(_))));
+    assert!(matches!(net.train_step(empty, Targets::Labels(&[]), None), Err(Error::Empty(_))));
+    assert!(matches!(run_epoch(&mut net, x.view(), Targets::Labels(&y), 0, true, 0, 0), Err(Error::Config(_))));
     assert_eq!(net.params(), before.as_slice());
     assert_eq!(net.optimizer().steps(), 0);
 }
@@ -150,7 +158,7 @@ fn rejected_inputs_leave_the_network_unchanged() {
 fn save_and_load_round_trip_exactly() {
     let (x, y) = blobs(50);
     let mut net = Network::new(spec(4, &[6], 2, "cross_entropy", 2)).unwrap();
-    net.train_epoch(x.view(), Targets::Labels(&y), 8, true, 2, 0).unwrap();
+    run_epoch(&mut net, x.view(), Targets::Labels(&y), 8, true, 2, 0).unwrap();
     let dir = std::env::temp_dir().join(format!("ferronn-io-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("model.safetensors");
@@ -160,8 +168,8 @@ fn save_and_load_round_trip_exactly() {
     assert_eq!(loaded.params(), net.params());
     assert_eq!(loaded.predict(x.view()).unwrap(), net.predict(x.view()).unwrap());
     // The optimizer state came along: one more epoch gives the same weights.
-    net.train_epoch(x.view(), Targets::Labels(&y), 8, true, 2, 1).unwrap();
-    loaded.train_epoch(x.view(), Targets::Labels(&y), 8, true, 2, 1).unwrap();
+    run_epoch(&mut net, x.view(), Targets::Labels(&y), 8, true, 2, 1).unwrap();
+    run_epoch(&mut loaded, x.view(), Targets::Labels(&y), 8, true, 2, 1).unwrap();
     assert_eq!(loaded.params(), net.params());
     // Only the final file is left behind.
     let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
@@ -178,8 +186,51 @@ fn mse_and_bce_targets_are_checked() {
     let x = Matrix::from_vec(2, 2, vec![0.1, 0.2, 0.3, 0.4]).unwrap();
     let mut net = Network::new(spec(2, &[], 1, "binary_cross_entropy", 0)).unwrap();
     let t = Matrix::from_vec(2, 1, vec![0.0, 2.0]).unwrap();
-    assert!(matches!(net.train_step(x.view(), Targets::Values(t.view())), Err(Error::Label(_))));
+    assert!(matches!(net.train_step(x.view(), Targets::Values(t.view()), None), Err(Error::Label(_))));
     let t = Matrix::from_vec(2, 1, vec![0.0, 1.0]).unwrap();
-    assert!(net.train_step(x.view(), Targets::Values(t.view())).is_ok());
-    assert!(matches!(net.train_step(x.view(), Targets::Labels(&[0, 1])), Err(Error::Shape(_))));
+    assert!(net.train_step(x.view(), Targets::Values(t.view()), None).is_ok());
+    assert!(matches!(net.train_step(x.view(), Targets::Labels(&[0, 1]), None), Err(Error::Shape(_))));
+}
+
+#[test]
+fn an_epoch_in_chunks_equals_one_call() {
+    let (x, y) = blobs(100);
+    let mut whole = Network::new(spec(4, &[8], 2, "cross_entropy", 3)).unwrap();
+    let mut chunked = whole.clone();
+    let stats = run_epoch(&mut whole, x.view(), Targets::Labels(&y), 7, true, 5, 2).unwrap();
+    let mut total = LossStats::default();
+    let mut start = 0;
+    while start < 15 {
+        let opts = EpochOptions { batch_size: 7, shuffle: true, seed: 5, epoch: 2, start_batch: start, max_batches: Some(4), trusted: start > 0 };
+        let r = chunked.train_epoch(x.view(), Targets::Labels(&y), None, &opts).unwrap();
+        assert_eq!(r.diverged_at, None);
+        total.add(r.stats);
+        start += r.batches;
+    }
+    assert_eq!(start, 15); // ceil(100 / 7) batches in all
+    assert_eq!(whole.params(), chunked.params());
+    assert_eq!(stats.samples, total.samples);
+    assert!((stats.loss_sum - total.loss_sum).abs() < 1e-9 * stats.loss_sum.abs());
+}
+
+#[test]
+fn a_diverging_step_is_refused_and_reported() {
+    let (x, y) = blobs(64);
+    let targets: Vec<f32> = y.iter().flat_map(|&l| [l as f32 * 100.0, -(l as f32) * 100.0]).collect();
+    let t = Matrix::from_vec(64, 2, targets).unwrap();
+    let json = r#"{"input_dim":4,"layers":[{"type":"dense","units":16,"activation":"relu"},{"type":"dense","units":2}],"loss":"mse","optimizer":{"name":"sgd","lr":1e6,"momentum":0.0,"dampening":0.0,"nesterov":false,"weight_decay":0.0},"seed":1}"#;
+    let mut net = Network::new(serde_json::from_str(json).unwrap()).unwrap();
+    let mut before = net.params().to_vec();
+    for epoch in 0..50 {
+        before.copy_from_slice(net.params());
+        let opts = EpochOptions { batch_size: 64, shuffle: false, seed: 0, epoch, start_batch: 0, max_batches: None, trusted: false };
+        let r = net.train_epoch(x.view(), Targets::Values(t.view()), None, &opts).unwrap();
+        if let Some(batch) = r.diverged_at {
+            assert_eq!((batch, r.batches), (0, 0));
+            assert!(net.params().iter().all(|v| v.is_finite()));
+            assert_eq!(net.params(), before.as_slice(), "the refused step must not touch the weights");
+            return;
+        }
+    }
+    panic!("a learning rate of 1e6 should make the loss non-finite within 50 steps");
 }

@@ -7,7 +7,7 @@
 >>> history = model.fit(X, y, epochs=20, batch_size=32, seed=0)
 """
 
-from . import _core, datasets, errors, functional, layers, optim
+from . import _core, callbacks, datasets, errors, functional, layers, metrics, optim, regularizers, schedules
 from .threads import get_num_threads, set_num_threads
 from .errors import *  # noqa: F401,F403  (every named exception, listed in errors.__all__)
 from .layers import (
@@ -51,7 +51,11 @@ __all__ = [
     "History",
     "load",
     "layers",
+    "callbacks",
+    "metrics",
     "optim",
+    "schedules",
+    "regularizers",
     "datasets",
     "functional",
     "errors",

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 
-from . import _core, _validate, layers as _layers, optim as _optim
+from . import _core, _validate, layers as _layers, metrics as _metrics, optim as _optim, training as _training
+from .callbacks import Callback, History
 from .errors import ConfigError, ModelFileError, NotFittedError, UnknownNameError
 from . import summary as _summary
-from .training import History, fit_loop
 
 __all__ = ["Sequential", "load"]
 
@@ -23,7 +23,7 @@ _LOSSES = {
     "binary_crossentropy": "binary_cross_entropy",
 }
 _LABEL_LOSSES = {"cross_entropy", "nll"}
-_METRICS = {"accuracy", "acc"}
+MetricSpec = Union[str, Callable[[np.ndarray, np.ndarray], float]]
 
 
 def _new_seed() -> int:
@@ -54,7 +54,8 @@ class Sequential:
         self.seed = seed
         self.optimizer: Optional[_optim.Optimizer] = None
         self.loss: Optional[str] = None
-        self.metrics: list[str] = []
+        self.metrics: list[MetricSpec] = []
+        self.stop_training = False
         self._net: Optional[Any] = None
         self._epochs_trained = 0
         self._target_1d = False
@@ -66,25 +67,39 @@ class Sequential:
         self.layers.append(layer)
 
     def compile(self, optimizer: Union[str, _optim.Optimizer] = "adam", loss: str = "cross_entropy",
-                metrics: Sequence[str] = ()) -> None:
-        """Chooses the optimizer, the loss and the metrics to report."""
+                metrics: Sequence[MetricSpec] = ()) -> None:
+        """Chooses the optimizer, the loss and the metrics to report.
+
+        ``metrics``: names from ``ferronn.metrics.NAMES`` ("accuracy", "top_k_accuracy",
+        "precision", "recall", "f1", "mae", "mse", "r2") or callables
+        ``f(y_true, y_pred) -> float`` (logged under their ``__name__``; not saved with
+        the model). For classification losses a metric gets class labels (the argmax
+        of the outputs; outputs > 0 for binary cross-entropy), ``top_k_accuracy`` the
+        scores; for ``mse`` the outputs. "accuracy" is counted by the core during the
+        epoch (a running figure over the epoch's batches, as in Keras); the others are
+        computed at the end of each epoch with the weights the epoch ended with, on the
+        whole training set (unlike Keras' running averages) and on the validation
+        data. Averaged metrics use their defaults (macro precision/recall/f1, k=5).
+        """
         if not self.layers:
             raise ConfigError("the model has no layers; add at least one before compile()")
         key = str(loss).lower()
         if key not in _LOSSES:
-            raise UnknownNameError(f"unknown loss {loss!r}; expected one of {', '.join(sorted(set(_LOSSES.values())))}")
+            raise UnknownNameError(
+                f"unknown loss {loss!r}; expected one of {', '.join(sorted(set(_LOSSES.values())))}")
+        if isinstance(metrics, (str, bytes)) or callable(metrics):
+            metrics = [metrics]  # type: ignore[list-item]
         for m in metrics:
-            if str(m).lower() not in _METRICS:
-                raise UnknownNameError(f"unknown metric {m!r}; expected one of: accuracy")
+            if not callable(m):
+                _metric_name(m)  # unknown names first: UnknownNameError
         last = type(self.layers[-1]).__name__
         if _LOSSES[key] in ("cross_entropy", "binary_cross_entropy") and last in ("Softmax", "LogSoftmax"):
             raise ConfigError(f"the {_LOSSES[key]} loss takes logits, but the last layer is {last}: remove it "
                               "(predict_proba applies the softmax), or end with LogSoftmax and use loss='nll'")
+        resolved = _resolve_metrics(metrics, _LOSSES[key])
         self.optimizer = _optim.get(optimizer)
         self.loss = _LOSSES[key]
-        self.metrics = ["accuracy" for _ in metrics]
-        if self.metrics and self.loss == "mse":
-            raise ConfigError("accuracy is not defined for the mse loss; drop metrics=['accuracy']")
+        self.metrics = resolved
         self._net = None
         if self.input_dim is not None:
             self.build(self.input_dim)
@@ -142,22 +157,85 @@ class Sequential:
         _validate.same_length(xa, ya)
         return xa, ya
 
-    def _logs_from_stats(self, stats: tuple[float, int, int, int]) -> dict[str, float]:
-        loss_sum, samples, correct, counted = stats
+    def _logs_from_stats(self, stats: tuple[float, int, int, int], x: Optional[np.ndarray] = None,
+                         y: Optional[np.ndarray] = None) -> dict[str, float]:
+        """Loss and metrics, in compile order: accuracy from the core's counts, the
+        others (when ``x``, ``y`` are given) from predictions with the current weights."""
+        loss_sum, samples, correct, counted = stats[:4]
         logs = {"loss": loss_sum / max(samples, 1)}
-        if self.metrics:
-            logs["accuracy"] = correct / max(counted, 1)
+        outputs = None
+        for m in self.metrics:
+            if m == "accuracy":
+                logs["accuracy"] = correct / max(counted, 1)
+            elif x is not None and y is not None:
+                if outputs is None:
+                    outputs = self._require_built("metrics").predict(x)
+                key, value = self._metric_value(m, y, outputs)
+                logs[key] = value
         return logs
+
+    def _metric_value(self, metric: MetricSpec, y: np.ndarray, outputs: np.ndarray) -> tuple[str, float]:
+        if callable(metric):
+            key, fn, kind = getattr(metric, "__name__", "metric"), metric, "labels"
+        else:
+            key, fn, kind = _metrics.get(metric)
+        if self.loss in _LABEL_LOSSES:
+            truth, pred = y, (outputs if kind == "scores" else outputs.argmax(axis=1))
+        elif self.loss == "binary_cross_entropy":
+            truth, pred = (y >= 0.5).astype(np.int64).ravel(), (outputs > 0).astype(np.int64).ravel()
+        else:
+            one = self._target_1d and outputs.shape[1] == 1
+            truth, pred = (y.ravel(), outputs.ravel()) if one else (y, outputs)
+        return key, float(fn(truth, pred))
+
+    def _epoch_logs(self, x: np.ndarray, y: np.ndarray, stats: tuple[float, int, int, int],
+                    validation: Optional[tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]]) -> dict[str, float]:
+        """The logs of an epoch: training loss and metrics, then the validation ones."""
+        logs = self._logs_from_stats(stats, x, y)
+        if validation is not None:
+            xv, yv, wv = validation
+            val = self._logs_from_stats(self._require_built("evaluate").evaluate(xv, yv, sample_weight=wv), xv, yv)
+            logs.update({f"val_{k}": v for k, v in val.items()})
+        return logs
+
+    def _n_outputs(self, input_dim: int) -> int:
+        d = int(input_dim)
+        for layer in self.layers:
+            d = layer.output_dim(d)
+        return d
 
     # -- training ---------------------------------------------------------
 
-    def fit(self, x: Any, y: Any, epochs: int = 1, batch_size: int = 32,
-            validation_data: Optional[tuple[Any, Any]] = None, shuffle: bool = True,
+    def fit(self, x: Any, y: Any, epochs: int = 1, batch_size: int = 32, validation_split: float = 0.0,
+            validation_data: Optional[tuple[Any, ...]] = None, shuffle: bool = True,
+            class_weight: Optional[dict[int, float]] = None, sample_weight: Any = None,
+            initial_epoch: Optional[int] = None, callbacks: Optional[Sequence[Callback]] = None,
             seed: Optional[int] = None, verbose: int = 1) -> History:
-        """Trains for ``epochs`` epochs and returns a ``History``.
+        """Trains the model and returns a ``History`` (one entry per completed epoch).
 
-        A second call continues from the current weights and optimizer state.
-        ``seed`` fixes the initial weights (on the first call) and the shuffles.
+        ``epochs``: without ``initial_epoch``, the number of epochs to train; the epoch
+        count continues from earlier fits (so two ``fit(epochs=2)`` equal one
+        ``fit(epochs=4)``: same shuffles, schedules and optimizer state). With
+        ``initial_epoch`` (Keras' resuming idiom), epochs ``initial_epoch .. epochs-1``
+        are trained. ``History.epoch`` lists the epoch indices.
+
+        ``validation_split``: the fraction of the data held out, *before* shuffling,
+        from the end of the arrays (as Keras); for classification it is stratified:
+        the last ``round(fraction·n_c)`` samples of each class ``c`` (at least one per
+        class with two or more samples). ``validation_data``, ``(X_val, y_val)`` or
+        ``(X_val, y_val, sample_weight_val)``, takes precedence over it.
+
+        ``sample_weight`` (one weight >= 0 per sample) and ``class_weight``
+        (``{class: weight}``; classes not named weigh 1) scale each sample's loss:
+        a batch's loss is ``Σ w_i·loss_i / batch_size`` (Keras' convention). Both may
+        be given (their product is used); class weights apply to training only.
+
+        ``callbacks``: ``ferronn.callbacks.Callback`` objects (``TerminateOnNaN`` is
+        always active; ``verbose=1`` adds a ``ProgressBar``). ``seed`` fixes the
+        initial weights (on the first call) and the shuffles. Ctrl-C stops training
+        cleanly and returns the History so far (see ``ferronn.training``).
+        The History's logs hold "loss", the metrics, "val_*" and "lr", the learning
+        rate each epoch ended with.
         """
         if self.loss is None:
             raise NotFittedError("call compile() before fit()")
@@ -165,28 +243,57 @@ class Sequential:
             raise ConfigError(f"epochs must be a non-negative integer, got {epochs!r}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if initial_epoch is not None and (isinstance(initial_epoch, bool)
+                                          or not isinstance(initial_epoch, (int, np.integer)) or initial_epoch < 0):
+            raise ConfigError(f"initial_epoch must be a non-negative integer, got {initial_epoch!r}")
+        split = _validation_split(validation_split)
+        callbacks = _callback_list(callbacks)
+        if isinstance(verbose, bool) or not isinstance(verbose, (int, np.integer)) or verbose < 0:
+            raise ConfigError(f"verbose must be 0 (silent) or 1 (progress bar), got {verbose!r}")
         xa, ya = self._xy(x, y)
-        validation = None
+        weights = None if sample_weight is None else _training.sample_weights(sample_weight, len(xa))
+        validation: Optional[tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]] = None
         if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ConfigError("validation_data must be a tuple (X_val, y_val)")
-            validation = self._xy(*validation_data)
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+                raise ConfigError("validation_data must be a tuple (X_val, y_val) or (X_val, y_val, sample_weight_val)")
+            xv, yv = self._xy(*validation_data[:2])
+            wv = None
+            if len(validation_data) == 3 and validation_data[2] is not None:
+                wv = _training.sample_weights(validation_data[2], len(xv), "the validation sample_weight")
+            validation = (xv, yv, wv)
+        elif split > 0:
+            train_idx, val_idx = _training.split_indices(_training.class_labels(self, ya), len(xa), split)
+            if len(val_idx) == 0 or len(train_idx) == 0:
+                raise ConfigError(f"validation_split={validation_split} leaves {len(train_idx)} samples for training "
+                                  f"and {len(val_idx)} for validation (of {len(xa)}); both need at least one")
+            validation = (xa[val_idx], ya[val_idx], None if weights is None else weights[val_idx])
+            xa, ya = xa[train_idx], ya[train_idx]
+            weights = None if weights is None else weights[train_idx]
+        if class_weight is not None:
+            n_classes = 2 if self.loss == "binary_cross_entropy" else self._n_outputs(xa.shape[1])
+            per_class = _training.class_weights(self, class_weight, ya, n_classes)
+            weights = per_class if weights is None else weights * per_class
         if seed is not None:
             seed = _validate.seed(seed)
         # Build into a local first and check all data before anything changes:
         # a rejected fit leaves the model exactly as it was (even unbuilt).
         net, net_seed = (self._net, self.seed) if self._net is not None else self._new_net(xa.shape[1], seed)
-        net.check(xa, ya)
+        net.check(xa, ya, sample_weight=weights)
         if validation is not None:
-            net.check(*validation)
+            net.check(*validation[:2], sample_weight=validation[2])
         if self._net is None:
             self._install(net, net_seed)
         self._target_1d = np.ndim(y) == 1
+        if initial_epoch is None:
+            first, stop = self._epochs_trained, self._epochs_trained + int(epochs)
+        else:
+            first, stop = int(initial_epoch), int(epochs)
         shuffle_seed = seed if seed is not None else int(self.seed or 0)
         was_training, self._net.training = self._net.training, True  # fit trains in training mode, as Keras
         try:
-            return fit_loop(self, xa, ya, epochs=int(epochs), batch_size=int(batch_size), shuffle=bool(shuffle),
-                            seed=shuffle_seed, validation=validation, verbose=verbose)
+            return _training.fit_loop(self, xa, ya, sample_weight=weights, initial_epoch=first, epochs=stop,
+                                      batch_size=int(batch_size), shuffle=bool(shuffle), seed=shuffle_seed,
+                                      validation=validation, callbacks=callbacks, verbose=int(verbose))
         finally:
             self._net.training = was_training
 
@@ -221,12 +328,20 @@ class Sequential:
         finally:
             net.training = was
 
-    def train_step(self, x: Any, y: Any) -> float:
-        """One optimizer step on one batch, in the current mode; returns the batch's mean loss (before the step)."""
+    def train_step(self, x: Any, y: Any, sample_weight: Any = None) -> float:
+        """One optimizer step on one batch, in the current mode; returns the batch's mean loss (before the step).
+
+        ``sample_weight``: one weight >= 0 per sample (the loss is ``Σ w_i·loss_i / n``).
+        A step whose loss or gradients are not finite is not applied (the loss
+        returned is then NaN or inf)."""
         net = self._require_built("train_step")
         fast = type(x) is np.ndarray and x.ndim == 2 and x.dtype == np.float32 and x.flags.c_contiguous
         xa = x if fast else _validate.features(x)
-        loss_sum, samples, _, _ = net.train_step(xa, self._targets(y))
+        if sample_weight is None:
+            loss_sum, samples, _, _ = net.train_step(xa, self._targets(y))
+        else:
+            w = _training.sample_weights(sample_weight, len(xa))
+            loss_sum, samples, _, _ = net.train_step(xa, self._targets(y), sample_weight=w)
         return loss_sum / samples
 
     # -- inference --------------------------------------------------------
@@ -257,10 +372,19 @@ class Sequential:
             return p.ravel() if self._target_1d and p.shape[1] == 1 else p
         raise ConfigError("predict_proba needs a classification loss; this model uses mse")
 
-    def evaluate(self, x: Any, y: Any, return_dict: bool = False) -> Union[float, list[float], dict[str, float]]:
-        """Loss (and metrics) on ``(x, y)``: a float, ``[loss, *metrics]``, or a dict."""
+    def evaluate(self, x: Any, y: Any, sample_weight: Any = None,
+                 return_dict: bool = False) -> Union[float, list[float], dict[str, float]]:
+        """Loss (and metrics, in compile order) on ``(x, y)``: a float, ``[loss, *metrics]``, or a dict.
+
+        ``sample_weight`` weights each sample's loss (``Σ w_i·loss_i / n``); the metrics
+        other than accuracy are unweighted."""
         net = self._require_built("evaluate")
-        logs = self._logs_from_stats(net.evaluate(*self._xy(x, y)))
+        xa, ya = self._xy(x, y)
+        if sample_weight is None:
+            stats = net.evaluate(xa, ya)
+        else:
+            stats = net.evaluate(xa, ya, sample_weight=_training.sample_weights(sample_weight, len(xa)))
+        logs = self._logs_from_stats(stats, xa, ya)
         if return_dict:
             return logs
         return logs["loss"] if len(logs) == 1 else list(logs.values())
@@ -304,7 +428,7 @@ class Sequential:
     # -- files ------------------------------------------------------------
 
     def _extra(self) -> str:
-        return json.dumps({"metrics": self.metrics, "target_1d": self._target_1d,
+        return json.dumps({"metrics": [m for m in self.metrics if isinstance(m, str)], "target_1d": self._target_1d,
                            "epochs_trained": self._epochs_trained})
 
     def save(self, path: Union[str, os.PathLike]) -> None:
@@ -330,6 +454,62 @@ class Sequential:
     def __repr__(self) -> str:
         inner = ", ".join(repr(layer) for layer in self.layers)
         return f"Sequential([{inner}])"
+
+
+def _metric_name(m: Any) -> str:
+    """The canonical name of a metric name ("acc" -> "accuracy", "f1_score" -> "f1")."""
+    key = str(m).lower()
+    if key in ("accuracy", "acc"):
+        return "accuracy"
+    return _metrics.get(key)[0]
+
+
+def _resolve_metrics(metrics: Sequence[MetricSpec], loss: str) -> list[MetricSpec]:
+    out: list[MetricSpec] = []
+    for m in metrics:
+        if callable(m):
+            out.append(m)
+            continue
+        name = _metric_name(m)
+        if name == "accuracy":
+            if loss == "mse":
+                raise ConfigError("accuracy is not defined for the mse loss; drop metrics=['accuracy'] "
+                                  "(regression metrics: mae, mse, r2)")
+        else:
+            kind = _metrics.get(name)[2]
+            if kind == "values" and loss != "mse":
+                raise ConfigError(f"{name} is a regression metric, but the loss is {loss}; use it with loss='mse'")
+            if kind != "values" and loss == "mse":
+                raise ConfigError(f"{name} needs a classification loss, but the loss is mse")
+            if kind == "scores" and loss == "binary_cross_entropy":
+                raise ConfigError(f"{name} needs several classes (loss cross_entropy or nll), "
+                                  "not binary_cross_entropy")
+        if name not in out:
+            out.append(name)
+    return out
+
+
+def _validation_split(value: Any) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"validation_split must be a number in [0, 1), got {value!r}") from None
+    if isinstance(value, bool) or not 0.0 <= v < 1.0:
+        raise ConfigError(f"validation_split must be a number in [0, 1), got {value!r}")
+    return v
+
+
+def _callback_list(callbacks: Any) -> list[Callback]:
+    if callbacks is None:
+        return []
+    if isinstance(callbacks, Callback):
+        callbacks = [callbacks]
+    if not isinstance(callbacks, (list, tuple)):
+        raise ConfigError(f"callbacks must be a list of Callback objects, got {type(callbacks).__name__}")
+    for cb in callbacks:
+        if not isinstance(cb, Callback):
+            raise ConfigError(f"callbacks must be ferronn.callbacks.Callback objects, got {cb!r}")
+    return list(callbacks)
 
 
 def load(path: Union[str, os.PathLike]) -> Sequential:

@@ -2,33 +2,121 @@
 
 Each class only records hyperparameters; the update itself runs in Rust over
 all parameters at once, inside the training step.
+
+Every optimizer also takes these options (Keras' names), keyword-only:
+
+``clipvalue``
+    Clamp every gradient element to ``[-clipvalue, clipvalue]``.
+``clipnorm``
+    Rescale each weight tensor's gradient, independently, to L2 norm at most
+    ``clipnorm`` (Keras' semantics).
+``global_clipnorm``
+    Rescale all gradients together so that their global L2 norm is at most
+    ``global_clipnorm``, as ``torch.nn.utils.clip_grad_norm_`` does (factor
+    ``global_clipnorm / (norm + 1e-6)`` when below 1).
+``exclude_from_weight_decay``
+    Weight tensors whose name (``"layers.0.weight"``, ``"layers.2.bias"``,
+    ``"layers.3.gamma"``, ... as ``model.get_weights`` orders them) contains any
+    of these strings get no weight decay: neither the L2 term (SGD, Adam,
+    RMSprop, Adagrad) nor AdamW's decoupled shrink.
+``decay_bias_and_norm``
+    ``False`` is shorthand for ``exclude_from_weight_decay=["bias", "gamma",
+    "beta"]``: no decay on biases or on normalisation scales and shifts, the
+    usual practice with AdamW. (Add ``"alpha"`` to the list to spare PReLU's
+    slopes as well.)
+
+Unlike Keras, several clipping options may be combined; they apply in the order
+clipvalue, clipnorm, global_clipnorm. Clipping acts on the gradients before the
+optimizer's update (and before its L2 weight decay is added).
+
+>>> import ferronn as fn
+>>> opt = fn.optim.AdamW(1e-3, global_clipnorm=1.0, decay_bias_and_norm=False)
+>>> opt.config()["exclude_from_weight_decay"]
+['bias', 'gamma', 'beta']
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable, Iterable, Optional, Union
 
 from .errors import ConfigError, UnknownNameError
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "get"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "get", "from_config",
+           "BIAS_AND_NORM"]
+
+#: What ``decay_bias_and_norm=False`` excludes from weight decay: biases and the
+#: scales and shifts of BatchNorm, LayerNorm and RMSNorm.
+BIAS_AND_NORM = ("bias", "gamma", "beta")
+
+_CLIP_KEYS = ("clipvalue", "clipnorm", "global_clipnorm")
+
+
+def _clip_value(owner: str, key: str, value: Any) -> Optional[float]:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{owner} {key} must be a number or None, got {value!r}")
+    return float(value)
+
+
+def _exclude_list(owner: str, names: Union[None, str, Iterable[str]], decay_bias_and_norm: bool) -> list[str]:
+    if names is None:
+        out: list[str] = []
+    elif isinstance(names, str):
+        out = [names]
+    else:
+        try:
+            out = list(names)
+        except TypeError:
+            raise ConfigError(f"{owner} exclude_from_weight_decay must be a list of strings, got {names!r}") from None
+    for s in out:
+        if not isinstance(s, str):
+            raise ConfigError(f"{owner} exclude_from_weight_decay must hold strings, got {s!r} in {out!r}")
+        if not s:
+            raise ConfigError(f"{owner} exclude_from_weight_decay must not contain an empty string "
+                              "(it would match every tensor)")
+    if not decay_bias_and_norm:
+        out += [s for s in BIAS_AND_NORM if s not in out]
+    return out
 
 
 class Optimizer:
-    """Base class: holds the learning rate and turns settings into a config."""
+    """Base class: holds the learning rate and the options every optimizer shares,
+    and turns settings into a config."""
 
     name = ""
 
-    def __init__(self, lr: float) -> None:
+    def __init__(self, lr: float, *, clipnorm: Optional[float] = None, clipvalue: Optional[float] = None,
+                 global_clipnorm: Optional[float] = None,
+                 exclude_from_weight_decay: Union[None, str, Iterable[str]] = None,
+                 decay_bias_and_norm: bool = True) -> None:
         self.lr = float(lr)
+        owner = type(self).__name__
+        self.clipnorm = _clip_value(owner, "clipnorm", clipnorm)
+        self.clipvalue = _clip_value(owner, "clipvalue", clipvalue)
+        self.global_clipnorm = _clip_value(owner, "global_clipnorm", global_clipnorm)
+        self.exclude_from_weight_decay = _exclude_list(owner, exclude_from_weight_decay, bool(decay_bias_and_norm))
 
     def check(self) -> None:
-        """Raises ConfigError for NaN/inf settings (``compile`` calls this)."""
-        # Ranges are checked by the core when the model is built; NaN/inf must be
-        # caught here because JSON cannot carry them to the core.
+        """Raises ConfigError for NaN/inf settings and non-positive clipping bounds (``compile`` calls this)."""
+        # Other ranges are checked by the core when the model is built; NaN/inf
+        # must be caught here because JSON cannot carry them to the core.
+        owner = type(self).__name__
         for key, value in self.config().items():
             if isinstance(value, float) and not math.isfinite(value):
-                raise ConfigError(f"{type(self).__name__} {key} must be finite, got {value}")
+                raise ConfigError(f"{owner} {key} must be finite, got {value}")
+        for key in _CLIP_KEYS:
+            value = getattr(self, key)
+            if value is not None and not value > 0:
+                raise ConfigError(f"{owner} {key} must be > 0 (or None for no clipping), got {value}")
+
+    def _options(self) -> dict[str, Any]:
+        """The shared options that are set (unset ones stay out of the config)."""
+        out: dict[str, Any] = {k: getattr(self, k) for k in _CLIP_KEYS if getattr(self, k) is not None}
+        if self.exclude_from_weight_decay:
+            out["exclude_from_weight_decay"] = list(self.exclude_from_weight_decay)
+        return out
 
     def config(self) -> dict[str, Any]:
         raise NotImplementedError
@@ -44,47 +132,134 @@ class SGD(Optimizer):
     name = "sgd"
 
     def __init__(self, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
-                 nesterov: bool = False, weight_decay: float = 0.0) -> None:
-        super().__init__(lr)
+                 nesterov: bool = False, weight_decay: float = 0.0,
+                 *, clipnorm: Optional[float] = None, clipvalue: Optional[float] = None,
+                 global_clipnorm: Optional[float] = None,
+                 exclude_from_weight_decay: Union[None, str, Iterable[str]] = None,
+                 decay_bias_and_norm: bool = True) -> None:
+        super().__init__(lr, clipnorm=clipnorm, clipvalue=clipvalue, global_clipnorm=global_clipnorm,
+                         exclude_from_weight_decay=exclude_from_weight_decay,
+                         decay_bias_and_norm=decay_bias_and_norm)
         self.momentum, self.dampening = float(momentum), float(dampening)
         self.nesterov, self.weight_decay = bool(nesterov), float(weight_decay)
 
     def config(self) -> dict[str, Any]:
         return {"name": "sgd", "lr": self.lr, "momentum": self.momentum, "dampening": self.dampening,
-                "nesterov": self.nesterov, "weight_decay": self.weight_decay}
+                "nesterov": self.nesterov, "weight_decay": self.weight_decay, **self._options()}
 
 
 class Adam(Optimizer):
-    """Adam (Kingma & Ba 2015). ``weight_decay`` adds an L2 term to the gradient, as in PyTorch."""
+    """Adam (Kingma & Ba 2015). ``weight_decay`` adds an L2 term to the gradient, as in PyTorch.
+
+    ``amsgrad=True`` normalises by the running maximum of the second moment
+    (Reddi et al. 2018), as PyTorch's ``amsgrad`` does.
+    """
 
     name = "adam"
 
     def __init__(self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0) -> None:
-        super().__init__(lr)
+                 weight_decay: float = 0.0, amsgrad: bool = False,
+                 *, clipnorm: Optional[float] = None, clipvalue: Optional[float] = None,
+                 global_clipnorm: Optional[float] = None,
+                 exclude_from_weight_decay: Union[None, str, Iterable[str]] = None,
+                 decay_bias_and_norm: bool = True) -> None:
+        super().__init__(lr, clipnorm=clipnorm, clipvalue=clipvalue, global_clipnorm=global_clipnorm,
+                         exclude_from_weight_decay=exclude_from_weight_decay,
+                         decay_bias_and_norm=decay_bias_and_norm)
         self.betas = (float(betas[0]), float(betas[1]))
         self.eps, self.weight_decay = float(eps), float(weight_decay)
+        self.amsgrad = bool(amsgrad)
 
     def config(self) -> dict[str, Any]:
-        return {"name": self.name, "lr": self.lr, "beta1": self.betas[0], "beta2": self.betas[1],
-                "eps": self.eps, "weight_decay": self.weight_decay}
+        out: dict[str, Any] = {"name": self.name, "lr": self.lr, "beta1": self.betas[0], "beta2": self.betas[1],
+               "eps": self.eps, "weight_decay": self.weight_decay}
+        if self.amsgrad:
+            out["amsgrad"] = True
+        return {**out, **self._options()}
 
 
 class AdamW(Adam):
-    """AdamW (Loshchilov & Hutter 2019): weight decay shrinks the weights directly, decoupled from the gradient."""
+    """AdamW (Loshchilov & Hutter 2019): weight decay shrinks the weights directly, decoupled from the gradient.
+
+    ``decay_bias_and_norm=False`` spares biases and normalisation parameters
+    from the decay (see the module docs).
+    """
 
     name = "adamw"
 
     def __init__(self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 1e-2) -> None:
-        super().__init__(lr, betas, eps, weight_decay)
+                 weight_decay: float = 1e-2, amsgrad: bool = False,
+                 *, clipnorm: Optional[float] = None, clipvalue: Optional[float] = None,
+                 global_clipnorm: Optional[float] = None,
+                 exclude_from_weight_decay: Union[None, str, Iterable[str]] = None,
+                 decay_bias_and_norm: bool = True) -> None:
+        super().__init__(lr, betas, eps, weight_decay, amsgrad, clipnorm=clipnorm, clipvalue=clipvalue, global_clipnorm=global_clipnorm,
+                         exclude_from_weight_decay=exclude_from_weight_decay,
+                         decay_bias_and_norm=decay_bias_and_norm)
 
 
-_BY_NAME = {"sgd": SGD, "adam": Adam, "adamw": AdamW}
+class RMSprop(Optimizer):
+    """RMSprop (Hinton 2012) with PyTorch's rule and defaults.
+
+    ``centered=True`` normalises by the estimated variance of the gradient
+    (Graves 2013) instead of its second moment; ``momentum > 0`` adds a
+    momentum buffer over the normalised steps.
+    """
+
+    name = "rmsprop"
+
+    def __init__(self, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0.0,
+                 momentum: float = 0.0, centered: bool = False,
+                 *, clipnorm: Optional[float] = None, clipvalue: Optional[float] = None,
+                 global_clipnorm: Optional[float] = None,
+                 exclude_from_weight_decay: Union[None, str, Iterable[str]] = None,
+                 decay_bias_and_norm: bool = True) -> None:
+        super().__init__(lr, clipnorm=clipnorm, clipvalue=clipvalue, global_clipnorm=global_clipnorm,
+                         exclude_from_weight_decay=exclude_from_weight_decay,
+                         decay_bias_and_norm=decay_bias_and_norm)
+        self.alpha, self.eps = float(alpha), float(eps)
+        self.weight_decay, self.momentum = float(weight_decay), float(momentum)
+        self.centered = bool(centered)
+
+    def config(self) -> dict[str, Any]:
+        return {"name": "rmsprop", "lr": self.lr, "alpha": self.alpha, "eps": self.eps,
+                "weight_decay": self.weight_decay, "momentum": self.momentum, "centered": self.centered,
+                **self._options()}
+
+
+class Adagrad(Optimizer):
+    """Adagrad (Duchi et al. 2011) with PyTorch's rule and defaults.
+
+    The step size at step ``t`` is ``lr / (1 + (t - 1) * lr_decay)``; the sum of
+    squared gradients starts at ``initial_accumulator_value``.
+    """
+
+    name = "adagrad"
+
+    def __init__(self, lr: float = 1e-2, lr_decay: float = 0.0, weight_decay: float = 0.0,
+                 initial_accumulator_value: float = 0.0, eps: float = 1e-10,
+                 *, clipnorm: Optional[float] = None, clipvalue: Optional[float] = None,
+                 global_clipnorm: Optional[float] = None,
+                 exclude_from_weight_decay: Union[None, str, Iterable[str]] = None,
+                 decay_bias_and_norm: bool = True) -> None:
+        super().__init__(lr, clipnorm=clipnorm, clipvalue=clipvalue, global_clipnorm=global_clipnorm,
+                         exclude_from_weight_decay=exclude_from_weight_decay,
+                         decay_bias_and_norm=decay_bias_and_norm)
+        self.lr_decay, self.weight_decay = float(lr_decay), float(weight_decay)
+        self.initial_accumulator_value, self.eps = float(initial_accumulator_value), float(eps)
+
+    def config(self) -> dict[str, Any]:
+        return {"name": "adagrad", "lr": self.lr, "lr_decay": self.lr_decay, "weight_decay": self.weight_decay,
+                "initial_accumulator_value": self.initial_accumulator_value, "eps": self.eps,
+                **self._options()}
+
+
+_BY_NAME: dict[str, Callable[..., Optimizer]] = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop,
+                                                 "adagrad": Adagrad}
 
 
 def get(spec: "str | Optimizer") -> Optimizer:
-    """An optimizer from a name ("sgd", "adam", "adamw") or an instance."""
+    """An optimizer from a name ("sgd", "adam", "adamw", "rmsprop", "adagrad") or an instance."""
     if isinstance(spec, Optimizer):
         spec.check()
         return spec
@@ -97,7 +272,8 @@ def from_config(config: dict[str, Any]) -> Optimizer:
     """Rebuilds an optimizer from ``Optimizer.config()`` (used when loading models)."""
     c = dict(config)
     name = c.pop("name")
-    if name == "sgd":
-        return SGD(**c)
-    betas = (c.pop("beta1"), c.pop("beta2"))
-    return _BY_NAME[name](betas=betas, **c)
+    if name not in _BY_NAME:
+        raise UnknownNameError(f"unknown optimizer {name!r}; expected one of {', '.join(_BY_NAME)}")
+    if name in ("adam", "adamw"):
+        c["betas"] = (c.pop("beta1"), c.pop("beta2"))
+    return _BY_NAME[name](**c)

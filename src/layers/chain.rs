@@ -10,6 +10,7 @@ use crate::error::{ensure_config, Result};
 use crate::layers::{
     ActivationLayer, Alloc, BatchNorm, Ctx, Dense, Dropout, Gated, InitSpec, Layer, LayerKind, LayerNorm, LayerSpec, PRelu, ParamInfo, RMSNorm, Residual, Softmax,
 };
+use crate::regularizer::Penalty;
 use crate::tensor::{MatRef, Matrix};
 
 /// Built layers, each with the index of the spec it came from (a fused
@@ -17,13 +18,15 @@ use crate::tensor::{MatRef, Matrix};
 #[derive(Clone, Debug)]
 pub struct Chain {
     layers: Vec<(usize, Layer)>,
+    /// L1/L2 penalties of this chain's own layers (nested blocks keep theirs).
+    penalties: Vec<Penalty>,
 }
 
 /// Builds the layer described by `spec` for inputs of width `in_dim`, with
 /// `fused` as the activation of a Dense whose next spec was folded into it.
 fn build_one(spec: &LayerSpec, in_dim: usize, fused: Option<Activation>, alloc: &mut Alloc) -> Result<Layer> {
     Ok(match spec {
-        LayerSpec::Dense { units, activation, kernel_initializer, bias_initializer } => {
+        LayerSpec::Dense { units, activation, kernel_initializer, bias_initializer, .. } => {
             let act = match fused {
                 Some(a) => a,
                 None => activation.resolve()?,
@@ -36,7 +39,7 @@ fn build_one(spec: &LayerSpec, in_dim: usize, fused: Option<Activation>, alloc: 
         LayerSpec::Softmax { temperature } => Layer::Softmax(Softmax::new(in_dim, *temperature, false)?),
         LayerSpec::LogSoftmax { temperature } => Layer::Softmax(Softmax::new(in_dim, *temperature, true)?),
         LayerSpec::Prelu { shared, init } => Layer::PRelu(PRelu::new(in_dim, *shared, *init, alloc)?),
-        LayerSpec::Gated { units, gate, kernel_initializer, bias_initializer } => {
+        LayerSpec::Gated { units, gate, kernel_initializer, bias_initializer, .. } => {
             let gate = gate.resolve()?;
             let kernel = InitSpec::kernel(kernel_initializer, &gate)?;
             let bias = InitSpec::bias(bias_initializer)?;
@@ -68,16 +71,24 @@ impl Chain {
     pub fn build(specs: &[LayerSpec], in_dim: usize, alloc: &mut Alloc) -> Result<Chain> {
         ensure_config(!specs.is_empty(), || "a network (and a residual block) needs at least one layer".into())?;
         let mut layers = Vec::with_capacity(specs.len());
+        let mut penalties = Vec::new();
         let mut width = in_dim;
         let mut i = 0;
         while i < specs.len() {
             let fused = fusable(&specs[i], specs.get(i + 1))?;
             let layer = build_one(&specs[i], width, fused, alloc)?;
+            let (kernel, bias) = specs[i].regularizers();
+            for (reg, name) in [(kernel, "weight"), (bias, "bias")] {
+                if let Some(reg) = reg {
+                    reg.validate()?;
+                    penalties.extend(layer.params().into_iter().filter(|p| p.name == name).map(|p| Penalty { range: p.range(), reg }));
+                }
+            }
             width = layer.out_dim();
             layers.push((i, layer));
             i += if fused.is_some() { 2 } else { 1 };
         }
-        Ok(Chain { layers })
+        Ok(Chain { layers, penalties })
     }
 
     pub fn out_dim(&self) -> usize {
@@ -106,6 +117,17 @@ impl Chain {
     /// Buffers named like [`Chain::params`].
     pub fn buffers(&self, prefix: &str) -> Vec<ParamInfo> {
         self.named(prefix, Layer::buffers)
+    }
+
+    /// Every L1/L2 penalty in the chain, nested residual blocks included.
+    pub fn penalties(&self) -> Vec<Penalty> {
+        let mut out = self.penalties.clone();
+        for (_, layer) in &self.layers {
+            if let Layer::Residual(r) = layer {
+                out.extend(r.block().penalties());
+            }
+        }
+        out
     }
 
     pub fn init(&self, params: &mut [f32], buffers: &mut [f32], rng: &mut ChaCha8Rng) {

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::activation::Activation;
 use crate::error::Result;
 use crate::init::Init;
+use crate::regularizer::Regularizer;
 
 /// An activation given by name (`"relu"`) or with its parameter
 /// (`{"name": "leaky_relu", "alpha": 0.2}`), as the Python API writes it.
@@ -78,6 +79,10 @@ pub enum LayerSpec {
         kernel_initializer: Option<InitSpec>,
         #[serde(default)]
         bias_initializer: Option<InitSpec>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kernel_regularizer: Option<Regularizer>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bias_regularizer: Option<Regularizer>,
     },
     /// An elementwise activation on its own (fused into a preceding linear Dense).
     Activation { activation: ActivationSpec },
@@ -106,6 +111,10 @@ pub enum LayerSpec {
         kernel_initializer: Option<InitSpec>,
         #[serde(default)]
         bias_initializer: Option<InitSpec>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kernel_regularizer: Option<Regularizer>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bias_regularizer: Option<Regularizer>,
     },
     /// Inverted dropout, active in training mode only.
     Dropout { rate: f32 },
@@ -128,6 +137,16 @@ pub enum LayerSpec {
     },
     /// `y = x + block(x)`, with a learned projection of `x` when widths differ.
     Residual { layers: Vec<LayerSpec> },
+}
+
+impl LayerSpec {
+    /// The (kernel, bias) regularizers of the layer kinds that take them.
+    pub fn regularizers(&self) -> (Option<Regularizer>, Option<Regularizer>) {
+        match self {
+            LayerSpec::Dense { kernel_regularizer, bias_regularizer, .. } | LayerSpec::Gated { kernel_regularizer, bias_regularizer, .. } => (*kernel_regularizer, *bias_regularizer),
+            _ => (None, None),
+        }
+    }
 }
 
 fn identity() -> ActivationSpec {

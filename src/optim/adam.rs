@@ -20,12 +20,17 @@ use crate::error::{ensure_config, Result};
 /// Adam only:  g = g + weight_decay * p
 /// m = beta1 * m + (1 - beta1) * g
 /// v = beta2 * v + (1 - beta2) * g * g
+/// amsgrad:    v_max = max(v_max, v), and v_max replaces v below
 /// p = p - (lr / (1 - beta1^t)) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
 /// ```
 ///
+/// AMSGrad: Reddi, Kale & Kumar, "On the Convergence of Adam and Beyond"
+/// (ICLR 2018), in PyTorch's form (the running maximum of the raw second
+/// moment, bias-corrected with the current step's correction).
+///
 /// [`Default`] gives PyTorch's Adam defaults; AdamW's default weight decay is
 /// 0.01, see [`OptimizerConfig::adamw_default`](crate::optim::OptimizerConfig::adamw_default).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdamConfig {
     /// Learning rate, `>= 0`.
@@ -39,6 +44,23 @@ pub struct AdamConfig {
     /// Weight decay, `>= 0`: an L2 term in the gradient for Adam, a decoupled
     /// shrink of the weights for AdamW.
     pub weight_decay: f32,
+    /// Use AMSGrad: normalise by the running maximum of the second moment;
+    /// keeps a third buffer, `max_exp_avg_sq`.
+    #[serde(default, skip_serializing_if = "super::is_false")]
+    pub amsgrad: bool,
+    /// See [`SgdConfig::clipvalue`](crate::optim::SgdConfig::clipvalue).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clipvalue: Option<f32>,
+    /// See [`SgdConfig::clipnorm`](crate::optim::SgdConfig::clipnorm).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clipnorm: Option<f32>,
+    /// See [`SgdConfig::global_clipnorm`](crate::optim::SgdConfig::global_clipnorm).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub global_clipnorm: Option<f32>,
+    /// See [`SgdConfig::exclude_from_weight_decay`](crate::optim::SgdConfig::exclude_from_weight_decay).
+    /// For AdamW the excluded tensors are not shrunk.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude_from_weight_decay: Vec<String>,
 }
 
 impl Default for AdamConfig {
@@ -49,6 +71,11 @@ impl Default for AdamConfig {
             beta2: 0.999,
             eps: 1e-8,
             weight_decay: 0.0,
+            amsgrad: false,
+            clipvalue: None,
+            clipnorm: None,
+            global_clipnorm: None,
+            exclude_from_weight_decay: Vec::new(),
         }
     }
 }
@@ -94,14 +121,16 @@ pub(crate) struct AdamStep {
 }
 
 impl AdamStep {
-    /// The step `t` (1-based) of Adam, or of AdamW when `decoupled`.
-    pub(crate) fn new(c: &AdamConfig, t: u64, decoupled: bool) -> Self {
+    /// The step `t` (1-based) of Adam, or of AdamW when `decoupled`, with
+    /// weight decay `weight_decay` (the configured one, or 0 for tensors
+    /// excluded from decay).
+    pub(crate) fn new(c: &AdamConfig, t: u64, decoupled: bool, weight_decay: f32) -> Self {
         let (lr, b1, b2) = (f64::from(c.lr), f64::from(c.beta1), f64::from(c.beta2));
         // powf, not powi: `t` may exceed i32::MAX after a long (or loaded) run.
         let t = t as f64;
         let bias_correction1 = 1.0 - b1.powf(t);
         let bias_correction2 = 1.0 - b2.powf(t);
-        let wd = f64::from(c.weight_decay);
+        let wd = f64::from(weight_decay);
         Self {
             beta1: c.beta1,
             beta2: c.beta2,
@@ -110,7 +139,7 @@ impl AdamStep {
             step_size: (lr / bias_correction1) as f32,
             bias_correction2_sqrt: bias_correction2.sqrt() as f32,
             eps: c.eps,
-            l2: if decoupled { 0.0 } else { c.weight_decay },
+            l2: if decoupled { 0.0 } else { weight_decay },
             shrink: if decoupled {
                 (1.0 - lr * wd) as f32
             } else {
@@ -119,9 +148,10 @@ impl AdamStep {
         }
     }
 
+    /// The per-step scalars, as the kernels take them.
     #[inline(always)]
-    fn run(&self, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
-        let k = [
+    fn scalars(&self) -> [f32; 8] {
+        [
             self.beta1,
             self.beta2,
             self.one_minus_beta1,
@@ -130,15 +160,17 @@ impl AdamStep {
             self.bias_correction2_sqrt,
             self.eps,
             self.shrink,
-        ];
-        adam_kernel(p, g, m, v, k, self.l2);
+        ]
     }
 }
 
 /// The Adam/AdamW update over one chunk, compiled for AVX-512 and AVX2 and
 /// picked at run time: the default x86-64 target would only use 4-lane SSE.
 /// No fused multiply-add is introduced, so every target gives the same bits.
-#[multiversion::multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512vl+avx512dq",
+    "x86_64+avx2+fma"
+))]
 fn adam_kernel(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], k: [f32; 8], l2: f32) {
     // Separate loops so a zero decay adds nothing, as in PyTorch, rather
     // than `0 * p`, which is NaN for an infinite weight.
@@ -150,7 +182,14 @@ fn adam_kernel(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], k: [f32; 
 }
 
 #[inline(always)]
-fn adam_loop(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], k: [f32; 8], grad: impl Fn(f32, f32) -> f32) {
+fn adam_loop(
+    p: &mut [f32],
+    g: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    k: [f32; 8],
+    grad: impl Fn(f32, f32) -> f32,
+) {
     let [b1, b2, c1, c2, step, bc2, eps, shrink] = k;
     for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
         // Multiplying by exactly 1.0 (Adam) leaves the weight bit-identical.
@@ -163,10 +202,69 @@ fn adam_loop(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], k: [f32; 8]
     }
 }
 
+/// The AMSGrad variant of [`adam_kernel`], with the running maximum `vmax`.
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512vl+avx512dq",
+    "x86_64+avx2+fma"
+))]
+fn amsgrad_kernel(
+    p: &mut [f32],
+    g: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    vmax: &mut [f32],
+    k: [f32; 8],
+    l2: f32,
+) {
+    if l2 == 0.0 {
+        amsgrad_loop(p, g, m, v, vmax, k, |g, _| g);
+    } else {
+        amsgrad_loop(p, g, m, v, vmax, k, |g, w| g + l2 * w);
+    }
+}
+
+#[inline(always)]
+fn amsgrad_loop(
+    p: &mut [f32],
+    g: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    vmax: &mut [f32],
+    k: [f32; 8],
+    grad: impl Fn(f32, f32) -> f32,
+) {
+    let [b1, b2, c1, c2, step, bc2, eps, shrink] = k;
+    let it = p
+        .iter_mut()
+        .zip(g)
+        .zip(m.iter_mut())
+        .zip(v.iter_mut())
+        .zip(vmax.iter_mut());
+    for ((((p, &g), m), v), vmax) in it {
+        let w = *p * shrink;
+        let g = grad(g, w);
+        *m = b1 * *m + c1 * g;
+        *v = b2 * *v + c2 * g * g;
+        // torch.maximum: NaN propagates (f32::max would drop it).
+        *vmax = if *v > *vmax || v.is_nan() { *v } else { *vmax };
+        let denom = vmax.sqrt() / bc2 + eps;
+        *p = w - step * (*m / denom);
+    }
+}
+
 impl Rule<2> for AdamStep {
     const STATE_NAMES: [&'static str; 2] = ["exp_avg", "exp_avg_sq"];
 
     fn update(&self, p: &mut [f32], g: &[f32], [m, v]: [&mut [f32]; 2]) {
-        self.run(p, g, m, v);
+        adam_kernel(p, g, m, v, self.scalars(), self.l2);
+    }
+}
+
+/// AMSGrad.
+impl Rule<3> for AdamStep {
+    const STATE_NAMES: [&'static str; 3] = ["exp_avg", "exp_avg_sq", "max_exp_avg_sq"];
+
+    fn update(&self, p: &mut [f32], g: &[f32], [m, v, vmax]: [&mut [f32]; 3]) {
+        amsgrad_kernel(p, g, m, v, vmax, self.scalars(), self.l2);
     }
 }

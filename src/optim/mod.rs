@@ -4,24 +4,37 @@
 //! The network keeps every parameter in one flat slice and every gradient in
 //! another, so an optimizer step is one fused pass over flat memory. The
 //! bookkeeping every algorithm needs (the step counter, lazily sized state
-//! buffers, the split into fixed chunks for the thread pool) lives here once;
-//! each algorithm supplies only its per-chunk update through the `Rule` trait.
+//! buffers, the split into fixed chunks for the thread pool, gradient clipping,
+//! which tensors get weight decay) lives here once; each algorithm supplies
+//! only its per-chunk update through the `Rule` trait.
 
+mod adagrad;
 mod adam;
+mod clip;
+mod rmsprop;
 mod sgd;
 
+pub use adagrad::AdagradConfig;
 pub use adam::AdamConfig;
+pub use clip::Clipping;
+pub use rmsprop::RmspropConfig;
 pub use sgd::SgdConfig;
+
+use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ensure_config, Error, Result};
 use crate::kernels::{parallel_for, PAR_CHUNK};
+use crate::layers::ParamInfo;
 
 /// Which optimizer to use, with its hyperparameters.
 ///
 /// Serialises as a flat JSON object tagged by `name`, e.g.
 /// `{"name":"adam","lr":0.001,"beta1":0.9,"beta2":0.999,"eps":1e-8,"weight_decay":0.0}`.
+/// Every optimizer also takes the options `clipvalue`, `clipnorm`,
+/// `global_clipnorm` and `exclude_from_weight_decay` (see [`SgdConfig`]),
+/// left out of the JSON when unset.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "name", rename_all = "snake_case")]
 pub enum OptimizerConfig {
@@ -34,11 +47,22 @@ pub enum OptimizerConfig {
     /// AdamW (Loshchilov & Hutter 2019), following PyTorch's update rule;
     /// weight decay shrinks the weights directly.
     Adamw(AdamConfig),
+    /// RMSprop (Hinton 2012), optionally centered and with momentum,
+    /// following PyTorch's update rule.
+    Rmsprop(RmspropConfig),
+    /// Adagrad (Duchi et al. 2011), following PyTorch's update rule.
+    Adagrad(AdagradConfig),
+}
+
+/// The clipping and weight-decay options every configuration carries, borrowed.
+struct Common<'a> {
+    clip: Clipping,
+    exclude_from_weight_decay: &'a [String],
 }
 
 impl OptimizerConfig {
     /// The names [`from_name`](Self::from_name) accepts.
-    pub const NAMES: [&'static str; 3] = ["sgd", "adam", "adamw"];
+    pub const NAMES: [&'static str; 5] = ["sgd", "adam", "adamw", "rmsprop", "adagrad"];
 
     /// AdamW with PyTorch's defaults, including its weight decay of 0.01.
     pub fn adamw_default() -> Self {
@@ -48,8 +72,8 @@ impl OptimizerConfig {
         })
     }
 
-    /// The default configuration of the optimizer called `name` ("sgd", "adam"
-    /// or "adamw", as PyTorch's defaults).
+    /// The default configuration of the optimizer called `name` (one of
+    /// [`NAMES`](Self::NAMES), with PyTorch's defaults).
     ///
     /// # Errors
     /// `Error::UnknownName` for any other name.
@@ -58,6 +82,8 @@ impl OptimizerConfig {
             "sgd" => Ok(Self::Sgd(SgdConfig::default())),
             "adam" => Ok(Self::Adam(AdamConfig::default())),
             "adamw" => Ok(Self::adamw_default()),
+            "rmsprop" => Ok(Self::Rmsprop(RmspropConfig::default())),
+            "adagrad" => Ok(Self::Adagrad(AdagradConfig::default())),
             _ => Err(Error::UnknownName(format!(
                 "unknown optimizer {name:?}; expected one of {}",
                 Self::NAMES.join(", ")
@@ -74,6 +100,76 @@ impl OptimizerConfig {
         match self {
             Self::Sgd(c) => c.validate(),
             Self::Adam(c) | Self::Adamw(c) => c.validate(self.name()),
+            Self::Rmsprop(c) => c.validate(),
+            Self::Adagrad(c) => c.validate(),
+        }?;
+        let name = self.name();
+        let common = self.common();
+        let clip = common.clip;
+        for (field, v) in [
+            ("clipvalue", clip.clipvalue),
+            ("clipnorm", clip.clipnorm),
+            ("global_clipnorm", clip.global_clipnorm),
+        ] {
+            if let Some(v) = v {
+                ensure_config(v.is_finite() && v > 0.0, || {
+                    format!("{name} {field} must be finite and > 0 (or unset), got {v}")
+                })?;
+            }
+        }
+        ensure_config(
+            common
+                .exclude_from_weight_decay
+                .iter()
+                .all(|s| !s.is_empty()),
+            || {
+                format!(
+                    "{name} exclude_from_weight_decay must not contain an empty string \
+                     (it would match every tensor), got {:?}",
+                    common.exclude_from_weight_decay
+                )
+            },
+        )
+    }
+
+    fn common(&self) -> Common<'_> {
+        macro_rules! common {
+            ($c:expr) => {
+                Common {
+                    clip: Clipping {
+                        clipvalue: $c.clipvalue,
+                        clipnorm: $c.clipnorm,
+                        global_clipnorm: $c.global_clipnorm,
+                    },
+                    exclude_from_weight_decay: &$c.exclude_from_weight_decay,
+                }
+            };
+        }
+        match self {
+            Self::Sgd(c) => common!(c),
+            Self::Adam(c) | Self::Adamw(c) => common!(c),
+            Self::Rmsprop(c) => common!(c),
+            Self::Adagrad(c) => common!(c),
+        }
+    }
+
+    /// The gradient clipping this configuration asks for.
+    pub fn clipping(&self) -> Clipping {
+        self.common().clip
+    }
+
+    /// The substrings that exclude a tensor from weight decay.
+    pub fn exclude_from_weight_decay(&self) -> &[String] {
+        self.common().exclude_from_weight_decay
+    }
+
+    /// The weight decay coefficient (L2 or, for AdamW, decoupled).
+    pub fn weight_decay(&self) -> f32 {
+        match self {
+            Self::Sgd(c) => c.weight_decay,
+            Self::Adam(c) | Self::Adamw(c) => c.weight_decay,
+            Self::Rmsprop(c) => c.weight_decay,
+            Self::Adagrad(c) => c.weight_decay,
         }
     }
 
@@ -82,6 +178,8 @@ impl OptimizerConfig {
         match self {
             Self::Sgd(c) => c.lr,
             Self::Adam(c) | Self::Adamw(c) => c.lr,
+            Self::Rmsprop(c) => c.lr,
+            Self::Adagrad(c) => c.lr,
         }
     }
 
@@ -91,27 +189,71 @@ impl OptimizerConfig {
         match self {
             Self::Sgd(c) => c.lr = lr,
             Self::Adam(c) | Self::Adamw(c) => c.lr = lr,
+            Self::Rmsprop(c) => c.lr = lr,
+            Self::Adagrad(c) => c.lr = lr,
         }
     }
 
-    /// The optimizer's name: "sgd", "adam" or "adamw".
+    /// The optimizer's name, one of [`NAMES`](Self::NAMES).
     pub fn name(&self) -> &'static str {
         match self {
             Self::Sgd(_) => "sgd",
             Self::Adam(_) => "adam",
             Self::Adamw(_) => "adamw",
+            Self::Rmsprop(_) => "rmsprop",
+            Self::Adagrad(_) => "adagrad",
         }
     }
 
     /// The names of the state buffers this configuration keeps, in the order
-    /// [`Optimizer::state`] returns them.
+    /// [`Optimizer::state`] returns them. They depend on the settings: SGD
+    /// keeps `momentum_buffer` only with momentum, Adam adds `max_exp_avg_sq`
+    /// with AMSGrad, RMSprop adds `momentum_buffer` with momentum and
+    /// `grad_avg` when centered.
     pub fn state_names(&self) -> &'static [&'static str] {
         match self {
             Self::Sgd(c) if c.momentum == 0.0 => &<sgd::PlainStep as Rule<0>>::STATE_NAMES,
             Self::Sgd(_) => &<sgd::MomentumStep as Rule<1>>::STATE_NAMES,
+            Self::Adam(c) | Self::Adamw(c) if c.amsgrad => {
+                &<adam::AdamStep as Rule<3>>::STATE_NAMES
+            }
             Self::Adam(_) | Self::Adamw(_) => &<adam::AdamStep as Rule<2>>::STATE_NAMES,
+            Self::Rmsprop(c) => match (c.has_momentum(), c.centered) {
+                (false, false) => &<rmsprop::RmspropStep as Rule<1>>::STATE_NAMES,
+                (true, false) => &<rmsprop::RmspropStep as Rule<2>>::STATE_NAMES,
+                (false, true) => &rmsprop::RMSPROP_CENTERED,
+                (true, true) => &<rmsprop::RmspropStep as Rule<3>>::STATE_NAMES,
+            },
+            Self::Adagrad(_) => &<adagrad::AdagradStep as Rule<1>>::STATE_NAMES,
         }
     }
+
+    /// The state buffers that can never hold a negative value (second-moment
+    /// estimates and sums of squares); a saved state with a negative value in
+    /// one of them is corrupt.
+    pub fn non_negative_states(&self) -> &'static [&'static str] {
+        match self {
+            Self::Sgd(_) => &[],
+            Self::Adam(_) | Self::Adamw(_) => &["exp_avg_sq", "max_exp_avg_sq"],
+            Self::Rmsprop(_) => &["square_avg"],
+            Self::Adagrad(_) => &["sum"],
+        }
+    }
+
+    /// The value the state buffer `state` starts from: Adagrad's `sum` starts
+    /// at `initial_accumulator_value`, everything else at 0.
+    pub fn initial_state_value(&self, state: &str) -> f32 {
+        match self {
+            Self::Adagrad(c) if state == "sum" => c.initial_accumulator_value,
+            _ => 0.0,
+        }
+    }
+}
+
+/// For `skip_serializing_if`: leaves a `false` flag out of the JSON, so files
+/// that do not use a newer option read as before.
+pub(crate) fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 pub(crate) fn check_lr(lr: f32) -> Result<()> {
@@ -143,13 +285,23 @@ pub(crate) trait Rule<const N: usize>: Sync {
     fn update(&self, p: &mut [f32], g: &[f32], state: [&mut [f32]; N]);
 }
 
-/// Applies `rule` to all of `p`, in fixed chunks on the pool when large.
-fn drive<R: Rule<N>, const N: usize>(rule: &R, p: &mut [f32], g: &[f32], bufs: &mut [Vec<f32>]) {
+/// Applies `rule` to `p`, the parameters at `range` of the whole vector, with
+/// the same range of each state buffer; in fixed chunks on the pool when large.
+fn drive<R: Rule<N>, const N: usize>(
+    rule: &R,
+    p: &mut [f32],
+    g: &[f32],
+    bufs: &mut [Vec<f32>],
+    range: Range<usize>,
+) {
     let mut bufs = bufs.iter_mut();
     // The caller sized one buffer per state name; the empty fallback only keeps
     // a broken invariant from panicking (zip then updates nothing).
-    let state: [&mut [f32]; N] =
-        std::array::from_fn(|_| bufs.next().map(Vec::as_mut_slice).unwrap_or_default());
+    let state: [&mut [f32]; N] = std::array::from_fn(|_| {
+        bufs.next()
+            .and_then(|b| b.get_mut(range.clone()))
+            .unwrap_or_default()
+    });
     debug_assert!(
         state.iter().all(|s| s.len() == p.len()),
         "state sized for another model"
@@ -181,9 +333,107 @@ fn split<R: Rule<N>, const N: usize>(rule: &R, p: &mut [f32], g: &[f32], state: 
     );
 }
 
+/// One update of the parameters at `range` (`p` and `g` are that range), with
+/// weight decay when `decay`, else none.
+fn apply(
+    config: &OptimizerConfig,
+    t: u64,
+    decay: bool,
+    p: &mut [f32],
+    g: &[f32],
+    bufs: &mut [Vec<f32>],
+    range: Range<usize>,
+) {
+    let wd = if decay { config.weight_decay() } else { 0.0 };
+    match config {
+        OptimizerConfig::Sgd(c) if c.momentum == 0.0 => {
+            drive(&sgd::PlainStep::new(c, wd), p, g, bufs, range)
+        }
+        OptimizerConfig::Sgd(c) => drive(&sgd::MomentumStep::new(c, t, wd), p, g, bufs, range),
+        OptimizerConfig::Adam(c) | OptimizerConfig::Adamw(c) => {
+            let decoupled = matches!(config, OptimizerConfig::Adamw(_));
+            let rule = adam::AdamStep::new(c, t, decoupled, wd);
+            if c.amsgrad {
+                drive::<_, 3>(&rule, p, g, bufs, range)
+            } else {
+                drive::<_, 2>(&rule, p, g, bufs, range)
+            }
+        }
+        OptimizerConfig::Rmsprop(c) => {
+            let rule = rmsprop::RmspropStep::new(c, wd);
+            match (c.has_momentum(), c.centered) {
+                (false, false) => drive::<_, 1>(&rule, p, g, bufs, range),
+                (true, true) => drive::<_, 3>(&rule, p, g, bufs, range),
+                // The rule reads the second buffer as the momentum buffer or
+                // the gradient average, as the config says.
+                _ => drive::<_, 2>(&rule, p, g, bufs, range),
+            }
+        }
+        OptimizerConfig::Adagrad(c) => {
+            drive(&adagrad::AdagradStep::new(c, t, wd), p, g, bufs, range)
+        }
+    }
+}
+
+/// How the parameter vector splits into named tensors, from
+/// [`Optimizer::set_layout`].
+#[derive(Clone, Debug, Default)]
+struct Layout {
+    /// The parameter count the layout describes (0: none set).
+    len: usize,
+    /// Tensor ranges, in order, tiling `0..len` (for `clipnorm`).
+    tensors: Vec<Range<usize>>,
+    /// Maximal runs of consecutive tensors that all get weight decay or all
+    /// do not, tiling `0..len`: one run when nothing is excluded.
+    decay_runs: Vec<(Range<usize>, bool)>,
+}
+
+impl Layout {
+    fn new(config: &OptimizerConfig, infos: &[ParamInfo]) -> Self {
+        let mut sorted: Vec<&ParamInfo> = infos.iter().filter(|i| !i.is_empty()).collect();
+        sorted.sort_by_key(|i| i.offset);
+        let exclude = config.exclude_from_weight_decay();
+        // Decay is off only where it would change something.
+        let any_excluded = config.weight_decay() != 0.0 && !exclude.is_empty();
+        let mut tensors = Vec::with_capacity(sorted.len() + 1);
+        let mut flags = Vec::with_capacity(sorted.len() + 1);
+        let mut end = 0;
+        for info in sorted {
+            let r = info.range();
+            debug_assert!(r.start >= end, "parameter tensors overlap at {}", info.name);
+            // A gap (which the network never leaves) is a tensor of its own, with decay.
+            if r.start > end {
+                tensors.push(end..r.start);
+                flags.push(true);
+            }
+            let start = r.start.max(end);
+            if r.end <= start {
+                continue;
+            }
+            let decay = !(any_excluded && exclude.iter().any(|s| info.name.contains(s.as_str())));
+            tensors.push(start..r.end);
+            flags.push(decay);
+            end = r.end;
+        }
+        let mut decay_runs: Vec<(Range<usize>, bool)> = Vec::new();
+        for (r, decay) in tensors.iter().zip(flags) {
+            match decay_runs.last_mut() {
+                Some((last, d)) if *d == decay => last.end = r.end,
+                _ => decay_runs.push((r.clone(), decay)),
+            }
+        }
+        Self {
+            len: end,
+            tensors,
+            decay_runs,
+        }
+    }
+}
+
 /// An optimizer: its configuration, its step count and its state buffers (one
 /// per name in [`OptimizerConfig::state_names`], each as long as the
-/// parameter vector).
+/// parameter vector), plus the tensor layout (for `clipnorm` and
+/// `exclude_from_weight_decay`) and a scratch buffer for clipped gradients.
 #[derive(Clone, Debug)]
 pub struct Optimizer {
     config: OptimizerConfig,
@@ -193,6 +443,10 @@ pub struct Optimizer {
     n_params: usize,
     /// Empty until the first step; then sized once and reused.
     bufs: Vec<Vec<f32>>,
+    layout: Layout,
+    /// The clipped gradients; empty unless clipping is configured, then sized
+    /// on the first step and reused.
+    clipped: Vec<f32>,
 }
 
 impl Optimizer {
@@ -207,12 +461,26 @@ impl Optimizer {
             t: 0,
             n_params: 0,
             bufs: Vec::new(),
+            layout: Layout::default(),
+            clipped: Vec::new(),
         })
     }
 
     /// The configuration.
     pub fn config(&self) -> &OptimizerConfig {
         &self.config
+    }
+
+    /// Tells the optimizer how the parameter vector splits into named tensors
+    /// (the network calls this once, after building). `clipnorm` then clips
+    /// each tensor's gradient on its own, and tensors whose name contains a
+    /// string of `exclude_from_weight_decay` get no weight decay.
+    ///
+    /// Without a layout, or when the parameter vector stepped is not as long
+    /// as the layout says, the whole vector is one tensor with weight decay.
+    /// The state and step count are kept.
+    pub fn set_layout(&mut self, tensors: &[ParamInfo]) {
+        self.layout = Layout::new(&self.config, tensors);
     }
 
     /// Changes the learning rate (for schedules); the state is kept.
@@ -232,10 +500,12 @@ impl Optimizer {
 
     /// One update of every parameter from its gradient.
     ///
-    /// The first step (and any step after the parameter count changed) sizes
-    /// the state; later steps allocate nothing. Large vectors are updated on
-    /// the thread pool in fixed chunks, so the result does not depend on the
-    /// number of threads.
+    /// The gradients are clipped first if the configuration asks for it (into
+    /// a buffer of the optimizer's; `grads` is left as it is). The first step
+    /// (and any step after the parameter count changed) sizes the state;
+    /// later steps allocate nothing. Large vectors are updated on the thread
+    /// pool in fixed chunks and norms are summed in a fixed order, so the
+    /// result does not depend on the number of threads.
     ///
     /// # Shapes
     /// `params.len() == grads.len()`; a mismatch is a caller bug (checked in
@@ -254,21 +524,40 @@ impl Optimizer {
             // moments would be meaningless, so start afresh.
             self.t = 0;
             self.n_params = n;
-            self.bufs = names.iter().map(|_| vec![0.0; n]).collect();
+            self.bufs = names
+                .iter()
+                .map(|s| vec![self.config.initial_state_value(s); n])
+                .collect();
         }
         self.t = self.t.saturating_add(1);
+        debug_assert!(
+            self.layout.len == 0 || self.layout.len == n,
+            "layout for {} parameters, stepping {n}",
+            self.layout.len
+        );
+        let (whole_tensor, whole_run) = (0..n, (0..n, true));
+        let (tensors, runs) = if self.layout.len == n {
+            (&self.layout.tensors[..], &self.layout.decay_runs[..])
+        } else {
+            (
+                std::slice::from_ref(&whole_tensor),
+                std::slice::from_ref(&whole_run),
+            )
+        };
+        let clip = self.config.clipping();
+        let grads = if clip.is_active() {
+            if self.clipped.len() != n {
+                self.clipped = vec![0.0; n];
+            }
+            clip.apply(grads, &mut self.clipped, tensors);
+            &self.clipped[..]
+        } else {
+            grads
+        };
         let (t, bufs) = (self.t, &mut self.bufs);
-        match &self.config {
-            OptimizerConfig::Sgd(c) if c.momentum == 0.0 => {
-                drive(&sgd::PlainStep::new(c), params, grads, bufs)
-            }
-            OptimizerConfig::Sgd(c) => drive(&sgd::MomentumStep::new(c, t), params, grads, bufs),
-            OptimizerConfig::Adam(c) => {
-                drive(&adam::AdamStep::new(c, t, false), params, grads, bufs)
-            }
-            OptimizerConfig::Adamw(c) => {
-                drive(&adam::AdamStep::new(c, t, true), params, grads, bufs)
-            }
+        for (r, decay) in runs {
+            let (p, g) = (&mut params[r.clone()], &grads[r.clone()]);
+            apply(&self.config, t, *decay, p, g, bufs, r.clone());
         }
     }
 
@@ -291,7 +580,9 @@ impl Optimizer {
     ///
     /// # Errors
     /// `Error::Format` if a buffer is missing, unknown, repeated or not
-    /// `n_params` long, or if buffers come with `steps == 0`; the current
+    /// `n_params` long, if one of
+    /// [`non_negative_states`](OptimizerConfig::non_negative_states) holds a
+    /// negative value, or if buffers come with `steps == 0`; the current
     /// state is then left unchanged.
     pub fn load_state(
         &mut self,
@@ -320,6 +611,15 @@ impl Optimizer {
                 data.len()
             )));
         }
+        let non_negative = self.config.non_negative_states();
+        if let Some((b, _)) = buffers
+            .iter()
+            .find(|(b, d)| non_negative.contains(&b.as_str()) && d.iter().any(|&v| v < 0.0))
+        {
+            return Err(Error::Format(format!(
+                "{name} state buffer {b:?} holds negative values, which it never can"
+            )));
+        }
         if steps == 0 {
             self.reset();
             return Ok(());
@@ -332,7 +632,7 @@ impl Optimizer {
     }
 
     /// Forgets the state and the step count (for example after new weights
-    /// were loaded); the next step starts like the first.
+    /// were loaded); the next step starts like the first. The layout is kept.
     pub fn reset(&mut self) {
         self.t = 0;
         self.n_params = 0;
@@ -379,7 +679,7 @@ mod tests {
             let mut p = vec![0.0f32; n];
             let g: Vec<f32> = (0..n).map(|i| i as f32).collect();
             let mut bufs = vec![vec![0.0f32; n]; 2];
-            pool.install(|| drive(&Mark, &mut p, &g, &mut bufs));
+            pool.install(|| drive(&Mark, &mut p, &g, &mut bufs, 0..n));
             assert!(p.iter().all(|&x| x == 1.0), "n = {n}");
             assert_eq!(bufs[0], g, "n = {n}");
             assert!(
@@ -398,6 +698,78 @@ mod tests {
             let got: Vec<_> = opt.state().iter().map(|(n, s)| (*n, s.len())).collect();
             let want: Vec<_> = cfg.state_names().iter().map(|n| (*n, 3)).collect();
             assert_eq!(got, want, "{name}");
+        }
+    }
+
+    #[test]
+    fn clipping_scratch_only_when_clipping() {
+        let mut opt = Optimizer::new(OptimizerConfig::Adam(AdamConfig::default())).unwrap();
+        opt.step(&mut [1.0; 4], &[0.5; 4]);
+        assert!(opt.clipped.is_empty() && opt.clipped.capacity() == 0);
+
+        let cfg = OptimizerConfig::Adam(AdamConfig {
+            clipnorm: Some(0.1),
+            ..AdamConfig::default()
+        });
+        let mut opt = Optimizer::new(cfg).unwrap();
+        opt.step(&mut [1.0; 4], &[0.5; 4]);
+        let at = opt.clipped.as_ptr();
+        for _ in 0..3 {
+            opt.step(&mut [1.0; 4], &[0.5; 4]);
+        }
+        assert_eq!((opt.clipped.as_ptr(), opt.clipped.len()), (at, 4));
+    }
+
+    #[test]
+    fn layout_runs_merge_and_fill_gaps() {
+        let cfg = OptimizerConfig::Sgd(SgdConfig {
+            weight_decay: 0.1,
+            exclude_from_weight_decay: vec!["bias".into()],
+            ..SgdConfig::default()
+        });
+        let infos = [
+            ParamInfo::new("layers.1.weight", 7, vec![3]),
+            ParamInfo::new("layers.0.weight", 0, vec![2, 2]),
+            ParamInfo::new("layers.0.bias", 4, vec![2]),
+            ParamInfo::new("layers.1.bias", 10, vec![1]),
+            ParamInfo::new("layers.2.bias", 11, vec![0]),
+        ];
+        let l = Layout::new(&cfg, &infos);
+        assert_eq!(l.len, 11);
+        assert_eq!(l.tensors, vec![0..4, 4..6, 6..7, 7..10, 10..11]);
+        assert_eq!(
+            l.decay_runs,
+            vec![(0..4, true), (4..6, false), (6..10, true), (10..11, false)]
+        );
+        // Nothing to exclude, or no decay at all: one run.
+        let plain = OptimizerConfig::Sgd(SgdConfig {
+            weight_decay: 0.1,
+            ..SgdConfig::default()
+        });
+        assert_eq!(Layout::new(&plain, &infos).decay_runs, vec![(0..11, true)]);
+        let no_decay = OptimizerConfig::Sgd(SgdConfig {
+            exclude_from_weight_decay: vec!["bias".into()],
+            ..SgdConfig::default()
+        });
+        assert_eq!(
+            Layout::new(&no_decay, &infos).decay_runs,
+            vec![(0..11, true)]
+        );
+    }
+}
+
+impl Optimizer {
+    /// Makes this optimizer's state (step count, learning rate, moment
+    /// buffers) equal to `other`'s, reusing this one's memory: the training
+    /// step's snapshot and restore (see train.rs) run once per call, so they
+    /// must not allocate.
+    pub fn copy_state_from(&mut self, other: &Optimizer) {
+        self.t = other.t;
+        self.n_params = other.n_params;
+        self.config.clone_from(&other.config);
+        self.bufs.resize_with(other.bufs.len(), Vec::new);
+        for (dst, src) in self.bufs.iter_mut().zip(&other.bufs) {
+            dst.clone_from(src);
         }
     }
 }

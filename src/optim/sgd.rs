@@ -26,7 +26,7 @@ use crate::error::{ensure_config, Result};
 ///
 /// Nesterov momentum as in Sutskever et al. (2013). [`Default`] gives
 /// PyTorch's defaults except `lr`, which PyTorch leaves required: 1e-3.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SgdConfig {
     /// Learning rate, `>= 0`.
@@ -39,6 +39,28 @@ pub struct SgdConfig {
     pub nesterov: bool,
     /// L2 penalty added to the gradient, `>= 0`.
     pub weight_decay: f32,
+    /// Clamp every gradient element to `[-clipvalue, clipvalue]` before the
+    /// update (Keras' `clipvalue`), `> 0`. Every optimizer has this option.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clipvalue: Option<f32>,
+    /// Rescale each parameter tensor's gradient, independently, to L2 norm
+    /// `<= clipnorm` (Keras' `clipnorm`), `> 0`; applied after `clipvalue`.
+    /// Every optimizer has this option.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clipnorm: Option<f32>,
+    /// Rescale all gradients together by `global_clipnorm / (norm + 1e-6)`
+    /// when that is below 1, `norm` being their global L2 norm (Keras'
+    /// `global_clipnorm`, with the `eps` of PyTorch's `clip_grad_norm_`),
+    /// `> 0`; applied last. Every optimizer has this option.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub global_clipnorm: Option<f32>,
+    /// Parameter tensors whose name contains any of these strings get no
+    /// weight decay (Keras' `exclude_from_weight_decay`), e.g. `["bias",
+    /// "gamma", "beta"]`. Names come from
+    /// [`Optimizer::set_layout`](crate::optim::Optimizer::set_layout).
+    /// Every optimizer has this option.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude_from_weight_decay: Vec<String>,
 }
 
 impl Default for SgdConfig {
@@ -49,6 +71,10 @@ impl Default for SgdConfig {
             dampening: 0.0,
             nesterov: false,
             weight_decay: 0.0,
+            clipvalue: None,
+            clipnorm: None,
+            global_clipnorm: None,
+            exclude_from_weight_decay: Vec::new(),
         }
     }
 }
@@ -85,10 +111,12 @@ pub(crate) struct PlainStep {
 }
 
 impl PlainStep {
-    pub(crate) fn new(c: &SgdConfig) -> Self {
+    /// A step with weight decay `weight_decay` (the configured one, or 0 for
+    /// tensors excluded from decay).
+    pub(crate) fn new(c: &SgdConfig, weight_decay: f32) -> Self {
         Self {
             lr: c.lr,
-            weight_decay: c.weight_decay,
+            weight_decay,
         }
     }
 }
@@ -126,10 +154,11 @@ pub(crate) struct MomentumStep {
 }
 
 impl MomentumStep {
-    pub(crate) fn new(c: &SgdConfig, t: u64) -> Self {
+    /// The step `t` (1-based) with weight decay `weight_decay`.
+    pub(crate) fn new(c: &SgdConfig, t: u64, weight_decay: f32) -> Self {
         Self {
             lr: c.lr,
-            weight_decay: c.weight_decay,
+            weight_decay,
             momentum: c.momentum,
             keep: (1.0 - f64::from(c.dampening)) as f32,
             nesterov: c.nesterov,

@@ -6,6 +6,7 @@ mod convert;
 mod errors;
 mod functional;
 mod network;
+pub mod schedule;
 
 use pyo3::prelude::*;
 
@@ -35,5 +36,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(functional::softmax_backward, m)?)?;
     m.add_function(wrap_pyfunction!(functional::loss_and_grad, m)?)?;
     m.add_function(wrap_pyfunction!(functional::matmul, m)?)?;
+    m.add_function(wrap_pyfunction!(schedule::schedule_lr, m)?)?;
+    m.add_function(wrap_pyfunction!(schedule::schedule_check, m)?)?;
     Ok(())
 }

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use numpy::{PyArray2, PyArrayDyn, PyReadonlyArray2, PyReadonlyArrayDyn, PyUntypedArrayMethods};
+use numpy::{PyArray2, PyArrayDyn, PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
@@ -11,6 +11,7 @@ use crate::error::Error;
 use crate::io;
 use crate::loss::LossStats;
 use crate::network::{Network, NetworkSpec};
+use crate::train::EpochOptions;
 use crate::python::compute::compute;
 use crate::python::convert::{mat, PyTargets};
 use crate::python::functional::{array2, shaped};
@@ -25,6 +26,11 @@ fn stats(s: LossStats) -> Stats {
 #[pyclass(name = "Network", module = "ferronn._core")]
 pub struct PyNetwork {
     inner: Network,
+}
+
+/// Borrows optional per-sample weights.
+fn weights<'a>(w: &'a Option<PyReadonlyArray1<'_, f32>>) -> PyResult<Option<&'a [f32]>> {
+    w.as_ref().map(|a| a.as_slice().map_err(|_| Error::Shape("sample_weight must be a C-contiguous float32 array".into()).into())).transpose()
 }
 
 fn tensor_copy<'py>(py: Python<'py>, shape: &[usize], data: &[f32]) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
@@ -66,46 +72,98 @@ impl PyNetwork {
         self.inner.optimizer().steps()
     }
 
+    /// The base learning rate (a schedule, when set, replaces it).
     #[getter]
     fn lr(&self) -> f32 {
-        self.inner.optimizer().config().lr()
+        self.inner.base_lr()
     }
 
     #[setter]
     fn set_lr(&mut self, lr: f32) -> PyResult<()> {
-        Ok(self.inner.optimizer_mut().set_lr(lr)?)
+        Ok(self.inner.set_base_lr(lr)?)
     }
 
-    /// One training step; returns the batch's summed statistics.
-    fn train_step(&mut self, py: Python<'_>, x: PyReadonlyArray2<'_, f32>, y: &Bound<'_, PyAny>) -> PyResult<Stats> {
+    /// Factor on the base or scheduled rate (ReduceLROnPlateau lowers it).
+    #[getter]
+    fn lr_scale(&self) -> f32 {
+        self.inner.lr_scale()
+    }
+
+    #[setter]
+    fn set_lr_scale(&mut self, scale: f32) -> PyResult<()> {
+        Ok(self.inner.set_lr_scale(scale)?)
+    }
+
+    /// The learning rate the next step uses.
+    #[getter]
+    fn current_lr(&self) -> f32 {
+        self.inner.current_lr()
+    }
+
+    /// The epoch index that per-epoch schedules see.
+    #[getter]
+    fn epoch(&self) -> u64 {
+        self.inner.epoch()
+    }
+
+    #[setter]
+    fn set_epoch(&mut self, epoch: u64) {
+        self.inner.set_epoch(epoch);
+    }
+
+    /// One training step; returns the batch's summed statistics (a NaN loss
+    /// sum when the step was refused as non-finite).
+    #[pyo3(signature = (x, y, sample_weight=None))]
+    fn train_step(&mut self, py: Python<'_>, x: PyReadonlyArray2<'_, f32>, y: &Bound<'_, PyAny>, sample_weight: Option<PyReadonlyArray1<'_, f32>>) -> PyResult<Stats> {
         let y = PyTargets::extract(y)?;
-        let (x, t) = (mat(&x)?, y.view()?);
+        let (x, t, w) = (mat(&x)?, y.view()?, weights(&sample_weight)?);
         let net = &mut self.inner;
-        compute(py, || net.train_step(x, t)).map(stats)
+        compute(py, || net.train_step(x, t, w)).map(stats)
     }
 
-    /// One epoch of mini-batches.
-    #[pyo3(signature = (x, y, batch_size, shuffle, seed, epoch))]
-    fn train_epoch(&mut self, py: Python<'_>, x: PyReadonlyArray2<'_, f32>, y: &Bound<'_, PyAny>, batch_size: usize, shuffle: bool, seed: u64, epoch: u64) -> PyResult<Stats> {
+    /// Batches `start_batch..start_batch + max_batches` of one epoch; returns
+    /// `(loss_sum, samples, correct, counted, batches_run, diverged_at)`.
+    #[pyo3(signature = (x, y, batch_size, shuffle, seed, epoch, sample_weight=None, start_batch=0, max_batches=None, trusted=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn train_epoch(
+        &mut self,
+        py: Python<'_>,
+        x: PyReadonlyArray2<'_, f32>,
+        y: &Bound<'_, PyAny>,
+        batch_size: usize,
+        shuffle: bool,
+        seed: u64,
+        epoch: u64,
+        sample_weight: Option<PyReadonlyArray1<'_, f32>>,
+        start_batch: usize,
+        max_batches: Option<usize>,
+        trusted: bool,
+    ) -> PyResult<(f64, u64, u64, u64, usize, Option<usize>)> {
         let y = PyTargets::extract(y)?;
-        let (x, t) = (mat(&x)?, y.view()?);
+        let (x, t, w) = (mat(&x)?, y.view()?, weights(&sample_weight)?);
+        let opts = EpochOptions { batch_size, shuffle, seed, epoch, start_batch, max_batches, trusted };
         let net = &mut self.inner;
-        compute(py, || net.train_epoch(x, t, batch_size, shuffle, seed, epoch)).map(stats)
+        let r = compute(py, || net.train_epoch(x, t, w, &opts))?;
+        let (a, b, c, d) = stats(r.stats);
+        Ok((a, b, c, d, r.batches, r.diverged_at))
     }
 
-    /// Validates `(x, y)` against the model (shapes, finiteness, labels) without using it.
-    fn check(&self, py: Python<'_>, x: PyReadonlyArray2<'_, f32>, y: &Bound<'_, PyAny>) -> PyResult<()> {
+    /// Validates `(x, y)` (and sample weights) against the model without using it.
+    #[pyo3(signature = (x, y, sample_weight=None))]
+    fn check(&self, py: Python<'_>, x: PyReadonlyArray2<'_, f32>, y: &Bound<'_, PyAny>, sample_weight: Option<PyReadonlyArray1<'_, f32>>) -> PyResult<()> {
         let y = PyTargets::extract(y)?;
-        let (x, t) = (mat(&x)?, y.view()?);
+        let (x, t, w) = (mat(&x)?, y.view()?, weights(&sample_weight)?);
         let net = &self.inner;
-        compute(py, || net.check(x, &t))
+        compute(py, || net.check(x, &t, w))
     }
 
-    fn evaluate(&mut self, py: Python<'_>, x: PyReadonlyArray2<'_, f32>, y: &Bound<'_, PyAny>) -> PyResult<Stats> {
+    /// Loss statistics (L1/L2 penalties included) without training.
+    #[pyo3(signature = (x, y, sample_weight=None))]
+    fn evaluate(&mut self, py: Python<'_>, x: PyReadonlyArray2<'_, f32>, y: &Bound<'_, PyAny>, sample_weight: Option<PyReadonlyArray1<'_, f32>>) -> PyResult<Stats> {
         let y = PyTargets::extract(y)?;
-        let (x, t) = (mat(&x)?, y.view()?);
+        let (x, t, w) = (mat(&x)?, y.view()?, weights(&sample_weight)?);
         let net = &mut self.inner;
-        compute(py, || net.evaluate(x, t)).map(stats)
+        compute(py, || net.evaluate(x, t, w)).map(stats)
     }
 
     /// Raw outputs (logits for classification losses).

@@ -351,3 +351,167 @@ def net_forward(x, layers, params, training=True, prefix="layers", kinks=None, u
 
 def net_loss(x, y, layers, params, loss_name: str, training=True) -> float:
     return loss(loss_name, net_forward(x, layers, params, training), y)
+
+
+# == training control: optimizers with gradient clipping, weight-decay exclusion, ==
+# == AMSGrad, RMSprop and Adagrad (float64, PyTorch's documented rules)           ==
+#
+# Self-contained: the SGD/Adam/AdamW classes above are left as they are. Each
+# optimizer here takes ferronn's keyword arguments plus ``names``, the tensor
+# names in ``params`` order (for weight-decay exclusion). A step clips the
+# gradients (Keras' options, applied in the order clipvalue, clipnorm per list
+# entry = per tensor, global_clipnorm), then updates each tensor with the
+# weight decay it gets.
+
+BIAS_AND_NORM = ("bias", "gamma", "beta")
+
+
+def clip_gradients(grads, clipvalue=None, clipnorm=None, global_clipnorm=None) -> list:
+    """Keras' clipvalue, then per-tensor clipnorm (g * c / max(|g|, c)), then the global
+    norm as torch.nn.utils.clip_grad_norm_ (g * min(1, c / (|G| + 1e-6)))."""
+    out = [np.asarray(g, dtype=np.float64).copy() for g in grads]
+    if clipvalue is not None:
+        out = [np.clip(g, -clipvalue, clipvalue) for g in out]
+    if clipnorm is not None:
+        out = [g * clipnorm / max(float(np.sqrt(np.sum(g * g))), clipnorm) for g in out]
+    if global_clipnorm is not None:
+        total = math.sqrt(sum(float(np.sum(g * g)) for g in out))
+        coef = min(1.0, global_clipnorm / (total + 1e-6))
+        out = [g * coef for g in out]
+    return out
+
+
+def decay_mask(names, exclude) -> list:
+    """True for each tensor that gets weight decay: its name contains none of ``exclude``."""
+    return [not any(s in n for s in exclude) for n in names]
+
+
+class ControlledOptimizer:
+    """Clipping and per-tensor weight decay around a per-tensor update ``_update(i, p, g, wd)``."""
+
+    def __init__(self, weight_decay=0.0, *, clipvalue=None, clipnorm=None, global_clipnorm=None,
+                 exclude_from_weight_decay=(), decay_bias_and_norm=True, names=None):
+        self.weight_decay = weight_decay
+        self.clip = dict(clipvalue=clipvalue, clipnorm=clipnorm, global_clipnorm=global_clipnorm)
+        self.exclude = list(exclude_from_weight_decay or ())
+        if not decay_bias_and_norm:
+            self.exclude += [s for s in BIAS_AND_NORM if s not in self.exclude]
+        self.names = names
+        self.t = 0
+        self.state: dict[str, dict[int, np.ndarray]] = {}
+
+    def buf(self, name: str, i: int, like, fill=0.0) -> np.ndarray:
+        return self.state.setdefault(name, {}).setdefault(i, np.full_like(like, fill, dtype=np.float64))
+
+    def step(self, params: list, grads: list) -> None:
+        grads = clip_gradients(grads, **self.clip)
+        names = self.names if self.names is not None else [""] * len(params)
+        mask = decay_mask(names, self.exclude)
+        self.t += 1
+        for i, (p, g, decay) in enumerate(zip(params, grads, mask)):
+            self._update(i, p, g, self.weight_decay if decay else 0.0)
+
+    def _update(self, i, p, g, wd) -> None:
+        raise NotImplementedError
+
+
+class ControlledSGD(ControlledOptimizer):
+    """torch.optim.SGD (as ``SGD`` above) with clipping and weight-decay exclusion."""
+
+    def __init__(self, lr=1e-3, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0, **kw):
+        super().__init__(weight_decay, **kw)
+        self.lr, self.momentum, self.dampening, self.nesterov = lr, momentum, dampening, nesterov
+
+    def _update(self, i, p, g, wd):
+        g = g + wd * p if wd else g
+        if self.momentum:
+            bufs = self.state.setdefault("momentum_buffer", {})
+            bufs[i] = g.copy() if i not in bufs else self.momentum * bufs[i] + (1.0 - self.dampening) * g
+            g = g + self.momentum * bufs[i] if self.nesterov else bufs[i]
+        p -= self.lr * g
+
+
+class ControlledAdam(ControlledOptimizer):
+    """torch.optim.Adam with ``amsgrad``: the denominator uses max_exp_avg_sq = max(max_exp_avg_sq, v),
+    divided by sqrt(1 - beta2^t) like v is; plus clipping and weight-decay exclusion."""
+
+    decoupled = False
+
+    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False, **kw):
+        super().__init__(weight_decay, **kw)
+        self.lr, self.betas, self.eps, self.amsgrad = lr, betas, eps, amsgrad
+
+    def _update(self, i, p, g, wd):
+        b1, b2 = self.betas
+        if self.decoupled:
+            p *= 1.0 - self.lr * wd
+        elif wd:
+            g = g + wd * p
+        m, v = self.buf("exp_avg", i, p), self.buf("exp_avg_sq", i, p)
+        m[...] = b1 * m + (1.0 - b1) * g
+        v[...] = b2 * v + (1.0 - b2) * g * g
+        if self.amsgrad:
+            vmax = self.buf("max_exp_avg_sq", i, p)
+            vmax[...] = np.maximum(vmax, v)
+            second = vmax
+        else:
+            second = v
+        m_hat = m / (1.0 - b1**self.t)
+        v_hat = second / (1.0 - b2**self.t)
+        p -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+
+
+class ControlledAdamW(ControlledAdam):
+    """torch.optim.AdamW (with ``amsgrad``): p *= 1 - lr·wd, then Adam without decay in the gradient."""
+
+    decoupled = True
+
+    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, **kw):
+        super().__init__(lr, betas, eps, weight_decay, amsgrad, **kw)
+
+
+class RMSprop(ControlledOptimizer):
+    """torch.optim.RMSprop: v = α v + (1-α) g²; centered: a = α a + (1-α) g, d = sqrt(v - a²) + eps,
+    else d = sqrt(v) + eps; momentum: b = μ b + g / d, p -= lr b; else p -= lr g / d."""
+
+    def __init__(self, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False, **kw):
+        super().__init__(weight_decay, **kw)
+        self.lr, self.alpha, self.eps, self.momentum, self.centered = lr, alpha, eps, momentum, centered
+
+    def _update(self, i, p, g, wd):
+        a = self.alpha
+        g = g + wd * p if wd else g
+        v = self.buf("square_avg", i, p)
+        v[...] = a * v + (1.0 - a) * g * g
+        if self.centered:
+            ga = self.buf("grad_avg", i, p)
+            ga[...] = a * ga + (1.0 - a) * g
+            d = np.sqrt(v - ga * ga) + self.eps
+        else:
+            d = np.sqrt(v) + self.eps
+        if self.momentum > 0:
+            b = self.buf("momentum_buffer", i, p)
+            b[...] = self.momentum * b + g / d
+            p -= self.lr * b
+        else:
+            p -= self.lr * g / d
+
+
+class Adagrad(ControlledOptimizer):
+    """torch.optim.Adagrad: clr = lr / (1 + (t-1) lr_decay); s += g² (s starting at
+    initial_accumulator_value); p -= clr g / (sqrt(s) + eps)."""
+
+    def __init__(self, lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10, **kw):
+        super().__init__(weight_decay, **kw)
+        self.lr, self.lr_decay, self.eps, self.init = lr, lr_decay, eps, initial_accumulator_value
+
+    def _update(self, i, p, g, wd):
+        g = g + wd * p if wd else g
+        clr = self.lr / (1.0 + (self.t - 1) * self.lr_decay)
+        s = self.buf("sum", i, p, self.init)
+        s += g * g
+        p -= clr * g / (np.sqrt(s) + self.eps)
+
+
+__all__ += ["BIAS_AND_NORM", "clip_gradients", "decay_mask", "ControlledOptimizer", "ControlledSGD",
+            "ControlledAdam", "ControlledAdamW", "RMSprop", "Adagrad"]

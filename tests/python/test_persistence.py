@@ -151,20 +151,17 @@ def test_save_is_deterministic_and_load_save_is_identity(saved, tmp_path):
     assert _content((tmp_path / "resaved.fnn").read_bytes()) == _content(data)
 
 
-def test_what_save_writes_load_reads_even_after_divergence(tmp_path):
-    """A model whose weights blew up to inf/NaN: save must refuse with a named
-    error (and write nothing), or write a file that load accepts."""
+def test_a_diverged_fit_still_saves_and_loads_exactly(tmp_path):
+    """Training refuses the step that would make the weights NaN/inf (with a
+    warning), so what remains saves, and loads bit for bit."""
     x = X * 100
     m = fn.Sequential([fn.Dense(4), fn.Dense(1)], seed=0)
     m.compile(optimizer=fn.optim.SGD(1e10), loss="mse")
-    m.fit(x, x[:, 0] * 1e6, epochs=3, verbose=0)
-    assert not all(np.isfinite(w).all() for w in m.get_weights())
+    with pytest.warns(RuntimeWarning, match="non-finite"):
+        m.fit(x, x[:, 0] * 1e6, epochs=3, verbose=0)
+    assert all(np.isfinite(w).all() for w in m.get_weights())
     path = tmp_path / "diverged.fnn"
-    try:
-        m.save(path)
-    except fn.FerronnError:
-        assert not path.exists()
-        return
+    m.save(path)
     loaded = fn.load(path)
     for a, b in zip(loaded.get_weights(), m.get_weights()):
         np.testing.assert_array_equal(a, b)

@@ -96,7 +96,7 @@ def test_history_and_progress_output(capsys):
     h = model.fit(X[:200], y[:200], epochs=2, verbose=1, seed=0, validation_data=(X[200:300], y[200:300]))
     err = capsys.readouterr().err
     assert "epoch" in err and "loss" in err
-    assert set(h.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert set(h.history) == {"loss", "accuracy", "val_loss", "val_accuracy", "lr"}
     assert all(len(v) == 2 for v in h.history.values())
 
 

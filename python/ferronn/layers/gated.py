@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional, Union
+from typing import Any, Union
 
 from .activations import Activation, activation_arg, activation_spec, parse_activation
 from .base import Layer, positive_int, register
+from .weights import InitArg, RegArg, WeightOptions
 
 __all__ = ["Gated", "GLU", "SwiGLU", "GeGLU", "ReGLU"]
 
-InitArg = Optional[Union[str, dict]]
-
 
 @register("gated")
-class Gated(Layer):
+class Gated(WeightOptions, Layer):
     """Gated linear unit: ``y = gate(x·Wg + bg) ⊙ (x·Wv + bv)`` (Shazeer 2020).
 
     Two dense projections of the input, each to ``units`` outputs: one passes
@@ -31,28 +30,22 @@ class Gated(Layer):
     param_names = ("weight", "bias")
 
     def __init__(self, units: int, gate: Union[str, dict, Activation], *, kernel_initializer: InitArg = None,
-                 bias_initializer: InitArg = "zeros") -> None:
+                 bias_initializer: InitArg = "zeros", kernel_regularizer: RegArg = None,
+                 bias_regularizer: RegArg = None) -> None:
         self.units = positive_int(units, f"{type(self).__name__} units")
         self.gate, self.gate_alpha = activation_arg(gate, None, f"{type(self).__name__} gate")
-        self.kernel_initializer = kernel_initializer
-        self.bias_initializer = bias_initializer
+        self._set_weight_options(kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer)
 
     def spec(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"type": "gated", "units": self.units,
-                               "gate": activation_spec(self.gate, self.gate_alpha)}
-        if self.kernel_initializer is not None:
-            out["kernel_initializer"] = self.kernel_initializer
-        if self.bias_initializer is not None:
-            out["bias_initializer"] = self.bias_initializer
-        return out
+        return self._weight_spec({"type": "gated", "units": self.units,
+                                  "gate": activation_spec(self.gate, self.gate_alpha)})
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> "Gated":
         units: Any = spec.get("units")  # checked by __init__
         gate: Any = spec.get("gate")
         name, alpha = parse_activation(gate, "Gated gate")
-        inits = {"kernel_initializer": spec.get("kernel_initializer"),
-                 "bias_initializer": spec.get("bias_initializer")}
+        inits = cls._weight_kwargs(spec)
         variant = _VARIANTS.get(name) if alpha is None else None
         if variant is not None:
             return variant(units, **inits)
@@ -71,10 +64,10 @@ class _Variant(Gated):
 
     _gate = ""
 
-    def __init__(self, units: int, *, kernel_initializer: InitArg = None,
-                 bias_initializer: InitArg = "zeros") -> None:
-        super().__init__(units, self._gate, kernel_initializer=kernel_initializer,
-                         bias_initializer=bias_initializer)
+    def __init__(self, units: int, *, kernel_initializer: InitArg = None, bias_initializer: InitArg = "zeros",
+                 kernel_regularizer: RegArg = None, bias_regularizer: RegArg = None) -> None:
+        super().__init__(units, self._gate, kernel_initializer=kernel_initializer, bias_initializer=bias_initializer,
+                         kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.units})"

@@ -1,0 +1,134 @@
+//! Adagrad (Duchi, Hazan & Singer, "Adaptive Subgradient Methods for Online
+//! Learning and Stochastic Optimization", JMLR 2011), following PyTorch's
+//! `torch.optim.Adagrad` step for step.
+
+use serde::{Deserialize, Serialize};
+
+use super::Rule;
+use crate::error::{ensure_config, Result};
+
+/// Hyperparameters of [`Adagrad`](crate::optim::OptimizerConfig::Adagrad).
+///
+/// Per parameter at step `t` (1-based; PyTorch's rule, the `sum` state starting
+/// at `initial_accumulator_value`):
+///
+/// ```text
+/// g = g + weight_decay * p
+/// clr = lr / (1 + (t - 1) * lr_decay)
+/// s = s + g * g                                (sum)
+/// p = p - clr * g / (sqrt(s) + eps)
+/// ```
+///
+/// [`Default`] gives PyTorch's defaults.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdagradConfig {
+    /// Learning rate, `>= 0`.
+    pub lr: f32,
+    /// Learning-rate decay per step, `>= 0`.
+    pub lr_decay: f32,
+    /// L2 penalty added to the gradient, `>= 0`.
+    pub weight_decay: f32,
+    /// Starting value of the squared-gradient sum, `>= 0`.
+    pub initial_accumulator_value: f32,
+    /// Added to the denominator for numerical stability, `> 0`.
+    pub eps: f32,
+    /// See [`SgdConfig::clipvalue`](crate::optim::SgdConfig::clipvalue).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clipvalue: Option<f32>,
+    /// See [`SgdConfig::clipnorm`](crate::optim::SgdConfig::clipnorm).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clipnorm: Option<f32>,
+    /// See [`SgdConfig::global_clipnorm`](crate::optim::SgdConfig::global_clipnorm).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub global_clipnorm: Option<f32>,
+    /// See [`SgdConfig::exclude_from_weight_decay`](crate::optim::SgdConfig::exclude_from_weight_decay).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude_from_weight_decay: Vec<String>,
+}
+
+impl Default for AdagradConfig {
+    fn default() -> Self {
+        Self {
+            lr: 1e-2,
+            lr_decay: 0.0,
+            weight_decay: 0.0,
+            initial_accumulator_value: 0.0,
+            eps: 1e-10,
+            clipvalue: None,
+            clipnorm: None,
+            global_clipnorm: None,
+            exclude_from_weight_decay: Vec::new(),
+        }
+    }
+}
+
+impl AdagradConfig {
+    /// Checks every hyperparameter against its valid range.
+    ///
+    /// # Errors
+    /// `Error::Config` naming the first offending field, its value and the range.
+    pub fn validate(&self) -> Result<()> {
+        super::check_lr(self.lr)?;
+        for (field, v) in [
+            ("lr_decay", self.lr_decay),
+            ("initial_accumulator_value", self.initial_accumulator_value),
+        ] {
+            ensure_config(v.is_finite() && v >= 0.0, || {
+                format!("adagrad {field} must be finite and >= 0, got {v}")
+            })?;
+        }
+        let eps = self.eps;
+        ensure_config(eps.is_finite() && eps > 0.0, || {
+            format!("adagrad eps must be finite and > 0, got {eps}")
+        })?;
+        super::check_weight_decay("adagrad", self.weight_decay)
+    }
+}
+
+/// One Adagrad step, its decayed learning rate computed once.
+pub(crate) struct AdagradStep {
+    /// `lr / (1 + (t - 1) * lr_decay)`, in f64 then rounded, like PyTorch's
+    /// Python scalar.
+    clr: f32,
+    eps: f32,
+    weight_decay: f32,
+}
+
+impl AdagradStep {
+    /// The step `t` (1-based) with weight decay `weight_decay` (the configured
+    /// one, or 0 for tensors excluded from decay).
+    pub(crate) fn new(c: &AdagradConfig, t: u64, weight_decay: f32) -> Self {
+        let steps_before = t.saturating_sub(1) as f64;
+        Self {
+            clr: (f64::from(c.lr) / (1.0 + steps_before * f64::from(c.lr_decay))) as f32,
+            eps: c.eps,
+            weight_decay,
+        }
+    }
+
+    #[inline(always)]
+    fn run(&self, p: &mut [f32], g: &[f32], sum: &mut [f32], decayed: impl Fn(f32, f32) -> f32) {
+        let (clr, eps) = (self.clr, self.eps);
+        for ((p, &g), s) in p.iter_mut().zip(g).zip(sum.iter_mut()) {
+            let g = decayed(g, *p);
+            *s += g * g;
+            *p -= clr * (g / (s.sqrt() + eps));
+        }
+    }
+}
+
+impl Rule<1> for AdagradStep {
+    const STATE_NAMES: [&'static str; 1] = ["sum"];
+
+    fn update(&self, p: &mut [f32], g: &[f32], [sum]: [&mut [f32]; 1]) {
+        // Two loops rather than `g + 0 * p`, which would turn an infinite
+        // weight's update into NaN where PyTorch leaves the term out.
+        let wd = self.weight_decay;
+        if wd == 0.0 {
+            self.run(p, g, sum, |g, _| g);
+        } else {
+            self.run(p, g, sum, |g, p| g + wd * p);
+        }
+    }
+}

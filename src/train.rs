@@ -1,0 +1,257 @@
+//! Training: one step, or a run of an epoch's mini-batches, per call.
+//!
+//! A step is forward → loss gradient (sample-weighted) → backward → L1/L2
+//! penalty gradients → learning rate from the schedule → optimizer update.
+//!
+//! A step whose loss, gradients or updated weights are not finite is refused:
+//! the caller learns which batch it was, and the network is exactly as it was
+//! before that step (Keras' TerminateOnNaN, without the damage). Copying the
+//! whole state before every step would cost several passes over it per
+//! batch, so each call snapshots the state once; on a refused step it restores
+//! the snapshot and replays the call's good batches, which is deterministic
+//! (same batches, same dropout masks), so the result is bit for bit the state
+//! just before the bad step.
+
+use rand::seq::SliceRandom;
+
+use crate::error::{ensure_config, Result};
+use crate::init::rng_for;
+use crate::kernels::reduce::all_finite;
+use crate::loss::{LossStats, Targets};
+use crate::network::{Core, Network, Snapshot, STREAM_SHUFFLE};
+use crate::regularizer;
+use crate::tensor::MatRef;
+
+/// Which batches of which epoch a `train_epoch` call runs.
+#[derive(Clone, Copy, Debug)]
+pub struct EpochOptions {
+    pub batch_size: usize,
+    pub shuffle: bool,
+    /// The shuffle seed; the order depends only on `(seed, epoch)`.
+    pub seed: u64,
+    pub epoch: u64,
+    /// First batch to run (batches are numbered within the epoch).
+    pub start_batch: usize,
+    /// At most this many batches (all remaining when `None`).
+    pub max_batches: Option<usize>,
+    /// The data were already checked by an earlier call: skip the finiteness scans.
+    pub trusted: bool,
+}
+
+/// What a `train_epoch` call did.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct EpochReport {
+    pub stats: LossStats,
+    /// Batches whose update was applied.
+    pub batches: usize,
+    /// The batch (index within the epoch) whose loss or gradients were not
+    /// finite; no update was applied for it and the call stopped there.
+    pub diverged_at: Option<usize>,
+}
+
+impl Core {
+    /// Forward, loss gradient, backward, update; inputs already checked.
+    /// `None` when the loss or a gradient is not finite (nothing updated).
+    fn step(&mut self, x: MatRef<'_>, targets: &Targets<'_>, weights: Option<&[f32]>, training: bool, seed: u64) -> Result<Option<LossStats>> {
+        let ctx = self.ctx(training, seed);
+        self.chain.forward(x, &self.params, &mut self.buffers, &ctx)?;
+        let out = self.chain.output();
+        self.dy.reshape_for(out.rows, out.cols);
+        let mut stats = self.loss.evaluate(out, targets, weights, Some(self.dy.as_mut_slice()));
+        self.chain.backward(x, &self.params, &mut self.grads, &mut self.dy, &mut self.dx, false)?;
+        if !self.penalties.is_empty() {
+            stats.loss_sum += regularizer::add_grads(&self.penalties, &self.params, &mut self.grads) * stats.samples as f64;
+        }
+        if !stats.loss_sum.is_finite() || !all_finite(&self.grads) {
+            return Ok(None);
+        }
+        let lr = self.rate.at(self.optimizer.steps());
+        if lr != self.optimizer.config().lr() {
+            self.optimizer.set_lr(lr)?;
+        }
+        self.optimizer.step(&mut self.params, &self.grads);
+        // An update can overflow even from finite gradients (a huge rate).
+        if !all_finite(&self.params) {
+            return Ok(None);
+        }
+        Ok(Some(stats))
+    }
+
+    /// Saves everything a step changes (reusing the snapshot's memory).
+    fn snapshot(&mut self) {
+        match &mut self.snap {
+            Some(s) => {
+                s.params.clone_from(&self.params);
+                s.buffers.clone_from(&self.buffers);
+                s.optimizer.copy_state_from(&self.optimizer);
+            }
+            None => self.snap = Some(Box::new(Snapshot { params: self.params.clone(), buffers: self.buffers.clone(), optimizer: self.optimizer.clone() })),
+        }
+    }
+
+    fn restore(&mut self) {
+        if let Some(s) = &self.snap {
+            self.params.clone_from(&s.params);
+            self.buffers.clone_from(&s.buffers);
+            self.optimizer.copy_state_from(&s.optimizer);
+        }
+    }
+}
+
+impl Network {
+    /// One training step on a batch, in the network's mode: forward, loss,
+    /// backward, update. Returns the batch's loss statistics (before the
+    /// update); when they are not finite no update was applied.
+    ///
+    /// # Errors
+    /// Shape, label, emptiness and finiteness errors; the network is unchanged.
+    pub fn train_step(&mut self, x: MatRef<'_>, targets: Targets<'_>, weights: Option<&[f32]>) -> Result<LossStats> {
+        self.check(x, &targets, weights)?;
+        let (training, seed) = (self.training, self.spec.seed);
+        let out = self.run(x.rows, |net| {
+            net.core.snapshot();
+            let out = net.core.step(x, &targets, weights, training, seed);
+            if !matches!(out, Ok(Some(_))) {
+                net.core.restore();
+            }
+            out
+        })?;
+        Ok(out.unwrap_or(LossStats { loss_sum: f64::NAN, samples: x.rows as u64, correct: 0, counted: 0 }))
+    }
+
+    /// Runs batches `start_batch..` of one epoch over `(x, targets)` in
+    /// mini-batches of `batch_size`, shuffled with a generator seeded by
+    /// `(seed, epoch)` when `shuffle` is set (so running an epoch in several
+    /// calls gives exactly the result of one call).
+    ///
+    /// # Errors
+    /// As [`Network::train_step`], plus `Error::Config` for `batch_size == 0`.
+    pub fn train_epoch(&mut self, x: MatRef<'_>, targets: Targets<'_>, weights: Option<&[f32]>, opts: &EpochOptions) -> Result<EpochReport> {
+        ensure_config(opts.batch_size > 0, || "batch_size must be at least 1, got 0".into())?;
+        if opts.trusted {
+            self.check_shapes(x, &targets, weights)?;
+        } else {
+            self.check(x, &targets, weights)?;
+        }
+        self.core.rate.epoch = opts.epoch;
+        self.run(x.rows, |net| net.epoch_checked(x, &targets, weights, opts))
+    }
+
+    fn epoch_checked(&mut self, x: MatRef<'_>, targets: &Targets<'_>, weights: Option<&[f32]>, opts: &EpochOptions) -> Result<EpochReport> {
+        let n = x.rows;
+        let n_batches = n.div_ceil(opts.batch_size);
+        let end_batch = opts.max_batches.map_or(n_batches, |m| opts.start_batch.saturating_add(m).min(n_batches));
+        if opts.shuffle {
+            let b = &mut self.batch;
+            b.order.clear();
+            b.order.extend(0..n);
+            // Each epoch gets its own stream so that resuming at epoch k reproduces
+            // the shuffles of an uninterrupted run.
+            let mut rng = rng_for(opts.seed ^ opts.epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15), STREAM_SHUFFLE);
+            b.order.shuffle(&mut rng);
+        }
+        self.core.snapshot();
+        let mut report = EpochReport::default();
+        for batch in opts.start_batch..end_batch {
+            match self.batch_step(x, targets, weights, opts, batch) {
+                Ok(Some(stats)) => {
+                    report.stats.add(stats);
+                    report.batches += 1;
+                }
+                Ok(None) => {
+                    // Back to the state just before this batch: restore, replay the good ones.
+                    self.core.restore();
+                    for good in opts.start_batch..batch {
+                        self.batch_step(x, targets, weights, opts, good)?;
+                    }
+                    report.diverged_at = Some(batch);
+                    break;
+                }
+                Err(e) => {
+                    self.core.restore();
+                    return Err(e);
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Gathers batch `batch` of the epoch (in shuffled order when asked) and
+    /// takes one step on it.
+    fn batch_step(&mut self, x: MatRef<'_>, targets: &Targets<'_>, weights: Option<&[f32]>, opts: &EpochOptions, batch: usize) -> Result<Option<LossStats>> {
+        let (training, net_seed) = (self.training, self.spec.seed);
+        let (start, end) = (batch * opts.batch_size, ((batch + 1) * opts.batch_size).min(x.rows));
+        if !opts.shuffle {
+            return self.core.step(x.rows_range(start, end), &targets.rows_range(start, end), weights.map(|w| &w[start..end]), training, net_seed);
+        }
+        let b = &mut self.batch;
+        let idx = &b.order[start..end];
+        b.x.reshape_for(idx.len(), x.cols);
+        for (dst, &i) in b.x.as_mut_slice().chunks_exact_mut(x.cols).zip(idx) {
+            dst.copy_from_slice(x.row(i));
+        }
+        let batch_targets = match targets {
+            Targets::Labels(l) => {
+                b.labels.clear();
+                b.labels.extend(idx.iter().map(|&i| l[i]));
+                Targets::Labels(&b.labels)
+            }
+            Targets::Values(v) => {
+                b.values.reshape_for(idx.len(), v.cols);
+                for (dst, &i) in b.values.as_mut_slice().chunks_exact_mut(v.cols).zip(idx) {
+                    dst.copy_from_slice(v.row(i));
+                }
+                Targets::Values(b.values.view())
+            }
+        };
+        let batch_weights = weights.map(|w| {
+            b.weights.clear();
+            b.weights.extend(idx.iter().map(|&i| w[i]));
+            b.weights.as_slice()
+        });
+        self.core.step(b.x.view(), &batch_targets, batch_weights, training, net_seed)
+    }
+
+    /// The base learning rate (the optimizer's `lr`; a schedule replaces it).
+    pub fn base_lr(&self) -> f32 {
+        self.core.rate.base
+    }
+
+    /// Sets the base learning rate (also in the spec, so it is saved).
+    ///
+    /// # Errors
+    /// `Error::Config` for a negative or non-finite rate.
+    pub fn set_base_lr(&mut self, lr: f32) -> Result<()> {
+        self.core.optimizer.set_lr(lr)?;
+        self.spec.optimizer.set_lr(lr);
+        self.core.rate.base = lr;
+        Ok(())
+    }
+
+    /// The factor on the base or scheduled rate (ReduceLROnPlateau lowers it).
+    pub fn lr_scale(&self) -> f32 {
+        self.core.rate.scale
+    }
+
+    /// # Errors
+    /// `Error::Config` for a negative or non-finite factor.
+    pub fn set_lr_scale(&mut self, scale: f32) -> Result<()> {
+        ensure_config(scale.is_finite() && scale >= 0.0, || format!("lr_scale must be finite and >= 0, got {scale}"))?;
+        self.core.rate.scale = scale;
+        Ok(())
+    }
+
+    /// The epoch index schedules stepped per epoch see.
+    pub fn epoch(&self) -> u64 {
+        self.core.rate.epoch
+    }
+
+    pub fn set_epoch(&mut self, epoch: u64) {
+        self.core.rate.epoch = epoch;
+    }
+
+    /// The learning rate the next step will use.
+    pub fn current_lr(&self) -> f32 {
+        self.core.rate.at(self.core.optimizer.steps())
+    }
+}
