@@ -60,6 +60,10 @@ pub(crate) struct Core {
     pub(crate) dx: Matrix,
     /// The state at the start of the current training call (see train.rs).
     pub(crate) snap: Option<Box<Snapshot>>,
+    /// The penalty of the current parameters, when known (the post-update
+    /// check computes it for the next step; anything else that changes the
+    /// parameters clears it).
+    pub(crate) penalty_cache: Option<f64>,
 }
 
 /// Everything a training step changes.
@@ -124,13 +128,17 @@ impl Network {
         let mut alloc = Alloc::default();
         let chain = Chain::build(&spec.layers, spec.input_dim, &mut alloc)?;
         optimizer.set_layout(&chain.params("layers."));
-        let penalties = chain.penalties();
+        let mut penalties = chain.penalties();
+        penalties.sort_by_key(|p| p.range.start);
+        // L2 gradients are folded into the update (no pass of their own).
+        let extra: Vec<_> = penalties.iter().filter(|p| p.reg.l2 != 0.0).map(|p| (p.range.clone(), 2.0 * p.reg.l2)).collect();
+        optimizer.set_extra_l2(&extra);
         let rate = Rate { base: spec.optimizer.lr(), scale: 1.0, epoch: 0, schedule: spec.schedule.clone() };
         let mut params = vec![0.0; alloc.params];
         let mut buffers = vec![0.0; alloc.buffers];
         chain.init(&mut params, &mut buffers, &mut rng_for(spec.seed, STREAM_INIT));
         let grads = vec![0.0; alloc.params];
-        let core = Core { chain, loss, params, grads, buffers, optimizer, penalties, rate, dy: Matrix::default(), dx: Matrix::default(), snap: None };
+        let core = Core { chain, loss, params, grads, buffers, optimizer, penalties, rate, dy: Matrix::default(), dx: Matrix::default(), snap: None, penalty_cache: None };
         Ok(Self { spec, core, batch: BatchBuffers::default(), training: true })
     }
 
@@ -175,9 +183,17 @@ impl Network {
         &self.core.params
     }
 
-    /// Gradients of the last training step, laid out like [`Network::params`].
-    pub fn grads(&self) -> &[f32] {
-        &self.core.grads
+    /// Gradients of the last training step's objective (data loss plus L1/L2
+    /// penalties), laid out like [`Network::params`]. A copy: the step itself
+    /// adds the L2 part inside the optimizer update.
+    pub fn grads(&self) -> Vec<f32> {
+        let mut g = self.core.grads.clone();
+        for p in self.core.penalties.iter().filter(|p| p.reg.l2 != 0.0) {
+            for (gi, &w) in g[p.range.clone()].iter_mut().zip(&self.core.grad_params()[p.range.clone()]) {
+                *gi += 2.0 * p.reg.l2 * w;
+            }
+        }
+        g
     }
 
     pub fn optimizer(&self) -> &Optimizer {
@@ -224,6 +240,7 @@ impl Network {
         ensure_config(!name.ends_with("running_var") || values.iter().all(|&v| v >= 0.0), || format!("'{name}' is a variance and cannot be negative"))?;
         let target = if trainable { &mut self.core.params } else { &mut self.core.buffers };
         target[info.range()].copy_from_slice(values);
+        self.core.penalty_cache = None;
         Ok(())
     }
 
@@ -339,6 +356,13 @@ impl Network {
 }
 
 impl Core {
+    /// The parameters the last step's gradients were taken at: the snapshot
+    /// (exact after `train_step`, whose snapshot is the state before its one
+    /// step), else the current ones.
+    fn grad_params(&self) -> &[f32] {
+        self.snap.as_ref().map_or(&self.params, |s| &s.params)
+    }
+
     /// The context of a pass: the mode, and the seed and step dropout draws from.
     pub(crate) fn ctx(&self, training: bool, seed: u64) -> Ctx {
         Ctx { training, seed, step: self.optimizer.steps() }

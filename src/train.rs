@@ -60,9 +60,21 @@ impl Core {
         let mut stats = self.loss.evaluate(out, targets, weights, Some(self.dy.as_mut_slice()));
         self.chain.backward(x, &self.params, &mut self.grads, &mut self.dy, &mut self.dx, false)?;
         if !self.penalties.is_empty() {
-            stats.loss_sum += regularizer::add_grads(&self.penalties, &self.params, &mut self.grads) * stats.samples as f64;
+            // L2 gradients are added inside the optimizer update; only L1 needs a pass.
+            for p in self.penalties.iter().filter(|p| p.reg.l1 != 0.0) {
+                let l1_only = regularizer::Regularizer { l1: p.reg.l1, l2: 0.0 };
+                l1_only.add_grad(&self.params[p.range.clone()], &mut self.grads[p.range.clone()]);
+            }
+            let penalty = match self.penalty_cache.take() {
+                Some(v) => v,
+                None => regularizer::total(&self.penalties, &self.params),
+            };
+            stats.loss_sum += penalty * stats.samples as f64;
         }
-        if !stats.loss_sum.is_finite() || !all_finite(&self.grads) {
+        // A NaN/inf gradient needs no pass of its own: it makes the updated
+        // weights NaN/inf, which the check after the update catches (and the
+        // caller's restore undoes the optimizer state it touched).
+        if !stats.loss_sum.is_finite() {
             return Ok(None);
         }
         let lr = self.rate.at(self.optimizer.steps());
@@ -70,11 +82,32 @@ impl Core {
             self.optimizer.set_lr(lr)?;
         }
         self.optimizer.step(&mut self.params, &self.grads);
-        // An update can overflow even from finite gradients (a huge rate).
-        if !all_finite(&self.params) {
+        // An update can also overflow from finite gradients (a huge rate). The
+        // same pass gives the next step's penalty.
+        if !self.check_params() {
             return Ok(None);
         }
         Ok(Some(stats))
+    }
+
+    /// Whether every parameter is finite; computes the penalty of the
+    /// parameters on the way (one pass over them in all).
+    fn check_params(&mut self) -> bool {
+        if self.penalties.is_empty() {
+            return all_finite(&self.params);
+        }
+        let (mut ok, mut penalty, mut at) = (true, 0.0, 0);
+        for p in &self.penalties {
+            let r = p.range.clone();
+            ok &= all_finite(&self.params[at.min(r.start)..r.start]);
+            let (finite, abs, sq) = regularizer::finite_sums(&self.params[r.clone()], p.reg.l1 != 0.0, p.reg.l2 != 0.0);
+            ok &= finite;
+            penalty += p.reg.l1 as f64 * abs + p.reg.l2 as f64 * sq;
+            at = at.max(r.end);
+        }
+        ok &= all_finite(&self.params[at..]);
+        self.penalty_cache = ok.then_some(penalty);
+        ok
     }
 
     /// Saves everything a step changes (reusing the snapshot's memory).
@@ -90,6 +123,7 @@ impl Core {
     }
 
     fn restore(&mut self) {
+        self.penalty_cache = None;
         if let Some(s) = &self.snap {
             self.params.clone_from(&s.params);
             self.buffers.clone_from(&s.buffers);

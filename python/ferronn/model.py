@@ -108,8 +108,11 @@ class Sequential:
 
     def _spec(self, input_dim: int, seed: int) -> dict[str, Any]:
         assert self.optimizer is not None and self.loss is not None
-        return {"input_dim": int(input_dim), "layers": [layer.spec() for layer in self.layers],
+        spec = {"input_dim": int(input_dim), "layers": [layer.spec() for layer in self.layers],
                 "loss": self.loss, "optimizer": self.optimizer.config(), "seed": int(seed)}
+        if self.optimizer.schedule is not None:
+            spec["schedule"] = self.optimizer.schedule.spec()
+        return spec
 
     def _new_net(self, input_dim: int, seed: Optional[int]) -> tuple[Any, int]:
         """A freshly initialised core network and the seed it was made with."""
@@ -428,8 +431,9 @@ class Sequential:
     # -- files ------------------------------------------------------------
 
     def _extra(self) -> str:
+        net = self._require_built("save")
         return json.dumps({"metrics": [m for m in self.metrics if isinstance(m, str)], "target_1d": self._target_1d,
-                           "epochs_trained": self._epochs_trained})
+                           "epochs_trained": self._epochs_trained, "lr_scale": net.lr_scale, "epoch": net.epoch})
 
     def save(self, path: Union[str, os.PathLike]) -> None:
         """Writes weights, architecture and optimizer state to a safetensors file (atomically)."""
@@ -441,7 +445,8 @@ class Sequential:
             spec, info = json.loads(net.spec_json), json.loads(extra)
             model = cls([_layers.from_spec(s) for s in spec["layers"]], input_dim=spec["input_dim"],
                         seed=spec.get("seed"))
-            model.optimizer = _optim.from_config(spec["optimizer"])
+            model.optimizer = _optim.from_config(spec["optimizer"], spec.get("schedule"))
+            net.lr_scale, net.epoch = float(info.get("lr_scale", 1.0)), int(info.get("epoch", 0))
             model.loss, model.metrics = spec["loss"], list(info.get("metrics", []))
             model._target_1d = bool(info.get("target_1d", False))
             model._epochs_trained = int(info.get("epochs_trained", 0))

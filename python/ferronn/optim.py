@@ -40,6 +40,7 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Iterable, Optional, Union
 
+from . import schedules as _schedules
 from .errors import ConfigError, UnknownNameError
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "get", "from_config",
@@ -87,12 +88,18 @@ class Optimizer:
 
     name = ""
 
-    def __init__(self, lr: float, *, clipnorm: Optional[float] = None, clipvalue: Optional[float] = None,
-                 global_clipnorm: Optional[float] = None,
+    def __init__(self, lr: "float | _schedules.Schedule", *, clipnorm: Optional[float] = None,
+                 clipvalue: Optional[float] = None, global_clipnorm: Optional[float] = None,
                  exclude_from_weight_decay: Union[None, str, Iterable[str]] = None,
                  decay_bias_and_norm: bool = True) -> None:
-        self.lr = float(lr)
         owner = type(self).__name__
+        # A schedule as the rate (Keras' learning_rate=schedule): the Rust step sets
+        # the rate from it every batch (or epoch); `lr` is then its first value.
+        self.schedule: Optional[_schedules.Schedule] = lr if isinstance(lr, _schedules.Schedule) else None
+        try:
+            self.lr = self.schedule.initial_lr if self.schedule is not None else float(lr)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{owner} lr must be a number or a schedule from fn.schedules, got {lr!r}") from None
         self.clipnorm = _clip_value(owner, "clipnorm", clipnorm)
         self.clipvalue = _clip_value(owner, "clipvalue", clipvalue)
         self.global_clipnorm = _clip_value(owner, "global_clipnorm", global_clipnorm)
@@ -122,7 +129,8 @@ class Optimizer:
         raise NotImplementedError
 
     def __repr__(self) -> str:
-        fields = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if k != "name")
+        fields = ", ".join(f"{k}={self.schedule if k == 'lr' and self.schedule else v!r}"
+                           for k, v in self.config().items() if k != "name")
         return f"{type(self).__name__}({fields})"
 
 
@@ -268,9 +276,12 @@ def get(spec: "str | Optimizer") -> Optimizer:
     raise UnknownNameError(f"unknown optimizer {spec!r}; expected one of {', '.join(_BY_NAME)} or an Optimizer")
 
 
-def from_config(config: dict[str, Any]) -> Optimizer:
-    """Rebuilds an optimizer from ``Optimizer.config()`` (used when loading models)."""
+def from_config(config: dict[str, Any], schedule: Optional[dict[str, Any]] = None) -> Optimizer:
+    """Rebuilds an optimizer from ``Optimizer.config()`` and, when it had one, its
+    schedule's spec (used when loading models)."""
     c = dict(config)
+    if schedule is not None:
+        c["lr"] = _schedules.from_spec(schedule)
     name = c.pop("name")
     if name not in _BY_NAME:
         raise UnknownNameError(f"unknown optimizer {name!r}; expected one of {', '.join(_BY_NAME)}")

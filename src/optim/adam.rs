@@ -118,13 +118,18 @@ pub(crate) struct AdamStep {
     l2: f32,
     /// AdamW's weight shrink `1 - lr * weight_decay` (exactly 1 for Adam).
     shrink: f32,
+    /// Fused gradient clipping `(bound, scale)`: the update reads
+    /// `clamp(g, -bound, bound) · scale` (see `Clipping::fused_factors`).
+    clip: Option<(f32, f32)>,
 }
 
 impl AdamStep {
     /// The step `t` (1-based) of Adam, or of AdamW when `decoupled`, with
     /// weight decay `weight_decay` (the configured one, or 0 for tensors
     /// excluded from decay).
-    pub(crate) fn new(c: &AdamConfig, t: u64, decoupled: bool, weight_decay: f32) -> Self {
+    /// `extra_l2·p` is added to the gradient (an L2 regularizer's gradient;
+    /// for AdamW too, where it is kept apart from the decoupled decay).
+    pub(crate) fn new(c: &AdamConfig, t: u64, decoupled: bool, weight_decay: f32, extra_l2: f32, clip: Option<(f32, f32)>) -> Self {
         let (lr, b1, b2) = (f64::from(c.lr), f64::from(c.beta1), f64::from(c.beta2));
         // powf, not powi: `t` may exceed i32::MAX after a long (or loaded) run.
         let t = t as f64;
@@ -139,12 +144,13 @@ impl AdamStep {
             step_size: (lr / bias_correction1) as f32,
             bias_correction2_sqrt: bias_correction2.sqrt() as f32,
             eps: c.eps,
-            l2: if decoupled { 0.0 } else { weight_decay },
+            l2: if decoupled { extra_l2 } else { weight_decay + extra_l2 },
             shrink: if decoupled {
                 (1.0 - lr * wd) as f32
             } else {
                 1.0
             },
+            clip,
         }
     }
 
@@ -171,13 +177,14 @@ impl AdamStep {
     "x86_64+avx512f+avx512bw+avx512vl+avx512dq",
     "x86_64+avx2+fma"
 ))]
-fn adam_kernel(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], k: [f32; 8], l2: f32) {
+fn adam_kernel(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], k: [f32; 8], l2: f32, clip: Option<(f32, f32)>) {
     // Separate loops so a zero decay adds nothing, as in PyTorch, rather
-    // than `0 * p`, which is NaN for an infinite weight.
-    if l2 == 0.0 {
-        adam_loop(p, g, m, v, k, |g, _| g);
-    } else {
-        adam_loop(p, g, m, v, k, |g, w| g + l2 * w);
+    // than `0 * p`, which is NaN for an infinite weight; clipping likewise.
+    match (clip, l2 == 0.0) {
+        (None, true) => adam_loop(p, g, m, v, k, |g, _| g),
+        (None, false) => adam_loop(p, g, m, v, k, |g, w| g + l2 * w),
+        (Some((b, s)), true) => adam_loop(p, g, m, v, k, |g, _| g.max(-b).min(b) * s),
+        (Some((b, s)), false) => adam_loop(p, g, m, v, k, |g, w| g.max(-b).min(b) * s + l2 * w),
     }
 }
 
@@ -207,6 +214,7 @@ fn adam_loop(
     "x86_64+avx512f+avx512bw+avx512vl+avx512dq",
     "x86_64+avx2+fma"
 ))]
+#[allow(clippy::too_many_arguments)]
 fn amsgrad_kernel(
     p: &mut [f32],
     g: &[f32],
@@ -215,11 +223,13 @@ fn amsgrad_kernel(
     vmax: &mut [f32],
     k: [f32; 8],
     l2: f32,
+    clip: Option<(f32, f32)>,
 ) {
-    if l2 == 0.0 {
-        amsgrad_loop(p, g, m, v, vmax, k, |g, _| g);
-    } else {
-        amsgrad_loop(p, g, m, v, vmax, k, |g, w| g + l2 * w);
+    match (clip, l2 == 0.0) {
+        (None, true) => amsgrad_loop(p, g, m, v, vmax, k, |g, _| g),
+        (None, false) => amsgrad_loop(p, g, m, v, vmax, k, |g, w| g + l2 * w),
+        (Some((b, s)), true) => amsgrad_loop(p, g, m, v, vmax, k, |g, _| g.max(-b).min(b) * s),
+        (Some((b, s)), false) => amsgrad_loop(p, g, m, v, vmax, k, |g, w| g.max(-b).min(b) * s + l2 * w),
     }
 }
 
@@ -256,7 +266,7 @@ impl Rule<2> for AdamStep {
     const STATE_NAMES: [&'static str; 2] = ["exp_avg", "exp_avg_sq"];
 
     fn update(&self, p: &mut [f32], g: &[f32], [m, v]: [&mut [f32]; 2]) {
-        adam_kernel(p, g, m, v, self.scalars(), self.l2);
+        adam_kernel(p, g, m, v, self.scalars(), self.l2, self.clip);
     }
 }
 
@@ -265,6 +275,6 @@ impl Rule<3> for AdamStep {
     const STATE_NAMES: [&'static str; 3] = ["exp_avg", "exp_avg_sq", "max_exp_avg_sq"];
 
     fn update(&self, p: &mut [f32], g: &[f32], [m, v, vmax]: [&mut [f32]; 3]) {
-        amsgrad_kernel(p, g, m, v, vmax, self.scalars(), self.l2);
+        amsgrad_kernel(p, g, m, v, vmax, self.scalars(), self.l2, self.clip);
     }
 }

@@ -45,13 +45,7 @@ impl Clipping {
         // Whether `out` holds the current values (else they are still `grads`).
         let mut written = false;
         if let Some(v) = self.clipvalue {
-            zip_chunks(out, grads, |o, g| {
-                for (o, &g) in o.iter_mut().zip(g) {
-                    // max/min rather than clamp: NaN passes through as NaN
-                    // (clamp would too, but panics on a NaN bound).
-                    *o = g.max(-v).min(v);
-                }
-            });
+            zip_chunks(out, grads, |o, g| clamp_chunk(o, g, v));
             written = true;
         }
         if let Some(c) = self.clipnorm {
@@ -79,6 +73,69 @@ impl Clipping {
             zip_chunks(out, grads, |o, g| o.copy_from_slice(g));
         }
     }
+}
+
+impl Clipping {
+    /// Whether the update can apply this clipping itself, element by element
+    /// (`clamp(g, -bound, bound) · scale`), with no copy of the gradients:
+    /// true for `clipvalue` and `global_clipnorm`, not for per-tensor `clipnorm`.
+    pub(crate) fn fusable(&self) -> bool {
+        self.is_active() && self.clipnorm.is_none()
+    }
+
+    /// `(bound, scale)` for a fused update: the clamp bound (`inf` without
+    /// `clipvalue`) and the global-norm factor (1 when within the bound), from
+    /// one read pass over `grads`. Applying them gives exactly the values
+    /// [`Clipping::apply`] writes.
+    pub(crate) fn fused_factors(&self, grads: &[f32]) -> (f32, f32) {
+        let bound = self.clipvalue.unwrap_or(f32::INFINITY);
+        let scale = match self.global_clipnorm {
+            Some(c) => {
+                let norm = sum_sq_clamped(grads, bound).sqrt();
+                let coef = f64::from(c) / (norm + GLOBAL_NORM_EPS);
+                if coef < 1.0 { coef as f32 } else { 1.0 }
+            }
+            None => 1.0,
+        };
+        (bound, scale)
+    }
+}
+
+/// `Σ clamp(x, -bound, bound)²` in f64, in the same fixed order as [`sum_sq`].
+fn sum_sq_clamped(x: &[f32], bound: f32) -> f64 {
+    fn tree(x: &[f32], bound: f32, par: bool) -> f64 {
+        if x.len() <= PAR_CHUNK {
+            return chunk_sum_sq_clamped(x, bound);
+        }
+        let mid = x.len().div_ceil(PAR_CHUNK) / 2 * PAR_CHUNK;
+        let (lo, hi) = x.split_at(mid);
+        if par {
+            let (a, b) = rayon::join(|| tree(lo, bound, true), || tree(hi, bound, true));
+            a + b
+        } else {
+            tree(lo, bound, false) + tree(hi, bound, false)
+        }
+    }
+    tree(x, bound, parallel_for(x.len()))
+}
+
+/// One chunk of [`sum_sq_clamped`]: eight f64 lanes, as `chunk_sum_sq`.
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
+fn chunk_sum_sq_clamped(x: &[f32], bound: f32) -> f64 {
+    const LANES: usize = 8;
+    let mut acc = [0.0f64; LANES];
+    let mut it = x.chunks_exact(LANES);
+    for c in &mut it {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            let v = f64::from(v.max(-bound).min(bound));
+            *a += v * v;
+        }
+    }
+    for (a, &v) in acc.iter_mut().zip(it.remainder()) {
+        let v = f64::from(v.max(-bound).min(bound));
+        *a += v * v;
+    }
+    acc.iter().sum()
 }
 
 /// Multiplies the current values by `factor` (`None`: leaves them as they
@@ -139,8 +196,20 @@ fn sum_sq_tree(x: &[f32], par: bool) -> f64 {
     }
 }
 
+/// `o = clamp(g, -v, v)`, compiled for AVX-512 and AVX2 (picked at run time).
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
+fn clamp_chunk(o: &mut [f32], g: &[f32], v: f32) {
+    for (o, &g) in o.iter_mut().zip(g) {
+        // max/min rather than clamp: NaN passes through as NaN
+        // (clamp would too, but panics on a NaN bound).
+        *o = g.max(-v).min(v);
+    }
+}
+
 /// One chunk's sum of squares over eight independent f64 lanes (so it
-/// vectorises without reassociation), the lanes then added in order.
+/// vectorises without reassociation), the lanes then added in order;
+/// compiled for AVX-512 and AVX2 (picked at run time).
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
 fn chunk_sum_sq(x: &[f32]) -> f64 {
     const LANES: usize = 8;
     let mut acc = [0.0f64; LANES];

@@ -334,25 +334,32 @@ fn split<R: Rule<N>, const N: usize>(rule: &R, p: &mut [f32], g: &[f32], state: 
 }
 
 /// One update of the parameters at `range` (`p` and `g` are that range), with
-/// weight decay when `decay`, else none.
+/// weight decay when `decay`, else none, and `extra_l2·p` added to the
+/// gradient (an L2 regularizer's gradient).
+#[allow(clippy::too_many_arguments)]
 fn apply(
     config: &OptimizerConfig,
     t: u64,
     decay: bool,
+    extra_l2: f32,
+    fused_clip: Option<(f32, f32)>,
     p: &mut [f32],
     g: &[f32],
     bufs: &mut [Vec<f32>],
     range: Range<usize>,
 ) {
     let wd = if decay { config.weight_decay() } else { 0.0 };
+    // SGD, Adam, RMSprop and Adagrad put weight decay into the gradient, so the
+    // regularizer's coefficient simply adds to it; AdamW keeps them apart.
+    let l2 = wd + extra_l2;
     match config {
         OptimizerConfig::Sgd(c) if c.momentum == 0.0 => {
-            drive(&sgd::PlainStep::new(c, wd), p, g, bufs, range)
+            drive(&sgd::PlainStep::new(c, l2), p, g, bufs, range)
         }
-        OptimizerConfig::Sgd(c) => drive(&sgd::MomentumStep::new(c, t, wd), p, g, bufs, range),
+        OptimizerConfig::Sgd(c) => drive(&sgd::MomentumStep::new(c, t, l2), p, g, bufs, range),
         OptimizerConfig::Adam(c) | OptimizerConfig::Adamw(c) => {
             let decoupled = matches!(config, OptimizerConfig::Adamw(_));
-            let rule = adam::AdamStep::new(c, t, decoupled, wd);
+            let rule = adam::AdamStep::new(c, t, decoupled, wd, extra_l2, fused_clip);
             if c.amsgrad {
                 drive::<_, 3>(&rule, p, g, bufs, range)
             } else {
@@ -360,7 +367,7 @@ fn apply(
             }
         }
         OptimizerConfig::Rmsprop(c) => {
-            let rule = rmsprop::RmspropStep::new(c, wd);
+            let rule = rmsprop::RmspropStep::new(c, l2);
             match (c.has_momentum(), c.centered) {
                 (false, false) => drive::<_, 1>(&rule, p, g, bufs, range),
                 (true, true) => drive::<_, 3>(&rule, p, g, bufs, range),
@@ -370,7 +377,7 @@ fn apply(
             }
         }
         OptimizerConfig::Adagrad(c) => {
-            drive(&adagrad::AdagradStep::new(c, t, wd), p, g, bufs, range)
+            drive(&adagrad::AdagradStep::new(c, t, l2), p, g, bufs, range)
         }
     }
 }
@@ -383,9 +390,32 @@ struct Layout {
     len: usize,
     /// Tensor ranges, in order, tiling `0..len` (for `clipnorm`).
     tensors: Vec<Range<usize>>,
+    /// Whether each tensor gets weight decay (parallel to `tensors`).
+    decay: Vec<bool>,
+    /// The update's runs: maximal runs of tensors with the same weight decay
+    /// flag and the same extra L2 gradient coefficient (an L2 regularizer's
+    /// `2·l2`, folded into the update instead of a pass of its own).
+    runs: Vec<(Range<usize>, bool, f32)>,
+}
+
+impl Layout {
     /// Maximal runs of consecutive tensors that all get weight decay or all
-    /// do not, tiling `0..len`: one run when nothing is excluded.
-    decay_runs: Vec<(Range<usize>, bool)>,
+    /// do not (one run when nothing is excluded and no regularizer is set).
+    #[cfg(test)]
+    fn decay_runs(&self) -> Vec<(Range<usize>, bool)> {
+        self.runs.iter().map(|(r, d, _)| (r.clone(), *d)).collect()
+    }
+
+    /// Recomputes `runs` with `extra[i]` as tensor `i`'s extra L2 coefficient.
+    fn set_runs(&mut self, extra: &[f32]) {
+        self.runs.clear();
+        for ((r, &decay), &l2) in self.tensors.iter().zip(&self.decay).zip(extra.iter().chain(std::iter::repeat(&0.0))) {
+            match self.runs.last_mut() {
+                Some((last, d, e)) if *d == decay && *e == l2 => last.end = r.end,
+                _ => self.runs.push((r.clone(), decay, l2)),
+            }
+        }
+    }
 }
 
 impl Layout {
@@ -415,18 +445,14 @@ impl Layout {
             flags.push(decay);
             end = r.end;
         }
-        let mut decay_runs: Vec<(Range<usize>, bool)> = Vec::new();
-        for (r, decay) in tensors.iter().zip(flags) {
-            match decay_runs.last_mut() {
-                Some((last, d)) if *d == decay => last.end = r.end,
-                _ => decay_runs.push((r.clone(), decay)),
-            }
-        }
-        Self {
+        let mut layout = Self {
             len: end,
             tensors,
-            decay_runs,
-        }
+            decay: flags,
+            runs: Vec::new(),
+        };
+        layout.set_runs(&[]);
+        layout
     }
 }
 
@@ -483,6 +509,14 @@ impl Optimizer {
         self.layout = Layout::new(&self.config, tensors);
     }
 
+    /// Adds `coef·p` to the gradient of the parameters in each range, inside
+    /// the update (an L2 regularizer `l2·Σw²` has `coef = 2·l2`). Ranges must
+    /// be tensors of the layout set by [`Optimizer::set_layout`].
+    pub fn set_extra_l2(&mut self, ranges: &[(Range<usize>, f32)]) {
+        let extra: Vec<f32> = self.layout.tensors.iter().map(|t| ranges.iter().find(|(r, _)| r == t).map_or(0.0, |(_, c)| *c)).collect();
+        self.layout.set_runs(&extra);
+    }
+
     /// Changes the learning rate (for schedules); the state is kept.
     ///
     /// # Errors
@@ -535,9 +569,9 @@ impl Optimizer {
             "layout for {} parameters, stepping {n}",
             self.layout.len
         );
-        let (whole_tensor, whole_run) = (0..n, (0..n, true));
+        let (whole_tensor, whole_run) = (0..n, (0..n, true, 0.0));
         let (tensors, runs) = if self.layout.len == n {
-            (&self.layout.tensors[..], &self.layout.decay_runs[..])
+            (&self.layout.tensors[..], &self.layout.runs[..])
         } else {
             (
                 std::slice::from_ref(&whole_tensor),
@@ -545,7 +579,11 @@ impl Optimizer {
             )
         };
         let clip = self.config.clipping();
-        let grads = if clip.is_active() {
+        // Adam/AdamW apply value and global-norm clipping inside the update:
+        // one read pass for the norm, no copy of the gradients.
+        let adam = matches!(self.config, OptimizerConfig::Adam(_) | OptimizerConfig::Adamw(_));
+        let fused = (adam && clip.fusable()).then(|| clip.fused_factors(grads));
+        let grads = if clip.is_active() && fused.is_none() {
             if self.clipped.len() != n {
                 self.clipped = vec![0.0; n];
             }
@@ -555,9 +593,9 @@ impl Optimizer {
             grads
         };
         let (t, bufs) = (self.t, &mut self.bufs);
-        for (r, decay) in runs {
+        for (r, decay, extra_l2) in runs {
             let (p, g) = (&mut params[r.clone()], &grads[r.clone()]);
-            apply(&self.config, t, *decay, p, g, bufs, r.clone());
+            apply(&self.config, t, *decay, *extra_l2, fused, p, g, bufs, r.clone());
         }
     }
 
@@ -637,6 +675,22 @@ impl Optimizer {
         self.t = 0;
         self.n_params = 0;
         self.bufs = Vec::new();
+    }
+}
+
+impl Optimizer {
+    /// Makes this optimizer's state (step count, learning rate, moment
+    /// buffers) equal to `other`'s, reusing this one's memory: the training
+    /// step's snapshot and restore (see train.rs) run once per call, so they
+    /// must not allocate.
+    pub fn copy_state_from(&mut self, other: &Optimizer) {
+        self.t = other.t;
+        self.n_params = other.n_params;
+        self.config.clone_from(&other.config);
+        self.bufs.resize_with(other.bufs.len(), Vec::new);
+        for (dst, src) in self.bufs.iter_mut().zip(&other.bufs) {
+            dst.clone_from(src);
+        }
     }
 }
 
@@ -738,7 +792,7 @@ mod tests {
         assert_eq!(l.len, 11);
         assert_eq!(l.tensors, vec![0..4, 4..6, 6..7, 7..10, 10..11]);
         assert_eq!(
-            l.decay_runs,
+            l.decay_runs(),
             vec![(0..4, true), (4..6, false), (6..10, true), (10..11, false)]
         );
         // Nothing to exclude, or no decay at all: one run.
@@ -746,30 +800,14 @@ mod tests {
             weight_decay: 0.1,
             ..SgdConfig::default()
         });
-        assert_eq!(Layout::new(&plain, &infos).decay_runs, vec![(0..11, true)]);
+        assert_eq!(Layout::new(&plain, &infos).decay_runs(), vec![(0..11, true)]);
         let no_decay = OptimizerConfig::Sgd(SgdConfig {
             exclude_from_weight_decay: vec!["bias".into()],
             ..SgdConfig::default()
         });
         assert_eq!(
-            Layout::new(&no_decay, &infos).decay_runs,
+            Layout::new(&no_decay, &infos).decay_runs(),
             vec![(0..11, true)]
         );
-    }
-}
-
-impl Optimizer {
-    /// Makes this optimizer's state (step count, learning rate, moment
-    /// buffers) equal to `other`'s, reusing this one's memory: the training
-    /// step's snapshot and restore (see train.rs) run once per call, so they
-    /// must not allocate.
-    pub fn copy_state_from(&mut self, other: &Optimizer) {
-        self.t = other.t;
-        self.n_params = other.n_params;
-        self.config.clone_from(&other.config);
-        self.bufs.resize_with(other.bufs.len(), Vec::new);
-        for (dst, src) in self.bufs.iter_mut().zip(&other.bufs) {
-            dst.clone_from(src);
-        }
     }
 }
