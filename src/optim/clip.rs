@@ -119,23 +119,26 @@ fn sum_sq_clamped(x: &[f32], bound: f32) -> f64 {
     tree(x, bound, parallel_for(x.len()))
 }
 
-/// One chunk of [`sum_sq_clamped`]: eight f64 lanes, as `chunk_sum_sq`.
+/// One chunk (at most `PAR_CHUNK` values) of [`sum_sq_clamped`]: 64 f32 lanes
+/// (four vector accumulators, so the adds overlap), added into f64 at the end;
+/// a chunk's partial sums stay far from f32's precision limits for gradients.
 #[multiversion::multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
 fn chunk_sum_sq_clamped(x: &[f32], bound: f32) -> f64 {
-    const LANES: usize = 8;
-    let mut acc = [0.0f64; LANES];
+    const LANES: usize = 64;
+    let mut acc = [0.0f32; LANES];
     let mut it = x.chunks_exact(LANES);
     for c in &mut it {
         for (a, &v) in acc.iter_mut().zip(c) {
-            let v = f64::from(v.max(-bound).min(bound));
+            let v = v.max(-bound).min(bound);
             *a += v * v;
         }
     }
-    for (a, &v) in acc.iter_mut().zip(it.remainder()) {
+    let mut total: f64 = acc.iter().map(|&a| f64::from(a)).sum();
+    for &v in it.remainder() {
         let v = f64::from(v.max(-bound).min(bound));
-        *a += v * v;
+        total += v * v;
     }
-    acc.iter().sum()
+    total
 }
 
 /// Multiplies the current values by `factor` (`None`: leaves them as they
