@@ -93,33 +93,28 @@ fn sums_kernel(w: &[f32], g: Option<&mut [f32]>, l1: f32, l2x2: f32) -> (f64, f6
     (abs.iter().map(|&v| v as f64).sum(), sq.iter().map(|&v| v as f64).sum())
 }
 
-/// Whether every value of `w` is finite, with `(Σ|w|, Σw²)` (each only when
-/// asked for): the post-update check and the next step's penalty in one pass.
+/// Whether the penalty sums of `w` are finite, with `(Σ|w|, Σw²)` (each only
+/// when asked for): the post-update check and the next step's penalty in one
+/// pass. A NaN or infinite weight makes its sum NaN or infinite; so does a
+/// weight whose square overflows f32 (|w| > 1.8e19), whose penalty would make
+/// the next step's loss infinite anyway. At least one sum must be asked for.
 pub fn finite_sums(w: &[f32], l1: bool, l2: bool) -> (bool, f64, f64) {
-    let (mut ok, mut abs, mut sq) = (true, 0.0, 0.0);
+    let (mut abs, mut sq) = (0.0, 0.0);
     for c in w.chunks(CHUNK) {
-        let (f, a, s) = finite_sums_kernel(c, l1, l2);
-        ok &= f;
+        let (a, s) = sums_only_kernel(c, l1, l2);
         abs += a;
         sq += s;
     }
-    (ok, abs, sq)
+    (abs.is_finite() && sq.is_finite(), abs, sq)
 }
 
 #[multiversion::multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
-fn finite_sums_kernel(w: &[f32], l1: bool, l2: bool) -> (bool, f64, f64) {
+fn sums_only_kernel(w: &[f32], l1: bool, l2: bool) -> (f64, f64) {
     // 64 lanes = four independent vector accumulators, to hide the add latency.
     const LANES: usize = 64;
-    const EXP: u32 = 0x7f80_0000;
     let it = w.chunks_exact(LANES);
     let rem = it.remainder();
-    let mut bad = [0u32; LANES];
     let (mut abs, mut sq) = ([0.0f32; LANES], [0.0f32; LANES]);
-    for c in it.clone() {
-        for (b, &v) in bad.iter_mut().zip(c) {
-            *b |= u32::from(v.to_bits() & EXP == EXP);
-        }
-    }
     if l1 {
         for c in it.clone() {
             for (a, &v) in abs.iter_mut().zip(c) {
@@ -135,12 +130,11 @@ fn finite_sums_kernel(w: &[f32], l1: bool, l2: bool) -> (bool, f64, f64) {
         }
     }
     for (i, &v) in rem.iter().enumerate() {
-        bad[i] |= u32::from(v.to_bits() & EXP == EXP);
         abs[i] += v.abs();
         sq[i] += v * v;
     }
     let sum = |x: [f32; LANES]| x.iter().map(|&v| v as f64).sum::<f64>();
-    (bad.iter().all(|&b| b == 0), if l1 { sum(abs) } else { 0.0 }, if l2 { sum(sq) } else { 0.0 })
+    (if l1 { sum(abs) } else { 0.0 }, if l2 { sum(sq) } else { 0.0 })
 }
 
 /// A regularized tensor: its range in the parameter vector and its factors.
@@ -173,6 +167,12 @@ mod tests {
         assert!((p - (0.1 * 3.0 + 0.5 * 5.0)).abs() < 1e-6);
         assert_eq!(g, [0.1 + 1.0, -0.1 - 2.0, 0.0]);
         assert!(Regularizer { l1: -1.0, l2: 0.0 }.validate().is_err());
+        let mut v = vec![0.5f32; 3000];
+        assert_eq!(finite_sums(&v, true, true), (true, 1500.0, 750.0));
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            v[2999] = bad;
+            assert!(!finite_sums(&v, true, false).0 && !finite_sums(&v, false, true).0);
+        }
         assert!(Regularizer { l1: 0.0, l2: f32::NAN }.validate().is_err());
     }
 }

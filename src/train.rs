@@ -100,7 +100,8 @@ impl Core {
         for p in &self.penalties {
             let r = p.range.clone();
             ok &= all_finite(&self.params[at.min(r.start)..r.start]);
-            let (finite, abs, sq) = regularizer::finite_sums(&self.params[r.clone()], p.reg.l1 != 0.0, p.reg.l2 != 0.0);
+            let w = &self.params[r.clone()];
+            let (finite, abs, sq) = if p.reg.l1 == 0.0 && p.reg.l2 == 0.0 { (all_finite(w), 0.0, 0.0) } else { regularizer::finite_sums(w, p.reg.l1 != 0.0, p.reg.l2 != 0.0) };
             ok &= finite;
             penalty += p.reg.l1 as f64 * abs + p.reg.l2 as f64 * sq;
             at = at.max(r.end);
