@@ -16,7 +16,11 @@ from .layers import (
     SwiGLU, Swish, Tanh,
 )
 from .model import Sequential, load
+from . import onnx_export, torch_layout
+from .torch_layout import load_torch_weights
 from .training import History
+from . import diagnostics, perceptron
+from .perceptron import Perceptron
 
 __version__ = _core.__version__
 
@@ -50,6 +54,9 @@ __all__ = [
     "Layer",
     "History",
     "load",
+    "load_torch_weights",
+    "torch_layout",
+    "onnx_export",
     "layers",
     "callbacks",
     "metrics",
@@ -59,6 +66,9 @@ __all__ = [
     "datasets",
     "functional",
     "errors",
+    "Perceptron",
+    "perceptron",
+    "diagnostics",
     "set_num_threads",
     "get_num_threads",
     "__version__",

@@ -22,6 +22,7 @@ __all__ = [
     "DatasetNotFoundError",
     "InternalError",
     "DataFormatError",
+    "ExportError",
 ]
 
 
@@ -71,6 +72,11 @@ class DatasetNotFoundError(FerronnError, FileNotFoundError):
 
 class DataFormatError(FerronnError, ValueError):
     """A data file is corrupt, truncated, or not in the expected format."""
+
+
+class ExportError(FerronnError, ValueError):
+    """A model cannot be written in a foreign format (ONNX, PyTorch's layout): a layer has no
+    equivalent there, or an export option is out of range."""
 
 
 class InternalError(FerronnError, RuntimeError):

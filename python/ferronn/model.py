@@ -435,9 +435,24 @@ class Sequential:
         return json.dumps({"metrics": [m for m in self.metrics if isinstance(m, str)], "target_1d": self._target_1d,
                            "epochs_trained": self._epochs_trained, "lr_scale": net.lr_scale, "epoch": net.epoch})
 
-    def save(self, path: Union[str, os.PathLike]) -> None:
-        """Writes weights, architecture and optimizer state to a safetensors file (atomically)."""
-        self._require_built("save").save(os.fspath(path), self._extra())
+    def save(self, path: Union[str, os.PathLike], layout: str = "ferronn") -> None:
+        """Writes weights, architecture and optimizer state to a safetensors file (atomically).
+
+        ``layout="torch"`` writes only the tensors, named and shaped as the ``state_dict`` of
+        the equivalent ``torch.nn.Sequential`` (Dense weights transposed to [out, in]); read it
+        back with ``fn.load_torch_weights(model, path)``. See ``ferronn.torch_layout``."""
+        from . import torch_layout
+        if torch_layout.check_layout(layout) == "torch":
+            torch_layout.save_torch(self, path)
+        else:
+            self._require_built("save").save(os.fspath(path), self._extra())
+
+    def export_onnx(self, path: Union[str, os.PathLike], opset: int = 17) -> None:
+        """Writes the inference graph to an ONNX file (opset 17 by default; input ``"input"``,
+        output ``"output"``, float32 [batch, width] with a dynamic batch). Needs the ``onnx``
+        package. Layers without an ONNX form raise ``ExportError``. See ``ferronn.onnx_export``."""
+        from . import onnx_export
+        onnx_export.export_onnx(self, path, opset)
 
     @classmethod
     def _from_net(cls, net: Any, extra: str) -> "Sequential":

@@ -11,8 +11,12 @@
 mod adagrad;
 mod adam;
 mod clip;
+mod layout;
 mod rmsprop;
 mod sgd;
+#[cfg(test)]
+mod tests;
+mod update;
 
 pub use adagrad::AdagradConfig;
 pub use adam::AdamConfig;
@@ -25,8 +29,9 @@ use std::ops::Range;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ensure_config, Error, Result};
-use crate::kernels::{parallel_for, PAR_CHUNK};
 use crate::layers::ParamInfo;
+use layout::Layout;
+use update::{apply, Rule};
 
 /// Which optimizer to use, with its hyperparameters.
 ///
@@ -268,194 +273,6 @@ pub(crate) fn check_weight_decay(name: &str, wd: f32) -> Result<()> {
     })
 }
 
-/// One algorithm's update of a contiguous run of parameters, with its `N`
-/// state buffers cut to the same run.
-///
-/// An implementor is built once per step (so per-step scalars such as bias
-/// corrections are computed once) and then applied to each chunk, possibly
-/// from several threads. The update must be elementwise: element `i` may read
-/// and write only index `i` of each slice, which is what makes the result
-/// independent of how the slices were chunked.
-pub(crate) trait Rule<const N: usize>: Sync {
-    /// The names of the state buffers, in the order `update` receives them.
-    const STATE_NAMES: [&'static str; N];
-
-    /// Updates `p` in place from the gradients `g` and the state; all slices
-    /// have the same length.
-    fn update(&self, p: &mut [f32], g: &[f32], state: [&mut [f32]; N]);
-}
-
-/// Applies `rule` to `p`, the parameters at `range` of the whole vector, with
-/// the same range of each state buffer; in fixed chunks on the pool when large.
-fn drive<R: Rule<N>, const N: usize>(
-    rule: &R,
-    p: &mut [f32],
-    g: &[f32],
-    bufs: &mut [Vec<f32>],
-    range: Range<usize>,
-) {
-    let mut bufs = bufs.iter_mut();
-    // The caller sized one buffer per state name; the empty fallback only keeps
-    // a broken invariant from panicking (zip then updates nothing).
-    let state: [&mut [f32]; N] = std::array::from_fn(|_| {
-        bufs.next()
-            .and_then(|b| b.get_mut(range.clone()))
-            .unwrap_or_default()
-    });
-    debug_assert!(
-        state.iter().all(|s| s.len() == p.len()),
-        "state sized for another model"
-    );
-    if parallel_for(p.len()) {
-        split(rule, p, g, state);
-    } else {
-        rule.update(p, g, state);
-    }
-}
-
-/// Halves the run at a chunk boundary until each piece is one `PAR_CHUNK`
-/// chunk. Recursive `join` rather than `par_chunks` because the number of state
-/// slices to zip with varies by algorithm.
-fn split<R: Rule<N>, const N: usize>(rule: &R, p: &mut [f32], g: &[f32], state: [&mut [f32]; N]) {
-    if p.len() <= PAR_CHUNK {
-        rule.update(p, g, state);
-        return;
-    }
-    let mid = p.len().div_ceil(PAR_CHUNK) / 2 * PAR_CHUNK;
-    let (p_lo, p_hi) = p.split_at_mut(mid);
-    let (g_lo, g_hi) = g.split_at(mid.min(g.len()));
-    let mut halves = state.map(|s| s.split_at_mut(mid.min(s.len())));
-    let s_lo = halves.each_mut().map(|h| std::mem::take(&mut h.0));
-    let s_hi = halves.map(|h| h.1);
-    rayon::join(
-        || split(rule, p_lo, g_lo, s_lo),
-        || split(rule, p_hi, g_hi, s_hi),
-    );
-}
-
-/// One update of the parameters at `range` (`p` and `g` are that range), with
-/// weight decay when `decay`, else none, and `extra_l2·p` added to the
-/// gradient (an L2 regularizer's gradient).
-#[allow(clippy::too_many_arguments)]
-fn apply(
-    config: &OptimizerConfig,
-    t: u64,
-    decay: bool,
-    extra_l2: f32,
-    fused_clip: Option<(f32, f32)>,
-    p: &mut [f32],
-    g: &[f32],
-    bufs: &mut [Vec<f32>],
-    range: Range<usize>,
-) {
-    let wd = if decay { config.weight_decay() } else { 0.0 };
-    // SGD, Adam, RMSprop and Adagrad put weight decay into the gradient, so the
-    // regularizer's coefficient simply adds to it; AdamW keeps them apart.
-    let l2 = wd + extra_l2;
-    match config {
-        OptimizerConfig::Sgd(c) if c.momentum == 0.0 => {
-            drive(&sgd::PlainStep::new(c, l2), p, g, bufs, range)
-        }
-        OptimizerConfig::Sgd(c) => drive(&sgd::MomentumStep::new(c, t, l2), p, g, bufs, range),
-        OptimizerConfig::Adam(c) | OptimizerConfig::Adamw(c) => {
-            let decoupled = matches!(config, OptimizerConfig::Adamw(_));
-            let rule = adam::AdamStep::new(c, t, decoupled, wd, extra_l2, fused_clip);
-            if c.amsgrad {
-                drive::<_, 3>(&rule, p, g, bufs, range)
-            } else {
-                drive::<_, 2>(&rule, p, g, bufs, range)
-            }
-        }
-        OptimizerConfig::Rmsprop(c) => {
-            let rule = rmsprop::RmspropStep::new(c, l2);
-            match (c.has_momentum(), c.centered) {
-                (false, false) => drive::<_, 1>(&rule, p, g, bufs, range),
-                (true, true) => drive::<_, 3>(&rule, p, g, bufs, range),
-                // The rule reads the second buffer as the momentum buffer or
-                // the gradient average, as the config says.
-                _ => drive::<_, 2>(&rule, p, g, bufs, range),
-            }
-        }
-        OptimizerConfig::Adagrad(c) => {
-            drive(&adagrad::AdagradStep::new(c, t, l2), p, g, bufs, range)
-        }
-    }
-}
-
-/// How the parameter vector splits into named tensors, from
-/// [`Optimizer::set_layout`].
-#[derive(Clone, Debug, Default)]
-struct Layout {
-    /// The parameter count the layout describes (0: none set).
-    len: usize,
-    /// Tensor ranges, in order, tiling `0..len` (for `clipnorm`).
-    tensors: Vec<Range<usize>>,
-    /// Whether each tensor gets weight decay (parallel to `tensors`).
-    decay: Vec<bool>,
-    /// The update's runs: maximal runs of tensors with the same weight decay
-    /// flag and the same extra L2 gradient coefficient (an L2 regularizer's
-    /// `2·l2`, folded into the update instead of a pass of its own).
-    runs: Vec<(Range<usize>, bool, f32)>,
-}
-
-impl Layout {
-    /// Maximal runs of consecutive tensors that all get weight decay or all
-    /// do not (one run when nothing is excluded and no regularizer is set).
-    #[cfg(test)]
-    fn decay_runs(&self) -> Vec<(Range<usize>, bool)> {
-        self.runs.iter().map(|(r, d, _)| (r.clone(), *d)).collect()
-    }
-
-    /// Recomputes `runs` with `extra[i]` as tensor `i`'s extra L2 coefficient.
-    fn set_runs(&mut self, extra: &[f32]) {
-        self.runs.clear();
-        for ((r, &decay), &l2) in self.tensors.iter().zip(&self.decay).zip(extra.iter().chain(std::iter::repeat(&0.0))) {
-            match self.runs.last_mut() {
-                Some((last, d, e)) if *d == decay && *e == l2 => last.end = r.end,
-                _ => self.runs.push((r.clone(), decay, l2)),
-            }
-        }
-    }
-}
-
-impl Layout {
-    fn new(config: &OptimizerConfig, infos: &[ParamInfo]) -> Self {
-        let mut sorted: Vec<&ParamInfo> = infos.iter().filter(|i| !i.is_empty()).collect();
-        sorted.sort_by_key(|i| i.offset);
-        let exclude = config.exclude_from_weight_decay();
-        // Decay is off only where it would change something.
-        let any_excluded = config.weight_decay() != 0.0 && !exclude.is_empty();
-        let mut tensors = Vec::with_capacity(sorted.len() + 1);
-        let mut flags = Vec::with_capacity(sorted.len() + 1);
-        let mut end = 0;
-        for info in sorted {
-            let r = info.range();
-            debug_assert!(r.start >= end, "parameter tensors overlap at {}", info.name);
-            // A gap (which the network never leaves) is a tensor of its own, with decay.
-            if r.start > end {
-                tensors.push(end..r.start);
-                flags.push(true);
-            }
-            let start = r.start.max(end);
-            if r.end <= start {
-                continue;
-            }
-            let decay = !(any_excluded && exclude.iter().any(|s| info.name.contains(s.as_str())));
-            tensors.push(start..r.end);
-            flags.push(decay);
-            end = r.end;
-        }
-        let mut layout = Self {
-            len: end,
-            tensors,
-            decay: flags,
-            runs: Vec::new(),
-        };
-        layout.set_runs(&[]);
-        layout
-    }
-}
-
 /// An optimizer: its configuration, its step count and its state buffers (one
 /// per name in [`OptimizerConfig::state_names`], each as long as the
 /// parameter vector), plus the tensor layout (for `clipnorm` and
@@ -691,123 +508,5 @@ impl Optimizer {
         for (dst, src) in self.bufs.iter_mut().zip(&other.bufs) {
             dst.clone_from(src);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Marks each element it visits, so a chunk visited twice or skipped shows.
-    struct Mark;
-
-    impl Rule<2> for Mark {
-        const STATE_NAMES: [&'static str; 2] = ["a", "b"];
-
-        fn update(&self, p: &mut [f32], g: &[f32], [a, b]: [&mut [f32]; 2]) {
-            // Leaves of the parallel split are single chunks; the serial path gets all.
-            assert!(p.len() <= PAR_CHUNK || p.len() < crate::kernels::PAR_THRESHOLD);
-            assert!(a.len() == p.len() && b.len() == p.len() && g.len() == p.len());
-            for (((p, &g), a), b) in p.iter_mut().zip(g).zip(a.iter_mut()).zip(b.iter_mut()) {
-                *p += 1.0;
-                *a += g;
-                *b += 2.0 * g;
-            }
-        }
-    }
-
-    #[test]
-    fn split_visits_every_element_once() {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(2)
-            .build()
-            .unwrap();
-        for n in [
-            0,
-            1,
-            PAR_CHUNK - 1,
-            PAR_CHUNK * 8,
-            PAR_CHUNK * 9 + 5,
-            (1 << 15) + 1,
-        ] {
-            let mut p = vec![0.0f32; n];
-            let g: Vec<f32> = (0..n).map(|i| i as f32).collect();
-            let mut bufs = vec![vec![0.0f32; n]; 2];
-            pool.install(|| drive(&Mark, &mut p, &g, &mut bufs, 0..n));
-            assert!(p.iter().all(|&x| x == 1.0), "n = {n}");
-            assert_eq!(bufs[0], g, "n = {n}");
-            assert!(
-                bufs[1].iter().zip(&g).all(|(b, g)| *b == 2.0 * g),
-                "n = {n}"
-            );
-        }
-    }
-
-    #[test]
-    fn state_names_match_state() {
-        for name in OptimizerConfig::NAMES {
-            let cfg = OptimizerConfig::from_name(name).unwrap();
-            let mut opt = Optimizer::new(cfg.clone()).unwrap();
-            opt.step(&mut [1.0; 3], &[0.5; 3]);
-            let got: Vec<_> = opt.state().iter().map(|(n, s)| (*n, s.len())).collect();
-            let want: Vec<_> = cfg.state_names().iter().map(|n| (*n, 3)).collect();
-            assert_eq!(got, want, "{name}");
-        }
-    }
-
-    #[test]
-    fn clipping_scratch_only_when_clipping() {
-        let mut opt = Optimizer::new(OptimizerConfig::Adam(AdamConfig::default())).unwrap();
-        opt.step(&mut [1.0; 4], &[0.5; 4]);
-        assert!(opt.clipped.is_empty() && opt.clipped.capacity() == 0);
-
-        let cfg = OptimizerConfig::Adam(AdamConfig {
-            clipnorm: Some(0.1),
-            ..AdamConfig::default()
-        });
-        let mut opt = Optimizer::new(cfg).unwrap();
-        opt.step(&mut [1.0; 4], &[0.5; 4]);
-        let at = opt.clipped.as_ptr();
-        for _ in 0..3 {
-            opt.step(&mut [1.0; 4], &[0.5; 4]);
-        }
-        assert_eq!((opt.clipped.as_ptr(), opt.clipped.len()), (at, 4));
-    }
-
-    #[test]
-    fn layout_runs_merge_and_fill_gaps() {
-        let cfg = OptimizerConfig::Sgd(SgdConfig {
-            weight_decay: 0.1,
-            exclude_from_weight_decay: vec!["bias".into()],
-            ..SgdConfig::default()
-        });
-        let infos = [
-            ParamInfo::new("layers.1.weight", 7, vec![3]),
-            ParamInfo::new("layers.0.weight", 0, vec![2, 2]),
-            ParamInfo::new("layers.0.bias", 4, vec![2]),
-            ParamInfo::new("layers.1.bias", 10, vec![1]),
-            ParamInfo::new("layers.2.bias", 11, vec![0]),
-        ];
-        let l = Layout::new(&cfg, &infos);
-        assert_eq!(l.len, 11);
-        assert_eq!(l.tensors, vec![0..4, 4..6, 6..7, 7..10, 10..11]);
-        assert_eq!(
-            l.decay_runs(),
-            vec![(0..4, true), (4..6, false), (6..10, true), (10..11, false)]
-        );
-        // Nothing to exclude, or no decay at all: one run.
-        let plain = OptimizerConfig::Sgd(SgdConfig {
-            weight_decay: 0.1,
-            ..SgdConfig::default()
-        });
-        assert_eq!(Layout::new(&plain, &infos).decay_runs(), vec![(0..11, true)]);
-        let no_decay = OptimizerConfig::Sgd(SgdConfig {
-            exclude_from_weight_decay: vec!["bias".into()],
-            ..SgdConfig::default()
-        });
-        assert_eq!(
-            Layout::new(&no_decay, &infos).decay_runs(),
-            vec![(0..11, true)]
-        );
     }
 }

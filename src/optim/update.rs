@@ -1,0 +1,123 @@
+//! The update machinery shared by every algorithm: the [`Rule`] trait each one
+//! implements, and [`apply`], which picks the rule for a configuration and
+//! drives it over a run of parameters, in fixed chunks on the thread pool
+//! when the run is large.
+
+use std::ops::Range;
+
+use super::{adagrad, adam, rmsprop, sgd, OptimizerConfig};
+use crate::kernels::{parallel_for, PAR_CHUNK};
+
+/// One algorithm's update of a contiguous run of parameters, with its `N`
+/// state buffers cut to the same run.
+///
+/// An implementor is built once per step (so per-step scalars such as bias
+/// corrections are computed once) and then applied to each chunk, possibly
+/// from several threads. The update must be elementwise: element `i` may read
+/// and write only index `i` of each slice, which is what makes the result
+/// independent of how the slices were chunked.
+pub(crate) trait Rule<const N: usize>: Sync {
+    /// The names of the state buffers, in the order `update` receives them.
+    const STATE_NAMES: [&'static str; N];
+
+    /// Updates `p` in place from the gradients `g` and the state; all slices
+    /// have the same length.
+    fn update(&self, p: &mut [f32], g: &[f32], state: [&mut [f32]; N]);
+}
+
+/// Applies `rule` to `p`, the parameters at `range` of the whole vector, with
+/// the same range of each state buffer; in fixed chunks on the pool when large.
+pub(super) fn drive<R: Rule<N>, const N: usize>(
+    rule: &R,
+    p: &mut [f32],
+    g: &[f32],
+    bufs: &mut [Vec<f32>],
+    range: Range<usize>,
+) {
+    let mut bufs = bufs.iter_mut();
+    // The caller sized one buffer per state name; the empty fallback only keeps
+    // a broken invariant from panicking (zip then updates nothing).
+    let state: [&mut [f32]; N] = std::array::from_fn(|_| {
+        bufs.next()
+            .and_then(|b| b.get_mut(range.clone()))
+            .unwrap_or_default()
+    });
+    debug_assert!(
+        state.iter().all(|s| s.len() == p.len()),
+        "state sized for another model"
+    );
+    if parallel_for(p.len()) {
+        split(rule, p, g, state);
+    } else {
+        rule.update(p, g, state);
+    }
+}
+
+/// Halves the run at a chunk boundary until each piece is one `PAR_CHUNK`
+/// chunk. Recursive `join` rather than `par_chunks` because the number of state
+/// slices to zip with varies by algorithm.
+fn split<R: Rule<N>, const N: usize>(rule: &R, p: &mut [f32], g: &[f32], state: [&mut [f32]; N]) {
+    if p.len() <= PAR_CHUNK {
+        rule.update(p, g, state);
+        return;
+    }
+    let mid = p.len().div_ceil(PAR_CHUNK) / 2 * PAR_CHUNK;
+    let (p_lo, p_hi) = p.split_at_mut(mid);
+    let (g_lo, g_hi) = g.split_at(mid.min(g.len()));
+    let mut halves = state.map(|s| s.split_at_mut(mid.min(s.len())));
+    let s_lo = halves.each_mut().map(|h| std::mem::take(&mut h.0));
+    let s_hi = halves.map(|h| h.1);
+    rayon::join(
+        || split(rule, p_lo, g_lo, s_lo),
+        || split(rule, p_hi, g_hi, s_hi),
+    );
+}
+
+/// One update of the parameters at `range` (`p` and `g` are that range), with
+/// weight decay when `decay`, else none, and `extra_l2·p` added to the
+/// gradient (an L2 regularizer's gradient).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn apply(
+    config: &OptimizerConfig,
+    t: u64,
+    decay: bool,
+    extra_l2: f32,
+    fused_clip: Option<(f32, f32)>,
+    p: &mut [f32],
+    g: &[f32],
+    bufs: &mut [Vec<f32>],
+    range: Range<usize>,
+) {
+    let wd = if decay { config.weight_decay() } else { 0.0 };
+    // SGD, Adam, RMSprop and Adagrad put weight decay into the gradient, so the
+    // regularizer's coefficient simply adds to it; AdamW keeps them apart.
+    let l2 = wd + extra_l2;
+    match config {
+        OptimizerConfig::Sgd(c) if c.momentum == 0.0 => {
+            drive(&sgd::PlainStep::new(c, l2), p, g, bufs, range)
+        }
+        OptimizerConfig::Sgd(c) => drive(&sgd::MomentumStep::new(c, t, l2), p, g, bufs, range),
+        OptimizerConfig::Adam(c) | OptimizerConfig::Adamw(c) => {
+            let decoupled = matches!(config, OptimizerConfig::Adamw(_));
+            let rule = adam::AdamStep::new(c, t, decoupled, wd, extra_l2, fused_clip);
+            if c.amsgrad {
+                drive::<_, 3>(&rule, p, g, bufs, range)
+            } else {
+                drive::<_, 2>(&rule, p, g, bufs, range)
+            }
+        }
+        OptimizerConfig::Rmsprop(c) => {
+            let rule = rmsprop::RmspropStep::new(c, l2);
+            match (c.has_momentum(), c.centered) {
+                (false, false) => drive::<_, 1>(&rule, p, g, bufs, range),
+                (true, true) => drive::<_, 3>(&rule, p, g, bufs, range),
+                // The rule reads the second buffer as the momentum buffer or
+                // the gradient average, as the config says.
+                _ => drive::<_, 2>(&rule, p, g, bufs, range),
+            }
+        }
+        OptimizerConfig::Adagrad(c) => {
+            drive(&adagrad::AdagradStep::new(c, t, l2), p, g, bufs, range)
+        }
+    }
+}
