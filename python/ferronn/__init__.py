@@ -74,3 +74,12 @@ __all__ = [
     "__version__",
     *errors.__all__,
 ]
+
+
+def __getattr__(name: str):
+    # ``fn.sklearn`` (scikit-learn estimators) is imported on first use: scikit-learn is optional.
+    if name == "sklearn":
+        import importlib
+
+        return importlib.import_module(".sklearn", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
