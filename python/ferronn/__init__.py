@@ -76,10 +76,14 @@ __all__ = [
 ]
 
 
+# Submodules imported on first use (``fn.sklearn``, ``fn.plot``): they need optional
+# packages (scikit-learn, matplotlib) that ``import ferronn`` must not pull in.
+_LAZY_MODULES = ("sklearn", "plot")
+
+
 def __getattr__(name: str):
-    # ``fn.sklearn`` (scikit-learn estimators) is imported on first use: scikit-learn is optional.
-    if name == "sklearn":
+    if name in _LAZY_MODULES:
         import importlib
 
-        return importlib.import_module(".sklearn", __name__)
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
