@@ -15,7 +15,8 @@ the median over the repetitions.
   c. single-sample predict latency (µs);
   d. the cost of training control inside the Rust step: a per-batch cosine
      schedule, gradient clipping (global norm and value) and an L2 penalty on
-     every kernel, against plain Adam on the same model (ferronn only).
+     every kernel, against plain Adam on the same model (ferronn only);
+  e. the cost of fn.diagnostics.GradientMonitor at its default rate during fit.
 
 Works without torch (its columns read "n/a").
 """
@@ -365,6 +366,41 @@ def bench_overhead(X: np.ndarray, y: np.ndarray, reps: int, warmup: int) -> None
                  "cost (median of paired rounds)", "per-round speed ratio"), rows)
 
 
+# -- e. GradientMonitor overhead --------------------------------------------------------
+
+def bench_monitor(X: np.ndarray, y: np.ndarray, reps: int, warmup: int) -> None:
+    from ferronn.diagnostics import GradientMonitor
+
+    n, rows = len(X), []
+    for bs in (32, 128):
+        models = {k: ferronn_mlp([784, 256, 128, 10]) for k in ("plain", "monitored")}
+        monitors: list = []
+        epoch = [0]
+
+        def runner(key: str) -> Callable[[], float]:
+            def run() -> float:
+                epoch[0] += 1
+                callbacks = []
+                if key == "monitored":
+                    monitors.append(GradientMonitor())
+                    callbacks = [monitors[-1]]
+                t = time.perf_counter()
+                models[key].fit(X, y, epochs=1, batch_size=bs, seed=epoch[0], verbose=0, callbacks=callbacks)
+                return time.perf_counter() - t
+            return run
+
+        times = interleaved({k: runner(k) for k in models}, 3 * reps, warmup)
+        med = {k: n / statistics.median(v) for k, v in times.items()}
+        pairs = sorted(p / c for p, c in zip(times["plain"], times["monitored"]))
+        records = statistics.median(len(m.history.get("step", [])) for m in monitors)
+        rows.append((f"784-256-128-10 b={bs}", fmt(med["plain"]), fmt(med["monitored"]),
+                     f"{100 * (1 - med['monitored'] / med['plain']):+.1f}%",
+                     f"{100 * (1 - statistics.median(pairs)):+.1f}%", f"{records:.0f}"))
+    print_table(f"e. GradientMonitor() at its default rate, fit samples/s (median of {3 * reps})",
+                ("case", "plain fit", "with monitor", "cost (medians)", "cost (median of paired rounds)",
+                 "records per epoch"), rows)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=2, help="threads for every library (default 2)")
@@ -372,7 +408,7 @@ def main() -> None:
     p.add_argument("--samples", type=int, default=8192, help="samples per training epoch (default 8192)")
     p.add_argument("--max-wait", type=float, default=60.0,
                    help="seconds to wait for an idle machine before each timed run (0: never wait)")
-    p.add_argument("--sections", default="abcd", help="which sections to run (default abcd)")
+    p.add_argument("--sections", default="abcde", help="which sections to run (default abcde)")
     args = p.parse_args()
     QUIET["max_wait"] = args.max_wait
     limiter = set_threads(args.threads)  # noqa: F841 (kept alive for the whole run)
@@ -392,6 +428,8 @@ def main() -> None:
         bench_latency(calls, warmup)
     if "d" in args.sections:
         bench_overhead(X, y, reps, warmup)
+    if "e" in args.sections:
+        bench_monitor(X, y, reps, warmup)
     print(f"timed runs: {QUIET['runs']}; redone because other processes used >10% CPU: {QUIET['redone']}; "
           f"kept although still disturbed: {QUIET['contaminated']}; load average at end: {os.getloadavg()[0]:.2f}")
     if args.quick:

@@ -261,15 +261,6 @@ def _layer_of(tensor: str) -> str:
     return tensor.rsplit(".", 1)[0]
 
 
-def _norms(named: list[tuple[str, np.ndarray]], per: str) -> dict[str, float]:
-    sums: dict[str, float] = {}
-    for name, a in named:
-        key = _layer_of(name) if per == "layer" else name
-        a64 = np.asarray(a, dtype=np.float64)
-        sums[key] = sums.get(key, 0.0) + float(np.dot(a64.ravel(), a64.ravel()))
-    return {k: math.sqrt(v) for k, v in sums.items()}
-
-
 class GradientMonitor(Callback):
     """Records gradient and weight L2 norms during ``fit``.
 
@@ -287,7 +278,7 @@ class GradientMonitor(Callback):
       ``"layers.0"``; ``per="tensor"``: one entry per tensor, ``"layers.0.weight"``);
     - ``"grad_norm"``: the norm of all the gradients together.
 
-    The cost of a record is one copy of the gradients and one of the weights.
+    A record costs one pass over the gradients and the weights, in Rust.
     """
 
     def __init__(self, every: int = 10, per: str = "layer") -> None:
@@ -317,13 +308,17 @@ class GradientMonitor(Callback):
             return
         self._last = self._step
         net = self.model._require_built("GradientMonitor")
-        grads, weights = net.grads(), net.params()
+        # Sums of squares computed in Rust: no copy of the arrays per record.
+        sq = net.sq_norms()
         row: dict[str, Any] = {"epoch": self._epoch, "batch": int(batch), "step": self._step,
-                               "grad_norm": _norms([("all.g", g) for _, g in grads], "layer")["all"]}
-        for key, value in _norms(grads, self.per).items():
-            row[f"{key}/grad_norm"] = value
-        for key, value in _norms(weights, self.per).items():
-            row[f"{key}/weight_norm"] = value
+                               "grad_norm": math.sqrt(sum(g for _, g, _ in sq))}
+        for suffix, pick in (("grad_norm", 1), ("weight_norm", 2)):
+            sums: dict[str, float] = {}
+            for entry in sq:
+                key = _layer_of(entry[0]) if self.per == "layer" else entry[0]
+                sums[key] = sums.get(key, 0.0) + entry[pick]
+            for key, value in sums.items():
+                row[f"{key}/{suffix}"] = math.sqrt(value)
         for key, value in row.items():
             self.history.setdefault(key, []).append(value)
 

@@ -187,6 +187,14 @@ impl PyNetwork {
         self.inner.param_infos().into_iter().map(|p| Ok((p.name.clone(), tensor_copy(py, &p.shape, &flat[p.range()])?))).collect()
     }
 
+    /// Per trainable tensor, `(name, Σ grad², Σ weight²)` of the last step, in
+    /// f64: what a gradient monitor needs, without copying the arrays to Python.
+    fn sq_norms(&self) -> Vec<(String, f64, f64)> {
+        let (g, p) = (self.inner.grads(), self.inner.params());
+        let sq = |x: &[f32]| x.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>();
+        self.inner.param_infos().into_iter().map(|i| (i.name.clone(), sq(&g[i.range()]), sq(&p[i.range()]))).collect()
+    }
+
     /// Every tensor (parameters and buffers such as running statistics) in layer
     /// order, as `[(name, array, trainable)]`.
     fn tensors<'py>(&self, py: Python<'py>) -> PyResult<Vec<(String, Bound<'py, PyArrayDyn<f32>>, bool)>> {
