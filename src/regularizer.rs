@@ -149,11 +149,6 @@ pub fn total(penalties: &[Penalty], params: &[f32]) -> f64 {
     penalties.iter().map(|p| p.reg.penalty(&params[p.range.clone()])).sum()
 }
 
-/// Adds every penalty's gradient into `grads`; returns the summed penalty.
-pub fn add_grads(penalties: &[Penalty], params: &[f32], grads: &mut [f32]) -> f64 {
-    penalties.iter().map(|p| p.reg.add_grad(&params[p.range.clone()], &mut grads[p.range.clone()])).sum()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

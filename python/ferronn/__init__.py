@@ -10,11 +10,7 @@
 from . import _core, callbacks, datasets, errors, functional, layers, metrics, optim, regularizers, schedules
 from .threads import get_num_threads, set_num_threads
 from .errors import *  # noqa: F401,F403  (every named exception, listed in errors.__all__)
-from .layers import (
-    ELU, GELU, GLU, Activation, BatchNorm, Dense, Dropout, GeGLU, Gated, Identity, Layer, LayerNorm,
-    LeakyReLU, LogSoftmax, PReLU, ReGLU, ReLU, Residual, RMSNorm, Sigmoid, SiLU, Softmax, Softplus,
-    SwiGLU, Swish, Tanh,
-)
+from .layers import *  # noqa: F401,F403  (every layer class, listed in layers.__all__)
 from .model import Sequential, load
 from . import onnx_export, torch_layout
 from .torch_layout import load_torch_weights
@@ -26,32 +22,8 @@ __version__ = _core.__version__
 
 __all__ = [
     "Sequential",
-    "Dense",
-    "Activation",
-    "ReLU",
-    "LeakyReLU",
-    "ELU",
-    "GELU",
-    "SiLU",
-    "Swish",
-    "Sigmoid",
-    "Tanh",
-    "Softplus",
-    "Identity",
-    "Softmax",
-    "LogSoftmax",
-    "PReLU",
-    "Gated",
-    "GLU",
-    "SwiGLU",
-    "GeGLU",
-    "ReGLU",
-    "BatchNorm",
-    "LayerNorm",
-    "RMSNorm",
-    "Dropout",
-    "Residual",
-    "Layer",
+    # every layer class (fn.Dense, fn.ReLU, ...); spec parsing stays fn.layers.from_spec
+    *(name for name in layers.__all__ if name != "from_spec"),
     "History",
     "load",
     "load_torch_weights",

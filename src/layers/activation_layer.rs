@@ -5,21 +5,11 @@
 //! input handed back to `backward` (the network keeps it anyway), and the
 //! softmax gradients need only the output.
 
-use super::kind::{Ctx, LayerKind, ParamInfo};
+use super::kind::{check_backward, Ctx, LayerKind, ParamInfo};
 use crate::activation::Activation;
 use crate::error::{ensure_config, ensure_shape, Result};
 use crate::kernels::softmax::{check_temperature, log_softmax_backward, log_softmax_rows, softmax_backward, softmax_rows};
 use crate::tensor::{MatRef, Matrix};
-
-/// Checks that `x` and `dy` match the last forward pass (`batch × dim`).
-fn check_backward(kind: &str, dim: usize, batch: usize, x: MatRef<'_>, dy: &Matrix) -> Result<()> {
-    ensure_shape(x.rows == batch && x.cols == dim, || {
-        format!("{kind} backward: input is {}x{}, the last forward pass had {batch}x{dim}", x.rows, x.cols)
-    })?;
-    ensure_shape(dy.rows() == batch && dy.cols() == dim, || {
-        format!("{kind} backward: output gradient is {}x{}, expected {batch}x{dim}", dy.rows(), dy.cols())
-    })
-}
 
 /// `y = f(x)` elementwise, as a layer of its own (for instance after a
 /// normalisation layer, where the activation cannot fuse into a dense GEMM).
@@ -71,7 +61,7 @@ impl LayerKind for ActivationLayer {
 
     /// `dx = f'(x) ⊙ dy`.
     fn backward(&mut self, x: MatRef<'_>, _params: &[f32], _grads: &mut [f32], dy: &mut Matrix, dx: Option<&mut Matrix>) -> Result<()> {
-        check_backward("Activation layer", self.dim, self.y.rows(), x, dy)?;
+        check_backward("Activation layer", x, dy, self.y.rows(), self.dim, self.dim)?;
         // No parameters: without a `dx` to fill there is nothing to compute.
         let Some(dx) = dx else { return Ok(()) };
         dx.reshape_for(x.rows, self.dim);
@@ -140,7 +130,7 @@ impl LayerKind for Softmax {
     }
 
     fn backward(&mut self, x: MatRef<'_>, _params: &[f32], _grads: &mut [f32], dy: &mut Matrix, dx: Option<&mut Matrix>) -> Result<()> {
-        check_backward("Softmax", self.dim, self.y.rows(), x, dy)?;
+        check_backward("Softmax", x, dy, self.y.rows(), self.dim, self.dim)?;
         let Some(dx) = dx else { return Ok(()) };
         dx.reshape_for(x.rows, self.dim);
         let (y, t) = (self.y.as_slice(), self.temperature);

@@ -10,7 +10,7 @@ use rand::RngCore;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use super::kind::{Alloc, Ctx, LayerKind, ParamInfo};
+use super::kind::{check_backward, Alloc, Ctx, LayerKind, ParamInfo};
 use crate::error::{ensure_config, ensure_shape, Result};
 use crate::kernels::{parallel_for, PAR_CHUNK};
 use crate::tensor::{MatRef, Matrix};
@@ -121,12 +121,7 @@ impl LayerKind for Dropout {
 
     fn backward(&mut self, x: MatRef<'_>, _params: &[f32], _grads: &mut [f32], dy: &mut Matrix, dx: Option<&mut Matrix>) -> Result<()> {
         let batch = self.y.rows();
-        ensure_shape(x.rows == batch && x.cols == self.dim, || {
-            format!("Dropout backward: input is {}x{}, the last forward pass had {batch}x{}", x.rows, x.cols, self.dim)
-        })?;
-        ensure_shape(dy.rows() == batch && dy.cols() == self.dim, || {
-            format!("Dropout backward: output gradient is {}x{}, expected {batch}x{}", dy.rows(), dy.cols(), self.dim)
-        })?;
+        check_backward("Dropout", x, dy, batch, self.dim, self.dim)?;
         let Some(dx) = dx else { return Ok(()) };
         dx.reshape_for(batch, self.dim);
         if !self.masked {

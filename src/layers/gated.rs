@@ -9,7 +9,7 @@
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use super::kind::{Alloc, Ctx, LayerKind, ParamInfo};
+use super::kind::{check_backward, Alloc, Ctx, LayerKind, ParamInfo};
 use crate::activation::{add_bias, Activation};
 use crate::error::{ensure_config, ensure_shape, Result};
 use crate::init::Init;
@@ -159,12 +159,7 @@ impl LayerKind for Gated {
 
     fn backward(&mut self, x: MatRef<'_>, params: &[f32], grads: &mut [f32], dy: &mut Matrix, dx: Option<&mut Matrix>) -> Result<()> {
         let batch = self.h.rows();
-        ensure_shape(x.rows == batch && x.cols == self.in_dim, || {
-            format!("Gated backward: input is {}x{}, the last forward pass had {batch}x{}", x.rows, x.cols, self.in_dim)
-        })?;
-        ensure_shape(dy.rows() == batch && dy.cols() == self.units, || {
-            format!("Gated backward: output gradient is {}x{}, expected {batch}x{}", dy.rows(), dy.cols(), self.units)
-        })?;
+        check_backward("Gated", x, dy, batch, self.in_dim, self.units)?;
         self.dh.resize_rows(batch);
         let (gate, u, rows) = (self.gate, self.units, self.chunk_rows());
         if parallel_for(batch * u) {

@@ -6,7 +6,7 @@
 
 use rand_chacha::ChaCha8Rng;
 
-use crate::error::Result;
+use crate::error::{ensure_shape, Result};
 use crate::init::rng_for;
 use crate::tensor::{MatRef, Matrix};
 
@@ -92,6 +92,18 @@ impl Alloc {
         self.uid += 1;
         at
     }
+}
+
+/// `Error::Shape` unless `x` is the `[rows, in_dim]` input and `dy` the
+/// `[rows, out_dim]` output gradient of the last forward pass: the check every
+/// kind's backward starts with.
+pub fn check_backward(kind: &str, x: MatRef<'_>, dy: &Matrix, rows: usize, in_dim: usize, out_dim: usize) -> Result<()> {
+    ensure_shape(x.rows == rows && x.cols == in_dim, || {
+        format!("{kind} backward: input is {}x{}, the last forward pass had {rows}x{in_dim}", x.rows, x.cols)
+    })?;
+    ensure_shape(dy.rows() == rows && dy.cols() == out_dim, || {
+        format!("{kind} backward: output gradient is {}x{}, expected {rows}x{out_dim}", dy.rows(), dy.cols())
+    })
 }
 
 /// The operations of one layer kind.

@@ -60,12 +60,7 @@ fn check_input(kind: &str, x: MatRef<'_>, dim: usize) -> Result<()> {
 
 /// `Error::Shape` unless `x` and `dy` are the `[rows, dim]` of the last forward pass.
 fn check_backward(kind: &str, x: MatRef<'_>, dy: &Matrix, rows: usize, dim: usize) -> Result<()> {
-    ensure_shape(x.rows == rows && x.cols == dim, || {
-        format!("{kind} backward: input is {}x{}, the last forward pass had {rows}x{dim}", x.rows, x.cols)
-    })?;
-    ensure_shape(dy.rows() == rows && dy.cols() == dim, || {
-        format!("{kind} backward: output gradient is {}x{}, expected {rows}x{dim}", dy.rows(), dy.cols())
-    })
+    super::kind::check_backward(kind, x, dy, rows, dim, dim)
 }
 
 /// Column sums `Σ_rows dy·xhat` into `acc[..dim]` and `Σ_rows dy` into

@@ -3,7 +3,7 @@
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use super::kind::{Alloc, Ctx, LayerKind, ParamInfo};
+use super::kind::{check_backward, Alloc, Ctx, LayerKind, ParamInfo};
 use crate::error::{ensure_config, ensure_shape, Result};
 use crate::kernels::reduce::col_sums;
 use crate::kernels::{parallel_for, PAR_CHUNK};
@@ -129,12 +129,7 @@ impl LayerKind for PRelu {
 
     fn backward(&mut self, x: MatRef<'_>, params: &[f32], grads: &mut [f32], dy: &mut Matrix, dx: Option<&mut Matrix>) -> Result<()> {
         let batch = self.y.rows();
-        ensure_shape(x.rows == batch && x.cols == self.dim, || {
-            format!("PReLU backward: input is {}x{}, the last forward pass had {batch}x{}", x.rows, x.cols, self.dim)
-        })?;
-        ensure_shape(dy.rows() == batch && dy.cols() == self.dim, || {
-            format!("PReLU backward: output gradient is {}x{}, expected {batch}x{}", dy.rows(), dy.cols(), self.dim)
-        })?;
+        check_backward("PReLU", x, dy, batch, self.dim, self.dim)?;
         let alpha = &params[self.a_off..self.a_off + self.n_alpha()];
         let (dim, rows) = (self.dim, self.chunk_rows());
         self.partial.resize_rows(batch.div_ceil(rows));

@@ -103,20 +103,7 @@ impl Clipping {
 
 /// `Σ clamp(x, -bound, bound)²` in f64, in the same fixed order as [`sum_sq`].
 fn sum_sq_clamped(x: &[f32], bound: f32) -> f64 {
-    fn tree(x: &[f32], bound: f32, par: bool) -> f64 {
-        if x.len() <= PAR_CHUNK {
-            return chunk_sum_sq_clamped(x, bound);
-        }
-        let mid = x.len().div_ceil(PAR_CHUNK) / 2 * PAR_CHUNK;
-        let (lo, hi) = x.split_at(mid);
-        if par {
-            let (a, b) = rayon::join(|| tree(lo, bound, true), || tree(hi, bound, true));
-            a + b
-        } else {
-            tree(lo, bound, false) + tree(hi, bound, false)
-        }
-    }
-    tree(x, bound, parallel_for(x.len()))
+    chunk_tree(x, parallel_for(x.len()), &|c| chunk_sum_sq_clamped(c, bound))
 }
 
 /// One chunk (at most `PAR_CHUNK` values) of [`sum_sq_clamped`]: 64 f32 lanes
@@ -180,22 +167,23 @@ fn scale(x: &mut [f32], s: f32) {
 
 /// `Σ x²` in f64, in an order fixed by the length alone.
 pub(crate) fn sum_sq(x: &[f32]) -> f64 {
-    sum_sq_tree(x, parallel_for(x.len()))
+    chunk_tree(x, parallel_for(x.len()), &chunk_sum_sq)
 }
 
-/// Halves at a chunk boundary down to single chunks and adds the halves'
-/// sums; the tree is the same whether or not the halves run in parallel.
-fn sum_sq_tree(x: &[f32], par: bool) -> f64 {
+/// Sums `chunk` over the `PAR_CHUNK` pieces of `x`: halves at a chunk
+/// boundary down to single chunks and adds the halves' sums; the tree is the
+/// same whether or not the halves run in parallel.
+fn chunk_tree(x: &[f32], par: bool, chunk: &(dyn Fn(&[f32]) -> f64 + Sync)) -> f64 {
     if x.len() <= PAR_CHUNK {
-        return chunk_sum_sq(x);
+        return chunk(x);
     }
     let mid = x.len().div_ceil(PAR_CHUNK) / 2 * PAR_CHUNK;
     let (lo, hi) = x.split_at(mid);
     if par {
-        let (a, b) = rayon::join(|| sum_sq_tree(lo, true), || sum_sq_tree(hi, true));
+        let (a, b) = rayon::join(|| chunk_tree(lo, true, chunk), || chunk_tree(hi, true, chunk));
         a + b
     } else {
-        sum_sq_tree(lo, false) + sum_sq_tree(hi, false)
+        chunk_tree(lo, false, chunk) + chunk_tree(hi, false, chunk)
     }
 }
 
