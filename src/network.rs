@@ -99,6 +99,8 @@ pub(crate) struct BatchBuffers {
     pub(crate) values: Matrix,
     pub(crate) weights: Vec<f32>,
     pub(crate) order: Vec<usize>,
+    /// `(seed, epoch, n)` of the permutation in `order`.
+    pub(crate) order_key: Option<(u64, u64, usize)>,
 }
 
 /// A trainable feed-forward network.

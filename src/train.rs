@@ -176,8 +176,12 @@ impl Network {
         let n = x.rows;
         let n_batches = n.div_ceil(opts.batch_size);
         let end_batch = opts.max_batches.map_or(n_batches, |m| opts.start_batch.saturating_add(m).min(n_batches));
-        if opts.shuffle {
+        // The order depends only on (seed, epoch, n): the later chunks of an
+        // epoch reuse the permutation the first one drew.
+        let key = (opts.seed, opts.epoch, n);
+        if opts.shuffle && self.batch.order_key != Some(key) {
             let b = &mut self.batch;
+            b.order_key = Some(key);
             b.order.clear();
             b.order.extend(0..n);
             // Each epoch gets its own stream so that resuming at epoch k reproduces
