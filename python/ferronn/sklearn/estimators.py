@@ -1,0 +1,272 @@
+"""MLPClassifier and MLPRegressor: scikit-learn's parameters on top of `_BaseMLP`
+(the package imports `_base` first, which says clearly when scikit-learn is missing)."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+from sklearn.base import ClassifierMixin, RegressorMixin
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils import column_or_1d
+from sklearn.utils._param_validation import StrOptions
+from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
+from sklearn.utils.validation import check_is_fitted
+
+from ..errors import ConfigError
+from ._base import _BaseMLP, _validate_data
+
+
+__all__ = ["MLPClassifier", "MLPRegressor"]
+
+_COMMON_DOC = """
+    Parameters (scikit-learn's, same names, defaults and meanings)
+    ----------
+    hidden_layer_sizes : array-like of int, default=(100,)
+    activation : {"identity", "logistic", "tanh", "relu"}, default="relu"
+    solver : {"adam", "sgd", "adamw"}, default="adam"
+        "adamw" (ferronn's) uses ``weight_decay``; "lbfgs" raises ConfigError.
+    alpha : float, default=1e-4
+        L2 strength, mapped onto ``fn.regularizers.l2`` on every kernel (module docs).
+    batch_size : int or "auto", default="auto" (``min(200, n_samples)``)
+    learning_rate : {"constant", "invscaling", "adaptive"}, default="constant" (SGD only)
+    learning_rate_init : float, default=1e-3
+    power_t : float, default=0.5
+    max_iter : int, default=200 (epochs)
+    shuffle : bool, default=True
+    random_state : int, RandomState or None, default=None
+    tol : float, default=1e-4
+    verbose : bool, default=False
+    warm_start : bool, default=False
+    momentum : float, default=0.9
+    nesterovs_momentum : bool, default=True
+    early_stopping : bool, default=False
+    validation_fraction : float, default=0.1
+    beta_1, beta_2, epsilon : float, default=0.9, 0.999, 1e-8
+    n_iter_no_change : int, default=10
+    max_fun : int, default=15000 (accepted for compatibility; L-BFGS only, unused)
+
+    ferronn's extras: ``dropout`` (0.0), ``batch_norm`` (False), ``weight_decay``
+    (0.0; AdamW only), ``n_threads`` (None: ferronn's current thread count).
+
+    Attributes: ``n_features_in_``, ``feature_names_in_`` (string column names),
+    ``loss_``, ``loss_curve_``, ``best_loss_``, ``validation_scores_``,
+    ``best_validation_score_``, ``n_iter_``, ``t_``, ``coefs_``, ``intercepts_``,
+    ``n_layers_``, ``n_outputs_``, ``out_activation_``.
+    See the ``ferronn.sklearn`` module docs for the mapping and the known differences.
+"""
+
+
+class MLPClassifier(ClassifierMixin, _BaseMLP):
+    """Multi-layer perceptron classifier: ``sklearn.neural_network.MLPClassifier`` trained by ferronn.
+
+    Multiclass targets train a softmax output with cross-entropy; binary targets one
+    logistic unit; a 2-D 0/1 indicator ``y`` (multi-label) one logistic unit per label
+    with binary cross-entropy, and ``predict`` then returns the indicator matrix.
+    Labels may be of any type scikit-learn accepts (ints, strings, ...): they are
+    mapped through ``classes_`` by a ``LabelBinarizer``, as in scikit-learn.
+    Adds ``classes_`` to the attributes below.
+    """
+
+    def __init__(self, hidden_layer_sizes: Any = (100,), activation: str = "relu", *, solver: str = "adam",
+                 alpha: float = 0.0001, batch_size: Any = "auto", learning_rate: str = "constant",
+                 learning_rate_init: float = 0.001, power_t: float = 0.5, max_iter: int = 200,
+                 shuffle: bool = True, random_state: Any = None, tol: float = 1e-4, verbose: Any = False,
+                 warm_start: bool = False, momentum: float = 0.9, nesterovs_momentum: bool = True,
+                 early_stopping: bool = False, validation_fraction: float = 0.1, beta_1: float = 0.9,
+                 beta_2: float = 0.999, epsilon: float = 1e-8, n_iter_no_change: Any = 10, max_fun: int = 15000,
+                 dropout: float = 0.0, batch_norm: bool = False, weight_decay: float = 0.0,
+                 n_threads: Optional[int] = None) -> None:
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.dropout = dropout
+        self.batch_norm = batch_norm
+        self.weight_decay = weight_decay
+        self.n_threads = n_threads
+
+    def _loss_kind(self) -> str:
+        return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
+
+    def _validate_input(self, X: Any, y: Any, incremental: bool, reset: bool) -> tuple[Any, np.ndarray]:
+        X, y = _validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
+                              dtype=(np.float64, np.float32), reset=reset)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
+            self._label_binarizer = LabelBinarizer()
+            self._label_binarizer.fit(y)
+            self.classes_ = self._label_binarizer.classes_
+        else:
+            classes = unique_labels(y)
+            if self.warm_start:
+                if set(classes) != set(self.classes_):
+                    raise ValueError("warm_start can only be used where `y` has the same classes as in the "
+                                     f"previous call to fit. Previously got {self.classes_}, `y` has {classes}")
+            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+                raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has {self.classes_}. "
+                                 f"'y' has {classes}.")
+        y = self._label_binarizer.transform(y).astype(bool)
+        return X, y
+
+    def partial_fit(self, X: Any, y: Any, sample_weight: Any = None, classes: Any = None) -> "MLPClassifier":
+        """One epoch over ``(X, y)``, continuing from the current weights and optimizer state.
+
+        ``classes`` (every label that will ever appear) is required on the first
+        call, as in scikit-learn; the argument order is scikit-learn's (>= 1.7).
+        """
+        if _check_partial_fit_first_call(self, classes):
+            self._label_binarizer = LabelBinarizer()
+            if type_of_target(y).startswith("multilabel"):
+                self._label_binarizer.fit(y)
+            else:
+                self._label_binarizer.fit(classes)
+        self._fit(X, y, sample_weight=sample_weight, incremental=True)
+        return self
+
+    def _predict(self, X: Any, check_input: bool = True) -> np.ndarray:
+        y_pred = self._forward(X, check_input=check_input)
+        if self.n_outputs_ == 1:
+            y_pred = y_pred.ravel()
+        return self._label_binarizer.inverse_transform(y_pred)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Class labels (from ``classes_``), or the 0/1 indicator matrix for multi-label targets."""
+        check_is_fitted(self)
+        return self._predict(X)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities, ``(n_samples, n_classes)``, columns in ``classes_`` order (for
+        multi-label targets: each label's probability)."""
+        check_is_fitted(self)
+        y_pred = self._forward(X)
+        if self.n_outputs_ == 1:
+            y_pred = y_pred.ravel()
+        if y_pred.ndim == 1:
+            return np.vstack([1 - y_pred, y_pred]).T
+        return y_pred
+
+    def predict_log_proba(self, X: Any) -> np.ndarray:
+        """``log(predict_proba(X))``."""
+        y_prob = self.predict_proba(X)
+        with np.errstate(divide="ignore"):
+            return np.log(y_prob, out=y_prob)
+
+    def _score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        return self._score_with_function(X, y, sample_weight, accuracy_score)
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+
+class MLPRegressor(RegressorMixin, _BaseMLP):
+    """Multi-layer perceptron regressor: ``sklearn.neural_network.MLPRegressor`` trained by ferronn.
+
+    Squared error with an identity output; a 2-D ``y`` trains one output per column
+    (multi-output regression). ``loss`` is scikit-learn's first positional parameter;
+    only "squared_error" is supported ("poisson" raises ConfigError).
+    """
+
+    _parameter_constraints: dict = {
+        **_BaseMLP._parameter_constraints,
+        "loss": [StrOptions({"squared_error", "poisson"})],
+    }
+
+    def __init__(self, loss: str = "squared_error", hidden_layer_sizes: Any = (100,), activation: str = "relu", *,
+                 solver: str = "adam", alpha: float = 0.0001, batch_size: Any = "auto",
+                 learning_rate: str = "constant", learning_rate_init: float = 0.001, power_t: float = 0.5,
+                 max_iter: int = 200, shuffle: bool = True, random_state: Any = None, tol: float = 1e-4,
+                 verbose: Any = False, warm_start: bool = False, momentum: float = 0.9,
+                 nesterovs_momentum: bool = True, early_stopping: bool = False, validation_fraction: float = 0.1,
+                 beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-8, n_iter_no_change: Any = 10,
+                 max_fun: int = 15000, dropout: float = 0.0, batch_norm: bool = False, weight_decay: float = 0.0,
+                 n_threads: Optional[int] = None) -> None:
+        self.loss = loss
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.dropout = dropout
+        self.batch_norm = batch_norm
+        self.weight_decay = weight_decay
+        self.n_threads = n_threads
+
+    def _loss_kind(self) -> str:
+        return "identity"
+
+    def _validate_input(self, X: Any, y: Any, incremental: bool, reset: bool) -> tuple[Any, np.ndarray]:
+        X, y = _validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True, y_numeric=True,
+                              dtype=(np.float64, np.float32), reset=reset)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        return X, y
+
+    def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> "MLPRegressor":
+        """One epoch over ``(X, y)``, continuing from the current weights and optimizer state."""
+        self._fit(X, y, sample_weight=sample_weight, incremental=True)
+        return self
+
+    def _predict(self, X: Any, check_input: bool = True) -> np.ndarray:
+        y_pred = self._forward(X, check_input=check_input)
+        if y_pred.shape[1] == 1:
+            return y_pred.ravel()
+        return y_pred
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predicted values, ``(n_samples,)`` or ``(n_samples, n_outputs)``."""
+        check_is_fitted(self)
+        return self._predict(X)
+
+    def _score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        return self._score_with_function(X, y, sample_weight, r2_score)
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+
+MLPClassifier.__doc__ = (MLPClassifier.__doc__ or "") + _COMMON_DOC
+MLPRegressor.__doc__ = (MLPRegressor.__doc__ or "") + _COMMON_DOC
