@@ -40,11 +40,11 @@ import csv
 import math
 import os
 import time
-import warnings
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 import numpy as np
 
+from ._warnings import warn_user
 from .errors import ConfigError
 
 if TYPE_CHECKING:
@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Callback",
+    "CallbackList",
     "History",
     "ProgressBar",
     "TerminateOnNaN",
@@ -143,9 +144,8 @@ def _monitored(owner: Callback, monitor: str, logs: Optional[Logs]) -> Optional[
     if value is None:
         if not getattr(owner, "_warned_missing", False):
             owner._warned_missing = True  # type: ignore[attr-defined]
-            warnings.warn(f"{type(owner).__name__} monitors {monitor!r}, which is not in the logs (available: "
-                          f"{', '.join(sorted(logs or {}))}); pass validation data, or compile the metric",
-                          RuntimeWarning, stacklevel=6)
+            warn_user(f"{type(owner).__name__} monitors {monitor!r}, which is not in the logs (available: "
+                      f"{', '.join(sorted(logs or {}))}); pass validation data, or compile the metric")
         return None
     return float(value)
 
@@ -157,9 +157,7 @@ def snapshot(model: "Sequential") -> list[tuple[str, np.ndarray]]:
 
 def restore(model: "Sequential", tensors: list[tuple[str, np.ndarray]]) -> None:
     """Writes tensors taken by ``snapshot`` back (the optimizer state is left as it is, as in Keras)."""
-    net = model._require_built("restore")
-    for name, a in tensors:
-        net.set_param(name, a)
+    model._assign_tensors(tensors)
 
 
 # --------------------------------------------------------------------- History
@@ -268,10 +266,9 @@ class TerminateOnNaN(Callback):
         if loss is not None and not math.isfinite(loss):
             self.stopped = (self._epoch, batch)
             self.model.stop_training = True
-            warnings.warn(f"training stopped: the loss or its gradients became non-finite (NaN or inf) at epoch "
-                          f"{self._epoch}, batch {batch}. That step was not applied: the weights are those from "
-                          "before it. A lower learning rate (or standardised inputs) usually avoids this.",
-                          RuntimeWarning, stacklevel=5)
+            warn_user(f"training stopped: the loss or its gradients became non-finite (NaN or inf) at epoch "
+                      f"{self._epoch}, batch {batch}. That step was not applied: the weights are those from "
+                      "before it. A lower learning rate (or standardised inputs) usually avoids this.")
 
 
 # --------------------------------------------------------------------- early stopping
@@ -519,3 +516,64 @@ class ReduceLROnPlateau(Callback):
                     if self.verbose:
                         print(f"epoch {epoch}: ReduceLROnPlateau lowered the learning rate to {new:.4g}")
                     self.cooldown_counter, self.wait = self.cooldown, 0
+
+
+# --------------------------------------------------------------------- the list a fit call runs
+
+class CallbackList:
+    """The callbacks of one ``fit`` call, run in order through explicit hooks.
+
+    Made from the user's callbacks: a ``ProgressBar`` first when ``verbose`` asks
+    for one and none is given, a ``TerminateOnNaN`` unless one is given, and the
+    ``History`` last (so it records what the others added to the logs). Every
+    callback gets the model and the fit settings (``params``) before training.
+    """
+
+    def __init__(self, callbacks: list[Callback], *, model: Any, params: dict[str, Any], verbose: int,
+                 history: History) -> None:
+        user = list(callbacks)
+        if verbose and not any(isinstance(cb, ProgressBar) for cb in user):
+            user.insert(0, ProgressBar())
+        if not any(isinstance(cb, TerminateOnNaN) for cb in user):
+            user.append(TerminateOnNaN())
+        self.callbacks = user + [history]
+        for cb in self.callbacks:
+            cb.set_model(model)
+            cb.set_params(params)
+
+    def max_chunk(self) -> Optional[int]:
+        """The most batches a core call may train: the smallest ``batch_every`` asked
+        for (None: no callback asks)."""
+        asked = [int(cb.batch_every) for cb in self.callbacks if cb.batch_every is not None]
+        return min(asked) if asked else None
+
+    def chunk_seconds(self) -> float:
+        """How long a core call should last so that ``on_batch_end`` runs about every
+        ``batch_interval`` seconds of the most demanding callback."""
+        return 0.6 * min(float(cb.batch_interval) for cb in self.callbacks)
+
+    def on_train_begin(self, logs: Logs) -> None:
+        for cb in self.callbacks:
+            cb.on_train_begin(logs)
+
+    def on_train_end(self, logs: Logs) -> None:
+        for cb in self.callbacks:
+            cb.on_train_end(logs)
+
+    def on_epoch_begin(self, epoch: int, logs: Logs) -> None:
+        for cb in self.callbacks:
+            cb.on_epoch_begin(epoch, logs)
+
+    def on_epoch_end(self, epoch: int, logs: Logs) -> None:
+        for cb in self.callbacks:
+            cb.on_epoch_end(epoch, logs)
+
+    def on_batch_end(self, batch: int, logs: Logs) -> None:
+        for cb in self.callbacks:
+            cb.on_batch_end(batch, logs)
+
+    def close_displays(self) -> None:
+        """Closes progress bars after an error (the other callbacks' ``on_train_end`` does not run)."""
+        for cb in self.callbacks:
+            if isinstance(cb, ProgressBar):
+                cb.on_train_end({})

@@ -405,11 +405,11 @@ def _backprop_grads(model: Any, x: np.ndarray, y: np.ndarray, training: bool) ->
     probe.lr = 0.0
     probe.training = training
     try:
-        loss_sum, samples, _, _ = probe.train_step(x, y)
+        stats = probe.train_step(x, y)
         grads = {n: np.asarray(g, dtype=np.float64) for n, g in probe.grads()}
     finally:
         probe.lr = lr
-    return loss_sum / samples, grads
+    return stats.loss_sum / stats.samples, grads
 
 
 def check_gradients(model: Any, X: Any, y: Any, eps: float = 1e-5, n_checks: Optional[int] = 20,

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Callable, Optional, Sequence, Union
+from typing import Any, Callable, Iterable, Optional, Sequence, Union
 
 import numpy as np
 
 from . import _core, _validate, layers as _layers, metrics as _metrics, optim as _optim, training as _training
-from .callbacks import Callback, History
+from .callbacks import Callback, CallbackList, History
+from .epochs import EpochDriver
 from .errors import ConfigError, ModelFileError, NotFittedError, UnknownNameError
 from . import summary as _summary
 
@@ -160,16 +161,16 @@ class Sequential:
         _validate.same_length(xa, ya)
         return xa, ya
 
-    def _logs_from_stats(self, stats: tuple[float, int, int, int], x: Optional[np.ndarray] = None,
+    def _logs_from_stats(self, stats: Any, x: Optional[np.ndarray] = None,
                          y: Optional[np.ndarray] = None) -> dict[str, float]:
-        """Loss and metrics, in compile order: accuracy from the core's counts, the
-        others (when ``x``, ``y`` are given) from predictions with the current weights."""
-        loss_sum, samples, correct, counted = stats[:4]
-        logs = {"loss": loss_sum / max(samples, 1)}
+        """Loss and metrics, in compile order, from the core's ``LossStats``: accuracy from
+        its counts, the others (when ``x``, ``y`` are given) from predictions with the
+        current weights."""
+        logs = {"loss": stats.mean_loss}
         outputs = None
         for m in self.metrics:
             if m == "accuracy":
-                logs["accuracy"] = correct / max(counted, 1)
+                logs["accuracy"] = stats.accuracy
             elif x is not None and y is not None:
                 if outputs is None:
                     outputs = self._require_built("metrics").predict(x)
@@ -191,14 +192,20 @@ class Sequential:
             truth, pred = (y.ravel(), outputs.ravel()) if one else (y, outputs)
         return key, float(fn(truth, pred))
 
-    def _epoch_logs(self, x: np.ndarray, y: np.ndarray, stats: tuple[float, int, int, int],
-                    validation: Optional[tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]]) -> dict[str, float]:
-        """The logs of an epoch: training loss and metrics, then the validation ones."""
+    def _end_epoch(self, epoch: int, stats: Any, x: np.ndarray, y: np.ndarray,
+                   validation: Optional[tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]]) -> dict[str, float]:
+        """Records a completed epoch; returns its logs: training loss and metrics, the
+        validation ones, and "lr", the rate the epoch ended with."""
+        self._epochs_trained = epoch + 1
         logs = self._logs_from_stats(stats, x, y)
+        # The chunks' loss sums are added one by one, so the last bits of the f64 mean depend on
+        # where the (time-sized) chunks fell; rounded to float32 the value does not.
+        logs["loss"] = float(np.float32(logs["loss"]))
         if validation is not None:
             xv, yv, wv = validation
             val = self._logs_from_stats(self._require_built("evaluate").evaluate(xv, yv, sample_weight=wv), xv, yv)
             logs.update({f"val_{k}": v for k, v in val.items()})
+        logs["lr"] = float(self._require_built("fit").current_lr)
         return logs
 
     def _n_outputs(self, input_dim: int) -> int:
@@ -250,7 +257,7 @@ class Sequential:
                                           or not isinstance(initial_epoch, (int, np.integer)) or initial_epoch < 0):
             raise ConfigError(f"initial_epoch must be a non-negative integer, got {initial_epoch!r}")
         split = _validation_split(validation_split)
-        callbacks = _callback_list(callbacks)
+        user_callbacks = _user_callbacks(callbacks)
         if isinstance(verbose, bool) or not isinstance(verbose, (int, np.integer)) or verbose < 0:
             raise ConfigError(f"verbose must be 0 (silent) or 1 (progress bar), got {verbose!r}")
         xa, ya = self._xy(x, y)
@@ -292,13 +299,20 @@ class Sequential:
         else:
             first, stop = int(initial_epoch), int(epochs)
         shuffle_seed = seed if seed is not None else int(self.seed or 0)
-        was_training, self._net.training = self._net.training, True  # fit trains in training mode, as Keras
+        steps = -(-len(xa) // int(batch_size))
+        history = History({"epochs": stop, "initial_epoch": first, "batch_size": int(batch_size), "samples": len(xa),
+                           "steps": steps, "verbose": int(verbose)})
+        cbs = CallbackList(user_callbacks, model=self, params=history.params, verbose=int(verbose), history=history)
+        net = self._net
+        driver = EpochDriver(net, xa, ya, batch_size=int(batch_size), shuffle=bool(shuffle), seed=shuffle_seed,
+                             sample_weight=weights, chunk_seconds=cbs.chunk_seconds(), max_chunk=cbs.max_chunk())
+        was_training, net.training = net.training, True  # fit trains in training mode, as Keras
         try:
-            return _training.fit_loop(self, xa, ya, sample_weight=weights, initial_epoch=first, epochs=stop,
-                                      batch_size=int(batch_size), shuffle=bool(shuffle), seed=shuffle_seed,
-                                      validation=validation, callbacks=callbacks, verbose=int(verbose))
+            return _training.fit_loop(
+                driver, cbs, history, model=self, epochs=range(first, stop), batch_logs=self._logs_from_stats,
+                epoch_logs=lambda epoch, stats: self._end_epoch(epoch, stats, xa, ya, validation))
         finally:
-            self._net.training = was_training
+            net.training = was_training
 
     # -- modes and custom loops ---------------------------------------------
 
@@ -340,12 +354,9 @@ class Sequential:
         net = self._require_built("train_step")
         fast = type(x) is np.ndarray and x.ndim == 2 and x.dtype == np.float32 and x.flags.c_contiguous
         xa = x if fast else _validate.features(x)
-        if sample_weight is None:
-            loss_sum, samples, _, _ = net.train_step(xa, self._targets(y))
-        else:
-            w = _training.sample_weights(sample_weight, len(xa))
-            loss_sum, samples, _, _ = net.train_step(xa, self._targets(y), sample_weight=w)
-        return loss_sum / samples
+        w = None if sample_weight is None else _training.sample_weights(sample_weight, len(xa))
+        stats = net.train_step(xa, self._targets(y), sample_weight=w)
+        return stats.loss_sum / stats.samples
 
     # -- inference --------------------------------------------------------
 
@@ -383,11 +394,8 @@ class Sequential:
         other than accuracy are unweighted."""
         net = self._require_built("evaluate")
         xa, ya = self._xy(x, y)
-        if sample_weight is None:
-            stats = net.evaluate(xa, ya)
-        else:
-            stats = net.evaluate(xa, ya, sample_weight=_training.sample_weights(sample_weight, len(xa)))
-        logs = self._logs_from_stats(stats, xa, ya)
+        w = None if sample_weight is None else _training.sample_weights(sample_weight, len(xa))
+        logs = self._logs_from_stats(net.evaluate(xa, ya, sample_weight=w), xa, ya)
         if return_dict:
             return logs
         return logs["loss"] if len(logs) == 1 else list(logs.values())
@@ -410,14 +418,19 @@ class Sequential:
 
     def set_weights(self, weights: Sequence[Any]) -> None:
         """Sets every array from a list shaped like ``get_weights()``."""
-        net = self._require_built("set_weights")
-        names = [n for n, _, _ in net.tensors()]
+        names = [n for n, _, _ in self._require_built("set_weights").tensors()]
         if len(weights) != len(names):
             raise ConfigError(f"expected {len(names)} arrays (one per parameter tensor), got {len(weights)}")
-        staged = net.copy()
-        for name, w in zip(names, weights):
-            staged.set_param(name, _validate.weights(w, name))
-        self._net = staged  # all or nothing: the model is unchanged if any array is rejected
+        self._assign_tensors((name, _validate.weights(w, name)) for name, w in zip(names, weights))
+
+    def _assign_tensors(self, tensors: Iterable[tuple[str, np.ndarray]]) -> None:
+        """Sets named tensors (parameters or buffers), all or nothing: they are written
+        into a copy of the network, which replaces it only when every one was accepted.
+        The one place where the model's network is swapped after it is built."""
+        staged = self._require_built("setting weights").copy()
+        for name, value in tensors:
+            staged.set_param(name, value)
+        self._net = staged
 
     @property
     def n_params(self) -> int:
@@ -519,7 +532,7 @@ def _validation_split(value: Any) -> float:
     return v
 
 
-def _callback_list(callbacks: Any) -> list[Callback]:
+def _user_callbacks(callbacks: Any) -> list[Callback]:
     if callbacks is None:
         return []
     if isinstance(callbacks, Callback):

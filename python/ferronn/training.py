@@ -1,10 +1,10 @@
-"""The training loop behind ``Sequential.fit``, and the data preparation it needs.
+"""The loop behind ``Sequential.fit`` (epochs, callbacks, History), and the data
+preparation it needs.
 
-The Rust core trains a run of mini-batches per call (shuffle order, forward, loss,
-backward, update); this loop calls it in chunks of an epoch, sized so that each
-call takes about 0.1 s, which bounds how long a callback, the progress bar or
-Ctrl-C waits. Chunked calls give exactly the same result as one call per epoch:
-the shuffle order depends only on (seed, epoch).
+The epochs themselves run through ``ferronn.epochs.EpochDriver`` (chunked core
+calls, divergence, Ctrl-C), as the scikit-learn estimators' do; this loop adds
+what Keras' ``fit`` adds on top: callbacks at fixed points, the History, and
+stopping on request (``model.stop_training``).
 
 Ctrl-C during ``fit`` stops training at the end of the chunk in flight (the
 weights are then consistent: every update of the batches trained so far is
@@ -16,15 +16,13 @@ kept). A second Ctrl-C interrupts at once.
 from __future__ import annotations
 
 import math
-import signal
-import threading
-import time
-import warnings
-from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Protocol
 
 import numpy as np
 
-from .callbacks import Callback, History, ProgressBar, TerminateOnNaN
+from ._warnings import warn_user
+from .callbacks import CallbackList, History
+from .epochs import EpochDriver
 from .errors import ConfigError, DTypeError, NonFiniteError, ShapeError
 
 if TYPE_CHECKING:
@@ -32,10 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = ["History", "fit_loop"]
 
-#: Number of batches in the first call of a run (its timing sizes the next ones).
-FIRST_CHUNK = 4
-#: Bounds on the time one core call aims for, in seconds.
-_MIN_TARGET, _MAX_TARGET = 0.005, 0.12
+Logs = dict[str, Any]
 
 
 # ------------------------------------------------------------------ data preparation
@@ -122,141 +117,61 @@ def split_indices(labels: Optional[np.ndarray], n: int, fraction: float) -> tupl
     return np.flatnonzero(~val), np.flatnonzero(val)
 
 
-# ------------------------------------------------------------------ Ctrl-C
-
-class _Interrupts:
-    """Turns the first SIGINT during ``fit`` into a flag checked between core calls.
-
-    Installed only in the main thread and only over Python's default handler (a
-    handler the user set is left alone; a KeyboardInterrupt it raises is still
-    caught by the loop). A second SIGINT raises KeyboardInterrupt at once.
-    """
-
-    def __init__(self) -> None:
-        self.fired = False
-        self._previous: Any = None
-
-    def _handler(self, signum: int, frame: Any) -> None:
-        if self.fired:
-            raise KeyboardInterrupt
-        self.fired = True
-
-    def __enter__(self) -> "_Interrupts":
-        if (threading.current_thread() is threading.main_thread()
-                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
-            self._previous = signal.signal(signal.SIGINT, self._handler)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-
-
 # ------------------------------------------------------------------ the loop
 
-class _Callbacks:
-    def __init__(self, callbacks: Sequence[Callback]) -> None:
-        self.list = list(callbacks)
+class Stoppable(Protocol):
+    """What the loop reads of the model: Keras' ``stop_training`` flag, which callbacks set."""
 
-    def __getattr__(self, hook: str) -> Any:
-        def call(*args: Any) -> None:
-            for cb in self.list:
-                getattr(cb, hook)(*args)
-        return call
+    stop_training: bool
 
 
-def _stats_logs(model: "Sequential", loss_sum: float, samples: int, correct: int, counted: int) -> dict[str, float]:
-    logs = {"loss": loss_sum / max(samples, 1)}
-    if "accuracy" in model.metrics:
-        logs["accuracy"] = correct / max(counted, 1)
-    return logs
+def fit_loop(driver: EpochDriver, callbacks: CallbackList, history: History, *, model: Stoppable,
+             epochs: range, batch_logs: Callable[[Any], Logs], epoch_logs: Callable[[int, Any], Logs]) -> History:
+    """Trains ``epochs`` through ``driver``, running ``callbacks``; returns ``history``.
 
-
-def fit_loop(model: "Sequential", x: np.ndarray, y: np.ndarray, *, sample_weight: Optional[np.ndarray],
-             initial_epoch: int, epochs: int, batch_size: int, shuffle: bool, seed: int,
-             validation: Optional[tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]],
-             callbacks: Sequence[Callback], verbose: int) -> History:
-    """Trains ``model`` for epochs ``initial_epoch .. epochs-1`` on prepared, checked arrays."""
-    n = len(x)
-    steps = -(-n // batch_size)
-    history = History({"epochs": epochs, "initial_epoch": initial_epoch, "batch_size": batch_size, "samples": n,
-                       "steps": steps, "verbose": verbose})
-    user = list(callbacks)
-    if verbose and not any(isinstance(cb, ProgressBar) for cb in user):
-        user.insert(0, ProgressBar())
-    if not any(isinstance(cb, TerminateOnNaN) for cb in user):
-        user.append(TerminateOnNaN())
-    cbs = _Callbacks(user + [history])
-    for cb in cbs.list:
-        cb.set_model(model)
-        cb.set_params(history.params)
-
-    caps = [int(cb.batch_every) for cb in cbs.list if cb.batch_every is not None]
-    cap = min(caps) if caps else steps
-    target = min(max(0.6 * min(float(cb.batch_interval) for cb in cbs.list), _MIN_TARGET), _MAX_TARGET)
-    chunk = max(1, min(FIRST_CHUNK, cap))
-    trusted = False
-
+    ``batch_logs(stats)`` gives the running logs of a partly trained epoch (for
+    ``on_batch_end``); ``epoch_logs(epoch, stats)`` is called once per completed
+    epoch and returns its logs (the model records the epoch and computes its
+    metrics there)."""
     model.stop_training = False
-    logs: dict[str, Any] = {}
-    where = (initial_epoch, 0)  # epoch and batch reached, for the Ctrl-C message
+    logs: Logs = {}
+    where = (epochs.start, 0)  # epoch and batches reached, for the Ctrl-C message
     interrupted = False
-    with _Interrupts() as sigint:
+
+    def after_chunk(batches: int, stats: Any) -> bool:
+        callbacks.on_batch_end(batches - 1, {**batch_logs(stats), "batches": batches})
+        return not model.stop_training
+
+    with driver:
         try:
-            cbs.on_train_begin({})
-            for epoch in range(initial_epoch, epochs):
-                model._require_built("fit").epoch = epoch
-                cbs.on_epoch_begin(epoch, {})
-                loss_sum, samples, correct, counted = 0.0, 0, 0, 0
-                batch, complete = 0, True
-                while batch < steps:
-                    take = min(chunk, steps - batch)
-                    start = time.perf_counter()
-                    out = model._require_built("fit").train_epoch(
-                        x, y, batch_size, shuffle, seed, epoch, sample_weight=sample_weight, start_batch=batch,
-                        max_batches=take, trusted=trusted)
-                    elapsed = time.perf_counter() - start
-                    trusted = True
-                    ls, s, c, k, ran, diverged_at = out
-                    loss_sum, samples, correct, counted = loss_sum + ls, samples + s, correct + c, counted + k
-                    batch += ran
-                    where = (epoch, batch)
-                    if diverged_at is not None:
-                        cbs.on_batch_end(int(diverged_at), {"loss": float("nan"), "batches": int(diverged_at),
-                                                            "diverged": True})
-                        model.stop_training, complete = True, False
-                        break
-                    cbs.on_batch_end(batch - 1, {**_stats_logs(model, loss_sum, samples, correct, counted),
-                                                 "batches": batch})
-                    if sigint.fired or (model.stop_training and batch < steps):
-                        complete = False
-                        break
-                    if ran > 0 and elapsed > 0:
-                        chunk = max(1, min(int(target * ran / elapsed), 4 * chunk, cap))
-                if not complete or sigint.fired:
+            callbacks.on_train_begin({})
+            for epoch in epochs:
+                driver.start_epoch(epoch)
+                callbacks.on_epoch_begin(epoch, {})
+                result = driver.run_epoch(epoch, after_chunk)
+                where = (epoch, result.batches)
+                if result.diverged_at is not None:
+                    callbacks.on_batch_end(result.diverged_at, {"loss": float("nan"), "batches": result.diverged_at,
+                                                                "diverged": True})
+                    model.stop_training = True
+                interrupted = result.interrupted or driver.interrupted
+                if not result.complete or interrupted:
                     break
-                model._epochs_trained = epoch + 1
-                logs = model._epoch_logs(x, y, (loss_sum, samples, correct, counted), validation)
-                # The chunks' loss sums are added here, so the last bits of the f64 mean depend on
-                # where the (time-sized) chunks fell; rounded to float32 the value does not.
-                logs["loss"] = float(np.float32(logs["loss"]))
-                logs["lr"] = float(model._require_built("fit").current_lr)
-                cbs.on_epoch_end(epoch, logs)
-                if model.stop_training or sigint.fired:
+                logs = epoch_logs(epoch, result.stats)
+                callbacks.on_epoch_end(epoch, logs)
+                if model.stop_training or driver.interrupted:
                     break
-            interrupted = sigint.fired
+            interrupted = interrupted or driver.interrupted
         except KeyboardInterrupt:
             interrupted = True
         except BaseException:
-            for cb in cbs.list:
-                if isinstance(cb, ProgressBar):
-                    cb.on_train_end({})
+            callbacks.close_displays()
             raise
     if interrupted:
         epoch, batch = where
-        at = f"after epoch {epoch}" if batch == steps else f"in epoch {epoch} after {batch} of {steps} batches"
-        warnings.warn(f"training interrupted (KeyboardInterrupt) {at}; returning the History of the "
-                      f"{len(history.epoch)} completed epoch(s) of this fit. The updates of a partly trained epoch "
-                      "are kept; the model can predict and train further.", RuntimeWarning, stacklevel=3)
-    cbs.on_train_end(logs)
+        at = f"after epoch {epoch}" if batch == driver.steps else f"in epoch {epoch} after {batch} of {driver.steps} batches"
+        warn_user(f"training interrupted (KeyboardInterrupt) {at}; returning the History of the "
+                  f"{len(history.epoch)} completed epoch(s) of this fit. The updates of a partly trained epoch "
+                  "are kept; the model can predict and train further.")
+    callbacks.on_train_end(logs)
     return history

@@ -6,6 +6,7 @@ mod convert;
 mod errors;
 mod functional;
 mod network;
+mod results;
 pub mod schedule;
 
 use pyo3::prelude::*;
@@ -27,6 +28,8 @@ fn get_num_threads() -> usize {
 fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<network::PyNetwork>()?;
+    m.add_class::<results::PyLossStats>()?;
+    m.add_class::<results::PyEpochReport>()?;
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(functional::activation_forward, m)?)?;

@@ -9,19 +9,12 @@ use pyo3::types::PyBytes;
 
 use crate::error::Error;
 use crate::io;
-use crate::loss::LossStats;
 use crate::network::{Network, NetworkSpec};
 use crate::train::EpochOptions;
 use crate::python::compute::compute;
 use crate::python::convert::{mat, PyTargets};
 use crate::python::functional::{array2, shaped};
-
-/// (loss_sum, samples, correct, counted): sums, so Python can combine batches.
-type Stats = (f64, u64, u64, u64);
-
-fn stats(s: LossStats) -> Stats {
-    (s.loss_sum, s.samples, s.correct, s.counted)
-}
+use crate::python::results::{PyEpochReport, PyLossStats};
 
 #[pyclass(name = "Network", module = "ferronn._core")]
 pub struct PyNetwork {
@@ -114,15 +107,15 @@ impl PyNetwork {
     /// One training step; returns the batch's summed statistics (a NaN loss
     /// sum when the step was refused as non-finite).
     #[pyo3(signature = (x, y, sample_weight=None))]
-    fn train_step(&mut self, py: Python<'_>, x: PyReadonlyArray2<'_, f32>, y: &Bound<'_, PyAny>, sample_weight: Option<PyReadonlyArray1<'_, f32>>) -> PyResult<Stats> {
+    fn train_step(&mut self, py: Python<'_>, x: PyReadonlyArray2<'_, f32>, y: &Bound<'_, PyAny>, sample_weight: Option<PyReadonlyArray1<'_, f32>>) -> PyResult<PyLossStats> {
         let y = PyTargets::extract(y)?;
         let (x, t, w) = (mat(&x)?, y.view()?, weights(&sample_weight)?);
         let net = &mut self.inner;
-        compute(py, || net.train_step(x, t, w)).map(stats)
+        compute(py, || net.train_step(x, t, w)).map(PyLossStats::from)
     }
 
-    /// Batches `start_batch..start_batch + max_batches` of one epoch; returns
-    /// `(loss_sum, samples, correct, counted, batches_run, diverged_at)`.
+    /// Batches `start_batch..start_batch + max_batches` of one epoch: what ran,
+    /// and where a non-finite step stopped the call.
     #[pyo3(signature = (x, y, batch_size, shuffle, seed, epoch, sample_weight=None, start_batch=0, max_batches=None, trusted=false))]
     #[allow(clippy::too_many_arguments)]
     fn train_epoch(
@@ -138,14 +131,12 @@ impl PyNetwork {
         start_batch: usize,
         max_batches: Option<usize>,
         trusted: bool,
-    ) -> PyResult<(f64, u64, u64, u64, usize, Option<usize>)> {
+    ) -> PyResult<PyEpochReport> {
         let y = PyTargets::extract(y)?;
         let (x, t, w) = (mat(&x)?, y.view()?, weights(&sample_weight)?);
         let opts = EpochOptions { batch_size, shuffle, seed, epoch, start_batch, max_batches, trusted };
         let net = &mut self.inner;
-        let r = compute(py, || net.train_epoch(x, t, w, &opts))?;
-        let (a, b, c, d) = stats(r.stats);
-        Ok((a, b, c, d, r.batches, r.diverged_at))
+        compute(py, || net.train_epoch(x, t, w, &opts)).map(PyEpochReport::from)
     }
 
     /// Validates `(x, y)` (and sample weights) against the model without using it.
@@ -159,11 +150,11 @@ impl PyNetwork {
 
     /// Loss statistics (L1/L2 penalties included) without training.
     #[pyo3(signature = (x, y, sample_weight=None))]
-    fn evaluate(&mut self, py: Python<'_>, x: PyReadonlyArray2<'_, f32>, y: &Bound<'_, PyAny>, sample_weight: Option<PyReadonlyArray1<'_, f32>>) -> PyResult<Stats> {
+    fn evaluate(&mut self, py: Python<'_>, x: PyReadonlyArray2<'_, f32>, y: &Bound<'_, PyAny>, sample_weight: Option<PyReadonlyArray1<'_, f32>>) -> PyResult<PyLossStats> {
         let y = PyTargets::extract(y)?;
         let (x, t, w) = (mat(&x)?, y.view()?, weights(&sample_weight)?);
         let net = &mut self.inner;
-        compute(py, || net.evaluate(x, t, w)).map(stats)
+        compute(py, || net.evaluate(x, t, w)).map(PyLossStats::from)
     }
 
     /// Raw outputs (logits for classification losses).

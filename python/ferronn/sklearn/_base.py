@@ -32,6 +32,7 @@ except ImportError:  # scikit-learn < 1.6
         return estimator._validate_data(*args, **kwargs)
 
 from .. import _core, layers as _layers, optim as _optim, regularizers as _regularizers
+from ..epochs import EpochDriver
 from ..errors import ConfigError, NonFiniteError
 from ..model import Sequential
 from ..threads import get_num_threads, set_num_threads
@@ -279,12 +280,9 @@ class _BaseMLP(BaseEstimator):
         names = [f"layers.{i}.{what}" for i in self.__dict__["_dense_layers"]]
         if len(value) != len(names):
             raise ValueError(f"expected {len(names)} arrays, got {len(value)}")
-        staged = net.copy()
-        for name, a in zip(names, value):
-            staged.set_param(name, np.ascontiguousarray(a, dtype=np.float32))
         model = self._model
         assert model is not None  # _net() raised otherwise
-        model._net = staged  # all or nothing: unchanged if any array is rejected
+        model._assign_tensors((name, np.ascontiguousarray(a, dtype=np.float32)) for name, a in zip(names, value))
 
     # ------------------------------------------------------------------ fitting
 
@@ -400,53 +398,36 @@ class _BaseMLP(BaseEstimator):
             weights = np.full(n_samples, ratio, dtype=np.float32)
 
         sgd = self.solver == "sgd"
-        trusted = False
         track_l2 = self._loss_kind() == "identity" and self.n_outputs_ > 1 and self.alpha > 0
         sq = self._sum_sq_coefs() if track_l2 else 0.0
+        driver = EpochDriver(net, x32, targets, batch_size=batch_size, shuffle=bool(self.shuffle), seed=seed,
+                             sample_weight=weights)
+        net.training = True
         try:
-            self.n_iter_ = 0
-            for _ in range(self.max_iter):
-                net.lr_scale = (self._lr / float(self.learning_rate_init)) / scale if sgd else 1.0
-                net.epoch = self._epoch
-                net.training = True
-                loss_sum, samples, _, _, _, diverged_at = net.train_epoch(
-                    x32, targets, batch_size, bool(self.shuffle), seed, self._epoch, sample_weight=weights,
-                    trusted=trusted)
-                trusted = True
-                self._epoch += 1
-                if diverged_at is not None:
-                    raise NonFiniteError(
-                        f"the loss or its gradients became non-finite (NaN or inf) in epoch {self.n_iter_ + 1}, "
-                        f"batch {diverged_at}; that step was refused and training stopped (the weights are those "
-                        "before it). The input data may contain large values and need to be preprocessed, or the "
-                        "learning rate may be too high.")
-                self.n_iter_ += 1
-                sq_start, sq = sq, (self._sum_sq_coefs() if track_l2 else 0.0)
-                self.loss_ = self._sklearn_loss(loss_sum / samples / scale, batch_size * mean_w, sq_start, sq)
-                self.t_ += n_samples
-                self.loss_curve_.append(self.loss_)
-                if self.verbose:
-                    print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
-                self._update_no_improvement_count(early_stopping, X_val, y_val, sw_val)
-                if sgd and self.learning_rate == "invscaling":
-                    self._lr = float(self.learning_rate_init) / (self.t_ + 1) ** self.power_t
-                if self._no_improvement_count > self.n_iter_no_change:
-                    if early_stopping:
-                        msg = ("Validation score did not improve more than tol=%f for %d consecutive epochs."
-                               % (self.tol, self.n_iter_no_change))
-                    else:
-                        msg = ("Training loss did not improve more than tol=%f for %d consecutive epochs."
-                               % (self.tol, self.n_iter_no_change))
-                    if self._trigger_stopping(msg):
+            with driver:
+                self.n_iter_ = 0
+                for _ in range(self.max_iter):
+                    net.lr_scale = (self._lr / float(self.learning_rate_init)) / scale if sgd else 1.0
+                    result = driver.run_epoch(self._epoch)
+                    if result.interrupted:
+                        warnings.warn("Training interrupted by user.")
                         break
-                    self._no_improvement_count = 0
-                if incremental:
-                    break
-                if self.n_iter_ == self.max_iter:
-                    warnings.warn("Stochastic Optimizer: Maximum iterations (%d) reached and the optimization "
-                                  "hasn't converged yet." % self.max_iter, ConvergenceWarning)
-        except KeyboardInterrupt:
-            warnings.warn("Training interrupted by user.")
+                    self._epoch += 1
+                    if result.diverged_at is not None:
+                        raise NonFiniteError(
+                            f"the loss or its gradients became non-finite (NaN or inf) in epoch {self.n_iter_ + 1}, "
+                            f"batch {result.diverged_at}; that step was refused and training stopped (the weights "
+                            "are those before it). The input data may contain large values and need to be "
+                            "preprocessed, or the learning rate may be too high.")
+                    self.n_iter_ += 1
+                    sq_start, sq = sq, (self._sum_sq_coefs() if track_l2 else 0.0)
+                    self.loss_ = self._sklearn_loss(result.stats.mean_loss / scale, batch_size * mean_w, sq_start, sq)
+                    self.t_ += n_samples
+                    self.loss_curve_.append(self.loss_)
+                    if self.verbose:
+                        print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+                    if self._end_iteration(early_stopping, X_val, y_val, sw_val, sgd) or incremental:
+                        break
         finally:
             net.lr_scale = 1.0
         if early_stopping:
@@ -454,6 +435,23 @@ class _BaseMLP(BaseEstimator):
             if best is not None:
                 for name, a in best:
                     net.set_param(name, a)
+
+    def _end_iteration(self, early_stopping: bool, X_val: Any, y_val: Any, sw_val: Any, sgd: bool) -> bool:
+        """scikit-learn's bookkeeping after an epoch; True when training stops."""
+        self._update_no_improvement_count(early_stopping, X_val, y_val, sw_val)
+        if sgd and self.learning_rate == "invscaling":
+            self._lr = float(self.learning_rate_init) / (self.t_ + 1) ** self.power_t
+        if self._no_improvement_count > self.n_iter_no_change:
+            what = "Validation score" if early_stopping else "Training loss"
+            msg = ("%s did not improve more than tol=%f for %d consecutive epochs."
+                   % (what, self.tol, self.n_iter_no_change))
+            if self._trigger_stopping(msg):
+                return True
+            self._no_improvement_count = 0
+        if self.n_iter_ == self.max_iter:
+            warnings.warn("Stochastic Optimizer: Maximum iterations (%d) reached and the optimization "
+                          "hasn't converged yet." % self.max_iter, ConvergenceWarning)
+        return False
 
     def _trigger_stopping(self, msg: str) -> bool:
         """scikit-learn's optimizer rule: stop, or (SGD, adaptive) divide the rate by 5."""
