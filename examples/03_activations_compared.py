@@ -28,7 +28,6 @@ Run: python examples/03_activations_compared.py [--fast] [--out-dir DIR]
 
 from __future__ import annotations
 
-import argparse
 import os
 
 import numpy as np
@@ -86,8 +85,6 @@ def main(fast: bool = False, out_dir: str = "examples/output") -> dict:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--fast", action="store_true", help="a quicker run with fewer epochs")
-    parser.add_argument("--out-dir", default="examples/output", help="where to write the figures")
-    args = parser.parse_args()
-    main(fast=args.fast, out_dir=args.out_dir)
+    from _gallery import gallery_cli
+
+    gallery_cli(main, __doc__, "a quicker run with fewer epochs")

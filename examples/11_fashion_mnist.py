@@ -33,7 +33,6 @@ Run: python examples/11_fashion_mnist.py [--fast] [--out-dir DIR]
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 
@@ -120,8 +119,6 @@ def main(fast: bool = False, out_dir: str = "examples/output") -> dict:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--fast", action="store_true", help="the embedded 8x8 digits instead (about a second)")
-    parser.add_argument("--out-dir", default="examples/output", help="where the PNG figures go")
-    args = parser.parse_args()
-    main(fast=args.fast, out_dir=args.out_dir)
+    from _gallery import gallery_cli
+
+    gallery_cli(main, __doc__, "the embedded 8x8 digits instead (about a second)")
