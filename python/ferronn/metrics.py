@@ -3,7 +3,7 @@
 >>> from ferronn import metrics
 >>> metrics.accuracy([0, 1, 2, 2], [0, 2, 2, 2])
 0.75
->>> metrics.f1_score(y_true, model.predict(X), average="macro")
+>>> metrics.f1_score(y, model.predict(X), average="macro")
 
 Classification metrics take class labels (non-negative integers; integral floats
 and booleans are accepted too); ``top_k_accuracy`` takes a score per class
