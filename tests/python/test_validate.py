@@ -1,5 +1,5 @@
-"""The scalar validators of ferronn._validate: every rejected value is a ConfigError
-naming the argument, huge Python ints included."""
+"""The scalar validators of ferronn._validate, and the callers that use them: every
+rejected value is a ConfigError naming the argument, huge Python ints included."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 
 import ferronn as fn
 from ferronn import _validate as V
+from ferronn.__main__ import main as cli_main
 from ferronn.errors import ConfigError, ExportError
 
 BIG = 2**70  # past every 64-bit type: int() of it into the core would be a bare OverflowError
@@ -131,3 +132,52 @@ def test_boolean():
     for bad in (1, 0, "yes", None):
         with pytest.raises(ConfigError, match=r"^shuffle must be True or False, got "):
             V.boolean(bad, "shuffle")
+
+
+# ----------------------------------------------------------------- the callers
+
+
+def _compiled() -> fn.Sequential:
+    model = fn.Sequential([fn.Dense(2)])
+    model.compile(optimizer=fn.optim.SGD(0.1), loss="mse")
+    return model
+
+
+@pytest.mark.parametrize("call, needle", [
+    (lambda: fn.set_num_threads(BIG), "num_threads must be at least 1"),
+    (lambda: fn.set_num_threads(True), "num_threads must be at least 1"),
+    (lambda: fn.schedules.StepDecay(0.1, step_size=BIG), "StepDecay step_size must be a non-negative integer"),
+    (lambda: fn.schedules.MultiStep(0.1, milestones=[2, BIG]), r"milestones\[1\] must be a non-negative integer"),
+    (lambda: fn.schedules.Constant(10**400), "Constant lr must be a number"),
+    (lambda: fn.metrics.top_k_accuracy([0], [[1.0, 0.0]], k=BIG), "k must be a positive integer"),
+    (lambda: fn.metrics.confusion_matrix([0], [0], num_classes=BIG), "num_classes must be a positive integer"),
+    (lambda: fn.datasets.spirals(n=BIG), "n must be a positive integer"),
+    (lambda: fn.datasets.spirals(n=10, noise=True), "noise must be a number"),
+    (lambda: fn.datasets.moons(n=10, noise=-0.1), "noise must be >= 0"),
+    (lambda: fn.Perceptron(max_epochs=BIG), "max_epochs must be a positive integer"),
+    (lambda: fn.Perceptron(lr=0), "lr must be > 0"),
+    (lambda: fn.regularizers.l2(float("nan")), "l2 must be a finite number"),
+    (lambda: fn.callbacks.EarlyStopping(patience=BIG), "EarlyStopping patience must be a non-negative integer"),
+    (lambda: fn.callbacks.LambdaCallback(batch_every=0), "batch_every must be a positive integer"),
+    (lambda: fn.callbacks.ReduceLROnPlateau(factor=1.0), r"ReduceLROnPlateau factor must be in \(0, 1\)"),
+    (lambda: fn.callbacks.ReduceLROnPlateau(min_lr=-1), "ReduceLROnPlateau min_lr must be >= 0"),
+    (lambda: _compiled().build(3, seed=2**64), r"seed must be an integer in \[0, 2\*\*64\)"),
+])
+def test_callers_reject_with_a_config_error_naming_the_argument(call, needle):
+    with pytest.raises(ConfigError, match=needle):
+        call()
+
+
+def test_plot_sizes(tmp_path):
+    pytest.importorskip("matplotlib")
+    with pytest.raises(ConfigError, match="ncols must be a positive integer"):
+        fn.plot.image_grid(np.zeros((2, 4)), image_shape=(2, 2), ncols=BIG)
+    with pytest.raises(ConfigError, match="dpi must be a positive integer"):
+        fn.plot.save(fn.plot.activation_gallery("relu"), tmp_path / "unused.png", dpi=0)
+
+
+def test_cli_rejects_bad_hidden_widths_with_a_message(capsys):
+    assert cli_main(["train", "--hidden", "64,x", "--epochs", "1"]) == 2
+    assert "--hidden must be comma-separated positive integers" in capsys.readouterr().err
+    assert cli_main(["train", "--hidden", "64,0", "--epochs", "1"]) == 2
+    assert "--hidden width must be a positive integer, got 0" in capsys.readouterr().err
