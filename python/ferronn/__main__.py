@@ -12,6 +12,7 @@ import sys
 import time
 
 import ferronn as fn
+from ferronn import _validate
 
 DEFAULTS = {"digits": {"hidden": "64", "epochs": 30}, "fashion-mnist": {"hidden": "256,128", "epochs": 10}}
 
@@ -40,10 +41,20 @@ def _load(name: str):
     return fn.datasets.fashion_mnist()
 
 
+def _widths(text: str) -> list[int]:
+    """``--hidden 256,128`` as [256, 128]; a typo is a ConfigError (main prints it), not a traceback."""
+    try:
+        widths = [int(h) for h in text.split(",") if h.strip()]
+    except ValueError:
+        raise fn.ConfigError(f"--hidden must be comma-separated positive integers such as 256,128, "
+                             f"got {text!r}") from None
+    return [_validate.positive_int(w, "--hidden width") for w in widths]
+
+
 def train(args: argparse.Namespace) -> int:
     if args.threads is not None:
         fn.set_num_threads(args.threads)
-    hidden = [int(h) for h in (args.hidden or DEFAULTS[args.dataset]["hidden"]).split(",") if h.strip()]
+    hidden = _widths(args.hidden or DEFAULTS[args.dataset]["hidden"])
     epochs = args.epochs if args.epochs is not None else DEFAULTS[args.dataset]["epochs"]
     batch = args.batch_size or (32 if args.dataset == "digits" else 128)
     (Xtr, ytr), (Xte, yte) = _load(args.dataset)

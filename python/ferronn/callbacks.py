@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 import numpy as np
 
+from . import _validate
 from ._warnings import warn_user
 from .errors import ConfigError
 
@@ -120,22 +121,6 @@ def _improves(value: float, reference: Optional[float], maximize: bool, min_delt
     if reference is None:
         return True
     return value - min_delta > reference if maximize else value + min_delta < reference
-
-
-def _nonneg_int(value: Any, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ConfigError(f"{what} must be a non-negative integer, got {value!r}")
-    return int(value)
-
-
-def _finite(value: Any, what: str) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{what} must be a number, got {value!r}") from None
-    if not math.isfinite(v) or isinstance(value, bool):
-        raise ConfigError(f"{what} must be a finite number, got {value!r}")
-    return v
 
 
 def _monitored(owner: Callback, monitor: str, logs: Optional[Logs]) -> Optional[float]:
@@ -292,13 +277,13 @@ class EarlyStopping(Callback):
                  restore_best_weights: bool = False, start_from_epoch: int = 0, baseline: Optional[float] = None,
                  verbose: int = 0) -> None:
         self.monitor = str(monitor)
-        self.patience = _nonneg_int(patience, "EarlyStopping patience")
-        self.min_delta = abs(_finite(min_delta, "EarlyStopping min_delta"))
+        self.patience = _validate.non_negative_int(patience, "EarlyStopping patience")
+        self.min_delta = abs(_validate.finite_float(min_delta, "EarlyStopping min_delta"))
         self.mode = mode
         self.maximize = _maximize(self.monitor, mode, "EarlyStopping")
         self.restore_best_weights = bool(restore_best_weights)
-        self.start_from_epoch = _nonneg_int(start_from_epoch, "EarlyStopping start_from_epoch")
-        self.baseline = None if baseline is None else _finite(baseline, "EarlyStopping baseline")
+        self.start_from_epoch = _validate.non_negative_int(start_from_epoch, "EarlyStopping start_from_epoch")
+        self.baseline = None if baseline is None else _validate.finite_float(baseline, "EarlyStopping baseline")
         self.verbose = verbose
         self._reset()
 
@@ -455,9 +440,7 @@ class LambdaCallback(Callback):
                     raise ConfigError(f"LambdaCallback {name} must be callable, got {fn!r}")
                 setattr(self, name, fn)
         if batch_every is not None:
-            if isinstance(batch_every, bool) or not isinstance(batch_every, (int, np.integer)) or batch_every < 1:
-                raise ConfigError(f"batch_every must be a positive integer, got {batch_every!r}")
-            self.batch_every = int(batch_every)
+            self.batch_every = _validate.positive_int(batch_every, "batch_every")
 
 
 # --------------------------------------------------------------------- learning rate
@@ -475,15 +458,12 @@ class ReduceLROnPlateau(Callback):
     def __init__(self, monitor: str = "val_loss", factor: float = 0.1, patience: int = 10, min_delta: float = 1e-4,
                  cooldown: int = 0, min_lr: float = 0.0, mode: str = "auto", verbose: int = 0) -> None:
         self.monitor = str(monitor)
-        self.factor = _finite(factor, "ReduceLROnPlateau factor")
-        if not 0.0 < self.factor < 1.0:
-            raise ConfigError(f"ReduceLROnPlateau factor must be in (0, 1), got {factor!r}")
-        self.patience = _nonneg_int(patience, "ReduceLROnPlateau patience")
-        self.min_delta = abs(_finite(min_delta, "ReduceLROnPlateau min_delta"))
-        self.cooldown = _nonneg_int(cooldown, "ReduceLROnPlateau cooldown")
-        self.min_lr = _finite(min_lr, "ReduceLROnPlateau min_lr")
-        if self.min_lr < 0:
-            raise ConfigError(f"ReduceLROnPlateau min_lr must be >= 0, got {min_lr!r}")
+        self.factor = _validate.finite_float(factor, "ReduceLROnPlateau factor", 0.0, 1.0, low_open=True,
+                                             high_open=True, expected="in (0, 1)")
+        self.patience = _validate.non_negative_int(patience, "ReduceLROnPlateau patience")
+        self.min_delta = abs(_validate.finite_float(min_delta, "ReduceLROnPlateau min_delta"))
+        self.cooldown = _validate.non_negative_int(cooldown, "ReduceLROnPlateau cooldown")
+        self.min_lr = _validate.finite_float(min_lr, "ReduceLROnPlateau min_lr", low=0.0)
         self.maximize = _maximize(self.monitor, mode, "ReduceLROnPlateau")
         self.verbose = verbose
         self._reset()

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import _validate
 from .errors import (
     ConfigError,
     DataFormatError,
@@ -201,18 +202,6 @@ def fashion_mnist(path: str | os.PathLike | None = None, kind: str = "both"):
 
 
 
-def _check_count(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_noise(noise) -> float:
-    if not (isinstance(noise, (int, float, np.floating)) and math.isfinite(noise) and noise >= 0):
-        raise ConfigError(f"noise must be a finite number >= 0, got {noise!r}")
-    return float(noise)
-
-
 def xor():
     """The four XOR points: X float32 (4, 2) in {0, 1}, y int64 = x0 XOR x1."""
     X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float32)
@@ -227,9 +216,9 @@ def spirals(n: int = 200, noise: float = 0.1, seed=0, classes: int = 2):
     k/classes of a full turn. Gaussian noise of std ``noise`` is added to both
     coordinates. Returns X float32 (n*classes, 2) and y int64, rows grouped by class.
     """
-    n = _check_count("n", n, 1)
-    classes = _check_count("classes", classes, 2)
-    noise = _check_noise(noise)
+    n = _validate.positive_int(n, "n")
+    classes = _validate.integer(classes, "classes", 2)
+    noise = _validate.finite_float(noise, "noise", low=0.0)
     rng = np.random.default_rng(seed)
     t = np.linspace(0.0, 1.0, n)
     parts = []
@@ -248,8 +237,8 @@ def moons(n: int = 200, noise: float = 0.1, seed=0):
     centre (1, 0.5), so each moon reaches into the other's hollow.
     Returns X float32 (2n, 2) and y int64, rows grouped by class.
     """
-    n = _check_count("n", n, 1)
-    noise = _check_noise(noise)
+    n = _validate.positive_int(n, "n")
+    noise = _validate.finite_float(noise, "noise", low=0.0)
     rng = np.random.default_rng(seed)
     angle = np.linspace(0.0, np.pi, n)
     upper = np.stack([np.cos(angle), np.sin(angle)], axis=1)
@@ -265,7 +254,7 @@ def _test_count(test_size, n: int) -> int:
         if not 0.0 < test_size < 1.0:
             raise ConfigError(f"a float test_size must be in (0, 1), got {test_size}")
         n_test = math.ceil(round(test_size * n, 9))  # 0.07 * 100 is 7.000000000000001, not 8
-    elif isinstance(test_size, (int, np.integer)) and not isinstance(test_size, bool):
+    elif _validate.is_integer(test_size):
         n_test = int(test_size)
     else:
         raise ConfigError(f"test_size must be a float in (0, 1) or an int, got {test_size!r}")

@@ -3,7 +3,7 @@
 >>> from ferronn import metrics
 >>> metrics.accuracy([0, 1, 2, 2], [0, 2, 2, 2])
 0.75
->>> metrics.f1_score(y_true, model.predict(X), average="macro")
+>>> metrics.f1_score(y, model.predict(X), average="macro")
 
 Classification metrics take class labels (non-negative integers; integral floats
 and booleans are accepted too); ``top_k_accuracy`` takes a score per class
@@ -27,6 +27,7 @@ from typing import Any, Callable, Optional, Union
 
 import numpy as np
 
+from . import _validate
 from .errors import ConfigError, DTypeError, EmptyInputError, LabelError, NonFiniteError, ShapeError, UnknownNameError
 
 __all__ = [
@@ -120,8 +121,7 @@ def top_k_accuracy(y_true: Any, scores: Any, k: int = 5) -> float:
     ``scores`` has shape ``(n, classes)``. A class tied with the k-th highest
     score counts as in the top k (ties are resolved in the sample's favour).
     """
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ConfigError(f"k must be a positive integer, got {k!r}")
+    k = _validate.positive_int(k, "k")
     t = _labels(y_true, "y_true")
     s = _numeric(scores, "scores")
     if s.ndim != 2:
@@ -145,9 +145,9 @@ def confusion_matrix(y_true: Any, y_pred: Any, num_classes: Optional[int] = None
     seen = int(max(t.max(), p.max())) + 1
     if num_classes is None:
         num_classes = seen
-    elif isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
-        raise ConfigError(f"num_classes must be a positive integer, got {num_classes!r}")
-    elif seen > num_classes:
+    else:
+        num_classes = _validate.positive_int(num_classes, "num_classes")
+    if seen > num_classes:
         raise LabelError(f"label {seen - 1} is out of range for num_classes={num_classes} (0..{num_classes - 1})")
     k = int(num_classes)
     return np.bincount(t * k + p, minlength=k * k).reshape(k, k).astype(np.int64)

@@ -30,7 +30,8 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .errors import ConfigError, DTypeError, EmptyInputError, LabelError, NonFiniteError, NotFittedError, ShapeError
+from . import _validate
+from .errors import DTypeError, EmptyInputError, LabelError, NonFiniteError, NotFittedError, ShapeError
 
 __all__ = ["Perceptron", "ConvergenceWarning"]
 
@@ -108,16 +109,8 @@ class Perceptron:
 
     def __init__(self, lr: float = 1.0, max_epochs: int = 100, shuffle: bool = False,
                  random_state: Optional[int] = None) -> None:
-        try:
-            lr_value = float(lr)
-        except (TypeError, ValueError):
-            raise ConfigError(f"lr must be a positive number, got {lr!r}") from None
-        if isinstance(lr, bool) or not np.isfinite(lr_value) or lr_value <= 0:
-            raise ConfigError(f"lr must be a finite number > 0, got {lr!r}")
-        if isinstance(max_epochs, bool) or not isinstance(max_epochs, (int, np.integer)) or max_epochs < 1:
-            raise ConfigError(f"max_epochs must be a positive integer, got {max_epochs!r}")
-        self.lr = lr_value
-        self.max_epochs = int(max_epochs)
+        self.lr = _validate.finite_float(lr, "lr", low=0.0, low_open=True)
+        self.max_epochs = _validate.positive_int(max_epochs, "max_epochs")
         self.shuffle = bool(shuffle)
         self.random_state = random_state
 

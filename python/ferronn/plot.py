@@ -31,7 +31,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("ferronn.plot needs matplotlib: pip install \"ferronn[plot]\" (or pip install matplotlib)") \
         from exc
 
-from . import functional as _functional, metrics as _metrics
+from . import _validate, functional as _functional, metrics as _metrics
 from .errors import ConfigError, DTypeError, EmptyInputError, ShapeError, UnknownNameError
 
 __all__ = [
@@ -48,12 +48,6 @@ _NOT_METRICS = ("lr",)
 
 
 # ----------------------------------------------------------------- helpers
-
-def _positive_int(value: Any, what: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ConfigError(f"{what} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
 
 def _numeric(a: Any, name: str) -> np.ndarray:
     if a is None:
@@ -236,7 +230,7 @@ def decision_boundary(model: Any, X: Any, y: Any, ax: Any = None, resolution: in
     into this matplotlib Axes (its Figure is returned) instead of a new Figure.
     """
     Xa, ya = _points(X, y)
-    res = _positive_int(resolution, "resolution", 2)
+    res = _validate.integer(resolution, "resolution", 2)
     if ax is None:
         fig = Figure(figsize=(5.0, 4.4), layout="constrained")
         ax = fig.add_subplot(1, 1, 1)
@@ -259,8 +253,8 @@ def decision_boundary_grid(panels: Sequence[tuple[str, Any]], X: Any, y: Any, nc
         if not isinstance(p, (tuple, list)) or len(p) != 2:
             raise ConfigError(f"each panel must be a (title, model) pair, got {p!r}")
     Xa, ya = _points(X, y)
-    cols = _positive_int(ncols, "ncols")
-    res = _positive_int(resolution, "resolution", 2)
+    cols = _validate.positive_int(ncols, "ncols")
+    res = _validate.integer(resolution, "resolution", 2)
     rows, cols = _grid_shape(len(panels), cols)
     fig = Figure(figsize=(3.4 * cols, 3.2 * rows), layout="constrained")
     for i, (title, model) in enumerate(panels):
@@ -415,8 +409,8 @@ def image_grid(images: Any, true: Any = None, pred: Any = None, image_shape: tup
     given); a title is red where the prediction is wrong. ``images``: flat rows reshaped
     to ``image_shape``, or an array (n, height, width)."""
     imgs = _numeric(images, "images").astype(np.float64)
-    cols = _positive_int(ncols, "ncols")
-    limit = _positive_int(max_images, "max_images")
+    cols = _validate.positive_int(ncols, "ncols")
+    limit = _validate.positive_int(max_images, "max_images")
     if imgs.ndim == 2:
         try:
             h, w = (int(s) for s in image_shape)
@@ -472,7 +466,7 @@ def save(fig: Figure, path: Union[str, os.PathLike], dpi: int = 100) -> str:
     if not isinstance(fig, Figure):
         raise ConfigError(f"save takes a matplotlib Figure (what the fn.plot functions return), got "
                           f"{type(fig).__name__}")
-    dpi = _positive_int(dpi, "dpi")
+    dpi = _validate.positive_int(dpi, "dpi")
     path = os.fspath(path)
     parent = os.path.dirname(path)
     if parent:

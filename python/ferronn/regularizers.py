@@ -16,27 +16,18 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
+from . import _validate
 from .errors import ConfigError, UnknownNameError
 
 __all__ = ["Regularizer", "l1", "l2", "l1_l2", "get"]
-
-
-def _factor(value: Any, what: str) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{what} must be a number, got {value!r}") from None
-    if isinstance(value, bool) or not np.isfinite(v) or v < 0:
-        raise ConfigError(f"{what} must be a finite number >= 0, got {value!r}")
-    return v
 
 
 class Regularizer:
     """The penalty ``l1·Σ|w| + l2·Σw²``."""
 
     def __init__(self, l1: float = 0.0, l2: float = 0.0) -> None:
-        self.l1 = _factor(l1, "l1")
-        self.l2 = _factor(l2, "l2")
+        self.l1 = _validate.finite_float(l1, "l1", low=0.0)
+        self.l2 = _validate.finite_float(l2, "l2", low=0.0)
 
     def __call__(self, w: Any) -> float:
         """The penalty of the array ``w`` (float64)."""

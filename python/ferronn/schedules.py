@@ -19,10 +19,9 @@ from __future__ import annotations
 
 import json
 import math
-import numbers
 from typing import Any, ClassVar, Sequence, Union
 
-from . import _core
+from . import _core, _validate
 from .errors import ConfigError, UnknownNameError
 
 __all__ = [
@@ -53,16 +52,9 @@ _FLOAT, _INT, _INTS, _STR, _BOOL = "float", "int", "ints", "str", "bool"
 
 def _convert(owner: str, arg: str, kind: str, value: Any) -> Any:
     if kind == _FLOAT:
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            raise ConfigError(f"{owner} {arg} must be a number, got {value!r}")
-        value = float(value)
-        if not math.isfinite(value):
-            raise ConfigError(f"{owner} {arg} must be finite, got {value}")
-        return value
+        return _validate.finite_float(value, f"{owner} {arg}")
     if kind == _INT:
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-            raise ConfigError(f"{owner} {arg} must be a non-negative integer, got {value!r}")
-        return int(value)
+        return _validate.non_negative_int(value, f"{owner} {arg}")
     if kind == _INTS:
         if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
             raise ConfigError(f"{owner} {arg} must be a list of non-negative integers, got {value!r}")
@@ -71,9 +63,7 @@ def _convert(owner: str, arg: str, kind: str, value: Any) -> Any:
         if not isinstance(value, str):
             raise ConfigError(f"{owner} {arg} must be a string, got {value!r}")
         return value
-    if not isinstance(value, bool):  # _BOOL
-        raise ConfigError(f"{owner} {arg} must be True or False, got {value!r}")
-    return value
+    return _validate.boolean(value, f"{owner} {arg}")  # _BOOL
 
 
 class Schedule:

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import numpy as np
-
-from . import _core
-from .errors import ConfigError
+from . import _core, _validate
 
 __all__ = ["set_num_threads", "get_num_threads"]
 
 
 def set_num_threads(n: int) -> None:
     """Uses ``n`` threads (>= 1) for all later work, as ``torch.set_num_threads``."""
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ConfigError(f"num_threads must be at least 1 (an integer), got {n!r}")
-    _core.set_num_threads(int(n))
+    _core.set_num_threads(_validate.integer(n, "num_threads", 1, expected="at least 1 (an integer)"))
 
 
 def get_num_threads() -> int:

@@ -7,17 +7,13 @@ hand-written derivative), as DESIGN.md's testing principles ask.
 
 from __future__ import annotations
 
-import os
-import sys
-
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings, strategies as st
 
 import ferronn as fn
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import reference as ref  # noqa: E402
+import reference as ref
 
 F = fn.functional
 ACTS = list(ref.ACTIVATIONS)

@@ -11,16 +11,12 @@ forward pass (``ref.net_forward``), never with a hand-written derivative.
 
 from __future__ import annotations
 
-import os
-import sys
-
 import numpy as np
 import pytest
 
 import ferronn as fn
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import reference as ref  # noqa: E402
+import reference as ref
 
 GRAD_RTOL = 1e-3
 KINK_MARGIN = 1e-3

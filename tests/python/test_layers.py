@@ -7,17 +7,14 @@ Numbers are compared with the float64 reference in tests/python/reference.py.
 
 from __future__ import annotations
 
-import os
 import re
-import sys
 
 import numpy as np
 import pytest
 
 import ferronn as fn
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import reference as ref  # noqa: E402
+import reference as ref
 
 
 def _model(layers, in_dim, loss="mse", optimizer=None, seed=0):

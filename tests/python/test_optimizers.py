@@ -8,16 +8,12 @@ weights and saw the same batches.
 
 from __future__ import annotations
 
-import os
-import sys
-
 import numpy as np
 import pytest
 
 import ferronn as fn
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import reference as ref  # noqa: E402
+import reference as ref
 
 IN, OUT, BATCH, STEPS = 6, 3, 8, 5
 TOL = 1e-5

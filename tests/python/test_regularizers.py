@@ -3,16 +3,12 @@ reference (finite differences of loss + penalty), and their plumbing."""
 
 from __future__ import annotations
 
-import os
-import sys
-
 import numpy as np
 import pytest
 
 import ferronn as fn
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import reference as ref  # noqa: E402
+import reference as ref
 
 R = fn.regularizers
 

@@ -43,13 +43,6 @@ Y_REG = X @ _rng.normal(size=6) + 0.1 * _rng.normal(size=120)
 Y_REG2 = X[:, :3] * 2.0 + 1.0
 
 
-@pytest.fixture(autouse=True)
-def restore_threads():
-    before = fn.get_num_threads()
-    yield
-    fn.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def digits():
     Xd, yd = fn.datasets.digits()

@@ -4,8 +4,6 @@ such files, whoever wrote them. No torch needed: files are built by hand with nu
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +14,7 @@ from safetensors.numpy import load_file, save_file
 import ferronn as fn
 from ferronn.errors import ConfigError, ModelFileError, NotFittedError, ShapeError
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import reference as ref  # noqa: E402
+import reference as ref
 
 D, N = 5, 48
 _rng = np.random.default_rng(3)

@@ -19,13 +19,6 @@ def mlp(hidden, out, activation="relu", optimizer=None, loss="cross_entropy", me
     return model
 
 
-@pytest.fixture(autouse=True)
-def restore_threads():
-    before = fn.get_num_threads()
-    yield
-    fn.set_num_threads(before)
-
-
 def test_xor_2_8_1_tanh_reaches_100_percent():
     X, y = fn.datasets.xor()
     model = mlp([8], 1, activation="tanh", optimizer=fn.optim.Adam(0.01), loss="bce")
