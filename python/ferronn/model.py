@@ -135,9 +135,7 @@ class Sequential:
         """Creates and initialises the weights for inputs of width ``input_dim``."""
         if self.loss is None:
             raise NotFittedError("call compile() before build()")
-        if isinstance(input_dim, bool) or not isinstance(input_dim, (int, np.integer)) or input_dim < 1:
-            raise ConfigError(f"input_dim must be a positive integer, got {input_dim!r}")
-        self._install(*self._new_net(int(input_dim), seed))
+        self._install(*self._new_net(_validate.positive_int(input_dim, "input_dim"), seed))
 
     @property
     def built(self) -> bool:
@@ -249,17 +247,13 @@ class Sequential:
         """
         if self.loss is None:
             raise NotFittedError("call compile() before fit()")
-        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
-            raise ConfigError(f"epochs must be a non-negative integer, got {epochs!r}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
-        if initial_epoch is not None and (isinstance(initial_epoch, bool)
-                                          or not isinstance(initial_epoch, (int, np.integer)) or initial_epoch < 0):
-            raise ConfigError(f"initial_epoch must be a non-negative integer, got {initial_epoch!r}")
+        epochs = _validate.non_negative_int(epochs, "epochs")
+        batch_size = _validate.positive_int(batch_size, "batch_size")
+        if initial_epoch is not None:
+            initial_epoch = _validate.non_negative_int(initial_epoch, "initial_epoch")
         split = _validation_split(validation_split)
         user_callbacks = _user_callbacks(callbacks)
-        if isinstance(verbose, bool) or not isinstance(verbose, (int, np.integer)) or verbose < 0:
-            raise ConfigError(f"verbose must be 0 (silent) or 1 (progress bar), got {verbose!r}")
+        verbose = _validate.non_negative_int(verbose, "verbose", expected="0 (silent) or 1 (progress bar)")
         xa, ya = self._xy(x, y)
         weights = None if sample_weight is None else _training.sample_weights(sample_weight, len(xa))
         validation: Optional[tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]] = None
@@ -523,13 +517,7 @@ def _resolve_metrics(metrics: Sequence[MetricSpec], loss: str) -> list[MetricSpe
 
 
 def _validation_split(value: Any) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"validation_split must be a number in [0, 1), got {value!r}") from None
-    if isinstance(value, bool) or not 0.0 <= v < 1.0:
-        raise ConfigError(f"validation_split must be a number in [0, 1), got {value!r}")
-    return v
+    return _validate.finite_float(value, "validation_split", 0.0, 1.0, high_open=True, expected="a number in [0, 1)")
 
 
 def _user_callbacks(callbacks: Any) -> list[Callback]:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Protocol
 
 import numpy as np
 
+from . import _validate
 from ._warnings import warn_user
 from .callbacks import CallbackList, History
 from .epochs import EpochDriver
@@ -80,16 +81,10 @@ def class_weights(model: "Sequential", class_weight: Any, y: np.ndarray, n_class
                           f"with one output and 0/1 targets (this model: {model.loss}); use sample_weight instead")
     table = np.ones(n_classes, dtype=np.float64)
     for key, value in class_weight.items():
-        if isinstance(key, bool) or not isinstance(key, (int, np.integer)) or not 0 <= key < n_classes:
+        if not _validate.is_integer(key) or not 0 <= key < n_classes:
             raise ConfigError(f"class_weight has the class {key!r}, which this model does not have; classes are "
                               f"the integers 0..{n_classes - 1}")
-        try:
-            v = float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"class_weight[{key}] must be a number, got {value!r}") from None
-        if not math.isfinite(v) or v < 0 or isinstance(value, bool):
-            raise ConfigError(f"class_weight[{key}] must be a finite number >= 0, got {value!r}")
-        table[int(key)] = v
+        table[int(key)] = _validate.finite_float(value, f"class_weight[{key}]", 0.0, expected="a finite number >= 0")
     return table[labels].astype(np.float32)
 
 

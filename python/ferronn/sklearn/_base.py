@@ -31,7 +31,7 @@ except ImportError:  # scikit-learn < 1.6
     def _validate_data(estimator: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[misc]
         return estimator._validate_data(*args, **kwargs)
 
-from .. import _core, layers as _layers, optim as _optim, regularizers as _regularizers
+from .. import _core, _validate, layers as _layers, optim as _optim, regularizers as _regularizers
 from ..epochs import EpochDriver
 from ..errors import ConfigError, NonFiniteError
 from ..model import Sequential
@@ -186,7 +186,7 @@ class _BaseMLP(BaseEstimator):
         if not hasattr(sizes, "__iter__"):
             sizes = [sizes]
         sizes = list(sizes)
-        if any(not isinstance(s, (Integral, np.integer)) or isinstance(s, bool) for s in sizes):
+        if not all(_validate.is_integer(s) for s in sizes):
             raise ValueError(f"hidden_layer_sizes must hold positive integers, got {self.hidden_layer_sizes!r}")
         if np.any(np.array(sizes) <= 0):
             raise ValueError(f"hidden_layer_sizes must be > 0, got {sizes}.")
