@@ -28,7 +28,9 @@ _NUMERIC_KINDS = "biuf"
 INT64_MIN, INT64_MAX, UINT64_MAX = -(2**63), 2**63 - 1, 2**64 - 1
 
 
-def _array(a: Any, name: str) -> np.ndarray:
+def numeric_array(a: Any, name: str, expected: str = "a real numeric array (float or int)") -> np.ndarray:
+    """``np.asarray(a)`` checked to be a rectangular array of real numbers (bool, int or
+    float); ``expected`` words the DTypeError."""
     if a is None:
         raise ShapeError(f"{name} is None; expected an array")
     try:
@@ -36,13 +38,13 @@ def _array(a: Any, name: str) -> np.ndarray:
     except ValueError as e:  # ragged nested lists
         raise ShapeError(f"{name} is not a rectangular array: {e}") from None
     if arr.dtype.kind not in _NUMERIC_KINDS:
-        raise DTypeError(f"{name} has dtype {arr.dtype}; expected a real numeric array (float or int)")
+        raise DTypeError(f"{name} has dtype {arr.dtype}; expected {expected}")
     return arr
 
 
 def features(x: Any, name: str = "X") -> np.ndarray:
     """A 2-D float32 C-contiguous array of samples × features."""
-    arr = _array(x, name)
+    arr = numeric_array(x, name)
     if arr.ndim != 2:
         raise ShapeError(
             f"{name} must be 2-D (samples, features), got {arr.ndim}-D with shape {arr.shape}"
@@ -55,7 +57,7 @@ def features(x: Any, name: str = "X") -> np.ndarray:
 
 def labels(y: Any, name: str = "y") -> np.ndarray:
     """A 1-D int64 C-contiguous array of class labels."""
-    arr = _array(y, name)
+    arr = numeric_array(y, name)
     if arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr.ravel()
     if arr.ndim != 1:
@@ -69,7 +71,7 @@ def labels(y: Any, name: str = "y") -> np.ndarray:
 
 def targets(y: Any, n_outputs: int, name: str = "y") -> np.ndarray:
     """A 2-D float32 C-contiguous array of regression / binary targets."""
-    arr = _array(y, name)
+    arr = numeric_array(y, name)
     if arr.ndim == 1:
         if n_outputs != 1:
             raise ShapeError(f"{name} is 1-D but the model has {n_outputs} outputs; expected shape (n, {n_outputs})")
@@ -81,7 +83,7 @@ def targets(y: Any, n_outputs: int, name: str = "y") -> np.ndarray:
 
 def weights(w: Any, name: str) -> np.ndarray:
     """A float32 C-contiguous copy of a user-supplied parameter array."""
-    return np.ascontiguousarray(_array(w, name), dtype=np.float32)
+    return np.ascontiguousarray(numeric_array(w, name), dtype=np.float32)
 
 
 def seed(value: Any) -> int:

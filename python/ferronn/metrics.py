@@ -54,12 +54,7 @@ _AVERAGES = ("macro", "micro", "weighted", "binary", None)
 # ------------------------------------------------------------------ input checks
 
 def _numeric(a: Any, name: str) -> np.ndarray:
-    try:
-        arr = np.asarray(a)
-    except ValueError as e:  # ragged nested lists
-        raise ShapeError(f"{name} is not a rectangular array: {e}") from None
-    if arr.dtype.kind not in "biuf":
-        raise DTypeError(f"{name} has dtype {arr.dtype}; expected a real numeric array")
+    arr = _validate.numeric_array(a, name, "a real numeric array")
     if arr.ndim == 0:
         raise ShapeError(f"{name} is a scalar; expected an array with one entry per sample")
     if arr.shape[0] == 0:

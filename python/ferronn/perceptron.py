@@ -31,7 +31,7 @@ from typing import Any, Optional
 import numpy as np
 
 from . import _validate
-from .errors import DTypeError, EmptyInputError, LabelError, NonFiniteError, NotFittedError, ShapeError
+from .errors import EmptyInputError, LabelError, NonFiniteError, NotFittedError, ShapeError
 
 __all__ = ["Perceptron", "ConvergenceWarning"]
 
@@ -42,14 +42,7 @@ class ConvergenceWarning(UserWarning):
 
 def _features(X: Any, name: str = "X") -> np.ndarray:
     """A 2-D float64 array of samples × features, checked."""
-    if X is None:
-        raise ShapeError(f"{name} is None; expected an array")
-    try:
-        arr = np.asarray(X)
-    except ValueError as e:  # ragged nested lists
-        raise ShapeError(f"{name} is not a rectangular array: {e}") from None
-    if arr.dtype.kind not in "biuf":
-        raise DTypeError(f"{name} has dtype {arr.dtype}; expected a real numeric array (float or int)")
+    arr = _validate.numeric_array(X, name)
     if arr.ndim != 2:
         raise ShapeError(f"{name} must be 2-D (samples, features), got {arr.ndim}-D with shape {arr.shape}"
                          + ("; use x.reshape(1, -1) for a single sample" if arr.ndim == 1 else ""))
@@ -65,14 +58,7 @@ def _features(X: Any, name: str = "X") -> np.ndarray:
 
 def _labels(y: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
     """``(classes, y01)``: the label set ([0, 1] or [-1, 1]) and the labels as 0/1."""
-    if y is None:
-        raise ShapeError("y is None; expected an array of labels")
-    try:
-        arr = np.asarray(y)
-    except ValueError as e:
-        raise ShapeError(f"y is not a rectangular array: {e}") from None
-    if arr.dtype.kind not in "biuf":
-        raise DTypeError(f"y has dtype {arr.dtype}; expected numeric labels 0/1 (or -1/+1)")
+    arr = _validate.numeric_array(y, "y", "numeric labels 0/1 (or -1/+1)")
     if arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr.ravel()
     if arr.ndim != 1:

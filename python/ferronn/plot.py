@@ -32,7 +32,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         from exc
 
 from . import _validate, functional as _functional, metrics as _metrics
-from .errors import ConfigError, DTypeError, EmptyInputError, ShapeError, UnknownNameError
+from .errors import ConfigError, EmptyInputError, ShapeError, UnknownNameError
 
 __all__ = [
     "learning_curves", "decision_boundary", "decision_boundary_grid", "activation_gallery", "gradient_flow",
@@ -50,15 +50,7 @@ _NOT_METRICS = ("lr",)
 # ----------------------------------------------------------------- helpers
 
 def _numeric(a: Any, name: str) -> np.ndarray:
-    if a is None:
-        raise ShapeError(f"{name} is None; expected an array")
-    try:
-        arr = np.asarray(a)
-    except ValueError as e:  # ragged nested lists
-        raise ShapeError(f"{name} is not a rectangular array: {e}") from None
-    if arr.dtype.kind not in "biuf":
-        raise DTypeError(f"{name} has dtype {arr.dtype}; expected a real numeric array")
-    return arr
+    return _validate.numeric_array(a, name, "a real numeric array")
 
 
 def _lighten(color: str, amount: float = 0.55) -> tuple[float, float, float]:

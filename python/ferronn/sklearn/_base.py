@@ -13,14 +13,11 @@ import numpy as np
 
 try:
     import scipy.sparse as _sparse
-    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+    from sklearn.base import BaseEstimator, ClassifierMixin
     from sklearn.exceptions import ConvergenceWarning, NotFittedError
-    from sklearn.metrics import accuracy_score, r2_score
     from sklearn.model_selection import train_test_split
-    from sklearn.preprocessing import LabelBinarizer
-    from sklearn.utils import check_random_state, column_or_1d
+    from sklearn.utils import check_random_state
     from sklearn.utils._param_validation import Interval, Options, StrOptions
-    from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
     from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 except ImportError as _e:  # pragma: no cover - exercised only without scikit-learn
     raise ImportError("ferronn.sklearn needs scikit-learn (and scipy): pip install 'ferronn[sklearn]'") from _e
@@ -53,6 +50,14 @@ _EXPECTED_FAILED_CHECKS = {
     "check_sample_weight_equivalence_on_sparse_data":
         "float32 arithmetic: as check_sample_weight_equivalence_on_dense_data",
 }
+
+
+def _store_params(estimator: Any, params: dict[str, Any]) -> None:
+    """Stores every ``__init__`` argument unchanged under its own name, as scikit-learn
+    requires (``__init__`` passes its ``locals()``)."""
+    for name, value in params.items():
+        if name not in ("self", "__class__"):
+            setattr(estimator, name, value)
 
 
 @contextlib.contextmanager
@@ -276,7 +281,7 @@ class _BaseMLP(BaseEstimator):
         self._set_dense("bias", value)
 
     def _set_dense(self, what: str, value: Any) -> None:
-        net = self._net()
+        self._net()  # NotFittedError before anything else
         names = [f"layers.{i}.{what}" for i in self.__dict__["_dense_layers"]]
         if len(value) != len(names):
             raise ValueError(f"expected {len(names)} arrays, got {len(value)}")
