@@ -9,6 +9,7 @@ from typing import Any, Callable, Iterable, Optional, Sequence, Union
 import numpy as np
 
 from . import _core, _validate, layers as _layers, metrics as _metrics, optim as _optim, training as _training
+from . import model_file as _model_file
 from .callbacks import Callback, CallbackList, History
 from .epochs import EpochDriver
 from .errors import ConfigError, ModelFileError, NotFittedError, UnknownNameError
@@ -438,9 +439,11 @@ class Sequential:
     # -- files ------------------------------------------------------------
 
     def _extra(self) -> str:
+        """The metadata saved with the core network (see ``ferronn.model_file``)."""
         net = self._require_built("save")
-        return json.dumps({"metrics": [m for m in self.metrics if isinstance(m, str)], "target_1d": self._target_1d,
-                           "epochs_trained": self._epochs_trained, "lr_scale": net.lr_scale, "epoch": net.epoch})
+        return _model_file.write_metadata(_model_file.Metadata(
+            metrics=[m for m in self.metrics if isinstance(m, str)], target_1d=self._target_1d,
+            epochs_trained=self._epochs_trained, lr_scale=float(net.lr_scale), epoch=int(net.epoch)))
 
     def save(self, path: Union[str, os.PathLike], layout: str = "ferronn") -> None:
         """Writes weights, architecture and optimizer state to a safetensors file (atomically).
@@ -463,17 +466,20 @@ class Sequential:
 
     @classmethod
     def _from_net(cls, net: Any, extra: str) -> "Sequential":
+        """A model around a core network read from a file, with its metadata ``extra``;
+        ``ModelFileError`` (naming the field) for anything ferronn would not have written."""
         try:
-            spec, info = json.loads(net.spec_json), json.loads(extra)
+            spec = json.loads(net.spec_json)
             model = cls([_layers.from_spec(s) for s in spec["layers"]], input_dim=spec["input_dim"],
                         seed=spec.get("seed"))
             model.optimizer = _optim.from_config(spec["optimizer"], spec.get("schedule"))
-            net.lr_scale, net.epoch = float(info.get("lr_scale", 1.0)), int(info.get("epoch", 0))
-            model.loss, model.metrics = spec["loss"], list(info.get("metrics", []))
-            model._target_1d = bool(info.get("target_1d", False))
-            model._epochs_trained = int(info.get("epochs_trained", 0))
-        except (KeyError, TypeError, ValueError) as e:
+            model.loss = spec["loss"]
+        except (KeyError, TypeError, ValueError) as e:  # ferronn's own errors are ValueErrors too
             raise ModelFileError(f"model file metadata is not what ferronn writes: {e}") from e
+        meta = _model_file.read_metadata(extra, lambda m: _resolve_metrics([m], model.loss or ""))
+        net.lr_scale, net.epoch = meta.lr_scale, meta.epoch
+        model.metrics = _resolve_metrics(meta.metrics, model.loss or "")
+        model._target_1d, model._epochs_trained = meta.target_1d, meta.epochs_trained
         model._net = net
         model._bind_layers()
         return model
