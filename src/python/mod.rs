@@ -7,6 +7,7 @@ mod errors;
 mod functional;
 mod network;
 pub mod schedule;
+mod tables;
 
 use pyo3::prelude::*;
 
@@ -38,5 +39,9 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(functional::matmul, m)?)?;
     m.add_function(wrap_pyfunction!(schedule::schedule_lr, m)?)?;
     m.add_function(wrap_pyfunction!(schedule::schedule_check, m)?)?;
+    m.add_class::<tables::ActivationInfo>()?;
+    m.add_class::<tables::LossInfo>()?;
+    m.add_function(wrap_pyfunction!(tables::activation_table, m)?)?;
+    m.add_function(wrap_pyfunction!(tables::loss_table, m)?)?;
     Ok(())
 }
