@@ -10,7 +10,7 @@
 use multiversion::multiversion;
 use rayon::prelude::*;
 
-use crate::error::{Error, Result};
+use crate::error::{unknown_name, Error, Result};
 use crate::kernels::{math, parallel_for, PAR_CHUNK};
 
 /// √(2/π), the GELU tanh-approximation scale.
@@ -20,12 +20,84 @@ const INV_SQRT_2PI: f32 = 0.5 * std::f32::consts::FRAC_2_SQRT_PI * std::f32::con
 /// The cubic coefficient of the GELU tanh approximation (Hendrycks & Gimpel 2016).
 const GELU_CUBIC: f32 = 0.044_715;
 
-/// Every name [`Activation::from_name`] accepts, aliases included.
+/// What the library knows about one activation besides its arithmetic: its
+/// names, its parameter, and the properties initialisers and tools ask about.
+/// [`ACTIVATIONS`] holds one row per function; `from_name`, `name`, `alpha`'s
+/// default and `is_relu_family` all read it, and the Python package reads it
+/// through `_core.activation_table()` instead of keeping copies.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ActivationInfo {
+    /// The function with its default parameter (if it has one).
+    pub act: Activation,
+    /// The canonical name, as serialised models store it.
+    pub name: &'static str,
+    /// Other names accepted for the same function (`swish` for `silu`).
+    pub aliases: &'static [&'static str],
+    /// He rather than Xavier initialisation suits it (ReLU-like, not symmetric).
+    pub relu_family: bool,
+    /// The derivative jumps at 0, so finite differences across 0 are wrong
+    /// (gradient checks skip such points).
+    pub kinked: bool,
+    /// Each output value depends on its input value alone (so it can be fused
+    /// into the layer before it).
+    pub elementwise: bool,
+}
+
+impl ActivationInfo {
+    /// The default of `alpha` for the functions that take one.
+    pub fn default_alpha(&self) -> Option<f32> {
+        self.act.alpha()
+    }
+}
+
+const fn row(act: Activation, name: &'static str, aliases: &'static [&'static str], relu_family: bool, kinked: bool) -> ActivationInfo {
+    ActivationInfo { act, name, aliases, relu_family, kinked, elementwise: true }
+}
+
+/// Every activation, one row each (the order of error messages and docs).
 #[rustfmt::skip]
-pub const ACTIVATION_NAMES: [&str; 12] = [
-    "identity", "linear", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "gelu_tanh",
-    "silu", "swish", "softplus",
+pub const ACTIVATIONS: [ActivationInfo; 10] = [
+    row(Activation::Identity, "identity", &["linear"], false, false),
+    row(Activation::Sigmoid, "sigmoid", &[], false, false),
+    row(Activation::Tanh, "tanh", &[], false, false),
+    row(Activation::Relu, "relu", &[], true, true),
+    row(Activation::LeakyRelu { alpha: 0.01 }, "leaky_relu", &[], true, true),
+    row(Activation::Elu { alpha: 1.0 }, "elu", &[], true, true),
+    row(Activation::Gelu, "gelu", &[], true, false),
+    row(Activation::GeluTanh, "gelu_tanh", &[], true, false),
+    row(Activation::Silu, "silu", &["swish"], true, false),
+    row(Activation::Softplus, "softplus", &[], true, false),
 ];
+
+const fn count_names() -> usize {
+    let (mut n, mut i) = (0, 0);
+    while i < ACTIVATIONS.len() {
+        n += 1 + ACTIVATIONS[i].aliases.len();
+        i += 1;
+    }
+    n
+}
+
+const fn all_names() -> [&'static str; count_names()] {
+    let mut out = [""; count_names()];
+    let (mut k, mut i) = (0, 0);
+    while i < ACTIVATIONS.len() {
+        out[k] = ACTIVATIONS[i].name;
+        k += 1;
+        let mut j = 0;
+        while j < ACTIVATIONS[i].aliases.len() {
+            out[k] = ACTIVATIONS[i].aliases[j];
+            k += 1;
+            j += 1;
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Every name [`Activation::from_name`] accepts, aliases included (derived from
+/// [`ACTIVATIONS`]).
+pub const ACTIVATION_NAMES: [&str; count_names()] = all_names();
 
 /// An elementwise activation function.
 ///
@@ -218,9 +290,8 @@ pub fn add_bias(z: &mut [f32], bias: &[f32]) {
 impl Activation {
     /// Parses a name (case-insensitive) with an optional parameter.
     ///
-    /// Names: `identity` (alias `linear`), `sigmoid`, `tanh`, `relu`,
-    /// `leaky_relu` (alpha defaults to 0.01), `elu` (alpha defaults to 1.0),
-    /// `gelu` (exact, erf form), `gelu_tanh`, `silu` (alias `swish`), `softplus`.
+    /// The names, aliases and default alphas are the rows of [`ACTIVATIONS`]
+    /// (`leaky_relu` defaults to 0.01, `elu` to 1.0; `swish` is `silu`).
     ///
     /// # Errors
     /// `Error::UnknownName` for any other name (the message lists the known
@@ -228,56 +299,48 @@ impl Activation {
     /// is not finite.
     pub fn from_name(name: &str, alpha: Option<f32>) -> Result<Activation> {
         let lower = name.to_ascii_lowercase();
-        let act = match lower.as_str() {
-            "identity" | "linear" => Activation::Identity,
-            "sigmoid" => Activation::Sigmoid,
-            "tanh" => Activation::Tanh,
-            "relu" => Activation::Relu,
-            "leaky_relu" => Activation::LeakyRelu {
-                alpha: alpha.unwrap_or(0.01),
-            },
-            "elu" => Activation::Elu {
-                alpha: alpha.unwrap_or(1.0),
-            },
-            "gelu" => Activation::Gelu,
-            "gelu_tanh" => Activation::GeluTanh,
-            "silu" | "swish" => Activation::Silu,
-            "softplus" => Activation::Softplus,
-            _ => {
-                return Err(Error::UnknownName(format!(
-                    "unknown activation '{name}'; expected one of: {}",
-                    ACTIVATION_NAMES.join(", ")
+        let Some(info) = ACTIVATIONS.iter().find(|r| r.name == lower || r.aliases.contains(&lower.as_str())) else {
+            return Err(unknown_name("activation", name, ACTIVATIONS.iter().map(|r| (r.name, r.aliases))));
+        };
+        let act = info.act.with_alpha(alpha);
+        match (act.alpha(), alpha) {
+            (None, Some(a)) => {
+                let takers: Vec<&str> = ACTIVATIONS.iter().filter(|r| r.default_alpha().is_some()).map(|r| r.name).collect();
+                Err(Error::Config(format!(
+                    "activation '{}' takes no alpha, but alpha={a} was given; only {} have one",
+                    info.name,
+                    takers.join(" and ")
                 )))
             }
-        };
-        match (act.alpha(), alpha) {
-            (None, Some(a)) => Err(Error::Config(format!(
-                "activation '{}' takes no alpha, but alpha={a} was given; only leaky_relu and elu have one",
-                act.name()
-            ))),
             (Some(a), _) if !a.is_finite() => Err(Error::Config(format!(
                 "alpha for '{}' must be a finite number, got {a}",
-                act.name()
+                info.name
             ))),
             _ => Ok(act),
         }
     }
 
+    /// This function with its parameter set to `alpha` (when it has one and
+    /// `alpha` is given; otherwise unchanged).
+    fn with_alpha(self, alpha: Option<f32>) -> Activation {
+        match (self, alpha) {
+            (Activation::LeakyRelu { .. }, Some(alpha)) => Activation::LeakyRelu { alpha },
+            (Activation::Elu { .. }, Some(alpha)) => Activation::Elu { alpha },
+            (act, _) => act,
+        }
+    }
+
+    /// This function's row of [`ACTIVATIONS`].
+    pub fn info(&self) -> &'static ActivationInfo {
+        let kind = std::mem::discriminant(self);
+        // Every variant has a row: `table_rows_match_the_enum` checks it for each one.
+        ACTIVATIONS.iter().find(|r| std::mem::discriminant(&r.act) == kind).unwrap_or(&ACTIVATIONS[0])
+    }
+
     /// The canonical name, as accepted by [`Activation::from_name`] and used in
     /// serialised models.
     pub fn name(&self) -> &'static str {
-        match self {
-            Activation::Identity => "identity",
-            Activation::Sigmoid => "sigmoid",
-            Activation::Tanh => "tanh",
-            Activation::Relu => "relu",
-            Activation::LeakyRelu { .. } => "leaky_relu",
-            Activation::Elu { .. } => "elu",
-            Activation::Gelu => "gelu",
-            Activation::GeluTanh => "gelu_tanh",
-            Activation::Silu => "silu",
-            Activation::Softplus => "softplus",
-        }
+        self.info().name
     }
 
     /// The parameter of `leaky_relu` and `elu`; `None` for the others.
@@ -291,10 +354,7 @@ impl Activation {
     /// Whether He (Kaiming) initialisation suits this function (the ReLU-like,
     /// non-symmetric ones) rather than Xavier (identity, sigmoid, tanh).
     pub fn is_relu_family(&self) -> bool {
-        !matches!(
-            self,
-            Activation::Identity | Activation::Sigmoid | Activation::Tanh
-        )
+        self.info().relu_family
     }
 
     /// f(x) for one value (the same arithmetic as the slice kernels).
@@ -396,6 +456,39 @@ mod tests {
         ));
         let inf = parse("leaky_relu", Some(f32::INFINITY));
         assert!(matches!(inf, Err(Error::Config(_))));
+    }
+
+    #[test]
+    fn table_rows_match_the_enum() {
+        // The match fails to compile when a variant is added, pointing here; the
+        // list below it then needs the variant, and the assertion its row.
+        let _every_variant_listed = |act: Activation| match act {
+            Activation::Identity | Activation::Sigmoid | Activation::Tanh | Activation::Relu
+            | Activation::LeakyRelu { .. } | Activation::Elu { .. } | Activation::Gelu
+            | Activation::GeluTanh | Activation::Silu | Activation::Softplus => (),
+        };
+        #[rustfmt::skip]
+        let variants = [
+            Activation::Identity, Activation::Sigmoid, Activation::Tanh, Activation::Relu,
+            Activation::LeakyRelu { alpha: 0.3 }, Activation::Elu { alpha: 0.3 }, Activation::Gelu,
+            Activation::GeluTanh, Activation::Silu, Activation::Softplus,
+        ];
+        for act in variants {
+            assert_eq!(std::mem::discriminant(&act.info().act), std::mem::discriminant(&act), "{act:?}");
+        }
+        for row in ACTIVATIONS {
+            // The serialised name is the table's name.
+            let json = serde_json::to_value(row.act).unwrap();
+            assert_eq!(json["name"], row.name);
+            assert_eq!(parse(row.name, None).unwrap(), row.act);
+            for alias in row.aliases {
+                assert_eq!(parse(alias, None).unwrap(), row.act, "{alias}");
+            }
+        }
+        assert_eq!(ACTIVATION_NAMES.len(), 12);
+        assert_eq!(parse("elu", None).unwrap().info().default_alpha(), Some(1.0));
+        let msg = parse("tanh", Some(0.5)).unwrap_err().to_string();
+        assert!(msg.contains("only leaky_relu and elu have one"), "{msg}");
     }
 
     #[test]

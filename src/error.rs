@@ -51,3 +51,16 @@ pub(crate) fn ensure_config(cond: bool, msg: impl FnOnce() -> String) -> Result<
         Err(Error::Config(msg()))
     }
 }
+
+/// `Error::UnknownName` for a `what` called `name`, listing the `known` names
+/// with their aliases in parentheses: "unknown loss 'hinge'; expected one of:
+/// cross_entropy (categorical_crossentropy), mse, ...". The Python package
+/// formats its own lookups' errors the same way (`python/ferronn/names.py`),
+/// so a name fails with one message wherever it is first checked.
+pub(crate) fn unknown_name<'a>(what: &str, name: &str, known: impl IntoIterator<Item = (&'a str, &'a [&'a str])>) -> Error {
+    let listed: Vec<String> = known
+        .into_iter()
+        .map(|(n, aliases)| if aliases.is_empty() { n.to_string() } else { format!("{n} ({})", aliases.join(", ")) })
+        .collect();
+    Error::UnknownName(format!("unknown {what} '{name}'; expected one of: {}", listed.join(", ")))
+}

@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{ensure_shape, Error, Result};
+use crate::error::{ensure_shape, unknown_name, Error, Result};
 use crate::kernels::{math, reduce};
 use crate::tensor::MatRef;
 
@@ -84,35 +84,70 @@ impl LossStats {
     }
 }
 
-const NAMES: &str = "mse, binary_cross_entropy (bce), cross_entropy, nll";
+/// What the library knows about one loss besides its arithmetic: its names,
+/// what it compares against, and how its outputs become probabilities.
+/// [`LOSSES`] holds one row per loss; `from_name`, `name` and `uses_labels`
+/// read it, and the Python package reads it through `_core.loss_table()`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LossInfo {
+    pub loss: Loss,
+    /// The canonical name, as serialised models store it.
+    pub name: &'static str,
+    /// Other names accepted for the same loss (Keras' and PyTorch's spellings).
+    pub aliases: &'static [&'static str],
+    /// Targets are integer class labels (else a float matrix shaped like the outputs).
+    pub uses_labels: bool,
+    /// What turns the model's outputs into probabilities: "softmax" (over each
+    /// row), "sigmoid" (per output), "exp" (of log-probabilities), or `None`
+    /// when the outputs are not scores (regression).
+    pub proba: Option<&'static str>,
+    /// The loss applies its own final nonlinearity to raw scores (so the model
+    /// must not end in Softmax / a sigmoid).
+    pub takes_logits: bool,
+}
+
+/// Every loss, one row each (the order of error messages and docs).
+#[rustfmt::skip]
+pub const LOSSES: [LossInfo; 4] = [
+    LossInfo { loss: Loss::CrossEntropy, name: "cross_entropy",
+               aliases: &["categorical_crossentropy", "sparse_categorical_crossentropy"],
+               uses_labels: true, proba: Some("softmax"), takes_logits: true },
+    LossInfo { loss: Loss::BinaryCrossEntropy, name: "binary_cross_entropy", aliases: &["bce", "binary_crossentropy"],
+               uses_labels: false, proba: Some("sigmoid"), takes_logits: true },
+    LossInfo { loss: Loss::Mse, name: "mse", aliases: &["mean_squared_error"],
+               uses_labels: false, proba: None, takes_logits: false },
+    LossInfo { loss: Loss::Nll, name: "nll", aliases: &["nll_loss"],
+               uses_labels: true, proba: Some("exp"), takes_logits: false },
+];
 
 impl Loss {
-    /// Parses a name; Keras' spellings are accepted as aliases.
+    /// Parses a name (case-insensitive): a row of [`LOSSES`] or one of its aliases.
     ///
     /// # Errors
-    /// `Error::UnknownName` for an unknown name.
+    /// `Error::UnknownName` for an unknown name (the message lists the known ones).
     pub fn from_name(name: &str) -> Result<Loss> {
-        Ok(match name.to_ascii_lowercase().as_str() {
-            "mse" | "mean_squared_error" => Loss::Mse,
-            "bce" | "binary_cross_entropy" | "binary_crossentropy" => Loss::BinaryCrossEntropy,
-            "cross_entropy" | "categorical_crossentropy" | "sparse_categorical_crossentropy" => Loss::CrossEntropy,
-            "nll" | "nll_loss" => Loss::Nll,
-            other => return Err(Error::UnknownName(format!("unknown loss '{other}'; expected one of: {NAMES}"))),
-        })
+        let lower = name.to_ascii_lowercase();
+        LOSSES
+            .iter()
+            .find(|r| r.name == lower || r.aliases.contains(&lower.as_str()))
+            .map(|r| r.loss)
+            .ok_or_else(|| unknown_name("loss", name, LOSSES.iter().map(|r| (r.name, r.aliases))))
     }
 
+    /// This loss's row of [`LOSSES`].
+    pub fn info(&self) -> &'static LossInfo {
+        // Every variant has a row: `table_rows_match_the_enum` checks it.
+        LOSSES.iter().find(|r| r.loss == *self).unwrap_or(&LOSSES[0])
+    }
+
+    /// The canonical name.
     pub fn name(&self) -> &'static str {
-        match self {
-            Loss::Mse => "mse",
-            Loss::BinaryCrossEntropy => "binary_cross_entropy",
-            Loss::CrossEntropy => "cross_entropy",
-            Loss::Nll => "nll",
-        }
+        self.info().name
     }
 
     /// Whether targets are class labels (else a float matrix).
     pub fn uses_labels(&self) -> bool {
-        matches!(self, Loss::CrossEntropy | Loss::Nll)
+        self.info().uses_labels
     }
 
     /// Checks targets against `rows` samples of `outputs` outputs.
@@ -257,4 +292,30 @@ fn bce_row(z: &[f32], t: &[f32], inv_b: f32, grad: Option<&mut [f32]>) -> (f64, 
         correct += ((zi > 0.0) == (ti >= 0.5)) as u64;
     }
     (loss * inv_c as f64, correct, z.len() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_rows_match_the_enum() {
+        // The match fails to compile when a variant is added, pointing here.
+        let every = |l: Loss| match l {
+            Loss::Mse | Loss::BinaryCrossEntropy | Loss::CrossEntropy | Loss::Nll => l,
+        };
+        for loss in [Loss::Mse, Loss::BinaryCrossEntropy, Loss::CrossEntropy, Loss::Nll].map(every) {
+            assert_eq!(loss.info().loss, loss);
+            // The serialised name is the table's name.
+            assert_eq!(serde_json::to_value(loss).unwrap(), loss.name());
+        }
+        for row in LOSSES {
+            assert_eq!(Loss::from_name(&row.name.to_uppercase()).unwrap(), row.loss);
+            for alias in row.aliases {
+                assert_eq!(Loss::from_name(alias).unwrap(), row.loss, "{alias}");
+            }
+        }
+        let msg = Loss::from_name("Hinge").unwrap_err().to_string();
+        assert!(msg.starts_with("unknown loss 'Hinge'; expected one of: cross_entropy (categorical_crossentropy"), "{msg}");
+    }
 }

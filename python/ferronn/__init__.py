@@ -7,7 +7,7 @@
 >>> history = model.fit(X, y, epochs=20, batch_size=32, seed=0)
 """
 
-from . import _core, callbacks, datasets, errors, functional, layers, metrics, optim, regularizers, schedules
+from . import _core, callbacks, datasets, errors, functional, layers, metrics, names, optim, regularizers, schedules
 from .threads import get_num_threads, set_num_threads
 from .errors import *  # noqa: F401,F403  (every named exception, listed in errors.__all__)
 from .layers import *  # noqa: F401,F403  (every layer class, listed in layers.__all__)
@@ -37,6 +37,7 @@ __all__ = [
     "regularizers",
     "datasets",
     "functional",
+    "names",
     "errors",
     "Perceptron",
     "perceptron",

@@ -18,24 +18,24 @@ first layer inside a ``Residual`` there.
 from __future__ import annotations
 
 import math
-from typing import Any, Optional
+from typing import Any, Iterable, Iterator, Optional
 
 import numpy as np
 
-from . import _validate, functional as _functional
+from . import _validate, functional as _functional, names as _names
 from .callbacks import Callback, Logs
 from .errors import ConfigError
-from .layers import (
-    Activation, BatchNorm, Dense, Dropout, Gated, LayerNorm, Layer, LogSoftmax, PReLU, Residual, RMSNorm, Softmax,
-)
+from .layers import Layer
+from .layers.elementwise import FLOAT64, float64 as _float64
 
 __all__ = [
     "layer_outputs", "dead_units", "activation_stats", "GradientMonitor", "check_gradients", "GradientCheckReport",
     "RELU_FAMILY", "TANH_SATURATION", "SIGMOID_SATURATION",
 ]
 
-#: Activations with a flat or near-flat region for inputs <= 0, where a unit can "die".
-RELU_FAMILY = ("relu", "leaky_relu", "elu", "prelu")
+#: Activations with a flat or near-flat region for inputs <= 0, where a unit can "die":
+#: the ones with the ReLU kink at 0 (the core's table), and the PReLU layer.
+RELU_FAMILY = tuple(a.name for a in _names.activations() if a.kinked) + ("prelu",)
 #: A tanh output is counted as saturated when ``|y| > TANH_SATURATION`` (tanh' < 0.06 there).
 TANH_SATURATION = 0.97
 #: A sigmoid output is counted as saturated when ``y < 1 − s`` or ``y > s`` with
@@ -45,42 +45,13 @@ SIGMOID_SATURATION = 0.97
 # In check_gradients, entries below this fraction of their tensor's largest gradient are
 # compared in absolute terms (float32 back-propagation resolves them no more finely).
 _SCALE_FLOOR = 1e-2
-# Functions with a kink at 0 (their derivative jumps there); finite differences across one are wrong.
-_KINKED = ("relu", "leaky_relu", "elu", "prelu")
-_ALIASES = {"swish": "silu", "linear": "identity"}
 
 
 # ----------------------------------------------------------------- float64 math
 
-_erf = np.vectorize(math.erf, otypes=[np.float64])
-
-
-def _sigmoid64(x: np.ndarray) -> np.ndarray:
-    out = np.empty_like(x)
-    pos = x >= 0
-    out[pos] = 1.0 / (1.0 + np.exp(-x[pos]))
-    ex = np.exp(x[~pos])
-    out[~pos] = ex / (1.0 + ex)
-    return out
-
-
-def _gelu_tanh64(x: np.ndarray) -> np.ndarray:
-    return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
-
-
-#: The activations in float64, ``f(x, alpha)``, written from their definitions.
-ACTIVATIONS_64 = {
-    "identity": lambda x, a: x,
-    "sigmoid": lambda x, a: _sigmoid64(x),
-    "tanh": lambda x, a: np.tanh(x),
-    "relu": lambda x, a: np.where(x > 0, x, 0.0),
-    "leaky_relu": lambda x, a: np.where(x > 0, x, (0.01 if a is None else a) * x),
-    "elu": lambda x, a: np.where(x > 0, x, (1.0 if a is None else a) * np.expm1(np.minimum(x, 0.0))),
-    "gelu": lambda x, a: 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0))),
-    "gelu_tanh": lambda x, a: _gelu_tanh64(x),
-    "silu": lambda x, a: x * _sigmoid64(x),
-    "softplus": lambda x, a: np.logaddexp(0.0, x),
-}
+#: The activations in float64, ``f(x, alpha)``, written from their definitions
+#: (``fn.layers.elementwise.FLOAT64``; patching an entry changes the reference).
+ACTIVATIONS_64 = FLOAT64
 
 
 def _log_softmax64(z: np.ndarray) -> np.ndarray:
@@ -99,95 +70,62 @@ LOSSES_64 = {
 }
 
 
-class _Ops:
-    """The elementwise and row-wise functions of a forward pass in one precision."""
-
-    def __init__(self, dtype: Any) -> None:
-        self.dtype = np.dtype(dtype)
-        self.f64 = self.dtype == np.float64
-
-    def act(self, name: str, x: np.ndarray, alpha: Optional[float]) -> np.ndarray:
-        name = _ALIASES.get(name, name)
-        if self.f64:
-            return ACTIVATIONS_64[name](x, alpha)
-        return _functional.activation(name, x, alpha)  # the core's own kernels
-
-    def softmax(self, x: np.ndarray, temperature: float, log: bool) -> np.ndarray:
-        if self.f64:
-            lp = _log_softmax64(x / temperature)
-            return lp if log else np.exp(lp)
-        return (_functional.log_softmax if log else _functional.softmax)(x, temperature)
-
-
 # ----------------------------------------------------------------- the forward pass
 
 class _Record:
     """One layer's output, plus what the diagnostics need: the activation it applies
-    (``act``), that activation's input (``pre``, per unit) and output (``post``)."""
+    (``act``), that activation's input (``pre``, per unit) and output (``post``),
+    and whether the function is kinked at 0."""
 
-    __slots__ = ("name", "layer", "output", "act", "pre", "post")
+    __slots__ = ("name", "layer", "output", "act", "pre", "post", "kinked")
 
     def __init__(self, name: str, layer: Layer, output: np.ndarray, act: Optional[str] = None,
-                 pre: Optional[np.ndarray] = None, post: Optional[np.ndarray] = None) -> None:
+                 pre: Optional[np.ndarray] = None, post: Optional[np.ndarray] = None, kinked: bool = False) -> None:
         self.name, self.layer, self.output = name, layer, output
-        self.act, self.pre, self.post = act, pre, post
+        self.act, self.pre, self.post, self.kinked = act, pre, post, kinked
 
 
-def _forward(layers: list[Layer], params: dict[str, np.ndarray], h: np.ndarray, ops: _Ops, training: bool,
-             records: list[_Record], prefix: str = "layers") -> np.ndarray:
-    """Runs ``layers`` on ``h``, appending a record per layer (inner layers of a
-    Residual before the Residual itself)."""
-    for i, layer in enumerate(layers):
-        name = f"{prefix}.{i}"
+class _Scoped:
+    """One layer's tensors: ``p["weight"]`` is ``params["layers.3.weight"]``."""
 
-        def p(key: str) -> np.ndarray:
-            return params[f"{name}.{key}"]
+    def __init__(self, params: dict[str, np.ndarray], prefix: str) -> None:
+        self._params, self._prefix = params, prefix
 
-        act = pre = post = None
-        if isinstance(layer, Dense):
-            pre = h @ p("weight") + p("bias")
-            act = _ALIASES.get(layer.activation, layer.activation)
-            h = post = ops.act(act, pre, layer.alpha)
-        elif isinstance(layer, Activation):
-            act, pre = _ALIASES.get(layer.name, layer.name), h
-            h = post = ops.act(act, pre, layer.alpha)
-        elif isinstance(layer, PReLU):
-            act, pre = "prelu", h
-            h = post = np.where(h > 0, h, p("alpha") * h)
-        elif isinstance(layer, Gated):
-            z = h @ p("weight") + p("bias")
-            act, pre = _ALIASES.get(layer.gate, layer.gate), z[:, :layer.units]
-            post = ops.act(act, pre, layer.gate_alpha)
-            h = post * z[:, layer.units:]
-        elif isinstance(layer, (Softmax, LogSoftmax)):
-            h = ops.softmax(h, layer.temperature, log=isinstance(layer, LogSoftmax))
-        elif isinstance(layer, BatchNorm):
-            if training:
-                mean, var = h.mean(axis=0), h.var(axis=0)  # the batch's (biased) statistics
-            else:
-                mean, var = p("running_mean"), p("running_var")
-            h = p("gamma") * (h - mean) / np.sqrt(var + layer.eps) + p("beta")
-        elif isinstance(layer, LayerNorm):
-            mean = h.mean(axis=1, keepdims=True)
-            var = ((h - mean) ** 2).mean(axis=1, keepdims=True)
-            h = p("gamma") * (h - mean) / np.sqrt(var + layer.eps) + p("beta")
-        elif isinstance(layer, RMSNorm):
-            h = p("gamma") * h / np.sqrt((h * h).mean(axis=1, keepdims=True) + layer.eps)
-        elif isinstance(layer, Dropout):
-            if training and layer.rate > 0:
-                raise ConfigError(f"{name} is Dropout({layer.rate}), which is random in training mode; "
-                                  "use training=False (or a rate of 0) for this check")
-        elif isinstance(layer, Residual):
-            inner = _forward(layer.layers, params, h, ops, training, records, prefix=f"{name}.block")
-            if f"{name}.projection.weight" in params:
-                h = h @ p("projection.weight") + p("projection.bias") + inner
-            else:
-                h = h + inner
-        else:
-            raise ConfigError(f"the diagnostics do not know the layer {layer!r} ({name})")
-        h = np.asarray(h, dtype=ops.dtype)
-        records.append(_Record(name, layer, h, act, pre, post))
-    return h
+    def __getitem__(self, key: str) -> np.ndarray:
+        return self._params[f"{self._prefix}.{key}"]
+
+    def __contains__(self, key: str) -> bool:
+        return f"{self._prefix}.{key}" in self._params
+
+
+class _Reference:
+    """One NumPy forward pass in one precision: what ``Layer.numpy_forward`` calls
+    (``act``, ``softmax``, ``training``, ``run`` for nested layers), and the records."""
+
+    def __init__(self, params: dict[str, np.ndarray], dtype: Any, training: bool) -> None:
+        self.params, self.dtype, self.training = params, np.dtype(dtype), training
+        self.records: list[_Record] = []
+
+    def act(self, name: str, x: np.ndarray, alpha: Optional[float]) -> np.ndarray:
+        if self.dtype == np.float64:
+            return _float64(name, x, alpha)
+        return _functional.activation(name, x, alpha)  # the core's own kernels
+
+    def softmax(self, x: np.ndarray, temperature: float, log: bool) -> np.ndarray:
+        if self.dtype == np.float64:
+            lp = _log_softmax64(x / temperature)
+            return lp if log else np.exp(lp)
+        return (_functional.log_softmax if log else _functional.softmax)(x, temperature)
+
+    def run(self, layers: list[Layer], h: np.ndarray, prefix: str = "layers") -> np.ndarray:
+        """Runs ``layers`` on ``h``, appending a record per layer (a layer's nested
+        layers before the layer itself)."""
+        for i, layer in enumerate(layers):
+            name = f"{prefix}.{i}"
+            step = layer.numpy_forward(h, _Scoped(self.params, name), self, name)
+            h = np.asarray(step.output, dtype=self.dtype)
+            self.records.append(_Record(name, layer, h, step.act, step.pre, step.post, step.kinked))
+        return h
 
 
 def _tensors(model: Any, dtype: Any) -> dict[str, np.ndarray]:
@@ -201,9 +139,9 @@ def _records(model: Any, X: Any, dtype: Any = np.float32, training: bool = False
     x = _validate.features(X).astype(dtype)
     if x.shape[1] != model.input_dim:
         raise _validate.ShapeError(f"X has {x.shape[1]} features but the model takes {model.input_dim}")
-    records: list[_Record] = []
-    _forward(model.layers, params, x, _Ops(dtype), training, records)
-    return records
+    ref = _Reference(params, dtype, training)
+    ref.run(model.layers, x)
+    return ref.records
 
 
 def layer_outputs(model: Any, X: Any, nested: bool = False, dtype: Any = np.float32) -> dict[str, np.ndarray]:
@@ -229,7 +167,7 @@ def dead_units(model: Any, X: Any) -> dict[str, float]:
     """
     out: dict[str, float] = {}
     for r in _records(model, X):
-        if r.act in RELU_FAMILY and r.pre is not None:
+        if r.kinked and r.pre is not None:  # the RELU_FAMILY
             out[r.name] = float(np.mean(np.all(r.pre <= 0, axis=0)))
     return out
 
@@ -365,35 +303,34 @@ class GradientCheckReport:
     __repr__ = __str__
 
 
-def _penalty(layers: list[Layer], params: dict[str, np.ndarray], prefix: str = "layers") -> float:
-    """The L1/L2 penalties of the kernel / bias regularizers, in float64."""
-    total = 0.0
-    for i, layer in enumerate(layers):
-        name = f"{prefix}.{i}"
-        if isinstance(layer, Residual):
-            total += _penalty(layer.layers, params, f"{name}.block")
-            continue
+def _all_layers(named: Iterable[tuple[str, Layer]]) -> Iterator[tuple[str, Layer]]:
+    """Each ``(tensor prefix, layer)`` of ``named`` followed by its nested layers, recursively."""
+    for name, layer in named:
+        yield name, layer
+        yield from _all_layers(layer.named_sublayers(name))
+
+
+def _regularized(layers: list[Layer]) -> Iterator[tuple[str, Any]]:
+    """``(tensor name, regularizer)`` of every kernel / bias regularizer, nested layers included."""
+    for name, layer in _all_layers((f"layers.{i}", layer) for i, layer in enumerate(layers)):
         for key, reg in (("weight", getattr(layer, "kernel_regularizer", None)),
                          ("bias", getattr(layer, "bias_regularizer", None))):
             if reg is not None:
-                w = params[f"{name}.{key}"]
-                total += reg.l1 * float(np.abs(w).sum()) + reg.l2 * float((w * w).sum())
+                yield f"{name}.{key}", reg
+
+
+def _penalty(layers: list[Layer], params: dict[str, np.ndarray]) -> float:
+    """The L1/L2 penalties of the kernel / bias regularizers, in float64."""
+    total = 0.0
+    for name, reg in _regularized(layers):
+        w = params[name]
+        total += reg.l1 * float(np.abs(w).sum()) + reg.l2 * float((w * w).sum())
     return total
 
 
-def _l1_tensors(layers: list[Layer], prefix: str = "layers") -> list[str]:
+def _l1_tensors(layers: list[Layer]) -> list[str]:
     """Names of the tensors with an L1 penalty (|w| has a kink at 0)."""
-    names: list[str] = []
-    for i, layer in enumerate(layers):
-        name = f"{prefix}.{i}"
-        if isinstance(layer, Residual):
-            names += _l1_tensors(layer.layers, f"{name}.block")
-            continue
-        for key, reg in (("weight", getattr(layer, "kernel_regularizer", None)),
-                         ("bias", getattr(layer, "bias_regularizer", None))):
-            if reg is not None and reg.l1 > 0:
-                names.append(f"{name}.{key}")
-    return names
+    return [name for name, reg in _regularized(layers) if reg.l1 > 0]
 
 
 def _backprop_grads(model: Any, x: np.ndarray, y: np.ndarray, training: bool) -> tuple[float, dict[str, np.ndarray]]:
@@ -454,13 +391,13 @@ def check_gradients(model: Any, X: Any, y: Any, eps: float = 1e-5, n_checks: Opt
     params = _tensors(model, np.float64)
     x64 = xa.astype(np.float64)
     t64 = ya if ya.dtype.kind == "i" else ya.astype(np.float64)
-    loss_fn = LOSSES_64[model.loss]
+    loss_fn = LOSSES_64[_names.loss(model.loss).name]
     l1_names = _l1_tensors(model.layers)
 
     def evaluate(ps: dict[str, np.ndarray]) -> tuple[float, np.ndarray]:
-        records: list[_Record] = []
-        out = _forward(model.layers, ps, x64, _Ops(np.float64), bool(training), records)
-        kinks = [r.pre.ravel() > 0 for r in records if r.act in _KINKED and r.pre is not None]
+        ref = _Reference(ps, np.float64, bool(training))
+        out = ref.run(model.layers, x64)
+        kinks = [r.pre.ravel() > 0 for r in ref.records if r.kinked and r.pre is not None]
         kinks += [ps[n].ravel() > 0 for n in l1_names]
         pattern = np.concatenate(kinks) if kinks else np.zeros(0, dtype=bool)
         return loss_fn(out, t64) + _penalty(model.layers, ps), pattern

@@ -10,11 +10,12 @@ from typing import Any, Optional
 
 import numpy as np
 
-from . import _core, _validate
+from . import _core, _validate, names as _names
 
 __all__ = ["activation", "activation_grad", "softmax", "log_softmax", "softmax_grad", "loss", "matmul", "ACTIVATIONS"]
 
-ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "gelu_tanh", "silu", "swish", "softplus")
+#: Every activation name the core accepts, aliases included (from its table, ``fn.names``).
+ACTIVATIONS = _names.activation_names()
 
 
 def _f32(x: Any) -> np.ndarray:
@@ -61,9 +62,10 @@ def softmax_grad(x: Any, dy: Any, temperature: float = 1.0, log: bool = False) -
 
 
 def loss(name: str, output: Any, y: Any) -> tuple[float, np.ndarray]:
-    """``(mean loss, d loss / d output)`` for "mse", "binary_cross_entropy", "cross_entropy" (logits) or "nll"."""
+    """``(mean loss, d loss / d output)`` for "mse", "binary_cross_entropy", "cross_entropy" (logits) or "nll"
+    (or an alias of one: see ``fn.names.losses()``)."""
     out = _validate.features(output, "output")
-    if name in ("cross_entropy", "nll"):
+    if _names.loss(name).uses_labels:
         target = _validate.labels(y)
     else:
         target = _validate.targets(y, out.shape[1])

@@ -33,15 +33,13 @@ with no ONNX form raises ``ferronn.errors.ExportError`` naming the layer.
 
 from __future__ import annotations
 
-import math
 import os
-from typing import Any, Optional, Union
+from typing import Any, Union
 
 import numpy as np
 
-from . import _core, layers as _layers
+from . import _core
 from .errors import ExportError
-from .layers.activations import _DEFAULT_ALPHA
 
 __all__ = ["DEFAULT_OPSET", "MIN_OPSET", "to_onnx", "export_onnx"]
 
@@ -49,11 +47,6 @@ __all__ = ["DEFAULT_OPSET", "MIN_OPSET", "to_onnx", "export_onnx"]
 DEFAULT_OPSET = 17
 #: The oldest opset supported (LayerNormalization appears in 17).
 MIN_OPSET = 17
-
-_SUPPORTED = (_layers.Dense, _layers.Gated, _layers.Activation, _layers.Softmax, _layers.LogSoftmax,
-              _layers.PReLU, _layers.BatchNorm, _layers.LayerNorm, _layers.RMSNorm, _layers.Dropout,
-              _layers.Residual)
-_ELEMENTWISE = {"identity", "relu", "leaky_relu", "elu", "gelu", "gelu_tanh", "silu", "sigmoid", "tanh", "softplus"}
 
 
 def _onnx() -> Any:
@@ -64,40 +57,35 @@ def _onnx() -> Any:
     return onnx
 
 
-def _check_layers(layer_list: list, prefix: str) -> None:
-    """ExportError for the first layer (or activation) with no ONNX form, before anything is built."""
-    for i, layer in enumerate(layer_list):
-        where = f"{prefix}{i}"
-        if not isinstance(layer, _SUPPORTED):
-            raise ExportError(f"layer {where} ({layer!r}, {type(layer).__name__}) cannot be exported to ONNX; "
-                              "supported: Dense, activation layers, Softmax, LogSoftmax, PReLU, gated units, "
-                              "BatchNorm, LayerNorm, RMSNorm, Dropout, Residual")
-        act = (layer.activation if isinstance(layer, _layers.Dense) else layer.gate if isinstance(layer, _layers.Gated)
-               else layer.name if isinstance(layer, _layers.Activation) else None)
-        if act is not None and act not in _ELEMENTWISE:
-            raise ExportError(f"layer {where} ({layer!r}) uses the activation {act!r}, which has no ONNX form here")
-        if isinstance(layer, _layers.Residual):
-            _check_layers(layer.layers, f"{where}.block.")
-
-
 class _Graph:
-    """Collects nodes and initializers; every value gets a fresh name."""
+    """Collects nodes and initializers; every value gets a fresh name. Each layer
+    adds its own nodes (``Layer.onnx_nodes``) through the methods below.
 
-    def __init__(self, onnx: Any, tensors: dict[str, np.ndarray], opset: int) -> None:
-        self.onnx, self.tensors, self.opset = onnx, tensors, opset
+    Without ``onnx`` (``dry=True``) nothing is built and no tensor is read: the
+    walk only finds the first layer or activation with no ONNX form, so that
+    ``ExportError`` comes before the model's state is looked at."""
+
+    def __init__(self, onnx: Any, tensors: dict[str, np.ndarray], opset: int, dry: bool = False) -> None:
+        self.onnx, self.tensors, self.opset, self.dry = onnx, tensors, opset, dry
         self.nodes: list[Any] = []
         self.inits: list[Any] = []
         self._init_names: set[str] = set()
         self._n = 0
 
+    def has(self, name: str) -> bool:
+        """Whether ferronn's tensor ``name`` exists (a Residual's projection)."""
+        return name in self.tensors
+
     def init(self, name: str, value: np.ndarray) -> str:
-        if name not in self._init_names:
+        if name not in self._init_names and not self.dry:
             self.inits.append(self.onnx.numpy_helper.from_array(np.ascontiguousarray(value), name))
             self._init_names.add(name)
         return name
 
     def weight(self, name: str) -> str:
         """An initializer holding ferronn's tensor ``name``."""
+        if self.dry:
+            return name
         return self.init(name, self.tensors[name].astype(np.float32, copy=False))
 
     def scalar(self, value: float) -> str:
@@ -106,35 +94,9 @@ class _Graph:
     def node(self, op: str, inputs: list[str], scope: str, n_out: int = 1, **attrs: Any) -> Any:
         self._n += 1
         outs = [f"{scope}/{op}_{self._n}" + (f":{j}" if n_out > 1 else "") for j in range(n_out)]
-        self.nodes.append(self.onnx.helper.make_node(op, inputs, outs, name=f"{scope}/{op}_{self._n}", **attrs))
+        if not self.dry:
+            self.nodes.append(self.onnx.helper.make_node(op, inputs, outs, name=f"{scope}/{op}_{self._n}", **attrs))
         return outs[0] if n_out == 1 else outs
-
-    # -- pieces ------------------------------------------------------------
-
-    def activation(self, name: str, alpha: Optional[float], x: str, scope: str) -> str:
-        if name == "identity":
-            return x
-        if name in ("relu", "sigmoid", "tanh", "softplus"):
-            return self.node({"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh", "softplus": "Softplus"}[name],
-                             [x], scope)
-        if name in ("leaky_relu", "elu"):
-            a = float(_DEFAULT_ALPHA[name] if alpha is None else alpha)
-            return self.node("LeakyRelu" if name == "leaky_relu" else "Elu", [x], scope, alpha=a)
-        if name == "silu":
-            return self.node("Mul", [x, self.node("Sigmoid", [x], scope)], scope)
-        if name in ("gelu", "gelu_tanh"):
-            if self.opset >= 20:
-                return self.node("Gelu", [x], scope, approximate="none" if name == "gelu" else "tanh")
-            if name == "gelu":
-                inner = self.node("Erf", [self.node("Div", [x, self.scalar(math.sqrt(2.0))], scope)], scope)
-            else:
-                cube = self.node("Mul", [self.node("Mul", [x, x], scope), x], scope)
-                poly = self.node("Add", [x, self.node("Mul", [cube, self.scalar(0.044715)], scope)], scope)
-                inner = self.node("Tanh", [self.node("Mul", [poly, self.scalar(math.sqrt(2.0 / math.pi))], scope)],
-                                  scope)
-            half_x = self.node("Mul", [x, self.scalar(0.5)], scope)
-            return self.node("Mul", [half_x, self.node("Add", [inner, self.scalar(1.0)], scope)], scope)
-        raise ExportError(f"{scope}: the activation {name!r} has no ONNX form here")  # screened by _check_layers
 
     def gemm(self, x: str, prefix: str, scope: str) -> str:
         return self.node("Gemm", [x, self.weight(f"{prefix}.weight"), self.weight(f"{prefix}.bias")], scope)
@@ -146,50 +108,16 @@ class _Graph:
         return self.node("ReduceMean", [x], scope, axes=[-1], keepdims=1)
 
     def layers(self, layer_list: list, x: str, prefix: str) -> str:
+        """Adds ``layer_list`` (named ``{prefix}.0``, ...) on value ``x``; returns the output value."""
         for i, layer in enumerate(layer_list):
-            x = self.layer(layer, x, f"{prefix}{i}")
+            x = layer.onnx_nodes(self, x, f"{prefix}.{i}")
         return x
-
-    def layer(self, layer: _layers.Layer, x: str, p: str) -> str:
-        if isinstance(layer, _layers.Dense):
-            return self.activation(layer.activation, layer.alpha, self.gemm(x, p, p), p)
-        if isinstance(layer, _layers.Activation):
-            return self.activation(layer.name, layer.alpha, x, p)
-        if isinstance(layer, (_layers.Softmax, _layers.LogSoftmax)):
-            if layer.temperature != 1.0:
-                x = self.node("Div", [x, self.scalar(layer.temperature)], p)
-            return self.node("LogSoftmax" if isinstance(layer, _layers.LogSoftmax) else "Softmax", [x], p, axis=-1)
-        if isinstance(layer, _layers.Dropout):
-            return x
-        if isinstance(layer, _layers.PReLU):
-            return self.node("PRelu", [x, self.weight(f"{p}.alpha")], p)
-        if isinstance(layer, _layers.Gated):
-            u = layer.units
-            split = self.init(f"const.split_{u}_{u}", np.array([u, u], dtype=np.int64))
-            g, v = self.node("Split", [self.gemm(x, p, p), split], p, n_out=2, axis=1)
-            return self.node("Mul", [self.activation(layer.gate, layer.gate_alpha, g, p), v], p)
-        if isinstance(layer, _layers.BatchNorm):
-            ins = [x] + [self.weight(f"{p}.{n}") for n in ("gamma", "beta", "running_mean", "running_var")]
-            return self.node("BatchNormalization", ins, p, epsilon=float(layer.eps), momentum=1.0 - layer.momentum)
-        if isinstance(layer, _layers.LayerNorm):
-            return self.node("LayerNormalization", [x, self.weight(f"{p}.gamma"), self.weight(f"{p}.beta")], p,
-                             axis=-1, epsilon=float(layer.eps))
-        if isinstance(layer, _layers.RMSNorm):
-            ms = self.reduce_mean_last(self.node("Mul", [x, x], p), p)
-            rms = self.node("Sqrt", [self.node("Add", [ms, self.scalar(layer.eps)], p)], p)
-            return self.node("Mul", [self.node("Div", [x, rms], p), self.weight(f"{p}.gamma")], p)
-        if isinstance(layer, _layers.Residual):
-            out = self.layers(layer.layers, x, f"{p}.block.")
-            skip = self.gemm(x, f"{p}.projection", f"{p}.projection") if f"{p}.projection.weight" in self.tensors \
-                else x
-            return self.node("Add", [skip, out], p)
-        raise ExportError(f"layer {p} ({layer!r}) cannot be exported to ONNX")  # screened by _check_layers
 
 
 def to_onnx(model: Any, opset: int = DEFAULT_OPSET) -> Any:
     """The ``onnx.ModelProto`` of a built model (see the module docstring); checked with
     ``onnx.checker.check_model``."""
-    _check_layers(model.layers, "layers.")
+    _Graph(None, {}, DEFAULT_OPSET, dry=True).layers(model.layers, "input", "layers")
     onnx = _onnx()
     newest = int(onnx.defs.onnx_opset_version())
     if isinstance(opset, bool) or not isinstance(opset, (int, np.integer)) or not MIN_OPSET <= opset <= newest:
@@ -198,7 +126,7 @@ def to_onnx(model: Any, opset: int = DEFAULT_OPSET) -> Any:
     net = model._require_built("export_onnx")
     opset = int(opset)
     g = _Graph(onnx, dict(model._tensors()), opset)
-    out = g.layers(model.layers, "input", "layers.")
+    out = g.layers(model.layers, "input", "layers")
     g.nodes.append(onnx.helper.make_node("Identity", [out], ["output"], name="output"))
     h = onnx.helper
     graph = h.make_graph(

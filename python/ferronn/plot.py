@@ -31,7 +31,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("ferronn.plot needs matplotlib: pip install \"ferronn[plot]\" (or pip install matplotlib)") \
         from exc
 
-from . import _validate, functional as _functional, metrics as _metrics
+from . import _validate, functional as _functional, metrics as _metrics, names as _names
 from .errors import ConfigError, EmptyInputError, ShapeError, UnknownNameError
 
 __all__ = [
@@ -264,8 +264,7 @@ def activation_gallery(names: Union[str, Sequence[str]] = _DEFAULT_ACTIVATIONS) 
     if not names:
         raise ConfigError("names is empty; give at least one activation name")
     for n in names:
-        if n not in _functional.ACTIVATIONS:
-            raise UnknownNameError(f"unknown activation {n!r}; expected one of: {', '.join(_functional.ACTIVATIONS)}")
+        _names.activation(n)  # UnknownNameError listing the core's names
     x = np.linspace(-5.0, 5.0, 401).astype(np.float32)
     rows, cols = _grid_shape(len(names), 4)
     fig = Figure(figsize=(3.3 * cols, 2.9 * rows), layout="constrained")

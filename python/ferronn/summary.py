@@ -17,17 +17,17 @@ def _sum(counts: dict[str, tuple[int, int]], prefix: str) -> tuple[int, int]:
     return sum(t for t, _ in inside), sum(b for _, b in inside)
 
 
-def _rows(layers: list, prefix: str, width: int, counts: dict, depth: int, out: list) -> int:
-    """Appends (name, shape, params) rows for ``layers``; returns the output width."""
-    for i, layer in enumerate(layers):
-        p = f"{prefix}.{i}" if depth == 0 else f"{prefix}.block.{i}"
+def _rows(named: list, width: int, counts: dict, depth: int, out: list) -> int:
+    """Appends (name, shape, params) rows for the ``(tensor prefix, layer)`` pairs
+    ``named``; returns the output width."""
+    for p, layer in named:
         out_width = layer.output_dim(width)
         trainable, buffers = _sum(counts, p)
         label = "  " * depth + f"{type(layer).__name__}"
         out.append((label, f"(None, {out_width})", trainable + buffers))
-        subs = layer.sublayers()
+        subs = layer.named_sublayers(p)
         if subs:
-            _rows(subs, p, width, counts, depth + 1, out)
+            _rows(subs, width, counts, depth + 1, out)
             if out_width != width:
                 proj = _sum(counts, p + ".projection")
                 out.append(("  " * (depth + 1) + "projection (Dense)", f"(None, {out_width})", sum(proj)))
@@ -38,7 +38,7 @@ def _rows(layers: list, prefix: str, width: int, counts: dict, depth: int, out: 
 def table(model: Any, net: Any) -> str:
     counts = _counts(net)
     rows: list[tuple[str, str, int]] = []
-    _rows(model.layers, "layers", int(net.input_dim), counts, 0, rows)
+    _rows([(f"layers.{i}", layer) for i, layer in enumerate(model.layers)], int(net.input_dim), counts, 0, rows)
     header = ("Layer (type)", "Output Shape", "Param #")
     w0 = max(len(header[0]), *(len(r[0]) for r in rows)) + 2
     w1 = max(len(header[1]), *(len(r[1]) for r in rows)) + 2

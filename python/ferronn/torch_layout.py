@@ -69,25 +69,16 @@ The numerics match: PyTorch's LeakyReLU ``negative_slope``, ELU ``alpha``, Batch
 from __future__ import annotations
 
 import os
-from typing import Any, NamedTuple, Optional, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 
-from . import layers as _layers
-from .errors import ConfigError, ExportError, InternalError, ModelFileError, ShapeError
-from .layers.activations import _DEFAULT_ALPHA
+from .errors import ConfigError, InternalError, ModelFileError, ShapeError
+from .layers.base import TorchEntry as _Entry, TorchPart
 
 __all__ = ["save_torch", "load_torch_weights", "torch_names", "torch_source"]
 
 PathArg = Union[str, "os.PathLike[str]"]
-
-
-class _Entry(NamedTuple):
-    """One tensor of the torch layout: its PyTorch name, the core tensor it comes
-    from (None for ``num_batches_tracked``) and whether it is stored transposed."""
-    torch: str
-    ferronn: Optional[str]
-    transpose: bool = False
 
 
 def _safetensors_numpy() -> Any:
@@ -98,55 +89,37 @@ def _safetensors_numpy() -> Any:
     return st
 
 
-def _modules_of(layer: _layers.Layer) -> int:
-    """How many ``nn.Sequential`` entries a ferronn layer becomes (Dense + activation: two)."""
-    if isinstance(layer, _layers.Dense) and layer.activation != "identity":
-        return 2
-    return 1
+class _Layout:
+    """Walks layers into the equivalent ``nn.Sequential``: each layer says what it
+    becomes (``Layer.torch_layout``); this numbers the modules as PyTorch does."""
 
+    def __init__(self, core: set[str]) -> None:
+        self.core = core
 
-def _unsupported(layer: Any, where: str) -> ExportError:
-    return ExportError(f"layer {where} ({layer!r}, {type(layer).__name__}) has no PyTorch equivalent in "
-                       "ferronn's torch layout; supported: Dense, activation layers, Softmax, LogSoftmax, "
-                       "Dropout, PReLU, BatchNorm, LayerNorm, RMSNorm, Gated (GLU, SwiGLU, ...), Residual")
+    def has(self, name: str) -> bool:
+        """Whether ferronn's tensor ``name`` exists (a Residual's projection)."""
+        return name in self.core
 
-
-def _walk(layer_list: list, fprefix: str, tprefix: str, core: set[str]) -> list[_Entry]:
-    """The entries of ``layer_list``: ferronn tensors ``{fprefix}{i}.name``, PyTorch
-    ones ``{tprefix}{k}.name``."""
-    out: list[_Entry] = []
-    k = 0
-    for i, layer in enumerate(layer_list):
-        f, t = f"{fprefix}{i}", f"{tprefix}{k}"
-        if isinstance(layer, _layers.Dense):
-            out += [_Entry(f"{t}.weight", f"{f}.weight", True), _Entry(f"{t}.bias", f"{f}.bias")]
-        elif isinstance(layer, _layers.Gated):
-            out += [_Entry(f"{t}.proj.weight", f"{f}.weight", True), _Entry(f"{t}.proj.bias", f"{f}.bias")]
-        elif isinstance(layer, _layers.BatchNorm):
-            out += [_Entry(f"{t}.weight", f"{f}.gamma"), _Entry(f"{t}.bias", f"{f}.beta"),
-                    _Entry(f"{t}.running_mean", f"{f}.running_mean"), _Entry(f"{t}.running_var", f"{f}.running_var"),
-                    _Entry(f"{t}.num_batches_tracked", None)]
-        elif isinstance(layer, _layers.LayerNorm):
-            out += [_Entry(f"{t}.weight", f"{f}.gamma"), _Entry(f"{t}.bias", f"{f}.beta")]
-        elif isinstance(layer, _layers.RMSNorm):
-            out += [_Entry(f"{t}.weight", f"{f}.gamma")]
-        elif isinstance(layer, _layers.PReLU):
-            out += [_Entry(f"{t}.weight", f"{f}.alpha")]
-        elif isinstance(layer, _layers.Residual):
-            out += _walk(layer.layers, f"{f}.block.", f"{t}.block.", core)
-            if f"{f}.projection.weight" in core:
-                out += [_Entry(f"{t}.projection.weight", f"{f}.projection.weight", True),
-                        _Entry(f"{t}.projection.bias", f"{f}.projection.bias")]
-        elif not isinstance(layer, (_layers.Activation, _layers.Softmax, _layers.LogSoftmax, _layers.Dropout)):
-            raise _unsupported(layer, f)
-        k += _modules_of(layer)
-    return out
+    def walk(self, layer_list: list, d: int, fprefix: str, tprefix: str) -> TorchPart:
+        """``layer_list`` on inputs of width ``d``: ferronn tensors ``{fprefix}.{i}.name``,
+        PyTorch ones ``{tprefix}.{k}.name`` (``{k}.name`` at the top, ``tprefix=""``)."""
+        modules: list[str] = []
+        entries: list[_Entry] = []
+        helpers: tuple[str, ...] = ()
+        for i, layer in enumerate(layer_list):
+            t = f"{tprefix}.{len(modules)}" if tprefix else str(len(modules))
+            part = layer.torch_layout(self, d, f"{fprefix}.{i}", t)
+            modules += part.modules  # each module takes one index: k counts them
+            entries += part.entries
+            helpers += tuple(h for h in part.helpers if h not in helpers)
+            d = layer.output_dim(d)
+        return TorchPart(modules, entries, helpers)
 
 
 def _plan(model: Any) -> tuple[list[_Entry], dict[str, np.ndarray]]:
     """The torch layout of a built model, and its core tensors by name."""
     tensors = dict(model._tensors())
-    entries = _walk(model.layers, "layers.", "", set(tensors))
+    entries = _Layout(set(tensors)).walk(model.layers, int(model.input_dim), "layers", "").entries
     covered = {e.ferronn for e in entries if e.ferronn is not None}
     if covered != set(tensors):  # a layer kind whose tensors this module does not know
         raise InternalError(f"the torch layout does not cover the tensors {sorted(set(tensors) ^ covered)}")
@@ -262,102 +235,7 @@ def load_torch_weights(model: Any, path: PathArg) -> None:
 
 # -- the equivalent PyTorch source ---------------------------------------------
 
-_TORCH_HEADER = '''import torch
-from torch import nn
-
-
-class Gated(nn.Module):
-    """ferronn's Gated: y = gate(x·Wg + bg) * (x·Wv + bv), one Linear to 2·units, gate half first."""
-
-    def __init__(self, in_features, units, gate):
-        super().__init__()
-        self.proj = nn.Linear(in_features, 2 * units)
-        self.gate = gate
-
-    def forward(self, x):
-        g, v = self.proj(x).chunk(2, dim=-1)
-        return self.gate(g) * v
-
-
-class Residual(nn.Module):
-    """ferronn's Residual: y = x + block(x), or projection(x) + block(x) when the width changes."""
-
-    def __init__(self, block, projection=None):
-        super().__init__()
-        self.block = block
-        self.projection = projection
-
-    def forward(self, x):
-        skip = x if self.projection is None else self.projection(x)
-        return skip + self.block(x)
-
-
-class Softmax(nn.Module):
-    """Softmax (or log-softmax) over the last axis with a temperature: softmax(x / T)."""
-
-    def __init__(self, temperature=1.0, log=False):
-        super().__init__()
-        self.temperature, self.log = temperature, log
-
-    def forward(self, x):
-        f = torch.log_softmax if self.log else torch.softmax
-        return f(x / self.temperature, dim=-1)
-
-'''
-
-_TORCH_ACTIVATIONS = {
-    "relu": "nn.ReLU()", "gelu": "nn.GELU()", "gelu_tanh": "nn.GELU(approximate='tanh')", "silu": "nn.SiLU()",
-    "sigmoid": "nn.Sigmoid()", "tanh": "nn.Tanh()", "softplus": "nn.Softplus()", "identity": "nn.Identity()",
-}
-
-
-def _torch_activation(name: str, alpha: Optional[float]) -> str:
-    if name in ("leaky_relu", "elu"):
-        a = _DEFAULT_ALPHA[name] if alpha is None else alpha
-        return f"nn.LeakyReLU({a!r})" if name == "leaky_relu" else f"nn.ELU({a!r})"
-    if name not in _TORCH_ACTIVATIONS:
-        raise ExportError(f"activation {name!r} has no PyTorch module in ferronn's torch layout")
-    return _TORCH_ACTIVATIONS[name]
-
-
-def _torch_modules(layer_list: list, d: int, prefix: str, core: set[str]) -> tuple[list[str], int]:
-    """PyTorch module expressions for ``layer_list`` on inputs of width ``d``, and the output width."""
-    mods: list[str] = []
-    for i, layer in enumerate(layer_list):
-        f = f"{prefix}{i}"
-        out = layer.output_dim(d)
-        if isinstance(layer, _layers.Dense):
-            mods.append(f"nn.Linear({d}, {out})")
-            if layer.activation != "identity":
-                mods.append(_torch_activation(layer.activation, layer.alpha))
-        elif isinstance(layer, _layers.Gated):
-            mods.append(f"Gated({d}, {layer.units}, {_torch_activation(layer.gate, layer.gate_alpha)})")
-        elif isinstance(layer, _layers.Activation):
-            mods.append(_torch_activation(layer.name, layer.alpha))
-        elif isinstance(layer, (_layers.Softmax, _layers.LogSoftmax)):
-            log = isinstance(layer, _layers.LogSoftmax)
-            if layer.temperature == 1.0:
-                mods.append("nn.LogSoftmax(dim=-1)" if log else "nn.Softmax(dim=-1)")
-            else:
-                mods.append(f"Softmax(temperature={layer.temperature!r}{', log=True' if log else ''})")
-        elif isinstance(layer, _layers.Dropout):
-            mods.append(f"nn.Dropout({layer.rate!r})")
-        elif isinstance(layer, _layers.PReLU):
-            mods.append(f"nn.PReLU({1 if layer.shared else d}, init={layer.init!r})")
-        elif isinstance(layer, _layers.BatchNorm):
-            mods.append(f"nn.BatchNorm1d({d}, eps={layer.eps!r}, momentum={layer.momentum!r})")
-        elif isinstance(layer, _layers.LayerNorm):
-            mods.append(f"nn.LayerNorm({d}, eps={layer.eps!r})")
-        elif isinstance(layer, _layers.RMSNorm):
-            mods.append(f"nn.RMSNorm({d}, eps={layer.eps!r})")
-        elif isinstance(layer, _layers.Residual):
-            inner, _ = _torch_modules(layer.layers, d, f"{f}.block.", core)
-            proj = f", projection=nn.Linear({d}, {out})" if f"{f}.projection.weight" in core else ""
-            mods.append(f"Residual(nn.Sequential({', '.join(inner)}){proj})")
-        else:
-            raise _unsupported(layer, f)
-        d = out
-    return mods, d
+_TORCH_HEADER = 'import torch\nfrom torch import nn\n'
 
 
 def torch_source(model: Any) -> str:
@@ -371,10 +249,10 @@ def torch_source(model: Any) -> str:
         torch_model.eval()
     """
     model._require_built("torch_source")
-    core = {n for n, _ in model._tensors()}
-    mods, _ = _torch_modules(model.layers, int(model.input_dim), "layers.", core)
-    body = "".join(f"    {m},\n" for m in mods)
-    return f"{_TORCH_HEADER}\nmodel = nn.Sequential(\n{body})\n"
+    part = _Layout({n for n, _ in model._tensors()}).walk(model.layers, int(model.input_dim), "layers", "")
+    helpers = "".join(f"\n\n{h}" for h in part.helpers)
+    body = "".join(f"    {m},\n" for m in part.modules)
+    return f"{_TORCH_HEADER}{helpers}\n\nmodel = nn.Sequential(\n{body})\n"
 
 
 def check_layout(layout: Any) -> str:

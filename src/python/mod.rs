@@ -8,6 +8,7 @@ mod functional;
 mod network;
 mod results;
 pub mod schedule;
+mod tables;
 
 use pyo3::prelude::*;
 
@@ -41,5 +42,9 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(functional::matmul, m)?)?;
     m.add_function(wrap_pyfunction!(schedule::schedule_lr, m)?)?;
     m.add_function(wrap_pyfunction!(schedule::schedule_check, m)?)?;
+    m.add_class::<tables::ActivationInfo>()?;
+    m.add_class::<tables::LossInfo>()?;
+    m.add_function(wrap_pyfunction!(tables::activation_table, m)?)?;
+    m.add_function(wrap_pyfunction!(tables::loss_table, m)?)?;
     Ok(())
 }

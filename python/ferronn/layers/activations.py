@@ -12,9 +12,11 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from .. import _core
+from .. import names as _names
 from ..errors import ConfigError
-from .base import Layer, finite_float, register
+from ..names import ActivationInfo
+from . import elementwise as _elementwise
+from .base import Layer, NumpyStep, TorchEntry, TorchPart, finite_float, register
 
 __all__ = [
     "Activation", "ReLU", "LeakyReLU", "ELU", "GELU", "SiLU", "Swish", "Sigmoid", "Tanh",
@@ -24,19 +26,14 @@ __all__ = [
 #: An activation as written in specs: "relu", or {"name": "leaky_relu", "alpha": 0.2}.
 ActSpec = Union[str, dict]
 
-# Other names the core accepts for the same functions; Activation stores the main name.
-_ALIASES = {"swish": "silu", "linear": "identity"}
-# The core's default slopes, written out so that a spec always states the one in use.
-_DEFAULT_ALPHA = {"leaky_relu": 0.01, "elu": 1.0}
 
-
-def check_activation(name: str, alpha: Optional[float]) -> None:
-    """Raises UnknownNameError / ConfigError now if the core would reject the activation.
-
-    The core owns the list of activations; asking it here makes a bad name fail
-    where it is written rather than at the first fit.
-    """
-    _core.activation_forward(name, np.zeros(1, dtype=np.float32), alpha)
+def check_activation(name: str, alpha: Optional[float]) -> ActivationInfo:
+    """The core's row for activation ``name``; UnknownNameError / ConfigError now if
+    the core would reject ``(name, alpha)``, so a bad name fails where it is
+    written rather than at the first fit."""
+    info = _names.activation(name)
+    _names.check_alpha(info, alpha)
+    return info
 
 
 def parse_activation(act: Any, what: str = "activation") -> tuple[str, Optional[float]]:
@@ -79,21 +76,25 @@ def activation_arg(value: Any, alpha: Any, what: str) -> tuple[str, Optional[flo
     return name, alpha
 
 
+def activation_step(name: str, alpha: Optional[float], pre: np.ndarray, ref: Any) -> NumpyStep:
+    """The NumPy forward step of activation ``name`` on ``pre`` (see ``Layer.numpy_forward``),
+    recording what the diagnostics read about it."""
+    info = _names.activation(name)
+    post = ref.act(info.name, pre, alpha)
+    return NumpyStep(post, info.name, pre, post, info.kinked)
+
+
 def _rebuild(name: str, alpha: Optional[float]) -> "Activation":
     """The most specific activation class for ``(name, alpha)``."""
-    name = _ALIASES.get(name, name)
+    name = check_activation(name, alpha).name
     if name == "leaky_relu":
         return LeakyReLU(alpha)
     if name == "elu":
-        return ELU(1.0 if alpha is None else alpha)
-    if alpha is None:
-        if name == "gelu_tanh":
-            return GELU(approximate="tanh")
-        plain = {"relu": ReLU, "gelu": GELU, "silu": SiLU, "sigmoid": Sigmoid, "tanh": Tanh,
-                 "softplus": Softplus, "identity": Identity}
-        if name in plain:
-            return plain[name]()
-    return Activation(name, alpha)  # the core judges what is left (and raises)
+        return ELU() if alpha is None else ELU(alpha)
+    if name in ("gelu", "gelu_tanh"):
+        return GELU(approximate="tanh" if name == "gelu_tanh" else "none")
+    fixed = {cls._name: cls for cls in _Fixed.__subclasses__()}
+    return fixed[name]() if name in fixed else Activation(name, alpha)
 
 
 @register("activation")
@@ -110,13 +111,10 @@ class Activation(Layer):
     def __init__(self, name: str, alpha: Optional[float] = None) -> None:
         if not isinstance(name, str):
             raise ConfigError(f"activation name must be a string such as 'relu', got {name!r}")
-        name = _ALIASES.get(name, name)
         alpha = None if alpha is None else finite_float(alpha, f"alpha of {name!r}")
-        check_activation(name, alpha)
-        if alpha is None:
-            alpha = _DEFAULT_ALPHA.get(name)
-        self.name = name
-        self.alpha = alpha
+        info = check_activation(name, alpha)
+        self.name = info.name  # the canonical name: "silu" for "swish"
+        self.alpha = info.default_alpha if alpha is None else alpha
 
     def activation_spec(self) -> ActSpec:
         """The activation in spec form ("relu" or {"name": "leaky_relu", "alpha": 0.2}),
@@ -129,6 +127,15 @@ class Activation(Layer):
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> "Activation":
         return _rebuild(*parse_activation(spec.get("activation")))
+
+    def numpy_forward(self, h: np.ndarray, p: Any, ref: Any, where: str) -> NumpyStep:
+        return activation_step(self.name, self.alpha, h, ref)
+
+    def onnx_nodes(self, g: Any, x: str, where: str) -> str:
+        return _elementwise.onnx_nodes(g, self.name, self.alpha, x, where)
+
+    def torch_layout(self, layout: Any, d: int, f: str, t: str) -> TorchPart:
+        return TorchPart([_elementwise.torch_module(self.name, self.alpha)], [])
 
     def __repr__(self) -> str:
         extra = "" if self.alpha is None else f", alpha={self.alpha!r}"
@@ -166,7 +173,7 @@ class LeakyReLU(Activation):
             raise ConfigError(f"give LeakyReLU alpha or negative_slope, not both "
                               f"(got alpha={alpha!r}, negative_slope={negative_slope!r})")
         slope = alpha if alpha is not None else negative_slope
-        super().__init__("leaky_relu", _DEFAULT_ALPHA["leaky_relu"] if slope is None else slope)
+        super().__init__("leaky_relu", slope)  # None: the core's default slope
 
     def __repr__(self) -> str:
         return f"LeakyReLU({self.alpha!r})"
@@ -176,8 +183,8 @@ class ELU(Activation):
     """Exponential linear unit: ``x`` for x > 0, ``alpha·(e^x − 1)`` otherwise
     (Clevert et al. 2015). Smooth, and its outputs average nearer to zero than ReLU's."""
 
-    def __init__(self, alpha: float = 1.0) -> None:
-        super().__init__("elu", alpha)
+    def __init__(self, alpha: Optional[float] = None) -> None:
+        super().__init__("elu", alpha)  # None: the core's default (1.0)
 
     def __repr__(self) -> str:
         return f"ELU({self.alpha!r})"
@@ -237,10 +244,25 @@ class Identity(_Fixed):
     _name = "identity"
 
 
+# The PyTorch helper for a temperature other than 1 (nn.Softmax has none).
+_TORCH_SOFTMAX = '''class Softmax(nn.Module):
+    """Softmax (or log-softmax) over the last axis with a temperature: softmax(x / T)."""
+
+    def __init__(self, temperature=1.0, log=False):
+        super().__init__()
+        self.temperature, self.log = temperature, log
+
+    def forward(self, x):
+        f = torch.log_softmax if self.log else torch.softmax
+        return f(x / self.temperature, dim=-1)
+'''
+
+
 class _RowWise(Layer):
     """Shared code of Softmax and LogSoftmax (each row of the batch on its own)."""
 
     _type = ""
+    _log = False
 
     def __init__(self, temperature: float = 1.0) -> None:
         self.temperature = finite_float(temperature, f"{type(self).__name__} temperature", low=0.0, low_open=True)
@@ -255,6 +277,20 @@ class _RowWise(Layer):
     def __repr__(self) -> str:
         extra = "" if self.temperature == 1.0 else f"temperature={self.temperature!r}"
         return f"{type(self).__name__}({extra})"
+
+    def numpy_forward(self, h: np.ndarray, p: Any, ref: Any, where: str) -> NumpyStep:
+        return NumpyStep(ref.softmax(h, self.temperature, log=self._log))
+
+    def onnx_nodes(self, g: Any, x: str, where: str) -> str:
+        if self.temperature != 1.0:
+            x = g.node("Div", [x, g.scalar(self.temperature)], where)
+        return g.node("LogSoftmax" if self._log else "Softmax", [x], where, axis=-1)
+
+    def torch_layout(self, layout: Any, d: int, f: str, t: str) -> TorchPart:
+        if self.temperature == 1.0:
+            return TorchPart(["nn.LogSoftmax(dim=-1)" if self._log else "nn.Softmax(dim=-1)"], [])
+        module = f"Softmax(temperature={self.temperature!r}{', log=True' if self._log else ''})"
+        return TorchPart([module], [], (_TORCH_SOFTMAX,))
 
 
 @register("softmax")
@@ -275,6 +311,7 @@ class LogSoftmax(_RowWise):
     Pairs with the "nll" loss."""
 
     _type = "log_softmax"
+    _log = True
 
 
 @register("prelu")
@@ -305,3 +342,14 @@ class PReLU(Layer):
     def __repr__(self) -> str:
         args = ([] if not self.shared else ["shared=True"]) + ([] if self.init == 0.25 else [f"init={self.init!r}"])
         return f"PReLU({', '.join(args)})"
+
+    def numpy_forward(self, h: np.ndarray, p: Any, ref: Any, where: str) -> NumpyStep:
+        post = np.where(h > 0, h, p["alpha"] * h)
+        return NumpyStep(post, "prelu", h, post, kinked=True)
+
+    def onnx_nodes(self, g: Any, x: str, where: str) -> str:
+        return g.node("PRelu", [x, g.weight(f"{where}.alpha")], where)
+
+    def torch_layout(self, layout: Any, d: int, f: str, t: str) -> TorchPart:
+        return TorchPart([f"nn.PReLU({1 if self.shared else d}, init={self.init!r})"],
+                         [TorchEntry(f"{t}.weight", f"{f}.alpha")])

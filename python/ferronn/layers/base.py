@@ -1,25 +1,97 @@
 """The ``Layer`` base class: a description of what to build, and (once its model
-is built) a window onto the layer's parameter arrays in the Rust core."""
+is built) a window onto the layer's parameter arrays in the Rust core.
+
+A layer kind also describes itself to the tools that work outside the core, so
+that none of them tests which kind a layer is. Each method has a default that
+raises the tool's named error naming the layer; a kind overrides those it
+supports (``where`` is the layer's tensor prefix, e.g. ``"layers.3"``):
+
+- ``numpy_forward(h, p, ref, where) -> NumpyStep``: the layer's forward pass in
+  NumPy, for ``fn.diagnostics`` (its reference for ``check_gradients``). ``h`` is
+  the input batch; ``p["weight"]`` the layer's tensors (``"name" in p`` asks if
+  one exists); ``ref`` the pass (``ref.act(name, x, alpha)``,
+  ``ref.softmax(x, temperature, log)``, ``ref.training``, ``ref.dtype``, and
+  ``ref.run(layers, h, prefix)`` for nested layers). Default: ``ConfigError``.
+- ``onnx_nodes(g, x, where) -> str``: adds the layer's ONNX nodes to the graph
+  ``g`` (``g.node``, ``g.init``, ``g.weight``, ``g.scalar``, ``g.gemm``,
+  ``g.reduce_mean_last``, ``g.opset``, ``g.has``, ``g.layers`` for nested layers)
+  on input value ``x`` and returns the output value's name; activations go
+  through ``layers.elementwise.onnx_nodes``. The exporter first runs the same
+  walk on a dry graph (no tensors), so raise only from the layer's own
+  configuration. Default: ``ExportError``.
+- ``torch_layout(layout, d, f, t) -> TorchPart``: the ``nn.Sequential`` modules
+  the layer becomes (source expressions; each takes one index), the tensors of
+  its PyTorch ``state_dict`` (``TorchEntry``: PyTorch name under prefix ``t``,
+  ferronn name under prefix ``f``, transposed or not) and any helper
+  ``nn.Module`` class sources they need. ``d`` is the input width; ``layout``
+  offers ``has(tensor)`` and ``walk(layers, d, f, t)`` for nested layers.
+  Default: ``ExportError``.
+- ``named_sublayers(prefix)``: nested layers with their tensor prefixes (binding,
+  summaries and regularizer walks use it).
+
+Adding a kind: its class file (with these methods), ``@register("type")`` on the
+class, and its name in ``layers/__init__.py``. The Rust side builds it from its spec.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 import numpy as np
 
-from ..errors import ConfigError, NotFittedError
+from ..errors import ConfigError, ExportError, NotFittedError
 
-__all__ = ["Layer", "positive_int", "finite_float", "register", "from_spec"]
+__all__ = ["Layer", "NumpyStep", "TorchEntry", "TorchPart", "positive_int", "finite_float", "register", "from_spec"]
 
 _REGISTRY: dict[str, Callable[[dict[str, Any]], "Layer"]] = {}
+_KINDS: list[type] = []  # the registered classes, in registration order
 
 
 def register(type_name: str):
     """Class decorator: ``from_spec`` rebuilds specs of ``type_name`` with ``cls.from_spec``."""
     def wrap(cls):
         _REGISTRY[type_name] = cls.from_spec
+        _KINDS.append(cls)
         return cls
     return wrap
+
+
+def _kinds_with(method: str) -> str:
+    """The registered kinds that override ``method`` (for "supported: ..." in errors)."""
+    return ", ".join(k.__name__ for k in _KINDS if getattr(k, method) is not getattr(Layer, method))
+
+
+class NumpyStep(NamedTuple):
+    """One layer's NumPy forward (``Layer.numpy_forward``): its ``output``, and for a
+    layer that applies an activation, what the diagnostics read: the function's
+    canonical name ``act``, its input ``pre`` and output ``post`` (per unit), and
+    whether it is ``kinked`` at 0 (dead units are counted, and gradient checks
+    skip finite differences across the kink, only for kinked functions)."""
+
+    output: np.ndarray
+    act: Optional[str] = None
+    pre: Optional[np.ndarray] = None
+    post: Optional[np.ndarray] = None
+    kinked: bool = False
+
+
+class TorchEntry(NamedTuple):
+    """One tensor of the torch layout: its PyTorch name, the core tensor it comes
+    from (None for ``num_batches_tracked``) and whether it is stored transposed."""
+
+    torch: str
+    ferronn: Optional[str]
+    transpose: bool = False
+
+
+class TorchPart(NamedTuple):
+    """What a layer becomes in the equivalent ``torch.nn.Sequential``
+    (``Layer.torch_layout``): module source expressions (one index each), its
+    state_dict entries, and the sources of helper ``nn.Module`` classes used."""
+
+    modules: list[str]
+    entries: list[TorchEntry]
+    helpers: tuple[str, ...] = ()
 
 
 def from_spec(spec: dict[str, Any]) -> "Layer":
@@ -82,13 +154,36 @@ class Layer:
 
     def sublayers(self) -> list["Layer"]:
         """Layers nested inside this one (``Residual``'s block); empty for plain layers."""
+        return [layer for _, layer in self.named_sublayers("")]
+
+    def named_sublayers(self, prefix: str) -> list[tuple[str, "Layer"]]:
+        """``(tensor prefix, layer)`` of each layer nested in this one, whose own
+        prefix is ``prefix`` (``Residual``: ``prefix.block.0``, ...)."""
         return []
+
+    # -- describing itself to the tools (see the module docstring) -------------
+
+    def numpy_forward(self, h: np.ndarray, p: Any, ref: Any, where: str) -> NumpyStep:
+        """This layer's forward pass in NumPy (for ``fn.diagnostics``)."""
+        raise ConfigError(f"the diagnostics do not know the layer {self!r} ({where})")
+
+    def onnx_nodes(self, g: Any, x: str, where: str) -> str:
+        """Adds this layer's ONNX nodes on input ``x`` to ``g``; returns the output's name."""
+        raise ExportError(f"layer {where} ({self!r}, {type(self).__name__}) cannot be exported to ONNX; "
+                          f"supported: {_kinds_with('onnx_nodes')}")
+
+    def torch_layout(self, layout: Any, d: int, f: str, t: str) -> TorchPart:
+        """This layer in the equivalent PyTorch model, on inputs of width ``d``."""
+        raise ExportError(f"layer {f} ({self!r}, {type(self).__name__}) has no PyTorch equivalent in "
+                          f"ferronn's torch layout; supported: {_kinds_with('torch_layout')}")
 
     # -- binding to a built model --------------------------------------------
 
     def _bind(self, owner: Any, prefix: Optional[str]) -> None:
         """Called by the model: tensors of this layer are ``{prefix}.{name}`` in ``owner``."""
         self._owner, self._prefix = owner, prefix
+        for sub_prefix, layer in self.named_sublayers(prefix or ""):
+            layer._bind(owner, None if prefix is None else sub_prefix)
 
     def _tensor_name(self, name: str) -> str:
         if self._owner is None or self._prefix is None or not self._owner.built:

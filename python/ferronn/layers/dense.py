@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Optional, Union
 
-from .activations import Activation, activation_arg, activation_spec, parse_activation
-from .base import Layer, positive_int, register
+import numpy as np
+
+from .. import names as _names
+from . import elementwise as _elementwise
+from .activations import Activation, activation_arg, activation_spec, activation_step, parse_activation
+from .base import Layer, NumpyStep, TorchEntry, TorchPart, positive_int, register
 from .weights import InitArg, RegArg, WeightOptions
 
 __all__ = ["Dense"]
@@ -52,6 +56,19 @@ class Dense(WeightOptions, Layer):
 
     def output_dim(self, input_dim: int) -> int:
         return self.units
+
+    def numpy_forward(self, h: np.ndarray, p: Any, ref: Any, where: str) -> NumpyStep:
+        return activation_step(self.activation, self.alpha, h @ p["weight"] + p["bias"], ref)
+
+    def onnx_nodes(self, g: Any, x: str, where: str) -> str:
+        return _elementwise.onnx_nodes(g, self.activation, self.alpha, g.gemm(x, where, where), where)
+
+    def torch_layout(self, layout: Any, d: int, f: str, t: str) -> TorchPart:
+        # nn.Linear, then the activation as a module of its own (so two indices).
+        modules = [f"nn.Linear({d}, {self.units})"]
+        if _names.activation(self.activation).name != "identity":
+            modules.append(_elementwise.torch_module(self.activation, self.alpha))
+        return TorchPart(modules, [TorchEntry(f"{t}.weight", f"{f}.weight", True), TorchEntry(f"{t}.bias", f"{f}.bias")])
 
     def __repr__(self) -> str:
         args = [str(self.units)]

@@ -4,11 +4,28 @@ from __future__ import annotations
 
 from typing import Any, Union
 
-from .activations import Activation, activation_arg, activation_spec, parse_activation
-from .base import Layer, positive_int, register
+import numpy as np
+
+from . import elementwise as _elementwise
+from .activations import Activation, activation_arg, activation_spec, activation_step, parse_activation
+from .base import Layer, NumpyStep, TorchEntry, TorchPart, positive_int, register
 from .weights import InitArg, RegArg, WeightOptions
 
 __all__ = ["Gated", "GLU", "SwiGLU", "GeGLU", "ReGLU"]
+
+# The PyTorch module a Gated layer becomes.
+_TORCH_GATED = '''class Gated(nn.Module):
+    """ferronn's Gated: y = gate(x·Wg + bg) * (x·Wv + bv), one Linear to 2·units, gate half first."""
+
+    def __init__(self, in_features, units, gate):
+        super().__init__()
+        self.proj = nn.Linear(in_features, 2 * units)
+        self.gate = gate
+
+    def forward(self, x):
+        g, v = self.proj(x).chunk(2, dim=-1)
+        return self.gate(g) * v
+'''
 
 
 @register("gated")
@@ -53,6 +70,22 @@ class Gated(WeightOptions, Layer):
 
     def output_dim(self, input_dim: int) -> int:
         return self.units
+
+    def numpy_forward(self, h: np.ndarray, p: Any, ref: Any, where: str) -> NumpyStep:
+        z = h @ p["weight"] + p["bias"]  # gate columns first, then the values
+        step = activation_step(self.gate, self.gate_alpha, z[:, :self.units], ref)
+        return step._replace(output=step.post * z[:, self.units:])
+
+    def onnx_nodes(self, g: Any, x: str, where: str) -> str:
+        u = self.units
+        split = g.init(f"const.split_{u}_{u}", np.array([u, u], dtype=np.int64))
+        gate, value = g.node("Split", [g.gemm(x, where, where), split], where, n_out=2, axis=1)
+        return g.node("Mul", [_elementwise.onnx_nodes(g, self.gate, self.gate_alpha, gate, where), value], where)
+
+    def torch_layout(self, layout: Any, d: int, f: str, t: str) -> TorchPart:
+        module = f"Gated({d}, {self.units}, {_elementwise.torch_module(self.gate, self.gate_alpha)})"
+        entries = [TorchEntry(f"{t}.proj.weight", f"{f}.weight", True), TorchEntry(f"{t}.proj.bias", f"{f}.bias")]
+        return TorchPart([module], entries, (_TORCH_GATED,))
 
     def __repr__(self) -> str:
         gate = activation_spec(self.gate, self.gate_alpha)

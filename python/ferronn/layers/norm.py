@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import Layer, finite_float, register
+import numpy as np
+
+from .base import Layer, NumpyStep, TorchEntry, TorchPart, finite_float, register
 
 __all__ = ["BatchNorm", "LayerNorm", "RMSNorm"]
 
@@ -51,6 +53,24 @@ class BatchNorm(Layer):
     def __repr__(self) -> str:
         return f"BatchNorm({_args([('momentum', self.momentum, 0.1), ('eps', self.eps, 1e-5)])})"
 
+    def numpy_forward(self, h: np.ndarray, p: Any, ref: Any, where: str) -> NumpyStep:
+        if ref.training:
+            mean, var = h.mean(axis=0), h.var(axis=0)  # the batch's (biased) statistics
+        else:
+            mean, var = p["running_mean"], p["running_var"]
+        return NumpyStep(p["gamma"] * (h - mean) / np.sqrt(var + self.eps) + p["beta"])
+
+    def onnx_nodes(self, g: Any, x: str, where: str) -> str:
+        ins = [x] + [g.weight(f"{where}.{n}") for n in ("gamma", "beta", "running_mean", "running_var")]
+        # ONNX's momentum weighs the running value, PyTorch's (and ours) the batch's.
+        return g.node("BatchNormalization", ins, where, epsilon=float(self.eps), momentum=1.0 - self.momentum)
+
+    def torch_layout(self, layout: Any, d: int, f: str, t: str) -> TorchPart:
+        entries = [TorchEntry(f"{t}.weight", f"{f}.gamma"), TorchEntry(f"{t}.bias", f"{f}.beta"),
+                   TorchEntry(f"{t}.running_mean", f"{f}.running_mean"),
+                   TorchEntry(f"{t}.running_var", f"{f}.running_var"), TorchEntry(f"{t}.num_batches_tracked", None)]
+        return TorchPart([f"nn.BatchNorm1d({d}, eps={self.eps!r}, momentum={self.momentum!r})"], entries)
+
 
 @register("layer_norm")
 class LayerNorm(Layer):
@@ -77,6 +97,19 @@ class LayerNorm(Layer):
     def __repr__(self) -> str:
         return f"LayerNorm({_args([('eps', self.eps, 1e-5)])})"
 
+    def numpy_forward(self, h: np.ndarray, p: Any, ref: Any, where: str) -> NumpyStep:
+        mean = h.mean(axis=1, keepdims=True)
+        var = ((h - mean) ** 2).mean(axis=1, keepdims=True)
+        return NumpyStep(p["gamma"] * (h - mean) / np.sqrt(var + self.eps) + p["beta"])
+
+    def onnx_nodes(self, g: Any, x: str, where: str) -> str:
+        return g.node("LayerNormalization", [x, g.weight(f"{where}.gamma"), g.weight(f"{where}.beta")], where,
+                      axis=-1, epsilon=float(self.eps))
+
+    def torch_layout(self, layout: Any, d: int, f: str, t: str) -> TorchPart:
+        return TorchPart([f"nn.LayerNorm({d}, eps={self.eps!r})"],
+                         [TorchEntry(f"{t}.weight", f"{f}.gamma"), TorchEntry(f"{t}.bias", f"{f}.beta")])
+
 
 @register("rms_norm")
 class RMSNorm(Layer):
@@ -102,3 +135,14 @@ class RMSNorm(Layer):
 
     def __repr__(self) -> str:
         return f"RMSNorm({_args([('eps', self.eps, 1e-6)])})"
+
+    def numpy_forward(self, h: np.ndarray, p: Any, ref: Any, where: str) -> NumpyStep:
+        return NumpyStep(p["gamma"] * h / np.sqrt((h * h).mean(axis=1, keepdims=True) + self.eps))
+
+    def onnx_nodes(self, g: Any, x: str, where: str) -> str:
+        ms = g.reduce_mean_last(g.node("Mul", [x, x], where), where)
+        rms = g.node("Sqrt", [g.node("Add", [ms, g.scalar(self.eps)], where)], where)
+        return g.node("Mul", [g.node("Div", [x, rms], where), g.weight(f"{where}.gamma")], where)
+
+    def torch_layout(self, layout: Any, d: int, f: str, t: str) -> TorchPart:
+        return TorchPart([f"nn.RMSNorm({d}, eps={self.eps!r})"], [TorchEntry(f"{t}.weight", f"{f}.gamma")])

@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Optional, Union
+from typing import Any, Iterable, Union
+
+import numpy as np
 
 from ..errors import ConfigError
-from .base import Layer, finite_float, from_spec as _layer_from_spec, register
+from .base import Layer, NumpyStep, TorchEntry, TorchPart, finite_float, from_spec as _layer_from_spec, register
 
 __all__ = ["Dropout", "Residual"]
+
+# The PyTorch module a Residual becomes.
+_TORCH_RESIDUAL = '''class Residual(nn.Module):
+    """ferronn's Residual: y = x + block(x), or projection(x) + block(x) when the width changes."""
+
+    def __init__(self, block, projection=None):
+        super().__init__()
+        self.block = block
+        self.projection = projection
+
+    def forward(self, x):
+        skip = x if self.projection is None else self.projection(x)
+        return skip + self.block(x)
+'''
 
 
 @register("dropout")
@@ -33,6 +49,18 @@ class Dropout(Layer):
 
     def __repr__(self) -> str:
         return f"Dropout({self.rate!r})"
+
+    def numpy_forward(self, h: np.ndarray, p: Any, ref: Any, where: str) -> NumpyStep:
+        if ref.training and self.rate > 0:
+            raise ConfigError(f"{where} is Dropout({self.rate}), which is random in training mode; "
+                              "use training=False (or a rate of 0) for this check")
+        return NumpyStep(h)
+
+    def onnx_nodes(self, g: Any, x: str, where: str) -> str:
+        return x  # the identity at inference
+
+    def torch_layout(self, layout: Any, d: int, f: str, t: str) -> TorchPart:
+        return TorchPart([f"nn.Dropout({self.rate!r})"], [])
 
 
 @register("residual")
@@ -63,8 +91,8 @@ class Residual(Layer):
             if not isinstance(layer, Layer):
                 raise ConfigError(f"Residual takes layer objects such as fn.Dense(32), got {layer!r}")
 
-    def sublayers(self) -> list[Layer]:
-        return list(self.layers)
+    def named_sublayers(self, prefix: str) -> list[tuple[str, Layer]]:
+        return [(f"{prefix}.block.{j}", layer) for j, layer in enumerate(self.layers)]
 
     def spec(self) -> dict[str, Any]:
         return {"type": "residual", "layers": [layer.spec() for layer in self.layers]}
@@ -81,10 +109,29 @@ class Residual(Layer):
             input_dim = layer.output_dim(input_dim)
         return input_dim
 
-    def _bind(self, owner: Any, prefix: Optional[str]) -> None:
-        super()._bind(owner, prefix)
-        for j, layer in enumerate(self.layers):
-            layer._bind(owner, None if prefix is None else f"{prefix}.block.{j}")
-
     def __repr__(self) -> str:
         return f"Residual([{', '.join(repr(layer) for layer in self.layers)}])"
+
+    # The block runs through the tool's own walker; the skip path is x, or the
+    # projection x·P + p when the core made one (the block changes the width).
+
+    def numpy_forward(self, h: np.ndarray, p: Any, ref: Any, where: str) -> NumpyStep:
+        inner = ref.run(self.layers, h, f"{where}.block")
+        skip = h @ p["projection.weight"] + p["projection.bias"] if "projection.weight" in p else h
+        return NumpyStep(skip + inner)
+
+    def onnx_nodes(self, g: Any, x: str, where: str) -> str:
+        out = g.layers(self.layers, x, f"{where}.block")
+        proj = f"{where}.projection"
+        skip = g.gemm(x, proj, proj) if g.has(f"{proj}.weight") else x
+        return g.node("Add", [skip, out], where)
+
+    def torch_layout(self, layout: Any, d: int, f: str, t: str) -> TorchPart:
+        inner = layout.walk(self.layers, d, f"{f}.block", f"{t}.block")
+        entries, projection = list(inner.entries), ""
+        if layout.has(f"{f}.projection.weight"):
+            entries += [TorchEntry(f"{t}.projection.weight", f"{f}.projection.weight", True),
+                        TorchEntry(f"{t}.projection.bias", f"{f}.projection.bias")]
+            projection = f", projection=nn.Linear({d}, {self.output_dim(d)})"
+        module = f"Residual(nn.Sequential({', '.join(inner.modules)}){projection})"
+        return TorchPart([module], entries, inner.helpers + (_TORCH_RESIDUAL,))
