@@ -9,22 +9,14 @@ from typing import Any, Callable, Iterable, Optional, Sequence, Union
 import numpy as np
 
 from . import _core, _validate, layers as _layers, metrics as _metrics, optim as _optim, training as _training
-from . import model_file as _model_file
+from . import model_file as _model_file, names as _names
 from .callbacks import Callback, CallbackList, History
 from .epochs import EpochDriver
-from .errors import ConfigError, ModelFileError, NotFittedError, UnknownNameError
+from .errors import ConfigError, ModelFileError, NotFittedError
 from . import summary as _summary
 
 __all__ = ["Sequential", "load"]
 
-_LOSSES = {
-    "cross_entropy": "cross_entropy", "categorical_crossentropy": "cross_entropy",
-    "sparse_categorical_crossentropy": "cross_entropy", "nll": "nll",
-    "mse": "mse", "mean_squared_error": "mse",
-    "bce": "binary_cross_entropy", "binary_cross_entropy": "binary_cross_entropy",
-    "binary_crossentropy": "binary_cross_entropy",
-}
-_LABEL_LOSSES = {"cross_entropy", "nll"}
 MetricSpec = Union[str, Callable[[np.ndarray, np.ndarray], float]]
 
 
@@ -85,22 +77,20 @@ class Sequential:
         """
         if not self.layers:
             raise ConfigError("the model has no layers; add at least one before compile()")
-        key = str(loss).lower()
-        if key not in _LOSSES:
-            raise UnknownNameError(
-                f"unknown loss {loss!r}; expected one of {', '.join(sorted(set(_LOSSES.values())))}")
+        info = _names.loss(loss)
         if isinstance(metrics, (str, bytes)) or callable(metrics):
             metrics = [metrics]  # type: ignore[list-item]
         for m in metrics:
             if not callable(m):
                 _metric_name(m)  # unknown names first: UnknownNameError
-        last = type(self.layers[-1]).__name__
-        if _LOSSES[key] in ("cross_entropy", "binary_cross_entropy") and last in ("Softmax", "LogSoftmax"):
-            raise ConfigError(f"the {_LOSSES[key]} loss takes logits, but the last layer is {last}: remove it "
-                              "(predict_proba applies the softmax), or end with LogSoftmax and use loss='nll'")
-        resolved = _resolve_metrics(metrics, _LOSSES[key])
+        last = self.layers[-1]
+        if info.takes_logits and last.normalises_scores:
+            raise ConfigError(f"the {info.name} loss takes logits, but the last layer is {type(last).__name__}: "
+                              "remove it (predict_proba applies the softmax), or end with LogSoftmax and use "
+                              "loss='nll'")
+        resolved = _resolve_metrics(metrics, info.name)
         self.optimizer = _optim.get(optimizer)
-        self.loss = _LOSSES[key]
+        self.loss = info.name
         self.metrics = resolved
         self._net = None
         if self.input_dim is not None:
@@ -150,7 +140,7 @@ class Sequential:
     # -- data -------------------------------------------------------------
 
     def _targets(self, y: Any, name: str = "y") -> np.ndarray:
-        if self.loss in _LABEL_LOSSES:
+        if _names.loss_task(self.loss) == "labels":
             return _validate.labels(y, name)
         out_dim = self.layers[-1].output_dim(0)
         return _validate.targets(y, out_dim, name)
@@ -182,9 +172,10 @@ class Sequential:
             key, fn, kind = getattr(metric, "__name__", "metric"), metric, "labels"
         else:
             key, fn, kind = _metrics.get(metric)
-        if self.loss in _LABEL_LOSSES:
+        task = _names.loss_task(self.loss)
+        if task == "labels":
             truth, pred = y, (outputs if kind == "scores" else outputs.argmax(axis=1))
-        elif self.loss == "binary_cross_entropy":
+        elif task == "binary":
             truth, pred = (y >= 0.5).astype(np.int64).ravel(), (outputs > 0).astype(np.int64).ravel()
         else:
             one = self._target_1d and outputs.shape[1] == 1
@@ -275,7 +266,7 @@ class Sequential:
             xa, ya = xa[train_idx], ya[train_idx]
             weights = None if weights is None else weights[train_idx]
         if class_weight is not None:
-            n_classes = 2 if self.loss == "binary_cross_entropy" else self._n_outputs(xa.shape[1])
+            n_classes = 2 if _names.loss_task(self.loss) == "binary" else self._n_outputs(xa.shape[1])
             per_class = _training.class_weights(self, class_weight, ya, n_classes)
             weights = per_class if weights is None else weights * per_class
         if seed is not None:
@@ -363,23 +354,25 @@ class Sequential:
     def predict(self, x: Any) -> np.ndarray:
         """Class labels for classification losses; outputs for ``mse``."""
         out = self.predict_raw(x)
-        if self.loss in _LABEL_LOSSES:
+        task = _names.loss_task(self.loss)
+        if task == "labels":
             return out.argmax(axis=1)
-        if self.loss == "binary_cross_entropy":
+        if task == "binary":
             out = (out > 0).astype(np.int64)
         return out.ravel() if self._target_1d and out.shape[1] == 1 else out
 
     def predict_proba(self, x: Any) -> np.ndarray:
         """Class probabilities (softmax, sigmoid, or exp of log-probabilities)."""
+        proba = _names.loss(self.loss).proba
+        if proba is None:
+            raise ConfigError(f"predict_proba needs a classification loss; this model uses {self.loss}")
         out = self.predict_raw(x)
-        if self.loss == "cross_entropy":
+        if proba == "softmax":
             return _core.softmax_rows(out, 1.0)
-        if self.loss == "nll":
+        if proba == "exp":
             return np.exp(out)
-        if self.loss == "binary_cross_entropy":
-            p = _core.activation_forward("sigmoid", out, None)
-            return p.ravel() if self._target_1d and p.shape[1] == 1 else p
-        raise ConfigError("predict_proba needs a classification loss; this model uses mse")
+        p = _core.activation_forward(proba, out, None)
+        return p.ravel() if self._target_1d and p.shape[1] == 1 else p
 
     def evaluate(self, x: Any, y: Any, sample_weight: Any = None,
                  return_dict: bool = False) -> Union[float, list[float], dict[str, float]]:
@@ -473,7 +466,7 @@ class Sequential:
             model = cls([_layers.from_spec(s) for s in spec["layers"]], input_dim=spec["input_dim"],
                         seed=spec.get("seed"))
             model.optimizer = _optim.from_config(spec["optimizer"], spec.get("schedule"))
-            model.loss = spec["loss"]
+            model.loss = _names.loss(spec["loss"]).name
         except (KeyError, TypeError, ValueError) as e:  # ferronn's own errors are ValueErrors too
             raise ModelFileError(f"model file metadata is not what ferronn writes: {e}") from e
         meta = _model_file.read_metadata(extra, lambda m: _resolve_metrics([m], model.loss or ""))
@@ -498,6 +491,8 @@ def _metric_name(m: Any) -> str:
 
 
 def _resolve_metrics(metrics: Sequence[MetricSpec], loss: str) -> list[MetricSpec]:
+    """Canonical metric names (callables kept), checked to fit the loss's task."""
+    task = _names.loss_task(loss)
     out: list[MetricSpec] = []
     for m in metrics:
         if callable(m):
@@ -505,18 +500,17 @@ def _resolve_metrics(metrics: Sequence[MetricSpec], loss: str) -> list[MetricSpe
             continue
         name = _metric_name(m)
         if name == "accuracy":
-            if loss == "mse":
-                raise ConfigError("accuracy is not defined for the mse loss; drop metrics=['accuracy'] "
+            if task == "values":
+                raise ConfigError(f"accuracy is not defined for the {loss} loss; drop metrics=['accuracy'] "
                                   "(regression metrics: mae, mse, r2)")
         else:
             kind = _metrics.get(name)[2]
-            if kind == "values" and loss != "mse":
+            if kind == "values" and task != "values":
                 raise ConfigError(f"{name} is a regression metric, but the loss is {loss}; use it with loss='mse'")
-            if kind != "values" and loss == "mse":
-                raise ConfigError(f"{name} needs a classification loss, but the loss is mse")
-            if kind == "scores" and loss == "binary_cross_entropy":
-                raise ConfigError(f"{name} needs several classes (loss cross_entropy or nll), "
-                                  "not binary_cross_entropy")
+            if kind != "values" and task == "values":
+                raise ConfigError(f"{name} needs a classification loss, but the loss is {loss}")
+            if kind == "scores" and task == "binary":
+                raise ConfigError(f"{name} needs several classes (loss cross_entropy or nll), not {loss}")
         if name not in out:
             out.append(name)
     return out

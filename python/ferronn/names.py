@@ -25,7 +25,7 @@ from . import _core
 from .errors import ConfigError, UnknownNameError
 
 __all__ = ["ActivationInfo", "LossInfo", "activation", "activations", "activation_names", "check_alpha", "loss",
-           "losses"]
+           "losses", "loss_task"]
 
 ActivationInfo = _core.ActivationInfo
 LossInfo = _core.LossInfo
@@ -64,6 +64,17 @@ def loss(name: str) -> LossInfo:
     ``.proba`` ("softmax", "sigmoid", "exp" or None), ``.takes_logits``.
     ``UnknownNameError`` listing the known names otherwise."""
     return _lookup("loss", name, _BY_LOSS, _LOSSES)
+
+
+def loss_task(name: str) -> str:
+    """How a model with loss ``name`` reads its targets and outputs, from the table's
+    properties: "labels" (integer classes, one score per class: argmax predicts),
+    "binary" (0/1 targets, one logit per output: a logit > 0 predicts 1) or "values"
+    (regression: the outputs are the predictions)."""
+    info = loss(name)
+    if info.uses_labels:
+        return "labels"
+    return "binary" if info.proba == "sigmoid" else "values"
 
 
 def activations() -> tuple[ActivationInfo, ...]:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Protocol
 
 import numpy as np
 
-from . import _validate
+from . import _validate, names
 from ._warnings import warn_user
 from .callbacks import CallbackList, History
 from .epochs import EpochDriver
@@ -62,9 +62,10 @@ def sample_weights(w: Any, n: int, name: str = "sample_weight") -> np.ndarray:
 def class_labels(model: "Sequential", y: np.ndarray) -> Optional[np.ndarray]:
     """The class of each sample for classification losses (None where there is none:
     mse, or binary cross-entropy with several outputs or soft targets)."""
-    if model.loss in ("cross_entropy", "nll"):
+    task = names.loss_task(model.loss)
+    if task == "labels":
         return y
-    if model.loss == "binary_cross_entropy" and y.ndim == 2 and y.shape[1] == 1:
+    if task == "binary" and y.ndim == 2 and y.shape[1] == 1:
         col = y[:, 0]
         if np.isin(col, (0.0, 1.0)).all():
             return col.astype(np.int64)

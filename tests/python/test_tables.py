@@ -172,3 +172,42 @@ def test_aliases_export_like_their_canonical_functions():
     outs = dg.layer_outputs(swish, x, dtype=np.float64)
     np.testing.assert_allclose(outs["layers.1"], swish.predict_raw(x), rtol=1e-4, atol=1e-5)
     assert dg.activation_stats(swish, x)["layers.0"]["activation"] == "silu"
+
+
+# ----------------------------------------------------------------- the model reads the loss table
+
+def test_every_loss_name_compiles_to_its_canonical_loss_and_predicts_by_its_table_row():
+    X, y = fn.datasets.digits()
+    for info in fn.names.losses():
+        for name in (info.name, *info.aliases, info.name.upper()):
+            m = fn.Sequential([fn.Dense(10)] + ([fn.LogSoftmax()] if info.proba == "exp" else []), input_dim=64)
+            m.compile(loss=name)
+            assert m.loss == info.name
+        task = fn.names.loss_task(info.name)
+        targets = y[:40] if task == "labels" else (
+            (y[:40, None] == np.arange(10)).astype(np.float32) if task == "binary" else X[:40, :10])
+        m.fit(X[:40], targets, epochs=1, verbose=0)
+        raw = m.predict_raw(X[:5])
+        if info.proba is None:
+            with pytest.raises(fn.errors.ConfigError, match="predict_proba needs a classification loss"):
+                m.predict_proba(X[:5])
+            np.testing.assert_array_equal(m.predict(X[:5]), raw)
+        else:
+            p = m.predict_proba(X[:5])
+            expected = {"softmax": lambda r: np.exp(r - r.max(1, keepdims=True)) / np.exp(r - r.max(1, keepdims=True)).sum(1, keepdims=True),
+                        "exp": np.exp, "sigmoid": lambda r: 1 / (1 + np.exp(-r))}[info.proba](raw.astype(np.float64))
+            np.testing.assert_allclose(p, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_file_naming_its_loss_by_an_alias_loads_with_the_canonical_name(tmp_path):
+    import json
+
+    from ferronn import _core
+
+    m = fn.Sequential([fn.Dense(3)], input_dim=4)
+    m.compile(loss="mse")
+    spec = json.loads(m._require_built("t").spec_json)
+    spec["loss"] = "mean_squared_error"
+    net = _core.Network(json.dumps(spec))
+    again = fn.Sequential._from_net(net, m._extra())
+    assert again.loss == "mse" and again.predict(np.ones((2, 4), np.float32)).shape == (2, 3)

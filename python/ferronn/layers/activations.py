@@ -261,6 +261,7 @@ _TORCH_SOFTMAX = '''class Softmax(nn.Module):
 class _RowWise(Layer):
     """Shared code of Softmax and LogSoftmax (each row of the batch on its own)."""
 
+    normalises_scores = True
     _type = ""
     _log = False
 

@@ -137,6 +137,9 @@ class Layer:
     param_names: tuple[str, ...] = ()
     #: Attribute names that differ from the tensor names (Keras' ``weights`` for ``weight``).
     _aliases = {"weights": "weight", "kernel": "weight"}
+    #: The layer turns scores into (log-)probabilities, so a loss that takes logits
+    #: must not follow it (``compile`` refuses that combination).
+    normalises_scores = False
 
     _owner: Any = None
     _prefix: Optional[str] = None
