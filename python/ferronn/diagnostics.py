@@ -220,8 +220,7 @@ class GradientMonitor(Callback):
     """
 
     def __init__(self, every: int = 10, per: str = "layer") -> None:
-        if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
-            raise ConfigError(f"GradientMonitor every must be a positive integer, got {every!r}")
+        every = _validate.positive_int(every, "GradientMonitor every")
         if per not in ("layer", "tensor"):
             raise ConfigError(f"GradientMonitor per must be 'layer' or 'tensor', got {per!r}")
         self.every = int(every)
@@ -379,12 +378,9 @@ def check_gradients(model: Any, X: Any, y: Any, eps: float = 1e-5, n_checks: Opt
     ones, errors of order 1. Returns a ``GradientCheckReport``: per-tensor
     maxima, and ``passed`` when all are <= ``tol``.
     """
-    eps = float(eps)
-    if not np.isfinite(eps) or eps <= 0:
-        raise ConfigError(f"eps must be a finite number > 0, got {eps!r}")
-    if n_checks is not None and (isinstance(n_checks, bool) or not isinstance(n_checks, (int, np.integer))
-                                 or n_checks < 1):
-        raise ConfigError(f"n_checks must be a positive integer or None, got {n_checks!r}")
+    eps = _validate.finite_float(eps, "eps", 0.0, low_open=True, expected="a finite number > 0")
+    if n_checks is not None:
+        n_checks = _validate.positive_int(n_checks, "n_checks", expected="a positive integer or None")
     xa, ya = model._xy(X, y)
     core_loss, grads = _backprop_grads(model, xa, ya, bool(training))
 

@@ -38,7 +38,7 @@ from typing import Any, Union
 
 import numpy as np
 
-from . import _core
+from . import _core, _validate
 from .errors import ExportError
 
 __all__ = ["DEFAULT_OPSET", "MIN_OPSET", "to_onnx", "export_onnx"]
@@ -120,11 +120,9 @@ def to_onnx(model: Any, opset: int = DEFAULT_OPSET) -> Any:
     _Graph(None, {}, DEFAULT_OPSET, dry=True).layers(model.layers, "input", "layers")
     onnx = _onnx()
     newest = int(onnx.defs.onnx_opset_version())
-    if isinstance(opset, bool) or not isinstance(opset, (int, np.integer)) or not MIN_OPSET <= opset <= newest:
-        raise ExportError(f"opset must be an integer from {MIN_OPSET} to {newest} (the installed onnx package's "
-                          f"newest), got {opset!r}")
+    opset = _validate.integer(opset, "opset", MIN_OPSET, newest, error=ExportError,
+                              expected=f"an integer from {MIN_OPSET} to {newest} (the installed onnx package's newest)")
     net = model._require_built("export_onnx")
-    opset = int(opset)
     g = _Graph(onnx, dict(model._tensors()), opset)
     out = g.layers(model.layers, "input", "layers")
     g.nodes.append(onnx.helper.make_node("Identity", [out], ["output"], name="output"))

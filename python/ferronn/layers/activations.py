@@ -12,7 +12,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from .. import names as _names
+from .. import _validate, names as _names
 from ..errors import ConfigError
 from ..names import ActivationInfo
 from . import elementwise as _elementwise
@@ -327,9 +327,7 @@ class PReLU(Layer):
     param_names = ("alpha",)
 
     def __init__(self, shared: bool = False, init: float = 0.25) -> None:
-        if not isinstance(shared, (bool, np.bool_)):
-            raise ConfigError(f"PReLU shared must be True or False, got {shared!r}")
-        self.shared = bool(shared)
+        self.shared = _validate.boolean(shared, "PReLU shared")
         # Stored as `init`: the attribute `alpha` is the learned tensor (see Layer.__setattr__).
         self.init = finite_float(init, "PReLU init")
 

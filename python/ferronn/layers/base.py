@@ -39,6 +39,7 @@ from typing import Any, Callable, NamedTuple, Optional
 
 import numpy as np
 
+from .._validate import finite_float, positive_int
 from ..errors import ConfigError, ExportError, NotFittedError
 
 __all__ = ["Layer", "NumpyStep", "TorchEntry", "TorchPart", "positive_int", "finite_float", "register", "from_spec"]
@@ -100,28 +101,6 @@ def from_spec(spec: dict[str, Any]) -> "Layer":
     if kind not in _REGISTRY:
         raise ConfigError(f"unknown layer type {kind!r} in model file")
     return _REGISTRY[kind](spec)
-
-
-def positive_int(value: Any, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ConfigError(f"{what} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def finite_float(value: Any, what: str, low: Optional[float] = None, high: Optional[float] = None,
-                 low_open: bool = False, high_open: bool = False) -> float:
-    """``float(value)`` checked to be finite and within [low, high] (open where asked)."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError, OverflowError):
-        raise ConfigError(f"{what} must be a number, got {value!r}") from None
-    if not np.isfinite(v) or isinstance(value, bool):
-        raise ConfigError(f"{what} must be a finite number, got {value!r}")
-    if low is not None and (v < low or (low_open and v == low)):
-        raise ConfigError(f"{what} must be {'>' if low_open else '>='} {low}, got {v}")
-    if high is not None and (v > high or (high_open and v == high)):
-        raise ConfigError(f"{what} must be {'<' if high_open else '<='} {high}, got {v}")
-    return v
 
 
 class Layer:
