@@ -190,6 +190,27 @@ def torch_mlp(dims: list[int]):
     return torch.nn.Sequential(*layers[:-1])  # no activation after the logits
 
 
+def torch_adam_epoch(tmodel: Any, Xt: Any, yt: Any, bs: int) -> Callable[[], float]:
+    """A timed epoch of an idiomatic PyTorch loop (Adam 1e-3, cross-entropy, shuffled
+    mini-batches) over ``tmodel``: the peer every training comparison uses."""
+    opt = torch.optim.Adam(tmodel.parameters(), lr=1e-3)
+    tmodel.train()
+    n = len(Xt)
+
+    def epoch() -> float:
+        t = time.perf_counter()
+        perm = torch.randperm(n)
+        for i in range(0, n, bs):
+            idx = perm[i:i + bs]
+            opt.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(tmodel(Xt[idx]), yt[idx])
+            loss.backward()
+            opt.step()
+        return time.perf_counter() - t
+
+    return epoch
+
+
 # -- a. training throughput -----------------------------------------------------
 
 def bench_training(X: np.ndarray, y: np.ndarray, reps: int, warmup: int) -> None:
@@ -218,22 +239,7 @@ def bench_training(X: np.ndarray, y: np.ndarray, reps: int, warmup: int) -> None
                 step_model.train_step(X[idx], y[idx])
             return time.perf_counter() - t
 
-        torch_epoch = None
-        if torch is not None:
-            tmodel = torch_mlp(dims)
-            opt = torch.optim.Adam(tmodel.parameters(), lr=1e-3)
-            tmodel.train()
-
-            def torch_epoch() -> float:
-                t = time.perf_counter()
-                perm = torch.randperm(n)
-                for i in range(0, n, bs):
-                    idx = perm[i:i + bs]
-                    opt.zero_grad(set_to_none=True)
-                    loss = F.cross_entropy(tmodel(Xt[idx]), yt[idx])
-                    loss.backward()
-                    opt.step()
-                return time.perf_counter() - t
+        torch_epoch = torch_adam_epoch(torch_mlp(dims), Xt, yt, bs) if torch is not None else None
 
         times = interleaved({"fit": ferronn_fit, "steps": ferronn_steps, "torch": torch_epoch}, reps, warmup)
         med = {k: n / statistics.median(v) for k, v in times.items()}

@@ -95,21 +95,7 @@ def bench(X: np.ndarray, y: np.ndarray, reps: int, warmup: int, batch_sizes: lis
 
             torch_epoch = None
             if torch is not None:
-                Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
-                tmodel = torch_model(kind)
-                opt = torch.optim.Adam(tmodel.parameters(), lr=1e-3)
-                tmodel.train()
-
-                def torch_epoch() -> float:
-                    t = time.perf_counter()
-                    perm = torch.randperm(n)
-                    for i in range(0, n, bs):
-                        idx = perm[i:i + bs]
-                        opt.zero_grad(set_to_none=True)
-                        loss = torch.nn.functional.cross_entropy(tmodel(Xt[idx]), yt[idx])
-                        loss.backward()
-                        opt.step()
-                    return time.perf_counter() - t
+                torch_epoch = cmp.torch_adam_epoch(torch_model(kind), torch.from_numpy(X), torch.from_numpy(y), bs)
 
             times = cmp.interleaved({"fit": ferronn_fit, "torch": torch_epoch}, reps, warmup)
             med = {k: n / statistics.median(v) for k, v in times.items()}

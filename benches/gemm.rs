@@ -40,14 +40,12 @@ struct Case {
 }
 
 impl Case {
+    fn new(name: &'static str, (a_shape, op_a): ((usize, usize), Op), (b_shape, op_b): ((usize, usize), Op)) -> Self {
+        Case { name, a_shape, op_a, b_shape, op_b }
+    }
+
     fn square(name: &'static str, n: usize) -> Self {
-        Case {
-            name,
-            a_shape: (n, n),
-            op_a: Op::N,
-            b_shape: (n, n),
-            op_b: Op::N,
-        }
+        Case::new(name, ((n, n), Op::N), ((n, n), Op::N))
     }
 
     /// (m, k, n) of the product.
@@ -77,29 +75,11 @@ fn cases() -> Vec<Case> {
         Case::square("square_512", 512),
         Case::square("square_1024", 1024),
         // Forward: y = x·W, x 128×784, W 784×256.
-        Case {
-            name: "dense_fwd_xW_128x784x256",
-            a_shape: (128, 784),
-            op_a: Op::N,
-            b_shape: (784, 256),
-            op_b: Op::N,
-        },
+        Case::new("dense_fwd_xW_128x784x256", ((128, 784), Op::N), ((784, 256), Op::N)),
         // Weight gradient: dW = xᵀ·dy, x 128×784, dy 128×256.
-        Case {
-            name: "dense_dW_xTdy_784x128x256",
-            a_shape: (128, 784),
-            op_a: Op::T,
-            b_shape: (128, 256),
-            op_b: Op::N,
-        },
+        Case::new("dense_dW_xTdy_784x128x256", ((128, 784), Op::T), ((128, 256), Op::N)),
         // Input gradient: dx = dy·Wᵀ, dy 128×256, W 784×256.
-        Case {
-            name: "dense_dx_dyWT_128x256x784",
-            a_shape: (128, 256),
-            op_a: Op::N,
-            b_shape: (784, 256),
-            op_b: Op::T,
-        },
+        Case::new("dense_dx_dyWT_128x256x784", ((128, 256), Op::N), ((784, 256), Op::T)),
     ]
 }
 

@@ -39,6 +39,7 @@ from typing import Any, Union
 import numpy as np
 
 from . import _core, _validate
+from ._optional import require
 from .errors import ExportError
 
 __all__ = ["DEFAULT_OPSET", "MIN_OPSET", "to_onnx", "export_onnx"]
@@ -50,11 +51,7 @@ MIN_OPSET = 17
 
 
 def _onnx() -> Any:
-    try:
-        import onnx
-    except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ImportError("ONNX export needs the onnx package: pip install onnx") from e
-    return onnx
+    return require("onnx", "ONNX export", "onnx")
 
 
 class _Graph:

@@ -73,6 +73,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
+from ._optional import require
 from .errors import ConfigError, InternalError, ModelFileError, ShapeError
 from .layers.base import TorchEntry as _Entry, TorchPart
 
@@ -82,11 +83,7 @@ PathArg = Union[str, "os.PathLike[str]"]
 
 
 def _safetensors_numpy() -> Any:
-    try:
-        import safetensors.numpy as st
-    except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ImportError("the torch layout needs the safetensors package: pip install safetensors") from e
-    return st
+    return require("safetensors.numpy", "the torch layout", "safetensors")
 
 
 class _Layout:

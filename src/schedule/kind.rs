@@ -270,6 +270,23 @@ impl ScheduleKind {
         }
     }
 
+    /// OneCycle's phases as `(end_step, start_lr, end_lr)` (see
+    /// [`one_cycle_phases`]); empty for the other kinds.
+    fn one_cycle_phases(&self) -> Vec<(f64, f64, f64)> {
+        match *self {
+            Self::OneCycle {
+                max_lr,
+                total_steps,
+                pct_start,
+                div_factor,
+                final_div_factor,
+                three_phase,
+                ..
+            } => one_cycle_phases(max_lr, total_steps, pct_start, div_factor, final_div_factor, three_phase),
+            _ => Vec::new(),
+        }
+    }
+
     /// The rate at counter value `t`, in f64.
     pub fn lr_at(&self, t: u64) -> f64 {
         match *self {
@@ -320,23 +337,12 @@ impl ScheduleKind {
                 }
             }
             Self::OneCycle {
-                max_lr,
                 total_steps,
-                pct_start,
-                div_factor,
-                final_div_factor,
                 anneal,
-                three_phase,
+                ..
             } => {
                 let t = t.min(total_steps.saturating_sub(1)) as f64;
-                let phases = one_cycle_phases(
-                    max_lr,
-                    total_steps,
-                    pct_start,
-                    div_factor,
-                    final_div_factor,
-                    three_phase,
-                );
+                let phases = self.one_cycle_phases();
                 let mut start_step = 0.0;
                 let last = phases.len() - 1;
                 for (i, &(end_step, start_lr, end_lr)) in phases.iter().enumerate() {
@@ -460,14 +466,7 @@ impl ScheduleKind {
                 })?;
                 positive("div_factor", div_factor)?;
                 positive("final_div_factor", final_div_factor)?;
-                let phases = one_cycle_phases(
-                    max_lr,
-                    total_steps,
-                    pct_start,
-                    div_factor,
-                    final_div_factor,
-                    three_phase,
-                );
+                let phases = self.one_cycle_phases();
                 let ramp = pct_start * total_steps as f64;
                 ensure_config(phases[0].0 > 0.0, || {
                     format!(
