@@ -10,6 +10,7 @@ import numpy as np
 
 from . import _core, _validate, layers as _layers, metrics as _metrics, optim as _optim, training as _training
 from . import model_file as _model_file, names as _names
+from ._files import atomic_write
 from .callbacks import Callback, CallbackList, History
 from .epochs import EpochDriver
 from .errors import ConfigError, ModelFileError, NotFittedError
@@ -448,7 +449,7 @@ class Sequential:
         if torch_layout.check_layout(layout) == "torch":
             torch_layout.save_torch(self, path)
         else:
-            self._require_built("save").save(os.fspath(path), self._extra())
+            atomic_write(path, self._require_built("save").to_bytes(self._extra()))
 
     def export_onnx(self, path: Union[str, os.PathLike], opset: int = 17) -> None:
         """Writes the inference graph to an ONNX file (opset 17 by default; input ``"input"``,

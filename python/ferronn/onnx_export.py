@@ -39,6 +39,7 @@ from typing import Any, Union
 import numpy as np
 
 from . import _core, _validate
+from ._files import atomic_write
 from ._optional import require
 from .errors import ExportError
 
@@ -139,17 +140,4 @@ def to_onnx(model: Any, opset: int = DEFAULT_OPSET) -> Any:
 
 def export_onnx(model: Any, path: Union[str, "os.PathLike[str]"], opset: int = DEFAULT_OPSET) -> None:
     """Writes ``to_onnx(model, opset)`` to ``path`` (atomically). ``model.export_onnx`` calls this."""
-    data = to_onnx(model, opset).SerializeToString()
-    path = os.fspath(path)
-    directory, name = os.path.split(os.path.abspath(path))
-    tmp = os.path.join(directory, f".{name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_write(path, to_onnx(model, opset).SerializeToString())

@@ -73,6 +73,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
+from ._files import atomic_write
 from ._optional import require
 from .errors import ConfigError, InternalError, ModelFileError, ShapeError
 from .layers.base import TorchEntry as _Entry, TorchPart
@@ -143,19 +144,7 @@ def save_torch(model: Any, path: PathArg) -> None:
         else:
             a = tensors[e.ferronn]
             out[e.torch] = np.ascontiguousarray(a.T if e.transpose else a, dtype=np.float32)
-    st = _safetensors_numpy()
-    path = os.fspath(path)
-    directory, name = os.path.split(os.path.abspath(path))
-    tmp = os.path.join(directory, f".{name}.tmp-{os.getpid()}")
-    try:
-        st.save_file(out, tmp, metadata={"format": "pt"})
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_write(path, _safetensors_numpy().save(out, metadata={"format": "pt"}))
 
 
 def _list(names: list[str], limit: int = 8) -> str:
