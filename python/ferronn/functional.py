@@ -14,6 +14,7 @@ from . import _core, _validate
 
 __all__ = ["activation", "activation_grad", "softmax", "log_softmax", "softmax_grad", "loss", "matmul", "ACTIVATIONS"]
 
+#: The activation names ``activation`` and ``activation_grad`` accept.
 ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "gelu_tanh", "silu", "swish", "softplus")
 
 
