@@ -1,7 +1,8 @@
 """``python -m ferronn train``: the main job.
 
 Trains an MLP on the embedded digits (or Fashion-MNIST), shows progress, prints
-the test accuracy and where the model was saved.
+the test accuracy and where the model was saved. ``python -m ferronn docs`` builds the
+API reference from a source checkout (docs/api) with Sphinx, warnings as errors.
 """
 
 from __future__ import annotations
@@ -31,7 +32,28 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", default=None, help="where to save the model (default: runs/<dataset>-mlp.safetensors)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    d = sub.add_parser("docs", help="build the API reference (needs a source checkout and sphinx)")
+    d.add_argument("--source", default=None, help="the Sphinx sources (default: docs/api of the checkout)")
+    d.add_argument("--out", default=os.path.join("docs", "_build", "html"), help="where to write the HTML")
     return p
+
+
+def docs(args: argparse.Namespace) -> int:
+    """Runs ``python -m sphinx -W -n --keep-going -E -b html <source> <out>``."""
+    import subprocess
+
+    checkout = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    source = args.source or os.path.join(checkout, "docs", "api")
+    if not os.path.isfile(os.path.join(source, "conf.py")):
+        print(f"error: no Sphinx sources at {source}: run from a source checkout of ferronn or pass --source",
+              file=sys.stderr)
+        return 2
+    command = [sys.executable, "-m", "sphinx", "-W", "-n", "--keep-going", "-E", "-q", "-b", "html",
+               source, args.out]
+    done = subprocess.run(command)
+    if done.returncode == 0:
+        print(f"API reference written to {os.path.abspath(os.path.join(args.out, 'index.html'))}")
+    return done.returncode
 
 
 def _load(name: str):
@@ -79,6 +101,8 @@ def train(args: argparse.Namespace) -> int:
 
 def main(argv: "list[str] | None" = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "docs":
+        return docs(args)
     try:
         return train(args)
     except fn.FerronnError as e:

@@ -79,24 +79,31 @@ class Callback:
     params: dict[str, Any] = {}
 
     def set_model(self, model: "Sequential") -> None:
+        """Called first by ``fit``: the model being trained becomes ``self.model``."""
         self.model = model
 
     def set_params(self, params: dict[str, Any]) -> None:
+        """Called by ``fit`` after ``set_model``: the fit settings become ``self.params``."""
         self.params = params
 
     def on_train_begin(self, logs: Optional[Logs] = None) -> None:
+        """Runs once when a ``fit`` call starts training."""
         pass
 
     def on_train_end(self, logs: Optional[Logs] = None) -> None:
+        """Runs once when a ``fit`` call ends, also after an early stop; ``logs`` are the last epoch's."""
         pass
 
     def on_epoch_begin(self, epoch: int, logs: Optional[Logs] = None) -> None:
+        """Runs before epoch ``epoch`` (0-based)."""
         pass
 
     def on_epoch_end(self, epoch: int, logs: Optional[Logs] = None) -> None:
+        """Runs after each completed epoch with its logs (loss, metrics, "val_*", "lr")."""
         pass
 
     def on_batch_end(self, batch: int, logs: Optional[Logs] = None) -> None:
+        """Runs after each chunk of batches (see the module docstring for how often)."""
         pass
 
 
@@ -162,6 +169,7 @@ class History(Callback):
         self.params = dict(params or {})
 
     def record(self, epoch: int, logs: Logs) -> None:
+        """Appends one epoch's logs (a name first seen here starts its own list)."""
         # Build the new lists first, then swap them in: a Ctrl-C between two
         # statements cannot leave the lists of different lengths.
         new = {k: v + [logs[k]] if k in logs else v for k, v in self.history.items()}
@@ -533,22 +541,27 @@ class CallbackList:
         return 0.6 * min(float(cb.batch_interval) for cb in self.callbacks)
 
     def on_train_begin(self, logs: Logs) -> None:
+        """Runs ``on_train_begin`` of every callback, in order."""
         for cb in self.callbacks:
             cb.on_train_begin(logs)
 
     def on_train_end(self, logs: Logs) -> None:
+        """Runs ``on_train_end`` of every callback, in order."""
         for cb in self.callbacks:
             cb.on_train_end(logs)
 
     def on_epoch_begin(self, epoch: int, logs: Logs) -> None:
+        """Runs ``on_epoch_begin`` of every callback, in order."""
         for cb in self.callbacks:
             cb.on_epoch_begin(epoch, logs)
 
     def on_epoch_end(self, epoch: int, logs: Logs) -> None:
+        """Runs ``on_epoch_end`` of every callback, in order."""
         for cb in self.callbacks:
             cb.on_epoch_end(epoch, logs)
 
     def on_batch_end(self, batch: int, logs: Logs) -> None:
+        """Runs ``on_batch_end`` of every callback, in order."""
         for cb in self.callbacks:
             cb.on_batch_end(batch, logs)
 

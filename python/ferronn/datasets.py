@@ -34,6 +34,7 @@ __all__ = [
     "xor", "spirals", "moons", "train_test_split",
 ]
 
+#: The names of the ten Fashion-MNIST classes, indexed by label.
 FASHION_MNIST_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",

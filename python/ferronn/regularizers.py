@@ -35,6 +35,7 @@ class Regularizer:
         return float(self.l1 * np.abs(w).sum() + self.l2 * np.square(w).sum())
 
     def spec(self) -> dict[str, float]:
+        """The strengths as a dict, as saved in model files: ``{"l1": ..., "l2": ...}``."""
         return {"l1": self.l1, "l2": self.l2}
 
     def __eq__(self, other: object) -> bool:

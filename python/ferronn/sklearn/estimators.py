@@ -21,36 +21,65 @@ from ._base import _BaseMLP, _store_params, _validate_data
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
 _COMMON_DOC = """
-    Parameters (scikit-learn's, same names, defaults and meanings)
+    The parameters are scikit-learn's, with the same names, defaults and meanings,
+    followed by four of ferronn's own.
+
+    Parameters
     ----------
     hidden_layer_sizes : array-like of int, default=(100,)
+        Widths of the hidden layers.
     activation : {"identity", "logistic", "tanh", "relu"}, default="relu"
+        Activation of the hidden layers.
     solver : {"adam", "sgd", "adamw"}, default="adam"
         "adamw" (ferronn's) uses ``weight_decay``; "lbfgs" raises ConfigError.
     alpha : float, default=1e-4
         L2 strength, mapped onto ``fn.regularizers.l2`` on every kernel (module docs).
-    batch_size : int or "auto", default="auto" (``min(200, n_samples)``)
-    learning_rate : {"constant", "invscaling", "adaptive"}, default="constant" (SGD only)
+    batch_size : int or "auto", default="auto"
+        "auto" is ``min(200, n_samples)``.
+    learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
+        Schedule of the SGD solver's rate (SGD only).
     learning_rate_init : float, default=1e-3
+        Initial learning rate.
     power_t : float, default=0.5
-    max_iter : int, default=200 (epochs)
+        Exponent of the "invscaling" schedule.
+    max_iter : int, default=200
+        Most epochs.
     shuffle : bool, default=True
+        Whether to shuffle the samples every epoch.
     random_state : int, RandomState or None, default=None
+        Seed of the initial weights, the shuffling and the validation split.
     tol : float, default=1e-4
+        Least improvement that counts, for the stopping rule.
     verbose : bool, default=False
+        Print the loss of each epoch.
     warm_start : bool, default=False
+        A new ``fit`` continues from the current weights.
     momentum : float, default=0.9
+        SGD momentum.
     nesterovs_momentum : bool, default=True
+        Nesterov's momentum for SGD.
     early_stopping : bool, default=False
+        Stop on the validation score of a held-out fraction.
     validation_fraction : float, default=0.1
+        The fraction held out for ``early_stopping``.
     beta_1, beta_2, epsilon : float, default=0.9, 0.999, 1e-8
+        Adam's parameters.
     n_iter_no_change : int, default=10
-    max_fun : int, default=15000 (accepted for compatibility; L-BFGS only, unused)
+        Epochs without improvement before stopping.
+    max_fun : int, default=15000
+        Accepted for compatibility (L-BFGS only); unused.
+    dropout : float, default=0.0
+        ferronn's: dropout rate after each hidden layer.
+    batch_norm : bool, default=False
+        ferronn's: BatchNorm between each hidden layer's product and its activation.
+    weight_decay : float, default=0.0
+        ferronn's: AdamW's decoupled weight decay (``solver="adamw"`` only).
+    n_threads : int or None, default=None
+        ferronn's: threads for fitting and predicting (None: ferronn's current thread count).
 
-    ferronn's extras: ``dropout`` (0.0), ``batch_norm`` (False), ``weight_decay``
-    (0.0; AdamW only), ``n_threads`` (None: ferronn's current thread count).
-
-    Attributes: ``n_features_in_``, ``feature_names_in_`` (string column names),
+    Notes
+    -----
+    Fitted attributes: ``n_features_in_``, ``feature_names_in_`` (string column names),
     ``loss_``, ``loss_curve_``, ``best_loss_``, ``validation_scores_``,
     ``best_validation_score_``, ``n_iter_``, ``t_``, ``coefs_``, ``intercepts_``,
     ``n_layers_``, ``n_outputs_``, ``out_activation_``.
