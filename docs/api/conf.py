@@ -55,21 +55,14 @@ PUBLIC_MODULES = (
     "ferronn", "ferronn.layers", "ferronn.optim", "ferronn.schedules", "ferronn.regularizers",
     "ferronn.callbacks", "ferronn.metrics", "ferronn.datasets", "ferronn.diagnostics",
     "ferronn.perceptron", "ferronn.plot", "ferronn.torch_layout", "ferronn.onnx_export",
-    "ferronn.sklearn", "ferronn.functional", "ferronn.errors",
+    "ferronn.sklearn", "ferronn.functional", "ferronn.errors", "ferronn.names", "ferronn.layers.base",
 )
 
 # Objects known to lack a docstring, in modules this documentation's authors may not edit;
 # each entry is a debt for that module's owner (remove it when the docstring is written).
 # Patterns are fnmatch-style full names.
 KNOWN_UNDOCUMENTED = (
-    "ferronn.layers.*.spec",          # ferronn/layers/base.py: Layer.spec
-    "ferronn.layers.*.from_spec",     # ferronn/layers/base.py: Layer.from_spec
-    "ferronn.layers.GELU.approximate",
     "ferronn.optim.*.config",         # ferronn/optim.py: Optimizer.config
-    "ferronn.diagnostics.GradientCheckReport.passed",
-    "ferronn.diagnostics.GradientCheckReport.max_error",
-    "ferronn.Sequential.training",    # ferronn/model.py
-    "ferronn.Sequential.built",
 )
 
 

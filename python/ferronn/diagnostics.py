@@ -281,10 +281,12 @@ class GradientCheckReport:
 
     @property
     def max_error(self) -> float:
+        """The largest relative error over the checked tensors (0 when none was checked)."""
         return max(self.errors.values(), default=0.0)
 
     @property
     def passed(self) -> bool:
+        """Whether every checked tensor's error is within ``tol``."""
         return all(e <= self.tol for e in self.errors.values())
 
     def __bool__(self) -> bool:

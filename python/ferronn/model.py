@@ -131,6 +131,7 @@ class Sequential:
 
     @property
     def built(self) -> bool:
+        """Whether the weights exist (after ``build``, a first ``fit``, or ``compile`` with a known input width)."""
         return self._net is not None
 
     def _require_built(self, what: str) -> Any:
@@ -317,6 +318,7 @@ class Sequential:
 
     @property
     def training(self) -> bool:
+        """The mode of ``train_step`` and ``model(x)``: True in training mode (see ``train`` and ``eval``)."""
         return bool(self._require_built("training").training)
 
     def __call__(self, x: Any, training: Optional[bool] = None) -> np.ndarray:

@@ -16,7 +16,8 @@ from .. import _validate, names as _names
 from ..errors import ConfigError
 from ..names import ActivationInfo
 from . import elementwise as _elementwise
-from .base import Layer, NumpyStep, TorchEntry, TorchPart, finite_float, register
+from .._validate import finite_float
+from .base import Layer, NumpyStep, TorchEntry, TorchPart, register
 
 __all__ = [
     "Activation", "ReLU", "LeakyReLU", "ELU", "GELU", "SiLU", "Swish", "Sigmoid", "Tanh",
@@ -205,6 +206,7 @@ class GELU(Activation):
 
     @property
     def approximate(self) -> str:
+        """``"none"`` for the exact erf form, ``"tanh"`` for the tanh approximation."""
         return "tanh" if self.name == "gelu_tanh" else "none"
 
     def __repr__(self) -> str:

@@ -39,10 +39,9 @@ from typing import Any, Callable, NamedTuple, Optional
 
 import numpy as np
 
-from .._validate import finite_float, positive_int
 from ..errors import ConfigError, ExportError, NotFittedError
 
-__all__ = ["Layer", "NumpyStep", "TorchEntry", "TorchPart", "positive_int", "finite_float", "register", "from_spec"]
+__all__ = ["Layer", "NumpyStep", "TorchEntry", "TorchPart", "register", "from_spec"]
 
 _REGISTRY: dict[str, Callable[[dict[str, Any]], "Layer"]] = {}
 _KINDS: list[type] = []  # the registered classes, in registration order
@@ -124,10 +123,14 @@ class Layer:
     _prefix: Optional[str] = None
 
     def spec(self) -> dict[str, Any]:
+        """The layer's description as stored in model files: a JSON-ready dict with its
+        ``"type"`` and arguments (the Rust core builds the layer from it)."""
         raise NotImplementedError
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> "Layer":
+        """The layer described by ``spec`` (what ``spec()`` wrote), checked as the
+        constructor checks its arguments."""
         raise NotImplementedError
 
     def output_dim(self, input_dim: int) -> int:

@@ -8,7 +8,8 @@ import numpy as np
 
 from . import elementwise as _elementwise
 from .activations import Activation, activation_arg, activation_spec, activation_step, parse_activation
-from .base import Layer, NumpyStep, TorchEntry, TorchPart, positive_int, register
+from .._validate import positive_int
+from .base import Layer, NumpyStep, TorchEntry, TorchPart, register
 from .weights import InitArg, RegArg, WeightOptions
 
 __all__ = ["Gated", "GLU", "SwiGLU", "GeGLU", "ReGLU"]

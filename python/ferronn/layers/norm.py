@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from .base import Layer, NumpyStep, TorchEntry, TorchPart, finite_float, register
+from .._validate import finite_float
+from .base import Layer, NumpyStep, TorchEntry, TorchPart, register
 
 __all__ = ["BatchNorm", "LayerNorm", "RMSNorm"]
 

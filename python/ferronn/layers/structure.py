@@ -7,7 +7,8 @@ from typing import Any, Iterable, Union
 import numpy as np
 
 from ..errors import ConfigError
-from .base import Layer, NumpyStep, TorchEntry, TorchPart, finite_float, from_spec as _layer_from_spec, register
+from .._validate import finite_float
+from .base import Layer, NumpyStep, TorchEntry, TorchPart, from_spec as _layer_from_spec, register
 
 __all__ = ["Dropout", "Residual"]
 
