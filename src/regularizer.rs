@@ -30,21 +30,26 @@ impl Regularizer {
         })
     }
 
-    /// `l1·Σ|w| + l2·Σw²`.
+    /// `l1·Σ|w| + l2·Σw²`, summed as the post-update check sums it (so the
+    /// penalty a step reports does not depend on which path computed it).
     pub fn penalty(&self, w: &[f32]) -> f64 {
-        let (abs, sq) = w.chunks(CHUNK).map(|c| sums_kernel(c, None, self.l1, 2.0 * self.l2)).fold((0.0, 0.0), |(a, s), (ca, cs)| (a + ca, s + cs));
+        let (_, abs, sq) = finite_sums(w, self.l1 != 0.0, self.l2 != 0.0);
         self.l1 as f64 * abs + self.l2 as f64 * sq
     }
 
-    /// Adds the penalty's gradient to `g` and returns the penalty.
-    pub fn add_grad(&self, w: &[f32], g: &mut [f32]) -> f64 {
-        let (mut abs, mut sq) = (0.0f64, 0.0f64);
-        for (wc, gc) in w.chunks(CHUNK).zip(g.chunks_mut(CHUNK)) {
-            let (a, s) = sums_kernel(wc, Some(gc), self.l1, 2.0 * self.l2);
-            abs += a;
-            sq += s;
-        }
-        self.l1 as f64 * abs + self.l2 as f64 * sq
+    /// Adds the penalty's gradient `l1·sign(w) + 2·l2·w` to `g`.
+    pub fn add_grad(&self, w: &[f32], g: &mut [f32]) {
+        add_grad_kernel(w, g, self.l1, 2.0 * self.l2);
+    }
+}
+
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
+fn add_grad_kernel(w: &[f32], g: &mut [f32], l1: f32, l2x2: f32) {
+    for (gi, &wi) in g.iter_mut().zip(w) {
+        // sign(0) = 0, as PyTorch's and Keras' subgradient choice; copysign
+        // and a mask keep the loop branch-free.
+        let sign = if wi == 0.0 { 0.0 } else { 1.0f32.copysign(wi) };
+        *gi += l1 * sign + l2x2 * wi;
     }
 }
 
@@ -52,68 +57,32 @@ impl Regularizer {
 /// fixed order (the same on every machine and thread count).
 const CHUNK: usize = 1024;
 
-/// `(Σ|w|, Σw²)` of one chunk (each only when its factor is non-zero), and when `g` is given, `g += l1·sign(w) + l2x2·w`
-/// in the same pass. Sixteen independent f32 lanes so it vectorises (a single
-/// f64 accumulator would be bound by the add latency); compiled for AVX-512
-/// and AVX2, picked at run time.
-#[multiversion::multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
-fn sums_kernel(w: &[f32], g: Option<&mut [f32]>, l1: f32, l2x2: f32) -> (f64, f64) {
-    const LANES: usize = 16;
-    // One accumulator array per loop: the vectoriser keeps each in a register.
-    let (mut abs, mut sq) = ([0.0f32; LANES], [0.0f32; LANES]);
-    let it = w.chunks_exact(LANES);
-    let rem = it.remainder();
-    // Only the sums a factor uses (each is a pass over the weights).
-    if l1 != 0.0 {
-        for c in it.clone() {
-            for (a, &v) in abs.iter_mut().zip(c) {
-                *a += v.abs();
-            }
-        }
-    }
-    if l2x2 != 0.0 {
-        for c in it {
-            for (a, &v) in sq.iter_mut().zip(c) {
-                *a += v * v;
-            }
-        }
-    }
-    for (i, &v) in rem.iter().enumerate() {
-        abs[i] += v.abs();
-        sq[i] += v * v;
-    }
-    if let Some(g) = g {
-        for (gi, &wi) in g.iter_mut().zip(w) {
-            // sign(0) = 0, as PyTorch's and Keras' subgradient choice; copysign
-            // and a mask keep the loop branch-free.
-            let sign = if wi == 0.0 { 0.0 } else { 1.0f32.copysign(wi) };
-            *gi += l1 * sign + l2x2 * wi;
-        }
-    }
-    (abs.iter().map(|&v| v as f64).sum(), sq.iter().map(|&v| v as f64).sum())
-}
-
 /// Whether the penalty sums of `w` are finite, with `(Σ|w|, Σw²)` (each only
-/// when asked for): the post-update check and the next step's penalty in one
-/// pass. A NaN or infinite weight makes its sum NaN or infinite; so does a
-/// weight whose square overflows f32 (|w| > 1.8e19), whose penalty would make
-/// the next step's loss infinite anyway. At least one sum must be asked for.
+/// when asked for, else 0): the post-update check and the next step's penalty
+/// in one pass. A NaN or infinite weight makes its sum NaN or infinite; so
+/// does a weight whose square overflows f32 (|w| > 1.8e19), whose penalty
+/// would make the next step's loss infinite anyway. At least one sum must be
+/// asked for.
 pub fn finite_sums(w: &[f32], l1: bool, l2: bool) -> (bool, f64, f64) {
     let (mut abs, mut sq) = (0.0, 0.0);
     for c in w.chunks(CHUNK) {
-        let (a, s) = sums_only_kernel(c, l1, l2);
+        let (a, s) = sums_kernel(c, l1, l2);
         abs += a;
         sq += s;
     }
     (abs.is_finite() && sq.is_finite(), abs, sq)
 }
 
+/// `(Σ|w|, Σw²)` of one chunk, each only when asked for. 64 f32 lanes = four
+/// independent vector accumulators, to hide the add latency (a single f64
+/// accumulator would serialise on it); compiled for AVX-512 and AVX2, picked
+/// at run time.
 #[multiversion::multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
-fn sums_only_kernel(w: &[f32], l1: bool, l2: bool) -> (f64, f64) {
-    // 64 lanes = four independent vector accumulators, to hide the add latency.
+fn sums_kernel(w: &[f32], l1: bool, l2: bool) -> (f64, f64) {
     const LANES: usize = 64;
     let it = w.chunks_exact(LANES);
     let rem = it.remainder();
+    // One accumulator array per loop: the vectoriser keeps each in registers.
     let (mut abs, mut sq) = ([0.0f32; LANES], [0.0f32; LANES]);
     if l1 {
         for c in it.clone() {
@@ -158,8 +127,8 @@ mod tests {
         let r = Regularizer { l1: 0.1, l2: 0.5 };
         let w = [1.0, -2.0, 0.0];
         let mut g = [0.0; 3];
-        let p = r.add_grad(&w, &mut g);
-        assert!((p - (0.1 * 3.0 + 0.5 * 5.0)).abs() < 1e-6);
+        r.add_grad(&w, &mut g);
+        assert!((r.penalty(&w) - (0.1 * 3.0 + 0.5 * 5.0)).abs() < 1e-6);
         assert_eq!(g, [0.1 + 1.0, -0.1 - 2.0, 0.0]);
         assert!(Regularizer { l1: -1.0, l2: 0.0 }.validate().is_err());
         let mut v = vec![0.5f32; 3000];
