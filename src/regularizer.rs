@@ -10,6 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ensure_config, Result};
+use crate::kernels::reduce::all_finite;
 
 /// Penalty factors; either may be zero.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -116,6 +117,64 @@ pub struct Penalty {
 /// Σ of every penalty over `params`.
 pub fn total(penalties: &[Penalty], params: &[f32]) -> f64 {
     penalties.iter().map(|p| p.reg.penalty(&params[p.range.clone()])).sum()
+}
+
+/// The flat parameter vector with the penalty of its current values, when
+/// known. Reading is free (it derefs to `[f32]`); every write goes through
+/// [`Weights::write`], which forgets the penalty, so no path that changes the
+/// parameters can leave a stale one behind. The post-update [`Weights::check`]
+/// computes it on its pass anyway, for the next step to report.
+#[derive(Clone, Debug)]
+pub(crate) struct Weights {
+    values: Vec<f32>,
+    penalty: Option<f64>,
+}
+
+impl std::ops::Deref for Weights {
+    type Target = [f32];
+
+    fn deref(&self) -> &[f32] {
+        &self.values
+    }
+}
+
+impl Weights {
+    pub(crate) fn new(values: Vec<f32>) -> Self {
+        Self { values, penalty: None }
+    }
+
+    /// The values, to change them (the cached penalty is dropped).
+    pub(crate) fn write(&mut self) -> &mut [f32] {
+        self.penalty = None;
+        &mut self.values
+    }
+
+    /// Σ of every penalty over the current values (cached until the next write).
+    pub(crate) fn penalty(&mut self, penalties: &[Penalty]) -> f64 {
+        let values = &self.values;
+        *self.penalty.get_or_insert_with(|| total(penalties, values))
+    }
+
+    /// Whether every value is finite; caches the penalty on the way (one pass
+    /// over the values in all). `penalties` must be sorted by range.
+    pub(crate) fn check(&mut self, penalties: &[Penalty]) -> bool {
+        let w = &self.values;
+        if penalties.is_empty() {
+            return all_finite(w);
+        }
+        let (mut ok, mut penalty, mut at) = (true, 0.0, 0);
+        for p in penalties {
+            let r = p.range.clone();
+            ok &= all_finite(&w[at.min(r.start)..r.start]);
+            let (finite, abs, sq) = if p.reg.l1 == 0.0 && p.reg.l2 == 0.0 { (all_finite(&w[r.clone()]), 0.0, 0.0) } else { finite_sums(&w[r.clone()], p.reg.l1 != 0.0, p.reg.l2 != 0.0) };
+            ok &= finite;
+            penalty += p.reg.l1 as f64 * abs + p.reg.l2 as f64 * sq;
+            at = at.max(r.end);
+        }
+        ok &= all_finite(&w[at..]);
+        self.penalty = ok.then_some(penalty);
+        ok
+    }
 }
 
 #[cfg(test)]
