@@ -11,7 +11,7 @@ use crate::error::{ensure_config, ensure_shape, Error, Result};
 use crate::init::rng_for;
 use crate::kernels::reduce::all_finite;
 use crate::layers::{Alloc, Chain, Ctx, LayerSpec, ParamInfo};
-use crate::regularizer::{self, Penalty};
+use crate::regularizer::{self, Penalty, Weights};
 use crate::schedule::Schedule;
 use crate::loss::{Loss, LossStats, Targets};
 use crate::optim::{Optimizer, OptimizerConfig};
@@ -49,7 +49,7 @@ pub(crate) const STREAM_SHUFFLE: u64 = 1;
 pub(crate) struct Core {
     pub(crate) chain: Chain,
     pub(crate) loss: Loss,
-    pub(crate) params: Vec<f32>,
+    pub(crate) params: Weights,
     pub(crate) grads: Vec<f32>,
     /// Non-trainable state (running statistics), updated by training forwards.
     pub(crate) buffers: Vec<f32>,
@@ -60,10 +60,18 @@ pub(crate) struct Core {
     pub(crate) dx: Matrix,
     /// The state at the start of the current training call (see train.rs).
     pub(crate) snap: Option<Box<Snapshot>>,
-    /// The penalty of the current parameters, when known (the post-update
-    /// check computes it for the next step; anything else that changes the
-    /// parameters clears it).
-    pub(crate) penalty_cache: Option<f64>,
+    /// With `record_grads` on: the weights the last step's gradients were
+    /// taken at (see [`Network::set_record_grads`]).
+    pub(crate) grad_weights: Option<GradWeights>,
+}
+
+/// The weights of the last step, kept for [`Network::grads`]: only the
+/// L2-regularized ranges are copied, the only ones `grads` reads.
+#[derive(Clone, Debug)]
+pub(crate) struct GradWeights {
+    pub(crate) values: Vec<f32>,
+    /// Whether a step has written them since recording was turned on.
+    pub(crate) filled: bool,
 }
 
 /// Everything a training step changes.
@@ -140,7 +148,8 @@ impl Network {
         let mut buffers = vec![0.0; alloc.buffers];
         chain.init(&mut params, &mut buffers, &mut rng_for(spec.seed, STREAM_INIT));
         let grads = vec![0.0; alloc.params];
-        let core = Core { chain, loss, params, grads, buffers, optimizer, penalties, rate, dy: Matrix::default(), dx: Matrix::default(), snap: None, penalty_cache: None };
+        let params = Weights::new(params);
+        let core = Core { chain, loss, params, grads, buffers, optimizer, penalties, rate, dy: Matrix::default(), dx: Matrix::default(), snap: None, grad_weights: None };
         Ok(Self { spec, core, batch: BatchBuffers::default(), training: true })
     }
 
@@ -187,15 +196,38 @@ impl Network {
 
     /// Gradients of the last training step's objective (data loss plus L1/L2
     /// penalties), laid out like [`Network::params`]. A copy: the step itself
-    /// adds the L2 part inside the optimizer update.
+    /// adds the L2 part inside the optimizer update, so it is rebuilt here from
+    /// the weights before the last step. Those are exact after `train_step`, and
+    /// after anything with [`Network::set_record_grads`] on; otherwise, after a
+    /// `train_epoch` call of several batches, the L2 part is taken at the
+    /// weights the call started from.
     pub fn grads(&self) -> Vec<f32> {
         let mut g = self.core.grads.clone();
+        let at = match &self.core.grad_weights {
+            Some(r) if r.filled => &r.values,
+            _ => self.core.grad_params(),
+        };
         for p in self.core.penalties.iter().filter(|p| p.reg.l2 != 0.0) {
-            for (gi, &w) in g[p.range.clone()].iter_mut().zip(&self.core.grad_params()[p.range.clone()]) {
+            for (gi, &w) in g[p.range.clone()].iter_mut().zip(&at[p.range.clone()]) {
                 *gi += 2.0 * p.reg.l2 * w;
             }
         }
         g
+    }
+
+    /// Whether each training step keeps the weights its gradients were taken at.
+    pub fn record_grads(&self) -> bool {
+        self.core.grad_weights.is_some()
+    }
+
+    /// Makes each training step keep a copy of its L2-regularized weights as
+    /// they were before its update, so that [`Network::grads`] is exact after a
+    /// `train_epoch` of many batches too (a gradient monitor turns this on).
+    /// Off by default: it costs a copy of those weights per step.
+    pub fn set_record_grads(&mut self, on: bool) {
+        if on != self.record_grads() {
+            self.core.grad_weights = on.then(|| GradWeights { values: vec![0.0; self.core.params.len()], filled: false });
+        }
     }
 
     pub fn optimizer(&self) -> &Optimizer {
@@ -240,9 +272,8 @@ impl Network {
             return Err(Error::NonFinite(format!("values for '{name}' contain NaN or infinity")));
         }
         ensure_config(!name.ends_with("running_var") || values.iter().all(|&v| v >= 0.0), || format!("'{name}' is a variance and cannot be negative"))?;
-        let target = if trainable { &mut self.core.params } else { &mut self.core.buffers };
+        let target = if trainable { self.core.params.write() } else { &mut self.core.buffers };
         target[info.range()].copy_from_slice(values);
-        self.core.penalty_cache = None;
         Ok(())
     }
 
@@ -256,7 +287,7 @@ impl Network {
     /// `Error::Config` for an unknown name.
     pub fn get_tensor(&self, name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
         let (info, trainable) = self.find_tensor(name)?;
-        let source = if trainable { &self.core.params } else { &self.core.buffers };
+        let source: &[f32] = if trainable { &self.core.params } else { &self.core.buffers };
         Ok((info.shape.clone(), source[info.range()].to_vec()))
     }
 
@@ -362,7 +393,7 @@ impl Core {
     /// (exact after `train_step`, whose snapshot is the state before its one
     /// step), else the current ones.
     fn grad_params(&self) -> &[f32] {
-        self.snap.as_ref().map_or(&self.params, |s| &s.params)
+        self.snap.as_ref().map_or(&self.params, |s| &s.params[..])
     }
 
     /// The context of a pass: the mode, and the seed and step dropout draws from.

@@ -10,6 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ensure_config, Result};
+use crate::kernels::reduce::all_finite;
 
 /// Penalty factors; either may be zero.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -30,21 +31,26 @@ impl Regularizer {
         })
     }
 
-    /// `l1·Σ|w| + l2·Σw²`.
+    /// `l1·Σ|w| + l2·Σw²`, summed as the post-update check sums it (so the
+    /// penalty a step reports does not depend on which path computed it).
     pub fn penalty(&self, w: &[f32]) -> f64 {
-        let (abs, sq) = w.chunks(CHUNK).map(|c| sums_kernel(c, None, self.l1, 2.0 * self.l2)).fold((0.0, 0.0), |(a, s), (ca, cs)| (a + ca, s + cs));
+        let (_, abs, sq) = finite_sums(w, self.l1 != 0.0, self.l2 != 0.0);
         self.l1 as f64 * abs + self.l2 as f64 * sq
     }
 
-    /// Adds the penalty's gradient to `g` and returns the penalty.
-    pub fn add_grad(&self, w: &[f32], g: &mut [f32]) -> f64 {
-        let (mut abs, mut sq) = (0.0f64, 0.0f64);
-        for (wc, gc) in w.chunks(CHUNK).zip(g.chunks_mut(CHUNK)) {
-            let (a, s) = sums_kernel(wc, Some(gc), self.l1, 2.0 * self.l2);
-            abs += a;
-            sq += s;
-        }
-        self.l1 as f64 * abs + self.l2 as f64 * sq
+    /// Adds the penalty's gradient `l1·sign(w) + 2·l2·w` to `g`.
+    pub fn add_grad(&self, w: &[f32], g: &mut [f32]) {
+        add_grad_kernel(w, g, self.l1, 2.0 * self.l2);
+    }
+}
+
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
+fn add_grad_kernel(w: &[f32], g: &mut [f32], l1: f32, l2x2: f32) {
+    for (gi, &wi) in g.iter_mut().zip(w) {
+        // sign(0) = 0, as PyTorch's and Keras' subgradient choice; copysign
+        // and a mask keep the loop branch-free.
+        let sign = if wi == 0.0 { 0.0 } else { 1.0f32.copysign(wi) };
+        *gi += l1 * sign + l2x2 * wi;
     }
 }
 
@@ -52,68 +58,32 @@ impl Regularizer {
 /// fixed order (the same on every machine and thread count).
 const CHUNK: usize = 1024;
 
-/// `(Σ|w|, Σw²)` of one chunk (each only when its factor is non-zero), and when `g` is given, `g += l1·sign(w) + l2x2·w`
-/// in the same pass. Sixteen independent f32 lanes so it vectorises (a single
-/// f64 accumulator would be bound by the add latency); compiled for AVX-512
-/// and AVX2, picked at run time.
-#[multiversion::multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
-fn sums_kernel(w: &[f32], g: Option<&mut [f32]>, l1: f32, l2x2: f32) -> (f64, f64) {
-    const LANES: usize = 16;
-    // One accumulator array per loop: the vectoriser keeps each in a register.
-    let (mut abs, mut sq) = ([0.0f32; LANES], [0.0f32; LANES]);
-    let it = w.chunks_exact(LANES);
-    let rem = it.remainder();
-    // Only the sums a factor uses (each is a pass over the weights).
-    if l1 != 0.0 {
-        for c in it.clone() {
-            for (a, &v) in abs.iter_mut().zip(c) {
-                *a += v.abs();
-            }
-        }
-    }
-    if l2x2 != 0.0 {
-        for c in it {
-            for (a, &v) in sq.iter_mut().zip(c) {
-                *a += v * v;
-            }
-        }
-    }
-    for (i, &v) in rem.iter().enumerate() {
-        abs[i] += v.abs();
-        sq[i] += v * v;
-    }
-    if let Some(g) = g {
-        for (gi, &wi) in g.iter_mut().zip(w) {
-            // sign(0) = 0, as PyTorch's and Keras' subgradient choice; copysign
-            // and a mask keep the loop branch-free.
-            let sign = if wi == 0.0 { 0.0 } else { 1.0f32.copysign(wi) };
-            *gi += l1 * sign + l2x2 * wi;
-        }
-    }
-    (abs.iter().map(|&v| v as f64).sum(), sq.iter().map(|&v| v as f64).sum())
-}
-
 /// Whether the penalty sums of `w` are finite, with `(Σ|w|, Σw²)` (each only
-/// when asked for): the post-update check and the next step's penalty in one
-/// pass. A NaN or infinite weight makes its sum NaN or infinite; so does a
-/// weight whose square overflows f32 (|w| > 1.8e19), whose penalty would make
-/// the next step's loss infinite anyway. At least one sum must be asked for.
+/// when asked for, else 0): the post-update check and the next step's penalty
+/// in one pass. A NaN or infinite weight makes its sum NaN or infinite; so
+/// does a weight whose square overflows f32 (|w| > 1.8e19), whose penalty
+/// would make the next step's loss infinite anyway. At least one sum must be
+/// asked for.
 pub fn finite_sums(w: &[f32], l1: bool, l2: bool) -> (bool, f64, f64) {
     let (mut abs, mut sq) = (0.0, 0.0);
     for c in w.chunks(CHUNK) {
-        let (a, s) = sums_only_kernel(c, l1, l2);
+        let (a, s) = sums_kernel(c, l1, l2);
         abs += a;
         sq += s;
     }
     (abs.is_finite() && sq.is_finite(), abs, sq)
 }
 
+/// `(Σ|w|, Σw²)` of one chunk, each only when asked for. 64 f32 lanes = four
+/// independent vector accumulators, to hide the add latency (a single f64
+/// accumulator would serialise on it); compiled for AVX-512 and AVX2, picked
+/// at run time.
 #[multiversion::multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
-fn sums_only_kernel(w: &[f32], l1: bool, l2: bool) -> (f64, f64) {
-    // 64 lanes = four independent vector accumulators, to hide the add latency.
+fn sums_kernel(w: &[f32], l1: bool, l2: bool) -> (f64, f64) {
     const LANES: usize = 64;
     let it = w.chunks_exact(LANES);
     let rem = it.remainder();
+    // One accumulator array per loop: the vectoriser keeps each in registers.
     let (mut abs, mut sq) = ([0.0f32; LANES], [0.0f32; LANES]);
     if l1 {
         for c in it.clone() {
@@ -149,6 +119,64 @@ pub fn total(penalties: &[Penalty], params: &[f32]) -> f64 {
     penalties.iter().map(|p| p.reg.penalty(&params[p.range.clone()])).sum()
 }
 
+/// The flat parameter vector with the penalty of its current values, when
+/// known. Reading is free (it derefs to `[f32]`); every write goes through
+/// [`Weights::write`], which forgets the penalty, so no path that changes the
+/// parameters can leave a stale one behind. The post-update [`Weights::check`]
+/// computes it on its pass anyway, for the next step to report.
+#[derive(Clone, Debug)]
+pub(crate) struct Weights {
+    values: Vec<f32>,
+    penalty: Option<f64>,
+}
+
+impl std::ops::Deref for Weights {
+    type Target = [f32];
+
+    fn deref(&self) -> &[f32] {
+        &self.values
+    }
+}
+
+impl Weights {
+    pub(crate) fn new(values: Vec<f32>) -> Self {
+        Self { values, penalty: None }
+    }
+
+    /// The values, to change them (the cached penalty is dropped).
+    pub(crate) fn write(&mut self) -> &mut [f32] {
+        self.penalty = None;
+        &mut self.values
+    }
+
+    /// Σ of every penalty over the current values (cached until the next write).
+    pub(crate) fn penalty(&mut self, penalties: &[Penalty]) -> f64 {
+        let values = &self.values;
+        *self.penalty.get_or_insert_with(|| total(penalties, values))
+    }
+
+    /// Whether every value is finite; caches the penalty on the way (one pass
+    /// over the values in all). `penalties` must be sorted by range.
+    pub(crate) fn check(&mut self, penalties: &[Penalty]) -> bool {
+        let w = &self.values;
+        if penalties.is_empty() {
+            return all_finite(w);
+        }
+        let (mut ok, mut penalty, mut at) = (true, 0.0, 0);
+        for p in penalties {
+            let r = p.range.clone();
+            ok &= all_finite(&w[at.min(r.start)..r.start]);
+            let (finite, abs, sq) = if p.reg.l1 == 0.0 && p.reg.l2 == 0.0 { (all_finite(&w[r.clone()]), 0.0, 0.0) } else { finite_sums(&w[r.clone()], p.reg.l1 != 0.0, p.reg.l2 != 0.0) };
+            ok &= finite;
+            penalty += p.reg.l1 as f64 * abs + p.reg.l2 as f64 * sq;
+            at = at.max(r.end);
+        }
+        ok &= all_finite(&w[at..]);
+        self.penalty = ok.then_some(penalty);
+        ok
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,8 +186,8 @@ mod tests {
         let r = Regularizer { l1: 0.1, l2: 0.5 };
         let w = [1.0, -2.0, 0.0];
         let mut g = [0.0; 3];
-        let p = r.add_grad(&w, &mut g);
-        assert!((p - (0.1 * 3.0 + 0.5 * 5.0)).abs() < 1e-6);
+        r.add_grad(&w, &mut g);
+        assert!((r.penalty(&w) - (0.1 * 3.0 + 0.5 * 5.0)).abs() < 1e-6);
         assert_eq!(g, [0.1 + 1.0, -0.1 - 2.0, 0.0]);
         assert!(Regularizer { l1: -1.0, l2: 0.0 }.validate().is_err());
         let mut v = vec![0.5f32; 3000];

@@ -16,7 +16,6 @@ use rand::seq::SliceRandom;
 
 use crate::error::{ensure_config, Result};
 use crate::init::rng_for;
-use crate::kernels::reduce::all_finite;
 use crate::loss::{LossStats, Targets};
 use crate::network::{Core, Network, Snapshot, STREAM_SHUFFLE};
 use crate::regularizer;
@@ -65,11 +64,13 @@ impl Core {
                 let l1_only = regularizer::Regularizer { l1: p.reg.l1, l2: 0.0 };
                 l1_only.add_grad(&self.params[p.range.clone()], &mut self.grads[p.range.clone()]);
             }
-            let penalty = match self.penalty_cache.take() {
-                Some(v) => v,
-                None => regularizer::total(&self.penalties, &self.params),
-            };
-            stats.loss_sum += penalty * stats.samples as f64;
+            stats.loss_sum += self.params.penalty(&self.penalties) * stats.samples as f64;
+        }
+        if let Some(r) = &mut self.grad_weights {
+            for p in self.penalties.iter().filter(|p| p.reg.l2 != 0.0) {
+                r.values[p.range.clone()].copy_from_slice(&self.params[p.range.clone()]);
+            }
+            r.filled = true;
         }
         // A NaN/inf gradient needs no pass of its own: it makes the updated
         // weights NaN/inf, which the check after the update catches (and the
@@ -81,52 +82,30 @@ impl Core {
         if lr != self.optimizer.config().lr() {
             self.optimizer.set_lr(lr)?;
         }
-        self.optimizer.step(&mut self.params, &self.grads);
+        self.optimizer.step(self.params.write(), &self.grads);
         // An update can also overflow from finite gradients (a huge rate). The
         // same pass gives the next step's penalty.
-        if !self.check_params() {
+        if !self.params.check(&self.penalties) {
             return Ok(None);
         }
         Ok(Some(stats))
-    }
-
-    /// Whether every parameter is finite; computes the penalty of the
-    /// parameters on the way (one pass over them in all).
-    fn check_params(&mut self) -> bool {
-        if self.penalties.is_empty() {
-            return all_finite(&self.params);
-        }
-        let (mut ok, mut penalty, mut at) = (true, 0.0, 0);
-        for p in &self.penalties {
-            let r = p.range.clone();
-            ok &= all_finite(&self.params[at.min(r.start)..r.start]);
-            let w = &self.params[r.clone()];
-            let (finite, abs, sq) = if p.reg.l1 == 0.0 && p.reg.l2 == 0.0 { (all_finite(w), 0.0, 0.0) } else { regularizer::finite_sums(w, p.reg.l1 != 0.0, p.reg.l2 != 0.0) };
-            ok &= finite;
-            penalty += p.reg.l1 as f64 * abs + p.reg.l2 as f64 * sq;
-            at = at.max(r.end);
-        }
-        ok &= all_finite(&self.params[at..]);
-        self.penalty_cache = ok.then_some(penalty);
-        ok
     }
 
     /// Saves everything a step changes (reusing the snapshot's memory).
     fn snapshot(&mut self) {
         match &mut self.snap {
             Some(s) => {
-                s.params.clone_from(&self.params);
+                s.params.copy_from_slice(&self.params);
                 s.buffers.clone_from(&self.buffers);
                 s.optimizer.copy_state_from(&self.optimizer);
             }
-            None => self.snap = Some(Box::new(Snapshot { params: self.params.clone(), buffers: self.buffers.clone(), optimizer: self.optimizer.clone() })),
+            None => self.snap = Some(Box::new(Snapshot { params: self.params.to_vec(), buffers: self.buffers.clone(), optimizer: self.optimizer.clone() })),
         }
     }
 
     fn restore(&mut self) {
-        self.penalty_cache = None;
         if let Some(s) = &self.snap {
-            self.params.clone_from(&s.params);
+            self.params.write().copy_from_slice(&s.params);
             self.buffers.clone_from(&s.buffers);
             self.optimizer.copy_state_from(&s.optimizer);
         }

@@ -425,31 +425,14 @@ fn clipped(
     norm: Option<f32>,
     global: Option<f32>,
 ) -> OptimizerConfig {
-    macro_rules! set {
-        ($c:expr) => {{
-            $c.clipvalue = value;
-            $c.clipnorm = norm;
-            $c.global_clipnorm = global;
-        }};
-    }
-    match &mut cfg {
-        OptimizerConfig::Sgd(c) => set!(c),
-        OptimizerConfig::Adam(c) | OptimizerConfig::Adamw(c) => set!(c),
-        OptimizerConfig::Rmsprop(c) => set!(c),
-        OptimizerConfig::Adagrad(c) => set!(c),
-    }
+    let o = cfg.options_mut();
+    (o.clipvalue, o.clipnorm, o.global_clipnorm) = (value, norm, global);
     cfg
 }
 
 /// `cfg` excluding tensors whose names contain any of `names` from weight decay.
 fn excluding(mut cfg: OptimizerConfig, names: &[&str]) -> OptimizerConfig {
-    let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
-    match &mut cfg {
-        OptimizerConfig::Sgd(c) => c.exclude_from_weight_decay = names,
-        OptimizerConfig::Adam(c) | OptimizerConfig::Adamw(c) => c.exclude_from_weight_decay = names,
-        OptimizerConfig::Rmsprop(c) => c.exclude_from_weight_decay = names,
-        OptimizerConfig::Adagrad(c) => c.exclude_from_weight_decay = names,
-    }
+    cfg.options_mut().exclude_from_weight_decay = names.iter().map(|s| s.to_string()).collect();
     cfg
 }
 

@@ -231,6 +231,11 @@ class GradientMonitor(Callback):
         self._step = 0          # batches trained in all
         self._last: Optional[int] = None
 
+    def on_train_begin(self, logs: Optional[Logs] = None) -> None:
+        # The core then keeps the weights of each step, so the L2 part of the
+        # gradient read below is exact after a chunk of many batches.
+        self.model._require_built("GradientMonitor").record_grads = True
+
     def on_epoch_begin(self, epoch: int, logs: Optional[Logs] = None) -> None:
         self._epoch, self._in_epoch = int(epoch), 0
 

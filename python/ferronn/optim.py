@@ -38,7 +38,14 @@ optimizer's update (and before its L2 weight decay is added).
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Iterable, Optional, Union
+import sys
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, TypedDict, Union
+
+if TYPE_CHECKING:
+    if sys.version_info >= (3, 11):
+        from typing import Unpack
+    else:
+        from typing_extensions import Unpack
 
 from . import schedules as _schedules
 from .errors import ConfigError, UnknownNameError
@@ -82,9 +89,26 @@ def _exclude_list(owner: str, names: Union[None, str, Iterable[str]], decay_bias
     return out
 
 
+class _SharedOptions(TypedDict, total=False):
+    """The keyword-only options every optimizer takes (see the module docs);
+    subclasses pass them through to ``Optimizer.__init__`` unchanged."""
+
+    clipnorm: Optional[float]
+    clipvalue: Optional[float]
+    global_clipnorm: Optional[float]
+    exclude_from_weight_decay: Union[None, str, Iterable[str]]
+    decay_bias_and_norm: bool
+
+
 class Optimizer:
     """Base class: holds the learning rate and the options every optimizer shares,
-    and turns settings into a config."""
+    and turns settings into a config.
+
+    A subclass takes its own hyperparameters and ``**options`` (the shared
+    keyword-only options, handled here), and lists its hyperparameters in
+    ``_hyperparameters``; ``config()`` puts them between the name and rate and
+    the shared options.
+    """
 
     name = ""
 
@@ -125,8 +149,14 @@ class Optimizer:
             out["exclude_from_weight_decay"] = list(self.exclude_from_weight_decay)
         return out
 
-    def config(self) -> dict[str, Any]:
+    def _hyperparameters(self) -> dict[str, Any]:
+        """The algorithm's own settings, in the order the config lists them."""
         raise NotImplementedError
+
+    def config(self) -> dict[str, Any]:
+        """The settings as the core reads them: name, lr, the algorithm's own
+        hyperparameters, then the shared options that are set."""
+        return {"name": self.name, "lr": self.lr, **self._hyperparameters(), **self._options()}
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={self.schedule if k == 'lr' and self.schedule else v!r}"
@@ -135,75 +165,61 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    """Stochastic gradient descent, optionally with (Nesterov) momentum (Sutskever et al. 2013)."""
+    """Stochastic gradient descent, optionally with (Nesterov) momentum (Sutskever et al. 2013).
+
+    Also takes the shared keyword-only options (see the module docs).
+    """
 
     name = "sgd"
 
     def __init__(self, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
-                 nesterov: bool = False, weight_decay: float = 0.0,
-                 *, clipnorm: Optional[float] = None, clipvalue: Optional[float] = None,
-                 global_clipnorm: Optional[float] = None,
-                 exclude_from_weight_decay: Union[None, str, Iterable[str]] = None,
-                 decay_bias_and_norm: bool = True) -> None:
-        super().__init__(lr, clipnorm=clipnorm, clipvalue=clipvalue, global_clipnorm=global_clipnorm,
-                         exclude_from_weight_decay=exclude_from_weight_decay,
-                         decay_bias_and_norm=decay_bias_and_norm)
+                 nesterov: bool = False, weight_decay: float = 0.0, **options: Unpack[_SharedOptions]) -> None:
+        super().__init__(lr, **options)
         self.momentum, self.dampening = float(momentum), float(dampening)
         self.nesterov, self.weight_decay = bool(nesterov), float(weight_decay)
 
-    def config(self) -> dict[str, Any]:
-        return {"name": "sgd", "lr": self.lr, "momentum": self.momentum, "dampening": self.dampening,
-                "nesterov": self.nesterov, "weight_decay": self.weight_decay, **self._options()}
+    def _hyperparameters(self) -> dict[str, Any]:
+        return {"momentum": self.momentum, "dampening": self.dampening, "nesterov": self.nesterov,
+                "weight_decay": self.weight_decay}
 
 
 class Adam(Optimizer):
     """Adam (Kingma & Ba 2015). ``weight_decay`` adds an L2 term to the gradient, as in PyTorch.
 
     ``amsgrad=True`` normalises by the running maximum of the second moment
-    (Reddi et al. 2018), as PyTorch's ``amsgrad`` does.
+    (Reddi et al. 2018), as PyTorch's ``amsgrad`` does. Also takes the shared
+    keyword-only options (see the module docs).
     """
 
     name = "adam"
 
     def __init__(self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0, amsgrad: bool = False,
-                 *, clipnorm: Optional[float] = None, clipvalue: Optional[float] = None,
-                 global_clipnorm: Optional[float] = None,
-                 exclude_from_weight_decay: Union[None, str, Iterable[str]] = None,
-                 decay_bias_and_norm: bool = True) -> None:
-        super().__init__(lr, clipnorm=clipnorm, clipvalue=clipvalue, global_clipnorm=global_clipnorm,
-                         exclude_from_weight_decay=exclude_from_weight_decay,
-                         decay_bias_and_norm=decay_bias_and_norm)
+                 weight_decay: float = 0.0, amsgrad: bool = False, **options: Unpack[_SharedOptions]) -> None:
+        super().__init__(lr, **options)
         self.betas = (float(betas[0]), float(betas[1]))
         self.eps, self.weight_decay = float(eps), float(weight_decay)
         self.amsgrad = bool(amsgrad)
 
-    def config(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"name": self.name, "lr": self.lr, "beta1": self.betas[0], "beta2": self.betas[1],
-               "eps": self.eps, "weight_decay": self.weight_decay}
+    def _hyperparameters(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"beta1": self.betas[0], "beta2": self.betas[1], "eps": self.eps,
+                               "weight_decay": self.weight_decay}
         if self.amsgrad:
             out["amsgrad"] = True
-        return {**out, **self._options()}
+        return out
 
 
 class AdamW(Adam):
     """AdamW (Loshchilov & Hutter 2019): weight decay shrinks the weights directly, decoupled from the gradient.
 
     ``decay_bias_and_norm=False`` spares biases and normalisation parameters
-    from the decay (see the module docs).
+    from the decay (see the module docs, also for the other shared options).
     """
 
     name = "adamw"
 
     def __init__(self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 1e-2, amsgrad: bool = False,
-                 *, clipnorm: Optional[float] = None, clipvalue: Optional[float] = None,
-                 global_clipnorm: Optional[float] = None,
-                 exclude_from_weight_decay: Union[None, str, Iterable[str]] = None,
-                 decay_bias_and_norm: bool = True) -> None:
-        super().__init__(lr, betas, eps, weight_decay, amsgrad, clipnorm=clipnorm, clipvalue=clipvalue, global_clipnorm=global_clipnorm,
-                         exclude_from_weight_decay=exclude_from_weight_decay,
-                         decay_bias_and_norm=decay_bias_and_norm)
+                 weight_decay: float = 1e-2, amsgrad: bool = False, **options: Unpack[_SharedOptions]) -> None:
+        super().__init__(lr, betas, eps, weight_decay, amsgrad, **options)
 
 
 class RMSprop(Optimizer):
@@ -211,55 +227,44 @@ class RMSprop(Optimizer):
 
     ``centered=True`` normalises by the estimated variance of the gradient
     (Graves 2013) instead of its second moment; ``momentum > 0`` adds a
-    momentum buffer over the normalised steps.
+    momentum buffer over the normalised steps. Also takes the shared
+    keyword-only options (see the module docs).
     """
 
     name = "rmsprop"
 
     def __init__(self, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0.0,
-                 momentum: float = 0.0, centered: bool = False,
-                 *, clipnorm: Optional[float] = None, clipvalue: Optional[float] = None,
-                 global_clipnorm: Optional[float] = None,
-                 exclude_from_weight_decay: Union[None, str, Iterable[str]] = None,
-                 decay_bias_and_norm: bool = True) -> None:
-        super().__init__(lr, clipnorm=clipnorm, clipvalue=clipvalue, global_clipnorm=global_clipnorm,
-                         exclude_from_weight_decay=exclude_from_weight_decay,
-                         decay_bias_and_norm=decay_bias_and_norm)
+                 momentum: float = 0.0, centered: bool = False, **options: Unpack[_SharedOptions]) -> None:
+        super().__init__(lr, **options)
         self.alpha, self.eps = float(alpha), float(eps)
         self.weight_decay, self.momentum = float(weight_decay), float(momentum)
         self.centered = bool(centered)
 
-    def config(self) -> dict[str, Any]:
-        return {"name": "rmsprop", "lr": self.lr, "alpha": self.alpha, "eps": self.eps,
-                "weight_decay": self.weight_decay, "momentum": self.momentum, "centered": self.centered,
-                **self._options()}
+    def _hyperparameters(self) -> dict[str, Any]:
+        return {"alpha": self.alpha, "eps": self.eps, "weight_decay": self.weight_decay,
+                "momentum": self.momentum, "centered": self.centered}
 
 
 class Adagrad(Optimizer):
     """Adagrad (Duchi et al. 2011) with PyTorch's rule and defaults.
 
     The step size at step ``t`` is ``lr / (1 + (t - 1) * lr_decay)``; the sum of
-    squared gradients starts at ``initial_accumulator_value``.
+    squared gradients starts at ``initial_accumulator_value``. Also takes the
+    shared keyword-only options (see the module docs).
     """
 
     name = "adagrad"
 
     def __init__(self, lr: float = 1e-2, lr_decay: float = 0.0, weight_decay: float = 0.0,
                  initial_accumulator_value: float = 0.0, eps: float = 1e-10,
-                 *, clipnorm: Optional[float] = None, clipvalue: Optional[float] = None,
-                 global_clipnorm: Optional[float] = None,
-                 exclude_from_weight_decay: Union[None, str, Iterable[str]] = None,
-                 decay_bias_and_norm: bool = True) -> None:
-        super().__init__(lr, clipnorm=clipnorm, clipvalue=clipvalue, global_clipnorm=global_clipnorm,
-                         exclude_from_weight_decay=exclude_from_weight_decay,
-                         decay_bias_and_norm=decay_bias_and_norm)
+                 **options: Unpack[_SharedOptions]) -> None:
+        super().__init__(lr, **options)
         self.lr_decay, self.weight_decay = float(lr_decay), float(weight_decay)
         self.initial_accumulator_value, self.eps = float(initial_accumulator_value), float(eps)
 
-    def config(self) -> dict[str, Any]:
-        return {"name": "adagrad", "lr": self.lr, "lr_decay": self.lr_decay, "weight_decay": self.weight_decay,
-                "initial_accumulator_value": self.initial_accumulator_value, "eps": self.eps,
-                **self._options()}
+    def _hyperparameters(self) -> dict[str, Any]:
+        return {"lr_decay": self.lr_decay, "weight_decay": self.weight_decay,
+                "initial_accumulator_value": self.initial_accumulator_value, "eps": self.eps}
 
 
 _BY_NAME: dict[str, Callable[..., Optimizer]] = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop,

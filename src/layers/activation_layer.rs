@@ -5,11 +5,64 @@
 //! input handed back to `backward` (the network keeps it anyway), and the
 //! softmax gradients need only the output.
 
-use super::kind::{check_backward, Ctx, LayerKind, ParamInfo};
+use serde::{Deserialize, Serialize};
+
+use super::kind::{check_backward, Alloc, BuildLayer, Ctx, LayerKind, ParamInfo};
+use super::spec::ActivationSpec;
 use crate::activation::Activation;
 use crate::error::{ensure_config, ensure_shape, Result};
 use crate::kernels::softmax::{check_temperature, log_softmax_backward, log_softmax_rows, softmax_backward, softmax_rows};
 use crate::tensor::{MatRef, Matrix};
+
+/// `{"type": "activation", "activation": ..}`: an elementwise activation on its
+/// own (a chain fuses it into a preceding linear Dense).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ActivationLayerSpec {
+    pub activation: ActivationSpec,
+}
+
+impl BuildLayer for ActivationLayerSpec {
+    type Layer = ActivationLayer;
+
+    fn build(&self, in_dim: usize, _alloc: &mut Alloc) -> Result<ActivationLayer> {
+        ActivationLayer::new(in_dim, self.activation.resolve()?)
+    }
+}
+
+fn one() -> f32 {
+    1.0
+}
+
+/// `{"type": "softmax", "temperature": ..}`: softmax over the features of `x / temperature`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SoftmaxSpec {
+    #[serde(default = "one")]
+    pub temperature: f32,
+}
+
+impl BuildLayer for SoftmaxSpec {
+    type Layer = Softmax;
+
+    fn build(&self, in_dim: usize, _alloc: &mut Alloc) -> Result<Softmax> {
+        Softmax::new(in_dim, self.temperature, false)
+    }
+}
+
+/// `{"type": "log_softmax", "temperature": ..}`: log-softmax over the features
+/// of `x / temperature` (the same layer kind as softmax, in its log form).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LogSoftmaxSpec {
+    #[serde(default = "one")]
+    pub temperature: f32,
+}
+
+impl BuildLayer for LogSoftmaxSpec {
+    type Layer = Softmax;
+
+    fn build(&self, in_dim: usize, _alloc: &mut Alloc) -> Result<Softmax> {
+        Softmax::new(in_dim, self.temperature, true)
+    }
+}
 
 /// `y = f(x)` elementwise, as a layer of its own (for instance after a
 /// normalisation layer, where the activation cannot fuse into a dense GEMM).
@@ -26,14 +79,6 @@ impl ActivationLayer {
     pub fn new(dim: usize, act: Activation) -> Result<Self> {
         ensure_config(dim > 0, || "Activation layer input width must be at least 1, got 0".into())?;
         Ok(Self { dim, act, y: Matrix::zeros(0, dim) })
-    }
-
-    pub fn in_dim(&self) -> usize {
-        self.dim
-    }
-
-    pub fn activation(&self) -> Activation {
-        self.act
     }
 }
 
@@ -90,18 +135,6 @@ impl Softmax {
         ensure_config(dim > 0, || "Softmax input width must be at least 1, got 0".into())?;
         check_temperature(temperature)?;
         Ok(Self { dim, temperature, log, y: Matrix::zeros(0, dim) })
-    }
-
-    pub fn in_dim(&self) -> usize {
-        self.dim
-    }
-
-    pub fn temperature(&self) -> f32 {
-        self.temperature
-    }
-
-    pub fn is_log(&self) -> bool {
-        self.log
     }
 }
 

@@ -7,9 +7,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::activation::Activation;
 use crate::error::{ensure_config, Result};
-use crate::layers::{
-    ActivationLayer, Alloc, BatchNorm, Ctx, Dense, Dropout, Gated, InitSpec, Layer, LayerKind, LayerNorm, LayerSpec, PRelu, ParamInfo, RMSNorm, Residual, Softmax,
-};
+use crate::layers::{Alloc, Ctx, DenseSpec, Layer, LayerKind, LayerSpec, ParamInfo};
 use crate::regularizer::Penalty;
 use crate::tensor::{MatRef, Matrix};
 
@@ -22,42 +20,13 @@ pub struct Chain {
     penalties: Vec<Penalty>,
 }
 
-/// Builds the layer described by `spec` for inputs of width `in_dim`, with
-/// `fused` as the activation of a Dense whose next spec was folded into it.
-fn build_one(spec: &LayerSpec, in_dim: usize, fused: Option<Activation>, alloc: &mut Alloc) -> Result<Layer> {
-    Ok(match spec {
-        LayerSpec::Dense { units, activation, kernel_initializer, bias_initializer, .. } => {
-            let act = match fused {
-                Some(a) => a,
-                None => activation.resolve()?,
-            };
-            let kernel = InitSpec::kernel(kernel_initializer, &act)?;
-            let bias = InitSpec::bias(bias_initializer)?;
-            Layer::Dense(Dense::new(in_dim, *units, act, kernel, bias, alloc)?)
-        }
-        LayerSpec::Activation { activation } => Layer::Activation(ActivationLayer::new(in_dim, activation.resolve()?)?),
-        LayerSpec::Softmax { temperature } => Layer::Softmax(Softmax::new(in_dim, *temperature, false)?),
-        LayerSpec::LogSoftmax { temperature } => Layer::Softmax(Softmax::new(in_dim, *temperature, true)?),
-        LayerSpec::Prelu { shared, init } => Layer::PRelu(PRelu::new(in_dim, *shared, *init, alloc)?),
-        LayerSpec::Gated { units, gate, kernel_initializer, bias_initializer, .. } => {
-            let gate = gate.resolve()?;
-            let kernel = InitSpec::kernel(kernel_initializer, &gate)?;
-            let bias = InitSpec::bias(bias_initializer)?;
-            Layer::Gated(Gated::new(in_dim, *units, gate, kernel, bias, alloc)?)
-        }
-        LayerSpec::Dropout { rate } => Layer::Dropout(Dropout::new(in_dim, *rate, alloc)?),
-        LayerSpec::BatchNorm { momentum, eps } => Layer::BatchNorm(BatchNorm::new(in_dim, *momentum, *eps, alloc)?),
-        LayerSpec::LayerNorm { eps } => Layer::LayerNorm(LayerNorm::new(in_dim, *eps, alloc)?),
-        LayerSpec::RmsNorm { eps } => Layer::RmsNorm(RMSNorm::new(in_dim, *eps, alloc)?),
-        LayerSpec::Residual { layers } => Layer::Residual(Box::new(Residual::new(in_dim, layers, alloc)?)),
-    })
-}
-
-/// The activation of spec `next` when it can be folded into a linear Dense `spec`.
-fn fusable(spec: &LayerSpec, next: Option<&LayerSpec>) -> Result<Option<Activation>> {
-    if let (LayerSpec::Dense { activation, .. }, Some(LayerSpec::Activation { activation: next_act })) = (spec, next) {
-        if activation.resolve()? == Activation::Identity {
-            return Ok(Some(next_act.resolve()?));
+/// The Dense that spec `next` folds into, with the activation it brings:
+/// when `spec` is a linear Dense and `next` an activation layer. The one
+/// fusion there is; every other pair builds as it is.
+fn fusable<'s>(spec: &'s LayerSpec, next: Option<&LayerSpec>) -> Result<Option<(&'s DenseSpec, Activation)>> {
+    if let (LayerSpec::Dense(dense), Some(LayerSpec::Activation(act))) = (spec, next) {
+        if dense.is_linear()? {
+            return Ok(Some((dense, act.activation.resolve()?)));
         }
     }
     Ok(None)
@@ -76,7 +45,10 @@ impl Chain {
         let mut i = 0;
         while i < specs.len() {
             let fused = fusable(&specs[i], specs.get(i + 1))?;
-            let layer = build_one(&specs[i], width, fused, alloc)?;
+            let layer = match fused {
+                Some((dense, act)) => Layer::Dense(dense.build_with(width, act, alloc)?),
+                None => specs[i].build(width, alloc)?,
+            };
             let (kernel, bias) = specs[i].regularizers();
             for (reg, name) in [(kernel, "weight"), (bias, "bias")] {
                 if let Some(reg) = reg {
@@ -123,9 +95,7 @@ impl Chain {
     pub fn penalties(&self) -> Vec<Penalty> {
         let mut out = self.penalties.clone();
         for (_, layer) in &self.layers {
-            if let Layer::Residual(r) = layer {
-                out.extend(r.block().penalties());
-            }
+            out.extend(layer.nested_penalties());
         }
         out
     }

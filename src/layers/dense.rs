@@ -5,14 +5,71 @@
 //! activation-sized buffer the fewest times possible.
 
 use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
 
 use crate::activation::{add_bias, Activation};
 use crate::error::{ensure_config, ensure_shape, Result};
 use crate::init::Init;
 use crate::kernels::gemm::{matmul, Op};
 use crate::kernels::reduce::col_sums;
-use crate::layers::{Alloc, Ctx, LayerKind, ParamInfo};
+use crate::layers::kind::{check_backward, BuildLayer};
+use crate::layers::{ActivationSpec, Alloc, Ctx, InitSpec, LayerKind, ParamInfo};
+use crate::regularizer::Regularizer;
 use crate::tensor::{MatMut, MatRef, Matrix};
+
+/// `{"type": "dense", "units": .., "activation": ..}`: `y = f(x·W + b)`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DenseSpec {
+    pub units: usize,
+    #[serde(default = "identity")]
+    pub activation: ActivationSpec,
+    #[serde(default)]
+    pub kernel_initializer: Option<InitSpec>,
+    #[serde(default)]
+    pub bias_initializer: Option<InitSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_regularizer: Option<Regularizer>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bias_regularizer: Option<Regularizer>,
+}
+
+fn identity() -> ActivationSpec {
+    ActivationSpec::Name("identity".into())
+}
+
+impl DenseSpec {
+    /// Whether this Dense is linear, so that a following activation layer can
+    /// be fused into it.
+    ///
+    /// # Errors
+    /// As [`ActivationSpec::resolve`].
+    pub fn is_linear(&self) -> Result<bool> {
+        Ok(self.activation.resolve()? == Activation::Identity)
+    }
+
+    /// Builds the layer with activation `act` in place of the spec's (the
+    /// activation of a following layer fused into this one).
+    ///
+    /// # Errors
+    /// As [`BuildLayer::build`].
+    pub fn build_with(&self, in_dim: usize, act: Activation, alloc: &mut Alloc) -> Result<Dense> {
+        let kernel = InitSpec::kernel(&self.kernel_initializer, &act)?;
+        let bias = InitSpec::bias(&self.bias_initializer)?;
+        Dense::new(in_dim, self.units, act, kernel, bias, alloc)
+    }
+}
+
+impl BuildLayer for DenseSpec {
+    type Layer = Dense;
+
+    fn build(&self, in_dim: usize, alloc: &mut Alloc) -> Result<Dense> {
+        self.build_with(in_dim, self.activation.resolve()?, alloc)
+    }
+
+    fn regularizers(&self) -> (Option<Regularizer>, Option<Regularizer>) {
+        (self.kernel_regularizer, self.bias_regularizer)
+    }
+}
 
 /// A dense layer. `W` is stored `[in_dim, out_dim]` row-major so that the forward
 /// product is `x·W` with no transpose.
@@ -49,14 +106,6 @@ impl Dense {
             z: Matrix::zeros(0, units),
             a: Matrix::zeros(0, units),
         })
-    }
-
-    pub fn in_dim(&self) -> usize {
-        self.in_dim
-    }
-
-    pub fn activation(&self) -> Activation {
-        self.act
     }
 
     fn w<'p>(&self, params: &'p [f32]) -> MatRef<'p> {
@@ -113,7 +162,7 @@ impl LayerKind for Dense {
     /// # Errors
     /// `Error::Shape` when `x` or `dy` do not match the last forward pass.
     fn backward(&mut self, x: MatRef<'_>, params: &[f32], grads: &mut [f32], dy: &mut Matrix, dx: Option<&mut Matrix>) -> Result<()> {
-        ensure_shape(dy.rows() == self.z.rows() && dy.cols() == self.out_dim && x.rows == dy.rows(), || "Dense: the gradient does not match the last forward pass".into())?;
+        check_backward("Dense", x, dy, self.z.rows(), self.in_dim, self.out_dim)?;
         if !self.is_identity() {
             self.act.backward(self.z.as_slice(), self.a.as_slice(), dy.as_mut_slice());
         }

@@ -9,11 +9,27 @@
 use rand::RngCore;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 
-use super::kind::{check_backward, Alloc, Ctx, LayerKind, ParamInfo};
+use super::kind::{check_backward, Alloc, BuildLayer, Ctx, LayerKind, ParamInfo};
 use crate::error::{ensure_config, ensure_shape, Result};
 use crate::kernels::{parallel_for, PAR_CHUNK};
 use crate::tensor::{MatRef, Matrix};
+
+/// `{"type": "dropout", "rate": ..}`: inverted dropout, active in training mode only.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DropoutSpec {
+    /// The fraction of units dropped, in `[0, 1)`.
+    pub rate: f32,
+}
+
+impl BuildLayer for DropoutSpec {
+    type Layer = Dropout;
+
+    fn build(&self, in_dim: usize, alloc: &mut Alloc) -> Result<Dropout> {
+        Dropout::new(in_dim, self.rate, alloc)
+    }
+}
 
 /// Dropout (Srivastava et al. 2014, "Dropout: A Simple Way to Prevent Neural
 /// Networks from Overfitting"), inverted: kept units are scaled by
@@ -53,14 +69,6 @@ impl Dropout {
             y: Matrix::zeros(0, dim),
             masked: false,
         })
-    }
-
-    pub fn in_dim(&self) -> usize {
-        self.dim
-    }
-
-    pub fn rate(&self) -> f32 {
-        self.rate
     }
 }
 

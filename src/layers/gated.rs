@@ -8,15 +8,48 @@
 
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 
-use super::kind::{check_backward, Alloc, Ctx, LayerKind, ParamInfo};
+use super::kind::{check_backward, Alloc, BuildLayer, Ctx, LayerKind, ParamInfo};
+use super::spec::{ActivationSpec, InitSpec};
 use crate::activation::{add_bias, Activation};
 use crate::error::{ensure_config, ensure_shape, Result};
 use crate::init::Init;
 use crate::kernels::gemm::{matmul, Op};
 use crate::kernels::reduce::col_sums;
 use crate::kernels::{parallel_for, PAR_CHUNK};
+use crate::regularizer::Regularizer;
 use crate::tensor::{MatMut, MatRef, Matrix};
+
+/// `{"type": "gated", "units": .., "gate": ..}`: `gate(x·Wg + bg) ⊙ (x·Wv + bv)`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GatedSpec {
+    pub units: usize,
+    pub gate: ActivationSpec,
+    #[serde(default)]
+    pub kernel_initializer: Option<InitSpec>,
+    #[serde(default)]
+    pub bias_initializer: Option<InitSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_regularizer: Option<Regularizer>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bias_regularizer: Option<Regularizer>,
+}
+
+impl BuildLayer for GatedSpec {
+    type Layer = Gated;
+
+    fn build(&self, in_dim: usize, alloc: &mut Alloc) -> Result<Gated> {
+        let gate = self.gate.resolve()?;
+        let kernel = InitSpec::kernel(&self.kernel_initializer, &gate)?;
+        let bias = InitSpec::bias(&self.bias_initializer)?;
+        Gated::new(in_dim, self.units, gate, kernel, bias, alloc)
+    }
+
+    fn regularizers(&self) -> (Option<Regularizer>, Option<Regularizer>) {
+        (self.kernel_regularizer, self.bias_regularizer)
+    }
+}
 
 /// A gated linear unit layer.
 ///
@@ -63,14 +96,6 @@ impl Gated {
             y: Matrix::zeros(0, units),
             dh: Matrix::zeros(0, 2 * units),
         })
-    }
-
-    pub fn in_dim(&self) -> usize {
-        self.in_dim
-    }
-
-    pub fn gate(&self) -> Activation {
-        self.gate
     }
 
     fn w<'p>(&self, params: &'p [f32]) -> MatRef<'p> {

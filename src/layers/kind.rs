@@ -2,12 +2,14 @@
 //!
 //! The `Layer` enum (layers/mod.rs) dispatches to these methods with `match`;
 //! the trait only keeps the kinds' signatures identical and gives the common
-//! defaults (no buffers, nothing to initialise).
+//! defaults (no buffers, nothing to initialise). [`BuildLayer`] is the other
+//! half of a kind: its spec struct, and how a layer is built from it.
 
 use rand_chacha::ChaCha8Rng;
 
 use crate::error::{ensure_shape, Result};
 use crate::init::rng_for;
+use crate::regularizer::{Penalty, Regularizer};
 use crate::tensor::{MatRef, Matrix};
 
 /// A named tensor of a layer: offset into the network's flat parameter vector
@@ -142,4 +144,30 @@ pub trait LayerKind {
     /// # Errors
     /// `Error::Shape` when `x` or `dy` do not match the last forward pass.
     fn backward(&mut self, x: MatRef<'_>, params: &[f32], grads: &mut [f32], dy: &mut Matrix, dx: Option<&mut Matrix>) -> Result<()>;
+
+    /// L1/L2 penalties of layers nested inside this one (a residual block's);
+    /// the chain that holds this layer collects its own layers' penalties itself.
+    fn nested_penalties(&self) -> Vec<Penalty> {
+        Vec::new()
+    }
+}
+
+/// A layer kind's spec (its part of a model file's JSON) and how to build the
+/// layer from it, as burn's `Config::init`. Registered once in layers/mod.rs.
+pub trait BuildLayer {
+    /// The layer this spec builds.
+    type Layer;
+
+    /// Builds the layer for inputs of width `in_dim`, taking its tensor offsets
+    /// (and random stream id) from `alloc`.
+    ///
+    /// # Errors
+    /// `Error::Config`/`Error::UnknownName` for an invalid spec.
+    fn build(&self, in_dim: usize, alloc: &mut Alloc) -> Result<Self::Layer>;
+
+    /// The (kernel, bias) regularizers, for the kinds that take them: applied to
+    /// the layer's tensors named `weight` and `bias`.
+    fn regularizers(&self) -> (Option<Regularizer>, Option<Regularizer>) {
+        (None, None)
+    }
 }

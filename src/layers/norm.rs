@@ -13,13 +13,14 @@
 
 mod batch_norm;
 
-pub use batch_norm::BatchNorm;
+pub use batch_norm::{BatchNorm, BatchNormSpec};
 
 use multiversion::multiversion;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 
-use super::kind::{Alloc, Ctx, LayerKind, ParamInfo};
+use super::kind::{Alloc, BuildLayer, Ctx, LayerKind, ParamInfo};
 use crate::error::{ensure_config, ensure_shape, Result};
 use crate::kernels::{parallel_for, PAR_CHUNK};
 use crate::tensor::{MatRef, Matrix};
@@ -45,6 +46,45 @@ fn sum_f64(a: &[f32], b: &[f32], f: impl Fn(f64, f64) -> f64) -> f64 {
         }
     }
     acc.iter().sum::<f64>() + tail
+}
+
+/// The default `eps` of LayerNorm and BatchNorm (PyTorch's).
+fn eps_norm() -> f32 {
+    1e-5
+}
+
+fn eps_rms() -> f32 {
+    1e-6
+}
+
+/// `{"type": "layer_norm", "eps": ..}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LayerNormSpec {
+    #[serde(default = "eps_norm")]
+    pub eps: f32,
+}
+
+impl BuildLayer for LayerNormSpec {
+    type Layer = LayerNorm;
+
+    fn build(&self, in_dim: usize, alloc: &mut Alloc) -> Result<LayerNorm> {
+        LayerNorm::new(in_dim, self.eps, alloc)
+    }
+}
+
+/// `{"type": "rms_norm", "eps": ..}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RmsNormSpec {
+    #[serde(default = "eps_rms")]
+    pub eps: f32,
+}
+
+impl BuildLayer for RmsNormSpec {
+    type Layer = RMSNorm;
+
+    fn build(&self, in_dim: usize, alloc: &mut Alloc) -> Result<RMSNorm> {
+        RMSNorm::new(in_dim, self.eps, alloc)
+    }
 }
 
 /// `Error::Config` unless `dim >= 1` and `eps` is finite and positive.
@@ -249,14 +289,6 @@ impl LayerNorm {
     pub fn new(dim: usize, eps: f32, alloc: &mut Alloc) -> Result<Self> {
         RowNorm::new("LayerNorm", dim, eps, true, alloc).map(Self)
     }
-
-    pub fn dim(&self) -> usize {
-        self.0.dim
-    }
-
-    pub fn eps(&self) -> f32 {
-        self.0.eps
-    }
 }
 
 /// Root-mean-square normalisation: `y = gamma·x / sqrt(mean(x²) + eps)` per
@@ -271,14 +303,6 @@ impl RMSNorm {
     /// `Error::Config` when `dim` is zero or `eps` is not finite and positive.
     pub fn new(dim: usize, eps: f32, alloc: &mut Alloc) -> Result<Self> {
         RowNorm::new("RMSNorm", dim, eps, false, alloc).map(Self)
-    }
-
-    pub fn dim(&self) -> usize {
-        self.0.dim
-    }
-
-    pub fn eps(&self) -> f32 {
-        self.0.eps
     }
 }
 

@@ -2,12 +2,36 @@
 
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 
-use super::kind::{check_backward, Alloc, Ctx, LayerKind, ParamInfo};
+use super::kind::{check_backward, Alloc, BuildLayer, Ctx, LayerKind, ParamInfo};
 use crate::error::{ensure_config, ensure_shape, Result};
 use crate::kernels::reduce::col_sums;
 use crate::kernels::{parallel_for, PAR_CHUNK};
 use crate::tensor::{MatRef, Matrix};
+
+/// `{"type": "prelu", "shared": .., "init": ..}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PReluSpec {
+    /// One slope for all units instead of one per unit.
+    #[serde(default)]
+    pub shared: bool,
+    /// The starting slope.
+    #[serde(default = "quarter")]
+    pub init: f32,
+}
+
+fn quarter() -> f32 {
+    0.25
+}
+
+impl BuildLayer for PReluSpec {
+    type Layer = PRelu;
+
+    fn build(&self, in_dim: usize, alloc: &mut Alloc) -> Result<PRelu> {
+        PRelu::new(in_dim, self.shared, self.init, alloc)
+    }
+}
 
 /// `y = x` for `x > 0`, `alpha_j·x` otherwise, with one learned slope per unit
 /// (or one shared by all units), after He et al. 2015 ("Delving Deep into
@@ -33,18 +57,6 @@ impl PRelu {
         ensure_config(init.is_finite(), || format!("PReLU initial slope must be a finite number, got {init}"))?;
         let a_off = alloc.params(if shared { 1 } else { dim });
         Ok(Self { dim, shared, init, a_off, y: Matrix::zeros(0, dim), partial: Matrix::zeros(0, dim) })
-    }
-
-    pub fn in_dim(&self) -> usize {
-        self.dim
-    }
-
-    pub fn shared(&self) -> bool {
-        self.shared
-    }
-
-    pub fn initial_slope(&self) -> f32 {
-        self.init
     }
 
     fn n_alpha(&self) -> usize {

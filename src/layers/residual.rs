@@ -5,13 +5,32 @@
 //! learned linear projection `x·P + c` takes the identity's place.
 
 use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
 
 use crate::activation::Activation;
 use crate::error::{ensure_shape, Result};
 use crate::init::Init;
+use crate::layers::kind::{check_backward, BuildLayer};
 use crate::layers::{Alloc, Chain, Ctx, Dense, LayerKind, LayerSpec, ParamInfo};
+use crate::regularizer::Penalty;
 use crate::tensor::{MatRef, Matrix};
 
+/// `{"type": "residual", "layers": [..]}`: `y = x + block(x)`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ResidualSpec {
+    /// The block, built as a chain (so a Dense and its activation fuse here too).
+    pub layers: Vec<LayerSpec>,
+}
+
+impl BuildLayer for ResidualSpec {
+    type Layer = Residual;
+
+    fn build(&self, in_dim: usize, alloc: &mut Alloc) -> Result<Residual> {
+        Residual::new(in_dim, &self.layers, alloc)
+    }
+}
+
+/// A block with a skip connection around it.
 #[derive(Clone, Debug)]
 pub struct Residual {
     in_dim: usize,
@@ -31,10 +50,6 @@ impl Residual {
         let out_dim = block.out_dim();
         let projection = if out_dim != in_dim { Some(Dense::new(in_dim, out_dim, Activation::Identity, Init::XavierUniform, Init::Zeros, alloc)?) } else { None };
         Ok(Self { in_dim, block, projection, out: Matrix::zeros(0, out_dim), dy_block: Matrix::default(), scratch: Matrix::default() })
-    }
-
-    pub fn block(&self) -> &Chain {
-        &self.block
     }
 }
 
@@ -85,7 +100,7 @@ impl LayerKind for Residual {
     }
 
     fn backward(&mut self, x: MatRef<'_>, params: &[f32], grads: &mut [f32], dy: &mut Matrix, dx: Option<&mut Matrix>) -> Result<()> {
-        ensure_shape(dy.rows() == self.out.rows() && dy.cols() == self.out.cols(), || "Residual: the gradient does not match the last forward pass".into())?;
+        check_backward("Residual", x, dy, self.out.rows(), self.in_dim, self.out.cols())?;
         self.dy_block.reshape_for(dy.rows(), dy.cols());
         self.dy_block.as_mut_slice().copy_from_slice(dy.as_slice());
         let want_dx = dx.is_some();
@@ -105,6 +120,10 @@ impl LayerKind for Residual {
             (None, None) => {}
         }
         Ok(())
+    }
+
+    fn nested_penalties(&self) -> Vec<Penalty> {
+        self.block.penalties()
     }
 }
 

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Rule;
+use super::{OptimizerOptions, Rule};
 use crate::error::{ensure_config, Result};
 
 /// Hyperparameters of [`Adagrad`](crate::optim::OptimizerConfig::Adagrad).
@@ -33,18 +33,11 @@ pub struct AdagradConfig {
     pub initial_accumulator_value: f32,
     /// Added to the denominator for numerical stability, `> 0`.
     pub eps: f32,
-    /// See [`SgdConfig::clipvalue`](crate::optim::SgdConfig::clipvalue).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub clipvalue: Option<f32>,
-    /// See [`SgdConfig::clipnorm`](crate::optim::SgdConfig::clipnorm).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub clipnorm: Option<f32>,
-    /// See [`SgdConfig::global_clipnorm`](crate::optim::SgdConfig::global_clipnorm).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub global_clipnorm: Option<f32>,
-    /// See [`SgdConfig::exclude_from_weight_decay`](crate::optim::SgdConfig::exclude_from_weight_decay).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub exclude_from_weight_decay: Vec<String>,
+    /// Clipping and weight-decay exclusions, shared by every optimizer. Not
+    /// serialised with this struct: [`OptimizerConfig`](crate::optim::OptimizerConfig)
+    /// writes them flat beside the fields above.
+    #[serde(skip)]
+    pub options: OptimizerOptions,
 }
 
 impl Default for AdagradConfig {
@@ -55,10 +48,7 @@ impl Default for AdagradConfig {
             weight_decay: 0.0,
             initial_accumulator_value: 0.0,
             eps: 1e-10,
-            clipvalue: None,
-            clipnorm: None,
-            global_clipnorm: None,
-            exclude_from_weight_decay: Vec::new(),
+            options: OptimizerOptions::default(),
         }
     }
 }

@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Rule;
+use super::{OptimizerOptions, Rule};
 use crate::error::{ensure_config, Result};
 
 /// Hyperparameters shared by [`Adam`](crate::optim::OptimizerConfig::Adam) and
@@ -48,19 +48,11 @@ pub struct AdamConfig {
     /// keeps a third buffer, `max_exp_avg_sq`.
     #[serde(default, skip_serializing_if = "super::is_false")]
     pub amsgrad: bool,
-    /// See [`SgdConfig::clipvalue`](crate::optim::SgdConfig::clipvalue).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub clipvalue: Option<f32>,
-    /// See [`SgdConfig::clipnorm`](crate::optim::SgdConfig::clipnorm).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub clipnorm: Option<f32>,
-    /// See [`SgdConfig::global_clipnorm`](crate::optim::SgdConfig::global_clipnorm).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub global_clipnorm: Option<f32>,
-    /// See [`SgdConfig::exclude_from_weight_decay`](crate::optim::SgdConfig::exclude_from_weight_decay).
-    /// For AdamW the excluded tensors are not shrunk.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub exclude_from_weight_decay: Vec<String>,
+    /// Clipping and weight-decay exclusions, shared by every optimizer. Not
+    /// serialised with this struct: [`OptimizerConfig`](crate::optim::OptimizerConfig)
+    /// writes them flat beside the fields above.
+    #[serde(skip)]
+    pub options: OptimizerOptions,
 }
 
 impl Default for AdamConfig {
@@ -72,10 +64,7 @@ impl Default for AdamConfig {
             eps: 1e-8,
             weight_decay: 0.0,
             amsgrad: false,
-            clipvalue: None,
-            clipnorm: None,
-            global_clipnorm: None,
-            exclude_from_weight_decay: Vec::new(),
+            options: OptimizerOptions::default(),
         }
     }
 }

@@ -12,6 +12,7 @@ mod adagrad;
 mod adam;
 mod clip;
 mod layout;
+mod options;
 mod rmsprop;
 mod sgd;
 #[cfg(test)]
@@ -21,6 +22,7 @@ mod update;
 pub use adagrad::AdagradConfig;
 pub use adam::AdamConfig;
 pub use clip::Clipping;
+pub use options::OptimizerOptions;
 pub use rmsprop::RmspropConfig;
 pub use sgd::SgdConfig;
 
@@ -38,10 +40,13 @@ use update::{apply, Rule};
 /// Serialises as a flat JSON object tagged by `name`, e.g.
 /// `{"name":"adam","lr":0.001,"beta1":0.9,"beta2":0.999,"eps":1e-8,"weight_decay":0.0}`.
 /// Every optimizer also takes the options `clipvalue`, `clipnorm`,
-/// `global_clipnorm` and `exclude_from_weight_decay` (see [`SgdConfig`]),
-/// left out of the JSON when unset.
+/// `global_clipnorm` and `exclude_from_weight_decay` (see
+/// [`OptimizerOptions`]), written after the algorithm's own fields and left
+/// out of the JSON when unset.
+// `remote = "Self"`: the derive writes the tagged form as inherent functions,
+// which the hand-written impls in options.rs wrap to add the options.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "name", rename_all = "snake_case")]
+#[serde(remote = "Self", tag = "name", rename_all = "snake_case")]
 pub enum OptimizerConfig {
     /// Stochastic gradient descent (optionally with momentum or Nesterov
     /// momentum, Sutskever et al. 2013), following PyTorch's update rule.
@@ -57,12 +62,6 @@ pub enum OptimizerConfig {
     Rmsprop(RmspropConfig),
     /// Adagrad (Duchi et al. 2011), following PyTorch's update rule.
     Adagrad(AdagradConfig),
-}
-
-/// The clipping and weight-decay options every configuration carries, borrowed.
-struct Common<'a> {
-    clip: Clipping,
-    exclude_from_weight_decay: &'a [String],
 }
 
 impl OptimizerConfig {
@@ -108,64 +107,37 @@ impl OptimizerConfig {
             Self::Rmsprop(c) => c.validate(),
             Self::Adagrad(c) => c.validate(),
         }?;
-        let name = self.name();
-        let common = self.common();
-        let clip = common.clip;
-        for (field, v) in [
-            ("clipvalue", clip.clipvalue),
-            ("clipnorm", clip.clipnorm),
-            ("global_clipnorm", clip.global_clipnorm),
-        ] {
-            if let Some(v) = v {
-                ensure_config(v.is_finite() && v > 0.0, || {
-                    format!("{name} {field} must be finite and > 0 (or unset), got {v}")
-                })?;
-            }
-        }
-        ensure_config(
-            common
-                .exclude_from_weight_decay
-                .iter()
-                .all(|s| !s.is_empty()),
-            || {
-                format!(
-                    "{name} exclude_from_weight_decay must not contain an empty string \
-                     (it would match every tensor), got {:?}",
-                    common.exclude_from_weight_decay
-                )
-            },
-        )
+        self.options().validate(self.name())
     }
 
-    fn common(&self) -> Common<'_> {
-        macro_rules! common {
-            ($c:expr) => {
-                Common {
-                    clip: Clipping {
-                        clipvalue: $c.clipvalue,
-                        clipnorm: $c.clipnorm,
-                        global_clipnorm: $c.global_clipnorm,
-                    },
-                    exclude_from_weight_decay: &$c.exclude_from_weight_decay,
-                }
-            };
-        }
+    /// The options every optimizer shares.
+    pub fn options(&self) -> &OptimizerOptions {
         match self {
-            Self::Sgd(c) => common!(c),
-            Self::Adam(c) | Self::Adamw(c) => common!(c),
-            Self::Rmsprop(c) => common!(c),
-            Self::Adagrad(c) => common!(c),
+            Self::Sgd(c) => &c.options,
+            Self::Adam(c) | Self::Adamw(c) => &c.options,
+            Self::Rmsprop(c) => &c.options,
+            Self::Adagrad(c) => &c.options,
+        }
+    }
+
+    /// The options every optimizer shares, to change them.
+    pub fn options_mut(&mut self) -> &mut OptimizerOptions {
+        match self {
+            Self::Sgd(c) => &mut c.options,
+            Self::Adam(c) | Self::Adamw(c) => &mut c.options,
+            Self::Rmsprop(c) => &mut c.options,
+            Self::Adagrad(c) => &mut c.options,
         }
     }
 
     /// The gradient clipping this configuration asks for.
     pub fn clipping(&self) -> Clipping {
-        self.common().clip
+        self.options().clipping()
     }
 
     /// The substrings that exclude a tensor from weight decay.
     pub fn exclude_from_weight_decay(&self) -> &[String] {
-        self.common().exclude_from_weight_decay
+        &self.options().exclude_from_weight_decay
     }
 
     /// The weight decay coefficient (L2 or, for AdamW, decoupled).

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Rule;
+use super::{OptimizerOptions, Rule};
 use crate::error::{ensure_config, Result};
 
 /// Hyperparameters of [`RMSprop`](crate::optim::OptimizerConfig::Rmsprop).
@@ -43,18 +43,11 @@ pub struct RmspropConfig {
     /// Normalise by the estimated variance (`v - a²`) rather than the raw
     /// second moment; keeps a `grad_avg` buffer.
     pub centered: bool,
-    /// See [`SgdConfig::clipvalue`](crate::optim::SgdConfig::clipvalue).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub clipvalue: Option<f32>,
-    /// See [`SgdConfig::clipnorm`](crate::optim::SgdConfig::clipnorm).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub clipnorm: Option<f32>,
-    /// See [`SgdConfig::global_clipnorm`](crate::optim::SgdConfig::global_clipnorm).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub global_clipnorm: Option<f32>,
-    /// See [`SgdConfig::exclude_from_weight_decay`](crate::optim::SgdConfig::exclude_from_weight_decay).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub exclude_from_weight_decay: Vec<String>,
+    /// Clipping and weight-decay exclusions, shared by every optimizer. Not
+    /// serialised with this struct: [`OptimizerConfig`](crate::optim::OptimizerConfig)
+    /// writes them flat beside the fields above.
+    #[serde(skip)]
+    pub options: OptimizerOptions,
 }
 
 impl Default for RmspropConfig {
@@ -66,10 +59,7 @@ impl Default for RmspropConfig {
             weight_decay: 0.0,
             momentum: 0.0,
             centered: false,
-            clipvalue: None,
-            clipnorm: None,
-            global_clipnorm: None,
-            exclude_from_weight_decay: Vec::new(),
+            options: OptimizerOptions::default(),
         }
     }
 }

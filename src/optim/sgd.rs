@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Rule;
+use super::{OptimizerOptions, Rule};
 use crate::error::{ensure_config, Result};
 
 /// Hyperparameters of [`SGD`](crate::optim::OptimizerConfig::Sgd).
@@ -39,28 +39,11 @@ pub struct SgdConfig {
     pub nesterov: bool,
     /// L2 penalty added to the gradient, `>= 0`.
     pub weight_decay: f32,
-    /// Clamp every gradient element to `[-clipvalue, clipvalue]` before the
-    /// update (Keras' `clipvalue`), `> 0`. Every optimizer has this option.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub clipvalue: Option<f32>,
-    /// Rescale each parameter tensor's gradient, independently, to L2 norm
-    /// `<= clipnorm` (Keras' `clipnorm`), `> 0`; applied after `clipvalue`.
-    /// Every optimizer has this option.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub clipnorm: Option<f32>,
-    /// Rescale all gradients together by `global_clipnorm / (norm + 1e-6)`
-    /// when that is below 1, `norm` being their global L2 norm (Keras'
-    /// `global_clipnorm`, with the `eps` of PyTorch's `clip_grad_norm_`),
-    /// `> 0`; applied last. Every optimizer has this option.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub global_clipnorm: Option<f32>,
-    /// Parameter tensors whose name contains any of these strings get no
-    /// weight decay (Keras' `exclude_from_weight_decay`), e.g. `["bias",
-    /// "gamma", "beta"]`. Names come from
-    /// [`Optimizer::set_layout`](crate::optim::Optimizer::set_layout).
-    /// Every optimizer has this option.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub exclude_from_weight_decay: Vec<String>,
+    /// Clipping and weight-decay exclusions, shared by every optimizer. Not
+    /// serialised with this struct: [`OptimizerConfig`](crate::optim::OptimizerConfig)
+    /// writes them flat beside the fields above.
+    #[serde(skip)]
+    pub options: OptimizerOptions,
 }
 
 impl Default for SgdConfig {
@@ -71,10 +54,7 @@ impl Default for SgdConfig {
             dampening: 0.0,
             nesterov: false,
             weight_decay: 0.0,
-            clipvalue: None,
-            clipnorm: None,
-            global_clipnorm: None,
-            exclude_from_weight_decay: Vec::new(),
+            options: OptimizerOptions::default(),
         }
     }
 }

@@ -69,7 +69,7 @@ fn clipping_scratch_only_when_clipping() {
     assert!(opt.clipped.is_empty() && opt.clipped.capacity() == 0);
 
     let cfg = OptimizerConfig::Adam(AdamConfig {
-        clipnorm: Some(0.1),
+        options: OptimizerOptions { clipnorm: Some(0.1), ..Default::default() },
         ..AdamConfig::default()
     });
     let mut opt = Optimizer::new(cfg).unwrap();
@@ -85,7 +85,7 @@ fn clipping_scratch_only_when_clipping() {
 fn layout_runs_merge_and_fill_gaps() {
     let cfg = OptimizerConfig::Sgd(SgdConfig {
         weight_decay: 0.1,
-        exclude_from_weight_decay: vec!["bias".into()],
+        options: OptimizerOptions { exclude_from_weight_decay: vec!["bias".into()], ..Default::default() },
         ..SgdConfig::default()
     });
     let infos = [
@@ -112,11 +112,22 @@ fn layout_runs_merge_and_fill_gaps() {
         vec![(0..11, true)]
     );
     let no_decay = OptimizerConfig::Sgd(SgdConfig {
-        exclude_from_weight_decay: vec!["bias".into()],
+        options: OptimizerOptions { exclude_from_weight_decay: vec!["bias".into()], ..Default::default() },
         ..SgdConfig::default()
     });
     assert_eq!(
         Layout::new(&no_decay, &infos).decay_runs(),
         vec![(0..11, true)]
     );
+}
+
+#[test]
+fn shared_options_serialise_flat_after_the_algorithm_fields() {
+    let json = r#"{"name":"adamw","lr":0.01,"beta1":0.9,"beta2":0.999,"eps":1e-8,"weight_decay":0.1,"amsgrad":true,"clipvalue":0.5,"clipnorm":1.0,"global_clipnorm":2.0,"exclude_from_weight_decay":["bias"]}"#;
+    let cfg: OptimizerConfig = serde_json::from_str(json).unwrap();
+    assert_eq!(cfg.options().global_clipnorm, Some(2.0));
+    assert_eq!(serde_json::to_string(&cfg).unwrap(), json);
+    // Unknown fields are still refused, beside the options too.
+    let typo = r#"{"name":"sgd","lr":0.1,"momentum":0.0,"dampening":0.0,"nesterov":false,"weight_decay":0.0,"clipnorm":1.0,"clip_norm":1.0}"#;
+    assert!(serde_json::from_str::<OptimizerConfig>(typo).is_err());
 }

@@ -228,6 +228,18 @@ impl PyNetwork {
         self.inner.set_training(training);
     }
 
+    /// Whether each training step keeps the weights its gradients were taken
+    /// at, so that grads() is exact after a multi-batch train_epoch too.
+    #[getter]
+    fn record_grads(&self) -> bool {
+        self.inner.record_grads()
+    }
+
+    #[setter]
+    fn set_record_grads(&mut self, on: bool) {
+        self.inner.set_record_grads(on);
+    }
+
     /// Outputs in the current mode (training mode updates running statistics).
     fn forward<'py>(&mut self, py: Python<'py>, x: PyReadonlyArray2<'_, f32>) -> PyResult<Bound<'py, PyArray2<f32>>> {
         let x = mat(&x)?;

@@ -12,12 +12,34 @@
 use multiversion::multiversion;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 
-use super::{block_rows, check_backward, check_config, check_input, grad_sums, store};
+use super::{block_rows, check_backward, check_config, check_input, eps_norm, grad_sums, store};
 use crate::error::{ensure_config, Error, Result};
 use crate::kernels::parallel_for;
-use crate::layers::kind::{Alloc, Ctx, LayerKind, ParamInfo};
+use crate::layers::kind::{Alloc, BuildLayer, Ctx, LayerKind, ParamInfo};
 use crate::tensor::{MatRef, Matrix};
+
+/// `{"type": "batch_norm", "momentum": .., "eps": ..}` (PyTorch's momentum convention).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BatchNormSpec {
+    #[serde(default = "bn_momentum")]
+    pub momentum: f32,
+    #[serde(default = "eps_norm")]
+    pub eps: f32,
+}
+
+fn bn_momentum() -> f32 {
+    0.1
+}
+
+impl BuildLayer for BatchNormSpec {
+    type Layer = BatchNorm;
+
+    fn build(&self, in_dim: usize, alloc: &mut Alloc) -> Result<BatchNorm> {
+        BatchNorm::new(in_dim, self.momentum, self.eps, alloc)
+    }
+}
 
 /// Per-feature normalisation over the batch: `y = gamma·(x - mean)/sqrt(var + eps) + beta`.
 ///
@@ -73,18 +95,6 @@ impl BatchNorm {
             acc: vec![0.0; 2 * dim],
             coef: vec![0.0; 3 * dim],
         })
-    }
-
-    pub fn dim(&self) -> usize {
-        self.dim
-    }
-
-    pub fn momentum(&self) -> f32 {
-        self.momentum
-    }
-
-    pub fn eps(&self) -> f32 {
-        self.eps
     }
 }
 
