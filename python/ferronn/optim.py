@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 from . import schedules as _schedules
 from .errors import ConfigError, UnknownNameError
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "get", "from_config",
+__all__ = ["Optimizer", "SharedOptions", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "get", "from_config",
            "BIAS_AND_NORM"]
 
 #: What ``decay_bias_and_norm=False`` excludes from weight decay: biases and the
@@ -89,7 +89,7 @@ def _exclude_list(owner: str, names: Union[None, str, Iterable[str]], decay_bias
     return out
 
 
-class _SharedOptions(TypedDict, total=False):
+class SharedOptions(TypedDict, total=False):
     """The keyword-only options every optimizer takes (see the module docs);
     subclasses pass them through to ``Optimizer.__init__`` unchanged."""
 
@@ -173,7 +173,7 @@ class SGD(Optimizer):
     name = "sgd"
 
     def __init__(self, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
-                 nesterov: bool = False, weight_decay: float = 0.0, **options: Unpack[_SharedOptions]) -> None:
+                 nesterov: bool = False, weight_decay: float = 0.0, **options: Unpack[SharedOptions]) -> None:
         super().__init__(lr, **options)
         self.momentum, self.dampening = float(momentum), float(dampening)
         self.nesterov, self.weight_decay = bool(nesterov), float(weight_decay)
@@ -194,7 +194,7 @@ class Adam(Optimizer):
     name = "adam"
 
     def __init__(self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0, amsgrad: bool = False, **options: Unpack[_SharedOptions]) -> None:
+                 weight_decay: float = 0.0, amsgrad: bool = False, **options: Unpack[SharedOptions]) -> None:
         super().__init__(lr, **options)
         self.betas = (float(betas[0]), float(betas[1]))
         self.eps, self.weight_decay = float(eps), float(weight_decay)
@@ -218,7 +218,7 @@ class AdamW(Adam):
     name = "adamw"
 
     def __init__(self, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 1e-2, amsgrad: bool = False, **options: Unpack[_SharedOptions]) -> None:
+                 weight_decay: float = 1e-2, amsgrad: bool = False, **options: Unpack[SharedOptions]) -> None:
         super().__init__(lr, betas, eps, weight_decay, amsgrad, **options)
 
 
@@ -234,7 +234,7 @@ class RMSprop(Optimizer):
     name = "rmsprop"
 
     def __init__(self, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0.0,
-                 momentum: float = 0.0, centered: bool = False, **options: Unpack[_SharedOptions]) -> None:
+                 momentum: float = 0.0, centered: bool = False, **options: Unpack[SharedOptions]) -> None:
         super().__init__(lr, **options)
         self.alpha, self.eps = float(alpha), float(eps)
         self.weight_decay, self.momentum = float(weight_decay), float(momentum)
@@ -257,7 +257,7 @@ class Adagrad(Optimizer):
 
     def __init__(self, lr: float = 1e-2, lr_decay: float = 0.0, weight_decay: float = 0.0,
                  initial_accumulator_value: float = 0.0, eps: float = 1e-10,
-                 **options: Unpack[_SharedOptions]) -> None:
+                 **options: Unpack[SharedOptions]) -> None:
         super().__init__(lr, **options)
         self.lr_decay, self.weight_decay = float(lr_decay), float(weight_decay)
         self.initial_accumulator_value, self.eps = float(initial_accumulator_value), float(eps)
