@@ -29,6 +29,34 @@ pub enum Error {
     /// An operating-system error while reading or writing a file.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// Memory for a buffer could not be reserved (the size came from a user's
+    /// argument, an input or a file). Never an abort: allocations whose size
+    /// the user controls go through [`try_vec`] / `Matrix::try_zeros`.
+    #[error("{0}")]
+    Memory(String),
+}
+
+/// `n` copies of `value`, reserved fallibly: `Error::Memory` naming `what` and the
+/// size asked for instead of the process abort a failed `vec![]` would be.
+///
+/// # Errors
+/// `Error::Memory` when the allocator refuses (or the byte size overflows).
+pub fn try_vec<T: Clone>(n: usize, value: T, what: &str) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| {
+        let bytes = (n as u128) * (std::mem::size_of::<T>() as u128);
+        Error::Memory(format!("cannot allocate {what}: {n} values ({bytes} bytes) asked for"))
+    })?;
+    v.resize(n, value);
+    Ok(v)
+}
+
+/// `a * b` for sizes, or `Error::Config` naming `what` when it overflows `usize`.
+///
+/// # Errors
+/// `Error::Config` on overflow.
+pub fn checked_size(a: usize, b: usize, what: &str) -> Result<usize> {
+    a.checked_mul(b).ok_or_else(|| Error::Config(format!("{what} is too large: {a} x {b} overflows the address space")))
 }
 
 /// Result alias used across the crate.

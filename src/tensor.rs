@@ -4,7 +4,7 @@
 //! function that takes two of them can check that the shapes agree before it
 //! touches memory.
 
-use crate::error::{ensure_shape, Error, Result};
+use crate::error::{checked_size, ensure_shape, try_vec, Error, Result};
 use crate::kernels::reduce::all_finite;
 
 /// An owned row-major matrix. Growing it (`resize_rows`) keeps the allocation
@@ -36,6 +36,17 @@ impl Matrix {
     /// A `rows x cols` matrix of zeros.
     pub fn zeros(rows: usize, cols: usize) -> Self {
         Self { rows, cols, data: vec![0.0; rows * cols] }
+    }
+
+    /// A `rows x cols` matrix of zeros, allocated fallibly: for sizes that come
+    /// from a user, an input or a file.
+    ///
+    /// # Errors
+    /// `Error::Config` when `rows * cols` overflows, `Error::Memory` when the
+    /// memory cannot be reserved.
+    pub fn try_zeros(rows: usize, cols: usize) -> Result<Self> {
+        let n = checked_size(rows, cols, "a matrix")?;
+        Ok(Self { rows, cols, data: try_vec(n, 0.0, &format!("a {rows}x{cols} matrix"))? })
     }
 
     /// Wraps `data` as a `rows x cols` matrix.

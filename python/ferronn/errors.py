@@ -21,6 +21,7 @@ __all__ = [
     "ModelFileError",
     "DatasetNotFoundError",
     "InternalError",
+    "AllocationError",
     "DataFormatError",
     "ExportError",
 ]
@@ -77,6 +78,11 @@ class DataFormatError(FerronnError, ValueError):
 class ExportError(FerronnError, ValueError):
     """A model cannot be written in a foreign format (ONNX, PyTorch's layout): a layer has no
     equivalent there, or an export option is out of range."""
+
+
+class AllocationError(FerronnError, MemoryError):
+    """Memory for a model, a workspace or an output could not be reserved: the size asked
+    for (it is in the message) is too large for this machine. Nothing was changed."""
 
 
 class InternalError(FerronnError, RuntimeError):

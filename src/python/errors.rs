@@ -21,6 +21,7 @@ fn class_name(err: &Error) -> &'static str {
         Error::Config(_) => "ConfigError",
         Error::Format(_) => "ModelFileError",
         Error::Io(_) => "OSError",
+        Error::Memory(_) => "AllocationError",
     }
 }
 
