@@ -443,6 +443,20 @@ fn run(opt: &mut Optimizer, p: &mut [f32], grads: &[Vec<f32>]) {
     }
 }
 
+/// The parameters and optimizer state after the `grads` steps from `p0`, run on a
+/// pool of `threads` threads.
+fn run_on_threads(threads: usize, cfg: &OptimizerConfig, layout: &[ParamInfo], p0: &[f32], grads: &[Vec<f32>]) -> (Vec<f32>, Vec<Vec<f32>>) {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+    pool.install(|| {
+        let mut opt = Optimizer::new(cfg.clone()).unwrap();
+        opt.set_layout(layout);
+        let mut p = p0.to_vec();
+        run(&mut opt, &mut p, grads);
+        let state = opt.state().iter().map(|(_, s)| s.to_vec()).collect();
+        (p, state)
+    })
+}
+
 #[test]
 fn matches_f64_reference() {
     let n = 1000;
@@ -540,23 +554,7 @@ fn bit_identical_across_thread_counts() {
     let grads: Vec<Vec<f32>> = (0..3).map(|s| uniform(200 + s, n)).collect();
     let layout = layout(n);
     for (label, cfg) in configs() {
-        let results: Vec<(Vec<f32>, Vec<Vec<f32>>)> = [1, 2]
-            .iter()
-            .map(|&threads| {
-                let pool = rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .build()
-                    .unwrap();
-                pool.install(|| {
-                    let mut opt = Optimizer::new(cfg.clone()).unwrap();
-                    opt.set_layout(&layout);
-                    let mut p = p0.clone();
-                    run(&mut opt, &mut p, &grads);
-                    let state = opt.state().iter().map(|(_, s)| s.to_vec()).collect();
-                    (p, state)
-                })
-            })
-            .collect();
+        let results: Vec<(Vec<f32>, Vec<Vec<f32>>)> = [1, 2].iter().map(|&threads| run_on_threads(threads, &cfg, &layout, &p0, &grads)).collect();
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         assert_eq!(
             bits(&results[0].0),
@@ -1149,19 +1147,7 @@ fn global_clipnorm_is_thread_count_independent() {
     ] {
         let results: Vec<Vec<u32>> = [1, 2, 3]
             .iter()
-            .map(|&threads| {
-                let pool = rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .build()
-                    .unwrap();
-                pool.install(|| {
-                    let mut opt = Optimizer::new(cfg.clone()).unwrap();
-                    opt.set_layout(&layout);
-                    let mut p = p0.clone();
-                    run(&mut opt, &mut p, &grads);
-                    p.iter().map(|x| x.to_bits()).collect()
-                })
-            })
+            .map(|&threads| run_on_threads(threads, &cfg, &layout, &p0, &grads).0.iter().map(|x| x.to_bits()).collect())
             .collect();
         assert!(results[0] == results[1], "{label}: 1 vs 2 threads");
         assert!(results[0] == results[2], "{label}: 1 vs 3 threads");

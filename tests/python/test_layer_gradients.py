@@ -235,23 +235,19 @@ def test_rms_norm_gradients_before_a_dense():
 # -- residual blocks ----------------------------------------------------------
 
 
-def test_residual_equal_widths_gradients():
-    errs = check_layer(lambda: [fn.Dense(4), fn.Residual([fn.Dense(4, activation="tanh"), fn.Dense(4)])],
-                       [("dense", "identity", None),
-                        ("residual", [("dense", "tanh", None), ("dense", "identity", None)])],
-                       in_dim=3, out_dim=4, seed=70)
-    assert set(errs) == {"layers.0.weight", "layers.0.bias", "layers.1.block.0.weight", "layers.1.block.0.bias",
-                         "layers.1.block.1.weight", "layers.1.block.1.bias"}
+_RESIDUAL_TENSORS = {"layers.0.weight", "layers.0.bias", "layers.1.block.0.weight", "layers.1.block.0.bias",
+                     "layers.1.block.1.weight", "layers.1.block.1.bias"}
 
 
-def test_residual_projection_gradients():
-    errs = check_layer(lambda: [fn.Dense(4), fn.Residual([fn.Dense(5, activation="tanh"), fn.Dense(5)])],
+@pytest.mark.parametrize("width,seed,projected", [(4, 70, False), (5, 71, True)],
+                         ids=["equal widths", "projection"])
+def test_residual_gradients(width, seed, projected):
+    errs = check_layer(lambda: [fn.Dense(4), fn.Residual([fn.Dense(width, activation="tanh"), fn.Dense(width)])],
                        [("dense", "identity", None),
                         ("residual", [("dense", "tanh", None), ("dense", "identity", None)])],
-                       in_dim=3, out_dim=5, seed=71)
-    assert set(errs) == {"layers.0.weight", "layers.0.bias", "layers.1.block.0.weight", "layers.1.block.0.bias",
-                         "layers.1.block.1.weight", "layers.1.block.1.bias",
-                         "layers.1.projection.weight", "layers.1.projection.bias"}
+                       in_dim=3, out_dim=width, seed=seed)
+    extra = {"layers.1.projection.weight", "layers.1.projection.bias"} if projected else set()
+    assert set(errs) == _RESIDUAL_TENSORS | extra
 
 
 def test_residual_projection_shapes():

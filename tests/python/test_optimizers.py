@@ -66,14 +66,21 @@ def _run(case, seed=0):
         ref_loss = float(np.mean((x64 @ w + b - t64) ** 2))
         assert abs(loss - ref_loss) <= 1e-5 * ref_loss + 1e-7, (case, step, loss, ref_loss)
         opt.step(params, list(ref.linear_mse_grad(x64, t64, w, b)))
-        got = model.get_weights()
-        for name, g, want in zip(("W", "b"), got, params):
-            err = ref.rel_err(g, want)
-            worst = max(worst, err)
-            assert err <= TOL, f"{case} step {step + 1} {name}: rel err {err:.2e}"
-            # elementwise too, with an absolute term scaled to the weights' magnitude
-            np.testing.assert_allclose(g, want, rtol=1e-5, atol=1e-6 * max(1.0, np.abs(want).max()),
-                                       err_msg=f"{case} step {step + 1} {name}")
+        worst = max(worst, _assert_weights(model, params, f"{case} step {step + 1}"))
+    return worst
+
+
+def _assert_weights(model, params, where: str) -> float:
+    """Checks the model's (W, b) against the float64 reference ``params`` (relative error
+    and elementwise, with an absolute term scaled to the weights' magnitude); returns the
+    worst relative error."""
+    worst = 0.0
+    for name, g, want in zip(("W", "b"), model.get_weights(), params):
+        err = ref.rel_err(g, want)
+        worst = max(worst, err)
+        assert err <= TOL, f"{where} {name}: rel err {err:.2e}"
+        np.testing.assert_allclose(g, want, rtol=1e-5, atol=1e-6 * max(1.0, np.abs(want).max()),
+                                   err_msg=f"{where} {name}")
     return worst
 
 
@@ -290,11 +297,7 @@ def _run_control(case, seed=0):
         ref_loss = float(np.mean((x64 @ params[0] + params[1] - t64) ** 2))
         assert abs(loss - ref_loss) <= 1e-5 * ref_loss + 1e-7, (case, step, loss, ref_loss)
         opt.step(params, list(ref.linear_mse_grad(x64, t64, *params)))
-        for name, g, want in zip(("W", "b"), model.get_weights(), params):
-            err = ref.rel_err(g, want)
-            assert err <= TOL, f"{case} step {step + 1} {name}: rel err {err:.2e}"
-            np.testing.assert_allclose(g, want, rtol=1e-5, atol=1e-6 * max(1.0, np.abs(want).max()),
-                                       err_msg=f"{case} step {step + 1} {name}")
+        _assert_weights(model, params, f"{case} step {step + 1}")
     return model
 
 

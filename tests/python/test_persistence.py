@@ -270,22 +270,20 @@ def _nan_in(name: str, value: float = np.nan):
     return edit
 
 
+def _replace(target: dict, key: str, value) -> None:
+    """Sets ``target[key]``, or deletes it when ``value`` is None."""
+    if value is None:
+        del target[key]
+    else:
+        target[key] = value
+
+
 def _put(name: str, array):
-    def edit(tensors, meta):
-        if array is None:
-            del tensors[name]
-        else:
-            tensors[name] = array
-    return edit
+    return lambda tensors, meta: _replace(tensors, name, array)
 
 
 def _meta(key: str, value):
-    def edit(tensors, meta):
-        if value is None:
-            del meta[key]
-        else:
-            meta[key] = value
-    return edit
+    return lambda tensors, meta: _replace(meta, key, value)
 
 
 @pytest.mark.parametrize("edit,match", [

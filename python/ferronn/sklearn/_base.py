@@ -52,6 +52,13 @@ _EXPECTED_FAILED_CHECKS = {
 }
 
 
+def _dense_property(what: str, doc: str) -> Any:
+    """A fitted attribute over one tensor of every Dense layer (``coefs_``: "weight",
+    ``intercepts_``: "bias"): read as float32 copies, set all or nothing."""
+    return property(lambda self: self._dense_tensors(what), lambda self, value: self._set_dense(what, value),
+                    doc=doc)
+
+
 def _store_params(estimator: Any, params: dict[str, Any]) -> None:
     """Stores every ``__init__`` argument unchanged under its own name, as scikit-learn
     requires (``__init__`` passes its ``locals()``)."""
@@ -169,8 +176,11 @@ class _BaseMLP(BaseEstimator):
         """"softmax", "logistic" or "identity" (the output activation)."""
         raise NotImplementedError
 
+    #: The metric ``score`` reports (accuracy for classifiers, R² for regressors).
+    _score_function: Any = None
+
     def _score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
-        raise NotImplementedError
+        return self._score_with_function(X, y, sample_weight, type(self)._score_function)
 
     def _predict(self, X: Any, check_input: bool = True) -> np.ndarray:
         raise NotImplementedError
@@ -262,23 +272,8 @@ class _BaseMLP(BaseEstimator):
         net = self._net()
         return [net.get_param(f"layers.{i}.{what}") for i in self.__dict__["_dense_layers"]]
 
-    @property
-    def coefs_(self) -> list[np.ndarray]:
-        """Weight matrices ``[n_in, n_out]`` of each Dense layer (float32 copies)."""
-        return self._dense_tensors("weight")
-
-    @coefs_.setter
-    def coefs_(self, value: Any) -> None:
-        self._set_dense("weight", value)
-
-    @property
-    def intercepts_(self) -> list[np.ndarray]:
-        """Bias vectors of each Dense layer (float32 copies)."""
-        return self._dense_tensors("bias")
-
-    @intercepts_.setter
-    def intercepts_(self, value: Any) -> None:
-        self._set_dense("bias", value)
+    coefs_ = _dense_property("weight", "Weight matrices ``[n_in, n_out]`` of each Dense layer (float32 copies).")
+    intercepts_ = _dense_property("bias", "Bias vectors of each Dense layer (float32 copies).")
 
     def _set_dense(self, what: str, value: Any) -> None:
         self._net()  # NotFittedError before anything else

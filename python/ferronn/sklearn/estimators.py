@@ -176,8 +176,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         with np.errstate(divide="ignore"):
             return np.log(y_prob, out=y_prob)
 
-    def _score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
-        return self._score_with_function(X, y, sample_weight, accuracy_score)
+    _score_function = staticmethod(accuracy_score)
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
@@ -235,8 +234,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         check_is_fitted(self)
         return self._predict(X)
 
-    def _score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
-        return self._score_with_function(X, y, sample_weight, r2_score)
+    _score_function = staticmethod(r2_score)
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
