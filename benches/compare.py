@@ -190,6 +190,19 @@ def torch_mlp(dims: list[int]):
     return torch.nn.Sequential(*layers[:-1])  # no activation after the logits
 
 
+def timed_fit_epoch(model: Any, X: np.ndarray, y: np.ndarray, bs: int) -> Callable[[], float]:
+    """A timed epoch of ``model.fit`` (a new shuffle seed each call), in seconds."""
+    epoch = [0]
+
+    def run() -> float:
+        epoch[0] += 1
+        t = time.perf_counter()
+        model.fit(X, y, epochs=1, batch_size=bs, shuffle=True, seed=epoch[0], verbose=0)
+        return time.perf_counter() - t
+
+    return run
+
+
 def torch_adam_epoch(tmodel: Any, Xt: Any, yt: Any, bs: int) -> Callable[[], float]:
     """A timed epoch of an idiomatic PyTorch loop (Adam 1e-3, cross-entropy, shuffled
     mini-batches) over ``tmodel``: the peer every training comparison uses."""
@@ -223,13 +236,7 @@ def bench_training(X: np.ndarray, y: np.ndarray, reps: int, warmup: int) -> None
     for dims, bs in cases:
         fit_model, step_model = ferronn_mlp(dims), ferronn_mlp(dims)
         rng = np.random.default_rng(0)
-        epoch = [0]
-
-        def ferronn_fit() -> float:
-            epoch[0] += 1
-            t = time.perf_counter()
-            fit_model.fit(X, y, epochs=1, batch_size=bs, shuffle=True, seed=epoch[0], verbose=0)
-            return time.perf_counter() - t
+        ferronn_fit = timed_fit_epoch(fit_model, X, y, bs)
 
         def ferronn_steps() -> float:
             t = time.perf_counter()
@@ -347,18 +354,8 @@ def bench_overhead(X: np.ndarray, y: np.ndarray, reps: int, warmup: int) -> None
             return model
 
         models = {"plain": build(False), "controlled": build(True)}
-        epoch = [0]
-
-        def runner(model: fn.Sequential) -> Callable[[], float]:
-            def run() -> float:
-                epoch[0] += 1
-                t = time.perf_counter()
-                model.fit(X, y, epochs=1, batch_size=bs, shuffle=True, seed=epoch[0], verbose=0)
-                return time.perf_counter() - t
-            return run
-
         # A few-percent difference needs more rounds than the other sections.
-        times = interleaved({k: runner(m) for k, m in models.items()}, 3 * reps, warmup)
+        times = interleaved({k: timed_fit_epoch(m, X, y, bs) for k, m in models.items()}, 3 * reps, warmup)
         med = {k: n / statistics.median(v) for k, v in times.items()}
         best = {k: n / min(v) for k, v in times.items()}
         pairs = sorted(p / c for p, c in zip(times["plain"], times["controlled"]))

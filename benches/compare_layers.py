@@ -19,7 +19,6 @@ import argparse
 import os
 import statistics
 import sys
-import time
 from typing import Any
 
 import numpy as np
@@ -85,13 +84,7 @@ def bench(X: np.ndarray, y: np.ndarray, reps: int, warmup: int, batch_sizes: lis
     for kind in ("swiglu", "batchnorm", "residual"):
         for bs in batch_sizes:
             model = ferronn_model(kind)
-            epoch = [0]
-
-            def ferronn_fit() -> float:
-                epoch[0] += 1
-                t = time.perf_counter()
-                model.fit(X, y, epochs=1, batch_size=bs, shuffle=True, seed=epoch[0], verbose=0)
-                return time.perf_counter() - t
+            ferronn_fit = cmp.timed_fit_epoch(model, X, y, bs)
 
             torch_epoch = None
             if torch is not None:

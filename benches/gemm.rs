@@ -130,17 +130,14 @@ fn bench_gemm(c: &mut Criterion) {
             // Check once that faer computes the same product, so the timing
             // compares equal work.
             let want = out.as_slice().to_vec();
-            threads::install(|| {
-                let dst = MatMut::from_row_major_slice_mut(out.as_mut_slice(), m, n);
-                faer::linalg::matmul::matmul(
-                    dst,
-                    Accum::Replace,
-                    faer_view(&a, case.op_a),
-                    faer_view(&b, case.op_b),
-                    1.0f32,
-                    Par::rayon(THREADS),
-                );
-            });
+            let faer_matmul = |out: &mut Matrix| {
+                threads::install(|| {
+                    let dst = MatMut::from_row_major_slice_mut(out.as_mut_slice(), m, n);
+                    let (lhs, rhs) = (faer_view(&a, case.op_a), faer_view(&b, case.op_b));
+                    faer::linalg::matmul::matmul(dst, Accum::Replace, lhs, rhs, 1.0f32, Par::rayon(THREADS));
+                })
+            };
+            faer_matmul(&mut out);
             let worst = want
                 .iter()
                 .zip(out.as_slice())
@@ -151,19 +148,7 @@ fn bench_gemm(c: &mut Criterion) {
                 "faer and gemm disagree by {worst} on {}",
                 case.name
             );
-            bench.iter(|| {
-                threads::install(|| {
-                    let dst = MatMut::from_row_major_slice_mut(out.as_mut_slice(), m, n);
-                    faer::linalg::matmul::matmul(
-                        dst,
-                        Accum::Replace,
-                        faer_view(&a, case.op_a),
-                        faer_view(&b, case.op_b),
-                        1.0f32,
-                        Par::rayon(THREADS),
-                    );
-                })
-            })
+            bench.iter(|| faer_matmul(&mut out))
         });
     }
     group.finish();
