@@ -308,15 +308,21 @@ _CALLS = {"predict": lambda m, x, y: m.predict(x), "fit": lambda m, x, y: m.fit(
 _finite = st.floats(-1e3, 1e3, allow_nan=False, width=32)
 
 
+def _any_call_rejects(data, x, y, error, match) -> None:
+    """One of fit / predict / evaluate / train_step (drawn) raises ``error`` on ``(x, y)``,
+    leaving the model unchanged."""
+    call = data.draw(st.sampled_from(list(_CALLS)))
+    with rejected(_H_CLF, error, match):
+        _CALLS[call](_H_CLF, x, y)
+
+
 @settings(max_examples=50, deadline=None)
 @given(rows=st.integers(1, 20), cols=st.integers(1, 20).filter(lambda c: c != D), data=st.data())
 def test_hypothesis_wrong_width_always_shape_error(rows, cols, data):
     x = np.asarray(data.draw(st.lists(_finite, min_size=rows * cols, max_size=rows * cols)),
                    dtype=np.float32).reshape(rows, cols)
     y = np.zeros(rows, dtype=np.int64)
-    call = data.draw(st.sampled_from(list(_CALLS)))
-    with rejected(_H_CLF, ShapeError, r"features per sample but the model expects 6"):
-        _CALLS[call](_H_CLF, x, y)
+    _any_call_rejects(data, x, y, ShapeError, r"features per sample but the model expects 6")
 
 
 @settings(max_examples=50, deadline=None)
@@ -328,9 +334,7 @@ def test_hypothesis_non_finite_always_non_finite_error(rows, data):
         x[i, j] = data.draw(st.sampled_from([np.nan, np.inf, -np.inf]))
     x = x.astype(data.draw(st.sampled_from([np.float32, np.float64])))
     y = np.asarray(data.draw(st.lists(st.integers(0, K - 1), min_size=rows, max_size=rows)))
-    call = data.draw(st.sampled_from(list(_CALLS)))
-    with rejected(_H_CLF, NonFiniteError, r"X contains NaN or infinity"):
-        _CALLS[call](_H_CLF, x, y)
+    _any_call_rejects(data, x, y, NonFiniteError, r"X contains NaN or infinity")
 
 
 @settings(max_examples=50, deadline=None)

@@ -182,21 +182,26 @@ def test_defaults_are_pytorchs():
     assert fn.optim.get("adam").config()["beta2"] == 0.999
 
 
-def test_default_adamw_by_name_matches_reference():
-    """optimizer="adamw" uses the defaults above in the core as well."""
+def _by_name_matches(name: str, opt) -> None:
+    """A model compiled with ``optimizer=name`` follows the float64 reference ``opt``
+    (the core uses the same defaults as the Python class)."""
     model = fn.Sequential([fn.Dense(OUT)])
-    model.compile(optimizer="adamw", loss="mse")
+    model.compile(optimizer=name, loss="mse")
     model.build(IN, seed=0)
     rng = np.random.default_rng(0)
     w0 = [rng.normal(0, 0.5, (IN, OUT)).astype(np.float32), rng.normal(0, 0.2, OUT).astype(np.float32)]
     model.set_weights(w0)
     params = [w.astype(np.float64) for w in w0]
-    opt = ref.AdamW()
     for x, t in _batches():
         model.train_step(x, t)
         opt.step(params, list(ref.linear_mse_grad(x, t, *params)))
         for g, w in zip(model.get_weights(), params):
             assert ref.rel_err(g, w) <= TOL
+
+
+def test_default_adamw_by_name_matches_reference():
+    """optimizer="adamw" uses the defaults above in the core as well."""
+    _by_name_matches("adamw", ref.AdamW())
 
 
 BAD = [
@@ -482,19 +487,7 @@ def test_new_defaults_are_pytorchs():
 @pytest.mark.parametrize("name", ["rmsprop", "adagrad"])
 def test_new_optimizers_by_name_match_reference(name):
     """optimizer="rmsprop"/"adagrad" use PyTorch's defaults in the core as well."""
-    model = fn.Sequential([fn.Dense(OUT)])
-    model.compile(optimizer=name, loss="mse")
-    model.build(IN, seed=0)
-    rng = np.random.default_rng(0)
-    w0 = [rng.normal(0, 0.5, (IN, OUT)).astype(np.float32), rng.normal(0, 0.2, OUT).astype(np.float32)]
-    model.set_weights(w0)
-    params = [w.astype(np.float64) for w in w0]
-    opt = {"rmsprop": ref.RMSprop, "adagrad": ref.Adagrad}[name]()
-    for x, t in _batches():
-        model.train_step(x, t)
-        opt.step(params, list(ref.linear_mse_grad(x, t, *params)))
-        for g, w in zip(model.get_weights(), params):
-            assert ref.rel_err(g, w) <= TOL
+    _by_name_matches(name, {"rmsprop": ref.RMSprop, "adagrad": ref.Adagrad}[name]())
 
 
 ROUND_TRIP = [
