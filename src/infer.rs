@@ -77,34 +77,30 @@ impl Network {
     /// Shape, emptiness and finiteness errors; `Error::Memory` when the output
     /// cannot be allocated.
     pub fn predict(&self, x: MatRef<'_>) -> Result<Matrix> {
-        self.check_inputs(x)?;
-        let mut out = Matrix::try_zeros(x.rows, self.output_dim())?;
-        let (params, buffers) = (&self.core.params[..], &self.core.buffers[..]);
-        self.infer_with(x.rows, |chain| {
-            for start in (0..x.rows).step_by(INFER_CHUNK) {
-                let end = (start + INFER_CHUNK).min(x.rows);
-                chain.run(x.rows_range(start, end), params, buffers, &Ctx::inference())?;
-                let y = chain.output();
-                out.as_mut_slice()[start * y.cols..end * y.cols].copy_from_slice(y.data);
-            }
-            Ok::<_, Error>(())
-        })?;
-        Ok(out)
+        self.outputs(x, INFER_CHUNK)
     }
 
     /// The outputs in inference mode with the whole batch as one pass: what
     /// [`Network::forward`] returns in inference mode, through a shared reference.
     ///
     /// # Errors
-    /// Shape, emptiness and finiteness errors; `Error::Memory` when the output
-    /// cannot be allocated.
+    /// As [`Network::predict`].
     pub fn forward_inference(&self, x: MatRef<'_>) -> Result<Matrix> {
+        self.outputs(x, x.rows.max(1))
+    }
+
+    /// Inference-mode outputs, `chunk` rows per pass.
+    fn outputs(&self, x: MatRef<'_>, chunk: usize) -> Result<Matrix> {
         self.check_inputs(x)?;
         let mut out = Matrix::try_zeros(x.rows, self.output_dim())?;
         let (params, buffers) = (&self.core.params[..], &self.core.buffers[..]);
         self.infer_with(x.rows, |chain| {
-            chain.run(x, params, buffers, &Ctx::inference())?;
-            out.as_mut_slice().copy_from_slice(chain.output().data);
+            for start in (0..x.rows).step_by(chunk) {
+                let end = (start + chunk).min(x.rows);
+                chain.run(x.rows_range(start, end), params, buffers, &Ctx::inference())?;
+                let y = chain.output();
+                out.as_mut_slice()[start * y.cols..end * y.cols].copy_from_slice(y.data);
+            }
             Ok::<_, Error>(())
         })?;
         Ok(out)

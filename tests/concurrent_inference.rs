@@ -27,11 +27,12 @@ fn predict_from_many_threads_matches_one_thread() {
     let x = MatRef::new(rows, 12, &x).unwrap();
     // A few training steps give BatchNorm running statistics other than their defaults.
     for _ in 0..3 {
-        net.train_step(x, Targets::Labels(&labels), None).unwrap();
+        net.train_step(x, Targets::Labels(&labels[..]), None).unwrap();
     }
     let net = &net;
-    let want = net.predict(x).unwrap();
-    let want_stats = net.evaluate(x, Targets::Labels(&labels), None).unwrap();
+    let want = &net.predict(x).unwrap();
+    let labels = &labels;
+    let want_stats = net.evaluate(x, Targets::Labels(&labels[..]), None).unwrap();
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..6)
             .map(|t| {
@@ -42,7 +43,7 @@ fn predict_from_many_threads_matches_one_thread() {
                         let got = net.predict(x.rows_range(0, n)).unwrap();
                         assert_eq!(got.as_slice(), &want.as_slice()[..n * 5], "thread {t} call {i}");
                     }
-                    assert_eq!(net.evaluate(x, Targets::Labels(&labels), None).unwrap(), want_stats);
+                    assert_eq!(net.evaluate(x, Targets::Labels(&labels[..]), None).unwrap(), want_stats);
                 })
             })
             .collect();
