@@ -5,6 +5,7 @@
 
 pub mod activation;
 pub mod error;
+mod infer;
 pub mod init;
 pub mod io;
 pub mod kernels;

@@ -8,12 +8,13 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ensure_config, ensure_shape, Error, Result};
+use crate::infer::Workspaces;
 use crate::init::rng_for;
 use crate::kernels::reduce::all_finite;
 use crate::layers::{Alloc, Chain, Ctx, LayerSpec, ParamInfo};
-use crate::regularizer::{self, Penalty, Weights};
+use crate::regularizer::{Penalty, Weights};
 use crate::schedule::Schedule;
-use crate::loss::{Loss, LossStats, Targets};
+use crate::loss::{Loss, Targets};
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::tensor::{MatRef, Matrix};
 use crate::threads;
@@ -32,12 +33,9 @@ pub struct NetworkSpec {
     pub schedule: Option<Schedule>,
 }
 
-/// Rows per forward chunk in `predict`/`evaluate`, bounding workspace memory.
-const INFER_CHUNK: usize = 1024;
-
 /// Work (rows × parameters) below which a call stays on the caller's thread:
 /// waking the pool costs more than it saves for tiny calls such as one sample.
-const POOL_WORK: usize = 1 << 16;
+pub(crate) const POOL_WORK: usize = 1 << 16;
 
 /// Random streams derived from the user's seed (see [`rng_for`]).
 const STREAM_INIT: u64 = 0;
@@ -120,6 +118,8 @@ pub struct Network {
     /// The mode of `train_step`/`train_epoch`/`forward`: training (dropout on,
     /// batch statistics) unless set otherwise. `predict` and `evaluate` always infer.
     pub(crate) training: bool,
+    /// Spare workspaces for inference through `&self` (src/infer.rs).
+    pub(crate) infer: Workspaces,
 }
 
 impl Network {
@@ -150,7 +150,7 @@ impl Network {
         let grads = vec![0.0; alloc.params];
         let params = Weights::new(params);
         let core = Core { chain, loss, params, grads, buffers, optimizer, penalties, rate, dy: Matrix::default(), dx: Matrix::default(), snap: None, grad_weights: None };
-        Ok(Self { spec, core, batch: BatchBuffers::default(), training: true })
+        Ok(Self { spec, core, batch: BatchBuffers::default(), training: true, infer: Workspaces::default() })
     }
 
     pub fn spec(&self) -> &NetworkSpec {
@@ -291,7 +291,7 @@ impl Network {
         Ok((info.shape.clone(), source[info.range()].to_vec()))
     }
 
-    fn check_inputs(&self, x: MatRef<'_>) -> Result<()> {
+    pub(crate) fn check_inputs(&self, x: MatRef<'_>) -> Result<()> {
         if x.rows == 0 {
             return x.check_samples("X");
         }
@@ -333,24 +333,6 @@ impl Network {
         }
     }
 
-    /// The network's raw outputs (logits for classification losses).
-    ///
-    /// # Errors
-    /// Shape, emptiness and finiteness errors.
-    pub fn predict(&mut self, x: MatRef<'_>) -> Result<Matrix> {
-        self.check_inputs(x)?;
-        let mut out = Matrix::zeros(x.rows, self.output_dim());
-        self.run(x.rows, |net| {
-            for start in (0..x.rows).step_by(INFER_CHUNK) {
-                let end = (start + INFER_CHUNK).min(x.rows);
-                let y = net.core.forward(x.rows_range(start, end), &Ctx::inference())?;
-                out.as_mut_slice()[start * y.cols..end * y.cols].copy_from_slice(y.data);
-            }
-            Ok::<_, Error>(())
-        })?;
-        Ok(out)
-    }
-
     /// The outputs in the network's current mode (see [`Network::set_training`]):
     /// in training mode dropout is active and BatchNorm uses, and updates, the
     /// batch statistics, as a PyTorch module's forward does. The whole batch is
@@ -359,32 +341,17 @@ impl Network {
     /// # Errors
     /// Shape, emptiness and finiteness errors.
     pub fn forward(&mut self, x: MatRef<'_>) -> Result<Matrix> {
+        if !self.training {
+            return self.forward_inference(x);
+        }
         self.check_inputs(x)?;
+        let mut out = Matrix::try_zeros(x.rows, self.output_dim())?;
         let ctx = self.core.ctx(self.training, self.spec.seed);
         self.run(x.rows, |net| {
-            let y = net.core.forward(x, &ctx)?;
-            Matrix::from_vec(y.rows, y.cols, y.data.to_vec())
-        })
-    }
-
-    /// Loss statistics over `(x, targets)` without training.
-    ///
-    /// # Errors
-    /// As [`Network::train_step`].
-    pub fn evaluate(&mut self, x: MatRef<'_>, targets: Targets<'_>, weights: Option<&[f32]>) -> Result<LossStats> {
-        self.check(x, &targets, weights)?;
-        self.run(x.rows, |net| {
-            let mut total = LossStats::default();
-            for start in (0..x.rows).step_by(INFER_CHUNK) {
-                let end = (start + INFER_CHUNK).min(x.rows);
-                let loss = net.core.loss;
-                let y = net.core.forward(x.rows_range(start, end), &Ctx::inference())?;
-                total.add(loss.evaluate(y, &targets.rows_range(start, end), weights.map(|w| &w[start..end]), None));
-            }
-            // The objective includes the weight penalties, as Keras reports it.
-            total.loss_sum += regularizer::total(&net.core.penalties, &net.core.params) * total.samples as f64;
-            Ok(total)
-        })
+            out.as_mut_slice().copy_from_slice(net.core.forward(x, &ctx)?.data);
+            Ok::<_, Error>(())
+        })?;
+        Ok(out)
     }
 }
 

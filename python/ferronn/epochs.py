@@ -96,8 +96,11 @@ class EpochDriver:
 
     def __init__(self, net: Any, x: np.ndarray, y: np.ndarray, *, batch_size: int, shuffle: bool, seed: int,
                  sample_weight: Optional[np.ndarray] = None, chunk_seconds: float = MAX_CHUNK_SECONDS,
-                 max_chunk: Optional[int] = None) -> None:
+                 max_chunk: Optional[int] = None, training: Optional[bool] = None) -> None:
         self.net, self.x, self.y, self.sample_weight = net, x, y, sample_weight
+        # The mode of the epochs (None: the network's own); passed per call, so other
+        # threads using the network meanwhile never see its mode changed.
+        self.training = training
         self.batch_size, self.shuffle, self.seed = int(batch_size), bool(shuffle), int(seed)
         self.steps = -(-len(x) // self.batch_size)
         self.max_chunk = self.steps if max_chunk is None else max(1, int(max_chunk))
@@ -137,7 +140,8 @@ class EpochDriver:
                 start = time.perf_counter()
                 report = self.net.train_epoch(
                     self.x, self.y, self.batch_size, self.shuffle, self.seed, epoch, sample_weight=self.sample_weight,
-                    start_batch=batch, max_batches=take, trusted=self._trusted)
+                    start_batch=batch, max_batches=take, trusted=self._trusted,
+                    training=self.training)
                 elapsed = time.perf_counter() - start
                 self._trusted = True
                 stats, batch = stats + report.stats, batch + report.batches

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import threading
 from typing import Any, Callable, Iterable, Optional, Sequence, Union
 
 import numpy as np
@@ -19,6 +21,18 @@ from . import summary as _summary
 __all__ = ["Sequential", "load"]
 
 MetricSpec = Union[str, Callable[[np.ndarray, np.ndarray], float]]
+
+
+def _serialised(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Runs ``method`` holding the model's lock: calls that train or swap the network
+    (fit, train_step, set_weights, save, ...) run one whole call at a time. The lock is
+    reentrant, so a callback inside ``fit`` may call them too. Inference does not take
+    it: the core network lets it run between the chunks of a fit, on consistent weights."""
+    @functools.wraps(method)
+    def locked(self: "Sequential", *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+    return locked
 
 
 def _new_seed() -> int:
@@ -54,13 +68,25 @@ class Sequential:
         self._net: Optional[Any] = None
         self._epochs_trained = 0
         self._target_1d = False
+        self._lock = threading.RLock()
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_lock", None)  # a lock cannot be copied; a copy gets its own
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
+
+    @_serialised
     def add(self, layer: _layers.Layer) -> None:
         """Appends a layer (before the model is built)."""
         if self._net is not None:
             raise ConfigError("cannot add layers to a model that is already built")
         self.layers.append(layer)
 
+    @_serialised
     def compile(self, optimizer: Union[str, _optim.Optimizer] = "adam", loss: str = "cross_entropy",
                 metrics: Sequence[MetricSpec] = ()) -> None:
         """Chooses the optimizer, the loss and the metrics to report.
@@ -123,6 +149,7 @@ class Sequential:
         for i, layer in enumerate(self.layers):
             layer._bind(self, f"layers.{i}")
 
+    @_serialised
     def build(self, input_dim: int, seed: Optional[int] = None) -> None:
         """Creates and initialises the weights for inputs of width ``input_dim``."""
         if self.loss is None:
@@ -208,6 +235,7 @@ class Sequential:
 
     # -- training ---------------------------------------------------------
 
+    @_serialised
     def fit(self, x: Any, y: Any, epochs: int = 1, batch_size: int = 32, validation_split: float = 0.0,
             validation_data: Optional[tuple[Any, ...]] = None, shuffle: bool = True,
             class_weight: Optional[dict[int, float]] = None, sample_weight: Any = None,
@@ -292,15 +320,13 @@ class Sequential:
                            "steps": steps, "verbose": int(verbose)})
         cbs = CallbackList(user_callbacks, model=self, params=history.params, verbose=int(verbose), history=history)
         net = self._net
+        # fit trains in training mode, as Keras: passed per core call, the model's mode is untouched.
         driver = EpochDriver(net, xa, ya, batch_size=int(batch_size), shuffle=bool(shuffle), seed=shuffle_seed,
-                             sample_weight=weights, chunk_seconds=cbs.chunk_seconds(), max_chunk=cbs.max_chunk())
-        was_training, net.training = net.training, True  # fit trains in training mode, as Keras
-        try:
-            return _training.fit_loop(
-                driver, cbs, history, model=self, epochs=range(first, stop), batch_logs=self._logs_from_stats,
-                epoch_logs=lambda epoch, stats: self._end_epoch(epoch, stats, xa, ya, validation))
-        finally:
-            net.training = was_training
+                             sample_weight=weights, chunk_seconds=cbs.chunk_seconds(), max_chunk=cbs.max_chunk(),
+                             training=True)
+        return _training.fit_loop(
+            driver, cbs, history, model=self, epochs=range(first, stop), batch_logs=self._logs_from_stats,
+            epoch_logs=lambda epoch, stats: self._end_epoch(epoch, stats, xa, ya, validation))
 
     # -- modes and custom loops ---------------------------------------------
 
@@ -326,14 +352,10 @@ class Sequential:
         In training mode this updates BatchNorm's running statistics."""
         net = self._require_built("calling the model")
         xa = _validate.features(x)
-        if training is None:
-            return net.forward(xa)
-        was, net.training = net.training, bool(training)
-        try:
-            return net.forward(xa)
-        finally:
-            net.training = was
+        # The mode is passed per call, never set and reset: other threads see no change.
+        return net.forward(xa, None if training is None else bool(training))
 
+    @_serialised
     def train_step(self, x: Any, y: Any, sample_weight: Any = None) -> float:
         """One optimizer step on one batch, in the current mode; returns the batch's mean loss (before the step).
 
@@ -414,6 +436,7 @@ class Sequential:
             raise ConfigError(f"expected {len(names)} arrays (one per parameter tensor), got {len(weights)}")
         self._assign_tensors((name, _validate.weights(w, name)) for name, w in zip(names, weights))
 
+    @_serialised
     def _assign_tensors(self, tensors: Iterable[tuple[str, np.ndarray]]) -> None:
         """Sets named tensors (parameters or buffers), all or nothing: they are written
         into a copy of the network, which replaces it only when every one was accepted.
@@ -441,6 +464,7 @@ class Sequential:
             metrics=[m for m in self.metrics if isinstance(m, str)], target_1d=self._target_1d,
             epochs_trained=self._epochs_trained, lr_scale=float(net.lr_scale), epoch=int(net.epoch)))
 
+    @_serialised
     def save(self, path: Union[str, os.PathLike], layout: str = "ferronn") -> None:
         """Writes weights, architecture and optimizer state to a safetensors file (atomically).
 

@@ -91,7 +91,7 @@ impl LayerKind for ActivationLayer {
         Vec::new()
     }
 
-    fn forward(&mut self, x: MatRef<'_>, _params: &[f32], _buffers: &mut [f32], _ctx: &Ctx) -> Result<()> {
+    fn forward(&mut self, x: MatRef<'_>, _params: &[f32], _buffers: &[f32], _ctx: &Ctx) -> Result<()> {
         ensure_shape(x.cols == self.dim, || {
             format!("{} activation layer expects inputs with {} features, got {}", self.act.name(), self.dim, x.cols)
         })?;
@@ -147,7 +147,7 @@ impl LayerKind for Softmax {
         Vec::new()
     }
 
-    fn forward(&mut self, x: MatRef<'_>, _params: &[f32], _buffers: &mut [f32], _ctx: &Ctx) -> Result<()> {
+    fn forward(&mut self, x: MatRef<'_>, _params: &[f32], _buffers: &[f32], _ctx: &Ctx) -> Result<()> {
         ensure_shape(x.cols == self.dim, || format!("Softmax layer expects inputs with {} features, got {}", self.dim, x.cols))?;
         self.y.resize_rows(x.rows);
         if self.log {

@@ -106,17 +106,39 @@ impl Chain {
         }
     }
 
-    /// Runs every layer; the result is then in [`Chain::output`].
+    /// Runs every layer and, in training mode, folds the batch statistics into
+    /// the running ones in `buffers`; the result is then in [`Chain::output`].
+    ///
+    /// # Errors
+    /// `Error::Shape` when `x` has the wrong width (`buffers` are then unchanged).
+    pub fn forward(&mut self, x: MatRef<'_>, params: &[f32], buffers: &mut [f32], ctx: &Ctx) -> Result<()> {
+        self.run(x, params, buffers, ctx)?;
+        if ctx.training {
+            self.update_buffers(buffers);
+        }
+        Ok(())
+    }
+
+    /// Runs every layer, reading `buffers` only: what an inference pass through
+    /// a shared network does (the chain is then a private workspace, see
+    /// network's `infer` module), and the first half of [`Chain::forward`].
     ///
     /// # Errors
     /// `Error::Shape` when `x` has the wrong width.
-    pub fn forward(&mut self, x: MatRef<'_>, params: &[f32], buffers: &mut [f32], ctx: &Ctx) -> Result<()> {
+    pub fn run(&mut self, x: MatRef<'_>, params: &[f32], buffers: &[f32], ctx: &Ctx) -> Result<()> {
         for i in 0..self.layers.len() {
             let (done, rest) = self.layers.split_at_mut(i);
             let input = done.last().map_or(x, |(_, l)| l.output());
             rest[0].1.forward(input, params, buffers, ctx)?;
         }
         Ok(())
+    }
+
+    /// Every layer's [`LayerKind::update_buffers`], after a training-mode [`Chain::run`].
+    pub fn update_buffers(&self, buffers: &mut [f32]) {
+        for (_, layer) in &self.layers {
+            layer.update_buffers(buffers);
+        }
     }
 
     pub fn output(&self) -> MatRef<'_> {

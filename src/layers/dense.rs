@@ -134,7 +134,7 @@ impl LayerKind for Dense {
 
     /// # Errors
     /// `Error::Shape` when `x` is not `[batch, in_dim]`.
-    fn forward(&mut self, x: MatRef<'_>, params: &[f32], _buffers: &mut [f32], _ctx: &Ctx) -> Result<()> {
+    fn forward(&mut self, x: MatRef<'_>, params: &[f32], _buffers: &[f32], _ctx: &Ctx) -> Result<()> {
         ensure_shape(x.cols == self.in_dim, || format!("Dense expects inputs of width {}, got {}", self.in_dim, x.cols))?;
         self.z.resize_rows(x.rows);
         matmul(x, Op::N, self.w(params), Op::N, self.z.view_mut(), false)?;

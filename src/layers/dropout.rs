@@ -98,7 +98,7 @@ impl LayerKind for Dropout {
         Vec::new()
     }
 
-    fn forward(&mut self, x: MatRef<'_>, _params: &[f32], _buffers: &mut [f32], ctx: &Ctx) -> Result<()> {
+    fn forward(&mut self, x: MatRef<'_>, _params: &[f32], _buffers: &[f32], ctx: &Ctx) -> Result<()> {
         ensure_shape(x.cols == self.dim, || format!("Dropout layer expects inputs with {} features, got {}", self.dim, x.cols))?;
         self.y.resize_rows(x.rows);
         self.masked = ctx.training && self.rate > 0.0;

@@ -154,7 +154,7 @@ impl LayerKind for Gated {
         self.bias_init.fill(b, self.in_dim, self.units, rng);
     }
 
-    fn forward(&mut self, x: MatRef<'_>, params: &[f32], _buffers: &mut [f32], _ctx: &Ctx) -> Result<()> {
+    fn forward(&mut self, x: MatRef<'_>, params: &[f32], _buffers: &[f32], _ctx: &Ctx) -> Result<()> {
         ensure_shape(x.cols == self.in_dim, || {
             format!("Gated layer expects inputs with {} features, got {}", self.in_dim, x.cols)
         })?;

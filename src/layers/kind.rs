@@ -128,11 +128,19 @@ pub trait LayerKind {
     fn init(&self, _params: &mut [f32], _buffers: &mut [f32], _rng: &mut ChaCha8Rng) {}
 
     /// Runs the layer on `x` (`[batch, in_dim]`); the result is then in `output()`.
-    /// Training-mode layers may update `buffers` (running statistics).
+    /// `buffers` (running statistics) are only read: inference runs through a
+    /// shared network, many threads at once, each with its own workspaces. A
+    /// training-mode pass folds its batch statistics into them afterwards, in
+    /// [`LayerKind::update_buffers`].
     ///
     /// # Errors
     /// `Error::Shape` when `x` has the wrong width.
-    fn forward(&mut self, x: MatRef<'_>, params: &[f32], buffers: &mut [f32], ctx: &Ctx) -> Result<()>;
+    fn forward(&mut self, x: MatRef<'_>, params: &[f32], buffers: &[f32], ctx: &Ctx) -> Result<()>;
+
+    /// After a training-mode `forward`, updates the running statistics in
+    /// `buffers` from that pass's batch statistics (BatchNorm's momentum
+    /// update); nothing for kinds without buffers, or after an inference pass.
+    fn update_buffers(&self, _buffers: &mut [f32]) {}
 
     fn output(&self) -> MatRef<'_>;
 

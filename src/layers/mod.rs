@@ -98,8 +98,12 @@ macro_rules! layer_kinds {
                 match self { $( Layer::$var(l) => l.init(params, buffers, rng), )* }
             }
 
-            fn forward(&mut self, x: MatRef<'_>, params: &[f32], buffers: &mut [f32], ctx: &Ctx) -> Result<()> {
+            fn forward(&mut self, x: MatRef<'_>, params: &[f32], buffers: &[f32], ctx: &Ctx) -> Result<()> {
                 match self { $( Layer::$var(l) => l.forward(x, params, buffers, ctx), )* }
+            }
+
+            fn update_buffers(&self, buffers: &mut [f32]) {
+                match self { $( Layer::$var(l) => l.update_buffers(buffers), )* }
             }
 
             fn output(&self) -> MatRef<'_> {

@@ -322,7 +322,7 @@ macro_rules! row_norm_kind {
                 self.0.init(params);
             }
 
-            fn forward(&mut self, x: MatRef<'_>, params: &[f32], _buffers: &mut [f32], _ctx: &Ctx) -> Result<()> {
+            fn forward(&mut self, x: MatRef<'_>, params: &[f32], _buffers: &[f32], _ctx: &Ctx) -> Result<()> {
                 self.0.forward(x, params)
             }
 
@@ -415,7 +415,8 @@ mod testkit {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         pool.install(|| {
             let mut buffers = buffers.to_vec();
-            layer.forward(x.view(), params, &mut buffers, ctx).unwrap();
+            layer.forward(x.view(), params, &buffers, ctx).unwrap();
+            layer.update_buffers(&mut buffers);
             let mut dy = Matrix::from_vec(x.rows(), layer.out_dim(), x.as_slice().iter().map(|v| v.sin()).collect()).unwrap();
             let (mut grads, mut dx) = (vec![0.0; params.len()], Matrix::default());
             layer.backward(x.view(), params, &mut grads, &mut dy, Some(&mut dx)).unwrap();

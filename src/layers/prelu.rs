@@ -119,7 +119,7 @@ impl LayerKind for PRelu {
         params[self.a_off..self.a_off + self.n_alpha()].fill(self.init);
     }
 
-    fn forward(&mut self, x: MatRef<'_>, params: &[f32], _buffers: &mut [f32], _ctx: &Ctx) -> Result<()> {
+    fn forward(&mut self, x: MatRef<'_>, params: &[f32], _buffers: &[f32], _ctx: &Ctx) -> Result<()> {
         ensure_shape(x.cols == self.dim, || format!("PReLU layer expects inputs with {} features, got {}", self.dim, x.cols))?;
         let alpha = &params[self.a_off..self.a_off + self.n_alpha()];
         self.y.resize_rows(x.rows);

@@ -77,9 +77,9 @@ impl LayerKind for Residual {
         }
     }
 
-    fn forward(&mut self, x: MatRef<'_>, params: &[f32], buffers: &mut [f32], ctx: &Ctx) -> Result<()> {
+    fn forward(&mut self, x: MatRef<'_>, params: &[f32], buffers: &[f32], ctx: &Ctx) -> Result<()> {
         ensure_shape(x.cols == self.in_dim, || format!("Residual expects inputs of width {}, got {}", self.in_dim, x.cols))?;
-        self.block.forward(x, params, buffers, ctx)?;
+        self.block.run(x, params, buffers, ctx)?;
         let skip = match &mut self.projection {
             Some(p) => {
                 p.forward(x, params, buffers, ctx)?;
@@ -93,6 +93,13 @@ impl LayerKind for Residual {
             *o = a + b;
         }
         Ok(())
+    }
+
+    fn update_buffers(&self, buffers: &mut [f32]) {
+        self.block.update_buffers(buffers);
+        if let Some(p) = &self.projection {
+            p.update_buffers(buffers);
+        }
     }
 
     fn output(&self) -> MatRef<'_> {

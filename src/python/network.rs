@@ -1,7 +1,14 @@
 //! `ferronn._core.Network`: the core `Network` behind a Python handle.
 //! Every method borrows its numpy inputs, then runs through [`compute`].
+//!
+//! The handle is shared between Python threads: the network sits behind a
+//! read-write lock. Inference, saving and reading tensors take the shared
+//! lock and run in parallel (inference needs only `&Network`); training and
+//! every setter take the exclusive one, so they serialise against each other
+//! and against inference. Locks are taken with the GIL released (compute.rs).
 
 use std::path::PathBuf;
+use std::sync::RwLock;
 
 use numpy::{PyArray2, PyArrayDyn, PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::prelude::*;
@@ -9,16 +16,23 @@ use pyo3::types::PyBytes;
 
 use crate::error::Error;
 use crate::io;
+use crate::layers::ParamInfo;
 use crate::network::{Network, NetworkSpec};
 use crate::train::EpochOptions;
-use crate::python::compute::compute;
+use crate::python::compute::{compute, peek, read, write};
 use crate::python::convert::{mat, PyTargets};
 use crate::python::functional::{array2, shaped};
 use crate::python::results::{PyEpochReport, PyLossStats};
 
-#[pyclass(name = "Network", module = "ferronn._core")]
+#[pyclass(name = "Network", module = "ferronn._core", frozen)]
 pub struct PyNetwork {
-    inner: Network,
+    inner: RwLock<Network>,
+}
+
+impl PyNetwork {
+    fn wrap(net: Network) -> Self {
+        Self { inner: RwLock::new(net) }
+    }
 }
 
 /// Borrows optional per-sample weights.
@@ -26,8 +40,10 @@ fn weights<'a>(w: &'a Option<PyReadonlyArray1<'_, f32>>) -> PyResult<Option<&'a 
     w.as_ref().map(|a| a.as_slice().map_err(|_| Error::Shape("sample_weight must be a C-contiguous float32 array".into()).into())).transpose()
 }
 
-fn tensor_copy<'py>(py: Python<'py>, shape: &[usize], data: &[f32]) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
-    shaped(py, shape, data.to_vec())
+/// `(name, shape, values)` copies of the tensors `infos` describe in `flat`:
+/// taken under the lock, turned into arrays after it is released.
+fn named_copies(infos: Vec<ParamInfo>, flat: &[f32]) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    infos.into_iter().map(|p| (p.name.clone(), p.shape.clone(), flat[p.range()].to_vec())).collect()
 }
 
 #[pymethods]
@@ -36,90 +52,89 @@ impl PyNetwork {
     #[new]
     fn new(py: Python<'_>, spec_json: &str) -> PyResult<Self> {
         let spec: NetworkSpec = serde_json::from_str(spec_json).map_err(|e| Error::Config(format!("invalid network spec: {e}")))?;
-        let inner = compute(py, || Network::new(spec))?;
-        Ok(Self { inner })
+        Ok(Self::wrap(compute(py, || Network::new(spec))?))
     }
 
     #[getter]
-    fn spec_json(&self) -> PyResult<String> {
-        serde_json::to_string(self.inner.spec()).map_err(|e| Error::Format(e.to_string()).into())
+    fn spec_json(&self, py: Python<'_>) -> PyResult<String> {
+        peek(py, &self.inner, |n| serde_json::to_string(n.spec())).map_err(|e| Error::Format(e.to_string()).into())
     }
 
     #[getter]
-    fn input_dim(&self) -> usize {
-        self.inner.input_dim()
+    fn input_dim(&self, py: Python<'_>) -> usize {
+        peek(py, &self.inner, |n| n.input_dim())
     }
 
     #[getter]
-    fn output_dim(&self) -> usize {
-        self.inner.output_dim()
+    fn output_dim(&self, py: Python<'_>) -> usize {
+        peek(py, &self.inner, |n| n.output_dim())
     }
 
     #[getter]
-    fn n_params(&self) -> usize {
-        self.inner.params().len()
+    fn n_params(&self, py: Python<'_>) -> usize {
+        peek(py, &self.inner, |n| n.params().len())
     }
 
     #[getter]
-    fn optimizer_steps(&self) -> u64 {
-        self.inner.optimizer().steps()
+    fn optimizer_steps(&self, py: Python<'_>) -> u64 {
+        peek(py, &self.inner, |n| n.optimizer().steps())
     }
 
     /// The base learning rate (a schedule, when set, replaces it).
     #[getter]
-    fn lr(&self) -> f32 {
-        self.inner.base_lr()
+    fn lr(&self, py: Python<'_>) -> f32 {
+        peek(py, &self.inner, |n| n.base_lr())
     }
 
     #[setter]
-    fn set_lr(&mut self, lr: f32) -> PyResult<()> {
-        Ok(self.inner.set_base_lr(lr)?)
+    fn set_lr(&self, py: Python<'_>, lr: f32) -> PyResult<()> {
+        write(py, &self.inner, |n| n.set_base_lr(lr))
     }
 
     /// Factor on the base or scheduled rate (ReduceLROnPlateau lowers it).
     #[getter]
-    fn lr_scale(&self) -> f32 {
-        self.inner.lr_scale()
+    fn lr_scale(&self, py: Python<'_>) -> f32 {
+        peek(py, &self.inner, |n| n.lr_scale())
     }
 
     #[setter]
-    fn set_lr_scale(&mut self, scale: f32) -> PyResult<()> {
-        Ok(self.inner.set_lr_scale(scale)?)
+    fn set_lr_scale(&self, py: Python<'_>, scale: f32) -> PyResult<()> {
+        write(py, &self.inner, |n| n.set_lr_scale(scale))
     }
 
     /// The learning rate the next step uses.
     #[getter]
-    fn current_lr(&self) -> f32 {
-        self.inner.current_lr()
+    fn current_lr(&self, py: Python<'_>) -> f32 {
+        peek(py, &self.inner, |n| n.current_lr())
     }
 
     /// The epoch index that per-epoch schedules see.
     #[getter]
-    fn epoch(&self) -> u64 {
-        self.inner.epoch()
+    fn epoch(&self, py: Python<'_>) -> u64 {
+        peek(py, &self.inner, |n| n.epoch())
     }
 
     #[setter]
-    fn set_epoch(&mut self, epoch: u64) {
-        self.inner.set_epoch(epoch);
+    fn set_epoch(&self, py: Python<'_>, epoch: u64) -> PyResult<()> {
+        write(py, &self.inner, |n| Ok(n.set_epoch(epoch)))
     }
 
     /// One training step; returns the batch's summed statistics (a NaN loss
     /// sum when the step was refused as non-finite).
     #[pyo3(signature = (x, y, sample_weight=None))]
-    fn train_step(&mut self, py: Python<'_>, x: PyReadonlyArray2<'_, f32>, y: &Bound<'_, PyAny>, sample_weight: Option<PyReadonlyArray1<'_, f32>>) -> PyResult<PyLossStats> {
+    fn train_step(&self, py: Python<'_>, x: PyReadonlyArray2<'_, f32>, y: &Bound<'_, PyAny>, sample_weight: Option<PyReadonlyArray1<'_, f32>>) -> PyResult<PyLossStats> {
         let y = PyTargets::extract(y)?;
         let (x, t, w) = (mat(&x)?, y.view()?, weights(&sample_weight)?);
-        let net = &mut self.inner;
-        compute(py, || net.train_step(x, t, w)).map(PyLossStats::from)
+        write(py, &self.inner, |net| net.train_step(x, t, w)).map(PyLossStats::from)
     }
 
     /// Batches `start_batch..start_batch + max_batches` of one epoch: what ran,
-    /// and where a non-finite step stopped the call.
-    #[pyo3(signature = (x, y, batch_size, shuffle, seed, epoch, sample_weight=None, start_batch=0, max_batches=None, trusted=false))]
+    /// and where a non-finite step stopped the call. `training` overrides the
+    /// mode for this call only (other threads never see it changed).
+    #[pyo3(signature = (x, y, batch_size, shuffle, seed, epoch, sample_weight=None, start_batch=0, max_batches=None, trusted=false, training=None))]
     #[allow(clippy::too_many_arguments)]
     fn train_epoch(
-        &mut self,
+        &self,
         py: Python<'_>,
         x: PyReadonlyArray2<'_, f32>,
         y: &Bound<'_, PyAny>,
@@ -131,12 +146,19 @@ impl PyNetwork {
         start_batch: usize,
         max_batches: Option<usize>,
         trusted: bool,
+        training: Option<bool>,
     ) -> PyResult<PyEpochReport> {
         let y = PyTargets::extract(y)?;
         let (x, t, w) = (mat(&x)?, y.view()?, weights(&sample_weight)?);
         let opts = EpochOptions { batch_size, shuffle, seed, epoch, start_batch, max_batches, trusted };
-        let net = &mut self.inner;
-        compute(py, || net.train_epoch(x, t, w, &opts)).map(PyEpochReport::from)
+        write(py, &self.inner, |net| {
+            let mode = net.training();
+            net.set_training(training.unwrap_or(mode));
+            let report = net.train_epoch(x, t, w, &opts);
+            net.set_training(mode);
+            report
+        })
+        .map(PyEpochReport::from)
     }
 
     /// Validates `(x, y)` (and sample weights) against the model without using it.
@@ -144,138 +166,154 @@ impl PyNetwork {
     fn check(&self, py: Python<'_>, x: PyReadonlyArray2<'_, f32>, y: &Bound<'_, PyAny>, sample_weight: Option<PyReadonlyArray1<'_, f32>>) -> PyResult<()> {
         let y = PyTargets::extract(y)?;
         let (x, t, w) = (mat(&x)?, y.view()?, weights(&sample_weight)?);
-        let net = &self.inner;
-        compute(py, || net.check(x, &t, w))
+        read(py, &self.inner, |net| net.check(x, &t, w))
     }
 
     /// Loss statistics (L1/L2 penalties included) without training.
     #[pyo3(signature = (x, y, sample_weight=None))]
-    fn evaluate(&mut self, py: Python<'_>, x: PyReadonlyArray2<'_, f32>, y: &Bound<'_, PyAny>, sample_weight: Option<PyReadonlyArray1<'_, f32>>) -> PyResult<PyLossStats> {
+    fn evaluate(&self, py: Python<'_>, x: PyReadonlyArray2<'_, f32>, y: &Bound<'_, PyAny>, sample_weight: Option<PyReadonlyArray1<'_, f32>>) -> PyResult<PyLossStats> {
         let y = PyTargets::extract(y)?;
         let (x, t, w) = (mat(&x)?, y.view()?, weights(&sample_weight)?);
-        let net = &mut self.inner;
-        compute(py, || net.evaluate(x, t, w)).map(PyLossStats::from)
+        read(py, &self.inner, |net| net.evaluate(x, t, w)).map(PyLossStats::from)
     }
 
     /// Raw outputs (logits for classification losses).
-    fn predict<'py>(&mut self, py: Python<'py>, x: PyReadonlyArray2<'_, f32>) -> PyResult<Bound<'py, PyArray2<f32>>> {
+    fn predict<'py>(&self, py: Python<'py>, x: PyReadonlyArray2<'_, f32>) -> PyResult<Bound<'py, PyArray2<f32>>> {
         let x = mat(&x)?;
-        let net = &mut self.inner;
-        let out = compute(py, || net.predict(x))?;
+        let out = read(py, &self.inner, |net| net.predict(x))?;
         let (r, c) = (out.rows(), out.cols());
         array2(py, r, c, out.into_vec())
     }
 
     /// Copies of the trainable tensors, as `[(name, array)]` in layer order.
     fn params<'py>(&self, py: Python<'py>) -> PyResult<Vec<(String, Bound<'py, PyArrayDyn<f32>>)>> {
-        let flat = self.inner.params();
-        self.inner.param_infos().into_iter().map(|p| Ok((p.name.clone(), tensor_copy(py, &p.shape, &flat[p.range()])?))).collect()
+        let copies = read(py, &self.inner, |net| Ok(named_copies(net.param_infos(), net.params())))?;
+        copies.into_iter().map(|(name, shape, data)| Ok((name, shaped(py, &shape, data)?))).collect()
     }
 
     /// Copies of the gradients of the last training step, named like `params`.
     fn grads<'py>(&self, py: Python<'py>) -> PyResult<Vec<(String, Bound<'py, PyArrayDyn<f32>>)>> {
-        let flat = self.inner.grads();
-        self.inner.param_infos().into_iter().map(|p| Ok((p.name.clone(), tensor_copy(py, &p.shape, &flat[p.range()])?))).collect()
+        let copies = read(py, &self.inner, |net| Ok(named_copies(net.param_infos(), &net.grads())))?;
+        copies.into_iter().map(|(name, shape, data)| Ok((name, shaped(py, &shape, data)?))).collect()
     }
 
     /// Per trainable tensor, `(name, Σ grad², Σ weight²)` of the last step, in
     /// f64: what a gradient monitor needs, without copying the arrays to Python.
-    fn sq_norms(&self) -> Vec<(String, f64, f64)> {
-        let (g, p) = (self.inner.grads(), self.inner.params());
-        let sq = |x: &[f32]| x.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>();
-        self.inner.param_infos().into_iter().map(|i| (i.name.clone(), sq(&g[i.range()]), sq(&p[i.range()]))).collect()
+    fn sq_norms(&self, py: Python<'_>) -> PyResult<Vec<(String, f64, f64)>> {
+        read(py, &self.inner, |net| {
+            let (g, p) = (net.grads(), net.params());
+            let sq = |x: &[f32]| x.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>();
+            Ok(net.param_infos().into_iter().map(|i| (i.name.clone(), sq(&g[i.range()]), sq(&p[i.range()]))).collect())
+        })
     }
 
     /// Every tensor (parameters and buffers such as running statistics) in layer
-    /// order, as `[(name, array, trainable)]`.
+    /// order, as `[(name, array, trainable)]`: one consistent state.
     fn tensors<'py>(&self, py: Python<'py>) -> PyResult<Vec<(String, Bound<'py, PyArrayDyn<f32>>, bool)>> {
-        let net = &self.inner;
-        net.tensor_infos()
-            .into_iter()
-            .map(|(p, trainable)| {
-                let flat = if trainable { net.params() } else { net.buffers() };
-                Ok((p.name.clone(), tensor_copy(py, &p.shape, &flat[p.range()])?, trainable))
-            })
-            .collect()
+        let copies = read(py, &self.inner, |net| {
+            Ok(net
+                .tensor_infos()
+                .into_iter()
+                .map(|(p, trainable)| {
+                    let flat = if trainable { net.params() } else { net.buffers() };
+                    (p.name.clone(), p.shape.clone(), flat[p.range()].to_vec(), trainable)
+                })
+                .collect::<Vec<_>>())
+        })?;
+        copies.into_iter().map(|(name, shape, data, trainable)| Ok((name, shaped(py, &shape, data)?, trainable))).collect()
     }
 
     /// A copy of one tensor (parameter or buffer).
     fn get_param<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
-        let (shape, data) = self.inner.get_tensor(name)?;
+        let (shape, data) = read(py, &self.inner, |net| net.get_tensor(name))?;
         shaped(py, &shape, data)
     }
 
     /// Overwrites one tensor, parameter or buffer (shape-checked).
-    fn set_param(&mut self, name: &str, values: PyReadonlyArrayDyn<'_, f32>) -> PyResult<()> {
-        let info = self.inner.tensor_infos().into_iter().find(|(p, _)| p.name == name).map(|(p, _)| p);
-        if let Some(info) = info {
-            if values.shape() != info.shape.as_slice() {
-                return Err(Error::Shape(format!("parameter '{name}' has shape {:?}, got an array of shape {:?}", info.shape, values.shape())).into());
-            }
-        }
+    fn set_param(&self, py: Python<'_>, name: &str, values: PyReadonlyArrayDyn<'_, f32>) -> PyResult<()> {
+        let shape = values.shape().to_vec();
         let data = values.as_slice().map_err(|_| Error::Shape("values must be C-contiguous".into()))?;
-        Ok(self.inner.set_param(name, data)?)
+        write(py, &self.inner, |net| {
+            let info = net.tensor_infos().into_iter().find(|(p, _)| p.name == name).map(|(p, _)| p);
+            if let Some(info) = info {
+                if shape != info.shape {
+                    return Err(Error::Shape(format!("parameter '{name}' has shape {:?}, got an array of shape {shape:?}", info.shape)));
+                }
+            }
+            net.set_param(name, data)
+        })
     }
 
     /// Whether train_step / train_epoch / forward run in training mode.
     #[getter]
-    fn training(&self) -> bool {
-        self.inner.training()
+    fn training(&self, py: Python<'_>) -> bool {
+        peek(py, &self.inner, |n| n.training())
     }
 
     #[setter]
-    fn set_training(&mut self, training: bool) {
-        self.inner.set_training(training);
+    fn set_training(&self, py: Python<'_>, training: bool) -> PyResult<()> {
+        write(py, &self.inner, |n| Ok(n.set_training(training)))
     }
 
     /// Whether each training step keeps the weights its gradients were taken
     /// at, so that grads() is exact after a multi-batch train_epoch too.
     #[getter]
-    fn record_grads(&self) -> bool {
-        self.inner.record_grads()
+    fn record_grads(&self, py: Python<'_>) -> bool {
+        peek(py, &self.inner, |n| n.record_grads())
     }
 
     #[setter]
-    fn set_record_grads(&mut self, on: bool) {
-        self.inner.set_record_grads(on);
+    fn set_record_grads(&self, py: Python<'_>, on: bool) -> PyResult<()> {
+        write(py, &self.inner, |n| Ok(n.set_record_grads(on)))
     }
 
-    /// Outputs in the current mode (training mode updates running statistics).
-    fn forward<'py>(&mut self, py: Python<'py>, x: PyReadonlyArray2<'_, f32>) -> PyResult<Bound<'py, PyArray2<f32>>> {
+    /// Outputs in the current mode, or in the mode `training` gives for this
+    /// call only. Inference mode shares the lock (parallel); training mode
+    /// updates running statistics, so it takes the exclusive one.
+    #[pyo3(signature = (x, training=None))]
+    fn forward<'py>(&self, py: Python<'py>, x: PyReadonlyArray2<'_, f32>, training: Option<bool>) -> PyResult<Bound<'py, PyArray2<f32>>> {
         let x = mat(&x)?;
-        let net = &mut self.inner;
-        let out = compute(py, || net.forward(x))?;
+        let train = training.unwrap_or_else(|| peek(py, &self.inner, |n| n.training()));
+        let out = if train {
+            write(py, &self.inner, |net| {
+                let mode = net.training();
+                net.set_training(true);
+                let out = net.forward(x);
+                net.set_training(mode);
+                out
+            })?
+        } else {
+            read(py, &self.inner, |net| net.forward_inference(x))?
+        };
         let (r, c) = (out.rows(), out.cols());
         array2(py, r, c, out.into_vec())
     }
 
     /// The model as safetensors bytes; `extra` is stored in the metadata.
     fn to_bytes<'py>(&self, py: Python<'py>, extra: &str) -> PyResult<Bound<'py, PyBytes>> {
-        let net = &self.inner;
-        let bytes = compute(py, || io::to_bytes(net, extra))?;
+        let bytes = read(py, &self.inner, |net| io::to_bytes(net, extra))?;
         Ok(PyBytes::new(py, &bytes))
     }
 
     #[staticmethod]
     fn from_bytes(py: Python<'_>, data: &[u8]) -> PyResult<(Self, String)> {
         let (inner, extra) = compute(py, || io::from_bytes(data))?;
-        Ok((Self { inner }, extra))
+        Ok((Self::wrap(inner), extra))
     }
 
     /// Saves atomically to `path`.
     fn save(&self, py: Python<'_>, path: PathBuf, extra: &str) -> PyResult<()> {
-        let net = &self.inner;
-        compute(py, || io::save(net, &path, extra))
+        read(py, &self.inner, |net| io::save(net, &path, extra))
     }
 
     #[staticmethod]
     fn load(py: Python<'_>, path: PathBuf) -> PyResult<(Self, String)> {
         let (inner, extra) = compute(py, || io::load(&path))?;
-        Ok((Self { inner }, extra))
+        Ok((Self::wrap(inner), extra))
     }
 
     /// An independent copy (weights, optimizer state, workspaces).
-    fn copy(&self) -> Self {
-        Self { inner: self.inner.clone() }
+    fn copy(&self, py: Python<'_>) -> PyResult<Self> {
+        read(py, &self.inner, |net| Ok(Self::wrap(net.clone())))
     }
 }

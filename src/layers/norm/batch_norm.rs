@@ -166,10 +166,29 @@ impl LayerKind for BatchNorm {
         buffers[self.var_off..self.var_off + d].fill(1.0);
     }
 
+    /// The momentum update of the running statistics from the last forward
+    /// pass's batch statistics (still in `acc`), when it was a training pass.
+    fn update_buffers(&self, buffers: &mut [f32]) {
+        if !self.batch_stats {
+            return;
+        }
+        let (dim, rows) = (self.dim, self.y.rows());
+        let (mean, var) = self.acc.split_at(dim);
+        // PyTorch's running variance is unbiased; one sample has none, so keep the biased 0.
+        let unbias = if rows > 1 { rows as f64 / (rows - 1) as f64 } else { 1.0 };
+        let m = f64::from(self.momentum);
+        for j in 0..dim {
+            let rm = &mut buffers[self.mean_off + j];
+            *rm = ((1.0 - m) * f64::from(*rm) + m * mean[j]) as f32;
+            let rv = &mut buffers[self.var_off + j];
+            *rv = ((1.0 - m) * f64::from(*rv) + m * var[j] * unbias) as f32;
+        }
+    }
+
     /// # Errors
     /// `Error::Shape` for the wrong width; `Error::Empty` for an empty batch in
     /// training mode (it has no statistics).
-    fn forward(&mut self, x: MatRef<'_>, params: &[f32], buffers: &mut [f32], ctx: &Ctx) -> Result<()> {
+    fn forward(&mut self, x: MatRef<'_>, params: &[f32], buffers: &[f32], ctx: &Ctx) -> Result<()> {
         check_input("BatchNorm", x, self.dim)?;
         let (dim, rows, eps) = (self.dim, x.rows, f64::from(self.eps));
         if ctx.training {
@@ -178,14 +197,7 @@ impl LayerKind for BatchNorm {
             }
             column_stats(x.data, &mut self.acc);
             let (mean, var) = self.acc.split_at(dim);
-            // PyTorch's running variance is unbiased; one sample has none, so keep the biased 0.
-            let unbias = if rows > 1 { rows as f64 / (rows - 1) as f64 } else { 1.0 };
-            let m = f64::from(self.momentum);
             for j in 0..dim {
-                let rm = &mut buffers[self.mean_off + j];
-                *rm = ((1.0 - m) * f64::from(*rm) + m * mean[j]) as f32;
-                let rv = &mut buffers[self.var_off + j];
-                *rv = ((1.0 - m) * f64::from(*rv) + m * var[j] * unbias) as f32;
                 self.shift[j] = mean[j];
                 self.scale[j] = 1.0 / (var[j] + eps).sqrt();
             }
@@ -326,6 +338,7 @@ mod tests {
         for (stream, rows) in [(10, 6), (11, 4)] {
             let xv = random(rows * dim, stream, -2.0, 3.0);
             layer.forward(MatRef::new(rows, dim, &xv).unwrap(), &params, &mut buffers, &TRAIN).unwrap();
+            layer.update_buffers(&mut buffers);
             let (mean, var) = col_stats(&to64(&xv), dim);
             for j in 0..dim {
                 rm[j] = (1.0 - m) * rm[j] + m * mean[j];
@@ -347,6 +360,7 @@ mod tests {
         let (mut layer, params, _, x) = setup(3, 1, 0.0);
         let mut buffers = vec![0.0, 0.0, 0.0, 1.0, 1.0, 1.0];
         layer.forward(x.view(), &params, &mut buffers, &TRAIN).unwrap();
+        layer.update_buffers(&mut buffers);
         // xhat = 0, so y = beta; the running variance decays towards 0.
         assert_eq!(layer.output().data, &params[3..]);
         assert_eq!(&buffers[3..], &[0.9, 0.9, 0.9]);

@@ -1,0 +1,130 @@
+//! Inference through a shared network: `predict`, `evaluate` and the
+//! inference-mode forward take `&self`, so one network serves many threads
+//! at once, in parallel.
+//!
+//! A layer owns its output workspace, so a pass needs a chain of its own. The
+//! network keeps a small pool of spare chains (clones of its own, workspaces
+//! included): a call checks one out, runs it over the shared parameters and
+//! buffers (read only; inference never writes them), and returns it. Once the
+//! pool holds as many chains as there are concurrent callers, inference
+//! allocates nothing but its result. The arithmetic is the training chain's,
+//! so results are bit-identical whichever thread or workspace computes them.
+
+use std::sync::{Mutex, PoisonError};
+
+use crate::error::{Error, Result};
+use crate::layers::{Chain, Ctx};
+use crate::loss::{LossStats, Targets};
+use crate::network::{Network, POOL_WORK};
+use crate::regularizer;
+use crate::tensor::{MatRef, Matrix};
+use crate::threads;
+
+/// Rows per forward chunk in `predict`/`evaluate`, bounding workspace memory.
+const INFER_CHUNK: usize = 1024;
+
+/// Spare chains kept at most: more concurrent callers than this still work,
+/// the extra ones just clone a chain per call.
+const MAX_IDLE: usize = 32;
+
+/// The pool of inference workspaces.
+#[derive(Debug, Default)]
+pub(crate) struct Workspaces {
+    free: Mutex<Vec<Chain>>,
+}
+
+/// A copy of a network starts with an empty pool: workspaces hold no state.
+impl Clone for Workspaces {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl Workspaces {
+    /// Runs `f` on a spare chain (a clone of `proto` when none is idle), then
+    /// returns the chain to the pool. A panic in `f` drops the chain, which is
+    /// harmless: the next call clones a fresh one.
+    fn with<R>(&self, proto: &Chain, f: impl FnOnce(&mut Chain) -> R) -> R {
+        // Poisoning cannot leave the list inconsistent (push and pop only), so it is ignored.
+        let idle = self.free.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        let mut chain = idle.unwrap_or_else(|| proto.clone());
+        let out = f(&mut chain);
+        let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
+        if free.len() < MAX_IDLE {
+            free.push(chain);
+        }
+        out
+    }
+}
+
+impl Network {
+    /// Runs `f` on an inference workspace, in the thread pool when `rows`
+    /// samples make enough work for it.
+    fn infer_with<R: Send>(&self, rows: usize, f: impl FnOnce(&mut Chain) -> R + Send) -> R {
+        self.infer.with(&self.core.chain, |chain| {
+            if rows.saturating_mul(self.core.params.len()) >= POOL_WORK {
+                threads::install(|| f(chain))
+            } else {
+                f(chain)
+            }
+        })
+    }
+
+    /// The network's raw outputs (logits for classification losses), in
+    /// inference mode, in chunks of rows. Safe to call from many threads at once.
+    ///
+    /// # Errors
+    /// Shape, emptiness and finiteness errors; `Error::Memory` when the output
+    /// cannot be allocated.
+    pub fn predict(&self, x: MatRef<'_>) -> Result<Matrix> {
+        self.outputs(x, INFER_CHUNK)
+    }
+
+    /// The outputs in inference mode with the whole batch as one pass: what
+    /// [`Network::forward`] returns in inference mode, through a shared reference.
+    ///
+    /// # Errors
+    /// As [`Network::predict`].
+    pub fn forward_inference(&self, x: MatRef<'_>) -> Result<Matrix> {
+        self.outputs(x, x.rows.max(1))
+    }
+
+    /// Inference-mode outputs, `chunk` rows per pass.
+    fn outputs(&self, x: MatRef<'_>, chunk: usize) -> Result<Matrix> {
+        self.check_inputs(x)?;
+        let mut out = Matrix::try_zeros(x.rows, self.output_dim())?;
+        let (params, buffers) = (&self.core.params[..], &self.core.buffers[..]);
+        self.infer_with(x.rows, |chain| {
+            for start in (0..x.rows).step_by(chunk) {
+                let end = (start + chunk).min(x.rows);
+                chain.run(x.rows_range(start, end), params, buffers, &Ctx::inference())?;
+                let y = chain.output();
+                out.as_mut_slice()[start * y.cols..end * y.cols].copy_from_slice(y.data);
+            }
+            Ok::<_, Error>(())
+        })?;
+        Ok(out)
+    }
+
+    /// Loss statistics over `(x, targets)` without training, in inference
+    /// mode. Safe to call from many threads at once.
+    ///
+    /// # Errors
+    /// As [`Network::train_step`].
+    pub fn evaluate(&self, x: MatRef<'_>, targets: Targets<'_>, weights: Option<&[f32]>) -> Result<LossStats> {
+        self.check(x, &targets, weights)?;
+        let (params, buffers, loss) = (&self.core.params[..], &self.core.buffers[..], self.core.loss);
+        let mut total = self.infer_with(x.rows, |chain| {
+            let mut total = LossStats::default();
+            for start in (0..x.rows).step_by(INFER_CHUNK) {
+                let end = (start + INFER_CHUNK).min(x.rows);
+                chain.run(x.rows_range(start, end), params, buffers, &Ctx::inference())?;
+                total.add(loss.evaluate(chain.output(), &targets.rows_range(start, end), weights.map(|w| &w[start..end]), None));
+            }
+            Ok::<_, Error>(total)
+        })?;
+        // The objective includes the weight penalties, as Keras reports it.
+        total.loss_sum += regularizer::total(&self.core.penalties, &self.core.params) * total.samples as f64;
+        Ok(total)
+    }
+}
