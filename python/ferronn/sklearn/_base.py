@@ -400,9 +400,9 @@ class _BaseMLP(BaseEstimator):
         sgd = self.solver == "sgd"
         track_l2 = self._loss_kind() == "identity" and self.n_outputs_ > 1 and self.alpha > 0
         sq = self._sum_sq_coefs() if track_l2 else 0.0
+        # Training mode is passed per core call, so a model(x) from another thread keeps its own mode.
         driver = EpochDriver(net, x32, targets, batch_size=batch_size, shuffle=bool(self.shuffle), seed=seed,
-                             sample_weight=weights)
-        net.training = True
+                             sample_weight=weights, training=True)
         try:
             with driver:
                 self.n_iter_ = 0
