@@ -43,12 +43,33 @@ pub enum Error {
 /// `Error::Memory` when the allocator refuses (or the byte size overflows).
 pub fn try_vec<T: Clone>(n: usize, value: T, what: &str) -> Result<Vec<T>> {
     let mut v = Vec::new();
-    v.try_reserve_exact(n).map_err(|_| {
-        let bytes = (n as u128) * (std::mem::size_of::<T>() as u128);
-        Error::Memory(format!("cannot allocate {what}: {n} values ({bytes} bytes) asked for"))
-    })?;
+    try_grow(&mut v, n, what)?;
     v.resize(n, value);
     Ok(v)
+}
+
+/// Makes room in `v` for `len` values in all (amortised, like `Vec::resize`),
+/// fallibly: a workspace that grows with a user's batch size reserves here.
+///
+/// # Errors
+/// `Error::Memory` naming `what` and the size asked for.
+pub fn try_grow<T>(v: &mut Vec<T>, len: usize, what: &str) -> Result<()> {
+    let extra = len.saturating_sub(v.len());
+    v.try_reserve(extra).map_err(|_| {
+        let bytes = (len as u128) * (std::mem::size_of::<T>() as u128);
+        Error::Memory(format!("cannot allocate {what}: {len} values ({bytes} bytes) asked for"))
+    })
+}
+
+/// Makes `dst` a copy of `src`, reusing its memory and reserving fallibly.
+///
+/// # Errors
+/// `Error::Memory` naming `what` when `dst` must grow and cannot; `dst` is then unchanged.
+pub fn try_copy<T: Clone>(dst: &mut Vec<T>, src: &[T], what: &str) -> Result<()> {
+    try_grow(dst, src.len(), what)?;
+    dst.clear();
+    dst.extend_from_slice(src);
+    Ok(())
 }
 
 /// `a * b` for sizes, or `Error::Config` naming `what` when it overflows `usize`.

@@ -5,13 +5,13 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
-use crate::error::{Error, Result};
+use crate::error::{try_grow, Error, Result};
 use crate::kernels::reduce::all_finite;
 use crate::network::{Network, NetworkSpec};
 
@@ -40,6 +40,10 @@ pub fn to_bytes(net: &Network, extra: &str) -> Result<Vec<u8>> {
     // A diverged model would be written but refused by `from_bytes`; say so now.
     if !all_finite(net.params()) || !all_finite(net.buffers()) {
         return Err(Error::NonFinite("the weights contain NaN or infinity (training diverged); refusing to save them".into()));
+    }
+    // `from_bytes` refuses non-finite optimizer state too: save and load agree.
+    if net.optimizer().state().iter().any(|(_, b)| !all_finite(b)) {
+        return Err(Error::NonFinite("the optimizer state contains NaN or infinity; refusing to save it".into()));
     }
     let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     for (info, trainable) in net.tensor_infos() {
@@ -84,13 +88,26 @@ pub fn from_bytes(bytes: &[u8]) -> Result<(Network, String)> {
     }
     let spec: NetworkSpec = serde_json::from_str(get("spec")?).map_err(|e| format_err(format!("bad architecture JSON: {e}")))?;
     let steps: u64 = get("optimizer_steps")?.parse().map_err(|_| format_err("optimizer_steps is not a number"))?;
-    let mut net = Network::new(spec).map_err(|e| format_err(format!("its architecture is invalid: {e}")))?;
-    for (info, _) in net.tensor_infos() {
-        let name = info.name;
-        let t = st.tensor(&name).map_err(|_| format_err(format!("tensor '{name}' is missing")))?;
-        if t.dtype() != Dtype::F32 || t.shape() != info.shape.as_slice() {
-            return Err(format_err(format!("tensor '{name}' is {:?} {:?}, expected F32 {:?}", t.dtype(), t.shape(), info.shape)));
+    // The architecture is checked against the tensors the file holds before
+    // anything it sizes is reserved: a spec may claim any size, the tensors
+    // are what the file really carries.
+    let mut found = Vec::new();
+    let check = |infos: &[(crate::layers::ParamInfo, bool)]| {
+        for (info, _) in infos {
+            let name = &info.name;
+            let t = st.tensor(name).map_err(|_| format_err(format!("tensor '{name}' is missing")))?;
+            if t.dtype() != Dtype::F32 || t.shape() != info.shape.as_slice() {
+                return Err(format_err(format!("tensor '{name}' is {:?} {:?}, expected F32 {:?}", t.dtype(), t.shape(), info.shape)));
+            }
+            found.push((name.clone(), t));
         }
+        Ok(())
+    };
+    let mut net = Network::new_checked(spec, check).map_err(|e| match e {
+        Error::Format(_) => e,
+        e => format_err(format!("its architecture is invalid: {e}")),
+    })?;
+    for (name, t) in found {
         net.set_param(&name, &from_le_bytes(t.data())).map_err(format_err)?;
     }
     let non_negative = net.optimizer().config().non_negative_states();
@@ -143,7 +160,43 @@ pub fn save(net: &Network, path: &Path, extra: &str) -> Result<()> {
 ///
 /// # Errors
 /// `Error::Io` when the file cannot be read, `Error::Format` when it is not an
-/// intact ferronn model file.
+/// intact ferronn model file (or not a regular file at all).
 pub fn load(path: &Path) -> Result<(Network, String)> {
-    from_bytes(&fs::read(path)?)
+    from_bytes(&read_bounded(path)?)
+}
+
+/// The most header bytes a model file may have (safetensors' own limit).
+const MAX_HEADER: u64 = 100_000_000;
+
+/// The bytes of the regular file at `path`, read no further than the length
+/// it had when opened: `/dev/zero` would otherwise be read without end, and a
+/// FIFO would block. The header length is checked against the file's length
+/// before anything is reserved for it.
+fn read_bounded(path: &Path) -> Result<Vec<u8>> {
+    let not_regular = || format_err(format!("'{}' is not a regular file", path.display()));
+    // stat before opening: opening a FIFO blocks until a writer comes.
+    if !fs::metadata(path)?.is_file() {
+        return Err(not_regular());
+    }
+    let mut f = fs::File::open(path)?;
+    let meta = f.metadata()?; // the file opened, which may not be the one stat'ed
+    if !meta.is_file() {
+        return Err(not_regular());
+    }
+    let len = meta.len();
+    let mut head = [0u8; 8];
+    if len < 8 {
+        return Err(format_err(format!("the file has {len} bytes, too few for a safetensors header")));
+    }
+    f.read_exact(&mut head)?;
+    let header = u64::from_le_bytes(head);
+    if header > MAX_HEADER || header > len - 8 {
+        return Err(format_err(format!("the header claims {header} bytes but the file has {len}")));
+    }
+    let len = usize::try_from(len).map_err(|_| Error::Memory(format!("cannot read a model file of {len} bytes")))?;
+    let mut bytes = Vec::new();
+    try_grow(&mut bytes, len, "the model file")?;
+    bytes.extend_from_slice(&head);
+    f.take(len as u64 - 8).read_to_end(&mut bytes)?;
+    Ok(bytes)
 }

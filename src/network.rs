@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{ensure_config, ensure_shape, Error, Result};
+use crate::error::{ensure_config, ensure_shape, try_vec, Error, Result};
 use crate::infer::Workspaces;
 use crate::init::rng_for;
 use crate::kernels::reduce::all_finite;
@@ -31,6 +31,26 @@ pub struct NetworkSpec {
     /// A learning-rate schedule applied inside the training step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<Schedule>,
+}
+
+/// The most layers a network may have, nested ones included: far beyond any
+/// real model, and it bounds what a spec (or a model file) can make the build
+/// spend on layers that hold no tensors.
+pub const MAX_LAYERS: usize = 100_000;
+
+/// Layers in `specs`, those nested in residual blocks included.
+fn layer_count(specs: &[LayerSpec]) -> usize {
+    specs.iter().map(|s| 1 + if let LayerSpec::Residual(r) = s { layer_count(&r.layers) } else { 0 }).sum()
+}
+
+/// Every tensor of `chain` in layer order (a layer's parameters, then its
+/// buffers), with `true` for trainable ones.
+fn tensor_list(chain: &Chain) -> Vec<(ParamInfo, bool)> {
+    let mut all: Vec<(ParamInfo, bool)> = chain.params("layers.").into_iter().map(|p| (p, true)).collect();
+    all.extend(chain.buffers("layers.").into_iter().map(|p| (p, false)));
+    let layer_of = |name: &str| name.split('.').nth(1).and_then(|i| i.parse::<usize>().ok()).unwrap_or(usize::MAX);
+    all.sort_by_key(|(p, _)| layer_of(&p.name)); // stable: parameters stay before buffers
+    all
 }
 
 /// Work (rows × parameters) below which a call stays on the caller's thread:
@@ -126,8 +146,22 @@ impl Network {
     /// Builds the layers and initialises the parameters from `spec.seed`.
     ///
     /// # Errors
-    /// `Error::Config`/`Error::UnknownName` for an invalid spec.
+    /// `Error::Config`/`Error::UnknownName` for an invalid spec (sizes that
+    /// overflow included), `Error::Memory` when the parameters, gradients or
+    /// buffers cannot be reserved.
     pub fn new(spec: NetworkSpec) -> Result<Self> {
+        Self::new_checked(spec, |_| Ok(()))
+    }
+
+    /// As [`Network::new`], with `check` run on the tensors the spec asks
+    /// for (as [`Network::tensor_infos`] lists them) after the layers are
+    /// built but before anything sized by the spec is reserved: a loader
+    /// compares them with the tensors its file holds, so a file cannot make
+    /// it reserve more than it carries.
+    ///
+    /// # Errors
+    /// As [`Network::new`], and whatever `check` returns.
+    pub fn new_checked(spec: NetworkSpec, check: impl FnOnce(&[(ParamInfo, bool)]) -> Result<()>) -> Result<Self> {
         ensure_config(spec.input_dim > 0, || "input_dim must be at least 1, got 0".into())?;
         ensure_config(!spec.layers.is_empty(), || "a network needs at least one layer".into())?;
         let loss = Loss::from_name(&spec.loss)?;
@@ -135,8 +169,13 @@ impl Network {
         if let Some(s) = &spec.schedule {
             s.validate()?;
         }
+        let layers = layer_count(&spec.layers);
+        ensure_config(layers <= MAX_LAYERS, || format!("a network may have at most {MAX_LAYERS} layers (nested ones included), this one has {layers}"))?;
         let mut alloc = Alloc::default();
+        // Building takes only offsets (checked sums); nothing sized by the spec
+        // is reserved before `check` has seen the tensors it asks for.
         let chain = Chain::build(&spec.layers, spec.input_dim, &mut alloc)?;
+        check(&tensor_list(&chain))?;
         optimizer.set_layout(&chain.params("layers."));
         let mut penalties = chain.penalties();
         penalties.sort_by_key(|p| p.range.start);
@@ -144,10 +183,11 @@ impl Network {
         let extra: Vec<_> = penalties.iter().filter(|p| p.reg.l2 != 0.0).map(|p| (p.range.clone(), 2.0 * p.reg.l2)).collect();
         optimizer.set_extra_l2(&extra);
         let rate = Rate { base: spec.optimizer.lr(), scale: 1.0, epoch: 0, schedule: spec.schedule.clone() };
-        let mut params = vec![0.0; alloc.params];
-        let mut buffers = vec![0.0; alloc.buffers];
+        // Sizes from the spec: reserved fallibly, so a huge model is an error, not an abort.
+        let mut params = try_vec(alloc.params, 0.0, "the parameters")?;
+        let mut buffers = try_vec(alloc.buffers, 0.0, "the buffers")?;
+        let grads = try_vec(alloc.params, 0.0, "the gradients")?;
         chain.init(&mut params, &mut buffers, &mut rng_for(spec.seed, STREAM_INIT));
-        let grads = vec![0.0; alloc.params];
         let params = Weights::new(params);
         let core = Core { chain, loss, params, grads, buffers, optimizer, penalties, rate, dy: Matrix::default(), dx: Matrix::default(), snap: None, grad_weights: None };
         Ok(Self { spec, core, batch: BatchBuffers::default(), training: true, infer: Workspaces::default() })
@@ -252,11 +292,7 @@ impl Network {
     /// Every tensor in layer order (a layer's parameters, then its buffers),
     /// with `true` for trainable ones.
     pub fn tensor_infos(&self) -> Vec<(ParamInfo, bool)> {
-        let mut all: Vec<(ParamInfo, bool)> = self.param_infos().into_iter().map(|p| (p, true)).collect();
-        all.extend(self.buffer_infos().into_iter().map(|p| (p, false)));
-        let layer_of = |name: &str| name.split('.').nth(1).and_then(|i| i.parse::<usize>().ok()).unwrap_or(usize::MAX);
-        all.sort_by_key(|(p, _)| layer_of(&p.name)); // stable: parameters stay before buffers
-        all
+        tensor_list(&self.core.chain)
     }
 
     /// Overwrites the tensor called `name`, a parameter or a buffer (see

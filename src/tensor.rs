@@ -4,7 +4,7 @@
 //! function that takes two of them can check that the shapes agree before it
 //! touches memory.
 
-use crate::error::{checked_size, ensure_shape, try_vec, Error, Result};
+use crate::error::{checked_size, ensure_shape, try_grow, try_vec, Error, Result};
 use crate::kernels::reduce::all_finite;
 
 /// An owned row-major matrix. Growing it (`resize_rows`) keeps the allocation
@@ -91,18 +91,29 @@ impl Matrix {
     /// Sets the row count, keeping the column count. Reuses the allocation when
     /// it is large enough; new entries are zero, existing ones are unspecified
     /// for the caller (workspaces overwrite them).
-    pub fn resize_rows(&mut self, rows: usize) {
+    ///
+    /// # Errors
+    /// As [`Matrix::reshape_for`]; the matrix is then unchanged.
+    pub fn resize_rows(&mut self, rows: usize) -> Result<()> {
         if rows != self.rows {
-            self.data.resize(rows * self.cols, 0.0);
-            self.rows = rows;
+            self.reshape_for(rows, self.cols)?;
         }
+        Ok(())
     }
 
     /// Sets both dimensions, reusing the allocation when it is large enough.
-    pub fn reshape_for(&mut self, rows: usize, cols: usize) {
-        self.data.resize(rows * cols, 0.0);
+    /// Workspaces grow here with the batch a user passes, so growth is fallible.
+    ///
+    /// # Errors
+    /// `Error::Config` when `rows * cols` overflows, `Error::Memory` when the
+    /// memory cannot be reserved; the matrix is then unchanged.
+    pub fn reshape_for(&mut self, rows: usize, cols: usize) -> Result<()> {
+        let n = checked_size(rows, cols, "a workspace")?;
+        try_grow(&mut self.data, n, &format!("a {rows}x{cols} workspace"))?;
+        self.data.resize(n, 0.0);
         self.rows = rows;
         self.cols = cols;
+        Ok(())
     }
 }
 
@@ -176,9 +187,9 @@ mod tests {
     #[test]
     fn resize_keeps_columns() {
         let mut m = Matrix::zeros(2, 4);
-        m.resize_rows(5);
+        m.resize_rows(5).unwrap();
         assert_eq!((m.rows(), m.cols(), m.as_slice().len()), (5, 4, 20));
-        m.resize_rows(1);
+        m.resize_rows(1).unwrap();
         assert_eq!(m.as_slice().len(), 4);
     }
 }

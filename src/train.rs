@@ -14,8 +14,9 @@
 
 use rand::seq::SliceRandom;
 
-use crate::error::{ensure_config, Result};
+use crate::error::{ensure_config, try_copy, Result};
 use crate::init::rng_for;
+use crate::kernels::reduce::all_finite;
 use crate::loss::{LossStats, Targets};
 use crate::network::{Core, Network, Snapshot, STREAM_SHUFFLE};
 use crate::regularizer;
@@ -55,7 +56,7 @@ impl Core {
         let ctx = self.ctx(training, seed);
         self.chain.forward(x, &self.params, &mut self.buffers, &ctx)?;
         let out = self.chain.output();
-        self.dy.reshape_for(out.rows, out.cols);
+        self.dy.reshape_for(out.rows, out.cols)?;
         let mut stats = self.loss.evaluate(out, targets, weights, Some(self.dy.as_mut_slice()));
         self.chain.backward(x, &self.params, &mut self.grads, &mut self.dy, &mut self.dx, false)?;
         if !self.penalties.is_empty() {
@@ -82,33 +83,47 @@ impl Core {
         if lr != self.optimizer.config().lr() {
             self.optimizer.set_lr(lr)?;
         }
+        // Sized fallibly here, so the update itself allocates nothing.
+        self.optimizer.prepare(self.grads.len())?;
         self.optimizer.step(self.params.write(), &self.grads);
-        // An update can also overflow from finite gradients (a huge rate). The
-        // same pass gives the next step's penalty.
-        if !self.params.check(&self.penalties) {
+        // An update can also overflow from finite gradients (a huge rate), and
+        // an optimizer's state can overflow (Adam's `g²`): its kernel then
+        // writes NaN weights (`optim::adam::poison`), so this one pass covers
+        // weights and state; it also gives the next step's penalty. The
+        // buffers (BatchNorm's running statistics, 2 values per feature) are
+        // small enough to scan.
+        if !self.params.check(&self.penalties) || !all_finite(&self.buffers) {
             return Ok(None);
         }
         Ok(Some(stats))
     }
 
     /// Saves everything a step changes (reusing the snapshot's memory).
-    fn snapshot(&mut self) {
-        match &mut self.snap {
-            Some(s) => {
-                s.params.copy_from_slice(&self.params);
-                s.buffers.clone_from(&self.buffers);
-                s.optimizer.copy_state_from(&self.optimizer);
-            }
-            None => self.snap = Some(Box::new(Snapshot { params: self.params.to_vec(), buffers: self.buffers.clone(), optimizer: self.optimizer.clone() })),
-        }
+    ///
+    /// # Errors
+    /// `Error::Memory` when the first snapshot of a large model cannot be
+    /// reserved; nothing has changed then, and no snapshot is kept.
+    fn snapshot(&mut self) -> Result<()> {
+        let mut s = match self.snap.take() {
+            Some(s) => s,
+            None => Box::new(Snapshot { params: Vec::new(), buffers: Vec::new(), optimizer: self.optimizer.stateless_clone() }),
+        };
+        try_copy(&mut s.params, &self.params, "a snapshot of the parameters")?;
+        try_copy(&mut s.buffers, &self.buffers, "a snapshot of the buffers")?;
+        s.optimizer.copy_state_from(&self.optimizer)?;
+        self.snap = Some(s);
+        Ok(())
     }
 
-    fn restore(&mut self) {
+    /// Puts back the state [`Core::snapshot`] saved. Never grows anything (a
+    /// step only grows the state), so the error is for form's sake.
+    fn restore(&mut self) -> Result<()> {
         if let Some(s) = &self.snap {
             self.params.write().copy_from_slice(&s.params);
             self.buffers.clone_from(&s.buffers);
-            self.optimizer.copy_state_from(&s.optimizer);
+            self.optimizer.copy_state_from(&s.optimizer)?;
         }
+        Ok(())
     }
 }
 
@@ -123,10 +138,10 @@ impl Network {
         self.check(x, &targets, weights)?;
         let (training, seed) = (self.training, self.spec.seed);
         let out = self.run(x.rows, |net| {
-            net.core.snapshot();
+            net.core.snapshot()?;
             let out = net.core.step(x, &targets, weights, training, seed);
             if !matches!(out, Ok(Some(_))) {
-                net.core.restore();
+                net.core.restore()?;
             }
             out
         })?;
@@ -168,7 +183,7 @@ impl Network {
             let mut rng = rng_for(opts.seed ^ opts.epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15), STREAM_SHUFFLE);
             b.order.shuffle(&mut rng);
         }
-        self.core.snapshot();
+        self.core.snapshot()?;
         let mut report = EpochReport::default();
         for batch in opts.start_batch..end_batch {
             match self.batch_step(x, targets, weights, opts, batch) {
@@ -178,7 +193,7 @@ impl Network {
                 }
                 Ok(None) => {
                     // Back to the state just before this batch: restore, replay the good ones.
-                    self.core.restore();
+                    self.core.restore()?;
                     for good in opts.start_batch..batch {
                         self.batch_step(x, targets, weights, opts, good)?;
                     }
@@ -186,7 +201,7 @@ impl Network {
                     break;
                 }
                 Err(e) => {
-                    self.core.restore();
+                    self.core.restore()?;
                     return Err(e);
                 }
             }
@@ -204,7 +219,7 @@ impl Network {
         }
         let b = &mut self.batch;
         let idx = &b.order[start..end];
-        b.x.reshape_for(idx.len(), x.cols);
+        b.x.reshape_for(idx.len(), x.cols)?;
         for (dst, &i) in b.x.as_mut_slice().chunks_exact_mut(x.cols).zip(idx) {
             dst.copy_from_slice(x.row(i));
         }
@@ -215,7 +230,7 @@ impl Network {
                 Targets::Labels(&b.labels)
             }
             Targets::Values(v) => {
-                b.values.reshape_for(idx.len(), v.cols);
+                b.values.reshape_for(idx.len(), v.cols)?;
                 for (dst, &i) in b.values.as_mut_slice().chunks_exact_mut(v.cols).zip(idx) {
                     dst.copy_from_slice(v.row(i));
                 }

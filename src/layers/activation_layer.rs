@@ -95,7 +95,7 @@ impl LayerKind for ActivationLayer {
         ensure_shape(x.cols == self.dim, || {
             format!("{} activation layer expects inputs with {} features, got {}", self.act.name(), self.dim, x.cols)
         })?;
-        self.y.resize_rows(x.rows);
+        self.y.resize_rows(x.rows)?;
         self.act.forward(x.data, self.y.as_mut_slice());
         Ok(())
     }
@@ -109,7 +109,7 @@ impl LayerKind for ActivationLayer {
         check_backward("Activation layer", x, dy, self.y.rows(), self.dim, self.dim)?;
         // No parameters: without a `dx` to fill there is nothing to compute.
         let Some(dx) = dx else { return Ok(()) };
-        dx.reshape_for(x.rows, self.dim);
+        dx.reshape_for(x.rows, self.dim)?;
         dx.as_mut_slice().copy_from_slice(dy.as_slice());
         self.act.backward(x.data, self.y.as_slice(), dx.as_mut_slice());
         Ok(())
@@ -149,7 +149,7 @@ impl LayerKind for Softmax {
 
     fn forward(&mut self, x: MatRef<'_>, _params: &[f32], _buffers: &[f32], _ctx: &Ctx) -> Result<()> {
         ensure_shape(x.cols == self.dim, || format!("Softmax layer expects inputs with {} features, got {}", self.dim, x.cols))?;
-        self.y.resize_rows(x.rows);
+        self.y.resize_rows(x.rows)?;
         if self.log {
             log_softmax_rows(x.data, self.dim, self.temperature, self.y.as_mut_slice());
         } else {
@@ -165,7 +165,7 @@ impl LayerKind for Softmax {
     fn backward(&mut self, x: MatRef<'_>, _params: &[f32], _grads: &mut [f32], dy: &mut Matrix, dx: Option<&mut Matrix>) -> Result<()> {
         check_backward("Softmax", x, dy, self.y.rows(), self.dim, self.dim)?;
         let Some(dx) = dx else { return Ok(()) };
-        dx.reshape_for(x.rows, self.dim);
+        dx.reshape_for(x.rows, self.dim)?;
         let (y, t) = (self.y.as_slice(), self.temperature);
         if self.log {
             log_softmax_backward(y, dy.as_slice(), self.dim, t, dx.as_mut_slice());

@@ -8,7 +8,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::activation::{add_bias, Activation};
-use crate::error::{ensure_config, ensure_shape, Result};
+use crate::error::{checked_size, ensure_config, ensure_shape, Result};
 use crate::init::Init;
 use crate::kernels::gemm::{matmul, Op};
 use crate::kernels::reduce::col_sums;
@@ -94,15 +94,16 @@ impl Dense {
     pub fn new(in_dim: usize, units: usize, act: Activation, kernel_init: Init, bias_init: Init, alloc: &mut Alloc) -> Result<Self> {
         ensure_config(units > 0, || "Dense units must be at least 1, got 0".into())?;
         ensure_config(in_dim > 0, || "Dense input width must be at least 1, got 0".into())?;
-        let offset = alloc.params(in_dim * units + units);
+        let w_off = alloc.params(checked_size(in_dim, units, "Dense weight (inputs x units)")?, "Dense weight")?;
+        let b_off = alloc.params(units, "Dense bias")?;
         Ok(Self {
             in_dim,
             out_dim: units,
             act,
             kernel_init,
             bias_init,
-            w_off: offset,
-            b_off: offset + in_dim * units,
+            w_off,
+            b_off,
             z: Matrix::zeros(0, units),
             a: Matrix::zeros(0, units),
         })
@@ -136,13 +137,13 @@ impl LayerKind for Dense {
     /// `Error::Shape` when `x` is not `[batch, in_dim]`.
     fn forward(&mut self, x: MatRef<'_>, params: &[f32], _buffers: &[f32], _ctx: &Ctx) -> Result<()> {
         ensure_shape(x.cols == self.in_dim, || format!("Dense expects inputs of width {}, got {}", self.in_dim, x.cols))?;
-        self.z.resize_rows(x.rows);
+        self.z.resize_rows(x.rows)?;
         matmul(x, Op::N, self.w(params), Op::N, self.z.view_mut(), false)?;
         let bias = &params[self.b_off..self.b_off + self.out_dim];
         if self.is_identity() {
             add_bias(self.z.as_mut_slice(), bias);
         } else {
-            self.a.resize_rows(x.rows);
+            self.a.resize_rows(x.rows)?;
             self.act.add_bias_activate(self.z.as_mut_slice(), bias, self.a.as_mut_slice());
         }
         Ok(())
@@ -171,7 +172,7 @@ impl LayerKind for Dense {
         let gw = MatMut::new(self.in_dim, self.out_dim, gw)?;
         matmul(x, Op::T, dy.view(), Op::N, gw, false)?;
         if let Some(dx) = dx {
-            dx.reshape_for(x.rows, self.in_dim);
+            dx.reshape_for(x.rows, self.in_dim)?;
             matmul(dy.view(), Op::N, self.w(params), Op::T, dx.view_mut(), false)?;
         }
         Ok(())

@@ -100,14 +100,14 @@ impl LayerKind for Dropout {
 
     fn forward(&mut self, x: MatRef<'_>, _params: &[f32], _buffers: &[f32], ctx: &Ctx) -> Result<()> {
         ensure_shape(x.cols == self.dim, || format!("Dropout layer expects inputs with {} features, got {}", self.dim, x.cols))?;
-        self.y.resize_rows(x.rows);
+        self.y.resize_rows(x.rows)?;
         self.masked = ctx.training && self.rate > 0.0;
         if !self.masked {
             // The output must live in this layer, so identity is still a copy.
             self.y.as_mut_slice().copy_from_slice(x.data);
             return Ok(());
         }
-        self.mask.resize_rows(x.rows);
+        self.mask.resize_rows(x.rows)?;
         let rng = ctx.rng(self.uid);
         let (keep, scale) = (self.keep_below, self.scale);
         if parallel_for(x.data.len()) {
@@ -131,7 +131,7 @@ impl LayerKind for Dropout {
         let batch = self.y.rows();
         check_backward("Dropout", x, dy, batch, self.dim, self.dim)?;
         let Some(dx) = dx else { return Ok(()) };
-        dx.reshape_for(batch, self.dim);
+        dx.reshape_for(batch, self.dim)?;
         if !self.masked {
             dx.as_mut_slice().copy_from_slice(dy.as_slice());
         } else if parallel_for(dy.as_slice().len()) {

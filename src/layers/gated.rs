@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::kind::{check_backward, Alloc, BuildLayer, Ctx, LayerKind, ParamInfo};
 use super::spec::{ActivationSpec, InitSpec};
 use crate::activation::{add_bias, Activation};
-use crate::error::{ensure_config, ensure_shape, Result};
+use crate::error::{checked_size, ensure_config, ensure_shape, Result};
 use crate::init::Init;
 use crate::kernels::gemm::{matmul, Op};
 use crate::kernels::reduce::col_sums;
@@ -81,8 +81,9 @@ impl Gated {
     pub fn new(in_dim: usize, units: usize, gate: Activation, kernel_init: Init, bias_init: Init, alloc: &mut Alloc) -> Result<Self> {
         ensure_config(units > 0, || "Gated units must be at least 1, got 0".into())?;
         ensure_config(in_dim > 0, || "Gated input width must be at least 1, got 0".into())?;
-        let w_off = alloc.params(in_dim * 2 * units);
-        let b_off = alloc.params(2 * units);
+        let width = checked_size(units, 2, "Gated units (gate and value columns)")?;
+        let w_off = alloc.params(checked_size(in_dim, width, "Gated weight (inputs x 2·units)")?, "Gated weight")?;
+        let b_off = alloc.params(width, "Gated bias")?;
         Ok(Self {
             in_dim,
             units,
@@ -159,9 +160,9 @@ impl LayerKind for Gated {
             format!("Gated layer expects inputs with {} features, got {}", self.in_dim, x.cols)
         })?;
         let batch = x.rows;
-        self.h.resize_rows(batch);
-        self.g.resize_rows(batch);
-        self.y.resize_rows(batch);
+        self.h.resize_rows(batch)?;
+        self.g.resize_rows(batch)?;
+        self.y.resize_rows(batch)?;
         matmul(x, Op::N, self.w(params), Op::N, self.h.view_mut(), false)?;
         add_bias(self.h.as_mut_slice(), &params[self.b_off..self.b_off + 2 * self.units]);
         let (gate, u, rows) = (self.gate, self.units, self.chunk_rows());
@@ -185,7 +186,7 @@ impl LayerKind for Gated {
     fn backward(&mut self, x: MatRef<'_>, params: &[f32], grads: &mut [f32], dy: &mut Matrix, dx: Option<&mut Matrix>) -> Result<()> {
         let batch = self.h.rows();
         check_backward("Gated", x, dy, batch, self.in_dim, self.units)?;
-        self.dh.resize_rows(batch);
+        self.dh.resize_rows(batch)?;
         let (gate, u, rows) = (self.gate, self.units, self.chunk_rows());
         if parallel_for(batch * u) {
             self.h
@@ -202,7 +203,7 @@ impl LayerKind for Gated {
         col_sums(self.dh.as_slice(), gb);
         matmul(x, Op::T, self.dh.view(), Op::N, MatMut::new(self.in_dim, 2 * u, gw)?, false)?;
         if let Some(dx) = dx {
-            dx.reshape_for(batch, self.in_dim);
+            dx.reshape_for(batch, self.in_dim)?;
             matmul(self.dh.view(), Op::N, self.w(params), Op::T, dx.view_mut(), false)?;
         }
         Ok(())

@@ -7,7 +7,7 @@
 
 use rand_chacha::ChaCha8Rng;
 
-use crate::error::{ensure_shape, Result};
+use crate::error::{ensure_shape, Error, Result};
 use crate::init::rng_for;
 use crate::regularizer::{Penalty, Regularizer};
 use crate::tensor::{MatRef, Matrix};
@@ -67,6 +67,11 @@ impl Ctx {
 /// Offsets handed out while a network is built: each layer takes its
 /// parameters and buffers from the running offsets, and a unique id (its
 /// random stream).
+///
+/// The sizes come from a user's spec or a model file, so every reservation is
+/// checked: the running totals never wrap and never exceed what a `Vec<f32>`
+/// can address. Building reserves only offsets; the network allocates the
+/// totals afterwards, so it can compare them with what a file holds first.
 #[derive(Clone, Debug, Default)]
 pub struct Alloc {
     pub params: usize,
@@ -74,19 +79,24 @@ pub struct Alloc {
     pub uid: u64,
 }
 
+/// The most `f32` values one vector can hold (its byte size must fit `isize`).
+const MAX_VALUES: usize = isize::MAX as usize / std::mem::size_of::<f32>();
+
 impl Alloc {
-    /// Reserves `n` parameters; returns their offset.
-    pub fn params(&mut self, n: usize) -> usize {
-        let at = self.params;
-        self.params += n;
-        at
+    /// Reserves `n` parameters for `what` (e.g. "Dense weight"); returns their offset.
+    ///
+    /// # Errors
+    /// `Error::Config` naming `what` when the total overflows.
+    pub fn params(&mut self, n: usize, what: &str) -> Result<usize> {
+        take(&mut self.params, n, what)
     }
 
-    /// Reserves `n` buffer values; returns their offset.
-    pub fn buffers(&mut self, n: usize) -> usize {
-        let at = self.buffers;
-        self.buffers += n;
-        at
+    /// Reserves `n` buffer values for `what`; returns their offset.
+    ///
+    /// # Errors
+    /// As [`Alloc::params`].
+    pub fn buffers(&mut self, n: usize, what: &str) -> Result<usize> {
+        take(&mut self.buffers, n, what)
     }
 
     pub fn uid(&mut self) -> u64 {
@@ -94,6 +104,12 @@ impl Alloc {
         self.uid += 1;
         at
     }
+}
+
+fn take(counter: &mut usize, n: usize, what: &str) -> Result<usize> {
+    let at = *counter;
+    *counter = at.checked_add(n).filter(|&e| e <= MAX_VALUES).ok_or_else(|| Error::Config(format!("{what} is too large: {n} values after {at} overflow the address space")))?;
+    Ok(at)
 }
 
 /// `Error::Shape` unless `x` is the `[rows, in_dim]` input and `dy` the

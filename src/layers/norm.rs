@@ -21,7 +21,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::kind::{Alloc, BuildLayer, Ctx, LayerKind, ParamInfo};
-use crate::error::{ensure_config, ensure_shape, Result};
+use crate::error::{ensure_config, ensure_shape, try_grow, try_vec, Result};
 use crate::kernels::{parallel_for, PAR_CHUNK};
 use crate::tensor::{MatRef, Matrix};
 
@@ -152,8 +152,8 @@ struct RowNorm {
 impl RowNorm {
     fn new(kind: &'static str, dim: usize, eps: f32, center: bool, alloc: &mut Alloc) -> Result<Self> {
         check_config(kind, dim, eps)?;
-        let gamma_off = alloc.params(dim);
-        let beta_off = center.then(|| alloc.params(dim));
+        let gamma_off = alloc.params(dim, &format!("{kind} gamma"))?;
+        let beta_off = if center { Some(alloc.params(dim, &format!("{kind} beta"))?) } else { None };
         Ok(Self {
             kind,
             dim,
@@ -164,7 +164,7 @@ impl RowNorm {
             y: Matrix::zeros(0, dim),
             xhat: Matrix::zeros(0, dim),
             inv_std: Vec::new(),
-            acc: vec![0.0; 2 * dim],
+            acc: Vec::new(),
         })
     }
 
@@ -186,8 +186,9 @@ impl RowNorm {
         let (dim, eps, center) = (self.dim, f64::from(self.eps), self.center);
         let gamma = &params[self.gamma_off..self.gamma_off + dim];
         let beta = self.beta_off.map(|o| &params[o..o + dim]);
-        self.y.resize_rows(x.rows);
-        self.xhat.resize_rows(x.rows);
+        self.y.resize_rows(x.rows)?;
+        self.xhat.resize_rows(x.rows)?;
+        try_grow(&mut self.inv_std, x.rows, "a normalisation workspace")?;
         self.inv_std.resize(x.rows, 0.0);
         let run = |x: &[f32], y: &mut [f32], xhat: &mut [f32], inv: &mut [f32]| {
             normalize_rows(x, gamma, beta, eps, center, y, xhat, inv);
@@ -209,6 +210,10 @@ impl RowNorm {
     fn backward(&mut self, x: MatRef<'_>, params: &[f32], grads: &mut [f32], dy: &mut Matrix, dx: Option<&mut Matrix>) -> Result<()> {
         let (rows, dim, center) = (self.xhat.rows(), self.dim, self.center);
         check_backward(self.kind, x, dy, rows, dim)?;
+        // Reserved here, the first use, so building reserves only offsets.
+        if self.acc.is_empty() {
+            self.acc = try_vec(2 * dim, 0.0, &format!("{} workspaces", self.kind))?;
+        }
         // Parameter gradients first: the dx pass below turns dy into dxhat.
         grad_sums(dy.as_slice(), self.xhat.as_slice(), &mut self.acc);
         store(&mut grads[self.gamma_off..self.gamma_off + dim], &self.acc[..dim]);
@@ -216,7 +221,7 @@ impl RowNorm {
             store(&mut grads[o..o + dim], &self.acc[dim..]);
         }
         let Some(dx) = dx else { return Ok(()) };
-        dx.reshape_for(rows, dim);
+        dx.reshape_for(rows, dim)?;
         let gamma = &params[self.gamma_off..self.gamma_off + dim];
         let run = |dy: &mut [f32], xhat: &[f32], inv: &[f32], dx: &mut [f32]| backward_rows(dy, xhat, inv, gamma, center, dx);
         if parallel_for(dy.as_slice().len()) {

@@ -55,7 +55,7 @@ impl PRelu {
     pub fn new(dim: usize, shared: bool, init: f32, alloc: &mut Alloc) -> Result<Self> {
         ensure_config(dim > 0, || "PReLU input width must be at least 1, got 0".into())?;
         ensure_config(init.is_finite(), || format!("PReLU initial slope must be a finite number, got {init}"))?;
-        let a_off = alloc.params(if shared { 1 } else { dim });
+        let a_off = alloc.params(if shared { 1 } else { dim }, "PReLU alpha")?;
         Ok(Self { dim, shared, init, a_off, y: Matrix::zeros(0, dim), partial: Matrix::zeros(0, dim) })
     }
 
@@ -122,7 +122,7 @@ impl LayerKind for PRelu {
     fn forward(&mut self, x: MatRef<'_>, params: &[f32], _buffers: &[f32], _ctx: &Ctx) -> Result<()> {
         ensure_shape(x.cols == self.dim, || format!("PReLU layer expects inputs with {} features, got {}", self.dim, x.cols))?;
         let alpha = &params[self.a_off..self.a_off + self.n_alpha()];
-        self.y.resize_rows(x.rows);
+        self.y.resize_rows(x.rows)?;
         let (dim, chunk) = (self.dim, self.chunk_rows() * self.dim);
         if parallel_for(x.data.len()) {
             x.data
@@ -144,7 +144,7 @@ impl LayerKind for PRelu {
         check_backward("PReLU", x, dy, batch, self.dim, self.dim)?;
         let alpha = &params[self.a_off..self.a_off + self.n_alpha()];
         let (dim, rows) = (self.dim, self.chunk_rows());
-        self.partial.resize_rows(batch.div_ceil(rows));
+        self.partial.resize_rows(batch.div_ceil(rows))?;
         // dy becomes dx in place (it is scratch by contract), sparing a buffer.
         if parallel_for(x.data.len()) {
             let chunks = x.data.par_chunks(rows * dim).zip(dy.as_mut_slice().par_chunks_mut(rows * dim));
@@ -169,7 +169,7 @@ impl LayerKind for PRelu {
             col_sums(self.partial.as_slice(), ga);
         }
         if let Some(dx) = dx {
-            dx.reshape_for(batch, dim);
+            dx.reshape_for(batch, dim)?;
             dx.as_mut_slice().copy_from_slice(dy.as_slice());
         }
         Ok(())

@@ -88,7 +88,7 @@ impl LayerKind for Residual {
             None => x,
         };
         let body = self.block.output();
-        self.out.resize_rows(x.rows);
+        self.out.resize_rows(x.rows)?;
         for ((o, a), b) in self.out.as_mut_slice().iter_mut().zip(body.data).zip(skip.data) {
             *o = a + b;
         }
@@ -108,7 +108,7 @@ impl LayerKind for Residual {
 
     fn backward(&mut self, x: MatRef<'_>, params: &[f32], grads: &mut [f32], dy: &mut Matrix, dx: Option<&mut Matrix>) -> Result<()> {
         check_backward("Residual", x, dy, self.out.rows(), self.in_dim, self.out.cols())?;
-        self.dy_block.reshape_for(dy.rows(), dy.cols());
+        self.dy_block.reshape_for(dy.rows(), dy.cols())?;
         self.dy_block.as_mut_slice().copy_from_slice(dy.as_slice());
         let want_dx = dx.is_some();
         self.block.backward(x, params, grads, &mut self.dy_block, &mut self.scratch, want_dx)?;
@@ -120,7 +120,7 @@ impl LayerKind for Residual {
             }
             (Some(p), None) => p.backward(x, params, grads, dy, None)?,
             (None, Some(dx)) => {
-                dx.reshape_for(x.rows, self.in_dim);
+                dx.reshape_for(x.rows, self.in_dim)?;
                 dx.as_mut_slice().copy_from_slice(dy.as_slice());
                 add_into(dx, &self.dy_block);
             }

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::adam::poison;
 use super::{OptimizerOptions, Rule};
 use crate::error::{ensure_config, Result};
 
@@ -103,7 +104,8 @@ impl AdagradStep {
         for ((p, &g), s) in p.iter_mut().zip(g).zip(sum.iter_mut()) {
             let g = decayed(g, *p);
             *s += g * g;
-            *p -= clr * (g / (s.sqrt() + eps));
+            // An overflowed sum poisons the weight (see `adam::poison`).
+            *p = *p - clr * (g / (s.sqrt() + eps)) - poison(*s);
         }
     }
 }

@@ -194,7 +194,7 @@ fn adam_loop(
         *m = b1 * *m + c1 * g;
         *v = b2 * *v + c2 * g * g;
         let denom = v.sqrt() / bc2 + eps;
-        *p = w - step * (*m / denom);
+        *p = w - step * (*m / denom) - poison(*v);
     }
 }
 
@@ -247,8 +247,20 @@ fn amsgrad_loop(
         // torch.maximum: NaN propagates (f32::max would drop it).
         *vmax = if *v > *vmax || v.is_nan() { *v } else { *vmax };
         let denom = vmax.sqrt() / bc2 + eps;
-        *p = w - step * (*m / denom);
+        *p = w - step * (*m / denom) - poison(*v);
     }
+}
+
+/// `+0.0` for a finite second moment `v >= 0`, NaN for an infinite (or NaN)
+/// one. Subtracted from the new weight, it leaves every bit of it as it was
+/// (`x - 0.0 == x`, `-0.0` included) unless `v` overflowed: `g²` past
+/// `f32::MAX` makes `v` infinite and its update silently zero, and the NaN
+/// makes the training step's finiteness check of the weights refuse the step.
+/// So the state is checked inside the pass that writes it, at no extra
+/// memory traffic (see train.rs).
+#[inline(always)]
+pub(crate) fn poison(v: f32) -> f32 {
+    0.0 * v
 }
 
 impl Rule<2> for AdamStep {

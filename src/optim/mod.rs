@@ -15,6 +15,7 @@ mod layout;
 mod options;
 mod rmsprop;
 mod sgd;
+mod state;
 #[cfg(test)]
 mod tests;
 mod update;
@@ -464,21 +465,5 @@ impl Optimizer {
         self.t = 0;
         self.n_params = 0;
         self.bufs = Vec::new();
-    }
-}
-
-impl Optimizer {
-    /// Makes this optimizer's state (step count, learning rate, moment
-    /// buffers) equal to `other`'s, reusing this one's memory: the training
-    /// step's snapshot and restore (see train.rs) run once per call, so they
-    /// must not allocate.
-    pub fn copy_state_from(&mut self, other: &Optimizer) {
-        self.t = other.t;
-        self.n_params = other.n_params;
-        self.config.clone_from(&other.config);
-        self.bufs.resize_with(other.bufs.len(), Vec::new);
-        for (dst, src) in self.bufs.iter_mut().zip(&other.bufs) {
-            dst.clone_from(src);
-        }
     }
 }

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::adam::poison;
 use super::{OptimizerOptions, Rule};
 use crate::error::{ensure_config, Result};
 
@@ -142,12 +143,14 @@ impl RmspropStep {
             None => *sq,
         };
         let d = var.sqrt() + self.eps;
+        // An overflowed square average poisons the weight (see `adam::poison`).
+        let poison = poison(*sq);
         match buf {
             Some(b) => {
                 *b = self.momentum * *b + g / d;
-                p - self.lr * *b
+                p - self.lr * *b - poison
             }
-            None => p - self.lr * (g / d),
+            None => p - self.lr * (g / d) - poison,
         }
     }
 

@@ -133,7 +133,8 @@ pub fn matmul<'py>(py: Python<'py>, a: PyReadonlyArray2<'_, f32>, b: PyReadonlyA
     let (a, b) = (mat(&a)?, mat(&b)?);
     let (m, n) = (a.rows, b.cols);
     let out = compute(py, || {
-        let mut c = crate::tensor::Matrix::zeros(m, n);
+        // The output's size is the caller's: reserved fallibly (AllocationError, not an abort).
+        let mut c = crate::tensor::Matrix::try_zeros(m, n)?;
         let work = m.saturating_mul(n).saturating_mul(a.cols);
         let run = |c: &mut crate::tensor::Matrix| gemm::matmul(a, gemm::Op::N, b, gemm::Op::N, c.view_mut(), false);
         // Large products run in ferronn's thread pool, small ones on this thread.

@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::{block_rows, check_backward, check_config, check_input, eps_norm, grad_sums, store};
-use crate::error::{ensure_config, Error, Result};
+use crate::error::{ensure_config, try_vec, Error, Result};
 use crate::kernels::parallel_for;
 use crate::layers::kind::{Alloc, BuildLayer, Ctx, LayerKind, ParamInfo};
 use crate::tensor::{MatRef, Matrix};
@@ -77,8 +77,9 @@ impl BatchNorm {
     pub fn new(dim: usize, momentum: f32, eps: f32, alloc: &mut Alloc) -> Result<Self> {
         check_config("BatchNorm", dim, eps)?;
         ensure_config((0.0..=1.0).contains(&momentum), || format!("BatchNorm momentum must be in [0, 1], got {momentum}"))?;
-        let (gamma_off, beta_off) = (alloc.params(dim), alloc.params(dim));
-        let (mean_off, var_off) = (alloc.buffers(dim), alloc.buffers(dim));
+        let (gamma_off, beta_off) = (alloc.params(dim, "BatchNorm gamma")?, alloc.params(dim, "BatchNorm beta")?);
+        let (mean_off, var_off) = (alloc.buffers(dim, "BatchNorm running_mean")?, alloc.buffers(dim, "BatchNorm running_var")?);
+        // The alloc bounds `dim`, so these products cannot wrap.
         Ok(Self {
             dim,
             momentum,
@@ -89,12 +90,30 @@ impl BatchNorm {
             var_off,
             y: Matrix::zeros(0, dim),
             xhat: Matrix::zeros(0, dim),
-            shift: vec![0.0; dim],
-            scale: vec![1.0; dim],
+            // Sized by the first forward pass (see `size_workspaces`).
+            shift: Vec::new(),
+            scale: Vec::new(),
             batch_stats: false,
-            acc: vec![0.0; 2 * dim],
-            coef: vec![0.0; 3 * dim],
+            acc: Vec::new(),
+            coef: Vec::new(),
         })
+    }
+
+    /// Reserves the per-feature workspaces on first use rather than at build
+    /// time, so that building a network reserves nothing but offsets (a
+    /// loader compares those with its file's tensors before any allocation).
+    ///
+    /// # Errors
+    /// `Error::Memory` when they cannot be reserved.
+    fn size_workspaces(&mut self) -> Result<()> {
+        if self.coef.is_empty() {
+            let dim = self.dim;
+            self.shift = try_vec(dim, 0.0, "BatchNorm workspaces")?;
+            self.scale = try_vec(dim, 1.0, "BatchNorm workspaces")?;
+            self.acc = try_vec(2 * dim, 0.0, "BatchNorm workspaces")?;
+            self.coef = try_vec(3 * dim, 0.0, "BatchNorm workspaces")?;
+        }
+        Ok(())
     }
 }
 
@@ -190,6 +209,7 @@ impl LayerKind for BatchNorm {
     /// training mode (it has no statistics).
     fn forward(&mut self, x: MatRef<'_>, params: &[f32], buffers: &[f32], ctx: &Ctx) -> Result<()> {
         check_input("BatchNorm", x, self.dim)?;
+        self.size_workspaces()?;
         let (dim, rows, eps) = (self.dim, x.rows, f64::from(self.eps));
         if ctx.training {
             if rows == 0 {
@@ -208,8 +228,8 @@ impl LayerKind for BatchNorm {
             }
         }
         self.batch_stats = ctx.training;
-        self.y.resize_rows(rows);
-        self.xhat.resize_rows(rows);
+        self.y.resize_rows(rows)?;
+        self.xhat.resize_rows(rows)?;
         let gamma = &params[self.gamma_off..self.gamma_off + dim];
         let beta = &params[self.beta_off..self.beta_off + dim];
         let (shift, scale) = (&self.shift[..], &self.scale[..]);
@@ -237,12 +257,13 @@ impl LayerKind for BatchNorm {
     fn backward(&mut self, x: MatRef<'_>, params: &[f32], grads: &mut [f32], dy: &mut Matrix, dx: Option<&mut Matrix>) -> Result<()> {
         let (rows, dim) = (self.xhat.rows(), self.dim);
         check_backward("BatchNorm", x, dy, rows, dim)?;
+        self.size_workspaces()?;
         grad_sums(dy.as_slice(), self.xhat.as_slice(), &mut self.acc);
         let (sum_dy_xhat, sum_dy) = self.acc.split_at(dim);
         store(&mut grads[self.gamma_off..self.gamma_off + dim], sum_dy_xhat);
         store(&mut grads[self.beta_off..self.beta_off + dim], sum_dy);
         let Some(dx) = dx else { return Ok(()) };
-        dx.reshape_for(rows, dim);
+        dx.reshape_for(rows, dim)?;
         let gamma = &params[self.gamma_off..self.gamma_off + dim];
         let (k, rest) = self.coef.split_at_mut(dim);
         let (a, b) = rest.split_at_mut(dim);
