@@ -38,20 +38,6 @@ pub struct NetworkSpec {
 /// spend on layers that hold no tensors.
 pub const MAX_LAYERS: usize = 100_000;
 
-/// Layers in `specs`, those nested in residual blocks included.
-fn layer_count(specs: &[LayerSpec]) -> usize {
-    specs.iter().map(|s| 1 + if let LayerSpec::Residual(r) = s { layer_count(&r.layers) } else { 0 }).sum()
-}
-
-/// Every tensor of `chain` in layer order (a layer's parameters, then its
-/// buffers), with `true` for trainable ones.
-fn tensor_list(chain: &Chain) -> Vec<(ParamInfo, bool)> {
-    let mut all: Vec<(ParamInfo, bool)> = chain.params("layers.").into_iter().map(|p| (p, true)).collect();
-    all.extend(chain.buffers("layers.").into_iter().map(|p| (p, false)));
-    let layer_of = |name: &str| name.split('.').nth(1).and_then(|i| i.parse::<usize>().ok()).unwrap_or(usize::MAX);
-    all.sort_by_key(|(p, _)| layer_of(&p.name)); // stable: parameters stay before buffers
-    all
-}
 
 /// Work (rows × parameters) below which a call stays on the caller's thread:
 /// waking the pool costs more than it saves for tiny calls such as one sample.
@@ -169,13 +155,13 @@ impl Network {
         if let Some(s) = &spec.schedule {
             s.validate()?;
         }
-        let layers = layer_count(&spec.layers);
+        let layers = crate::layers::layer_count(&spec.layers);
         ensure_config(layers <= MAX_LAYERS, || format!("a network may have at most {MAX_LAYERS} layers (nested ones included), this one has {layers}"))?;
         let mut alloc = Alloc::default();
         // Building takes only offsets (checked sums); nothing sized by the spec
         // is reserved before `check` has seen the tensors it asks for.
         let chain = Chain::build(&spec.layers, spec.input_dim, &mut alloc)?;
-        check(&tensor_list(&chain))?;
+        check(&chain.tensors("layers."))?;
         optimizer.set_layout(&chain.params("layers."));
         let mut penalties = chain.penalties();
         penalties.sort_by_key(|p| p.range.start);
@@ -292,7 +278,7 @@ impl Network {
     /// Every tensor in layer order (a layer's parameters, then its buffers),
     /// with `true` for trainable ones.
     pub fn tensor_infos(&self) -> Vec<(ParamInfo, bool)> {
-        tensor_list(&self.core.chain)
+        self.core.chain.tensors("layers.")
     }
 
     /// Overwrites the tensor called `name`, a parameter or a buffer (see

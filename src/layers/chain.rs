@@ -86,6 +86,16 @@ impl Chain {
         self.named(prefix, Layer::params)
     }
 
+    /// Every tensor in layer order (a layer's parameters, then its buffers),
+    /// with `true` for trainable ones; named like [`Chain::params`].
+    pub fn tensors(&self, prefix: &str) -> Vec<(ParamInfo, bool)> {
+        let mut all: Vec<(ParamInfo, bool)> = self.params(prefix).into_iter().map(|p| (p, true)).collect();
+        all.extend(self.buffers(prefix).into_iter().map(|p| (p, false)));
+        let layer_of = |name: &str| name[prefix.len()..].split('.').next().and_then(|i| i.parse::<usize>().ok()).unwrap_or(usize::MAX);
+        all.sort_by_key(|(p, _)| layer_of(&p.name)); // stable: parameters stay before buffers
+        all
+    }
+
     /// Buffers named like [`Chain::params`].
     pub fn buffers(&self, prefix: &str) -> Vec<ParamInfo> {
         self.named(prefix, Layer::buffers)

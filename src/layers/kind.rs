@@ -10,6 +10,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::error::{ensure_shape, Error, Result};
 use crate::init::rng_for;
 use crate::regularizer::{Penalty, Regularizer};
+use crate::layers::LayerSpec;
 use crate::tensor::{MatRef, Matrix};
 
 /// A named tensor of a layer: offset into the network's flat parameter vector
@@ -193,5 +194,10 @@ pub trait BuildLayer {
     /// the layer's tensors named `weight` and `bias`.
     fn regularizers(&self) -> (Option<Regularizer>, Option<Regularizer>) {
         (None, None)
+    }
+
+    /// The specs of the layers nested inside this one (a residual block's).
+    fn nested(&self) -> &[LayerSpec] {
+        &[]
     }
 }

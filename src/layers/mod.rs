@@ -79,6 +79,18 @@ macro_rules! layer_kinds {
                     $( $( LayerSpec::$tag(s) => s.regularizers(), )+ )*
                 }
             }
+
+            /// The specs nested inside this one (a residual block's layers).
+            pub fn nested(&self) -> &[LayerSpec] {
+                match self {
+                    $( $( LayerSpec::$tag(s) => s.nested(), )+ )*
+                }
+            }
+        }
+
+        /// Layers in `specs`, nested ones included.
+        pub fn layer_count(specs: &[LayerSpec]) -> usize {
+            specs.iter().map(|s| 1 + layer_count(s.nested())).sum()
         }
 
         impl LayerKind for Layer {

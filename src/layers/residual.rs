@@ -28,6 +28,10 @@ impl BuildLayer for ResidualSpec {
     fn build(&self, in_dim: usize, alloc: &mut Alloc) -> Result<Residual> {
         Residual::new(in_dim, &self.layers, alloc)
     }
+
+    fn nested(&self) -> &[LayerSpec] {
+        &self.layers
+    }
 }
 
 /// A block with a skip connection around it.
