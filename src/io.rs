@@ -5,9 +5,8 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
@@ -133,30 +132,8 @@ pub fn from_bytes(bytes: &[u8]) -> Result<(Network, String)> {
     Ok((net, get("extra")?.clone()))
 }
 
-/// Writes the model to `path` atomically (temporary file, fsync, rename).
-///
-/// # Errors
-/// `Error::Io` when the file cannot be written.
-pub fn save(net: &Network, path: &Path, extra: &str) -> Result<()> {
-    let bytes = to_bytes(net, extra)?;
-    let file_name = path.file_name().ok_or_else(|| Error::Config(format!("'{}' is not a file path", path.display())))?;
-    // Unique per process and per call, so concurrent saves never share a temp file.
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let tmp = path.with_file_name(format!(".{}.tmp-{}-{n}", file_name.to_string_lossy(), std::process::id()));
-    let result = (|| {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(&bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    Ok(result?)
-}
-
-/// Reads a model written by [`save`].
+/// Reads a model file (the bytes of [`to_bytes`], which the Python package
+/// writes with its one atomic-write helper, `ferronn._files.atomic_write`).
 ///
 /// # Errors
 /// `Error::Io` when the file cannot be read, `Error::Format` when it is not an

@@ -301,11 +301,6 @@ impl PyNetwork {
         Ok((Self::wrap(inner), extra))
     }
 
-    /// Saves atomically to `path`.
-    fn save(&self, py: Python<'_>, path: PathBuf, extra: &str) -> PyResult<()> {
-        read(py, &self.inner, |net| io::save(net, &path, extra))
-    }
-
     #[staticmethod]
     fn load(py: Python<'_>, path: PathBuf) -> PyResult<(Self, String)> {
         let (inner, extra) = compute(py, || io::load(&path))?;
