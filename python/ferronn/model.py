@@ -10,8 +10,9 @@ from typing import Any, Callable, Iterable, Optional, Sequence, Union
 
 import numpy as np
 
-from . import _core, _validate, layers as _layers, metrics as _metrics, optim as _optim, training as _training
+from . import _core, _validate, layers as _layers, optim as _optim, training as _training
 from . import model_file as _model_file, names as _names
+from ._compiled_metrics import MetricSpec, _metric_name, _metric_value, _resolve_metrics
 from ._files import atomic_write
 from .callbacks import Callback, CallbackList, History
 from .epochs import EpochDriver
@@ -19,8 +20,6 @@ from .errors import ConfigError, ModelFileError, NotFittedError
 from . import summary as _summary
 
 __all__ = ["Sequential", "load"]
-
-MetricSpec = Union[str, Callable[[np.ndarray, np.ndarray], float]]
 
 
 def _serialised(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -197,19 +196,7 @@ class Sequential:
         return logs
 
     def _metric_value(self, metric: MetricSpec, y: np.ndarray, outputs: np.ndarray) -> tuple[str, float]:
-        if callable(metric):
-            key, fn, kind = getattr(metric, "__name__", "metric"), metric, "labels"
-        else:
-            key, fn, kind = _metrics.get(metric)
-        task = _names.loss_task(self.loss)
-        if task == "labels":
-            truth, pred = y, (outputs if kind == "scores" else outputs.argmax(axis=1))
-        elif task == "binary":
-            truth, pred = (y >= 0.5).astype(np.int64).ravel(), (outputs > 0).astype(np.int64).ravel()
-        else:
-            one = self._target_1d and outputs.shape[1] == 1
-            truth, pred = (y.ravel(), outputs.ravel()) if one else (y, outputs)
-        return key, float(fn(truth, pred))
+        return _metric_value(metric, y, outputs, self.loss, self._target_1d)
 
     def _end_epoch(self, epoch: int, stats: Any, x: np.ndarray, y: np.ndarray,
                    validation: Optional[tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]]) -> dict[str, float]:
@@ -507,40 +494,6 @@ class Sequential:
     def __repr__(self) -> str:
         inner = ", ".join(repr(layer) for layer in self.layers)
         return f"Sequential([{inner}])"
-
-
-def _metric_name(m: Any) -> str:
-    """The canonical name of a metric name ("acc" -> "accuracy", "f1_score" -> "f1")."""
-    key = str(m).lower()
-    if key in ("accuracy", "acc"):
-        return "accuracy"
-    return _metrics.get(key)[0]
-
-
-def _resolve_metrics(metrics: Sequence[MetricSpec], loss: str) -> list[MetricSpec]:
-    """Canonical metric names (callables kept), checked to fit the loss's task."""
-    task = _names.loss_task(loss)
-    out: list[MetricSpec] = []
-    for m in metrics:
-        if callable(m):
-            out.append(m)
-            continue
-        name = _metric_name(m)
-        if name == "accuracy":
-            if task == "values":
-                raise ConfigError(f"accuracy is not defined for the {loss} loss; drop metrics=['accuracy'] "
-                                  "(regression metrics: mae, mse, r2)")
-        else:
-            kind = _metrics.get(name)[2]
-            if kind == "values" and task != "values":
-                raise ConfigError(f"{name} is a regression metric, but the loss is {loss}; use it with loss='mse'")
-            if kind != "values" and task == "values":
-                raise ConfigError(f"{name} needs a classification loss, but the loss is {loss}")
-            if kind == "scores" and task == "binary":
-                raise ConfigError(f"{name} needs several classes (loss cross_entropy or nll), not {loss}")
-        if name not in out:
-            out.append(name)
-    return out
 
 
 def _validation_split(value: Any) -> float:

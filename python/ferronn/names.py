@@ -1,6 +1,6 @@
 """The activations and losses the core knows, read once from its tables.
 
-The Rust core owns one table of activations (``src/activation.rs``) and one of
+The Rust core owns one table of activations (``src/activation/table.rs``) and one of
 losses (``src/loss.rs``): canonical names, aliases, defaults and properties. This
 module reads them through ``_core.activation_table()`` / ``_core.loss_table()``
 and answers lookups, so the Python package keeps no copy of any of it:
