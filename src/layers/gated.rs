@@ -213,6 +213,7 @@ impl LayerKind for Gated {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layers::testkit::{numeric_grad, rel_err};
     use crate::init::rng_for;
     use rand::Rng;
 
@@ -239,26 +240,7 @@ mod tests {
         total
     }
 
-    fn rel_err(analytic: &[f32], numeric: &[f64]) -> f64 {
-        let diff: f64 = analytic.iter().zip(numeric).map(|(&a, &n)| (a as f64 - n).powi(2)).sum::<f64>().sqrt();
-        let scale: f64 = numeric.iter().map(|n| n * n).sum::<f64>().sqrt().max(1e-6);
-        diff / scale
-    }
 
-    fn numeric_grad(v: &[f64], f: impl Fn(&[f64]) -> f64) -> Vec<f64> {
-        let eps = 1e-6;
-        let mut p = v.to_vec();
-        (0..v.len())
-            .map(|i| {
-                p[i] = v[i] + eps;
-                let up = f(&p);
-                p[i] = v[i] - eps;
-                let down = f(&p);
-                p[i] = v[i];
-                (up - down) / (2.0 * eps)
-            })
-            .collect()
-    }
 
     #[test]
     fn gradients_match_finite_differences() {

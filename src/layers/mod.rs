@@ -21,6 +21,8 @@ pub mod norm;
 pub mod prelu;
 pub mod residual;
 pub mod spec;
+#[cfg(test)]
+pub(crate) mod testkit;
 
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};

@@ -290,7 +290,7 @@ impl LayerKind for BatchNorm {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testkit::{check_grads, random, rel_err, run_in_pool, to64};
+    use crate::layers::testkit::{check_grads, random, rel_err, run_in_pool, to64};
     use super::*;
 
     const TRAIN: Ctx = Ctx { training: true, seed: 0, step: 0 };

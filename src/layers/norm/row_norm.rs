@@ -267,7 +267,7 @@ row_norm_kind!(LayerNorm);
 row_norm_kind!(RMSNorm);
 #[cfg(test)]
 mod tests {
-    use super::super::testkit::{self, check_grads, random, run_in_pool};
+    use crate::layers::testkit::{self, check_grads, random, run_in_pool};
     use super::*;
     use crate::error::Error;
 
