@@ -37,7 +37,7 @@ def versions() -> str:
     import sys
 
     names = ("torch", "jax", "jaxlib", "optax", "onnxruntime", "onnx")
-    return "   ".join(f"{m} {getattr(sys.modules[m], '__version__', '?')}" if m in sys.modules
+    return "   ".join(f"{m} {getattr(sys.modules[m], '__version__', '?')}" if sys.modules.get(m) is not None
                        else f"{m} not loaded" for m in names)
 
 
