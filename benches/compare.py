@@ -1,4 +1,4 @@
-"""ferronn against PyTorch (and numpy's BLAS) on the CPU, in one process.
+"""ferronn against PyTorch, JAX, onnxruntime and numpy's BLAS on the CPU, in one process.
 
     python benches/compare.py [--threads 2] [--quick]
 

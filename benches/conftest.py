@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(__file__))  # peers.py, beside this file
 import peers  # noqa: E402
 
 try:
-    import pytest_benchmark  # noqa: F401
+    import pytest_benchmark  # noqa: F401 (only whether it is there)
 except ImportError:
     collect_ignore_glob = ["test_bench_*.py"]
 
