@@ -1,4 +1,4 @@
-"""ferronn against PyTorch (and numpy's BLAS) on the CPU, in one process.
+"""ferronn against PyTorch, JAX, onnxruntime and numpy's BLAS on the CPU, in one process.
 
     python benches/compare.py [--threads 2] [--quick]
 
@@ -7,9 +7,9 @@ are interleaved (ferronn, torch, ferronn, ...) after a warm-up, each starts on a
 idle machine and is redone if other processes took CPU meanwhile; each number is
 the median over the repetitions.
 
-  a. training throughput (samples/s) of the same MLP, Adam(1e-3) + cross-entropy:
-     ferronn's `fit` (one Rust call per epoch) and a `train_step` loop (one Rust
-     call per batch, from Python) against an idiomatic PyTorch loop;
+  a. training throughput (samples/s, and GFLOP/s) of the same MLP, Adam(1e-3) +
+     cross-entropy: ferronn's `fit` (one Rust call per epoch) and a `train_step` loop
+     (one Rust call per batch, from Python) against an idiomatic PyTorch loop and JAX;
   b. square float32 GEMM GFLOP/s of ferronn (`fn.functional.matmul`), numpy and
      torch (`cargo bench --bench gemm` adds dense-layer shapes and faer);
   c. single-sample predict latency (µs);
@@ -18,7 +18,11 @@ the median over the repetitions.
      every kernel, against plain Adam on the same model (ferronn only);
   e. the cost of fn.diagnostics.GradientMonitor at its default rate during fit.
 
-Works without torch (its columns read "n/a").
+Every peer is optional (benches/peers.py): torch, JAX (+ optax) and onnxruntime (+ onnx,
+for ferronn's export) each print "skipped: <pkg> not installed" when absent, and their
+columns read "n/a". JAX appears in a as a jitted step per batch and as one jitted
+`lax.scan` per epoch; onnxruntime in c with 1 and 2 intra-op threads. Section b runs
+before a: a's GFLOP/s are also given as a percentage of b's ferronn 1024³ rate.
 """
 
 from __future__ import annotations
@@ -28,17 +32,15 @@ import os
 import platform
 import statistics
 import time
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional
 
 import numpy as np
 
 import ferronn as fn
 
-try:
-    import torch
-    import torch.nn.functional as F
-except ImportError:  # the ferronn side still runs
-    torch = None  # type: ignore[assignment]
+import peers
+from peers import torch, torch_adam_epoch, torch_mlp  # noqa: F401 (compare_layers.py uses them from here)
+from timing import QUIET, clean_run, fmt, interleaved, print_table, ratio  # noqa: F401 (likewise)
 
 try:
     from threadpoolctl import threadpool_info, threadpool_limits
@@ -82,94 +84,8 @@ def print_environment(n: int) -> None:
         for lib in threadpool_info():
             print(f"threadpool   : {lib.get('internal_api')} {lib.get('version')} arch={lib.get('architecture')} "
                   f"threads={lib.get('num_threads')} ({os.path.basename(lib.get('filepath', ''))})")
-    for var in ENV_VARS:
+    for var in ENV_VARS + ("XLA_FLAGS",):
         print(f"env {var:<20s}: {os.environ.get(var, '(unset)')}")
-    print()
-
-
-# -- timing ------------------------------------------------------------------
-
-QUIET = {"max_wait": 60.0, "runs": 0, "redone": 0, "contaminated": 0}
-HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-def cpu_jiffies() -> tuple[int, int]:
-    """(busy, total) clock ticks summed over all cores since boot; (0, 0) off Linux."""
-    try:
-        with open("/proc/stat") as f:
-            v = [int(x) for x in f.readline().split()[1:]]
-    except OSError:
-        return 0, 0
-    return sum(v) - v[3] - v[4], sum(v)
-
-
-def own_cpu() -> float:
-    t = os.times()
-    return t.user + t.system
-
-
-def wait_quiet(threshold: float = 0.10, interval: float = 0.25) -> None:
-    """Sleeps until the cores stay idle for `interval` s (or --max-wait passes): the
-    previous library's spinning threads (OpenMP, OpenBLAS, rayon) go to sleep first."""
-    deadline = time.monotonic() + QUIET["max_wait"]
-    while time.monotonic() < deadline:
-        b0, t0 = cpu_jiffies()
-        time.sleep(interval)
-        b1, t1 = cpu_jiffies()
-        if t1 == t0 or (b1 - b0) / (t1 - t0) <= threshold:
-            return
-
-
-def clean_run(f: Callable[[], Any], tries: int = 4) -> Any:
-    """Runs `f` on a quiet machine; redoes it (up to `tries` times) when other
-    processes took more than 10% of the cores meanwhile (a shared 2-core machine
-    halves any timing during a concurrent build)."""
-    QUIET["runs"] += 1
-    for attempt in range(tries):
-        wait_quiet()
-        b0, t0 = cpu_jiffies()
-        c0 = own_cpu()
-        result = f()
-        b1, t1 = cpu_jiffies()
-        foreign = (b1 - b0) - (own_cpu() - c0) * HZ  # ticks other processes used
-        if foreign <= max(2.0, 0.10 * (t1 - t0)):
-            return result
-        QUIET["redone"] += 1
-    QUIET["contaminated"] += 1
-    return result
-
-
-def interleaved(runs: dict[str, Optional[Callable[[], Any]]], reps: int, warmup: int) -> dict[str, list[Any]]:
-    """`warmup` untimed rounds, then `reps` rounds calling each run in turn.
-
-    A run returns its own timing (seconds of its timed part, or a list of per-call
-    times); runs that are None (library missing) are skipped.
-    """
-    live = {k: f for k, f in runs.items() if f is not None}
-    for _ in range(warmup):
-        for f in live.values():
-            f()
-    times: dict[str, list[Any]] = {k: [] for k in live}
-    for _ in range(reps):
-        for k, f in live.items():
-            times[k].append(clean_run(f))
-    return times
-
-
-def fmt(x: Optional[float], spec: str = ",.0f") -> str:
-    return "n/a" if x is None else format(x, spec)
-
-
-def ratio(a: Optional[float], b: Optional[float]) -> str:
-    return "n/a" if a is None or b is None else f"{a / b:.2f}x"
-
-
-def print_table(title: str, header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    print(f"== {title}")
-    for r in [header, tuple("-" * w for w in widths), *rows]:
-        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
-    print()
 
 
 # -- models ------------------------------------------------------------------
@@ -180,14 +96,6 @@ def ferronn_mlp(dims: list[int], lr: float = 1e-3) -> fn.Sequential:
     model.compile(optimizer=fn.optim.Adam(lr), loss="cross_entropy")
     model.build(dims[0], seed=0)
     return model
-
-
-def torch_mlp(dims: list[int]):
-    torch.manual_seed(0)
-    layers: list = []
-    for i in range(len(dims) - 1):
-        layers += [torch.nn.Linear(dims[i], dims[i + 1]), torch.nn.ReLU()]
-    return torch.nn.Sequential(*layers[:-1])  # no activation after the logits
 
 
 def timed_fit_epoch(model: Any, X: np.ndarray, y: np.ndarray, bs: int) -> Callable[[], float]:
@@ -203,36 +111,27 @@ def timed_fit_epoch(model: Any, X: np.ndarray, y: np.ndarray, bs: int) -> Callab
     return run
 
 
-def torch_adam_epoch(tmodel: Any, Xt: Any, yt: Any, bs: int) -> Callable[[], float]:
-    """A timed epoch of an idiomatic PyTorch loop (Adam 1e-3, cross-entropy, shuffled
-    mini-batches) over ``tmodel``: the peer every training comparison uses."""
-    opt = torch.optim.Adam(tmodel.parameters(), lr=1e-3)
-    tmodel.train()
-    n = len(Xt)
-
-    def epoch() -> float:
-        t = time.perf_counter()
-        perm = torch.randperm(n)
-        for i in range(0, n, bs):
-            idx = perm[i:i + bs]
-            opt.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(tmodel(Xt[idx]), yt[idx])
-            loss.backward()
-            opt.step()
-        return time.perf_counter() - t
-
-    return epoch
-
-
 # -- a. training throughput -----------------------------------------------------
 
-def bench_training(X: np.ndarray, y: np.ndarray, reps: int, warmup: int) -> None:
+def mlp_flops(dims: list[int]) -> float:
+    """FLOPs per training sample of a dense MLP, forward + backward: 2·in·out for the
+    forward GEMM and twice that for the two backward ones (biases, activations and the
+    optimizer left out, so this slightly undercounts)."""
+    return 6.0 * sum(i * o for i, o in zip(dims[:-1], dims[1:]))
+
+
+TRAIN_LABELS = (("fit", "ferronn fit"), ("steps", "ferronn train_step loop"), ("torch", "torch loop"),
+                ("jax_step", "jax jit step loop"), ("jax_scan", "jax jit+lax.scan epoch"))
+
+
+def bench_training(X: np.ndarray, y: np.ndarray, reps: int, warmup: int, jax: Any) -> list[tuple]:
+    """Times every case; returns (case, dims, {run: samples/s}, {run: paired ratios vs torch})."""
     n = len(X)
     Xt: Any = torch.from_numpy(X) if torch else None
     yt: Any = torch.from_numpy(y) if torch else None
     cases = [([784, 256, 128, 10], 32), ([784, 256, 128, 10], 128), ([784, 256, 128, 10], 512),
              ([784, 1024, 1024, 10], 512)]
-    rows = []
+    results = []
     for dims, bs in cases:
         fit_model, step_model = ferronn_mlp(dims), ferronn_mlp(dims)
         rng = np.random.default_rng(0)
@@ -247,23 +146,58 @@ def bench_training(X: np.ndarray, y: np.ndarray, reps: int, warmup: int) -> None
             return time.perf_counter() - t
 
         torch_epoch = torch_adam_epoch(torch_mlp(dims), Xt, yt, bs) if torch is not None else None
+        jax_step, jax_scan = peers.jax_epochs(jax, dims, X, y, bs)
+        runs = {"fit": ferronn_fit, "steps": ferronn_steps, "torch": torch_epoch,
+                "jax_step": jax_step, "jax_scan": jax_scan}
+        times = interleaved(runs, reps, warmup)
+        # the JAX epochs drop a last partial batch: count the samples they saw
+        seen = {k: (n // bs) * bs if k.startswith("jax") else n for k in times}
+        med = {k: seen[k] / statistics.median(v) for k, v in times.items()}
+        # Each round ran every side back to back: the spread of the paired ratios.
+        pairs = {k: sorted(seen[k] / a / (n / b) for a, b in zip(v, times.get("torch", []))) for k, v in times.items()}
+        results.append((f"{'-'.join(map(str, dims))} b={bs}", dims, med, pairs))
+    return results
 
-        times = interleaved({"fit": ferronn_fit, "steps": ferronn_steps, "torch": torch_epoch}, reps, warmup)
-        med = {k: n / statistics.median(v) for k, v in times.items()}
-        name = f"{'-'.join(map(str, dims))} b={bs}"
-        for key, label in (("fit", "fit"), ("steps", "train_step loop")):
-            # Each round ran both sides back to back: the spread of the paired ratios.
-            pairs = sorted(t / f for f, t in zip(times[key], times.get("torch", [])))
-            spread = f"{pairs[0]:.2f}-{pairs[-1]:.2f}" if pairs else "n/a"
-            rows.append((f"{name} {label}", fmt(med[key]), fmt(med.get("torch")), ratio(med[key], med.get("torch")), spread))
-    print_table(f"a. training throughput, samples/s (median of {reps}, {n} samples/epoch, Adam 1e-3, cross-entropy)",
-                ("case", "ferronn", "torch", "ferronn/torch", "per-round range"), rows)
+
+def print_training(results: list[tuple], n: int, reps: int, gemm_rate: Optional[float], gemm_src: str) -> None:
+    rows = []
+    for name, dims, med, pairs in results:
+        for key, label in TRAIN_LABELS:
+            if key not in med:
+                continue
+            gf = med[key] * mlp_flops(dims) / 1e9
+            p = pairs.get(key, [])
+            spread = f"{p[0]:.2f}-{p[-1]:.2f}" if p and key != "torch" else ""
+            rows.append((f"{name} {label}", fmt(med[key]), ratio(med[key], med.get("torch")), spread,
+                         fmt(gf, ".1f"), fmt(None if gemm_rate is None else 100 * gf / gemm_rate, ".0f")))
+    print_table(f"a. training throughput (median of {reps}, {n} samples/epoch, Adam 1e-3, cross-entropy); "
+                f"GFLOP/s counts 6·Σ(in·out) per sample; % of ferronn's 1024³ GEMM rate "
+                f"({fmt(gemm_rate, '.1f')} GFLOP/s, {gemm_src})",
+                ("case", "samples/s", "vs torch", "per-round range", "GFLOP/s", "% GEMM"), rows)
+
+
+def ferronn_gemm_rate(reps: int, n: int = 1024) -> Optional[float]:
+    """ferronn's own n³ GEMM GFLOP/s (median of `reps`), when section b is not run."""
+    mm = getattr(getattr(fn, "functional", None), "matmul", None)
+    if mm is None:
+        return None
+    rng = np.random.default_rng(1)
+    a, b = (rng.standard_normal((n, n), dtype=np.float32) for _ in range(2))
+    mm(a, b)
+
+    def run() -> float:
+        t = time.perf_counter()
+        mm(a, b)
+        return time.perf_counter() - t
+
+    return 2.0 * n ** 3 / statistics.median(clean_run(run) for _ in range(reps)) / 1e9
 
 
 # -- b. GEMM ----------------------------------------------------------------------
 
-def bench_gemm(reps: int, warmup: int) -> None:
-    rows = []
+def bench_gemm(reps: int, warmup: int) -> Optional[float]:
+    """Prints the GEMM table; returns ferronn's 1024³ GFLOP/s (section a's yardstick)."""
+    rows, rate = [], None
     rng = np.random.default_rng(1)
     ferronn_mm = getattr(getattr(fn, "functional", None), "matmul", None)  # absent in older builds
     for n in (256, 512, 1024):
@@ -288,11 +222,13 @@ def bench_gemm(reps: int, warmup: int) -> None:
         times = interleaved({"ferronn": timed(ferronn_mm, a, b), "numpy": timed(np.matmul, a, b),
                              "torch": timed(torch.mm if torch else None, ta, tb)}, reps, warmup)
         gf = {k: flops / statistics.median(v) / 1e9 for k, v in times.items()}
+        rate = gf.get("ferronn") if n == 1024 else rate
         rows.append((f"{n}x{n}x{n}", *(fmt(gf.get(k), ".1f") for k in ("ferronn", "numpy", "torch")),
                      ratio(gf.get("ferronn"), gf["numpy"]), ratio(gf.get("ferronn"), gf.get("torch"))))
     print_table(f"b. float32 GEMM GFLOP/s, a @ b with a new output (median of {reps}; ferronn via fn.functional.matmul; "
                 "its transposed dense-layer shapes and faer: `cargo bench --bench gemm`)",
                 ("n", "ferronn", "numpy", "torch", "ferronn/numpy", "ferronn/torch"), rows)
+    return rate
 
 
 # -- c. single-sample latency ---------------------------------------------------------
@@ -327,12 +263,17 @@ def bench_latency(calls: int, warmup: int) -> None:
                     out.append(clock() - t)
                 return out
 
-        blocks = interleaved({"ferronn": ferronn_block, "torch": torch_block}, max(1, calls // block), warmup)
+        runs = {"ferronn": ferronn_block, "torch": torch_block}
+        for t in (1, 2):  # ONNX Runtime on ferronn's own exported graph, 1 and 2 intra-op threads
+            runs[f"ort{t}"] = peers.onnx_latency_block(peers.onnx_session(model, t), x, block)
+        blocks = interleaved(runs, max(1, calls // block), warmup)
         med = {k: statistics.median(ns for b in v for ns in b) / 1e3 for k, v in blocks.items()}
-        rows.append(("-".join(map(str, dims)), fmt(med["ferronn"], ".1f"), fmt(med.get("torch"), ".1f"),
-                     ratio(med.get("torch"), med["ferronn"])))
-    print_table(f"c. single-sample predict latency, µs (median of {calls} calls each, interleaved in blocks of {block})",
-                ("model", "ferronn", "torch", "torch/ferronn (>1: ferronn faster)"), rows)
+        rows.append(("-".join(map(str, dims)), *(fmt(med.get(k), ".1f") for k in ("ferronn", "torch", "ort1", "ort2")),
+                     ratio(med.get("torch"), med["ferronn"]), ratio(med.get("ort1"), med["ferronn"])))
+    print_table(f"c. single-sample predict latency, µs (median of {calls} calls each, interleaved in blocks of {block}; "
+                "onnxruntime runs ferronn's model.export_onnx graph)",
+                ("model", "ferronn", "torch", "onnxruntime 1 thr", "onnxruntime 2 thr",
+                 "torch/ferronn", "ort 1 thr/ferronn (>1: ferronn faster)"), rows)
 
 
 # -- d. training-control overhead ---------------------------------------------------
@@ -415,7 +356,10 @@ def main() -> None:
     args = p.parse_args()
     QUIET["max_wait"] = args.max_wait
     limiter = set_threads(args.threads)  # noqa: F841 (kept alive for the whole run)
+    jax = peers.load_jax(args.threads) if "a" in args.sections else None
     print_environment(args.threads)
+    if "a" in args.sections:
+        print(f"jax threads  : {peers.jax_threads_note() if jax else 'n/a'}")
     reps, warmup, calls = (2, 1, 1000) if args.quick else (7, 1, 10_000)
     n = min(args.samples, 2048) if args.quick else args.samples
 
@@ -423,10 +367,20 @@ def main() -> None:
     X = rng.standard_normal((n, N_FEATURES), dtype=np.float32)
     y = rng.integers(0, N_CLASSES, size=n, dtype=np.int64)
 
+    if "c" in args.sections:
+        peers.onnx_session(ferronn_mlp([4, 2]), 1)  # notes a missing onnxruntime/onnx before the first table
+    print(f"peers        : {peers.versions()}")
+    for pkg in peers.missing():
+        print(f"skipped: {pkg} not installed (its columns read n/a or its rows are left out)")
+    print()
+    # a's efficiency column is relative to b's 1024³ figure, so b is timed first when both run
+    gemm_rate = bench_gemm(reps, warmup) if "b" in args.sections else None
     if "a" in args.sections:
-        bench_training(X, y, reps, warmup)
-    if "b" in args.sections:
-        bench_gemm(reps, warmup)
+        training = bench_training(X, y, reps, warmup, jax)
+        src = "section b"
+        if gemm_rate is None:
+            gemm_rate, src = ferronn_gemm_rate(reps), "measured alone, section b not run"
+        print_training(training, n, reps, gemm_rate, src)
     if "c" in args.sections:
         bench_latency(calls, warmup)
     if "d" in args.sections:
