@@ -25,7 +25,9 @@ import ferronn as fn
 from ferronn.errors import AllocationError, ConfigError, ModelFileError
 
 LIMIT = 2 << 30
-ROOT = os.path.join(os.path.dirname(__file__), "..", "..", "python")
+# The children import the ferronn this test imported (an installed wheel in CI, a
+# source tree on PYTHONPATH in development), never another copy.
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(fn.__file__)))
 
 
 def run_limited(code: str) -> tuple[str, int]:
@@ -37,7 +39,7 @@ def run_limited(code: str) -> tuple[str, int]:
         # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across exec.
         "print('maxrss', [int(l.split()[1]) // 1024 for l in open('/proc/self/status') if l.startswith('VmHWM')][0])\n"
     )
-    env = dict(os.environ, PYTHONPATH=os.path.abspath(ROOT))
+    env = dict(os.environ, PYTHONPATH=ROOT)
     p = subprocess.run([sys.executable, "-c", prog], capture_output=True, text=True, timeout=60, env=env)
     assert p.returncode == 0, f"child died with {p.returncode}: {p.stderr[-2000:]}"
     out = p.stdout.strip().splitlines()
