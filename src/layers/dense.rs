@@ -13,7 +13,7 @@ use crate::init::Init;
 use crate::kernels::gemm::{matmul, Op};
 use crate::kernels::reduce::col_sums;
 use crate::layers::kind::{check_backward, BuildLayer};
-use crate::layers::{ActivationSpec, Alloc, Ctx, InitSpec, LayerKind, ParamInfo};
+use crate::layers::{ActivationSpec, Alloc, Ctx, LayerKind, ParamInfo, WeightSpec};
 use crate::regularizer::Regularizer;
 use crate::tensor::{MatMut, MatRef, Matrix};
 
@@ -23,14 +23,8 @@ pub struct DenseSpec {
     pub units: usize,
     #[serde(default = "identity")]
     pub activation: ActivationSpec,
-    #[serde(default)]
-    pub kernel_initializer: Option<InitSpec>,
-    #[serde(default)]
-    pub bias_initializer: Option<InitSpec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kernel_regularizer: Option<Regularizer>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bias_regularizer: Option<Regularizer>,
+    #[serde(flatten)]
+    pub weights: WeightSpec,
 }
 
 fn identity() -> ActivationSpec {
@@ -53,8 +47,7 @@ impl DenseSpec {
     /// # Errors
     /// As [`BuildLayer::build`].
     pub fn build_with(&self, in_dim: usize, act: Activation, alloc: &mut Alloc) -> Result<Dense> {
-        let kernel = InitSpec::kernel(&self.kernel_initializer, &act)?;
-        let bias = InitSpec::bias(&self.bias_initializer)?;
+        let (kernel, bias) = self.weights.inits(&act)?;
         Dense::new(in_dim, self.units, act, kernel, bias, alloc)
     }
 }
@@ -67,7 +60,7 @@ impl BuildLayer for DenseSpec {
     }
 
     fn regularizers(&self) -> (Option<Regularizer>, Option<Regularizer>) {
-        (self.kernel_regularizer, self.bias_regularizer)
+        self.weights.regularizers()
     }
 }
 

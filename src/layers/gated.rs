@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::kind::{check_backward, Alloc, BuildLayer, Ctx, LayerKind, ParamInfo};
-use super::spec::{ActivationSpec, InitSpec};
+use super::spec::{ActivationSpec, WeightSpec};
 use crate::activation::{add_bias, Activation};
 use crate::error::{checked_size, ensure_config, ensure_shape, Result};
 use crate::init::Init;
@@ -26,14 +26,8 @@ use crate::tensor::{MatMut, MatRef, Matrix};
 pub struct GatedSpec {
     pub units: usize,
     pub gate: ActivationSpec,
-    #[serde(default)]
-    pub kernel_initializer: Option<InitSpec>,
-    #[serde(default)]
-    pub bias_initializer: Option<InitSpec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kernel_regularizer: Option<Regularizer>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bias_regularizer: Option<Regularizer>,
+    #[serde(flatten)]
+    pub weights: WeightSpec,
 }
 
 impl BuildLayer for GatedSpec {
@@ -41,13 +35,12 @@ impl BuildLayer for GatedSpec {
 
     fn build(&self, in_dim: usize, alloc: &mut Alloc) -> Result<Gated> {
         let gate = self.gate.resolve()?;
-        let kernel = InitSpec::kernel(&self.kernel_initializer, &gate)?;
-        let bias = InitSpec::bias(&self.bias_initializer)?;
+        let (kernel, bias) = self.weights.inits(&gate)?;
         Gated::new(in_dim, self.units, gate, kernel, bias, alloc)
     }
 
     fn regularizers(&self) -> (Option<Regularizer>, Option<Regularizer>) {
-        (self.kernel_regularizer, self.bias_regularizer)
+        self.weights.regularizers()
     }
 }
 

@@ -40,7 +40,7 @@ pub use kind::{Alloc, BuildLayer, Ctx, LayerKind, ParamInfo};
 pub use norm::{BatchNorm, BatchNormSpec, LayerNorm, LayerNormSpec, RMSNorm, RmsNormSpec};
 pub use prelu::{PRelu, PReluSpec};
 pub use residual::{Residual, ResidualSpec};
-pub use spec::{ActivationSpec, InitSpec};
+pub use spec::{ActivationSpec, InitSpec, WeightSpec};
 
 /// Generates, from one line per kind (`Variant(LayerType) <= Tag(SpecType), ..`):
 /// the [`Layer`] enum, the [`LayerSpec`] enum (JSON internally tagged by

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::activation::Activation;
 use crate::error::Result;
 use crate::init::Init;
+use crate::regularizer::Regularizer;
 
 /// An activation given by name (`"relu"`) or with its parameter
 /// (`{"name": "leaky_relu", "alpha": 0.2}`), as the Python API writes it.
@@ -49,19 +50,37 @@ impl InitSpec {
         Ok(init)
     }
 
-    /// The kernel initialiser: the given one, else the default for `act`.
+}
+
+/// The initializers and regularizers of a layer with a kernel and a bias
+/// (Dense, the gated units), flattened into its spec's JSON after the kind's
+/// own fields: `"kernel_initializer"`, `"bias_initializer"`, and the
+/// regularizers when set.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct WeightSpec {
+    #[serde(default)]
+    pub kernel_initializer: Option<InitSpec>,
+    #[serde(default)]
+    pub bias_initializer: Option<InitSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_regularizer: Option<Regularizer>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bias_regularizer: Option<Regularizer>,
+}
+
+impl WeightSpec {
+    /// The (kernel, bias) initialisers: the given ones, else the default for
+    /// `act` (He for the ReLU family, Xavier otherwise) and zeros.
     ///
     /// # Errors
     /// As [`InitSpec::resolve`].
-    pub fn kernel(spec: &Option<InitSpec>, act: &Activation) -> Result<Init> {
-        Ok(spec.as_ref().map(InitSpec::resolve).transpose()?.unwrap_or_else(|| Init::default_for(act)))
+    pub fn inits(&self, act: &Activation) -> Result<(Init, Init)> {
+        let resolve = |spec: &Option<InitSpec>| spec.as_ref().map(InitSpec::resolve).transpose();
+        Ok((resolve(&self.kernel_initializer)?.unwrap_or_else(|| Init::default_for(act)), resolve(&self.bias_initializer)?.unwrap_or(Init::Zeros)))
     }
 
-    /// The bias initialiser: the given one, else zeros.
-    ///
-    /// # Errors
-    /// As [`InitSpec::resolve`].
-    pub fn bias(spec: &Option<InitSpec>) -> Result<Init> {
-        Ok(spec.as_ref().map(InitSpec::resolve).transpose()?.unwrap_or(Init::Zeros))
+    /// The (kernel, bias) regularizers.
+    pub fn regularizers(&self) -> (Option<Regularizer>, Option<Regularizer>) {
+        (self.kernel_regularizer, self.bias_regularizer)
     }
 }
