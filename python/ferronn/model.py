@@ -483,9 +483,9 @@ class Sequential:
             model.loss = _names.loss(spec["loss"]).name
         except (KeyError, TypeError, ValueError) as e:  # ferronn's own errors are ValueErrors too
             raise ModelFileError(f"model file metadata is not what ferronn writes: {e}") from e
-        meta = _model_file.read_metadata(extra, lambda m: _resolve_metrics([m], model.loss or ""))
+        meta = _model_file.read_metadata(extra, lambda names: _resolve_metrics(names, model.loss or ""))
         net.lr_scale, net.epoch = meta.lr_scale, meta.epoch
-        model.metrics = _resolve_metrics(meta.metrics, model.loss or "")
+        model.metrics = meta.metrics
         model._target_1d, model._epochs_trained = meta.target_1d, meta.epochs_trained
         model._net = net
         model._bind_layers()

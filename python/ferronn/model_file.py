@@ -56,12 +56,13 @@ def _int(info: dict[str, Any], name: str, high: int, default: int) -> int:
     return int(value)
 
 
-def read_metadata(extra: str, known_metric: Any) -> Metadata:
+def read_metadata(extra: str, resolve_metrics: Any) -> Metadata:
     """Parses and validates the metadata JSON of a model file.
 
-    ``known_metric(name)`` checks one metric name against the model's loss (raising
-    a ferronn error when it is unknown or does not fit). Keys a ferronn version
-    did not write are refused, as are wrong types and out-of-range values."""
+    ``resolve_metrics(names)`` returns the canonical metric names, checked against the
+    model's loss (raising a ferronn error for one that is unknown or does not fit).
+    Keys a ferronn version did not write are refused, as are wrong types and
+    out-of-range values."""
     try:
         info = json.loads(extra)
     except (ValueError, RecursionError) as e:
@@ -75,11 +76,10 @@ def read_metadata(extra: str, known_metric: Any) -> Metadata:
     metrics = info.get("metrics", [])
     if not isinstance(metrics, list) or not all(isinstance(m, str) for m in metrics):
         raise _fail("metrics", "a list of metric names", metrics)
-    for m in metrics:
-        try:
-            known_metric(m)
-        except FerronnError as e:
-            raise ModelFileError(f"model file metadata field 'metrics' is not valid: {e}") from None
+    try:
+        metrics = list(resolve_metrics(metrics))
+    except FerronnError as e:
+        raise ModelFileError(f"model file metadata field 'metrics' is not valid: {e}") from None
     target_1d = info.get("target_1d", False)
     if not isinstance(target_1d, bool):
         raise _fail("target_1d", "true or false", target_1d)
@@ -87,6 +87,6 @@ def read_metadata(extra: str, known_metric: Any) -> Metadata:
     if isinstance(lr_scale, bool) or not isinstance(lr_scale, (int, float)) or not math.isfinite(lr_scale) \
             or lr_scale < 0:
         raise _fail("lr_scale", "a finite number >= 0", lr_scale)
-    return Metadata(metrics=list(metrics), target_1d=target_1d,
+    return Metadata(metrics=metrics, target_1d=target_1d,
                     epochs_trained=_int(info, "epochs_trained", _MAX_EPOCHS_TRAINED, 0),
                     lr_scale=float(lr_scale), epoch=_int(info, "epoch", _MAX_EPOCH, 0))
