@@ -12,6 +12,7 @@ pub mod kernels;
 pub mod layers;
 pub mod loss;
 pub mod network;
+pub mod objective;
 pub mod optim;
 pub mod schedule;
 pub mod regularizer;

@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 use std::sync::RwLock;
 
-use numpy::{PyArray2, PyArrayDyn, PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArrayDyn, PyUntypedArrayMethods};
+use numpy::{PyArray1, PyArray2, PyArrayDyn, PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
@@ -175,6 +175,28 @@ impl PyNetwork {
         let y = PyTargets::extract(y)?;
         let (x, t, w) = (mat(&x)?, y.view()?, weights(&sample_weight)?);
         read(py, &self.inner, |net| net.evaluate(x, t, w)).map(PyLossStats::from)
+    }
+
+    /// The full-batch objective (mean loss plus penalties) and its flat gradient,
+    /// laid out like `flat_params`, without updating anything (src/objective.rs).
+    #[pyo3(signature = (x, y, sample_weight=None))]
+    fn loss_and_grads<'py>(&self, py: Python<'py>, x: PyReadonlyArray2<'_, f32>, y: &Bound<'_, PyAny>, sample_weight: Option<PyReadonlyArray1<'_, f32>>) -> PyResult<(f64, Bound<'py, PyArray1<f32>>)> {
+        let y = PyTargets::extract(y)?;
+        let (x, t, w) = (mat(&x)?, y.view()?, weights(&sample_weight)?);
+        let (loss, grad) = write(py, &self.inner, |net| net.loss_and_grads(x, t, w))?;
+        Ok((loss, PyArray1::from_vec(py, grad)))
+    }
+
+    /// A copy of every parameter, flat, in layer order (the layout of `loss_and_grads`).
+    fn flat_params<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<f32>>> {
+        let flat = read(py, &self.inner, |net| Ok(net.params().to_vec()))?;
+        Ok(PyArray1::from_vec(py, flat))
+    }
+
+    /// Overwrites every parameter from one flat vector (the layout of `flat_params`).
+    fn set_flat_params(&self, py: Python<'_>, values: PyReadonlyArray1<'_, f32>) -> PyResult<()> {
+        let data = values.as_slice().map_err(|_| Error::Shape("values must be a C-contiguous float32 array".into()))?;
+        write(py, &self.inner, |net| net.set_params_flat(data))
     }
 
     /// Raw outputs (logits for classification losses).
