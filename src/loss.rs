@@ -24,6 +24,9 @@ pub enum Loss {
     CrossEntropy,
     /// Negative log-likelihood of log-probabilities with integer class labels.
     Nll,
+    /// Poisson negative log-likelihood of log-rates (PyTorch's `PoissonNLLLoss`
+    /// with `log_input=True`): `exp(z) - t·z`, counts `t >= 0` shaped like the outputs.
+    PoissonNll,
 }
 
 /// What a batch is compared against.
@@ -108,7 +111,7 @@ pub struct LossInfo {
 
 /// Every loss, one row each (the order of error messages and docs).
 #[rustfmt::skip]
-pub const LOSSES: [LossInfo; 4] = [
+pub const LOSSES: [LossInfo; 5] = [
     LossInfo { loss: Loss::CrossEntropy, name: "cross_entropy",
                aliases: &["categorical_crossentropy", "sparse_categorical_crossentropy"],
                uses_labels: true, proba: Some("softmax"), takes_logits: true },
@@ -118,6 +121,8 @@ pub const LOSSES: [LossInfo; 4] = [
                uses_labels: false, proba: None, takes_logits: false },
     LossInfo { loss: Loss::Nll, name: "nll", aliases: &["nll_loss"],
                uses_labels: true, proba: Some("exp"), takes_logits: false },
+    LossInfo { loss: Loss::PoissonNll, name: "poisson_nll", aliases: &["poisson_nll_loss"],
+               uses_labels: false, proba: None, takes_logits: true },
 ];
 
 impl Loss {
@@ -179,6 +184,11 @@ impl Loss {
                         return Err(Error::Label(format!("binary_cross_entropy targets must lie in [0, 1], found {t}")));
                     }
                 }
+                if *self == Loss::PoissonNll {
+                    if let Some(t) = v.data.iter().find(|&&t| t < 0.0) {
+                        return Err(Error::Label(format!("poisson_nll targets are counts and must be >= 0, found {t}")));
+                    }
+                }
                 Ok(())
             }
             (true, Targets::Values(_)) => Err(Error::Shape(format!("{} needs integer class labels (one per sample), got a float matrix", self.name()))),
@@ -206,6 +216,7 @@ impl Loss {
                 (Loss::Nll, Targets::Labels(l)) => nll_row(o, l[r] as usize, scale, g),
                 (Loss::Mse, Targets::Values(t)) => (mse_row(o, t.row(r), scale, g), 0, 0),
                 (Loss::BinaryCrossEntropy, Targets::Values(t)) => bce_row(o, t.row(r), scale, g),
+                (Loss::PoissonNll, Targets::Values(t)) => (poisson_row(o, t.row(r), scale, g), 0, 0),
                 // check_targets rules these pairs out before any call.
                 _ => (f64::NAN, 0, 0),
             };
@@ -275,6 +286,18 @@ fn mse_row(o: &[f32], t: &[f32], inv_b: f32, grad: Option<&mut [f32]>) -> f64 {
     o.iter().zip(t).map(|(&oi, &ti)| ((oi - ti) as f64).powi(2)).sum::<f64>() * inv_c as f64
 }
 
+/// mean_c [exp(z) - t z], gradient (exp(z) - t) / (B C).
+fn poisson_row(z: &[f32], t: &[f32], inv_b: f32, grad: Option<&mut [f32]>) -> f64 {
+    let inv_c = 1.0 / z.len() as f32;
+    if let Some(g) = grad {
+        let s = inv_b * inv_c;
+        for ((gi, &zi), &ti) in g.iter_mut().zip(z).zip(t) {
+            *gi = s * (math::exp(zi) - ti);
+        }
+    }
+    z.iter().zip(t).map(|(&zi, &ti)| (zi as f64).exp() - ti as f64 * zi as f64).sum::<f64>() * inv_c as f64
+}
+
 /// mean_c [max(z,0) - z t + log(1 + e^-|z|)], gradient (sigmoid(z) - t) / (B C).
 fn bce_row(z: &[f32], t: &[f32], inv_b: f32, grad: Option<&mut [f32]>) -> (f64, u64, u64) {
     let inv_c = 1.0 / z.len() as f32;
@@ -302,9 +325,9 @@ mod tests {
     fn table_rows_match_the_enum() {
         // The match fails to compile when a variant is added, pointing here.
         let every = |l: Loss| match l {
-            Loss::Mse | Loss::BinaryCrossEntropy | Loss::CrossEntropy | Loss::Nll => l,
+            Loss::Mse | Loss::BinaryCrossEntropy | Loss::CrossEntropy | Loss::Nll | Loss::PoissonNll => l,
         };
-        for loss in [Loss::Mse, Loss::BinaryCrossEntropy, Loss::CrossEntropy, Loss::Nll].map(every) {
+        for loss in [Loss::Mse, Loss::BinaryCrossEntropy, Loss::CrossEntropy, Loss::Nll, Loss::PoissonNll].map(every) {
             assert_eq!(loss.info().loss, loss);
             // The serialised name is the table's name.
             assert_eq!(serde_json::to_value(loss).unwrap(), loss.name());

@@ -60,13 +60,14 @@ def _log_softmax64(z: np.ndarray) -> np.ndarray:
 
 
 #: The losses in float64, ``loss(output, target) -> mean``, as the core defines them:
-#: mse and binary cross-entropy (on logits) average over every element,
+#: mse, binary cross-entropy (on logits) and Poisson NLL (on log-rates) average over every element,
 #: cross-entropy (on logits) and nll (on log-probabilities) over the samples.
 LOSSES_64 = {
     "mse": lambda o, t: float(np.mean((o - t) ** 2)),
     "binary_cross_entropy": lambda o, t: float(np.mean(np.logaddexp(0.0, o) - t * o)),
     "cross_entropy": lambda o, t: float(-np.mean(_log_softmax64(o)[np.arange(len(t)), t])),
     "nll": lambda o, t: float(-np.mean(o[np.arange(len(t)), t])),
+    "poisson_nll": lambda o, t: float(np.mean(np.exp(o) - t * o)),
 }
 
 

@@ -62,8 +62,8 @@ def softmax_grad(x: Any, dy: Any, temperature: float = 1.0, log: bool = False) -
 
 
 def loss(name: str, output: Any, y: Any) -> tuple[float, np.ndarray]:
-    """``(mean loss, d loss / d output)`` for "mse", "binary_cross_entropy", "cross_entropy" (logits) or "nll"
-    (or an alias of one: see ``fn.names.losses()``)."""
+    """``(mean loss, d loss / d output)`` for "mse", "binary_cross_entropy", "cross_entropy" (logits),
+    "nll" or "poisson_nll" (log-rates) (or an alias of one: see ``fn.names.losses()``)."""
     out = _validate.features(output, "output")
     if _names.loss(name).uses_labels:
         target = _validate.labels(y)

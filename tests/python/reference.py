@@ -86,7 +86,12 @@ def _nll(lp, labels):
     return -np.mean(lp[np.arange(len(labels)), labels])
 
 
-LOSSES = {"mse": _mse, "binary_cross_entropy": _bce_logits, "cross_entropy": _cross_entropy, "nll": _nll}
+def _poisson_nll(z, y):
+    # PyTorch's PoissonNLLLoss(log_input=True, full=False): exp(z) - y z, averaged.
+    return np.mean(np.exp(z) - y * z)
+
+
+LOSSES = {"mse": _mse, "binary_cross_entropy": _bce_logits, "cross_entropy": _cross_entropy, "nll": _nll, "poisson_nll": _poisson_nll}
 
 
 def loss(name: str, output, y) -> float:

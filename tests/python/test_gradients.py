@@ -181,6 +181,8 @@ def _loss_case(name: str, b: int, c: int, seed: int):
     elif name == "binary_cross_entropy":
         y = rng.uniform(0, 1, size=(b, c)).astype(np.float32)
         y[: b // 2] = np.round(y[: b // 2])  # hard and soft targets
+    elif name == "poisson_nll":
+        y = rng.poisson(2.0, size=(b, c)).astype(np.float32)
     else:
         y = rng.integers(0, c, size=b)
         if name == "nll":
@@ -188,7 +190,7 @@ def _loss_case(name: str, b: int, c: int, seed: int):
     return out, y
 
 
-LOSS_NAMES = ["mse", "binary_cross_entropy", "cross_entropy", "nll"]
+LOSS_NAMES = ["mse", "binary_cross_entropy", "cross_entropy", "nll", "poisson_nll"]
 
 
 @pytest.mark.parametrize("name", LOSS_NAMES)
@@ -239,6 +241,8 @@ def _dense_case(in_dim, hidden, out_dim, batch, act, loss_name, seed, alpha=None
         y = rng.integers(0, out_dim, size=batch)
     elif loss_name == "binary_cross_entropy":
         y = rng.integers(0, 2, size=(batch, out_dim)).astype(np.float32)
+    elif loss_name == "poisson_nll":
+        y = rng.poisson(1.5, size=(batch, out_dim)).astype(np.float32)
     else:
         y = rng.normal(size=(batch, out_dim)).astype(np.float32)
     return model, weights, x, y
@@ -315,3 +319,12 @@ def test_dense_grads_follow_the_batch():
     fd = ref.numeric_grad(lambda p: ref.mlp_loss(x[:3], y[:3], [p] + w64[1:], ["tanh", "identity"], "mse"), w64[0])
     assert ref.rel_err(g2[0], fd) <= GRAD_RTOL
     assert ref.rel_err(g1[0], g2[0]) > 1e-3
+
+
+def test_poisson_nll_needs_non_negative_counts():
+    with pytest.raises(fn.LabelError, match="poisson_nll targets are counts and must be >= 0"):
+        F.loss("poisson_nll", np.zeros((2, 1), np.float32), np.array([[1.0], [-1.0]], np.float32))
+    model = fn.Sequential([fn.Dense(1)], input_dim=2)
+    model.compile(optimizer="sgd", loss="poisson_nll")
+    with pytest.raises(fn.LabelError):
+        model.fit(np.ones((2, 2), np.float32), np.array([[1.0], [-2.0]], np.float32), epochs=1, verbose=0)

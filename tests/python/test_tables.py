@@ -61,10 +61,12 @@ def test_every_loss_alias_resolves_to_its_canonical_name(info):
 def test_loss_rows_say_what_the_training_code_needs():
     rows = {l.name: (l.uses_labels, l.proba, l.takes_logits) for l in LOSSES}
     assert rows == {"cross_entropy": (True, "softmax", True), "binary_cross_entropy": (False, "sigmoid", True),
-                    "mse": (False, None, False), "nll": (True, "exp", False)}
+                    "mse": (False, None, False), "nll": (True, "exp", False),
+                    "poisson_nll": (False, None, True)}
     assert names.loss("sparse_categorical_crossentropy").name == "cross_entropy"
     assert names.loss("bce").name == names.loss("binary_crossentropy").name == "binary_cross_entropy"
     assert names.loss("mean_squared_error").name == "mse"
+    assert names.loss("poisson_nll_loss").name == "poisson_nll"
 
 
 @pytest.mark.parametrize("info", [a for a in ACTS if a.takes_alpha], ids=lambda a: a.name)
