@@ -58,7 +58,8 @@ if "expected_failed_checks" in inspect.signature(parametrize_with_checks).parame
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-@parametrize_with_checks([MLPClassifier(**SMALL), MLPRegressor(**SMALL)], **_kwargs)
+@parametrize_with_checks([MLPClassifier(**SMALL), MLPRegressor(**SMALL), MLPClassifier(solver="lbfgs", **SMALL),
+                          MLPRegressor(solver="lbfgs", **SMALL)], **_kwargs)
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
 
@@ -276,10 +277,9 @@ def test_warm_start_continues_from_the_weights():
 
 
 def test_unsupported_options_raise_clear_errors():
-    with pytest.raises(fn.ConfigError, match="lbfgs.*not supported"):
-        MLPClassifier(solver="lbfgs").fit(X, Y_MULTI)
-    with pytest.raises(ValueError, match="poisson.*not supported"):
-        MLPRegressor(loss="poisson").fit(X, np.abs(Y_REG))
+    for extra in (dict(dropout=0.2), dict(batch_norm=True)):
+        with pytest.raises(fn.ConfigError, match="lbfgs.*dropout or batch_norm"):
+            MLPClassifier(solver="lbfgs", **extra).fit(X, Y_MULTI)
     with pytest.raises(ValueError, match="solver"):
         MLPClassifier(solver="rmsprop").fit(X, Y_MULTI)
     with pytest.raises(ValueError, match="hidden_layer_sizes"):

@@ -8,8 +8,10 @@ Drop-in replacements for ``sklearn.neural_network.MLPClassifier`` / ``MLPRegress
 the same constructor parameters (names, defaults, meanings), fitted attributes,
 methods, convergence rule and warnings, so they work in ``Pipeline``,
 ``GridSearchCV``, ``cross_val_score``, ``clone`` and ``pickle`` and pass
-scikit-learn's estimator checks. The forward/backward passes and the optimizer
-updates run in ferronn's Rust core (float32, one core call per epoch).
+scikit-learn's estimator checks and scikit-learn's own MLP test file (run by
+tests/python/test_sklearn_mlp_suite.py; two tests excluded, with the reasons). The
+forward/backward passes and the optimizer updates run in ferronn's Rust core
+(float32, one core call per epoch; for L-BFGS one per evaluation).
 scikit-learn is an optional dependency (``pip install "ferronn[sklearn]"``); this
 module is the only part of ferronn that imports it.
 
@@ -19,7 +21,10 @@ How scikit-learn's training maps onto ferronn
   sigmoid, tanh, relu), then a linear ``Dense(n_outputs)``. Output/loss:
   multiclass → softmax + cross-entropy (``out_activation_ = "softmax"``); binary
   (one logistic unit) and multi-label (one per label) → sigmoid + binary
-  cross-entropy (``"logistic"``); regression → identity + squared error.
+  cross-entropy (``"logistic"``); regression → identity + squared error, or with
+  ``loss="poisson"`` an exponential output (``out_activation_ = "exp"``) and the
+  core's ``poisson_nll`` on log-rates (scikit-learn's half Poisson deviance up to a
+  constant of the targets, which the reported loss adds).
 * **Initialisation**: scikit-learn's own: Glorot-uniform weights *and* biases,
   bound ``sqrt(6 / (fan_in + fan_out))`` (``sqrt(2 / ...)`` for logistic), drawn
   from ``check_random_state(random_state)`` in scikit-learn's order, so a given
@@ -42,8 +47,14 @@ How scikit-learn's training maps onto ferronn
 * **Solvers**: ``"sgd"`` → ``fn.optim.SGD`` (momentum, Nesterov when
   ``nesterovs_momentum`` and ``momentum > 0``), ``"adam"`` → ``fn.optim.Adam``
   (``beta_1``, ``beta_2``, ``epsilon``), plus ``"adamw"`` → ``fn.optim.AdamW`` with
-  ``weight_decay`` (decoupled; not in scikit-learn). ``"lbfgs"`` is not supported
-  (ConfigError, a ValueError).
+  ``weight_decay`` (decoupled; not in scikit-learn). ``"lbfgs"``: as scikit-learn,
+  scipy's L-BFGS-B over the flat parameter vector minimising the full-batch objective
+  (``maxiter=max_iter``, ``maxfun=max_fun``, ``gtol=tol``); each evaluation is one core
+  call (``_core.Network.loss_and_grads``) returning the loss and its gradient, divided
+  by ``c``. ``n_iter_`` and ``loss_`` as scikit-learn, no ``loss_curve_``, a
+  ``ConvergenceWarning`` when L-BFGS-B stops without converging, and no
+  ``partial_fit`` (``hasattr`` is False). Not with ``dropout`` or ``batch_norm``
+  (ConfigError): L-BFGS needs one deterministic objective.
 * **learning_rate** (SGD only, as scikit-learn): ``"invscaling"`` sets the rate
   after each epoch to ``learning_rate_init / (t_ + 1) ** power_t`` (``t_`` =
   samples seen), ``"adaptive"`` divides it by 5 each time the no-improvement
@@ -64,8 +75,18 @@ How scikit-learn's training maps onto ferronn
 Known differences from scikit-learn
 -----------------------------------
 * Arithmetic is float32 (scikit-learn uses the input's dtype, usually float64):
-  results agree with scikit-learn's to about 1e-5 relative or better, not bit for bit;
-  ``coefs_`` / ``intercepts_`` are float32 copies.
+  results agree with scikit-learn's to about 1e-5 relative or better, not bit for bit.
+  ``coefs_`` / ``intercepts_`` (and predictions) take the dtype of the data, as
+  scikit-learn's: float64 arrays for float64 input, holding the float32 values the
+  core trains. They are plain lists, as in scikit-learn: set them (also on an
+  unfitted estimator, which ``fit``/``partial_fit`` then continue from), replace an
+  item or change an array in place, and the next prediction or fit uses them.
+  Float64 input beyond float32's range (``|x| > 3.4e38``) is a ``NonFiniteError``
+  saying so. L-BFGS runs on float64 parameters but evaluates in float32, so its path
+  can part from scikit-learn's on ill-conditioned problems; on a well-conditioned
+  one it ends at scikit-learn's minimum (tests/python/test_sklearn_lbfgs.py). For
+  several regression outputs scikit-learn's reported objective and its gradient
+  disagree by the factor ``k`` (see ``_lbfgs``): ferronn hands scipy the same pair.
 * Shuffling uses ferronn's generator, seeded from ``random_state``: the same
   ``random_state`` gives the same initial weights and validation split as
   scikit-learn but a different batch order (``shuffle=False`` makes the whole
@@ -91,11 +112,18 @@ Known differences from scikit-learn
   over the outputs while its gradient sums them; ``loss_curve_`` follows the
   report, with the L2 part estimated from the weights at the start and end of each
   epoch (exact for one output; off by < 1e-6 relative at the default ``alpha``).
-* ``loss="poisson"`` (MLPRegressor) and ``solver="lbfgs"`` are not supported;
-  ``max_fun`` is accepted and unused. Sparse inputs are accepted and densified.
+* Sparse inputs are accepted and densified.
 * A step whose loss or gradients are not finite is refused by the core and fit
   raises ``ferronn.NonFiniteError`` (a ValueError), as scikit-learn raises a
-  ValueError for non-finite weights; the weights stay those before that step.
+  ValueError for non-finite weights; the weights stay those before that step. With
+  ``early_stopping`` it ends as scikit-learn's does instead (the best validation
+  epoch's weights kept, a NaN validation score and loss recorded for the epoch,
+  finite predictions), with a ``ConvergenceWarning``; scikit-learn trains on with
+  non-finite weights until its stopping rule ends the fit, ferronn stops at once
+  (so ``n_iter_`` is smaller).
+* ``_optimizer.learning_rate`` reports the current rate as scikit-learn's private
+  attribute does (SGD's schedule; Adam's bias-corrected step size) for code that
+  reads it; there is no other part of scikit-learn's ``_optimizer``.
 * With ``batch_norm`` or ``dropout``, ``coefs_`` / ``intercepts_`` hold the Dense
   layers' tensors but do not describe the whole network.
 """

@@ -1,21 +1,21 @@
 """The shared machinery of ferronn.sklearn's estimators: input checks, the
-mapping onto a ferronn model, training with scikit-learn's stopping rule,
-fitted attributes and pickling."""
+mapping onto a ferronn model, the start of a fit (new, warm, or from weights set
+by hand), prediction and pickling. The solvers: ``_stochastic`` (sgd, adam,
+adamw, with scikit-learn's stopping rule) and ``_lbfgs``; the fitted weights as
+scikit-learn exposes them: ``_params``."""
 
 from __future__ import annotations
 
 import contextlib
-import warnings
 from numbers import Integral, Real
 from typing import Any, Iterator, Optional
 
 import numpy as np
 
 try:
-    import scipy.sparse as _sparse
+    import scipy.sparse  # noqa: F401  (needed by the package: fail here, with the message below)
     from sklearn.base import BaseEstimator, ClassifierMixin
-    from sklearn.exceptions import ConvergenceWarning, NotFittedError
-    from sklearn.model_selection import train_test_split
+    from sklearn.exceptions import NotFittedError
     from sklearn.utils import check_random_state
     from sklearn.utils._param_validation import Interval, Options, StrOptions
     from sklearn.utils.validation import _check_sample_weight, check_is_fitted
@@ -29,10 +29,12 @@ except ImportError:  # scikit-learn < 1.6
         return estimator._validate_data(*args, **kwargs)
 
 from .. import _core, _validate, layers as _layers, optim as _optim, regularizers as _regularizers
-from ..epochs import EpochDriver
 from ..errors import ConfigError, NonFiniteError
 from ..model import Sequential
 from ..threads import get_num_threads, set_num_threads
+from . import _params
+from ._lbfgs import fit_lbfgs
+from ._stochastic import _StochasticSolver
 
 
 _ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
@@ -50,13 +52,6 @@ _EXPECTED_FAILED_CHECKS = {
     "check_sample_weight_equivalence_on_sparse_data":
         "float32 arithmetic: as check_sample_weight_equivalence_on_dense_data",
 }
-
-
-def _dense_property(what: str, doc: str) -> Any:
-    """A fitted attribute over one tensor of every Dense layer (``coefs_``: "weight",
-    ``intercepts_``: "bias"): read as float32 copies, set all or nothing."""
-    return property(lambda self: self._dense_tensors(what), lambda self, value: self._set_dense(what, value),
-                    doc=doc)
 
 
 def _store_params(estimator: Any, params: dict[str, Any]) -> None:
@@ -81,11 +76,16 @@ def _threads(n: Optional[int]) -> Iterator[None]:
         set_num_threads(before)
 
 
-def _dense32(X: Any) -> np.ndarray:
-    """A C-contiguous float32 copy (or view) of validated X; sparse inputs are densified."""
-    if _sparse.issparse(X):
-        X = X.toarray()
-    return np.ascontiguousarray(X, dtype=np.float32)
+#: The core's loss for each output activation (scikit-learn's canonical link pairs).
+_CORE_LOSSES = {"softmax": "cross_entropy", "logistic": "binary_cross_entropy", "identity": "mse",
+                "exp": "poisson_nll"}
+
+
+class _RateView:
+    """The one attribute of scikit-learn's ``_optimizer`` that code reads: ``learning_rate``."""
+
+    def __init__(self, learning_rate: float) -> None:
+        self.learning_rate = learning_rate
 
 
 def _init_arrays(rs: np.random.RandomState, layer_units: list[int], activation: str,
@@ -101,7 +101,7 @@ def _init_arrays(rs: np.random.RandomState, layer_units: list[int], activation: 
     return out
 
 
-class _BaseMLP(BaseEstimator):
+class _BaseMLP(_StochasticSolver, BaseEstimator):
     """The shared machinery: building the ferronn network, the epoch loop with
     scikit-learn's stopping rules, prediction, pickling. Not for direct use."""
 
@@ -173,7 +173,7 @@ class _BaseMLP(BaseEstimator):
         raise NotImplementedError
 
     def _loss_kind(self) -> str:
-        """"softmax", "logistic" or "identity" (the output activation)."""
+        """"softmax", "logistic", "identity" or "exp" (the output activation)."""
         raise NotImplementedError
 
     #: The metric ``score`` reports (accuracy for classifiers, R² for regressors).
@@ -188,13 +188,9 @@ class _BaseMLP(BaseEstimator):
     # ------------------------------------------------------------------ checks
 
     def _check_supported(self) -> None:
-        if self.solver == "lbfgs":
-            raise ConfigError("solver='lbfgs' is not supported by ferronn.sklearn (ferronn trains with mini-batch "
-                              "gradient methods); use solver='adam' (the default), 'sgd' or 'adamw', or "
-                              "sklearn.neural_network for L-BFGS")
-        if getattr(self, "loss", "squared_error") != "squared_error":
-            raise ConfigError(f"loss={self.loss!r} is not supported by ferronn.sklearn.MLPRegressor; "  # type: ignore[attr-defined]
-                              "only loss='squared_error'")
+        if self.solver == "lbfgs" and (self.dropout > 0 or self.batch_norm):
+            raise ConfigError("solver='lbfgs' minimises one deterministic full-batch objective: it cannot be "
+                              "combined with dropout or batch_norm; use solver='adam', 'sgd' or 'adamw' for those")
 
     def _hidden_sizes(self) -> list[int]:
         sizes = self.hidden_layer_sizes
@@ -214,16 +210,19 @@ class _BaseMLP(BaseEstimator):
         kind = self._loss_kind()
         if kind == "softmax":
             return 1.0
-        if kind == "logistic":
+        if kind in ("logistic", "exp"):  # ferronn averages over the outputs, scikit-learn sums
             return 1.0 / n_outputs
         return 2.0 / n_outputs
 
     def _build(self, n_features: int, hidden: list[int], n_outputs: int, batch_size: int, seed: int,
-               tensors: list[tuple[str, np.ndarray]], mean_weight: float) -> None:
+               tensors: list[tuple[str, np.ndarray]], mean_weight: float,
+               l2_samples: Optional[float] = None) -> None:
         """A fresh ferronn model (new optimizer state) holding ``tensors``. ``mean_weight``:
-        the mean sample weight of this fit (it scales ferronn's gradients; see the module docs)."""
+        the mean sample weight of this fit (it scales ferronn's gradients; see the module docs).
+        ``l2_samples``: what scikit-learn divides ``alpha`` by (default ``batch_size``; lbfgs:
+        the sum of the sample weights)."""
         c = self._loss_scale(n_outputs)
-        l2 = c * float(self.alpha) / (2.0 * batch_size)
+        l2 = c * float(self.alpha) / (2.0 * (batch_size if l2_samples is None else l2_samples))
         reg = _regularizers.l2(l2) if l2 > 0 else None
         act = self.activation
         layers: list[_layers.Layer] = []
@@ -248,8 +247,7 @@ class _BaseMLP(BaseEstimator):
         else:
             opt = _optim.Adam(float(self.learning_rate_init), betas=(float(self.beta_1), float(self.beta_2)),
                               eps=float(self.epsilon) * c * mean_weight)
-        loss = "cross_entropy" if self._loss_kind() == "softmax" else (
-            "binary_cross_entropy" if self._loss_kind() == "logistic" else "mse")
+        loss = _CORE_LOSSES[self._loss_kind()]
         model = Sequential(layers, input_dim=n_features, seed=seed)
         model.compile(optimizer=opt, loss=loss)
         net = model._require_built("fit")
@@ -268,21 +266,25 @@ class _BaseMLP(BaseEstimator):
                                  "appropriate arguments before using this estimator.")
         return model._require_built("predict")
 
-    def _dense_tensors(self, what: str) -> list[np.ndarray]:
-        net = self._net()
-        return [net.get_param(f"layers.{i}.{what}") for i in self.__dict__["_dense_layers"]]
+    coefs_ = _params.attribute(
+        "_coefs", "Weight matrices ``[n_in, n_out]`` of each Dense layer, in the dtype of the training data "
+        "(float32 values: the core trains in float32); may be set, as in scikit-learn.")
+    intercepts_ = _params.attribute(
+        "_intercepts", "Bias vectors of each Dense layer, in the dtype of the training data; may be set.")
 
-    coefs_ = _dense_property("weight", "Weight matrices ``[n_in, n_out]`` of each Dense layer (float32 copies).")
-    intercepts_ = _dense_property("bias", "Bias vectors of each Dense layer (float32 copies).")
-
-    def _set_dense(self, what: str, value: Any) -> None:
-        self._net()  # NotFittedError before anything else
-        names = [f"layers.{i}.{what}" for i in self.__dict__["_dense_layers"]]
-        if len(value) != len(names):
-            raise ValueError(f"expected {len(names)} arrays, got {len(value)}")
-        model = self._model
-        assert model is not None  # _net() raised otherwise
-        model._assign_tensors((name, np.ascontiguousarray(a, dtype=np.float32)) for name, a in zip(names, value))
+    @property
+    def _optimizer(self) -> Any:
+        """What scikit-learn's private ``_optimizer`` tells about the rate: ``learning_rate``
+        (SGD: the current rate of the ``learning_rate`` schedule; Adam: scikit-learn's
+        bias-corrected step size after the steps taken), for code that reads it."""
+        if self.solver == "lbfgs" or "_lr" not in self.__dict__:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute '_optimizer'")
+        rate = self._lr
+        if self.solver != "sgd":
+            t = int(self._net().optimizer_steps)
+            if t > 0:
+                rate = rate * np.sqrt(1.0 - self.beta_2 ** t) / (1.0 - self.beta_1 ** t)
+        return _RateView(float(rate))
 
     # ------------------------------------------------------------------ fitting
 
@@ -292,15 +294,15 @@ class _BaseMLP(BaseEstimator):
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
         hidden = self._hidden_sizes()
-        fitted = self.__dict__.get("_model") is not None
-        first_pass = not fitted or (not self.warm_start and not incremental)
+        # As scikit-learn: weights set by hand (coefs_) on an unfitted estimator are continued from.
+        first_pass = "_coefs" not in self.__dict__ or (not self.warm_start and not incremental)
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
         n_samples, n_features = X.shape
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X)
         if y.ndim == 1:
             y = y.reshape((-1, 1))
-        if not first_pass and y.shape[1] != self.n_outputs_:
+        if not first_pass and "n_outputs_" in self.__dict__ and y.shape[1] != self.n_outputs_:
             raise ValueError(f"y has {y.shape[1]} outputs but this {type(self).__name__} was fitted with "
                              f"{self.n_outputs_}; fit afresh (warm_start=False) to change the outputs")
         self.n_outputs_ = y.shape[1]
@@ -308,10 +310,67 @@ class _BaseMLP(BaseEstimator):
         self._random_state = rs = check_random_state(self.random_state)
         init = None
         if first_pass:
+            self._coef_dtype = X.dtype
             init = self._initialize(y, layer_units, rs)
-        with _threads(self.n_threads):
-            self._fit_stochastic(X, y, sample_weight, hidden, init, incremental)
+        else:
+            self.__dict__.setdefault("_coef_dtype", np.asarray(self._coefs[0]).dtype
+                                     if np.asarray(self._coefs[0]).dtype.kind == "f" else np.float64)
+            self._continue_defaults()
+            if self.__dict__.get("_model") is None:
+                init = self._hand_set_tensors(hidden)
+            else:
+                _params.push(self)
+        self._in_fit = True  # the lists are refreshed at the end: until then predicting must not push them
+        try:
+            with _threads(self.n_threads):
+                if self.solver == "lbfgs":
+                    self._fit_lbfgs(X, y, sample_weight, hidden, init)
+                else:
+                    self._fit_stochastic(X, y, sample_weight, hidden, init, incremental)
+        finally:
+            del self._in_fit
+            if self.__dict__.get("_model") is not None:
+                _params.pull(self)
         return self
+
+    def _continue_defaults(self) -> None:
+        """The state a fit continues from, where weights set by hand came without it."""
+        for name, default in (("n_iter_", 0), ("t_", 0), ("_epoch", 0), ("_no_improvement_count", 0),
+                              ("loss_curve_", []), ("best_loss_", np.inf), ("validation_scores_", None),
+                              ("best_validation_score_", None)):
+            self.__dict__.setdefault(name, default)
+
+    def _hand_set_tensors(self, hidden: list[int]) -> list[tuple[str, np.ndarray]]:
+        """The network's tensors from ``coefs_`` / ``intercepts_`` set by hand (scikit-learn
+        lets a fit or ``partial_fit`` continue from them); the state a fit keeps besides
+        them starts afresh where it was not set too."""
+        arrays = _params.hand_set_arrays(self)
+        assert arrays is not None  # not a first pass: coefs_ is set
+        if len(arrays) != len(hidden) + 1:
+            raise ValueError(f"coefs_ holds {len(arrays)} layers but hidden_layer_sizes={self.hidden_layer_sizes!r} "
+                             f"needs {len(hidden) + 1}")
+        self.n_layers_ = len(arrays) + 1
+        self.out_activation_ = self._loss_kind()
+        return self._named(arrays)
+
+    def _build_from_hand_set(self, n_features: int) -> None:
+        """A network for ``coefs_`` / ``intercepts_`` set by hand on an unfitted estimator, to
+        predict with (a later fit or ``partial_fit`` builds its own: ``_batch_ref`` is None)."""
+        arrays = _params.hand_set_arrays(self)
+        assert arrays is not None
+        hidden = [int(c.shape[1]) for c, _ in arrays[:-1]]
+        self._build(n_features, hidden, int(arrays[-1][0].shape[1]), 1, 0, self._named(arrays), 1.0)
+        self._batch_ref = None
+        self.__dict__.setdefault("_coef_dtype", arrays[0][0].dtype)
+
+    def _named(self, arrays: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[str, np.ndarray]]:
+        """``(coef, intercept)`` per layer as the named tensors of the layout ``_build`` uses."""
+        per_hidden = (3 if self.batch_norm else 1) + (1 if self.dropout > 0 else 0)
+        out = []
+        for j, (coef, intercept) in enumerate(arrays):
+            i = j * per_hidden
+            out += [(f"layers.{i}.weight", coef), (f"layers.{i}.bias", intercept)]
+        return out
 
     def _initialize(self, y: np.ndarray, layer_units: list[int],
                     rs: np.random.RandomState) -> list[tuple[str, np.ndarray]]:
@@ -322,187 +381,41 @@ class _BaseMLP(BaseEstimator):
         self.n_layers_ = len(layer_units)
         self.out_activation_ = self._loss_kind()
         self._model = None
+        self.__dict__.pop("_coefs", None)
+        self.__dict__.pop("_intercepts", None)
         self._epoch = 0
-        self.loss_curve_: list[float] = []
-        self._no_improvement_count = 0
-        if self.early_stopping:
-            self.validation_scores_: Optional[list[float]] = []
-            self.best_validation_score_: Optional[float] = -np.inf
-            self.best_loss_: Optional[float] = None
-        else:
-            self.best_loss_ = np.inf
-            self.validation_scores_ = None
-            self.best_validation_score_ = None
-        arrays = _init_arrays(rs, layer_units, self.activation, np.float64)
-        # Tensor names follow the layer layout _build uses.
-        per_hidden = (3 if self.batch_norm else 1) + (1 if self.dropout > 0 else 0)
-        out = []
-        for j, (coef, intercept) in enumerate(arrays):
-            i = j * per_hidden
-            out += [(f"layers.{i}.weight", coef), (f"layers.{i}.bias", intercept)]
-        return out
+        for name in ("loss_curve_", "best_loss_", "validation_scores_", "best_validation_score_"):
+            self.__dict__.pop(name, None)
+        if self.solver != "lbfgs":  # as scikit-learn: the stopping rule's attributes are the stochastic solvers'
+            self.loss_curve_: list[float] = []
+            self._no_improvement_count = 0
+            if self.early_stopping:
+                self.validation_scores_: Optional[list[float]] = []
+                self.best_validation_score_: Optional[float] = -np.inf
+                self.best_loss_: Optional[float] = None
+            else:
+                self.best_loss_ = np.inf
+                self.validation_scores_ = None
+                self.best_validation_score_ = None
+        return self._named(_init_arrays(rs, layer_units, self.activation, np.float64))
 
-    def _fit_stochastic(self, X: Any, y: np.ndarray, sample_weight: Optional[np.ndarray], hidden: list[int],
-                        init: Optional[list[tuple[str, np.ndarray]]], incremental: bool) -> None:
-        rs = self._random_state
-        early_stopping = self.early_stopping
-        X_val = y_val = sw_val = None
-        if early_stopping:
-            # The split scikit-learn makes, from the same random state (stratified for single-output
-            # classification only, as scikit-learn).
-            stratify = y if (isinstance(self, ClassifierMixin) and self.n_outputs_ == 1) else None
-            arrays = [X, y] if sample_weight is None else [X, y, sample_weight]
-            parts = train_test_split(*arrays, random_state=rs, test_size=self.validation_fraction,
-                                     stratify=stratify)
-            X, X_val, y, y_val = parts[:4]
-            if sample_weight is not None:
-                sample_weight, sw_val = parts[4], parts[5]
-            if X_val.shape[0] < 2:
-                raise ValueError("The validation set is too small. Increase 'validation_fraction' or the size "
-                                 "of your dataset.")
-            if isinstance(self, ClassifierMixin):
-                y_val = self._label_binarizer.inverse_transform(y_val)
+    def _fit_lbfgs(self, X: Any, y: np.ndarray, sample_weight: Optional[np.ndarray], hidden: list[int],
+                   init: Optional[list[tuple[str, np.ndarray]]]) -> None:
+        """Full-batch L-BFGS-B (``_lbfgs``) from the initial, hand-set or current weights."""
         n_samples = X.shape[0]
-        if self.batch_size == "auto":
-            batch_size = min(200, n_samples)
-        else:
-            if self.batch_size > n_samples:
-                warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going to be clipped")
-            batch_size = int(np.clip(self.batch_size, 1, n_samples))
-        seed = int(rs.randint(0, np.iinfo(np.int32).max))
-        mean_w = 1.0
-        if sample_weight is not None:
-            mean_w = float(np.mean(sample_weight))
-            if not mean_w > 0:
-                raise ValueError("sample_weight sums to zero: at least one sample needs a positive weight")
-
-        if init is not None:
-            self._build(X.shape[1], hidden, self.n_outputs_, batch_size, seed, init, mean_w)
-        elif not incremental:
-            # warm_start: scikit-learn keeps the weights and starts a new optimizer.
-            old = self._net()
-            self._build(X.shape[1], hidden, self.n_outputs_, batch_size, seed,
-                        [(n, a) for n, a, _ in old.tensors()], mean_w)
-        net = self._net()
-
-        x32 = _dense32(X)
-        targets = self._targets(y)
-        # ferronn's batch objective is `scale` times scikit-learn's (see the module docs).
-        ratio = batch_size / self._batch_ref
-        c = self._loss_scale(self.n_outputs_)
-        scale = c * mean_w * ratio
+        sw_sum = float(n_samples) if sample_weight is None else float(np.sum(sample_weight))
+        if not sw_sum > 0:
+            raise ValueError("sample_weight sums to zero: at least one sample needs a positive weight")
+        seed = int(self._random_state.randint(0, np.iinfo(np.int32).max))
+        tensors = init if init is not None else [(n, a) for n, a, _ in self._net().tensors()]
+        self._build(X.shape[1], hidden, self.n_outputs_, n_samples, seed, tensors, 1.0, l2_samples=sw_sum)
         weights = None
         if sample_weight is not None:
-            weights = np.ascontiguousarray(sample_weight * ratio, dtype=np.float32)
-        elif ratio != 1.0:
-            weights = np.full(n_samples, ratio, dtype=np.float32)
-
-        sgd = self.solver == "sgd"
-        track_l2 = self._loss_kind() == "identity" and self.n_outputs_ > 1 and self.alpha > 0
-        sq = self._sum_sq_coefs() if track_l2 else 0.0
-        # Training mode is passed per core call, so a model(x) from another thread keeps its own mode.
-        driver = EpochDriver(net, x32, targets, batch_size=batch_size, shuffle=bool(self.shuffle), seed=seed,
-                             sample_weight=weights, training=True)
-        try:
-            with driver:
-                self.n_iter_ = 0
-                for _ in range(self.max_iter):
-                    net.lr_scale = (self._lr / float(self.learning_rate_init)) / scale if sgd else 1.0
-                    result = driver.run_epoch(self._epoch)
-                    if result.interrupted:
-                        warnings.warn("Training interrupted by user.")
-                        break
-                    self._epoch += 1
-                    if result.diverged_at is not None:
-                        raise NonFiniteError(
-                            f"the loss or its gradients became non-finite (NaN or inf) in epoch {self.n_iter_ + 1}, "
-                            f"batch {result.diverged_at}; that step was refused and training stopped (the weights "
-                            "are those before it). The input data may contain large values and need to be "
-                            "preprocessed, or the learning rate may be too high.")
-                    self.n_iter_ += 1
-                    sq_start, sq = sq, (self._sum_sq_coefs() if track_l2 else 0.0)
-                    self.loss_ = self._sklearn_loss(result.stats.mean_loss / scale, batch_size * mean_w, sq_start, sq)
-                    self.t_ += n_samples
-                    self.loss_curve_.append(self.loss_)
-                    if self.verbose:
-                        print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
-                    if self._end_iteration(early_stopping, X_val, y_val, sw_val, sgd) or incremental:
-                        break
-        finally:
-            net.lr_scale = 1.0
-        if early_stopping:
-            best = self.__dict__.pop("_best_tensors", None)
-            if best is not None:
-                for name, a in best:
-                    net.set_param(name, a)
-
-    def _end_iteration(self, early_stopping: bool, X_val: Any, y_val: Any, sw_val: Any, sgd: bool) -> bool:
-        """scikit-learn's bookkeeping after an epoch; True when training stops."""
-        self._update_no_improvement_count(early_stopping, X_val, y_val, sw_val)
-        if sgd and self.learning_rate == "invscaling":
-            self._lr = float(self.learning_rate_init) / (self.t_ + 1) ** self.power_t
-        if self._no_improvement_count > self.n_iter_no_change:
-            what = "Validation score" if early_stopping else "Training loss"
-            msg = ("%s did not improve more than tol=%f for %d consecutive epochs."
-                   % (what, self.tol, self.n_iter_no_change))
-            if self._trigger_stopping(msg):
-                return True
-            self._no_improvement_count = 0
-        if self.n_iter_ == self.max_iter:
-            warnings.warn("Stochastic Optimizer: Maximum iterations (%d) reached and the optimization "
-                          "hasn't converged yet." % self.max_iter, ConvergenceWarning)
-        return False
-
-    def _trigger_stopping(self, msg: str) -> bool:
-        """scikit-learn's optimizer rule: stop, or (SGD, adaptive) divide the rate by 5."""
-        if self.solver != "sgd" or self.learning_rate != "adaptive":
-            if self.verbose:
-                print(msg + " Stopping.")
-            return True
-        if self._lr <= 1e-6:
-            if self.verbose:
-                print(msg + " Learning rate too small. Stopping.")
-            return True
-        self._lr /= 5.0
-        if self.verbose:
-            print(msg + " Setting learning rate to %f" % self._lr)
-        return False
-
-    def _sum_sq_coefs(self) -> float:
-        """``Σ‖W‖²`` over the kernels (what scikit-learn's L2 term penalises)."""
-        return sum(float(np.square(w, dtype=np.float64).sum()) for w in self.coefs_)
-
-    def _sklearn_loss(self, loss: float, weight_per_batch: float, sq_start: float, sq_end: float) -> float:
-        """scikit-learn's reported loss from the objective it follows: for k regression outputs
-        scikit-learn reports the data term averaged over the outputs (its gradient sums them).
-        The L2 term, which changes batch by batch, is estimated from the weights at the start
-        and at the end of the epoch."""
-        k = self.n_outputs_
-        if self._loss_kind() != "identity" or k == 1:
-            return float(loss)
-        penalty = 0.5 * float(self.alpha) * 0.5 * (sq_start + sq_end) / weight_per_batch
-        return float((loss - penalty) / k + penalty)
-
-    def _update_no_improvement_count(self, early_stopping: bool, X_val: Any, y_val: Any, sw_val: Any) -> None:
-        if early_stopping:
-            score = self._score(X_val, y_val, sample_weight=sw_val)
-            self.validation_scores_.append(score)  # type: ignore[union-attr]
-            if self.verbose:
-                print("Validation score: %f" % self.validation_scores_[-1])  # type: ignore[index]
-            if score < self.best_validation_score_ + self.tol:  # type: ignore[operator]
-                self._no_improvement_count += 1
-            else:
-                self._no_improvement_count = 0
-            if score > self.best_validation_score_:  # type: ignore[operator]
-                self.best_validation_score_ = score
-                self._best_tensors = [(n, np.array(a, copy=True)) for n, a, _ in self._net().tensors()]
-        else:
-            if self.loss_curve_[-1] > self.best_loss_ - self.tol:  # type: ignore[operator]
-                self._no_improvement_count += 1
-            else:
-                self._no_improvement_count = 0
-            if self.loss_curve_[-1] < self.best_loss_:  # type: ignore[operator]
-                self.best_loss_ = self.loss_curve_[-1]
+            weights = np.ascontiguousarray(sample_weight * (n_samples / sw_sum), dtype=np.float32)
+        self._loss_offset = _params.loss_offset(self._loss_kind(), y, sample_weight)
+        fit_lbfgs(self, self._net(), _params.to_float32(X, fitting=True), self._targets(y), weights, sw_sum)
+        if not all(np.isfinite(a).all() for _, a in self._net().params()):
+            raise NonFiniteError(_params.SKLEARN_NONFINITE)
 
     def _targets(self, y: np.ndarray) -> np.ndarray:
         if self._loss_kind() == "softmax":
@@ -524,9 +437,13 @@ class _BaseMLP(BaseEstimator):
         if check_input:
             X = _validate_data(self, X, accept_sparse=["csr", "csc"], dtype=(np.float64, np.float32), reset=False)
         dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
+        if "_in_fit" not in self.__dict__:
+            if self.__dict__.get("_model") is None and "_coefs" in self.__dict__:
+                self._build_from_hand_set(X.shape[1])
+            _params.push(self)
         net = self._net()
         with _threads(self.n_threads):
-            z = net.predict(_dense32(X)).astype(np.float64)
+            z = net.predict(_params.to_float32(X, fitting=False)).astype(np.float64)
         kind = self._loss_kind()
         if kind == "softmax":
             z -= z.max(axis=1, keepdims=True)
@@ -534,6 +451,8 @@ class _BaseMLP(BaseEstimator):
             z /= z.sum(axis=1, keepdims=True)
         elif kind == "logistic":
             z = 1.0 / (1.0 + np.exp(-z))
+        elif kind == "exp":
+            z = np.exp(z)
         return z.astype(dtype, copy=False)
 
     def _score_with_function(self, X: Any, y: Any, sample_weight: Any, score_function: Any) -> float:
@@ -548,6 +467,7 @@ class _BaseMLP(BaseEstimator):
         state = dict(super().__getstate__())
         model = state.pop("_model", None)
         state.pop("_best_tensors", None)
+        state.pop("_in_fit", None)
         if model is not None:
             net = model._require_built("pickle")
             state["_model_bytes"] = net.to_bytes(model._extra())

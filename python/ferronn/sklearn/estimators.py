@@ -12,13 +12,22 @@ from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import column_or_1d
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
-from ..errors import ConfigError
 from ._base import _BaseMLP, _store_params, _validate_data
 
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
+
+def _stochastic_solver(est: _BaseMLP) -> bool:
+    """``partial_fit`` exists only for the mini-batch solvers (as in scikit-learn, ``hasattr``
+    is False with ``solver="lbfgs"``)."""
+    if est.solver == "lbfgs":
+        raise AttributeError("partial_fit is only available for stochastic optimizers; "
+                             f"{est.solver!r} is not stochastic.")
+    return True
+
 
 _COMMON_DOC = """
     The parameters are scikit-learn's, with the same names, defaults and meanings,
@@ -30,8 +39,9 @@ _COMMON_DOC = """
         Widths of the hidden layers.
     activation : {"identity", "logistic", "tanh", "relu"}, default="relu"
         Activation of the hidden layers.
-    solver : {"adam", "sgd", "adamw"}, default="adam"
-        "adamw" (ferronn's) uses ``weight_decay``; "lbfgs" raises ConfigError.
+    solver : {"lbfgs", "sgd", "adam", "adamw"}, default="adam"
+        "lbfgs": scipy's L-BFGS-B on the full batch, as scikit-learn (no ``partial_fit``);
+        "adamw" (ferronn's) uses ``weight_decay``.
     alpha : float, default=1e-4
         L2 strength, mapped onto ``fn.regularizers.l2`` on every kernel (module docs).
     batch_size : int or "auto", default="auto"
@@ -67,7 +77,7 @@ _COMMON_DOC = """
     n_iter_no_change : int, default=10
         Epochs without improvement before stopping.
     max_fun : int, default=15000
-        Accepted for compatibility (L-BFGS only); unused.
+        Most loss evaluations of L-BFGS ("lbfgs" only).
     dropout : float, default=0.0
         ferronn's: dropout rate after each hidden layer.
     batch_norm : bool, default=False
@@ -79,9 +89,12 @@ _COMMON_DOC = """
 
     Notes
     -----
-    Fitted attributes: ``n_features_in_``, ``feature_names_in_`` (string column names),
-    ``loss_``, ``loss_curve_``, ``best_loss_``, ``validation_scores_``,
-    ``best_validation_score_``, ``n_iter_``, ``t_``, ``coefs_``, ``intercepts_``,
+    Training computes in float32 (ferronn's core); ``coefs_``, ``intercepts_`` and the
+    predictions take the dtype of the training data (float64 for float64 input, as
+    scikit-learn), holding float32 values. Fitted attributes: ``n_features_in_``,
+    ``feature_names_in_`` (string column names), ``loss_``, ``loss_curve_``,
+    ``best_loss_``, ``validation_scores_``, ``best_validation_score_`` (these four not
+    with "lbfgs", as in scikit-learn), ``n_iter_``, ``t_``, ``coefs_``, ``intercepts_``,
     ``n_layers_``, ``n_outputs_``, ``out_activation_``.
     See the ``ferronn.sklearn`` module docs for the mapping and the known differences.
 """
@@ -133,6 +146,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         y = self._label_binarizer.transform(y).astype(bool)
         return X, y
 
+    @available_if(_stochastic_solver)
     def partial_fit(self, X: Any, y: Any, sample_weight: Any = None, classes: Any = None) -> "MLPClassifier":
         """One epoch over ``(X, y)``, continuing from the current weights and optimizer state.
 
@@ -187,9 +201,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 class MLPRegressor(RegressorMixin, _BaseMLP):
     """Multi-layer perceptron regressor: ``sklearn.neural_network.MLPRegressor`` trained by ferronn.
 
-    Squared error with an identity output; a 2-D ``y`` trains one output per column
-    (multi-output regression). ``loss`` is scikit-learn's first positional parameter;
-    only "squared_error" is supported ("poisson" raises ConfigError).
+    Squared error with an identity output, or with ``loss="poisson"`` (targets >= 0) an
+    exponential output and the half Poisson deviance, as scikit-learn; a 2-D ``y``
+    trains one output per column (multi-output regression). ``loss`` is
+    scikit-learn's first positional parameter.
     """
 
     _parameter_constraints: dict = {
@@ -209,15 +224,18 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         _store_params(self, locals())
 
     def _loss_kind(self) -> str:
-        return "identity"
+        return "exp" if self.loss == "poisson" else "identity"
 
     def _validate_input(self, X: Any, y: Any, incremental: bool, reset: bool) -> tuple[Any, np.ndarray]:
         X, y = _validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True, y_numeric=True,
                               dtype=(np.float64, np.float32), reset=reset)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
+        if self.loss == "poisson" and np.any(y < 0):
+            raise ValueError("loss='poisson' needs non-negative targets (counts or rates); y has negative values")
         return X, y
 
+    @available_if(_stochastic_solver)
     def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> "MLPRegressor":
         """One epoch over ``(X, y)``, continuing from the current weights and optimizer state."""
         self._fit(X, y, sample_weight=sample_weight, incremental=True)
