@@ -244,3 +244,19 @@ def test_optimizer_learning_rate_follows_sklearns_schedule():
                                    max_iter=2, random_state=0), X_IRIS, Y_IRIS)
     assert est._optimizer.learning_rate == est.learning_rate_init / (2 * len(X_IRIS) + 1) ** 0.25
     assert not hasattr(MLPClassifier(solver="lbfgs").fit(X_IRIS[:20], Y_IRIS[:20] == 0), "_optimizer")
+
+
+def test_pickles_without_the_stored_lists_read_them_from_the_network():
+    import pickle
+    est = _quiet_fit(MLPRegressor(hidden_layer_sizes=(3,), max_iter=3, random_state=0), X_REG, Y_REG)
+    state = est.__getstate__()
+    for name in ("_coefs", "_intercepts", "_coef_dtype"):
+        state.pop(name)
+    old = MLPRegressor.__new__(MLPRegressor)
+    old.__setstate__(state)
+    for a, b in zip(old.coefs_ + old.intercepts_, est.coefs_ + est.intercepts_):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(old.predict(X_REG), est.predict(X_REG))
+    again = pickle.loads(pickle.dumps(est))
+    assert again.coefs_[0].dtype == np.float64
+    np.testing.assert_array_equal(again.predict(X_REG), est.predict(X_REG))

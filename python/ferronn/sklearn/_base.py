@@ -481,6 +481,10 @@ class _BaseMLP(_StochasticSolver, BaseEstimator):
             model._require_built("unpickle").training = True
             state["_model"] = model
         super().__setstate__(state)
+        if data is not None and "_coefs" not in self.__dict__:
+            # Pickled before coefs_ / intercepts_ were stored lists: read them from the network.
+            self.__dict__.setdefault("_coef_dtype", np.float32)
+            _params.pull(self)
 
     # ------------------------------------------------------------------ tags
 
