@@ -19,7 +19,6 @@ optimiser sees exactly what scikit-learn's does (up to float32 arithmetic in the
 
 from __future__ import annotations
 
-import warnings
 from typing import Any, Optional
 
 import numpy as np
@@ -27,6 +26,8 @@ import scipy
 import scipy.optimize
 
 from sklearn.exceptions import ConvergenceWarning
+
+from .._warnings import warn_user
 
 _SCIPY = tuple(int(p) for p in scipy.__version__.split(".")[:2] if p.isdigit())
 
@@ -74,7 +75,7 @@ def fit_lbfgs(est: Any, net: Any, x32: np.ndarray, targets: np.ndarray, weights:
         if est.n_iter_ == est.max_iter:
             msg += f"\nIncrease the number of iterations (max_iter={est.max_iter}) to improve the convergence."
         msg += "\nScaling the data may also help (scikit-learn's preprocessing module)."
-        warnings.warn(msg, ConvergenceWarning, stacklevel=4)
+        warn_user(msg, ConvergenceWarning)
 
 
 def _kernel_mask(est: Any, net: Any) -> np.ndarray:

@@ -13,6 +13,7 @@ from sklearn.base import ClassifierMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 
+from .._warnings import warn_user
 from ..epochs import EpochDriver
 from ..errors import NonFiniteError
 from . import _params
@@ -171,9 +172,9 @@ class _StochasticSolver:
         self.validation_scores_.append(float("nan"))  # type: ignore[union-attr]
         if self.verbose:
             print("Iteration %d, loss = nan" % self.n_iter_)
-        warnings.warn(f"The loss or its gradients became non-finite (NaN or inf) in epoch {self.n_iter_}, batch "
-                      f"{batch}: training stopped there and the weights of the best validation score are kept. "
-                      "The learning rate may be too high, or the data need to be scaled.", ConvergenceWarning)
+        warn_user(f"The loss or its gradients became non-finite (NaN or inf) in epoch {self.n_iter_}, batch {batch}: "
+                  "training stopped there and the weights of the best validation score are kept. The learning "
+                  "rate may be too high, or the data need to be scaled.", ConvergenceWarning)
 
     def _end_iteration(self, early_stopping: bool, X_val: Any, y_val: Any, sw_val: Any, sgd: bool) -> bool:
         """scikit-learn's bookkeeping after an epoch; True when training stops."""
