@@ -205,6 +205,13 @@ def test_changing_a_fitted_coef_in_place_changes_predictions():
     est.coefs_[0][0, 0] += 1.0
     np.testing.assert_allclose(est.predict(X_REG), _forward64(est.coefs_, est.intercepts_, X_REG), rtol=1e-5,
                                atol=1e-5)
+    before = est.predict(X_REG)
+    good = est.intercepts_[1]
+    est.intercepts_[1] = np.zeros(2)
+    with pytest.raises(ValueError, match=r"intercepts_\[1\] has shape \(2,\); this network needs \(1,\)"):
+        est.predict(X_REG)
+    est.intercepts_[1] = good
+    np.testing.assert_array_equal(est.predict(X_REG), before)
 
 
 # ----------------------------------------------------------------- float32 overflow, divergence

@@ -85,9 +85,11 @@ def push(est: Any) -> None:
         if values is None or len(values) != len(names):
             raise ValueError(f"{attr[1:]}_ must hold {len(names)} arrays (one per layer), got "
                              f"{'none' if values is None else len(values)}")
-        for name, value in zip(names, values):
-            a = np.ascontiguousarray(value, dtype=np.float32)
-            if not np.array_equal(a, net.get_param(name)):
+        for j, (name, value) in enumerate(zip(names, values)):
+            a, current = np.ascontiguousarray(value, dtype=np.float32), net.get_param(name)
+            if a.shape != current.shape:
+                raise ValueError(f"{attr[1:]}_[{j}] has shape {a.shape}; this network needs {current.shape}")
+            if not np.array_equal(a, current):
                 changed.append((name, a))
     if changed:
         model._assign_tensors(changed)
