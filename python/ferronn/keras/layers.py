@@ -69,7 +69,8 @@ def Activation(activation: Any, **kwargs: Any) -> Layer:  # noqa: N802  (Keras' 
         return _fl.Softmax()
     if isinstance(activation, str) and activation.lower() == "log_softmax":
         return _fl.LogSoftmax()
-    return _fl.Activation(activation)
+    _fl.Activation(activation)  # checks the name (UnknownNameError), then the most specific class:
+    return _fl.Activation.from_spec({"type": "activation", "activation": activation})
 
 
 def ReLU(max_value: Optional[float] = None, negative_slope: float = 0.0, threshold: float = 0.0,  # noqa: N802
