@@ -45,6 +45,11 @@ def loss_arg(loss: Any) -> tuple[str, Optional[bool]]:
     if isinstance(name, str):
         from_logits = getattr(loss, "from_logits", None)
         return name, None if from_logits is None else bool(from_logits)
+    if callable(loss):
+        from .errors import NotSupportedError
+        raise NotSupportedError(f"a custom loss function ({getattr(loss, '__name__', loss)!r}) has no ferronn "
+                                "counterpart: the loss runs inside the Rust training step; use a loss name such as "
+                                "'sparse_categorical_crossentropy' or 'mse'")
     raise ConfigError(f"loss must be a loss name such as 'sparse_categorical_crossentropy' or a loss object of "
                       f"ferronn.keras.losses, got {loss!r}; custom loss functions have no ferronn counterpart "
                       "(the loss runs inside the Rust training step)")

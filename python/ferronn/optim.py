@@ -274,6 +274,8 @@ class AdamW(Adam):
 class RMSprop(Optimizer):
     """RMSprop (Hinton 2012) with PyTorch's rule and defaults.
 
+    ``eps_inside_sqrt=True`` divides by ``sqrt(v + eps)`` as Keras does, instead of
+    PyTorch's ``sqrt(v) + eps`` (``ferronn.keras.optimizers.RMSprop`` sets it).
     ``centered=True`` normalises by the estimated variance of the gradient
     (Graves 2013) instead of its second moment; ``momentum > 0`` adds a
     momentum buffer over the normalised steps. Also takes the shared
@@ -283,15 +285,20 @@ class RMSprop(Optimizer):
     name = "rmsprop"
 
     def __init__(self, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0.0,
-                 momentum: float = 0.0, centered: bool = False, **options: Unpack[SharedOptions]) -> None:
+                 momentum: float = 0.0, centered: bool = False, eps_inside_sqrt: bool = False,
+                 **options: Unpack[SharedOptions]) -> None:
         super().__init__(lr, **options)
         self.alpha, self.eps = float(alpha), float(eps)
         self.weight_decay, self.momentum = float(weight_decay), float(momentum)
         self.centered = bool(centered)
+        self.eps_inside_sqrt = bool(eps_inside_sqrt)
 
     def _hyperparameters(self) -> dict[str, Any]:
-        return {"alpha": self.alpha, "eps": self.eps, "weight_decay": self.weight_decay,
-                "momentum": self.momentum, "centered": self.centered}
+        h = {"alpha": self.alpha, "eps": self.eps, "weight_decay": self.weight_decay,
+             "momentum": self.momentum, "centered": self.centered}
+        if self.eps_inside_sqrt:  # only when set: specs of PyTorch's rule stay as they were
+            h["eps_inside_sqrt"] = True
+        return h
 
 
 class Adagrad(Optimizer):

@@ -86,9 +86,8 @@ def test_compile_by_name_uses_keras_defaults():
 
 def test_keras_sequential_predict_returns_the_outputs_and_accepts_float_labels(capsys):
     model = keras.Sequential([keras.Input(shape=(4,)), layers.Dense(3, activation="softmax")])
-    assert model.built is False and model.input_dim == 4
+    assert model.input_dim == 4 and model.built  # as Keras: the input width is known, so the weights exist
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    assert model.built  # the input width is known
     model.fit(X, Y.astype("float32"), epochs=1, verbose=0)
     probs = model.predict(X, verbose=0)
     assert probs.shape == (30, 3)
@@ -153,3 +152,44 @@ def test_model_checkpoint_and_load_model(tmp_path):
     assert back.predict(X[:2], verbose=0).shape == (2, 3)
     with pytest.raises(fn.NotSupportedError, match="save_weights_only"):
         keras.callbacks.ModelCheckpoint(filepath="x", save_weights_only=True)
+
+
+def test_keras_rmsprop_follows_keras_update_rule():
+    """Three steps of keras.optimizers.RMSprop on a linear model against a float64
+    transcription of Keras' rule: v = rho·v + (1 - rho)·g², w -= lr·g / sqrt(v + epsilon)."""
+    x = X[:8]
+    t = np.linspace(-1, 1, 8, dtype=np.float32)[:, None]
+    model = fn.Sequential([layers.Dense(1)], input_dim=4, seed=0)
+    model.compile(optimizer=keras.optimizers.RMSprop(learning_rate=0.01, epsilon=1e-3), loss="mse")
+    w, b = (a.astype(np.float64) for a in model.get_weights())
+    vw, vb = np.zeros_like(w), np.zeros_like(b)
+    x64, t64 = x.astype(np.float64), t.astype(np.float64)
+    for _ in range(3):
+        model.train_step(x, t)
+        err = 2 * (x64 @ w + b - t64) / len(x64)  # d mean((xw + b - t)^2) / d output
+        gw, gb = x64.T @ err, err.sum(axis=0)
+        vw, vb = 0.9 * vw + 0.1 * gw ** 2, 0.9 * vb + 0.1 * gb ** 2
+        w, b = w - 0.01 * gw / np.sqrt(vw + 1e-3), b - 0.01 * gb / np.sqrt(vb + 1e-3)
+    got_w, got_b = model.get_weights()
+    np.testing.assert_allclose(got_w, w, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got_b, b, rtol=1e-5, atol=1e-6)
+    # PyTorch's placement (ferronn's own RMSprop) gives a different result here.
+    torch_rule = fn.Sequential([layers.Dense(1)], input_dim=4, seed=0)
+    torch_rule.compile(optimizer=fn.optim.RMSprop(0.01, alpha=0.9, eps=1e-3), loss="mse")
+    for _ in range(3):
+        torch_rule.train_step(x, t)
+    assert np.abs(torch_rule.get_weights()[0] - got_w).max() > 1e-4
+
+
+def test_set_random_seed_makes_models_reproducible():
+    def run():
+        keras.utils.set_random_seed(42)
+        model = keras.Sequential([layers.Dense(4, activation="relu"), layers.Dense(3, activation="softmax")])
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        model.fit(X, Y, epochs=2, verbose=0)
+        return model.get_weights()
+
+    for a, b in zip(run(), run()):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(fn.ConfigError):
+        keras.utils.set_random_seed(-1)

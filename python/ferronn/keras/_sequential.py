@@ -17,6 +17,11 @@ from ._common import check_default, unsupported
 __all__ = ["Sequential"]
 
 
+def _rmsprop() -> Any:
+    from . import optimizers
+    return optimizers.RMSprop()
+
+
 def _input_dim(item: Any) -> Optional[int]:
     """The input width of a Keras ``Input`` placeholder (``keras.Input(shape=(n,))``)."""
     shape = getattr(item, "shape", None)
@@ -39,6 +44,9 @@ class Sequential(_Sequential):
         input_dim = kwargs.pop("input_dim", None)
         if items and isinstance(items[0], _InputPlaceholder):
             input_dim = _input_dim(items.pop(0))
+        if kwargs.get("seed") is None:
+            from .utils import next_model_seed
+            kwargs["seed"] = next_model_seed()  # after keras.utils.set_random_seed, reproducible
         super().__init__(items, input_dim=input_dim, **kwargs)
         self.name = name or "sequential"
 
@@ -50,6 +58,8 @@ class Sequential(_Sequential):
                 unsupported("keras.Input after the first layer")
             self.input_dim = _input_dim(layer)
             return
+        if not self.layers and self.input_dim is None:
+            self.input_dim = getattr(layer, "input_dim", None)  # Dense(..., input_shape=(n,)) first
         super().add(layer)
 
     def pop(self) -> Layer:
@@ -70,6 +80,46 @@ class Sequential(_Sequential):
             if getattr(layer, "name", None) == name:
                 return layer
         raise ConfigError(f"no layer named {name!r}; the layers are {self.layers!r}")
+
+    # -- Keras builds on first use, without compile ---------------------------
+
+    def _ensure_built(self, width: Optional[int] = None) -> None:
+        """Builds an uncompiled model as Keras does when it first sees data (or knows its
+        input width): with a provisional compile (RMSprop, and the loss the output layer
+        implies) that a later ``compile`` replaces, keeping the weights."""
+        if self._net is not None:
+            return
+        width = self.input_dim if width is None else width
+        if width is None:
+            return  # _require_built says what is missing
+        if self.loss is None:
+            final = _km._final_activation(self.layers[-1]) if self.layers else None
+            loss = {"softmax": "sparse_categorical_crossentropy", "sigmoid": "binary_crossentropy"}.get(final, "mse")
+            _Sequential.compile(self, optimizer=_rmsprop(), loss=loss)
+            self._provisional = True
+        self.build(int(width))
+
+    @property
+    def built(self) -> bool:
+        """Whether the weights exist; as in Keras, a model whose input width is known
+        (``Input`` first, or ``input_shape`` on the first layer) always has them."""
+        self._ensure_built()
+        return self._net is not None
+
+    def __call__(self, x: Any, training: Optional[bool] = None) -> np.ndarray:
+        """The outputs for ``x`` (building the model on first use, as Keras)."""
+        self._ensure_built(np.shape(x)[-1] if np.ndim(x) == 2 else None)
+        return super().__call__(x, training)
+
+    def summary(self, *args: Any, **kwargs: Any) -> None:
+        """Keras' summary (the model is built first when its input width is known)."""
+        self._ensure_built()
+        super().summary(*args, **kwargs)
+
+    def get_weights(self) -> list[np.ndarray]:
+        """Every weight array (copies), building the model first when its input width is known."""
+        self._ensure_built()
+        return super().get_weights()
 
     @property
     def weights(self) -> list[np.ndarray]:
@@ -100,7 +150,14 @@ class Sequential(_Sequential):
         for arg, value, default in (("loss_weights", loss_weights, None), ("weighted_metrics", weighted_metrics, None),
                                     ("steps_per_execution", steps_per_execution, 1)):
             check_default("compile", arg, value, default)
+        # Keras' compile keeps the weights a built model has; ferronn's makes a new network.
+        kept = self._tensors() if self._net is not None else None
         super().compile(optimizer=optimizers.get(optimizer), loss=loss, metrics=metrics or ())
+        self._provisional = False
+        if kept is not None:
+            if self._net is None:
+                self.build(self.input_dim)
+            self._assign_tensors(kept)
 
     def fit(self, x: Any = None, y: Any = None, batch_size: Optional[int] = None,  # type: ignore[override]
             epochs: int = 1, verbose: Any = "auto", callbacks: Any = None, validation_split: float = 0.0,
@@ -110,6 +167,9 @@ class Sequential(_Sequential):
         """Keras' ``fit``, with Keras' argument order (``batch_size`` before ``epochs``) and
         defaults (batch size 32; ``epochs`` counted from ``initial_epoch=0`` on every call).
         ``seed=`` (ferronn's) may be added."""
+        if getattr(self, "_provisional", False):
+            from ..errors import NotFittedError
+            raise NotFittedError("call compile() before fit()")
         for arg, value, default in (("steps_per_epoch", steps_per_epoch, None),
                                     ("validation_steps", validation_steps, None),
                                     ("validation_batch_size", validation_batch_size, None),

@@ -33,7 +33,33 @@ __all__ = [
 ]
 
 
-class Dense(_fl.Dense):
+class _KerasLayer:
+    """What Keras layers have beyond ferronn's: ``weights`` as a list (empty until the
+    model is built), ``trainable`` (always True here), and calling a layer on its own,
+    which has no ferronn counterpart (layers run inside a model's core network)."""
+
+    @property
+    def weights(self) -> list[Any]:
+        """The layer's weight arrays (copies), ``[]`` before its model is built."""
+        owner = getattr(self, "_owner", None)
+        return self.get_weights() if owner is not None and owner.built else []  # type: ignore[attr-defined]
+
+    @property
+    def trainable(self) -> bool:
+        """Always True: ferronn trains every layer of a model."""
+        return True
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        if value is not True:
+            unsupported("layer.trainable = False (freezing a layer)", "ferronn trains every layer of a model")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        unsupported(f"calling the layer {self!r} on its own (or on a keras.Input: the Functional API)",
+                    "put the layer in a keras.Sequential and call the model")
+
+
+class Dense(_KerasLayer, _fl.Dense):
     """Keras' ``Dense``: ``activation(x·kernel + bias)``; ``activation="softmax"`` on the
     output layer is trained fused with a cross-entropy loss (see ``ferronn._keras_methods``)."""
 
@@ -51,7 +77,7 @@ class Dense(_fl.Dense):
         self.name = name
 
 
-class Dropout(_fl.Dropout):
+class Dropout(_KerasLayer, _fl.Dropout):
     """Keras' ``Dropout(rate)``: zeroes a fraction ``rate`` of the inputs in training."""
 
     def __init__(self, rate: float, noise_shape: Any = None, seed: Optional[int] = None, **kwargs: Any) -> None:
@@ -88,7 +114,7 @@ def LeakyReLU(negative_slope: float = 0.3, **kwargs: Any) -> Layer:  # noqa: N80
     return _fl.LeakyReLU(negative_slope)
 
 
-class PReLU(_fl.PReLU):
+class PReLU(_KerasLayer, _fl.PReLU):
     """Keras' ``PReLU``: one learned slope per feature, starting at 0 (``alpha_initializer``
     "zeros" or a constant number); ``shared_axes`` over the features shares one slope."""
 
@@ -108,7 +134,7 @@ class PReLU(_fl.PReLU):
         super().__init__(shared=shared_axes is not None, init=init)
 
 
-class Softmax(_fl.Softmax):
+class Softmax(_KerasLayer, _fl.Softmax):
     """Keras' ``Softmax(axis=-1)`` over the features."""
 
     def __init__(self, axis: int = -1, **kwargs: Any) -> None:
@@ -118,7 +144,7 @@ class Softmax(_fl.Softmax):
         super().__init__()
 
 
-class BatchNormalization(_fl.BatchNorm):
+class BatchNormalization(_KerasLayer, _fl.BatchNorm):
     """Keras' ``BatchNormalization``: ``momentum`` (default 0.99) weighs the old running
     average, ``epsilon`` defaults to 1e-3."""
 
@@ -132,7 +158,7 @@ class BatchNormalization(_fl.BatchNorm):
         super().__init__(momentum=1.0 - float(momentum), eps=epsilon)
 
 
-class LayerNormalization(_fl.LayerNorm):
+class LayerNormalization(_KerasLayer, _fl.LayerNorm):
     """Keras' ``LayerNormalization`` over the last axis, ``epsilon`` 1e-3 by default."""
 
     def __init__(self, axis: int = -1, epsilon: float = 1e-3, center: bool = True, scale: bool = True,
@@ -146,7 +172,7 @@ class LayerNormalization(_fl.LayerNorm):
         super().__init__(eps=epsilon)
 
 
-class RMSNormalization(_fl.RMSNorm):
+class RMSNormalization(_KerasLayer, _fl.RMSNorm):
     """Keras' ``RMSNormalization`` over the last axis, ``epsilon`` 1e-6 by default."""
 
     def __init__(self, axis: int = -1, epsilon: float = 1e-6, **kwargs: Any) -> None:

@@ -1,9 +1,11 @@
 """``keras.optimizers`` over ferronn's optimizers, with Keras' argument names and defaults.
 
 Each returns the ferronn optimizer (``ferronn.optim``), which runs PyTorch's update
-rules: Keras' ``epsilon`` is placed as PyTorch places it (added to the bias-corrected
-root of the second moment), a difference that only shows when the gradients are
-about as small as epsilon. Keras 3's ``weight_decay`` is decoupled (as AdamW's) on
+rules, except ``RMSprop``, which divides by ``sqrt(v + epsilon)`` as Keras does. In
+Adam and AdamW Keras' ``epsilon`` is placed as PyTorch places it (added to the
+bias-corrected root of the second moment; Keras adds it to the uncorrected one), a
+difference that only shows in the first steps and when gradients are about as small
+as epsilon. Keras 3's ``weight_decay`` is decoupled (as AdamW's) on
 every optimizer; ferronn decouples it only in ``AdamW``, so elsewhere it raises
 ``NotSupportedError``. ``learning_rate`` may be a schedule from ``keras.optimizers.schedules``.
 """
@@ -12,13 +14,12 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from .. import optim as _optim, schedules as _schedules
+from .. import optim as _optim
 from ..optim import Optimizer
-from ._common import check_default, unsupported
+from . import schedules
+from ._common import unsupported
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "get", "schedules"]
-
-schedules = _schedules
 
 
 def _shared(owner: str, weight_decay: Any, clipnorm: Any, clipvalue: Any, global_clipnorm: Any,
@@ -67,9 +68,11 @@ def AdamW(learning_rate: Any = 0.001, weight_decay: float = 0.004, beta_1: float
 def RMSprop(learning_rate: Any = 0.001, rho: float = 0.9, momentum: float = 0.0, epsilon: float = 1e-7,  # noqa: N802
             centered: bool = False, weight_decay: Optional[float] = None, clipnorm: Optional[float] = None,
             clipvalue: Optional[float] = None, global_clipnorm: Optional[float] = None, **kwargs: Any) -> Optimizer:
-    """Keras' ``RMSprop`` (learning_rate 0.001, rho 0.9; PyTorch's ``alpha`` is ``rho``)."""
+    """Keras' ``RMSprop`` (learning_rate 0.001, rho 0.9; PyTorch's ``alpha`` is ``rho``), with
+    Keras' ``sqrt(v + epsilon)`` in the denominator."""
     shared = _shared("RMSprop", weight_decay, clipnorm, clipvalue, global_clipnorm, kwargs)
-    return _optim.RMSprop(learning_rate, alpha=rho, eps=epsilon, momentum=momentum, centered=centered, **shared)
+    return _optim.RMSprop(learning_rate, alpha=rho, eps=epsilon, momentum=momentum, centered=centered,
+                          eps_inside_sqrt=True, **shared)
 
 
 def Adagrad(learning_rate: Any = 0.001, initial_accumulator_value: float = 0.1, epsilon: float = 1e-7,  # noqa: N802
