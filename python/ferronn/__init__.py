@@ -43,7 +43,6 @@ __all__ = [
     "perceptron",
     "diagnostics",
     "utils",
-    "keras",
     "set_num_threads",
     "get_num_threads",
     "__version__",

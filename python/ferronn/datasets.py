@@ -30,7 +30,7 @@ from .errors import (
 )
 
 __all__ = [
-    "load_idx", "save_idx", "digits", "fashion_mnist", "FASHION_MNIST_CLASSES",
+    "load_idx", "save_idx", "digits", "fashion_mnist", "fashion_mnist_raw", "FASHION_MNIST_CLASSES",
     "xor", "spirals", "moons", "train_test_split", "load_cifar10", "CIFAR10_CLASSES",
 ]
 
@@ -225,7 +225,11 @@ def fashion_mnist_raw(path: str | os.PathLike | None = None, kind: str = "both")
 
 
 
-from ._cifar10 import CIFAR10_CLASSES, load_cifar10  # noqa: E402  (a module of its own; exported here)
+from . import _cifar10  # noqa: E402  (the CIFAR-10 reader is a module of its own; exported here)
+from ._cifar10 import load_cifar10  # noqa: E402
+
+#: The names of the ten CIFAR-10 classes, indexed by label.
+CIFAR10_CLASSES = _cifar10.CIFAR10_CLASSES
 
 
 def xor():

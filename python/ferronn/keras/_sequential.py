@@ -179,3 +179,7 @@ class Sequential(_Sequential):
                            validation_split=validation_split, validation_data=validation_data, shuffle=shuffle,
                            class_weight=class_weight, sample_weight=sample_weight, initial_epoch=initial_epoch,
                            callbacks=callbacks, verbose=verbose, **kwargs)
+
+
+# Documented and pickled as ``ferronn.keras.Sequential``, the name users write.
+Sequential.__module__ = "ferronn.keras"
