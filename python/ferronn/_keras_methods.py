@@ -184,6 +184,13 @@ def predict_args(model: Any, batch_size: Any, verbose: Any) -> int:
     return verbosity(verbose, model._auto_verbose, "predict")
 
 
+def report_predict(verbose: int, batch_size: Any, n: int) -> None:
+    """Keras' line after ``predict`` when verbose: the number of batches."""
+    if verbose:
+        steps = 1 if batch_size is None else max(1, -(-n // int(batch_size)))
+        print(f"{steps}/{steps}")
+
+
 def report_evaluate(model: Any, batch_size: Any, verbose: Any, n: int, logs: dict[str, Any]) -> None:
     """Checks ``evaluate``'s Keras arguments and prints Keras' summary line when verbose."""
     steps = 1
@@ -251,7 +258,9 @@ class KerasMethods:
             xa, ya = self._xy(x, y)  # type: ignore[attr-defined]
             w = None if sample_weight is None else _training.sample_weights(sample_weight, len(xa))
             if class_weight is not None:
-                per_class = _training.class_weights(self, class_weight, ya, self._n_outputs(xa.shape[1]))  # type: ignore
+                binary = _names.loss_task(self.loss) == "binary"  # type: ignore[attr-defined]
+                n_classes = 2 if binary else self._n_outputs(xa.shape[1])  # type: ignore[attr-defined]
+                per_class = _training.class_weights(self, class_weight, ya, n_classes)
                 w = per_class if w is None else w * per_class
             if not self.built:  # type: ignore[attr-defined]
                 net, seed = self._new_net(xa.shape[1], None)  # type: ignore[attr-defined]

@@ -78,6 +78,8 @@ class Sequential(_km.KerasMethods):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._lock = threading.RLock()
+        if self.optimizer is not None:
+            self.optimizer._bind_model(self)
 
     @_serialised
     def add(self, layer: _layers.Layer) -> None:
@@ -90,6 +92,14 @@ class Sequential(_km.KerasMethods):
     def compile(self, optimizer: Union[str, _optim.Optimizer] = "adam", loss: str = "cross_entropy",
                 metrics: Sequence[MetricSpec] = ()) -> None:
         """Chooses the optimizer, the loss and the metrics to report.
+
+        ``loss``: a name from the core's table ("cross_entropy", "mse", Keras' names such as
+        "sparse_categorical_crossentropy" ...) or a loss object of ``ferronn.keras.losses``
+        (with ``from_logits``). A last layer that ends in a softmax (``Dense(10,
+        activation="softmax")``, ``Softmax()``) before a cross-entropy loss, or in a sigmoid
+        before the binary one, is trained in the fused logits form, numerically stable;
+        ``predict_raw`` then returns probabilities. ``categorical_crossentropy`` also takes
+        one-hot targets.
 
         ``metrics``: names from ``ferronn.metrics.NAMES`` ("accuracy", "top_k_accuracy",
         "precision", "recall", "f1", "mae", "mse", "r2") or callables
@@ -371,8 +381,9 @@ class Sequential(_km.KerasMethods):
         """Class labels for classification losses; outputs for ``mse``. (``ferronn.keras.Sequential``
         returns the outputs, as Keras.) ``batch_size`` and ``verbose`` as Keras (the core
         predicts in one call whatever the batch size; ``"auto"`` is silent here)."""
-        _km.predict_args(self, batch_size, verbose)
+        verbose = _km.predict_args(self, batch_size, verbose)
         out = self._logits(x)
+        _km.report_predict(verbose, batch_size, len(out))
         task = _names.loss_task(self.loss)
         if task == "labels":
             return out.argmax(axis=1)
@@ -505,6 +516,7 @@ class Sequential(_km.KerasMethods):
         net.lr_scale, net.epoch = meta.lr_scale, meta.epoch
         model.metrics = meta.metrics
         model._target_1d, model._epochs_trained = meta.target_1d, meta.epochs_trained
+        model.optimizer._bind_model(model)
         model._net = net
         model._bind_layers()
         return model

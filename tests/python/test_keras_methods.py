@@ -182,3 +182,33 @@ def test_keras_accuracy_names_are_logged_under_that_name():
     history = model.fit(X, Y, epochs=1, verbose=0, validation_split=0.25)
     assert set(history.history) == {"loss", "sparse_categorical_accuracy", "val_loss",
                                     "val_sparse_categorical_accuracy", "lr"}
+
+
+def test_learning_rate_reaches_a_loaded_model(tmp_path):
+    model = _model(optimizer=fn.optim.SGD(0.1))
+    model.save(tmp_path / "m.safetensors")
+    loaded = fn.load(tmp_path / "m.safetensors")
+    loaded.optimizer.learning_rate = 0.02
+    assert loaded._net.lr == pytest.approx(0.02) and model._net.lr == pytest.approx(0.1)
+
+
+def test_predict_verbose_prints_keras_line(capsys):
+    model = _model()
+    model.predict(X, batch_size=16, verbose=1)
+    assert capsys.readouterr().out.strip() == "3/3"
+    model.predict(X)  # "auto" is silent on ferronn's own Sequential
+    assert capsys.readouterr().out == ""
+
+
+def test_train_on_batch_class_weight_binary():
+    """The loss train_on_batch returns is the class-weighted mean before the step:
+    Σ w_i·bce_i / n, checked against float64."""
+    model = fn.Sequential([fn.Dense(1, activation="sigmoid")], input_dim=5, seed=0)
+    model.compile(optimizer="sgd", loss="binary_crossentropy")
+    yb = (X[:, 0] > 0).astype(np.float64)
+    W, b = (a.astype(np.float64) for a in model.get_weights())
+    z = (X.astype(np.float64) @ W + b).ravel()
+    bce = np.logaddexp(0, z) - yb * z  # -log sigmoid(z) for 1, -log(1 - sigmoid(z)) for 0
+    w = np.where(yb == 1, 3.0, 1.0)
+    loss = model.train_on_batch(X, yb, class_weight={0: 1.0, 1: 3.0})
+    assert loss == pytest.approx(float(np.sum(w * bce) / len(bce)), rel=1e-5)

@@ -134,9 +134,7 @@ class Sequential(_Sequential):
         check_default("predict", "callbacks", callbacks, None)
         shown = _km.predict_args(self, batch_size, verbose)
         out = self.predict_raw(x)
-        if shown:
-            steps_n = 1 if batch_size is None else -(-len(out) // int(batch_size))
-            print(f"{steps_n}/{steps_n}")
+        _km.report_predict(shown, batch_size, len(out))
         return out
 
     def compile(self, optimizer: Any = "rmsprop", loss: Any = None, loss_weights: Any = None,  # type: ignore[override]
