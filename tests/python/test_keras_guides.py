@@ -7,8 +7,8 @@ guides' code is not copied here; these programs make the same calls. Where a gui
 uses MNIST, Fashion-MNIST stands in (nothing is downloaded): the guide's first model,
 a 784-64-64-10 MLP trained two epochs with RMSprop, reaches about 0.96 test accuracy
 on MNIST in Keras and about 0.85 on Fashion-MNIST, so the thresholds below are set
-for Fashion-MNIST, with room for the spread between seeds (measured over seeds 0-5:
-0.82-0.86 after two epochs, 0.78-0.85 after one). Calls with no ferronn counterpart (the Functional API, tf.data,
+for Fashion-MNIST from the same program run with Keras 3.15 itself (torch backend, seeds
+0-9), with room for the spread between seeds; the numbers are beside each assertion. Calls with no ferronn counterpart (the Functional API, tf.data,
 custom losses and metrics, layers called on their own, convolutions for now) are
 checked to raise ``NotSupportedError`` naming the feature.
 
@@ -149,7 +149,9 @@ def test_training_and_evaluation_guide(tmp_path, monkeypatch, capsys):
     assert len(history.history["loss"]) == 2
     results = model.evaluate(x_test, y_test, batch_size=128)
     test_loss, test_acc = results
-    assert test_acc > 0.8 and test_loss < 0.55  # Keras: about 0.85 / 0.42; here 0.82-0.86 over seeds
+    # Keras 3.15 (torch backend), this program over seeds 0-9: test accuracy 0.834-0.858 (mean
+    # 0.847), loss 0.40-0.47; ferronn over seeds 0-14: 0.803-0.858 (mean 0.840), loss 0.40-0.57.
+    assert test_acc > 0.8 and test_loss < 0.6
     predictions = model.predict(x_test[:3])
     assert predictions.shape == (3, 10)
     np.testing.assert_allclose(predictions.sum(axis=1), 1.0, rtol=1e-5)
@@ -188,7 +190,7 @@ def test_training_and_evaluation_guide(tmp_path, monkeypatch, capsys):
     # A validation split.
     model = get_compiled_model()
     history = model.fit(x_train, y_train, batch_size=64, validation_split=0.2, epochs=1, verbose=0)
-    assert history.history["val_sparse_categorical_accuracy"][0] > 0.75
+    assert history.history["val_sparse_categorical_accuracy"][0] > 0.8  # Keras: 0.82-0.84 over 10 seeds
 
     # Class weights and sample weights.
     class_weight = {c: 1.0 for c in range(10)}

@@ -193,3 +193,17 @@ def test_set_random_seed_makes_models_reproducible():
         np.testing.assert_array_equal(a, b)
     with pytest.raises(fn.ConfigError):
         keras.utils.set_random_seed(-1)
+
+
+def test_keras_validation_split_holds_out_the_last_fraction_as_keras():
+    def fit(**kwargs):
+        model = keras.Sequential([layers.Dense(3, activation="softmax")], seed=3)
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        return model.fit(epochs=2, verbose=0, **kwargs).history
+
+    w = np.linspace(0.5, 2.0, 30)
+    split = fit(x=X, y=Y, validation_split=0.25, sample_weight=w)  # floor(30 * 0.75) = 22 train
+    explicit = fit(x=X[:22], y=Y[:22], sample_weight=w[:22], validation_data=(X[22:], Y[22:], w[22:]))
+    assert split == explicit
+    with pytest.raises(fn.ConfigError, match="validation_split"):
+        fit(x=X, y=Y, validation_split=1.5)

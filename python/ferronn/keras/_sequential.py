@@ -5,6 +5,7 @@ numbers are accepted, and a Keras ``Input`` may open the layer list."""
 
 from __future__ import annotations
 
+import math
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -28,6 +29,23 @@ def _input_dim(item: Any) -> Optional[int]:
     if isinstance(shape, tuple) and len(shape) == 1 and shape[0] is not None:
         return int(shape[0])
     unsupported(f"keras.Input(shape={shape!r})", "ferronn's Sequential takes flat inputs, Input(shape=(width,))")
+
+
+def _keras_split(x: Any, y: Any, sample_weight: Any, fraction: Any) -> tuple[Any, Any, Any, tuple[Any, ...]]:
+    """Keras' ``validation_split``: the first ``floor(n·(1 - fraction))`` samples train, the
+    rest validate (with their sample weights, when given)."""
+    from .. import _validate
+    from ..errors import ConfigError
+    fraction = _validate.finite_float(fraction, "validation_split", 0.0, 1.0, high_open=True,
+                                      expected="a number in [0, 1)")
+    n = len(x)
+    cut = int(math.floor(n * (1.0 - fraction)))
+    if cut == 0 or cut == n:
+        raise ConfigError(f"validation_split={fraction} leaves {cut} samples for training and {n - cut} for "
+                          f"validation (of {n}); both need at least one")
+    w = None if sample_weight is None else np.asarray(sample_weight)
+    validation = (x[cut:], y[cut:]) if w is None else (x[cut:], y[cut:], w[cut:])
+    return x[:cut], y[:cut], None if w is None else w[:cut], validation
 
 
 class Sequential(_Sequential):
@@ -164,6 +182,8 @@ class Sequential(_Sequential):
             validation_batch_size: Any = None, validation_freq: int = 1, **kwargs: Any) -> Any:
         """Keras' ``fit``, with Keras' argument order (``batch_size`` before ``epochs``) and
         defaults (batch size 32; ``epochs`` counted from ``initial_epoch=0`` on every call).
+        ``validation_split`` holds out the last fraction of the arrays, as Keras (ferronn's
+        own ``fit`` stratifies it by class).
         ``seed=`` (ferronn's) may be added."""
         if getattr(self, "_provisional", False):
             from ..errors import NotFittedError
@@ -173,6 +193,11 @@ class Sequential(_Sequential):
                                     ("validation_batch_size", validation_batch_size, None),
                                     ("validation_freq", validation_freq, 1)):
             check_default("fit", arg, value, default)
+        if validation_data is None and validation_split:
+            # Keras' rule, not ferronn's stratified one: the last fraction of the arrays, before
+            # shuffling, is held out (so the same script holds out the same samples).
+            x, y, sample_weight, validation_data = _keras_split(x, y, sample_weight, validation_split)
+            validation_split = 0.0
         return super().fit(x, y, epochs=epochs, batch_size=32 if batch_size is None else batch_size,
                            validation_split=validation_split, validation_data=validation_data, shuffle=shuffle,
                            class_weight=class_weight, sample_weight=sample_weight, initial_epoch=initial_epoch,
