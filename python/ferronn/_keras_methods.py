@@ -260,7 +260,7 @@ class KerasMethods:
             if class_weight is not None:
                 binary = _names.loss_task(self.loss) == "binary"  # type: ignore[attr-defined]
                 n_classes = 2 if binary else self._n_outputs(xa.shape[1])  # type: ignore[attr-defined]
-                per_class = _training.class_weights(self, class_weight, ya, n_classes)
+                per_class = _training.class_weights(self, class_weight, ya, n_classes)  # type: ignore[arg-type]
                 w = per_class if w is None else w * per_class
             if not self.built:  # type: ignore[attr-defined]
                 net, seed = self._new_net(xa.shape[1], None)  # type: ignore[attr-defined]
@@ -297,5 +297,5 @@ class KerasMethods:
             layers.append(from_spec(entry["config"]))
         model = cls(layers, input_dim=config.get("input_dim"))  # type: ignore[call-arg]
         if config.get("name") is not None:
-            model.name = config["name"]
+            setattr(model, "name", config["name"])
         return model

@@ -32,7 +32,7 @@ def layer_kwargs(owner: str, base: type, name: Optional[str] = None, input_shape
     if dtype not in (None, "float32"):
         unsupported(f"{owner}(dtype={dtype!r})", "ferronn computes in float32")
     check_default(owner, "trainable", trainable, True, "every layer of a ferronn model is trained")
-    params = inspect.signature(base.__init__).parameters
+    params = inspect.signature(base).parameters
     out: dict[str, Any] = {}
     if input_shape is not None:
         if "input_shape" in params:

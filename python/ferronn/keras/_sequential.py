@@ -112,7 +112,7 @@ class Sequential(_Sequential):
             return  # _require_built says what is missing
         if self.loss is None:
             final = _km._final_activation(self.layers[-1]) if self.layers else None
-            loss = {"softmax": "sparse_categorical_crossentropy", "sigmoid": "binary_crossentropy"}.get(final, "mse")
+            loss = {"softmax": "sparse_categorical_crossentropy", "sigmoid": "binary_crossentropy"}.get(final or "", "mse")
             _Sequential.compile(self, optimizer=_rmsprop(), loss=loss)
             self._provisional = True
         self.build(int(width))

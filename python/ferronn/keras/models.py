@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Union
+from typing import Any, Union, cast
 
 from .. import _core
 from ._common import missing_attr
@@ -19,7 +19,7 @@ def load_model(filepath: Union[str, os.PathLike], custom_objects: Any = None, co
     only skips nothing: ferronn's files always hold the compile settings)."""
     from ._common import check_default
     check_default("load_model", "custom_objects", custom_objects, None)
-    return Sequential._from_net(*_core.Network.load(os.fspath(filepath)))
+    return cast(Sequential, Sequential._from_net(*_core.Network.load(os.fspath(filepath))))
 
 
 def __getattr__(name: str) -> Any:

@@ -12,7 +12,7 @@ every optimizer; ferronn decouples it only in ``AdamW``, so elsewhere it raises
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from .. import optim as _optim
 from ..optim import Optimizer
@@ -83,7 +83,7 @@ def Adagrad(learning_rate: Any = 0.001, initial_accumulator_value: float = 0.1, 
     return _optim.Adagrad(learning_rate, initial_accumulator_value=initial_accumulator_value, eps=epsilon, **shared)
 
 
-_BY_NAME = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagrad": Adagrad}
+_BY_NAME: dict[str, Callable[..., Optimizer]] = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagrad": Adagrad}
 
 
 def get(identifier: Any) -> Optimizer:
