@@ -209,6 +209,8 @@ class KerasMethods:
 
     #: The activation applied outside the core ("softmax", "sigmoid") or None; set by compile.
     _fused_output: Optional[str] = None
+    #: ``from_logits`` as compile was given it (None: decided by the last layer).
+    _from_logits: Optional[bool] = None
     #: Whether whole-valued float class labels are accepted (Keras does; ferronn asks for integers).
     _whole_float_labels = False
     #: The log key of the core's accuracy count (Keras' name it was compiled by).

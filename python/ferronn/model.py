@@ -128,7 +128,7 @@ class Sequential(_km.KerasMethods):
         self.optimizer._bind_model(self)
         self.loss = info.name
         self.metrics = resolved
-        self._fused_output, self._accuracy_key = fused, accuracy_key
+        self._fused_output, self._accuracy_key, self._from_logits = fused, accuracy_key, from_logits
         self._net = None
         if self.input_dim is not None:
             self.build(self.input_dim)
@@ -137,6 +137,8 @@ class Sequential(_km.KerasMethods):
 
     def _spec(self, input_dim: int, seed: int) -> dict[str, Any]:
         assert self.optimizer is not None and self.loss is not None
+        # Layers may have been added since compile: the fused output is decided on the final list.
+        self._fused_output = _km.fused_output(self.layers, _names.loss(self.loss), self._from_logits)
         spec = {"input_dim": int(input_dim), "layers": _km.core_layer_specs(self.layers, self._fused_output),
                 "loss": self.loss, "optimizer": self.optimizer.config(), "seed": int(seed)}
         if self.optimizer.schedule is not None:

@@ -255,3 +255,19 @@ def test_torch_layout_ends_with_the_softmax(tmp_path):
     other.build(6)
     fn.load_torch_weights(other, tmp_path / "t.safetensors")
     np.testing.assert_array_equal(other.predict_raw(X), model.predict_raw(X))
+
+
+def test_layers_added_after_compile_are_taken_into_account():
+    model = fn.Sequential([fn.Dense(8, activation="relu")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.add(fn.Dense(4, activation="softmax"))  # allowed before the model is built
+    model.fit(X, Y, epochs=1, verbose=0)
+    assert model._fused_output == "softmax"
+    np.testing.assert_allclose(model.predict_raw(X).sum(axis=1), 1.0, rtol=1e-6)
+    hidden = fn.Sequential([fn.Dense(8)])
+    hidden.compile(loss="cross_entropy")
+    hidden.add(fn.Dense(8, activation="softmax"))
+    hidden.add(fn.Dense(4))
+    with pytest.raises(fn.ConfigError, match="output layer"):
+        hidden.fit(X, Y, epochs=1, verbose=0)
+    assert not hidden.built
