@@ -207,3 +207,12 @@ def test_keras_validation_split_holds_out_the_last_fraction_as_keras():
     assert split == explicit
     with pytest.raises(fn.ConfigError, match="validation_split"):
         fit(x=X, y=Y, validation_split=1.5)
+
+
+@pytest.mark.parametrize("layer", [fn.Dense(3), fn.ReLU(), layers.Dense(3), layers.BatchNormalization()])
+def test_freezing_a_layer_is_refused_not_ignored(layer):
+    assert layer.trainable is True
+    layer.trainable = True
+    with pytest.raises(fn.NotSupportedError, match="trainable = False"):
+        layer.trainable = False
+    assert layer.trainable is True

@@ -118,6 +118,8 @@ class Layer:
     #: The layer turns scores into (log-)probabilities, so a loss that takes logits
     #: must not follow it (``compile`` refuses that combination).
     normalises_scores = False
+    #: Keras' flag, always True here (every layer of a ferronn model is trained; setting False is refused).
+    trainable = True
 
     _owner: Any = None
     _prefix: Optional[str] = None
@@ -236,6 +238,10 @@ class Layer:
         raise AttributeError(f"{type(self).__name__!s} has no attribute {attr!r}")
 
     def __setattr__(self, attr: str, value: Any) -> None:
+        if attr == "trainable" and value is not True:
+            from ..errors import NotSupportedError
+            raise NotSupportedError("layer.trainable = False (freezing a layer) has no ferronn counterpart: every "
+                                    "layer of a model is trained")
         name = self._aliases.get(attr, attr)
         if not attr.startswith("_") and name in type(self).param_names:
             self.set_param(name, value)
