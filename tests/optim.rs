@@ -205,7 +205,11 @@ fn reference(
                     } else {
                         sq[i]
                     };
-                    let d = var.sqrt() + eps;
+                    let d = if c.eps_inside_sqrt {
+                        (var + eps).sqrt() // Keras' placement
+                    } else {
+                        var.sqrt() + eps
+                    };
                     if mom > 0.0 {
                         buf[i] = mom * buf[i] + gi / d;
                         p[i] -= lr * buf[i];
@@ -327,6 +331,26 @@ fn configs() -> Vec<(&'static str, OptimizerConfig)> {
         ),
         ("rmsprop weight decay", rmsprop(0.01, 0.99, 0.0, false, 0.1)),
         ("rmsprop all", rmsprop(0.01, 0.9, 0.5, true, 0.05)),
+        // Keras' rule, sqrt(v + eps), with Keras' eps so that it matters.
+        (
+            "rmsprop eps inside sqrt",
+            OptimizerConfig::Rmsprop(RmspropConfig {
+                eps_inside_sqrt: true,
+                eps: 1e-3,
+                ..RmspropConfig::default()
+            }),
+        ),
+        (
+            "rmsprop eps inside sqrt, centered+momentum",
+            OptimizerConfig::Rmsprop(RmspropConfig {
+                eps_inside_sqrt: true,
+                eps: 1e-3,
+                ..match rmsprop(0.005, 0.95, 0.8, true, 0.0) {
+                    OptimizerConfig::Rmsprop(c) => c,
+                    _ => unreachable!(),
+                }
+            }),
+        ),
         (
             "adagrad default",
             OptimizerConfig::Adagrad(AdagradConfig::default()),

@@ -33,6 +33,9 @@ napoleon_use_param = False
 autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
 autodoc_preserve_defaults = True
+# Annotations written as strings for imports under TYPE_CHECKING ("Sequential" in callbacks)
+# name ferronn's model, not ferronn.keras.Sequential.
+autodoc_type_aliases = {"Sequential": "ferronn.Sequential"}
 autodoc_default_options = {"members": True, "undoc-members": True, "show-inheritance": True}
 # README sections included into pages (the benchmark tables) keep their own anchors.
 myst_heading_anchors = 3
@@ -56,6 +59,10 @@ PUBLIC_MODULES = (
     "ferronn.callbacks", "ferronn.metrics", "ferronn.datasets", "ferronn.diagnostics",
     "ferronn.perceptron", "ferronn.plot", "ferronn.torch_layout", "ferronn.onnx_export",
     "ferronn.sklearn", "ferronn.functional", "ferronn.errors", "ferronn.names", "ferronn.layers.base",
+    "ferronn.utils", "ferronn.keras", "ferronn.keras.layers", "ferronn.keras.optimizers",
+    "ferronn.keras.schedules", "ferronn.keras.losses", "ferronn.keras.metrics", "ferronn.keras.callbacks",
+    "ferronn.keras.models", "ferronn.keras.utils", "ferronn.keras.datasets", "ferronn.keras.datasets.fashion_mnist",
+    "ferronn.keras.datasets.cifar10",
 )
 
 # Objects known to lack a docstring, in modules this documentation's authors may not edit;

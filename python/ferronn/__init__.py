@@ -15,7 +15,7 @@ from .model import Sequential, load
 from . import onnx_export, torch_layout
 from .torch_layout import load_torch_weights
 from .training import History
-from . import diagnostics, perceptron
+from . import diagnostics, perceptron, utils
 from .perceptron import Perceptron
 
 __version__ = _core.__version__
@@ -42,6 +42,7 @@ __all__ = [
     "Perceptron",
     "perceptron",
     "diagnostics",
+    "utils",
     "set_num_threads",
     "get_num_threads",
     "__version__",
@@ -49,9 +50,10 @@ __all__ = [
 ]
 
 
-# Submodules imported on first use (``fn.sklearn``, ``fn.plot``): they need optional
-# packages (scikit-learn, matplotlib) that ``import ferronn`` must not pull in.
-_LAZY_MODULES = ("sklearn", "plot")
+# Submodules imported on first use (``fn.sklearn``, ``fn.plot``, ``fn.keras``): the first two
+# need optional packages (scikit-learn, matplotlib) that ``import ferronn`` must not pull in;
+# ``fn.keras`` is a namespace most users never load.
+_LAZY_MODULES = ("sklearn", "plot", "keras")
 
 
 def __getattr__(name: str):

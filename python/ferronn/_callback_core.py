@@ -110,6 +110,26 @@ class ProgressBar(Callback):
             self._bar = None
 
 
+class EpochLines(Callback):
+    """Keras' ``verbose=2`` output: ``Epoch 1/5``, then one line per epoch,
+    ``N/N - 2s - loss: 0.4321 - accuracy: 0.8765`` (steps, seconds, the epoch's logs).
+    ``fit(verbose=2)`` adds one unless ``callbacks`` has one already."""
+
+    def __init__(self, print_fn: Any = print) -> None:
+        self.print_fn = print_fn
+        self._start = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: Optional[Logs] = None) -> None:
+        self._start = time.monotonic()
+        self.print_fn(f"Epoch {epoch + 1}/{self.params.get('epochs', epoch + 1)}")
+
+    def on_epoch_end(self, epoch: int, logs: Optional[Logs] = None) -> None:
+        from ._keras_methods import format_logs
+        steps = self.params.get("steps", 0)
+        seconds = round(time.monotonic() - self._start)
+        self.print_fn(f"{steps}/{steps} - {seconds}s{format_logs(dict(logs or {}))}")
+
+
 # --------------------------------------------------------------------- divergence
 
 class TerminateOnNaN(Callback):
@@ -156,8 +176,10 @@ class CallbackList:
     def __init__(self, callbacks: list[Callback], *, model: Any, params: dict[str, Any], verbose: int,
                  history: History) -> None:
         user = list(callbacks)
-        if verbose and not any(isinstance(cb, ProgressBar) for cb in user):
+        if verbose == 1 and not any(isinstance(cb, ProgressBar) for cb in user):
             user.insert(0, ProgressBar())
+        elif verbose == 2 and not any(isinstance(cb, EpochLines) for cb in user):
+            user.insert(0, EpochLines())
         if not any(isinstance(cb, TerminateOnNaN) for cb in user):
             user.append(TerminateOnNaN())
         self.callbacks = user + [history]

@@ -31,7 +31,7 @@ The interface (override what you need; every method does nothing by default):
 Setting ``model.stop_training = True`` in any hook stops training at the next
 chunk boundary; an epoch cut short that way is not recorded in the History
 (its updates are kept). ``TerminateOnNaN`` is always active in ``fit``; a
-``ProgressBar`` is added when ``verbose=1``.
+``ProgressBar`` is added when ``verbose=1``, ``EpochLines`` (one line per epoch, as Keras) when ``verbose=2``.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 import numpy as np
 
 from . import _validate
-from ._callback_core import Callback, CallbackList, Logs, ProgressBar, TerminateOnNaN
+from ._callback_core import Callback, CallbackList, EpochLines, Logs, ProgressBar, TerminateOnNaN
 from ._warnings import warn_user
 from .errors import ConfigError
 
@@ -56,6 +56,7 @@ __all__ = [
     "CallbackList",
     "History",
     "ProgressBar",
+    "EpochLines",
     "TerminateOnNaN",
     "EarlyStopping",
     "ModelCheckpoint",

@@ -30,8 +30,8 @@ from .errors import (
 )
 
 __all__ = [
-    "load_idx", "save_idx", "digits", "fashion_mnist", "FASHION_MNIST_CLASSES",
-    "xor", "spirals", "moons", "train_test_split",
+    "load_idx", "save_idx", "digits", "fashion_mnist", "fashion_mnist_raw", "FASHION_MNIST_CLASSES",
+    "xor", "spirals", "moons", "train_test_split", "load_cifar10", "CIFAR10_CLASSES",
 ]
 
 #: The names of the ten Fashion-MNIST classes, indexed by label.
@@ -143,31 +143,54 @@ def save_idx(path: str | os.PathLike, array, compress: bool = True) -> None:
 
 
 
-def digits(return_images: bool = False):
+def digits(return_images: bool = False, images: bool = False):
     """The 8x8 handwritten digits (1797 samples, 10 classes), shipped inside the package.
 
     Returns ``(X, y)``: X float32 of shape (1797, 64), pixels 0..16 scaled to [0, 1],
-    or (1797, 8, 8) with ``return_images=True``; y int64 labels 0..9.
+    or (1797, 8, 8) with ``return_images=True`` (scikit-learn's ``images``), or
+    (1797, 8, 8, 1) with ``images=True`` (channels last, a convolutional network's
+    input as Keras lays it out); y int64 labels 0..9.
     See ``ferronn/data/README.md`` for the data's origin and licence.
     """
     data = files("ferronn") / "data"
-    images = _parse_idx((data / "digits-images-idx3-ubyte.gz").read_bytes(), "digits images")
+    pixels = _parse_idx((data / "digits-images-idx3-ubyte.gz").read_bytes(), "digits images")
     labels = _parse_idx((data / "digits-labels-idx1-ubyte.gz").read_bytes(), "digits labels")
-    X = images.astype(np.float32) / np.float32(16.0)
-    if not return_images:
+    X = pixels.astype(np.float32) / np.float32(16.0)
+    if images:
+        X = X[..., np.newaxis]
+    elif not return_images:
         X = X.reshape(len(X), -1)
     return X, labels.astype(np.int64)
 
 
-def fashion_mnist(path: str | os.PathLike | None = None, kind: str = "both"):
+def fashion_mnist(path: str | os.PathLike | None = None, kind: str = "both", images: bool = False):
     """Fashion-MNIST: 28x28 grey images of clothing in 10 classes (``FASHION_MNIST_CLASSES``).
 
     Reads the four standard gzip IDX files from ``path`` (default
     /usr/share/datasets/fashion-mnist, installed by the Debian package
     ``dataset-fashion-mnist``). X is float32 of shape (n, 784) scaled to [0, 1],
-    y is int64. ``kind="both"`` returns ``((X_train, y_train), (X_test, y_test))``;
+    y is int64; with ``images=True`` X has shape (n, 28, 28, 1) (channels last, as
+    Keras' convolutional layers take it). ``kind="both"`` returns ``((X_train, y_train), (X_test, y_test))``;
     ``kind="train"`` or ``"test"`` returns just that ``(X, y)`` pair.
     """
+    if kind not in ("both", "train", "test"):
+        raise ConfigError(f"kind must be 'both', 'train' or 'test', got {kind!r}")
+
+    def scaled(raw):
+        x, y = raw
+        shape = (len(x), 28, 28, 1) if images else (len(x), -1)
+        return x.reshape(shape).astype(np.float32) / np.float32(255.0), y.astype(np.int64)
+
+    if kind == "both":
+        train, test = fashion_mnist_raw(path)
+        return scaled(train), scaled(test)
+    return scaled(fashion_mnist_raw(path, kind))
+
+
+def fashion_mnist_raw(path: str | os.PathLike | None = None, kind: str = "both"):
+    """Fashion-MNIST as stored: images uint8 (n, 28, 28), labels uint8 (n,), with the
+    pairing of ``fashion_mnist`` (``kind``); ``DatasetNotFoundError`` naming the Debian
+    package ``dataset-fashion-mnist`` when the files are absent."""
     if kind not in ("both", "train", "test"):
         raise ConfigError(f"kind must be 'both', 'train' or 'test', got {kind!r}")
     root = Path(FASHION_MNIST_PATH if path is None else path)
@@ -192,8 +215,7 @@ def fashion_mnist(path: str | os.PathLike | None = None, kind: str = "both"):
             )
         if labels.size and labels.max() >= len(FASHION_MNIST_CLASSES):
             raise DataFormatError(f"{root}/{prefix}-labels: label {labels.max()} is not in 0..9")
-        X = images.reshape(len(images), -1).astype(np.float32) / np.float32(255.0)
-        return X, labels.astype(np.int64)
+        return images.astype(np.uint8), labels.astype(np.uint8)
 
     if kind == "train":
         return part("train")
@@ -201,6 +223,13 @@ def fashion_mnist(path: str | os.PathLike | None = None, kind: str = "both"):
         return part("t10k")
     return part("train"), part("t10k")
 
+
+
+from . import _cifar10  # noqa: E402  (the CIFAR-10 reader is a module of its own; exported here)
+from ._cifar10 import load_cifar10  # noqa: E402
+
+#: The names of the ten CIFAR-10 classes, indexed by label.
+CIFAR10_CLASSES = _cifar10.CIFAR10_CLASSES
 
 
 def xor():

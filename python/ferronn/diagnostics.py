@@ -400,7 +400,7 @@ def check_gradients(model: Any, X: Any, y: Any, eps: float = 1e-5, n_checks: Opt
 
     def evaluate(ps: dict[str, np.ndarray]) -> tuple[float, np.ndarray]:
         ref = _Reference(ps, np.float64, bool(training))
-        out = ref.run(model.layers, x64)
+        out = ref.run(model._logit_layers(), x64)  # the core's loss takes the logits
         kinks = [r.pre.ravel() > 0 for r in ref.records if r.kinked and r.pre is not None]
         kinks += [ps[n].ravel() > 0 for n in l1_names]
         pattern = np.concatenate(kinks) if kinks else np.zeros(0, dtype=bool)

@@ -24,6 +24,7 @@ __all__ = [
     "AllocationError",
     "DataFormatError",
     "ExportError",
+    "NotSupportedError",
 ]
 
 
@@ -78,6 +79,11 @@ class DataFormatError(FerronnError, ValueError):
 class ExportError(FerronnError, ValueError):
     """A model cannot be written in a foreign format (ONNX, PyTorch's layout): a layer has no
     equivalent there, or an export option is out of range."""
+
+
+class NotSupportedError(FerronnError, NotImplementedError):
+    """A feature of the API being followed (Keras' layers, arguments, models) that
+    ferronn has no counterpart for; the message names it."""
 
 
 class AllocationError(FerronnError, MemoryError):

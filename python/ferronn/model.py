@@ -18,6 +18,7 @@ from .callbacks import Callback, CallbackList, History
 from .epochs import EpochDriver
 from .errors import ConfigError, ModelFileError, NotFittedError
 from . import summary as _summary
+from . import _keras_methods as _km
 
 __all__ = ["Sequential", "load"]
 
@@ -38,7 +39,7 @@ def _new_seed() -> int:
     return int(np.random.SeedSequence().entropy) & (2**63 - 1)
 
 
-class Sequential:
+class Sequential(_km.KerasMethods):
     """A feed-forward network: layers applied in order.
 
     >>> model = Sequential([Dense(64, activation="relu"), Dense(10)])
@@ -77,6 +78,8 @@ class Sequential:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._lock = threading.RLock()
+        if self.optimizer is not None:
+            self.optimizer._bind_model(self)
 
     @_serialised
     def add(self, layer: _layers.Layer) -> None:
@@ -89,6 +92,14 @@ class Sequential:
     def compile(self, optimizer: Union[str, _optim.Optimizer] = "adam", loss: str = "cross_entropy",
                 metrics: Sequence[MetricSpec] = ()) -> None:
         """Chooses the optimizer, the loss and the metrics to report.
+
+        ``loss``: a name from the core's table ("cross_entropy", "mse", Keras' names such as
+        "sparse_categorical_crossentropy" ...) or a loss object of ``ferronn.keras.losses``
+        (with ``from_logits``). A last layer that ends in a softmax (``Dense(10,
+        activation="softmax")``, ``Softmax()``) before a cross-entropy loss, or in a sigmoid
+        before the binary one, is trained in the fused logits form, numerically stable;
+        ``predict_raw`` then returns probabilities. ``categorical_crossentropy`` also takes
+        one-hot targets.
 
         ``metrics``: names from ``ferronn.metrics.NAMES`` ("accuracy", "top_k_accuracy",
         "precision", "recall", "f1", "mae", "mse", "r2") or callables
@@ -103,21 +114,21 @@ class Sequential:
         """
         if not self.layers:
             raise ConfigError("the model has no layers; add at least one before compile()")
-        info = _names.loss(loss)
-        if isinstance(metrics, (str, bytes)) or callable(metrics):
+        loss_name, from_logits = _km.loss_arg(loss)
+        info = _names.loss(loss_name)
+        if isinstance(metrics, (str, bytes)) or callable(metrics) or hasattr(metrics, "metric_name"):
             metrics = [metrics]  # type: ignore[list-item]
+        metrics, accuracy_key = _km.metric_args(metrics)
         for m in metrics:
             if not callable(m):
                 _metric_name(m)  # unknown names first: UnknownNameError
-        last = self.layers[-1]
-        if info.takes_logits and last.normalises_scores:
-            raise ConfigError(f"the {info.name} loss takes logits, but the last layer is {type(last).__name__}: "
-                              "remove it (predict_proba applies the softmax), or end with LogSoftmax and use "
-                              "loss='nll'")
+        fused = _km.fused_output(self.layers, info, from_logits)
         resolved = _resolve_metrics(metrics, info.name)
         self.optimizer = _optim.get(optimizer)
+        self.optimizer._bind_model(self)
         self.loss = info.name
         self.metrics = resolved
+        self._fused_output, self._accuracy_key, self._from_logits = fused, accuracy_key, from_logits
         self._net = None
         if self.input_dim is not None:
             self.build(self.input_dim)
@@ -126,7 +137,9 @@ class Sequential:
 
     def _spec(self, input_dim: int, seed: int) -> dict[str, Any]:
         assert self.optimizer is not None and self.loss is not None
-        spec = {"input_dim": int(input_dim), "layers": [layer.spec() for layer in self.layers],
+        # Layers may have been added since compile: the fused output is decided on the final list.
+        self._fused_output = _km.fused_output(self.layers, _names.loss(self.loss), self._from_logits)
+        spec = {"input_dim": int(input_dim), "layers": _km.core_layer_specs(self.layers, self._fused_output),
                 "loss": self.loss, "optimizer": self.optimizer.config(), "seed": int(seed)}
         if self.optimizer.schedule is not None:
             spec["schedule"] = self.optimizer.schedule.spec()
@@ -169,7 +182,7 @@ class Sequential:
 
     def _targets(self, y: Any, name: str = "y") -> np.ndarray:
         if _names.loss_task(self.loss) == "labels":
-            return _validate.labels(y, name)
+            return _km.class_targets(y, name, self._whole_float_labels)
         out_dim = self.layers[-1].output_dim(0)
         return _validate.targets(y, out_dim, name)
 
@@ -187,7 +200,7 @@ class Sequential:
         outputs = None
         for m in self.metrics:
             if m == "accuracy":
-                logs["accuracy"] = stats.accuracy
+                logs[self._accuracy_key] = stats.accuracy
             elif x is not None and y is not None:
                 if outputs is None:
                     outputs = self._require_built("metrics").predict(x)
@@ -227,7 +240,7 @@ class Sequential:
             validation_data: Optional[tuple[Any, ...]] = None, shuffle: bool = True,
             class_weight: Optional[dict[int, float]] = None, sample_weight: Any = None,
             initial_epoch: Optional[int] = None, callbacks: Optional[Sequence[Callback]] = None,
-            seed: Optional[int] = None, verbose: int = 1) -> History:
+            seed: Optional[int] = None, verbose: Union[int, str] = "auto") -> History:
         """Trains the model and returns a ``History`` (one entry per completed epoch).
 
         ``epochs``: without ``initial_epoch``, the number of epochs to train; the epoch
@@ -262,7 +275,7 @@ class Sequential:
             initial_epoch = _validate.non_negative_int(initial_epoch, "initial_epoch")
         split = _validation_split(validation_split)
         user_callbacks = _user_callbacks(callbacks)
-        verbose = _validate.non_negative_int(verbose, "verbose", expected="0 (silent) or 1 (progress bar)")
+        verbose = _km.verbosity(verbose, 1, "fit")
         xa, ya = self._xy(x, y)
         weights = None if sample_weight is None else _training.sample_weights(sample_weight, len(xa))
         validation: Optional[tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]] = None
@@ -340,7 +353,7 @@ class Sequential:
         net = self._require_built("calling the model")
         xa = _validate.features(x)
         # The mode is passed per call, never set and reset: other threads see no change.
-        return net.forward(xa, None if training is None else bool(training))
+        return _km.apply_output(self._fused_output, net.forward(xa, None if training is None else bool(training)))
 
     @_serialised
     def train_step(self, x: Any, y: Any, sample_weight: Any = None) -> float:
@@ -358,14 +371,21 @@ class Sequential:
 
     # -- inference --------------------------------------------------------
 
-    def predict_raw(self, x: Any) -> np.ndarray:
-        """The network's outputs (logits for classification losses)."""
-        net = self._require_built("predict")
-        return net.predict(_validate.features(x))
+    def _logits(self, x: Any) -> np.ndarray:
+        return self._require_built("predict").predict(_validate.features(x))
 
-    def predict(self, x: Any) -> np.ndarray:
-        """Class labels for classification losses; outputs for ``mse``."""
-        out = self.predict_raw(x)
+    def predict_raw(self, x: Any) -> np.ndarray:
+        """The network's outputs: logits for classification losses, unless the model ends
+        with a softmax / sigmoid (then the probabilities)."""
+        return _km.apply_output(self._fused_output, self._logits(x))
+
+    def predict(self, x: Any, batch_size: Optional[int] = None, verbose: Union[int, str] = "auto") -> np.ndarray:
+        """Class labels for classification losses; outputs for ``mse``. (``ferronn.keras.Sequential``
+        returns the outputs, as Keras.) ``batch_size`` and ``verbose`` as Keras (the core
+        predicts in one call whatever the batch size; ``"auto"`` is silent here)."""
+        verbose = _km.predict_args(self, batch_size, verbose)
+        out = self._logits(x)
+        _km.report_predict(verbose, batch_size, len(out))
         task = _names.loss_task(self.loss)
         if task == "labels":
             return out.argmax(axis=1)
@@ -378,7 +398,7 @@ class Sequential:
         proba = _names.loss(self.loss).proba
         if proba is None:
             raise ConfigError(f"predict_proba needs a classification loss; this model uses {self.loss}")
-        out = self.predict_raw(x)
+        out = self._logits(x)
         if proba == "softmax":
             return _core.softmax_rows(out, 1.0)
         if proba == "exp":
@@ -386,8 +406,8 @@ class Sequential:
         p = _core.activation_forward(proba, out, None)
         return p.ravel() if self._target_1d and p.shape[1] == 1 else p
 
-    def evaluate(self, x: Any, y: Any, sample_weight: Any = None,
-                 return_dict: bool = False) -> Union[float, list[float], dict[str, float]]:
+    def evaluate(self, x: Any, y: Any, batch_size: Optional[int] = None, verbose: Union[int, str] = "auto",
+                 sample_weight: Any = None, return_dict: bool = False) -> Union[float, list[float], dict[str, float]]:
         """Loss (and metrics, in compile order) on ``(x, y)``: a float, ``[loss, *metrics]``, or a dict.
 
         ``sample_weight`` weights each sample's loss (``Σ w_i·loss_i / n``); the metrics
@@ -396,6 +416,7 @@ class Sequential:
         xa, ya = self._xy(x, y)
         w = None if sample_weight is None else _training.sample_weights(sample_weight, len(xa))
         logs = self._logs_from_stats(net.evaluate(xa, ya, sample_weight=w), xa, ya)
+        _km.report_evaluate(self, batch_size, verbose, len(xa), logs)
         if return_dict:
             return logs
         return logs["loss"] if len(logs) == 1 else list(logs.values())
@@ -449,7 +470,8 @@ class Sequential:
         net = self._require_built("save")
         return _model_file.write_metadata(_model_file.Metadata(
             metrics=[m for m in self.metrics if isinstance(m, str)], target_1d=self._target_1d,
-            epochs_trained=self._epochs_trained, lr_scale=float(net.lr_scale), epoch=int(net.epoch)))
+            epochs_trained=self._epochs_trained, lr_scale=float(net.lr_scale), epoch=int(net.epoch),
+            layers=None if self._fused_output is None else [layer.spec() for layer in self.layers]))
 
     @_serialised
     def save(self, path: Union[str, os.PathLike], layout: str = "ferronn") -> None:
@@ -484,9 +506,19 @@ class Sequential:
         except (KeyError, TypeError, ValueError) as e:  # ferronn's own errors are ValueErrors too
             raise ModelFileError(f"model file metadata is not what ferronn writes: {e}") from e
         meta = _model_file.read_metadata(extra, lambda names: _resolve_metrics(names, model.loss or ""))
+        if meta.layers is not None:  # the layers as written, with the fused final activation
+            try:
+                model.layers = [_layers.from_spec(s) for s in meta.layers]
+                model._fused_output = _km.fused_output(model.layers, _names.loss(model.loss), None)
+            except (KeyError, TypeError, ValueError) as e:
+                raise ModelFileError(f"model file metadata field 'layers' is not valid: {e}") from e
+            kinds = [s.get("type") for s in _km.core_layer_specs(model.layers, model._fused_output)]
+            if model._fused_output is None or kinds != [s.get("type") for s in json.loads(net.spec_json)["layers"]]:
+                raise ModelFileError("model file metadata field 'layers' does not match the network it stores")
         net.lr_scale, net.epoch = meta.lr_scale, meta.epoch
         model.metrics = meta.metrics
         model._target_1d, model._epochs_trained = meta.target_1d, meta.epochs_trained
+        model.optimizer._bind_model(model)
         model._net = net
         model._bind_layers()
         return model

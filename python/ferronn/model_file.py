@@ -34,13 +34,18 @@ class Metadata:
     epochs_trained: int = 0
     lr_scale: float = 1.0
     epoch: int = 0
+    #: The layer specs as written, when they differ from the core's (a final softmax /
+    #: sigmoid trained fused with the loss, see ``ferronn._keras_methods``); else None.
+    layers: Any = None
 
 
 def write_metadata(meta: Metadata) -> str:
     """The JSON string stored in the file's metadata."""
-    return json.dumps({"metrics": list(meta.metrics), "target_1d": meta.target_1d,
-                       "epochs_trained": meta.epochs_trained, "lr_scale": meta.lr_scale, "epoch": meta.epoch},
-                      allow_nan=False)
+    info = {"metrics": list(meta.metrics), "target_1d": meta.target_1d,
+            "epochs_trained": meta.epochs_trained, "lr_scale": meta.lr_scale, "epoch": meta.epoch}
+    if meta.layers is not None:
+        info["layers"] = meta.layers
+    return json.dumps(info, allow_nan=False)
 
 
 def _fail(name: str, what: str, value: Any) -> ModelFileError:
@@ -69,7 +74,7 @@ def read_metadata(extra: str, resolve_metrics: Any) -> Metadata:
         raise ModelFileError(f"model file metadata is not valid JSON: {e}") from None
     if not isinstance(info, dict):
         raise ModelFileError(f"model file metadata must be a JSON object, got {type(info).__name__}")
-    unknown = sorted(set(info) - {"metrics", "target_1d", "epochs_trained", "lr_scale", "epoch"})
+    unknown = sorted(set(info) - {"metrics", "target_1d", "epochs_trained", "lr_scale", "epoch", "layers"})
     if unknown:
         raise ModelFileError(f"model file metadata has unknown fields {unknown}; it was not written by this "
                              "version of ferronn")
@@ -87,6 +92,10 @@ def read_metadata(extra: str, resolve_metrics: Any) -> Metadata:
     if isinstance(lr_scale, bool) or not isinstance(lr_scale, (int, float)) or not math.isfinite(lr_scale) \
             or lr_scale < 0:
         raise _fail("lr_scale", "a finite number >= 0", lr_scale)
-    return Metadata(metrics=metrics, target_1d=target_1d,
+    layers = info.get("layers")
+    if layers is not None and (not isinstance(layers, list) or not layers
+                               or not all(isinstance(x, dict) for x in layers)):
+        raise _fail("layers", "a list of layer specs", layers)
+    return Metadata(metrics=metrics, target_1d=target_1d, layers=layers,
                     epochs_trained=_int(info, "epochs_trained", _MAX_EPOCHS_TRAINED, 0),
                     lr_scale=float(lr_scale), epoch=_int(info, "epoch", _MAX_EPOCH, 0))

@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     else:
         from typing_extensions import Unpack
 
-from . import schedules as _schedules
+from . import _validate, schedules as _schedules
 from .errors import ConfigError, UnknownNameError
 
 __all__ = ["Optimizer", "SharedOptions", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "get", "from_config",
@@ -128,6 +128,55 @@ class Optimizer:
         self.clipvalue = _clip_value(owner, "clipvalue", clipvalue)
         self.global_clipnorm = _clip_value(owner, "global_clipnorm", global_clipnorm)
         self.exclude_from_weight_decay = _exclude_list(owner, exclude_from_weight_decay, bool(decay_bias_and_norm))
+
+    def _bind_model(self, model: Any) -> None:
+        """Called by ``compile``: a later ``learning_rate = ...`` reaches this model's network."""
+        import weakref
+        if "_models" not in self.__dict__:
+            self._models: "weakref.WeakSet[Any]" = weakref.WeakSet()
+        self._models.add(model)
+
+    @property
+    def learning_rate(self) -> float:
+        """Keras' name for the base learning rate ``lr``. Setting it changes the rate of
+        the models compiled with this optimizer from their next step on (their
+        ReduceLROnPlateau factor still applies); refused when a schedule sets the rate."""
+        return self.lr
+
+    @learning_rate.setter
+    def learning_rate(self, value: float) -> None:
+        if self.schedule is not None:
+            raise ConfigError(f"{type(self).__name__} takes its rate from the schedule {self.schedule!r}; "
+                              "the learning rate cannot be set (as in Keras)")
+        lr = _validate.finite_float(value, f"{type(self).__name__} learning_rate", 0.0, low_open=True)
+        for model in list(self.__dict__.get("_models", ())):
+            if model._net is not None:
+                model._net.lr = lr
+        self.lr = lr
+
+    def get_config(self) -> dict[str, Any]:
+        """Keras' name for ``config()`` (with ``"learning_rate"`` for ``"lr"``); ``from_config``
+        rebuilds an equal optimizer (a schedule is kept as the object)."""
+        c = self.config()
+        c["learning_rate"] = self.schedule if self.schedule is not None else c.pop("lr")
+        c.pop("lr", None)
+        return c
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "Optimizer":
+        """The optimizer ``get_config`` described."""
+        c = dict(config)
+        if "learning_rate" in c:
+            c["lr"] = c.pop("learning_rate")
+        opt = from_config(c)
+        if cls is not Optimizer and not isinstance(opt, cls):
+            raise ConfigError(f"{cls.__name__}.from_config got the config of {type(opt).__name__}")
+        return opt
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_models", None)  # weak references cannot be copied; a copy binds on compile
+        return state
 
     def check(self) -> None:
         """Raises ConfigError for NaN/inf settings and non-positive clipping bounds (``compile`` calls this)."""
@@ -225,6 +274,8 @@ class AdamW(Adam):
 class RMSprop(Optimizer):
     """RMSprop (Hinton 2012) with PyTorch's rule and defaults.
 
+    ``eps_inside_sqrt=True`` divides by ``sqrt(v + eps)`` as Keras does, instead of
+    PyTorch's ``sqrt(v) + eps`` (``ferronn.keras.optimizers.RMSprop`` sets it).
     ``centered=True`` normalises by the estimated variance of the gradient
     (Graves 2013) instead of its second moment; ``momentum > 0`` adds a
     momentum buffer over the normalised steps. Also takes the shared
@@ -234,15 +285,20 @@ class RMSprop(Optimizer):
     name = "rmsprop"
 
     def __init__(self, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0.0,
-                 momentum: float = 0.0, centered: bool = False, **options: Unpack[SharedOptions]) -> None:
+                 momentum: float = 0.0, centered: bool = False, eps_inside_sqrt: bool = False,
+                 **options: Unpack[SharedOptions]) -> None:
         super().__init__(lr, **options)
         self.alpha, self.eps = float(alpha), float(eps)
         self.weight_decay, self.momentum = float(weight_decay), float(momentum)
         self.centered = bool(centered)
+        self.eps_inside_sqrt = bool(eps_inside_sqrt)
 
     def _hyperparameters(self) -> dict[str, Any]:
-        return {"alpha": self.alpha, "eps": self.eps, "weight_decay": self.weight_decay,
-                "momentum": self.momentum, "centered": self.centered}
+        h = {"alpha": self.alpha, "eps": self.eps, "weight_decay": self.weight_decay,
+             "momentum": self.momentum, "centered": self.centered}
+        if self.eps_inside_sqrt:  # only when set: specs of PyTorch's rule stay as they were
+            h["eps_inside_sqrt"] = True
+        return h
 
 
 class Adagrad(Optimizer):

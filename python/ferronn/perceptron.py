@@ -21,6 +21,16 @@ classic example) training never ends on its own: ``fit`` stops after
 ``max_epochs`` and warns with :class:`ConvergenceWarning`.
 
 Labels are 0/1, or −1/+1 (predictions then come back as −1/+1).
+
+The textbook convention, ``ŷ = 1 if w·x + b ≥ 0 else −1`` (a tie counts as the
+positive class), is ``threshold_inclusive=True`` with ±1 labels; with ``lr=0.1``
+it learns AND in 4 epochs to ``w = (0.2, 0.1)``, ``b = −0.2``, where the strict
+default needs 6:
+
+>>> X, y = [[0, 0], [0, 1], [1, 0], [1, 1]], [-1, -1, -1, 1]
+>>> clf = fn.Perceptron(lr=0.1, threshold_inclusive=True).fit(X, y)
+>>> clf.n_epochs_, clf.coef_.round(6).tolist(), round(clf.intercept_, 6)
+(4, [0.2, 0.1], -0.2)
 """
 
 from __future__ import annotations
@@ -85,6 +95,9 @@ class Perceptron:
     the sequence of mistakes does not depend on it. ``max_epochs``: passes over
     the data before giving up. ``shuffle``: visit the samples in a new random
     order each epoch (from ``random_state``); otherwise in the given order.
+    ``threshold_inclusive``: a sample exactly on the boundary (``w·x + b = 0``)
+    counts as positive (the textbook's ``≥ 0``), in training and in ``predict``;
+    by default it counts as negative (``> 0``).
 
     After ``fit``: ``coef_`` (w, shape [features]), ``intercept_`` (b),
     ``classes_``, ``converged_`` (an epoch ended without a mistake),
@@ -94,11 +107,12 @@ class Perceptron:
     """
 
     def __init__(self, lr: float = 1.0, max_epochs: int = 100, shuffle: bool = False,
-                 random_state: Optional[int] = None) -> None:
+                 random_state: Optional[int] = None, threshold_inclusive: bool = False) -> None:
         self.lr = _validate.finite_float(lr, "lr", low=0.0, low_open=True)
         self.max_epochs = _validate.positive_int(max_epochs, "max_epochs")
         self.shuffle = bool(shuffle)
         self.random_state = random_state
+        self.threshold_inclusive = _validate.boolean(threshold_inclusive, "threshold_inclusive")
 
     # -- training ------------------------------------------------------------
 
@@ -115,7 +129,7 @@ class Perceptron:
             order = rng.permutation(len(X)) if self.shuffle else range(len(X))
             errors = 0
             for i in order:
-                predicted = 1 if X[i] @ w + b > 0 else 0
+                predicted = int(self._positive(X[i] @ w + b))
                 delta = target[i] - predicted          # +1, -1, or 0 when right
                 if delta != 0:
                     w = w + self.lr * delta * X[i]
@@ -147,6 +161,10 @@ class Perceptron:
             raise ShapeError(f"X has {X.shape[1]} features but the perceptron was fitted on {self.n_features_in_}")
         return X
 
+    def _positive(self, score: Any) -> Any:
+        """Whether ``score`` (``w·x + b``) predicts the positive class."""
+        return score >= 0 if self.threshold_inclusive else score > 0
+
     def decision_function(self, X: Any) -> np.ndarray:
         """``w·x + b`` for each sample (positive: class 1)."""
         X = self._check_X(X)
@@ -154,7 +172,7 @@ class Perceptron:
 
     def predict(self, X: Any) -> np.ndarray:
         """The class of each sample, in the label set ``fit`` saw (0/1 or −1/+1)."""
-        positive = self.decision_function(X) > 0  # first: NotFittedError before fit
+        positive = self._positive(self.decision_function(X))  # first: NotFittedError before fit
         return self.classes_[positive.astype(np.int64)]
 
     def score(self, X: Any, y: Any) -> float:
@@ -165,4 +183,4 @@ class Perceptron:
 
     def __repr__(self) -> str:
         return (f"Perceptron(lr={self.lr!r}, max_epochs={self.max_epochs!r}, shuffle={self.shuffle!r}, "
-                f"random_state={self.random_state!r})")
+                f"random_state={self.random_state!r}, threshold_inclusive={self.threshold_inclusive!r})")

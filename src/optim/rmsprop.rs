@@ -17,9 +17,9 @@ use crate::error::{ensure_config, Result};
 /// v = alpha * v + (1 - alpha) * g * g                 (square_avg)
 /// if centered:
 ///     a = alpha * a + (1 - alpha) * g                  (grad_avg)
-///     d = sqrt(v - a * a) + eps
+///     d = sqrt(v - a * a) + eps       (sqrt(v - a * a + eps) with eps_inside_sqrt)
 /// else:
-///     d = sqrt(v) + eps
+///     d = sqrt(v) + eps               (sqrt(v + eps) with eps_inside_sqrt)
 /// if momentum > 0:
 ///     b = momentum * b + g / d                         (momentum_buffer)
 ///     p = p - lr * b
@@ -44,6 +44,10 @@ pub struct RmspropConfig {
     /// Normalise by the estimated variance (`v - a²`) rather than the raw
     /// second moment; keeps a `grad_avg` buffer.
     pub centered: bool,
+    /// Add `eps` under the square root, `sqrt(v + eps)`, as Keras does, instead of
+    /// PyTorch's `sqrt(v) + eps`. Absent from a spec means false.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub eps_inside_sqrt: bool,
     /// Clipping and weight-decay exclusions, shared by every optimizer. Not
     /// serialised with this struct: [`OptimizerConfig`](crate::optim::OptimizerConfig)
     /// writes them flat beside the fields above.
@@ -60,6 +64,7 @@ impl Default for RmspropConfig {
             weight_decay: 0.0,
             momentum: 0.0,
             centered: false,
+            eps_inside_sqrt: false,
             options: OptimizerOptions::default(),
         }
     }
@@ -93,6 +98,10 @@ impl RmspropConfig {
     }
 }
 
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
 /// One RMSprop step. Implements `Rule<1>` (plain), `Rule<2>` (momentum *or*
 /// centered, whichever is configured) and `Rule<3>` (both); the optimizer
 /// drives the one matching [`RmspropConfig`]'s state names.
@@ -105,6 +114,7 @@ pub(crate) struct RmspropStep {
     weight_decay: f32,
     momentum: f32,
     centered: bool,
+    eps_inside_sqrt: bool,
 }
 
 impl RmspropStep {
@@ -119,6 +129,7 @@ impl RmspropStep {
             weight_decay,
             momentum: c.momentum,
             centered: c.centered,
+            eps_inside_sqrt: c.eps_inside_sqrt,
         }
     }
 
@@ -142,7 +153,11 @@ impl RmspropStep {
             }
             None => *sq,
         };
-        let d = var.sqrt() + self.eps;
+        let d = if self.eps_inside_sqrt {
+            (var + self.eps).sqrt()
+        } else {
+            var.sqrt() + self.eps
+        };
         // An overflowed square average poisons the weight (see `adam::poison`).
         let poison = poison(*sq);
         match buf {

@@ -21,7 +21,7 @@ import ferronn as fn
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "docs" / "api"
 PAGES = ["getting_started", "model", "layers", "optim", "callbacks", "metrics", "datasets", "diagnostics",
-         "files", "sklearn", "performance", "from_keras", "from_pytorch", "from_sklearn", "changelog"]
+         "files", "sklearn", "performance", "from_keras", "keras", "from_pytorch", "from_sklearn", "changelog"]
 
 pytestmark = pytest.mark.skipif(
     any(importlib.util.find_spec(m) is None for m in ("sphinx", "myst_parser", "sklearn", "matplotlib")),

@@ -142,3 +142,63 @@ def test_bad_inputs_raise_named_errors():
         fn.Perceptron(lr=0)
     with pytest.raises(fn.ConfigError):
         fn.Perceptron(max_epochs=0)
+
+
+# ---------------------------------------------------------------- the textbook's convention
+
+def _textbook_listing(X, y, lr=0.1, epochs=100):
+    """The listing's loop, written out: zero weights, predict 1 if w·x + b >= 0 else -1,
+    and on a mistake w += lr·y·x, b += lr·y; stop after an epoch without a mistake.
+    Returns (w, b, epochs run)."""
+    w, b = [0.0] * len(X[0]), 0.0
+    for epoch in range(1, epochs + 1):
+        mistakes = 0
+        for xi, yi in zip(X, y):
+            prediction = 1 if sum(wj * xj for wj, xj in zip(w, xi)) + b >= 0 else -1
+            if prediction != yi:
+                w = [wj + lr * yi * xj for wj, xj in zip(w, xi)]
+                b += lr * yi
+                mistakes += 1
+        if mistakes == 0:
+            return w, b, epoch
+    return w, b, epochs
+
+
+@pytest.mark.parametrize("gate", ["AND", "OR", "NAND"])
+def test_threshold_inclusive_reproduces_the_textbook_listing(gate):
+    X = [[0, 0], [0, 1], [1, 0], [1, 1]]
+    y01 = {"AND": [0, 0, 0, 1], "OR": [0, 1, 1, 1], "NAND": [1, 1, 1, 0]}[gate]
+    y = [1 if v else -1 for v in y01]
+    w, b, epochs = _textbook_listing(X, y)
+    clf = fn.Perceptron(lr=0.1, threshold_inclusive=True).fit(X, y)
+    np.testing.assert_allclose(clf.coef_, w, atol=1e-12)
+    assert clf.intercept_ == pytest.approx(b, abs=1e-12)
+    assert clf.n_epochs_ == epochs
+    assert clf.predict(X).tolist() == y
+
+
+def test_and_reaches_the_listings_numbers():
+    """The listing's printed result: AND in 4 epochs, w = (0.2, 0.1), b = -0.2; the strict
+    default reaches the same weights in 6."""
+    X, y = [[0, 0], [0, 1], [1, 0], [1, 1]], [-1, -1, -1, 1]
+    textbook = fn.Perceptron(lr=0.1, threshold_inclusive=True).fit(X, y)
+    assert textbook.n_epochs_ == 4
+    np.testing.assert_allclose(textbook.coef_, [0.2, 0.1], atol=1e-12)
+    assert textbook.intercept_ == pytest.approx(-0.2, abs=1e-12)
+    strict = fn.Perceptron(lr=0.1).fit(X, y)
+    assert strict.n_epochs_ == 6
+    np.testing.assert_allclose(strict.coef_, [0.2, 0.1], atol=1e-12)
+
+
+def test_threshold_inclusive_decides_ties_in_predict():
+    X, y = [[0, 0], [1, 1]], [-1, 1]
+    clf = fn.Perceptron(threshold_inclusive=True).fit(X, y)
+    clf.coef_, clf.intercept_ = np.zeros(2), 0.0  # every score is 0: a tie
+    assert clf.predict([[3, 4]]).tolist() == [1]
+    clf.threshold_inclusive = False
+    assert clf.predict([[3, 4]]).tolist() == [-1]
+
+
+def test_threshold_inclusive_must_be_a_bool():
+    with pytest.raises(fn.ConfigError):
+        fn.Perceptron(threshold_inclusive="yes")

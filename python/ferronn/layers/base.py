@@ -118,6 +118,8 @@ class Layer:
     #: The layer turns scores into (log-)probabilities, so a loss that takes logits
     #: must not follow it (``compile`` refuses that combination).
     normalises_scores = False
+    #: Keras' flag, always True here (every layer of a ferronn model is trained; setting False is refused).
+    trainable = True
 
     _owner: Any = None
     _prefix: Optional[str] = None
@@ -192,6 +194,40 @@ class Layer:
         tensor = self._tensor_name(name)  # first: raises NotFittedError when unbound
         self._owner._set_tensor(tensor, value)
 
+    # -- Keras' layer methods --------------------------------------------------
+
+    def get_config(self) -> dict[str, Any]:
+        """The layer's settings as a JSON-ready dict (its ``spec()``); ``from_config``
+        rebuilds an equivalent layer from it."""
+        return self.spec()
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "Layer":
+        """The layer ``get_config`` described (checked as the constructor checks)."""
+        return from_spec(config)
+
+    def get_weights(self) -> list[np.ndarray]:
+        """Copies of the layer's tensors in Keras' order (Dense: kernel [in, out], bias;
+        BatchNorm: gamma, beta, running mean, running variance; nested layers' after
+        them); ``NotFittedError`` before its model is built."""
+        return list(self.get_params().values())
+
+    def set_weights(self, weights: Any) -> None:
+        """Sets all the layer's tensors from a list shaped like ``get_weights()``, all or
+        nothing: a wrong count raises ``ConfigError``, a wrong shape ``ShapeError``
+        (naming the tensor), and the model is then unchanged."""
+        names = list(self.get_params())
+        try:
+            given = list(weights)
+        except TypeError:
+            raise ConfigError(f"{type(self).__name__}.set_weights takes a list of arrays, got {weights!r}") from None
+        if len(given) != len(names):
+            raise ConfigError(f"{type(self).__name__}.set_weights expected {len(names)} arrays ({', '.join(names)}), "
+                              f"got {len(given)}")
+        from .._validate import weights as _weights
+        prefix = self._prefix
+        self._owner._assign_tensors((f"{prefix}.{n}", _weights(w, f"{prefix}.{n}")) for n, w in zip(names, given))
+
     def __getattr__(self, attr: str) -> Any:
         # Only reached for attributes not found normally: parameter names.
         if attr.startswith("_"):
@@ -202,6 +238,10 @@ class Layer:
         raise AttributeError(f"{type(self).__name__!s} has no attribute {attr!r}")
 
     def __setattr__(self, attr: str, value: Any) -> None:
+        if attr == "trainable" and value is not True:
+            from ..errors import NotSupportedError
+            raise NotSupportedError("layer.trainable = False (freezing a layer) has no ferronn counterpart: every "
+                                    "layer of a model is trained")
         name = self._aliases.get(attr, attr)
         if not attr.startswith("_") and name in type(self).param_names:
             self.set_param(name, value)

@@ -9,6 +9,7 @@ import numpy as np
 from .. import names as _names
 from . import elementwise as _elementwise
 from .activations import Activation, activation_arg, activation_spec, activation_step, parse_activation
+from .._keras_methods import SOFTMAX_ACTIVATION
 from .._validate import positive_int
 from .base import Layer, NumpyStep, TorchEntry, TorchPart, register
 from .weights import InitArg, RegArg, WeightOptions
@@ -24,7 +25,8 @@ class Dense(WeightOptions, Layer):
     [inputs, units] (``layer.weights``) and ``b`` shape [units] (``layer.bias``).
 
     ``activation`` is a name ("relu", "leaky_relu", "gelu", "gelu_tanh", "silu",
-    "tanh", ...), an elementwise activation layer (``fn.LeakyReLU(0.2)``,
+    "tanh", ...; "softmax" only on a model's output layer before a cross-entropy
+    loss, which then trains it in the fused logits form), an elementwise activation layer (``fn.LeakyReLU(0.2)``,
     ``fn.GELU(approximate="tanh")``), or None for none (the identity); ``alpha``
     sets the slope of "leaky_relu" / "elu" given by name. The kernel initializer
     defaults to He for the ReLU family and Xavier (Glorot) otherwise; names
@@ -41,7 +43,11 @@ class Dense(WeightOptions, Layer):
                  bias_initializer: InitArg = "zeros", kernel_regularizer: RegArg = None,
                  bias_regularizer: RegArg = None, input_dim: Optional[int] = None) -> None:
         self.units = positive_int(units, "Dense units")
-        self.activation, self.alpha = activation_arg(activation, alpha, "Dense activation")
+        if isinstance(activation, str) and activation.lower() == SOFTMAX_ACTIVATION and alpha is None:
+            # Keras' output layer: Sequential trains it fused with the cross-entropy loss.
+            self.activation, self.alpha = SOFTMAX_ACTIVATION, None
+        else:
+            self.activation, self.alpha = activation_arg(activation, alpha, "Dense activation")
         self._set_weight_options(kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer)
         self.input_dim = None if input_dim is None else positive_int(input_dim, "input_dim")
 
@@ -59,15 +65,21 @@ class Dense(WeightOptions, Layer):
         return self.units
 
     def numpy_forward(self, h: np.ndarray, p: Any, ref: Any, where: str) -> NumpyStep:
+        if self.activation == SOFTMAX_ACTIVATION:
+            return NumpyStep(ref.softmax(h @ p["weight"] + p["bias"], 1.0, log=False))
         return activation_step(self.activation, self.alpha, h @ p["weight"] + p["bias"], ref)
 
     def onnx_nodes(self, g: Any, x: str, where: str) -> str:
+        if self.activation == SOFTMAX_ACTIVATION:
+            return g.node("Softmax", [g.gemm(x, where, where)], where, axis=-1)
         return _elementwise.onnx_nodes(g, self.activation, self.alpha, g.gemm(x, where, where), where)
 
     def torch_layout(self, layout: Any, d: int, f: str, t: str) -> TorchPart:
         # nn.Linear, then the activation as a module of its own (so two indices).
         modules = [f"nn.Linear({d}, {self.units})"]
-        if _names.activation(self.activation).name != "identity":
+        if self.activation == SOFTMAX_ACTIVATION:
+            modules.append("nn.Softmax(dim=-1)")
+        elif _names.activation(self.activation).name != "identity":
             modules.append(_elementwise.torch_module(self.activation, self.alpha))
         return TorchPart(modules, [TorchEntry(f"{t}.weight", f"{f}.weight", True), TorchEntry(f"{t}.bias", f"{f}.bias")])
 
