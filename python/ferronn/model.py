@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import threading
 from typing import Any, Callable, Iterable, Optional, Sequence, Union
@@ -68,9 +69,9 @@ class Sequential:
         self.input_shape: Optional[tuple[int, ...]] = None
         if input_shape is not None:
             self.input_shape = _layers.Input(input_shape).shape  # checked: positive integers
-            if input_dim is not None and int(np.prod(self.input_shape)) != input_dim:
+            if input_dim is not None and math.prod(self.input_shape) != input_dim:
                 raise ConfigError(f"input_dim={input_dim} differs from input_shape={self.input_shape}")
-            input_dim = int(np.prod(self.input_shape))
+            input_dim = math.prod(self.input_shape)
         first = getattr(self.layers[0], "input_dim", None) if self.layers else None
         self.input_dim = input_dim if input_dim is not None else first
         if self.input_shape is None and self.input_dim is not None:
@@ -152,7 +153,7 @@ class Sequential:
     def _spec(self, input_shape: tuple[int, ...], seed: int) -> dict[str, Any]:
         assert self.optimizer is not None and self.loss is not None
         self._output_shapes(input_shape)
-        spec: dict[str, Any] = {"input_dim": int(np.prod(input_shape)), "layers": [layer.spec() for layer in self.layers],
+        spec: dict[str, Any] = {"input_dim": math.prod(input_shape), "layers": [layer.spec() for layer in self.layers],
                                 "loss": self.loss, "optimizer": self.optimizer.config(), "seed": int(seed)}
         if len(input_shape) > 1:
             spec["input_shape"] = [int(d) for d in input_shape]
@@ -202,10 +203,16 @@ class Sequential:
 
     # -- data -------------------------------------------------------------
 
-    def _targets(self, y: Any, name: str = "y") -> np.ndarray:
+    def _targets(self, y: Any, name: str = "y", input_shape: Optional[tuple[int, ...]] = None) -> np.ndarray:
         if _names.loss_task(self.loss) == "labels":
             return _validate.labels(y, name)
-        out_dim = self.layers[-1].output_dim(0)
+        shape = input_shape if input_shape is not None else self.input_shape
+        if shape is not None and len(shape) > 1:
+            out_dim = math.prod(self._output_shapes(shape)[-1])
+            if np.ndim(y) > 2:  # targets shaped like N-D outputs: one flat row per sample
+                y = np.reshape(_validate.numeric_array(y, name), (np.shape(y)[0], -1))
+        else:
+            out_dim = self.layers[-1].output_dim(0)
         return _validate.targets(y, out_dim, name)
 
     def _features(self, x: Any, name: str = "X") -> np.ndarray:
@@ -217,10 +224,13 @@ class Sequential:
         if arr.ndim > 2 or (expected is not None and len(expected) > 1):
             if arr.ndim < 2:
                 raise ShapeError(f"{name} must have a batch axis, got shape {arr.shape}")
+            if expected is not None and len(expected) == 1:
+                raise ShapeError(f"{name} must be 2-D (samples, features), got {arr.ndim}-D with shape {arr.shape}; "
+                                 f"the model expects per-sample shape {tuple(expected)}")
             if expected is not None and tuple(arr.shape[1:]) != tuple(expected):
                 raise ShapeError(f"{name} has per-sample shape {tuple(arr.shape[1:])}, but the model expects "
                                  f"{tuple(expected)} (X of shape (N, {', '.join(map(str, expected))}))")
-            arr = arr.reshape(arr.shape[0], -1) if arr.shape[0] else arr.reshape(0, int(np.prod(arr.shape[1:])))
+            arr = arr.reshape(arr.shape[0], -1) if arr.shape[0] else arr.reshape(0, math.prod(arr.shape[1:]))
         return _validate.features(arr, name)
 
     def _shape_of(self, x: Any) -> tuple[int, ...]:
@@ -233,7 +243,8 @@ class Sequential:
         return out.reshape(out.shape[0], *shape) if len(shape) > 1 else out
 
     def _xy(self, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
-        xa, ya = self._features(x), self._targets(y)
+        xa = self._features(x)
+        ya = self._targets(y, input_shape=self.input_shape or self._shape_of(x))
         _validate.same_length(xa, ya)
         return xa, ya
 
@@ -275,7 +286,7 @@ class Sequential:
 
     def _n_outputs(self, input_dim: int) -> int:
         if self.input_shape is not None and len(self.input_shape) > 1:
-            return int(np.prod(self._output_shapes(self.input_shape)[-1]))
+            return math.prod(self._output_shapes(self.input_shape)[-1])
         d = int(input_dim)
         for layer in self.layers:
             d = layer.output_dim(d)
@@ -351,9 +362,9 @@ class Sequential:
             seed = _validate.seed(seed)
         # Build into a local first and check all data before anything changes:
         # a rejected fit leaves the model exactly as it was (even unbuilt).
-        if self._net is None and self.input_shape is None:
-            self.input_shape = self._shape_of(x)  # the first fit fixes the input shape
-        net, net_seed = (self._net, self.seed) if self._net is not None else self._new_net(self.input_shape, seed)
+        # The first fit fixes the input shape (set when the network is installed).
+        shape = self.input_shape if self.input_shape is not None else self._shape_of(x)
+        net, net_seed = (self._net, self.seed) if self._net is not None else self._new_net(shape, seed)
         net.check(xa, ya, sample_weight=weights)
         if validation is not None:
             net.check(*validation[:2], sample_weight=validation[2])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Optional, Union
 
 import numpy as np
@@ -59,7 +60,7 @@ class _Conv(WeightOptions, Layer):
         return _grid.join(out, self.filters, self.data_format)
 
     def output_dim(self, input_dim: int) -> int:
-        return int(np.prod(self.output_shape(self._shape("output_dim"))))
+        return math.prod(self.output_shape(self._shape("output_dim")))
 
     def _shape(self, what: str) -> tuple[int, ...]:
         if self._input_shape is None:

@@ -3,6 +3,7 @@ average pooling, and their global forms over every position."""
 
 from __future__ import annotations
 
+import math
 from typing import Any, Optional
 
 import numpy as np
@@ -61,7 +62,7 @@ class _Pool(Layer):
     def output_dim(self, input_dim: int) -> int:
         if self._input_shape is None:
             raise ConfigError(f"{type(self).__name__} needs its input shape: give the model input_shape=(...)")
-        return int(np.prod(self.output_shape(self._input_shape)))
+        return math.prod(self.output_shape(self._input_shape))
 
     def spec(self) -> dict[str, Any]:
         if self._input_shape is None:

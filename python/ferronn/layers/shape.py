@@ -3,27 +3,29 @@ and ``Input``, which declares the model's input shape."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
 from ..errors import ConfigError
+from .._validate import positive_int
 from .base import Layer, NumpyStep, register
 
 __all__ = ["Flatten", "Reshape", "Input"]
 
 
 def _shape(value: Any, name: str) -> tuple[int, ...]:
-    """A per-sample shape: one or more integers >= 1."""
+    """A per-sample shape: one or more integers >= 1 (each within what the core takes)."""
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         value = (value,)
     try:
         shape = tuple(value)
     except TypeError:
         raise ConfigError(f"{name} must be a tuple of positive integers, got {value!r}") from None
-    if not shape or not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 1 for d in shape):
+    if not shape:
         raise ConfigError(f"{name} must be a tuple of positive integers, got {value!r}")
-    return tuple(int(d) for d in shape)
+    return tuple(positive_int(d, name) for d in shape)
 
 
 @register("flatten")
@@ -41,7 +43,7 @@ class Flatten(Layer):
         return cls()
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
-        return (int(np.prod(input_shape)),)
+        return (math.prod(input_shape),)
 
     def numpy_forward(self, h: np.ndarray, p: Any, ref: Any, where: str) -> NumpyStep:
         return NumpyStep(h)
@@ -66,8 +68,8 @@ class Reshape(Layer):
         self.target_shape = tuple(int(d) for d in items)
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
-        count = int(np.prod(input_shape))
-        known = int(np.prod([d for d in self.target_shape if d != -1]))
+        count = math.prod(input_shape)
+        known = math.prod([d for d in self.target_shape if d != -1])
         if -1 in self.target_shape:
             if count % known:
                 raise ConfigError(f"Reshape {self.target_shape} cannot hold the {count} values of shape {tuple(input_shape)}")
@@ -78,7 +80,7 @@ class Reshape(Layer):
         return self.target_shape
 
     def output_dim(self, input_dim: int) -> int:
-        return int(np.prod(self.output_shape((input_dim,))))
+        return math.prod(self.output_shape((input_dim,)))
 
     def spec(self) -> dict[str, Any]:
         if self._input_shape is None:
