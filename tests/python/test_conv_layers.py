@@ -238,10 +238,16 @@ def test_channels_not_divisible_by_groups():
     assert not model.built
 
 
-def test_dense_on_images_asks_for_flatten():
-    model = fn.Sequential([fn.Conv2D(2, 3), fn.Dense(4)], input_shape=(5, 5, 1))
-    with pytest.raises(fn.ConfigError, match="Flatten"):
-        model.compile(loss="mse")
+def test_dense_on_images_is_a_1x1_convolution():
+    """Dense acts on the channel axis of channels_last images (Keras' rule): the same
+    outputs as a 1x1 Conv2D holding the same weights."""
+    x = np.random.default_rng(9).normal(size=(3, 5, 5, 2)).astype(np.float32)
+    dense = _model([fn.Conv2D(3, 3), fn.Dense(4, activation="tanh")], (5, 5, 2))
+    conv = _model([fn.Conv2D(3, 3), fn.Conv2D(4, 1, activation="tanh")], (5, 5, 2))
+    w = dense.get_weights()
+    conv.set_weights([w[0], w[1], w[2][None, None], w[3]])
+    assert dense.predict_raw(x).shape == (3, 3, 3, 4)
+    np.testing.assert_allclose(dense.predict_raw(x), conv.predict_raw(x), rtol=1e-5, atol=1e-6)
 
 
 def test_input_declaration_conflicts():
