@@ -47,6 +47,16 @@ def _global_ref(mode, first=False):
     return run
 
 
+def _bn_ref(eps=1e-5):
+    """PyTorch's BatchNorm2d in training mode on channels_last samples: per channel,
+    over the batch and every position, with the biased variance."""
+    def run(h, p, shape):
+        x = h.reshape(len(h), -1, shape[-1])
+        mean, var = x.mean(axis=(0, 1)), x.var(axis=(0, 1))
+        return (p["gamma"] * (x - mean) / np.sqrt(var + eps) + p["beta"]).reshape(len(h), -1)
+    return run
+
+
 CF = "channels_first"
 # name: (layer factory, per-sample input shape, reference). Pads are written out
 # here (TensorFlow's "same" via cr.same_pads), not taken from the library.
@@ -79,6 +89,8 @@ CASES = {
     "global_max_2d_cf": (lambda: fn.GlobalMaxPool2D(data_format=CF), (2, 3, 4), _global_ref("max", first=True)),
     "global_avg_1d": (lambda: fn.GlobalAvgPool1D(), (5, 3), _global_ref("avg")),
     "global_max_1d": (lambda: fn.GlobalMaxPool1D(), (5, 3), _global_ref("max")),
+    "batch_norm_per_channel": (lambda: fn.BatchNorm(), (3, 4, 3), _bn_ref()),
+    "batch_norm_per_feature_of_steps": (lambda: fn.BatchNorm(eps=0.1), (5, 2), _bn_ref(0.1)),
 }
 
 
@@ -97,7 +109,8 @@ def _case(name, seed=0):
     model.build(IN, seed=0)
     rng = np.random.default_rng(seed)
     tensors = model._net.tensors()
-    weights = [rng.normal(0.0, 0.8, a.shape).astype(np.float32) for _, a, _ in tensors]
+    weights = [(rng.uniform(0.5, 2.0, a.shape) if n.endswith("running_var") else rng.normal(0.0, 0.8, a.shape))
+               .astype(np.float32) for n, a, _ in tensors]
     model.set_weights(weights)
     x = rng.normal(size=(BATCH, IN)).astype(np.float32)
     y = rng.normal(size=(BATCH, OUT)).astype(np.float32)
@@ -115,11 +128,14 @@ def test_gradients_match_finite_differences(name):
 
     value = model.train_step(x, y)
     assert abs(value - loss(params)) <= 1e-5 * abs(loss(params)) + 1e-6
-    np.testing.assert_allclose(model.predict_raw(x), _net_out(x64, params, layer_ref, shape), rtol=1e-4, atol=1e-5)
+    if "batch_norm" not in name:  # (inference uses the running statistics)
+        np.testing.assert_allclose(model.predict_raw(x), _net_out(x64, params, layer_ref, shape), rtol=1e-4, atol=1e-5)
     grads = dict(model._net.grads())
     expected = {"layers.0.weight", "layers.0.bias", "layers.4.weight", "layers.4.bias"}
     if "conv" in name:
         expected |= {"layers.2.weight"} | (set() if "no_bias" in name else {"layers.2.bias"})
+    if "batch_norm" in name:
+        expected |= {"layers.2.gamma", "layers.2.beta"}
     assert set(grads) == expected
     for tensor, g in grads.items():
         def f(p, tensor=tensor):
@@ -138,3 +154,25 @@ def test_harness_catches_a_wrong_reference():
         return wrong(h, {**p, "weight": p["weight"][::-1, ::-1]}, shape)
 
     assert not np.allclose(model.predict_raw(x), _net_out(x.astype(np.float64), params, flipped, shape), atol=1e-3)
+
+
+def test_batch_norm_per_channel_running_statistics_and_inference():
+    """After a training step: running = 0.9·running + 0.1·batch, the variance unbiased
+    over N·H·W values (PyTorch's BatchNorm2d); inference then uses them."""
+    model, params, x, y, _, shape = _case("batch_norm_per_channel", seed=3)
+    model.train_step(x, y)
+    h = (x.astype(np.float64) @ params["layers.0.weight"] + params["layers.0.bias"]).reshape(-1, shape[-1])
+    mean, var = h.mean(axis=0), h.var(axis=0, ddof=1)
+    after = {n: a for n, a, _ in model._net.tensors()}
+    rm = 0.9 * params["layers.2.running_mean"] + 0.1 * mean
+    rv = 0.9 * params["layers.2.running_var"] + 0.1 * var
+    np.testing.assert_allclose(after["layers.2.running_mean"], rm, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(after["layers.2.running_var"], rv, rtol=1e-5, atol=1e-6)
+    p = {**params, "layers.2.running_mean": rm, "layers.2.running_var": rv}
+
+    def inference(h, q, shape):
+        z = h.reshape(len(h), -1, shape[-1])
+        return (q["gamma"] * (z - q["running_mean"]) / np.sqrt(q["running_var"] + 1e-5) + q["beta"]).reshape(len(h), -1)
+
+    np.testing.assert_allclose(model.predict_raw(x), _net_out(x.astype(np.float64), p, inference, shape),
+                               rtol=1e-4, atol=1e-4)

@@ -21,7 +21,9 @@ def _model(layers, shape, loss="mse", seed=0):
     model = fn.Sequential(layers, input_shape=shape)
     model.compile(optimizer=fn.optim.SGD(lr=0.0), loss=loss)
     rng = np.random.default_rng(seed)
-    model.set_weights([rng.normal(0.0, 0.7, w.shape).astype(np.float32) for w in model.get_weights()])
+    names = [n for n, _, _ in model._net.tensors()]
+    model.set_weights([(rng.uniform(0.5, 2.0, w.shape) if n.endswith("running_var") else rng.normal(0.0, 0.7, w.shape))
+                       .astype(np.float32) for n, w in zip(names, model.get_weights())])
     return model
 
 
@@ -147,12 +149,16 @@ def test_save_load_round_trip(tmp_path):
 
 
 def test_sequence_model_round_trip(tmp_path):
-    model = _model([fn.Conv1D(4, 3, padding="causal", activation="tanh"), fn.GlobalMaxPool1D(), fn.Dense(2)], (10, 3))
+    model = _model([fn.Conv1D(4, 3, padding="causal", activation="tanh"), fn.BatchNorm(), fn.Dense(5),
+                    fn.GlobalMaxPool1D(), fn.Dense(2)], (10, 3))
     x = np.random.default_rng(6).normal(size=(4, 10, 3)).astype(np.float32)
+    model.train_step(x, np.ones((4, 2), np.float32))
     model.save(tmp_path / "seq.fnn")
     back = fn.load(tmp_path / "seq.fnn")
     assert back.layers[0].padding == "causal"
+    assert back.layers[1].gamma.shape == (4,) and back.layers[2].weights.shape == (4, 5)
     np.testing.assert_array_equal(back.predict_raw(x), model.predict_raw(x))
+    np.testing.assert_array_equal(back(x, training=True), model(x, training=True))
 
 
 def _train(threads):
