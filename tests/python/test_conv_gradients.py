@@ -90,6 +90,13 @@ CASES = {
     "global_avg_1d": (lambda: fn.GlobalAvgPool1D(), (5, 3), _global_ref("avg")),
     "global_max_1d": (lambda: fn.GlobalMaxPool1D(), (5, 3), _global_ref("max")),
     "batch_norm_per_channel": (lambda: fn.BatchNorm(), (3, 4, 3), _bn_ref()),
+    # A ResNet basic block without projection: y = x + conv(tanh(conv(x))), shapes kept.
+    "residual_conv_block": (lambda: fn.Residual([fn.Conv2D(3, 3, padding="same", activation="tanh"),
+                                                 fn.Conv2D(3, 3, padding="same")]), (4, 5, 3),
+                            lambda h, p, shape: h + _conv_ref(3, 3, pads=(1, 1, 1, 1))(
+                                _conv_ref(3, 3, pads=(1, 1, 1, 1), act="tanh")(
+                                    h, {"weight": p["block.0.weight"], "bias": p["block.0.bias"]}, shape),
+                                {"weight": p["block.1.weight"], "bias": p["block.1.bias"]}, shape)),
     "batch_norm_per_feature_of_steps": (lambda: fn.BatchNorm(eps=0.1), (5, 2), _bn_ref(0.1)),
 }
 
@@ -132,10 +139,12 @@ def test_gradients_match_finite_differences(name):
         np.testing.assert_allclose(model.predict_raw(x), _net_out(x64, params, layer_ref, shape), rtol=1e-4, atol=1e-5)
     grads = dict(model._net.grads())
     expected = {"layers.0.weight", "layers.0.bias", "layers.4.weight", "layers.4.bias"}
-    if "conv" in name:
+    if "conv" in name and "residual" not in name:
         expected |= {"layers.2.weight"} | (set() if "no_bias" in name else {"layers.2.bias"})
     if "batch_norm" in name:
         expected |= {"layers.2.gamma", "layers.2.beta"}
+    if "residual" in name:
+        expected |= {f"layers.2.block.{j}.{t}" for j in (0, 1) for t in ("weight", "bias")}
     assert set(grads) == expected
     for tensor, g in grads.items():
         def f(p, tensor=tensor):

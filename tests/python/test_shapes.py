@@ -99,3 +99,12 @@ def test_nd_dense_has_no_export_form_yet(tmp_path):
     model = _seq_model()
     with pytest.raises(fn.ExportError, match="last axis"):
         model.save(tmp_path / "t.safetensors", layout="torch")
+
+
+def test_residual_on_images_must_keep_the_shape():
+    keeps = fn.Residual([fn.Conv2D(3, 3, padding="same"), fn.ReLU()])
+    assert keeps.output_shape((5, 5, 3)) == (5, 5, 3)
+    model = fn.Sequential([fn.Residual([fn.Conv2D(4, 3, padding="same")])], input_shape=(5, 5, 3))
+    with pytest.raises(fn.ConfigError, match="must keep that shape"):
+        model.compile(loss="mse")
+    assert not model.built
