@@ -249,3 +249,10 @@ fn pooling_matches_the_definitions_and_finite_differences() {
         }
     }
 }
+
+#[test]
+fn pooling_rejects_a_window_inside_the_padding() {
+    let json = serde_json::json!({"mode": "max", "input": [4, 4, 1], "pool": [2, 2], "strides": [2, 2], "pads": [2, 0, 0, 0]});
+    let spec: PoolSpec = serde_json::from_value(json).unwrap();
+    assert!(matches!(spec.build(16, &mut Alloc::default()), Err(crate::error::Error::Config(_))));
+}

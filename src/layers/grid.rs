@@ -8,6 +8,7 @@
 //! a sample through the strides of its layout, so both layouts share the code.
 //! Sizes come from users or files: every product is checked.
 
+use multiversion::multiversion;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -206,13 +207,23 @@ pub fn col2im(cols: &[f32], grid: &Grid, win: &Window, c0: usize, cg: usize, dx:
                         if let Some((iy, ix)) = win.source(grid, oy, ox, ky, kx) {
                             let base = iy * sy + ix * sx + c0 * sc;
                             let g = &r[(ky * win.k[1] + kx) * cg..][..cg];
-                            g.iter().enumerate().for_each(|(c, v)| xs[base + c * sc] += v);
+                            if sc == 1 {
+                                add_into(&mut xs[base..base + cg], g);
+                            } else {
+                                g.iter().enumerate().for_each(|(c, v)| xs[base + c * sc] += v);
+                            }
                         }
                     }
                 }
             }
         }
     });
+}
+
+/// `dst[i] += src[i]`, vectorised.
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
+fn add_into(dst: &mut [f32], src: &[f32]) {
+    dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
 }
 
 /// Per sample, `dst[b][j][i] = src[b][i][j]` for `[rows, cols]` blocks: between a

@@ -7,6 +7,7 @@
 //! pool is the window covering the whole grid: `[1, 1, c]` and `[c, 1, 1]` are
 //! both the `c` values the core stores, whatever the layout.
 
+use multiversion::multiversion;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -55,6 +56,9 @@ impl BuildLayer for PoolSpec {
         let rank = self.input.len() - 1;
         let ones = vec![1; rank];
         let win = Window::new(&grid, rank, &self.pool, &self.strides, &ones, &self.pads, kind)?;
+        // A window wholly inside the padding would have no value to take ("same" pads less).
+        let fits = self.pads.chunks(2).zip(if rank == 2 { win.k.to_vec() } else { vec![win.k[1]] }).all(|(p, k)| p.iter().all(|&v| v < k));
+        ensure_config(fits, || format!("{kind} padding {:?} must be smaller than its window {:?}", self.pads, self.pool))?;
         ensure_config(!self.global || win.out == [1, 1], || format!("a global {kind} must cover its whole input {:?}", self.input))?;
         let out_dim = checked_size(win.positions(), grid.c, kind)?;
         Ok(Pool { mode: self.mode, grid, win, out_dim, rows: 0, y: Matrix::zeros(0, out_dim), arg: Vec::new() })
@@ -74,28 +78,109 @@ pub struct Pool {
     arg: Vec<u32>,
 }
 
+/// `y[c] = max(y[c], src[c])`, recording `base + c` in `arg[c]` where `src` wins
+/// (strictly greater: the first maximum is kept on ties), as branch-free selects.
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
+fn max_update(y: &mut [f32], arg: &mut [u32], src: &[f32], base: u32) {
+    for (ch, ((yv, av), &v)) in y.iter_mut().zip(arg.iter_mut()).zip(src).enumerate() {
+        let better = v > *yv;
+        *yv = if better { v } else { *yv };
+        *av = if better { base + ch as u32 } else { *av };
+    }
+}
+
 impl Pool {
-    /// Offset of output `(oy, ox, c)` within a sample of the output grid.
-    fn out_offset(&self, oy: usize, ox: usize, c: usize) -> usize {
+    /// (channel stride, position stride) of the output grid.
+    fn out_strides(&self) -> (usize, usize) {
         match self.grid.format {
-            DataFormat::ChannelsLast => (oy * self.win.out[1] + ox) * self.grid.c + c,
-            DataFormat::ChannelsFirst => c * self.win.positions() + oy * self.win.out[1] + ox,
+            DataFormat::ChannelsLast => (1, self.grid.c),
+            DataFormat::ChannelsFirst => (self.win.positions(), 1),
         }
     }
 
-    /// Calls `f(output offset, cells inside the input, input offsets of its
-    /// window)` for every output value.
-    fn each_window(&self, mut f: impl FnMut(usize, usize, &mut dyn Iterator<Item = usize>)) {
-        let (sy, sx, sc) = self.grid.strides();
+    /// Calls `f(output offset of channel 0, input offset of channel 0 of each window
+    /// cell inside the input)` for every output position, the cells in row-major
+    /// order; the geometry is worked out once per position, not per channel.
+    fn each_position(&self, mut f: impl FnMut(usize, &mut dyn FnMut(&mut dyn FnMut(usize)))) {
+        let (sy, sx, _) = self.grid.strides();
+        let (_, op) = self.out_strides();
         for oy in 0..self.win.out[0] {
             for ox in 0..self.win.out[1] {
-                for c in 0..self.grid.c {
-                    let mut cells = (0..self.win.k[0]).flat_map(|ky| (0..self.win.k[1]).map(move |kx| (ky, kx))).filter_map(|(ky, kx)| self.win.source(&self.grid, oy, ox, ky, kx)).map(|(iy, ix)| iy * sy + ix * sx + c * sc);
-                    let count = cells.clone().count();
-                    f(self.out_offset(oy, ox, c), count, &mut cells);
-                }
+                let mut cells = |g: &mut dyn FnMut(usize)| {
+                    for ky in 0..self.win.k[0] {
+                        for kx in 0..self.win.k[1] {
+                            if let Some((iy, ix)) = self.win.source(&self.grid, oy, ox, ky, kx) {
+                                g(iy * sy + ix * sx);
+                            }
+                        }
+                    }
+                };
+                f((oy * self.win.out[1] + ox) * op, &mut cells);
             }
         }
+    }
+
+    /// Max pooling of one sample: `y` and the winning offsets `arg` (the first on ties).
+    fn max_sample(&self, xs: &[f32], y: &mut [f32], arg: &mut [u32]) {
+        let (c, (_, _, sc), (oc, _)) = (self.grid.c, self.grid.strides(), self.out_strides());
+        if sc == 1 && oc == 1 {
+            // channels_last: each cell's channels are contiguous, in the input and the
+            // output; a branch-free select per channel lets the loop vectorise.
+            self.each_position(|o, cells| {
+                let (yo, ao) = (&mut y[o..o + c], &mut arg[o..o + c]);
+                let mut first = true;
+                cells(&mut |i| {
+                    let src = &xs[i..i + c];
+                    if first {
+                        yo.copy_from_slice(src);
+                        ao.iter_mut().enumerate().for_each(|(ch, a)| *a = (i + ch) as u32);
+                        first = false;
+                        return;
+                    }
+                    max_update(yo, ao, src, i as u32);
+                });
+            });
+            return;
+        }
+        self.each_position(|o, cells| {
+            let mut first = true;
+            cells(&mut |i| {
+                for ch in 0..c {
+                    let (src, dst) = (i + ch * sc, o + ch * oc);
+                    if first || xs[src] > y[dst] {
+                        y[dst] = xs[src];
+                        arg[dst] = src as u32;
+                    }
+                }
+                first = false;
+            });
+        });
+    }
+
+    /// Average pooling of one sample over the window cells inside the input.
+    fn avg_sample(&self, xs: &[f32], y: &mut [f32]) {
+        let (c, (_, _, sc), (oc, _)) = (self.grid.c, self.grid.strides(), self.out_strides());
+        self.each_position(|o, cells| {
+            (0..c).for_each(|ch| y[o + ch * oc] = 0.0);
+            let mut count = 0u32;
+            cells(&mut |i| {
+                count += 1;
+                (0..c).for_each(|ch| y[o + ch * oc] += xs[i + ch * sc]);
+            });
+            (0..c).for_each(|ch| y[o + ch * oc] /= count as f32);
+        });
+    }
+
+    /// The adjoint of [`Pool::avg_sample`]: each output's gradient shared equally
+    /// among its cells, added into `d` (zeroed by the caller).
+    fn avg_backward_sample(&self, g: &[f32], d: &mut [f32]) {
+        let (c, (_, _, sc), (oc, _)) = (self.grid.c, self.grid.strides(), self.out_strides());
+        self.each_position(|o, cells| {
+            let mut count = 0u32;
+            cells(&mut |_| count += 1);
+            let inv = 1.0 / count as f32;
+            cells(&mut |i| (0..c).for_each(|ch| d[i + ch * sc] += g[o + ch * oc] * inv));
+        });
     }
 }
 
@@ -123,20 +208,7 @@ impl LayerKind for Pool {
                 self.arg.resize(n, 0);
                 let mut arg = std::mem::take(&mut self.arg);
                 let this = &*self;
-                let run = |n: usize, (yo, ao): (&mut [f32], &mut [u32])| {
-                    let xs = x.row(n);
-                    this.each_window(|o, _, cells| {
-                        let (mut best, mut at) = (f32::NEG_INFINITY, u32::MAX);
-                        for i in cells {
-                            if at == u32::MAX || xs[i] > best {
-                                best = xs[i];
-                                at = i as u32;
-                            }
-                        }
-                        yo[o] = best;
-                        ao[o] = at;
-                    });
-                };
+                let run = |n: usize, (yo, ao): (&mut [f32], &mut [u32])| this.max_sample(x.row(n), yo, ao);
                 // Each sample writes its own rows of y and arg.
                 if parallel_for(y.as_slice().len()) {
                     y.as_mut_slice().par_chunks_mut(out_dim).zip(arg.par_chunks_mut(out_dim)).enumerate().for_each(|(n, p)| run(n, p));
@@ -147,13 +219,7 @@ impl LayerKind for Pool {
             }
             PoolMode::Avg => {
                 let this = &*self;
-                per_sample(y.as_mut_slice(), out_dim, |n, yo| {
-                    let xs = x.row(n);
-                    this.each_window(|o, count, cells| {
-                        let sum: f32 = cells.map(|i| xs[i]).sum();
-                        yo[o] = sum / count as f32;
-                    });
-                });
+                per_sample(y.as_mut_slice(), out_dim, |n, yo| this.avg_sample(x.row(n), yo));
             }
         }
         self.y = y;
@@ -171,28 +237,19 @@ impl LayerKind for Pool {
         dx.reshape_for(self.rows, in_len)?;
         let out_dim = self.out_dim;
         let dys = dy.as_slice();
-        match self.mode {
-            PoolMode::Max => {
-                let arg = &self.arg;
-                per_sample(dx.as_mut_slice(), in_len, |n, d| {
-                    d.fill(0.0);
-                    for (g, &i) in dys[n * out_dim..(n + 1) * out_dim].iter().zip(&arg[n * out_dim..(n + 1) * out_dim]) {
-                        d[i as usize] += g;
+        let this = &*self;
+        per_sample(dx.as_mut_slice(), in_len, |n, d| {
+            d.fill(0.0);
+            let g = &dys[n * out_dim..(n + 1) * out_dim];
+            match this.mode {
+                PoolMode::Max => {
+                    for (v, &i) in g.iter().zip(&this.arg[n * out_dim..(n + 1) * out_dim]) {
+                        d[i as usize] += v;
                     }
-                });
+                }
+                PoolMode::Avg => this.avg_backward_sample(g, d),
             }
-            PoolMode::Avg => {
-                let this = &*self;
-                per_sample(dx.as_mut_slice(), in_len, |n, d| {
-                    d.fill(0.0);
-                    let g = &dys[n * out_dim..(n + 1) * out_dim];
-                    this.each_window(|o, count, cells| {
-                        let share = g[o] / count as f32;
-                        cells.for_each(|i| d[i] += share);
-                    });
-                });
-            }
-        }
+        });
         Ok(())
     }
 }
