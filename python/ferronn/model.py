@@ -56,6 +56,10 @@ class Sequential:
     ``fit``, ``predict`` and ``evaluate`` then take arrays ``[N, *input_shape]``.
     """
 
+    #: The per-sample input shape ((28, 28, 1), or (width,)), once known; also read by
+    #: models pickled before it existed.
+    input_shape: Optional[tuple[int, ...]] = None
+
     def __init__(self, layers: Sequence[Any] = (), input_dim: Optional[int] = None,
                  seed: Optional[int] = None, input_shape: Optional[Sequence[int]] = None) -> None:
         self.layers = list(layers)
@@ -66,7 +70,7 @@ class Sequential:
         for layer in self.layers:
             if not isinstance(layer, _layers.Layer):
                 raise ConfigError(f"Sequential takes layer objects such as fn.Dense(10), got {layer!r}")
-        self.input_shape: Optional[tuple[int, ...]] = None
+        self.input_shape = None
         if input_shape is not None:
             self.input_shape = _layers.Input(input_shape).shape  # checked: positive integers
             if input_dim is not None and math.prod(self.input_shape) != input_dim:

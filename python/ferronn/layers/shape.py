@@ -4,7 +4,7 @@ and ``Input``, which declares the model's input shape."""
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
@@ -105,8 +105,9 @@ class Input:
     (Keras' ``keras.Input``): ``Sequential([fn.Input(shape=(28, 28, 1)), ...])``. It
     is not a layer: the model takes the shape from it and leaves it out of ``layers``."""
 
-    def __init__(self, shape: Any) -> None:
+    def __init__(self, shape: Any, name: Optional[str] = None) -> None:
         self.shape = _shape(shape, "Input shape")
+        self.name = name  # accepted as Keras does; ferronn does not use it
 
     def __repr__(self) -> str:
         return f"Input(shape={self.shape!r})"
