@@ -23,6 +23,10 @@ use crate::threads;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NetworkSpec {
     pub input_dim: usize,
+    /// The per-sample shape of N-D inputs (images, sequences), whose product
+    /// is `input_dim`; absent for plain `[batch, features]` inputs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_shape: Option<Vec<usize>>,
     pub layers: Vec<LayerSpec>,
     pub loss: String,
     pub optimizer: OptimizerConfig,
@@ -150,6 +154,10 @@ impl Network {
     pub fn new_checked(spec: NetworkSpec, check: impl FnOnce(&[(ParamInfo, bool)]) -> Result<()>) -> Result<Self> {
         ensure_config(spec.input_dim > 0, || "input_dim must be at least 1, got 0".into())?;
         ensure_config(!spec.layers.is_empty(), || "a network needs at least one layer".into())?;
+        if let Some(shape) = &spec.input_shape {
+            let count = shape.iter().try_fold(1usize, |acc, &s| acc.checked_mul(s));
+            ensure_config(!shape.is_empty() && count == Some(spec.input_dim), || format!("input_shape {shape:?} does not hold input_dim = {} values", spec.input_dim))?;
+        }
         let loss = Loss::from_name(&spec.loss)?;
         let mut optimizer = Optimizer::new(spec.optimizer.clone())?;
         if let Some(s) = &spec.schedule {

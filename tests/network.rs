@@ -122,6 +122,46 @@ fn steady_state_training_step_allocates_only_inside_gemm() {
 }
 
 #[test]
+fn steady_state_conv_step_allocates_only_inside_gemm() {
+    // conv 3x3 (relu, same padding) -> pool 2x2 -> flatten -> dense 2 on 6x6 images with 2
+    // channels: channels_last with max pooling, then channels_first, grouped, average pooling.
+    let opt = r#""loss":"cross_entropy","optimizer":{"name":"adam","lr":0.01,"beta1":0.9,"beta2":0.999,"eps":1e-8,"weight_decay":0.0},"seed":0}"#;
+    let nets = [
+        r#"{"input_dim":72,"input_shape":[6,6,2],"layers":[
+            {"type":"conv","input":[6,6,2],"filters":2,"kernel":[3,3],"strides":[1,1],"pads":[1,1,1,1],"dilation":[1,1],"activation":"relu"},
+            {"type":"pool","mode":"max","input":[6,6,2],"pool":[2,2],"strides":[2,2],"pads":[0,0,0,0]},
+            {"type":"flatten"},{"type":"dense","units":2}],"#,
+        r#"{"input_dim":72,"input_shape":[2,6,6],"layers":[
+            {"type":"conv","input":[2,6,6],"filters":4,"kernel":[3,3],"strides":[1,1],"pads":[1,1,1,1],"dilation":[1,1],"groups":2,"data_format":"channels_first","activation":"relu"},
+            {"type":"pool","mode":"avg","input":[4,6,6],"pool":[2,2],"strides":[2,2],"pads":[0,1,0,1],"data_format":"channels_first"},
+            {"type":"flatten"},{"type":"dense","units":2}],"#,
+    ];
+    for (i, json) in nets.iter().enumerate() {
+        let mut net = Network::new(serde_json::from_str(&format!("{json}{opt}")).unwrap()).unwrap();
+        let x = Matrix::from_vec(4, 72, (0..288).map(|i| ((i * 7 % 13) as f32) / 13.0).collect()).unwrap();
+        let y = [0i64, 1, 1, 0];
+        for _ in 0..3 {
+            net.train_step(x.view(), Targets::Labels(&y), None).unwrap();
+        }
+        let count = |steps: usize, net: &mut Network| {
+            let before = allocations();
+            for _ in 0..steps {
+                net.train_step(x.view(), Targets::Labels(&y), None).unwrap();
+            }
+            allocations() - before
+        };
+        let one = count(1, &mut net);
+        assert_eq!(count(10, &mut net), 10 * one, "net {i}: allocations per step must not change between steps");
+        // What remains are the `gemm` crate's packing buffers (one to three per call here,
+        // depending on the shapes): conv forward and kernel gradient per group (the first layer needs no
+        // input gradient), dense forward, kernel and input gradients; plus the fixed
+        // allocation a one-Dense step makes too.
+        let gemm_calls = if i == 0 { 5 } else { 2 * 2 + 3 };
+        assert!(one <= 3 * gemm_calls + 2, "net {i}: {one} allocations per step for {gemm_calls} GEMM calls");
+    }
+}
+
+#[test]
 fn same_seed_same_weights_different_seed_different_weights() {
     let (x, y) = blobs(100);
     let train = |seed| {
@@ -234,3 +274,4 @@ fn a_diverging_step_is_refused_and_reported() {
     }
     panic!("a learning rate of 1e6 should make the loss non-finite within 50 steps");
 }
+

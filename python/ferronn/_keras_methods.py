@@ -115,7 +115,10 @@ def core_layer_specs(layers: Sequence[Any], fused: Optional[str]) -> list[dict[s
 
 
 def apply_output(fused: Optional[str], out: np.ndarray) -> np.ndarray:
-    """The model's outputs from the core's (logits when an activation is fused)."""
+    """The model's outputs from the core's (logits when an activation is fused); on
+    N-D outputs the softmax runs over the last axis."""
+    if fused == "softmax" and out.ndim > 2:
+        return _core.softmax_rows(np.ascontiguousarray(out.reshape(-1, out.shape[-1])), 1.0).reshape(out.shape)
     if fused == "softmax":
         return _core.softmax_rows(out, 1.0)
     if fused == "sigmoid":

@@ -137,7 +137,8 @@ def _tensors(model: Any, dtype: Any) -> dict[str, np.ndarray]:
 def _records(model: Any, X: Any, dtype: Any = np.float32, training: bool = False,
              params: Optional[dict[str, np.ndarray]] = None) -> list[_Record]:
     params = _tensors(model, dtype) if params is None else params
-    x = _validate.features(X).astype(dtype)
+    # N-D samples (images, sequences) are checked against the model's input shape and flattened.
+    x = getattr(model, "_features", _validate.features)(X).astype(dtype)
     if x.shape[1] != model.input_dim:
         raise _validate.ShapeError(f"X has {x.shape[1]} features but the model takes {model.input_dim}")
     ref = _Reference(params, dtype, training)

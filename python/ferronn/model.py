@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import threading
 from typing import Any, Callable, Iterable, Optional, Sequence, Union
@@ -16,7 +17,7 @@ from ._compiled_metrics import MetricSpec, _metric_name, _metric_value, _resolve
 from ._files import atomic_write
 from .callbacks import Callback, CallbackList, History
 from .epochs import EpochDriver
-from .errors import ConfigError, ModelFileError, NotFittedError
+from .errors import ConfigError, ModelFileError, NotFittedError, ShapeError
 from . import summary as _summary
 from . import _keras_methods as _km
 
@@ -50,16 +51,36 @@ class Sequential(_km.KerasMethods):
     class labels and ``predict_proba`` probabilities (as scikit-learn);
     ``predict_raw`` returns the outputs themselves. The input width is taken from
     the first ``fit`` unless ``input_dim`` is given (here or on the first layer).
+
+    Images and sequences: ``input_shape=(28, 28, 1)`` (or a first ``fn.Input(shape=...)``)
+    declares the per-sample shape; otherwise the first ``fit`` takes ``X.shape[1:]``.
+    ``fit``, ``predict`` and ``evaluate`` then take arrays ``[N, *input_shape]``.
     """
 
-    def __init__(self, layers: Sequence[_layers.Layer] = (), input_dim: Optional[int] = None,
-                 seed: Optional[int] = None) -> None:
+    #: The per-sample input shape ((28, 28, 1), or (width,)), once known; also read by
+    #: models pickled before it existed.
+    input_shape: Optional[tuple[int, ...]] = None
+
+    def __init__(self, layers: Sequence[Any] = (), input_dim: Optional[int] = None,
+                 seed: Optional[int] = None, input_shape: Optional[Sequence[int]] = None) -> None:
         self.layers = list(layers)
+        if self.layers and isinstance(self.layers[0], _layers.Input):
+            if input_shape is not None and tuple(input_shape) != self.layers[0].shape:
+                raise ConfigError(f"input_shape={tuple(input_shape)} differs from the first {self.layers[0]!r}")
+            input_shape = self.layers.pop(0).shape
         for layer in self.layers:
             if not isinstance(layer, _layers.Layer):
                 raise ConfigError(f"Sequential takes layer objects such as fn.Dense(10), got {layer!r}")
+        self.input_shape = None
+        if input_shape is not None:
+            self.input_shape = _layers.Input(input_shape).shape  # checked: positive integers
+            if input_dim is not None and math.prod(self.input_shape) != input_dim:
+                raise ConfigError(f"input_dim={input_dim} differs from input_shape={self.input_shape}")
+            input_dim = math.prod(self.input_shape)
         first = getattr(self.layers[0], "input_dim", None) if self.layers else None
         self.input_dim = input_dim if input_dim is not None else first
+        if self.input_shape is None and self.input_dim is not None:
+            self.input_shape = (int(self.input_dim),)
         self.seed = seed
         self.optimizer: Optional[_optim.Optimizer] = None
         self.loss: Optional[str] = None
@@ -130,30 +151,45 @@ class Sequential(_km.KerasMethods):
         self.metrics = resolved
         self._fused_output, self._accuracy_key, self._from_logits = fused, accuracy_key, from_logits
         self._net = None
-        if self.input_dim is not None:
-            self.build(self.input_dim)
+        if self.input_shape is not None:
+            self.build(self.input_shape)
 
     # -- building ---------------------------------------------------------
 
-    def _spec(self, input_dim: int, seed: int) -> dict[str, Any]:
+    def _output_shapes(self, input_shape: tuple[int, ...]) -> list[tuple[int, ...]]:
+        """Each layer's output shape for ``input_shape``, recording the shapes the
+        layers are built for (convolutions write them into their specs)."""
+        shapes, shape = [], tuple(input_shape)
+        for layer in self.layers:
+            shape = layer._built_for(shape)
+            shapes.append(shape)
+        return shapes
+
+    def _spec(self, input_shape: tuple[int, ...], seed: int) -> dict[str, Any]:
         assert self.optimizer is not None and self.loss is not None
+        self._output_shapes(input_shape)
         # Layers may have been added since compile: the fused output is decided on the final list.
         self._fused_output = _km.fused_output(self.layers, _names.loss(self.loss), self._from_logits)
-        spec = {"input_dim": int(input_dim), "layers": _km.core_layer_specs(self.layers, self._fused_output),
-                "loss": self.loss, "optimizer": self.optimizer.config(), "seed": int(seed)}
+        spec: dict[str, Any] = {"input_dim": math.prod(input_shape),
+                                "layers": _km.core_layer_specs(self.layers, self._fused_output),
+                                "loss": self.loss, "optimizer": self.optimizer.config(), "seed": int(seed)}
+        if len(input_shape) > 1:
+            spec["input_shape"] = [int(d) for d in input_shape]
         if self.optimizer.schedule is not None:
             spec["schedule"] = self.optimizer.schedule.spec()
         return spec
 
-    def _new_net(self, input_dim: int, seed: Optional[int]) -> tuple[Any, int]:
+    def _new_net(self, input_shape: tuple[int, ...], seed: Optional[int]) -> tuple[Any, int]:
         """A freshly initialised core network and the seed it was made with."""
         if seed is None:
             seed = self.seed if self.seed is not None else _new_seed()
         seed = _validate.seed(seed)
-        return _core.Network(json.dumps(self._spec(input_dim, seed), allow_nan=False)), seed
+        return _core.Network(json.dumps(self._spec(input_shape, seed), allow_nan=False)), seed
 
     def _install(self, net: Any, seed: int) -> None:
         self._net, self.input_dim, self.seed = net, int(net.input_dim), seed
+        self.input_shape = _net_input_shape(net)
+        self._output_shapes(self.input_shape)
         self._epochs_trained = 0
         self._bind_layers()
 
@@ -162,11 +198,16 @@ class Sequential(_km.KerasMethods):
             layer._bind(self, f"layers.{i}")
 
     @_serialised
-    def build(self, input_dim: int, seed: Optional[int] = None) -> None:
-        """Creates and initialises the weights for inputs of width ``input_dim``."""
+    def build(self, input_dim: Union[int, Sequence[int]], seed: Optional[int] = None) -> None:
+        """Creates and initialises the weights for inputs of width ``input_dim``, or of
+        per-sample shape ``input_dim`` when it is a tuple (``(28, 28, 1)``)."""
         if self.loss is None:
             raise NotFittedError("call compile() before build()")
-        self._install(*self._new_net(_validate.positive_int(input_dim, "input_dim"), seed))
+        if isinstance(input_dim, (tuple, list)):
+            shape = _layers.Input(input_dim).shape
+        else:
+            shape = (_validate.positive_int(input_dim, "input_dim"),)
+        self._install(*self._new_net(shape, seed))
 
     @property
     def built(self) -> bool:
@@ -180,14 +221,48 @@ class Sequential(_km.KerasMethods):
 
     # -- data -------------------------------------------------------------
 
-    def _targets(self, y: Any, name: str = "y") -> np.ndarray:
+    def _targets(self, y: Any, name: str = "y", input_shape: Optional[tuple[int, ...]] = None) -> np.ndarray:
         if _names.loss_task(self.loss) == "labels":
             return _km.class_targets(y, name, self._whole_float_labels)
-        out_dim = self.layers[-1].output_dim(0)
+        shape = input_shape if input_shape is not None else self.input_shape
+        if shape is not None and len(shape) > 1:
+            out_dim = math.prod(self._output_shapes(shape)[-1])
+            if np.ndim(y) > 2:  # targets shaped like N-D outputs: one flat row per sample
+                y = np.reshape(_validate.numeric_array(y, name), (np.shape(y)[0], -1))
+        else:
+            out_dim = self.layers[-1].output_dim(0)
         return _validate.targets(y, out_dim, name)
 
+    def _features(self, x: Any, name: str = "X") -> np.ndarray:
+        """``x`` as the 2-D float32 rows the core takes: N-D samples are checked against
+        the model's input shape (``ShapeError`` naming it) and flattened (a view when
+        ``x`` is C-contiguous float32 already)."""
+        arr = x if isinstance(x, np.ndarray) else _validate.numeric_array(x, name)
+        expected = self.input_shape
+        if arr.ndim > 2 or (expected is not None and len(expected) > 1):
+            if arr.ndim < 2:
+                raise ShapeError(f"{name} must have a batch axis, got shape {arr.shape}")
+            if expected is not None and len(expected) == 1:
+                raise ShapeError(f"{name} must be 2-D (samples, features), got {arr.ndim}-D with shape {arr.shape}; "
+                                 f"the model expects per-sample shape {tuple(expected)}")
+            if expected is not None and tuple(arr.shape[1:]) != tuple(expected):
+                raise ShapeError(f"{name} has per-sample shape {tuple(arr.shape[1:])}, but the model expects "
+                                 f"{tuple(expected)} (X of shape (N, {', '.join(map(str, expected))}))")
+            arr = arr.reshape(arr.shape[0], -1) if arr.shape[0] else arr.reshape(0, math.prod(arr.shape[1:]))
+        return _validate.features(arr, name)
+
+    def _shape_of(self, x: Any) -> tuple[int, ...]:
+        """The per-sample shape of ``x`` (for a first fit that builds the model)."""
+        return tuple(int(d) for d in np.shape(x)[1:])
+
+    def _outputs(self, out: np.ndarray) -> np.ndarray:
+        """Core outputs reshaped to the model's per-sample output shape when it is N-D."""
+        shape = self._output_shapes(self.input_shape)[-1] if self.input_shape is not None else ()
+        return out.reshape(out.shape[0], *shape) if len(shape) > 1 else out
+
     def _xy(self, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
-        xa, ya = _validate.features(x), self._targets(y)
+        xa = self._features(x)
+        ya = self._targets(y, input_shape=self.input_shape or self._shape_of(x))
         _validate.same_length(xa, ya)
         return xa, ya
 
@@ -228,6 +303,8 @@ class Sequential(_km.KerasMethods):
         return logs
 
     def _n_outputs(self, input_dim: int) -> int:
+        if self.input_shape is not None and len(self.input_shape) > 1:
+            return math.prod(self._output_shapes(self.input_shape)[-1])
         d = int(input_dim)
         for layer in self.layers:
             d = layer.output_dim(d)
@@ -303,7 +380,9 @@ class Sequential(_km.KerasMethods):
             seed = _validate.seed(seed)
         # Build into a local first and check all data before anything changes:
         # a rejected fit leaves the model exactly as it was (even unbuilt).
-        net, net_seed = (self._net, self.seed) if self._net is not None else self._new_net(xa.shape[1], seed)
+        # The first fit fixes the input shape (set when the network is installed).
+        shape = self.input_shape if self.input_shape is not None else self._shape_of(x)
+        net, net_seed = (self._net, self.seed) if self._net is not None else self._new_net(shape, seed)
         net.check(xa, ya, sample_weight=weights)
         if validation is not None:
             net.check(*validation[:2], sample_weight=validation[2])
@@ -351,9 +430,10 @@ class Sequential(_km.KerasMethods):
         """Outputs for ``x`` in the current mode (or the one given), as one batch.
         In training mode this updates BatchNorm's running statistics."""
         net = self._require_built("calling the model")
-        xa = _validate.features(x)
+        xa = self._features(x)
         # The mode is passed per call, never set and reset: other threads see no change.
-        return _km.apply_output(self._fused_output, net.forward(xa, None if training is None else bool(training)))
+        return _km.apply_output(self._fused_output,
+                                self._outputs(net.forward(xa, None if training is None else bool(training))))
 
     @_serialised
     def train_step(self, x: Any, y: Any, sample_weight: Any = None) -> float:
@@ -363,8 +443,9 @@ class Sequential(_km.KerasMethods):
         A step whose loss or gradients are not finite is not applied (the loss
         returned is then NaN or inf)."""
         net = self._require_built("train_step")
-        fast = type(x) is np.ndarray and x.ndim == 2 and x.dtype == np.float32 and x.flags.c_contiguous
-        xa = x if fast else _validate.features(x)
+        fast = (type(x) is np.ndarray and x.ndim == 2 and x.dtype == np.float32 and x.flags.c_contiguous
+                and (self.input_shape is None or len(self.input_shape) == 1))
+        xa = x if fast else self._features(x)
         w = None if sample_weight is None else _training.sample_weights(sample_weight, len(xa))
         stats = net.train_step(xa, self._targets(y), sample_weight=w)
         return stats.loss_sum / stats.samples
@@ -372,12 +453,13 @@ class Sequential(_km.KerasMethods):
     # -- inference --------------------------------------------------------
 
     def _logits(self, x: Any) -> np.ndarray:
-        return self._require_built("predict").predict(_validate.features(x))
+        return self._require_built("predict").predict(self._features(x))
 
     def predict_raw(self, x: Any) -> np.ndarray:
         """The network's outputs: logits for classification losses, unless the model ends
-        with a softmax / sigmoid (then the probabilities)."""
-        return _km.apply_output(self._fused_output, self._logits(x))
+        with a softmax / sigmoid (then the probabilities); shaped ``[N, *output_shape]``
+        when the model's output is N-D."""
+        return _km.apply_output(self._fused_output, self._outputs(self._logits(x)))
 
     def predict(self, x: Any, batch_size: Optional[int] = None, verbose: Union[int, str] = "auto") -> np.ndarray:
         """Class labels for classification losses; outputs for ``mse``. (``ferronn.keras.Sequential``
@@ -391,7 +473,7 @@ class Sequential(_km.KerasMethods):
             return out.argmax(axis=1)
         if task == "binary":
             out = (out > 0).astype(np.int64)
-        return out.ravel() if self._target_1d and out.shape[1] == 1 else out
+        return out.ravel() if self._target_1d and out.shape[1] == 1 else self._outputs(out)
 
     def predict_proba(self, x: Any) -> np.ndarray:
         """Class probabilities (softmax, sigmoid, or exp of log-probabilities)."""
@@ -500,7 +582,7 @@ class Sequential(_km.KerasMethods):
         try:
             spec = json.loads(net.spec_json)
             model = cls([_layers.from_spec(s) for s in spec["layers"]], input_dim=spec["input_dim"],
-                        seed=spec.get("seed"))
+                        seed=spec.get("seed"), input_shape=spec.get("input_shape"))
             model.optimizer = _optim.from_config(spec["optimizer"], spec.get("schedule"))
             model.loss = _names.loss(spec["loss"]).name
         except (KeyError, TypeError, ValueError) as e:  # ferronn's own errors are ValueErrors too
@@ -520,6 +602,7 @@ class Sequential(_km.KerasMethods):
         model._target_1d, model._epochs_trained = meta.target_1d, meta.epochs_trained
         model.optimizer._bind_model(model)
         model._net = net
+        model._output_shapes(model.input_shape or (int(net.input_dim),))
         model._bind_layers()
         return model
 
@@ -543,6 +626,12 @@ def _user_callbacks(callbacks: Any) -> list[Callback]:
         if not isinstance(cb, Callback):
             raise ConfigError(f"callbacks must be ferronn.callbacks.Callback objects, got {cb!r}")
     return list(callbacks)
+
+
+def _net_input_shape(net: Any) -> tuple[int, ...]:
+    """The per-sample input shape a core network was built for."""
+    shape = json.loads(net.spec_json).get("input_shape")
+    return tuple(int(d) for d in shape) if shape else (int(net.input_dim),)
 
 
 def load(path: Union[str, os.PathLike]) -> Sequential:

@@ -17,33 +17,39 @@ def _sum(counts: dict[str, tuple[int, int]], prefix: str) -> tuple[int, int]:
     return sum(t for t, _ in inside), sum(b for _, b in inside)
 
 
-def _rows(named: list, width: int, counts: dict, depth: int, out: list) -> int:
-    """Appends (name, shape, params) rows for the ``(tensor prefix, layer)`` pairs
-    ``named``; returns the output width."""
+def _shape_text(shape: tuple[int, ...]) -> str:
+    return f"(None, {', '.join(str(d) for d in shape)})"
+
+
+def _rows(named: list, shape: tuple[int, ...], counts: dict, depth: int, out: list) -> tuple[int, ...]:
+    """Appends (name, output shape, params) rows for the ``(tensor prefix, layer)``
+    pairs ``named`` on inputs of per-sample ``shape``; returns the output shape."""
     for p, layer in named:
-        out_width = layer.output_dim(width)
+        out_shape = layer.output_shape(shape)
         trainable, buffers = _sum(counts, p)
         label = "  " * depth + f"{type(layer).__name__}"
-        out.append((label, f"(None, {out_width})", trainable + buffers))
+        out.append((label, _shape_text(out_shape), trainable + buffers))
         subs = layer.named_sublayers(p)
         if subs:
-            _rows(subs, width, counts, depth + 1, out)
-            if out_width != width:
+            _rows(subs, shape, counts, depth + 1, out)
+            if out_shape != shape:
                 proj = _sum(counts, p + ".projection")
-                out.append(("  " * (depth + 1) + "projection (Dense)", f"(None, {out_width})", sum(proj)))
-        width = out_width
-    return width
+                out.append(("  " * (depth + 1) + "projection (Dense)", _shape_text(out_shape), sum(proj)))
+        shape = out_shape
+    return shape
 
 
 def table(model: Any, net: Any) -> str:
     counts = _counts(net)
     rows: list[tuple[str, str, int]] = []
-    _rows([(f"layers.{i}", layer) for i, layer in enumerate(model.layers)], int(net.input_dim), counts, 0, rows)
+    shape = model.input_shape or (int(net.input_dim),)
+    _rows([(f"layers.{i}", layer) for i, layer in enumerate(model.layers)], tuple(shape), counts, 0, rows)
     header = ("Layer (type)", "Output Shape", "Param #")
     w0 = max(len(header[0]), *(len(r[0]) for r in rows)) + 2
     w1 = max(len(header[1]), *(len(r[1]) for r in rows)) + 2
     line = "-" * (w0 + w1 + 12)
-    text = [f'Model: "Sequential" (input width {net.input_dim})', line,
+    given = f"input shape {_shape_text(tuple(shape))}" if len(shape) > 1 else f"input width {net.input_dim}"
+    text = [f'Model: "Sequential" ({given})', line,
             f"{header[0]:<{w0}}{header[1]:<{w1}}{header[2]:>10}", "=" * len(line)]
     text += [f"{name:<{w0}}{shape:<{w1}}{n:>10,}" for name, shape, n in rows]
     trainable = sum(t for t, _ in counts.values())

@@ -3,6 +3,10 @@
 //! The bias add and the activation run as one pass over the GEMM's output, and
 //! the backward pass turns `dy` into `dz` in place, so a layer touches each
 //! activation-sized buffer the fewest times possible.
+//!
+//! On N-D inputs (a sequence `[P, F]`, an image `[H, W, F]`) Dense acts on the
+//! last axis, as Keras' does: a sample's row `[P·F]` is `P` contiguous rows of
+//! `F`, so the batch is one `[N·P, F]` matrix and the same GEMM serves it.
 
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -23,6 +27,10 @@ pub struct DenseSpec {
     pub units: usize,
     #[serde(default = "identity")]
     pub activation: ActivationSpec,
+    /// The size of the last axis of N-D inputs, when the layer acts on it
+    /// (the input width is then a whole number of positions of this size).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_features: Option<usize>,
     #[serde(flatten)]
     pub weights: WeightSpec,
 }
@@ -48,7 +56,16 @@ impl DenseSpec {
     /// As [`BuildLayer::build`].
     pub fn build_with(&self, in_dim: usize, act: Activation, alloc: &mut Alloc) -> Result<Dense> {
         let (kernel, bias) = self.weights.inits(&act)?;
-        Dense::new(in_dim, self.units, act, kernel, bias, alloc)
+        let Some(features) = self.in_features else {
+            return Dense::new(in_dim, self.units, act, kernel, bias, alloc);
+        };
+        ensure_config(features > 0 && in_dim % features == 0, || {
+            format!("Dense on the last axis of size {features}: its input width {in_dim} is not a whole number of such rows")
+        })?;
+        let mut dense = Dense::new(features, self.units, act, kernel, bias, alloc)?;
+        dense.positions = in_dim / features;
+        checked_size(dense.positions, self.units, "Dense output (positions x units)")?;
+        Ok(dense)
     }
 }
 
@@ -75,6 +92,10 @@ pub struct Dense {
     bias_init: Init,
     w_off: usize,
     b_off: usize,
+    /// Rows of `in_dim` features per sample (1 unless on N-D inputs).
+    positions: usize,
+    /// Samples in the last forward pass.
+    samples: usize,
     /// Pre-activation `x·W + b` (kept for the activation's derivative).
     z: Matrix,
     /// Post-activation `f(z)`; unused when `f` is the identity.
@@ -97,6 +118,8 @@ impl Dense {
             bias_init,
             w_off,
             b_off,
+            positions: 1,
+            samples: 0,
             z: Matrix::zeros(0, units),
             a: Matrix::zeros(0, units),
         })
@@ -113,7 +136,7 @@ impl Dense {
 
 impl LayerKind for Dense {
     fn out_dim(&self) -> usize {
-        self.out_dim
+        self.positions * self.out_dim
     }
 
     fn params(&self) -> Vec<ParamInfo> {
@@ -129,8 +152,11 @@ impl LayerKind for Dense {
     /// # Errors
     /// `Error::Shape` when `x` is not `[batch, in_dim]`.
     fn forward(&mut self, x: MatRef<'_>, params: &[f32], _buffers: &[f32], _ctx: &Ctx) -> Result<()> {
-        ensure_shape(x.cols == self.in_dim, || format!("Dense expects inputs of width {}, got {}", self.in_dim, x.cols))?;
-        self.z.resize_rows(x.rows)?;
+        ensure_shape(x.cols == self.in_dim * self.positions, || format!("Dense expects inputs of width {}, got {}", self.in_dim * self.positions, x.cols))?;
+        let rows = checked_size(x.rows, self.positions, "Dense rows")?;
+        self.z.resize_rows(rows)?;
+        self.samples = x.rows;
+        let x = MatRef { rows, cols: self.in_dim, data: x.data };
         matmul(x, Op::N, self.w(params), Op::N, self.z.view_mut(), false)?;
         let bias = &params[self.b_off..self.b_off + self.out_dim];
         if self.is_identity() {
@@ -143,11 +169,8 @@ impl LayerKind for Dense {
     }
 
     fn output(&self) -> MatRef<'_> {
-        if self.is_identity() {
-            self.z.view()
-        } else {
-            self.a.view()
-        }
+        let data = if self.is_identity() { self.z.as_slice() } else { self.a.as_slice() };
+        MatRef { rows: self.samples, cols: self.positions * self.out_dim, data }
     }
 
     /// `dz = dy ⊙ f'(z)` (in place in `dy`), then `db = Σ_rows dz`, `dW = xᵀ·dz`,
@@ -156,17 +179,20 @@ impl LayerKind for Dense {
     /// # Errors
     /// `Error::Shape` when `x` or `dy` do not match the last forward pass.
     fn backward(&mut self, x: MatRef<'_>, params: &[f32], grads: &mut [f32], dy: &mut Matrix, dx: Option<&mut Matrix>) -> Result<()> {
-        check_backward("Dense", x, dy, self.z.rows(), self.in_dim, self.out_dim)?;
+        check_backward("Dense", x, dy, self.samples, self.in_dim * self.positions, self.out_dim * self.positions)?;
+        let rows = self.z.rows();
+        let x = MatRef { rows, cols: self.in_dim, data: x.data };
         if !self.is_identity() {
             self.act.backward(self.z.as_slice(), self.a.as_slice(), dy.as_mut_slice());
         }
         let (gw, gb) = grads[self.w_off..self.b_off + self.out_dim].split_at_mut(self.in_dim * self.out_dim);
         col_sums(dy.as_slice(), gb);
+        let dz = MatRef { rows, cols: self.out_dim, data: dy.as_slice() };
         let gw = MatMut::new(self.in_dim, self.out_dim, gw)?;
-        matmul(x, Op::T, dy.view(), Op::N, gw, false)?;
+        matmul(x, Op::T, dz, Op::N, gw, false)?;
         if let Some(dx) = dx {
-            dx.reshape_for(x.rows, self.in_dim)?;
-            matmul(dy.view(), Op::N, self.w(params), Op::T, dx.view_mut(), false)?;
+            dx.reshape_for(self.samples, self.in_dim * self.positions)?;
+            matmul(dz, Op::N, self.w(params), Op::T, MatMut { rows, cols: self.in_dim, data: dx.as_mut_slice() }, false)?;
         }
         Ok(())
     }

@@ -13,12 +13,18 @@
 
 pub mod activation_layer;
 pub mod chain;
+pub mod conv;
+#[cfg(test)]
+mod conv_tests;
 pub mod dense;
 pub mod dropout;
 pub mod gated;
+pub mod grid;
 pub mod kind;
 pub mod norm;
+pub mod pool;
 pub mod prelu;
+pub mod reshape;
 pub mod residual;
 pub mod spec;
 #[cfg(test)]
@@ -33,12 +39,15 @@ use crate::tensor::{MatRef, Matrix};
 
 pub use activation_layer::{ActivationLayer, ActivationLayerSpec, LogSoftmaxSpec, Softmax, SoftmaxSpec};
 pub use chain::Chain;
+pub use conv::{Conv, ConvSpec};
 pub use dense::{Dense, DenseSpec};
 pub use dropout::{Dropout, DropoutSpec};
 pub use gated::{Gated, GatedSpec};
 pub use kind::{Alloc, BuildLayer, Ctx, LayerKind, ParamInfo};
 pub use norm::{BatchNorm, BatchNormSpec, LayerNorm, LayerNormSpec, RMSNorm, RmsNormSpec};
+pub use pool::{Pool, PoolSpec};
 pub use prelu::{PRelu, PReluSpec};
+pub use reshape::{FlattenSpec, Reshape, ReshapeSpec};
 pub use residual::{Residual, ResidualSpec};
 pub use spec::{ActivationSpec, InitSpec, WeightSpec};
 
@@ -148,6 +157,9 @@ layer_kinds! {
     LayerNorm(LayerNorm) <= LayerNorm(LayerNormSpec);
     RmsNorm(RMSNorm) <= RmsNorm(RmsNormSpec);
     Residual(Box<Residual>) <= Residual(ResidualSpec);
+    Conv(Conv) <= Conv(ConvSpec);
+    Pool(Pool) <= Pool(PoolSpec);
+    Reshape(Reshape) <= Flatten(FlattenSpec), Reshape(ReshapeSpec);
 }
 
 #[cfg(test)]

@@ -536,6 +536,13 @@ def test_residual_forward_matches_reference():
 
 # -- specs ---------------------------------------------------------------------
 
+
+def _shaped(layer, shape):
+    """``layer`` built for per-sample inputs of ``shape`` (its spec records the shape)."""
+    layer._built_for(shape)
+    return layer
+
+
 SPEC_LAYERS = [
     fn.Dense(3), fn.Dense(3, activation="relu"), fn.Dense(3, activation=fn.LeakyReLU(0.2)),
     fn.Dense(4, activation="elu", alpha=0.5, kernel_initializer="he_uniform", bias_initializer="zeros"),
@@ -548,6 +555,16 @@ SPEC_LAYERS = [
     fn.Dropout(0.25), fn.Dropout(0.0), fn.BatchNorm(), fn.BatchNorm(momentum=0.3, eps=1e-3), fn.LayerNorm(),
     fn.LayerNorm(eps=1e-3), fn.RMSNorm(), fn.RMSNorm(eps=1e-4),
     fn.Residual([fn.Dense(3), fn.ReLU()]), fn.Residual([fn.Residual([fn.LayerNorm()]), fn.BatchNorm(), fn.SwiGLU(2)]),
+    _shaped(fn.Conv2D(4, 3), (6, 6, 2)),
+    _shaped(fn.Conv2D(4, (3, 2), strides=2, padding="same", dilation_rate=(1, 2), groups=2, activation="relu",
+                      use_bias=False, data_format="channels_first", kernel_initializer="he_normal"), (2, 7, 8)),
+    _shaped(fn.Conv1D(3, 3, padding="causal", activation=fn.LeakyReLU(0.2)), (9, 2)),
+    _shaped(fn.MaxPool2D(2), (6, 5, 2)), _shaped(fn.MaxPool2D(3, strides=1, padding="same"), (6, 5, 2)),
+    _shaped(fn.AvgPool2D(2, padding="same", data_format="channels_first"), (2, 5, 5)),
+    _shaped(fn.MaxPool1D(2), (7, 3)), _shaped(fn.AvgPool1D(3, strides=2), (7, 3)),
+    _shaped(fn.GlobalAvgPool2D(), (3, 3, 2)), _shaped(fn.GlobalMaxPool2D(data_format="channels_first"), (2, 3, 3)),
+    _shaped(fn.GlobalAvgPool1D(), (4, 2)), _shaped(fn.GlobalMaxPool1D(), (4, 2)),
+    fn.Flatten(), fn.Reshape((2, 3)), _shaped(fn.Reshape((-1, 2)), (12,)),
 ]
 
 

@@ -11,9 +11,16 @@ from .activations import (
     Softmax, Softplus, Swish, Tanh,
 )
 from .base import Layer, from_spec
+from .conv import Conv1D, Conv2D, Convolution1D, Convolution2D
 from .dense import Dense
 from .gated import GLU, GeGLU, Gated, ReGLU, SwiGLU
 from .norm import BatchNorm, LayerNorm, RMSNorm
+from .pool import (
+    AveragePooling1D, AveragePooling2D, AvgPool1D, AvgPool2D, GlobalAveragePooling1D, GlobalAveragePooling2D,
+    GlobalAvgPool1D, GlobalAvgPool2D, GlobalMaxPool1D, GlobalMaxPool2D, GlobalMaxPooling1D, GlobalMaxPooling2D,
+    MaxPool1D, MaxPool2D, MaxPooling1D, MaxPooling2D,
+)
+from .shape import Flatten, Input, Reshape
 from .structure import Dropout, Residual
 
 __all__ = [
@@ -44,4 +51,27 @@ __all__ = [
     "RMSNorm",
     "Dropout",
     "Residual",
+    "Conv1D",
+    "Conv2D",
+    "Convolution1D",
+    "Convolution2D",
+    "MaxPool1D",
+    "MaxPool2D",
+    "AvgPool1D",
+    "AvgPool2D",
+    "MaxPooling1D",
+    "MaxPooling2D",
+    "AveragePooling1D",
+    "AveragePooling2D",
+    "GlobalAvgPool1D",
+    "GlobalAvgPool2D",
+    "GlobalMaxPool1D",
+    "GlobalMaxPool2D",
+    "GlobalAveragePooling1D",
+    "GlobalAveragePooling2D",
+    "GlobalMaxPooling1D",
+    "GlobalMaxPooling2D",
+    "Flatten",
+    "Reshape",
+    "Input",
 ]

@@ -109,6 +109,8 @@ class Activation(Layer):
     Activations have no weights.
     """
 
+    keeps_shape = True
+
     def __init__(self, name: str, alpha: Optional[float] = None) -> None:
         if not isinstance(name, str):
             raise ConfigError(f"activation name must be a string such as 'relu', got {name!r}")
@@ -325,6 +327,8 @@ class PReLU(Layer):
     Each input feature has its own slope, or all share one when ``shared=True``;
     slopes start at ``init`` (default 0.25). The learned slopes are ``layer.alpha``.
     """
+
+    keeps_shape = True  # one slope per value (Keras' default shared_axes=None), or one shared
 
     param_names = ("alpha",)
 

@@ -28,6 +28,12 @@ supports (``where`` is the layer's tensor prefix, e.g. ``"layers.3"``):
   Default: ``ExportError``.
 - ``named_sublayers(prefix)``: nested layers with their tensor prefixes (binding,
   summaries and regularizer walks use it).
+- ``output_shape(input_shape)``: the per-sample output shape (no batch axis).
+  The default follows ``output_dim`` on 1-D inputs; on N-D inputs (images,
+  sequences) a kind with ``keeps_shape`` keeps the shape, any other raises
+  ``ConfigError`` asking for a ``Flatten``. Kinds whose spec depends on the input
+  shape (convolutions, pooling) read it from ``self._input_shape``, which the
+  model records through ``_built_for`` when it builds.
 
 Adding a kind: its class file (with these methods), ``@register("type")`` on the
 class, and its name in ``layers/__init__.py``. The Rust side builds it from its spec.
@@ -120,9 +126,14 @@ class Layer:
     normalises_scores = False
     #: Keras' flag, always True here (every layer of a ferronn model is trained; setting False is refused).
     trainable = True
+    #: The layer acts on each value alone (activations, Dropout), so it keeps any
+    #: input shape, images and sequences included.
+    keeps_shape = False
 
     _owner: Any = None
     _prefix: Optional[str] = None
+    #: The per-sample input shape the layer was last built for (see ``_built_for``).
+    _input_shape: Optional[tuple[int, ...]] = None
 
     def spec(self) -> dict[str, Any]:
         """The layer's description as stored in model files: a JSON-ready dict with its
@@ -138,6 +149,24 @@ class Layer:
     def output_dim(self, input_dim: int) -> int:
         """Width of the output for inputs of width ``input_dim``."""
         return input_dim
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """Per-sample shape of the output (no batch axis) for inputs of per-sample
+        shape ``input_shape``; ``ConfigError`` when the layer cannot take it."""
+        shape = tuple(int(d) for d in input_shape)
+        if len(shape) == 1:
+            return (self.output_dim(shape[0]),)
+        if self.keeps_shape:
+            return shape
+        raise ConfigError(f"{type(self).__name__} takes [batch, features] inputs, but its input has the per-sample "
+                          f"shape {shape}; add fn.Flatten() before it")
+
+    def _built_for(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """Records ``input_shape`` as the shape this layer is built for (its spec may
+        depend on it) and returns its output shape. Called by the model, in order."""
+        out = self.output_shape(input_shape)
+        self._input_shape = tuple(int(d) for d in input_shape)
+        return out
 
     def sublayers(self) -> list["Layer"]:
         """Layers nested inside this one (``Residual``'s block); empty for plain layers."""

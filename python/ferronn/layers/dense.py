@@ -10,6 +10,7 @@ from .. import names as _names
 from . import elementwise as _elementwise
 from .activations import Activation, activation_arg, activation_spec, activation_step, parse_activation
 from .._keras_methods import SOFTMAX_ACTIVATION
+from ..errors import ExportError
 from .._validate import positive_int
 from .base import Layer, NumpyStep, TorchEntry, TorchPart, register
 from .weights import InitArg, RegArg, WeightOptions
@@ -34,6 +35,10 @@ class Dense(WeightOptions, Layer):
     layer fixes the model's input width, so it can be built before ``fit``.
     ``kernel_regularizer`` / ``bias_regularizer`` (``fn.regularizers.l2(1e-4)``)
     add an L1/L2 penalty to the loss (see ``fn.regularizers``).
+
+    On N-D inputs (a sequence ``(steps, features)``, an image ``(h, w, channels)``)
+    it acts on the last axis, as Keras' Dense: the same ``W`` at every position,
+    output shape ``(..., units)``. Use ``Flatten()`` first to connect every value.
     """
 
     param_names = ("weight", "bias")
@@ -52,8 +57,11 @@ class Dense(WeightOptions, Layer):
         self.input_dim = None if input_dim is None else positive_int(input_dim, "input_dim")
 
     def spec(self) -> dict[str, Any]:
-        return self._weight_spec({"type": "dense", "units": self.units,
-                                  "activation": activation_spec(self.activation, self.alpha)})
+        out: dict[str, Any] = {"type": "dense", "units": self.units,
+                               "activation": activation_spec(self.activation, self.alpha)}
+        if self._input_shape is not None and len(self._input_shape) > 1:
+            out["in_features"] = self._input_shape[-1]  # acts on the last axis
+        return self._weight_spec(out)
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> "Dense":
@@ -64,17 +72,29 @@ class Dense(WeightOptions, Layer):
     def output_dim(self, input_dim: int) -> int:
         return self.units
 
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return (*tuple(input_shape)[:-1], self.units)
+
     def numpy_forward(self, h: np.ndarray, p: Any, ref: Any, where: str) -> NumpyStep:
+        features = p["weight"].shape[0]  # per position: the last axis of N-D inputs
+        z = (h.reshape(-1, features) @ p["weight"] + p["bias"]).reshape(len(h), -1)
         if self.activation == SOFTMAX_ACTIVATION:
-            return NumpyStep(ref.softmax(h @ p["weight"] + p["bias"], 1.0, log=False))
-        return activation_step(self.activation, self.alpha, h @ p["weight"] + p["bias"], ref)
+            return NumpyStep(ref.softmax(z.reshape(-1, self.units), 1.0, log=False).reshape(len(h), -1))
+        return activation_step(self.activation, self.alpha, z, ref)
+
+    def _flat_only(self, what: str, where: str) -> None:
+        if self._input_shape is not None and len(self._input_shape) > 1:
+            raise ExportError(f"layer {where} (Dense on the last axis of inputs of shape {self._input_shape}) has no "
+                              f"{what} form yet; put Flatten() before it")
 
     def onnx_nodes(self, g: Any, x: str, where: str) -> str:
+        self._flat_only("ONNX", where)
         if self.activation == SOFTMAX_ACTIVATION:
             return g.node("Softmax", [g.gemm(x, where, where)], where, axis=-1)
         return _elementwise.onnx_nodes(g, self.activation, self.alpha, g.gemm(x, where, where), where)
 
     def torch_layout(self, layout: Any, d: int, f: str, t: str) -> TorchPart:
+        self._flat_only("PyTorch-layout", f)
         # nn.Linear, then the activation as a module of its own (so two indices).
         modules = [f"nn.Linear({d}, {self.units})"]
         if self.activation == SOFTMAX_ACTIVATION:

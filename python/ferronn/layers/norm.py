@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import ExportError
 from .._validate import finite_float
 from .base import Layer, NumpyStep, TorchEntry, TorchPart, register
 
@@ -36,16 +37,28 @@ class BatchNorm(Layer):
     ``running = (1 − momentum)·running + momentum·batch`` (PyTorch's convention;
     Keras' momentum is 1 minus this one). Tensors: ``gamma``, ``beta`` (learned),
     ``running_mean``, ``running_var`` (buffers, not trained).
+
+    On N-D inputs the statistics are per value of the last axis, over the batch and
+    every other axis (Keras' default ``axis=-1``): per channel for channels_last
+    images, as PyTorch's ``BatchNorm2d`` (and per feature of sequences ``(steps,
+    features)``). The running variance is unbiased over those N·positions values.
     """
 
     param_names = ("gamma", "beta", "running_mean", "running_var")
+    keeps_shape = True
 
     def __init__(self, momentum: float = 0.1, eps: float = 1e-5) -> None:
         self.momentum = finite_float(momentum, "BatchNorm momentum", low=0.0, high=1.0)
         self.eps = _eps(eps, "BatchNorm")
 
+    def _nd(self) -> bool:
+        return self._input_shape is not None and len(self._input_shape) > 1
+
     def spec(self) -> dict[str, Any]:
-        return {"type": "batch_norm", "momentum": self.momentum, "eps": self.eps}
+        out: dict[str, Any] = {"type": "batch_norm", "momentum": self.momentum, "eps": self.eps}
+        if self._nd():
+            out["in_features"] = self._input_shape[-1]  # type: ignore[index]
+        return out
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> "BatchNorm":
@@ -55,18 +68,26 @@ class BatchNorm(Layer):
         return f"BatchNorm({_args([('momentum', self.momentum, 0.1), ('eps', self.eps, 1e-5)])})"
 
     def numpy_forward(self, h: np.ndarray, p: Any, ref: Any, where: str) -> NumpyStep:
+        rows = h.reshape(-1, len(p["gamma"]))  # one row per position of N-D inputs
         if ref.training:
-            mean, var = h.mean(axis=0), h.var(axis=0)  # the batch's (biased) statistics
+            mean, var = rows.mean(axis=0), rows.var(axis=0)  # the batch's (biased) statistics
         else:
             mean, var = p["running_mean"], p["running_var"]
-        return NumpyStep(p["gamma"] * (h - mean) / np.sqrt(var + self.eps) + p["beta"])
+        return NumpyStep((p["gamma"] * (rows - mean) / np.sqrt(var + self.eps) + p["beta"]).reshape(h.shape))
+
+    def _flat_only(self, what: str, where: str) -> None:
+        if self._nd():
+            raise ExportError(f"layer {where} (BatchNorm over the last axis of inputs of shape {self._input_shape}) "
+                              f"has no {what} form yet")
 
     def onnx_nodes(self, g: Any, x: str, where: str) -> str:
+        self._flat_only("ONNX", where)
         ins = [x] + [g.weight(f"{where}.{n}") for n in ("gamma", "beta", "running_mean", "running_var")]
         # ONNX's momentum weighs the running value, PyTorch's (and ours) the batch's.
         return g.node("BatchNormalization", ins, where, epsilon=float(self.eps), momentum=1.0 - self.momentum)
 
     def torch_layout(self, layout: Any, d: int, f: str, t: str) -> TorchPart:
+        self._flat_only("PyTorch-layout", f)
         entries = [TorchEntry(f"{t}.weight", f"{f}.gamma"), TorchEntry(f"{t}.bias", f"{f}.beta"),
                    TorchEntry(f"{t}.running_mean", f"{f}.running_mean"),
                    TorchEntry(f"{t}.running_var", f"{f}.running_var"), TorchEntry(f"{t}.num_batches_tracked", None)]

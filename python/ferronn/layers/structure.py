@@ -37,6 +37,8 @@ class Dropout(Layer):
     overfitting. The masks are drawn from the model's seed, so runs repeat.
     """
 
+    keeps_shape = True
+
     def __init__(self, rate: float) -> None:
         self.rate = finite_float(rate, "Dropout rate", low=0.0, high=1.0, high_open=True)
 
@@ -109,6 +111,24 @@ class Residual(Layer):
         for layer in self.layers:
             input_dim = layer.output_dim(input_dim)
         return input_dim
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        shape = tuple(int(d) for d in input_shape)
+        out = shape
+        for layer in self.layers:
+            out = layer.output_shape(out)
+        if len(shape) > 1 and out != shape:
+            raise ConfigError(f"Residual on inputs of shape {shape}: its block must keep that shape, got {out} "
+                              "(a projection for images is not supported yet)")
+        return out if len(shape) > 1 else (self.output_dim(shape[0]),)
+
+    def _built_for(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        out = self.output_shape(input_shape)  # checks first, then records
+        self._input_shape = tuple(int(d) for d in input_shape)
+        shape = self._input_shape
+        for layer in self.layers:
+            shape = layer._built_for(shape)
+        return out
 
     def __repr__(self) -> str:
         return f"Residual([{', '.join(repr(layer) for layer in self.layers)}])"

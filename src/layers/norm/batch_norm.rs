@@ -8,6 +8,10 @@
 //! Column statistics and gradient sums go row by row in `f64` (the variance in
 //! a second pass around the mean), so they are precise and never depend on the
 //! thread count; only the elementwise passes are split across threads.
+//!
+//! On N-D inputs the statistics are per value of the last axis (Keras'
+//! `axis=-1`; for channels_last images, per channel as PyTorch's BatchNorm2d):
+//! a sample `[P·C]` is `P` rows of `C`, so the batch is `[N·P, C]` rows.
 
 use multiversion::multiversion;
 use rand_chacha::ChaCha8Rng;
@@ -27,6 +31,9 @@ pub struct BatchNormSpec {
     pub momentum: f32,
     #[serde(default = "eps_norm")]
     pub eps: f32,
+    /// The size of the last axis of N-D inputs, normalised per value of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_features: Option<usize>,
 }
 
 fn bn_momentum() -> f32 {
@@ -37,7 +44,15 @@ impl BuildLayer for BatchNormSpec {
     type Layer = BatchNorm;
 
     fn build(&self, in_dim: usize, alloc: &mut Alloc) -> Result<BatchNorm> {
-        BatchNorm::new(in_dim, self.momentum, self.eps, alloc)
+        let Some(features) = self.in_features else {
+            return BatchNorm::new(in_dim, self.momentum, self.eps, alloc);
+        };
+        ensure_config(features > 0 && in_dim % features == 0, || {
+            format!("BatchNorm over the last axis of size {features}: its input width {in_dim} is not a whole number of such rows")
+        })?;
+        let mut layer = BatchNorm::new(features, self.momentum, self.eps, alloc)?;
+        layer.positions = in_dim / features;
+        Ok(layer)
     }
 }
 
@@ -48,6 +63,10 @@ impl BuildLayer for BatchNormSpec {
 #[derive(Clone, Debug)]
 pub struct BatchNorm {
     dim: usize,
+    /// Rows of `dim` values per sample (1 unless on N-D inputs).
+    positions: usize,
+    /// Samples in the last forward pass.
+    samples: usize,
     momentum: f32,
     eps: f32,
     gamma_off: usize,
@@ -82,6 +101,8 @@ impl BatchNorm {
         // The alloc bounds `dim`, so these products cannot wrap.
         Ok(Self {
             dim,
+            positions: 1,
+            samples: 0,
             momentum,
             eps,
             gamma_off,
@@ -166,7 +187,7 @@ fn backward_rows(dy: &[f32], xhat: &[f32], coef: &[f32], dx: &mut [f32]) {
 
 impl LayerKind for BatchNorm {
     fn out_dim(&self) -> usize {
-        self.dim
+        self.dim * self.positions
     }
 
     fn params(&self) -> Vec<ParamInfo> {
@@ -208,7 +229,9 @@ impl LayerKind for BatchNorm {
     /// `Error::Shape` for the wrong width; `Error::Empty` for an empty batch in
     /// training mode (it has no statistics).
     fn forward(&mut self, x: MatRef<'_>, params: &[f32], buffers: &[f32], ctx: &Ctx) -> Result<()> {
-        check_input("BatchNorm", x, self.dim)?;
+        check_input("BatchNorm", x, self.dim * self.positions)?;
+        self.samples = x.rows;
+        let x = MatRef { rows: x.rows * self.positions, cols: self.dim, data: x.data };
         self.size_workspaces()?;
         let (dim, rows, eps) = (self.dim, x.rows, f64::from(self.eps));
         if ctx.training {
@@ -248,7 +271,7 @@ impl LayerKind for BatchNorm {
     }
 
     fn output(&self) -> MatRef<'_> {
-        self.y.view()
+        MatRef { rows: self.samples, cols: self.dim * self.positions, data: self.y.as_slice() }
     }
 
     /// With `k = gamma·scale`: training mode `dx = k·(dy - mean(dy) - xhat·mean(dy·xhat))`
@@ -256,14 +279,14 @@ impl LayerKind for BatchNorm {
     /// for `dxhat = gamma·dy`; inference mode `dx = k·dy`.
     fn backward(&mut self, x: MatRef<'_>, params: &[f32], grads: &mut [f32], dy: &mut Matrix, dx: Option<&mut Matrix>) -> Result<()> {
         let (rows, dim) = (self.xhat.rows(), self.dim);
-        check_backward("BatchNorm", x, dy, rows, dim)?;
+        check_backward("BatchNorm", x, dy, self.samples, dim * self.positions)?;
         self.size_workspaces()?;
         grad_sums(dy.as_slice(), self.xhat.as_slice(), &mut self.acc);
         let (sum_dy_xhat, sum_dy) = self.acc.split_at(dim);
         store(&mut grads[self.gamma_off..self.gamma_off + dim], sum_dy_xhat);
         store(&mut grads[self.beta_off..self.beta_off + dim], sum_dy);
         let Some(dx) = dx else { return Ok(()) };
-        dx.reshape_for(rows, dim)?;
+        dx.reshape_for(self.samples, dim * self.positions)?;
         let gamma = &params[self.gamma_off..self.gamma_off + dim];
         let (k, rest) = self.coef.split_at_mut(dim);
         let (a, b) = rest.split_at_mut(dim);
@@ -429,5 +452,25 @@ mod tests {
         let mut dy = Matrix::zeros(5, 4);
         let short = Matrix::zeros(4, 4);
         assert!(matches!(layer.backward(short.view(), &params, &mut grads, &mut dy, None), Err(Error::Shape(_))));
+    }
+
+    /// Over the last axis of N-D inputs: exactly the plain layer on the `[N·P, C]`
+    /// rows (forward, gradients, input gradient, running statistics), and the
+    /// running variance is unbiased over the N·P values (PyTorch's BatchNorm2d).
+    #[test]
+    fn last_axis_equals_the_plain_layer_on_rows() {
+        let (mut plain, params, buffers, rows) = setup(3, 20, 0.5);
+        let spec = BatchNormSpec { momentum: 0.1, eps: 1e-5, in_features: Some(3) };
+        let mut nd = spec.build(12, &mut Alloc::default()).unwrap();
+        assert_eq!(nd.out_dim(), 12);
+        assert!(matches!(spec.build(13, &mut Alloc::default()), Err(Error::Config(_))));
+        let samples = Matrix::from_vec(5, 12, rows.as_slice().to_vec()).unwrap();
+        for ctx in [TRAIN, Ctx::inference()] {
+            let a = run_in_pool(&mut plain, 1, &rows, &params, &buffers, &ctx);
+            // run_in_pool's output gradient is sin(x): the same values in both layouts.
+            let b = run_in_pool(&mut nd, 1, &samples, &params, &buffers, &ctx);
+            assert_eq!(a, b);
+            assert_eq!(nd.output().cols, 12);
+        }
     }
 }

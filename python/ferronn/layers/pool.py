@@ -1,0 +1,187 @@
+"""Pooling over sequences and images (Keras' names and arguments): windowed max and
+average pooling, and their global forms over every position."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Optional
+
+import numpy as np
+
+from ..errors import ConfigError
+from . import _grid
+from .base import Layer, NumpyStep, register
+
+__all__ = [
+    "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D", "MaxPooling1D", "MaxPooling2D", "AveragePooling1D",
+    "AveragePooling2D", "GlobalAvgPool1D", "GlobalAvgPool2D", "GlobalMaxPool1D", "GlobalMaxPool2D",
+    "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D",
+]
+
+_CLASSES: dict[tuple[str, int, bool], type] = {}
+
+
+class _Pool(Layer):
+    """What every pooling layer shares: the statistic ``mode`` ("max" or "avg"), the
+    spatial ``rank`` (1 or 2) and whether the window is the whole input (``global_``)."""
+
+    mode = "max"
+    rank = 2
+    global_ = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not cls.__name__.startswith("_"):
+            _CLASSES.setdefault((cls.mode, cls.rank, cls.global_), cls)
+
+    def __init__(self, pool_size: Any = 2, strides: Any = None, padding: str = "valid",
+                 data_format: Optional[str] = None) -> None:
+        kind = type(self).__name__
+        self.pool_size = _grid.ints(pool_size, self.rank, f"{kind} pool_size")
+        self.strides = self.pool_size if strides is None else _grid.ints(strides, self.rank, f"{kind} strides")
+        if not isinstance(padding, str) or padding.lower() not in ("valid", "same"):
+            raise ConfigError(f"{kind} padding must be 'valid' or 'same', got {padding!r}")
+        self.padding = padding.lower()
+        self.data_format = _grid.data_format(data_format)
+
+    def _geometry(self, input_shape: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...], list[int], tuple[int, ...]]:
+        """(window, strides, pads, output sizes) for inputs of ``input_shape``."""
+        sizes, _ = _grid.split(tuple(input_shape), self.rank, self.data_format, type(self).__name__)
+        ones = (1,) * self.rank
+        pool, strides = (sizes, ones) if self.global_ else (self.pool_size, self.strides)
+        padding = "valid" if self.global_ else self.padding
+        pads = _grid.resolve_pads(padding, sizes, pool, strides, ones)
+        return pool, strides, pads, _grid.out_size(sizes, pool, strides, ones, pads, type(self).__name__)
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        _, channels = _grid.split(tuple(input_shape), self.rank, self.data_format, type(self).__name__)
+        if self.global_:
+            return (channels,)
+        return _grid.join(self._geometry(input_shape)[3], channels, self.data_format)
+
+    def output_dim(self, input_dim: int) -> int:
+        if self._input_shape is None:
+            raise ConfigError(f"{type(self).__name__} needs its input shape: give the model input_shape=(...)")
+        return math.prod(self.output_shape(self._input_shape))
+
+    def spec(self) -> dict[str, Any]:
+        if self._input_shape is None:
+            raise ConfigError(f"{type(self).__name__} needs its input shape for its spec: give the model "
+                              "input_shape=(...) or fn.Input(shape=...), or fit it first")
+        pool, strides, pads, _ = self._geometry(self._input_shape)
+        return {"type": "pool", "mode": self.mode, "input": list(self._input_shape), "pool": list(pool),
+                "strides": list(strides), "pads": pads, "data_format": self.data_format, "global": self.global_}
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> "_Pool":
+        pool, pads, shape = spec.get("pool"), spec.get("pads"), spec.get("input")
+        if not isinstance(pool, list) or len(pool) not in (1, 2) or not isinstance(shape, list):
+            raise ConfigError(f"pool layer spec needs a window of 1 or 2 sizes and an input shape, got {spec!r}")
+        global_ = bool(spec.get("global", False))
+        kind = _CLASSES.get((spec.get("mode"), len(pool), global_))  # type: ignore[arg-type]
+        if kind is None:
+            raise ConfigError(f"pool layer spec has an unknown mode {spec.get('mode')!r}")
+        if global_:
+            layer = kind(data_format=spec.get("data_format"))
+        else:
+            layer = kind(pool, spec.get("strides"), "valid", spec.get("data_format"))
+            if pads != [0] * (2 * len(pool)):
+                # Written with "same": the pads are what "same" gives for this input shape.
+                layer.padding = "same"
+        layer._built_for(tuple(shape))
+        if not global_ and layer.spec()["pads"] != pads:
+            raise ConfigError(f"pool layer spec pads {pads!r} are neither 'valid' nor 'same' for input {shape}")
+        return layer
+
+    def numpy_forward(self, h: np.ndarray, p: Any, ref: Any, where: str) -> NumpyStep:
+        shape = self._input_shape
+        assert shape is not None, "the model records the input shape before the diagnostics run"
+        pool, strides, pads, out = self._geometry(shape)
+        x = _grid.to_last(h, shape, self.rank, self.data_format)
+        ones = (1,) * self.rank
+        views = [v for _, v in _grid.windows(x, pads, np.nan, pool, strides, ones, out, self.rank)]
+        stack = np.stack(views)  # padding cells are NaN: skipped by the nan-aware statistics
+        y = np.nanmax(stack, axis=0) if self.mode == "max" else np.nanmean(stack, axis=0)
+        return NumpyStep(_grid.from_last(y, self.rank, self.data_format))
+
+    def __repr__(self) -> str:
+        if self.global_:
+            return f"{type(self).__name__}()"
+        size = self.pool_size if self.rank == 2 else self.pool_size[0]
+        args = [repr(size)]
+        if self.strides != self.pool_size:
+            args.append(f"strides={self.strides!r}")
+        if self.padding != "valid":
+            args.append(f"padding={self.padding!r}")
+        if self.data_format != "channels_last":
+            args.append(f"data_format={self.data_format!r}")
+        return f"{type(self).__name__}({', '.join(args)})"
+
+
+class _GlobalPool(_Pool):
+    global_ = True
+
+    def __init__(self, data_format: Optional[str] = None) -> None:
+        self.pool_size = self.strides = (1,) * self.rank
+        self.padding = "valid"
+        self.data_format = _grid.data_format(data_format)
+
+
+@register("pool")
+class MaxPool2D(_Pool):
+    """2-D max pooling (Keras' MaxPooling2D): the largest value of each ``pool_size``
+    window, per channel, moving by ``strides`` (default: ``pool_size``). ``padding``
+    "same" pads as TensorFlow (padding never wins). In training the gradient flows
+    to the winning input of each window (the first one on ties)."""
+
+    mode, rank = "max", 2
+
+
+class MaxPool1D(_Pool):
+    """1-D max pooling over sequences (Keras' MaxPooling1D); see ``MaxPool2D``."""
+
+    mode, rank = "max", 1
+
+
+class AvgPool2D(_Pool):
+    """2-D average pooling (Keras' AveragePooling2D): the mean of each window, per
+    channel. With ``padding="same"`` only the cells inside the input are averaged
+    (as Keras; PyTorch's AvgPool2d counts padding unless ``count_include_pad=False``)."""
+
+    mode, rank = "avg", 2
+
+
+class AvgPool1D(_Pool):
+    """1-D average pooling over sequences (Keras' AveragePooling1D); see ``AvgPool2D``."""
+
+    mode, rank = "avg", 1
+
+
+class GlobalMaxPool2D(_GlobalPool):
+    """The largest value of each channel over the whole image: output (channels,)."""
+
+    mode, rank = "max", 2
+
+
+class GlobalMaxPool1D(_GlobalPool):
+    """The largest value of each channel over the whole sequence: output (channels,)."""
+
+    mode, rank = "max", 1
+
+
+class GlobalAvgPool2D(_GlobalPool):
+    """The mean of each channel over the whole image: output (channels,)."""
+
+    mode, rank = "avg", 2
+
+
+class GlobalAvgPool1D(_GlobalPool):
+    """The mean of each channel over the whole sequence: output (channels,)."""
+
+    mode, rank = "avg", 1
+
+
+MaxPooling1D, MaxPooling2D = MaxPool1D, MaxPool2D
+AveragePooling1D, AveragePooling2D = AvgPool1D, AvgPool2D
+GlobalAveragePooling1D, GlobalAveragePooling2D = GlobalAvgPool1D, GlobalAvgPool2D
+GlobalMaxPooling1D, GlobalMaxPooling2D = GlobalMaxPool1D, GlobalMaxPool2D
