@@ -268,7 +268,8 @@ class KerasMethods:
                 per_class = _training.class_weights(self, class_weight, ya, n_classes)  # type: ignore[arg-type]
                 w = per_class if w is None else w * per_class
             if not self.built:  # type: ignore[attr-defined]
-                net, seed = self._new_net(xa.shape[1], None)  # type: ignore[attr-defined]
+                shape = self.input_shape or self._shape_of(x)  # type: ignore[attr-defined]
+                net, seed = self._new_net(shape, None)  # type: ignore[attr-defined]
                 net.check(xa, ya, sample_weight=w)
                 self._install(net, seed)  # type: ignore[attr-defined]
                 self._target_1d = np.ndim(y) == 1  # type: ignore[attr-defined]
@@ -282,9 +283,12 @@ class KerasMethods:
 
     def get_config(self) -> dict[str, Any]:
         """The architecture as a JSON-ready dict (no weights, no compile settings), as
-        Keras' ``get_config``: ``{"name", "layers": [{"class_name", "config"}], "input_dim"}``.
+        Keras' ``get_config``: ``{"name", "layers": [{"class_name", "config"}], "input_dim",
+        "input_shape"}`` (the per-sample shape, once known).
         ``from_config`` rebuilds an equivalent, uncompiled model."""
+        shape = self.input_shape  # type: ignore[attr-defined]
         return {"name": getattr(self, "name", None), "input_dim": self.input_dim,  # type: ignore[attr-defined]
+                "input_shape": None if shape is None else list(shape),
                 "layers": [{"class_name": type(layer).__name__, "config": layer.get_config()}
                            for layer in self.layers]}  # type: ignore[attr-defined]
 
@@ -300,7 +304,9 @@ class KerasMethods:
             if not isinstance(entry, dict) or not isinstance(entry.get("config"), dict):
                 raise ConfigError(f"each layer of a Sequential config is {{'class_name', 'config'}}, got {entry!r}")
             layers.append(from_spec(entry["config"]))
-        model = cls(layers, input_dim=config.get("input_dim"))  # type: ignore[call-arg]
+        shape = config.get("input_shape")
+        model = cls(layers, input_dim=config.get("input_dim") if shape is None else None,  # type: ignore[call-arg]
+                    input_shape=shape)
         if config.get("name") is not None:
             setattr(model, "name", config["name"])
         return model

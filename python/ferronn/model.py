@@ -104,9 +104,17 @@ class Sequential(_km.KerasMethods):
 
     @_serialised
     def add(self, layer: _layers.Layer) -> None:
-        """Appends a layer (before the model is built)."""
+        """Appends a layer (before the model is built); an ``Input`` first declares the
+        input shape, as in Keras."""
         if self._net is not None:
             raise ConfigError("cannot add layers to a model that is already built")
+        if isinstance(layer, _layers.Input):
+            if self.layers:
+                raise ConfigError(f"{layer!r} must come before the first layer")
+            self.input_shape, self.input_dim = layer.shape, math.prod(layer.shape)
+            return
+        if not isinstance(layer, _layers.Layer):
+            raise ConfigError(f"Sequential takes layer objects such as fn.Dense(10), got {layer!r}")
         self.layers.append(layer)
 
     @_serialised

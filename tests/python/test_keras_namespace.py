@@ -96,8 +96,8 @@ def test_keras_sequential_predict_returns_the_outputs_and_accepts_float_labels(c
     assert capsys.readouterr().out.startswith("1/1 - loss: ")
     with pytest.raises(fn.DTypeError, match="whole numbers"):
         model.fit(X, Y + 0.5, verbose=0)
-    with pytest.raises(fn.NotSupportedError, match="Input"):
-        keras.Sequential([keras.Input(shape=(4, 4))])
+    # An N-D Input declares the per-sample shape (images, sequences).
+    assert keras.Sequential([keras.Input(shape=(4, 4))]).input_shape == (4, 4)
 
 
 def test_keras_sequential_list_behaviour():

@@ -107,7 +107,8 @@ class Sequential(_Sequential):
         implies) that a later ``compile`` replaces, keeping the weights."""
         if self._net is not None:
             return
-        width = self.input_dim if width is None else width
+        shape: Any = self.input_shape if self.input_shape is not None and len(self.input_shape) > 1 else None
+        width = shape if shape is not None else (self.input_dim if width is None else width)
         if width is None:
             return  # _require_built says what is missing
         if self.loss is None:
@@ -115,7 +116,7 @@ class Sequential(_Sequential):
             loss = {"softmax": "sparse_categorical_crossentropy", "sigmoid": "binary_crossentropy"}.get(final or "", "mse")
             _Sequential.compile(self, optimizer=_rmsprop(), loss=loss)
             self._provisional = True
-        self.build(int(width))
+        self.build(width if shape is not None else int(width))
 
     @property
     def built(self) -> bool:
