@@ -59,10 +59,12 @@ impl Workspaces {
 
 impl Network {
     /// Runs `f` on an inference workspace, in the thread pool when `rows`
-    /// samples make enough work for it.
+    /// samples make enough work for it. One sample never goes to the pool: its
+    /// products are matrix-vector ones that run on one thread anyway, so the
+    /// hand-over to a pool thread and back would be pure latency.
     fn infer_with<R: Send>(&self, rows: usize, f: impl FnOnce(&mut Chain) -> R + Send) -> R {
         self.infer.with(&self.core.chain, |chain| {
-            if rows.saturating_mul(self.core.params.len()) >= POOL_WORK {
+            if rows > 1 && rows.saturating_mul(self.core.params.len()) >= POOL_WORK {
                 threads::install(|| f(chain))
             } else {
                 f(chain)
