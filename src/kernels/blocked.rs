@@ -145,7 +145,9 @@ unsafe fn drive<S: Simd, const N: usize, const MR: usize, const NR: usize>(
     let KernelParams { kc, mc, nc } = kernel_params(p.m, p.n, p.k, MR, NR, std::mem::size_of::<f32>());
     let kc = kc.clamp(1, p.k);
     let mc = (mc / MR).max(1) * MR;
-    let nc = if nc == 0 { p.n } else { nc.min(p.n) }.div_ceil(NR) * NR;
+    // Bounded even when the crate leaves `nc` open, so the packed right-hand
+    // block (kc·nc floats, kept per thread) never grows with the problem.
+    let nc = if nc == 0 { 128 * NR } else { nc }.min(p.n).div_ceil(NR) * NR;
     let rhs_stride = kc * NR;
     let lhs_stride = kc * MR;
     let pack_rhs_blocks = (p.rhs_rs != 1 && p.m > 2 * MR) || p.m > 128 * MR;

@@ -162,7 +162,7 @@ mod tests {
     /// microkernel tiles, and depths/widths past one cache block.
     #[test]
     fn blocked_shapes_match_naive() {
-        let shapes = [(1, 1, 1), (1, 300, 17), (40, 1, 33), (5, 7, 2), (3, 3, 3), (17, 9, 31), (64, 6, 64), (65, 7, 129), (130, 70, 1100), (300, 200, 700), (33, 1500, 40)];
+        let shapes = [(1, 1, 1), (1, 300, 17), (40, 1, 33), (5, 7, 2), (3, 3, 3), (17, 9, 31), (64, 6, 64), (65, 7, 129), (130, 70, 1100), (300, 200, 700), (33, 1500, 40), (800, 20, 140)];
         for (case, &(m, k, n)) in shapes.iter().enumerate() {
             for &(ta, tb) in &[(false, false), (true, false), (false, true), (true, true)] {
                 let a = if ta { filled(k, m, case as u32) } else { filled(m, k, case as u32) };
