@@ -12,12 +12,12 @@
 
 use std::sync::{Mutex, PoisonError};
 
-use crate::error::{Error, Result};
+use crate::error::{ensure_shape, Error, Result};
 use crate::layers::{Chain, Ctx};
 use crate::loss::{LossStats, Targets};
 use crate::network::{Network, POOL_WORK};
 use crate::regularizer;
-use crate::tensor::{MatRef, Matrix};
+use crate::tensor::{MatMut, MatRef, Matrix};
 use crate::threads;
 
 /// Rows per forward chunk in `predict`/`evaluate`, bounding workspace memory.
@@ -59,10 +59,12 @@ impl Workspaces {
 
 impl Network {
     /// Runs `f` on an inference workspace, in the thread pool when `rows`
-    /// samples make enough work for it.
+    /// samples make enough work for it. One sample never goes to the pool: its
+    /// products are matrix-vector ones that run on one thread anyway, so the
+    /// hand-over to a pool thread and back would be pure latency.
     fn infer_with<R: Send>(&self, rows: usize, f: impl FnOnce(&mut Chain) -> R + Send) -> R {
         self.infer.with(&self.core.chain, |chain| {
-            if rows.saturating_mul(self.core.params.len()) >= POOL_WORK {
+            if rows > 1 && rows.saturating_mul(self.core.params.len()) >= POOL_WORK {
                 threads::install(|| f(chain))
             } else {
                 f(chain)
@@ -89,21 +91,41 @@ impl Network {
         self.outputs(x, x.rows.max(1))
     }
 
+    /// [`Network::predict`] into a caller's `x.rows × output_dim` matrix: with
+    /// the output preallocated, a call at a batch size seen before allocates
+    /// nothing.
+    ///
+    /// # Errors
+    /// As [`Network::predict`], plus `Error::Shape` when `out` has the wrong shape.
+    pub fn predict_into(&self, x: MatRef<'_>, out: MatMut<'_>) -> Result<()> {
+        self.check_inputs(x)?;
+        self.outputs_into(x, INFER_CHUNK, out)
+    }
+
     /// Inference-mode outputs, `chunk` rows per pass.
     fn outputs(&self, x: MatRef<'_>, chunk: usize) -> Result<Matrix> {
         self.check_inputs(x)?;
         let mut out = Matrix::try_zeros(x.rows, self.output_dim())?;
+        self.outputs_into(x, chunk, out.view_mut())?;
+        Ok(out)
+    }
+
+    /// Inference-mode outputs of checked inputs into `out`, `chunk` rows per pass.
+    fn outputs_into(&self, x: MatRef<'_>, chunk: usize, out: MatMut<'_>) -> Result<()> {
+        let cols = self.output_dim();
+        ensure_shape(out.rows == x.rows && out.cols == cols, || {
+            format!("predict_into: the output is {}x{}, expected {}x{cols}", out.rows, out.cols, x.rows)
+        })?;
         let (params, buffers) = (&self.core.params[..], &self.core.buffers[..]);
         self.infer_with(x.rows, |chain| {
             for start in (0..x.rows).step_by(chunk) {
                 let end = (start + chunk).min(x.rows);
                 chain.run(x.rows_range(start, end), params, buffers, &Ctx::inference())?;
                 let y = chain.output();
-                out.as_mut_slice()[start * y.cols..end * y.cols].copy_from_slice(y.data);
+                out.data[start * cols..end * cols].copy_from_slice(y.data);
             }
             Ok::<_, Error>(())
-        })?;
-        Ok(out)
+        })
     }
 
     /// Loss statistics over `(x, targets)` without training, in inference

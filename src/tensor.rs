@@ -109,7 +109,10 @@ impl Matrix {
     /// memory cannot be reserved; the matrix is then unchanged.
     pub fn reshape_for(&mut self, rows: usize, cols: usize) -> Result<()> {
         let n = checked_size(rows, cols, "a workspace")?;
-        try_grow(&mut self.data, n, &format!("a {rows}x{cols} workspace"))?;
+        if n > self.data.capacity() {
+            // Only when growing: the message alone would allocate on every call.
+            try_grow(&mut self.data, n, &format!("a {rows}x{cols} workspace"))?;
+        }
         self.data.resize(n, 0.0);
         self.rows = rows;
         self.cols = cols;

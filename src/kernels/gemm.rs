@@ -1,5 +1,6 @@
-//! Matrix products through the `gemm` crate (AVX-512 kernels via its `x86-v4`
-//! feature, runtime-dispatched), threaded with rayon.
+//! Matrix products on the `gemm` crate's AVX-512/AVX2 microkernels (its `x86-v4`
+//! feature, runtime-dispatched), blocked and threaded by `blocked` with reused
+//! packing buffers; vector-shaped products use the crate's GEMV paths.
 //!
 //! `gemm` was kept over `faer` after measuring both on our shapes
 //! (`cargo bench --features bench-faer --bench gemm`); see the README table.
@@ -10,7 +11,7 @@
 use gemm::Parallelism;
 
 use crate::error::{ensure_shape, Result};
-use crate::kernels::available_threads;
+use crate::kernels::{available_threads, blocked};
 use crate::tensor::{MatMut, MatRef};
 
 /// Whether an operand is used as stored or transposed.
@@ -30,6 +31,13 @@ fn layout(a: &MatRef<'_>, op: Op) -> (usize, usize, isize, isize) {
 
 /// Products below this many multiply-adds run on one thread.
 const PAR_FLOPS: usize = 1 << 18;
+
+/// Whether `gemm::gemm` answers `p` through its unpacked GEMV/outer-product paths
+/// (which allocate nothing): a single column or row of output with a unit-stride
+/// operand, or a depth of at most two.
+fn vector_shaped(p: &blocked::Problem) -> bool {
+    p.k <= 2 || (p.n == 1 && (p.lhs_rs == 1 || (p.lhs_cs == 1 && p.rhs_rs == 1))) || (p.m == 1 && (p.rhs_cs == 1 || (p.rhs_rs == 1 && p.lhs_cs == 1)))
+}
 
 /// `c = op(a) · op(b)`, or `c += op(a) · op(b)` when `accumulate`.
 ///
@@ -54,10 +62,31 @@ pub fn matmul(a: MatRef<'_>, op_a: Op, b: MatRef<'_>, op_b: Op, c: MatMut<'_>, a
         return Ok(());
     }
     let threads = available_threads();
-    let parallelism = if threads > 1 && m * n * k >= PAR_FLOPS { Parallelism::Rayon(threads) } else { Parallelism::None };
-    // SAFETY: the shape check above guarantees every index gemm forms from these
-    // sizes and strides lies inside the three slices, and `c` is borrowed mutably
-    // so it cannot alias `a` or `b`.
+    let threads = if threads > 1 && m * n * k >= PAR_FLOPS { threads } else { 1 };
+    // Column-major view for the microkernels: c^T (n×m) = op(b)^T · op(a)^T.
+    let problem = blocked::Problem {
+        m: n,
+        n: m,
+        k,
+        dst: c.data.as_mut_ptr(),
+        dst_cs: n as isize,
+        lhs: b.data.as_ptr(),
+        lhs_rs: b_cs,
+        lhs_cs: b_rs,
+        rhs: a.data.as_ptr(),
+        rhs_rs: a_cs,
+        rhs_cs: a_rs,
+        accumulate,
+    };
+    // Vector-shaped products (one sample, one output unit, a depth of one or
+    // two) take the crate's GEMV-style paths, which neither pack nor allocate.
+    // SAFETY (both calls): the shape check above guarantees every index formed
+    // from these sizes and strides lies inside the three slices, and `c` is
+    // borrowed mutably so it cannot alias `a` or `b`.
+    if !vector_shaped(&problem) && unsafe { blocked::run(problem, threads) } {
+        return Ok(());
+    }
+    let parallelism = if threads > 1 { Parallelism::Rayon(threads) } else { Parallelism::None };
     unsafe {
         gemm::gemm(
             m,
@@ -129,6 +158,32 @@ mod tests {
         }
     }
 
+    /// Shapes across the blocking: vector-shaped ones (the GEMV paths), partial
+    /// microkernel tiles, and depths/widths past one cache block.
+    #[test]
+    fn blocked_shapes_match_naive() {
+        let shapes = [(1, 1, 1), (1, 300, 17), (40, 1, 33), (5, 7, 2), (3, 3, 3), (17, 9, 31), (64, 6, 64), (65, 7, 129), (130, 70, 1100), (300, 200, 700), (33, 1500, 40), (800, 20, 140)];
+        for (case, &(m, k, n)) in shapes.iter().enumerate() {
+            for &(ta, tb) in &[(false, false), (true, false), (false, true), (true, true)] {
+                let a = if ta { filled(k, m, case as u32) } else { filled(m, k, case as u32) };
+                let b = if tb { filled(n, k, 7 + case as u32) } else { filled(k, n, 7 + case as u32) };
+                let op = |t| if t { Op::T } else { Op::N };
+                let want = naive(&a, ta, &b, tb);
+                // Stale values in `c` must be overwritten, then accumulated onto.
+                let mut c = Matrix::from_vec(m, n, vec![f32::NAN; m * n]).unwrap();
+                matmul(a.view(), op(ta), b.view(), op(tb), c.view_mut(), false).unwrap();
+                let tol = 1e-5 * k as f64;
+                for (g, w) in c.as_slice().iter().zip(&want) {
+                    assert!((*g as f64 - w).abs() <= tol, "{m}x{k}x{n} {ta} {tb}: {g} vs {w}");
+                }
+                matmul(a.view(), op(ta), b.view(), op(tb), c.view_mut(), true).unwrap();
+                for (g, w) in c.as_slice().iter().zip(&want) {
+                    assert!((*g as f64 - 2.0 * w).abs() <= 2.0 * tol, "{m}x{k}x{n} {ta} {tb} accumulated");
+                }
+            }
+        }
+    }
+
     #[test]
     fn mismatched_shapes_are_rejected() {
         let a = Matrix::zeros(3, 4);
@@ -152,5 +207,19 @@ mod tests {
         };
         assert_eq!(run(1), run(2));
         assert_eq!(run(1), run(3));
+        // Wide enough for several column blocks and deep enough for several depth
+        // blocks, so the split between threads crosses block boundaries.
+        let a = filled(1500, 700, 5);
+        let b = filled(700, 90, 6);
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let mut c = Matrix::zeros(1500, 90);
+            pool.install(|| matmul(a.view(), Op::N, b.view(), Op::N, c.view_mut(), false).unwrap());
+            let mut g = Matrix::zeros(700, 90);
+            pool.install(|| matmul(a.view(), Op::T, c.view(), Op::N, g.view_mut(), false).unwrap());
+            (c, g)
+        };
+        assert_eq!(run(1), run(2));
+        assert_eq!(run(1), run(5));
     }
 }

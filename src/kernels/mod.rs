@@ -1,5 +1,6 @@
 //! Numeric kernels: matrix products, vectorised transcendentals, reductions.
 
+pub(crate) mod blocked;
 pub mod gemm;
 pub mod math;
 pub mod reduce;

@@ -1,0 +1,363 @@
+//! The blocked matrix-product loop around the `gemm` crate's register
+//! microkernels, with packing buffers kept per thread and reused.
+//!
+//! `gemm::gemm` allocates its packing buffers (and a flag vector) on every call,
+//! so a training step made a few heap allocations per product. This loop does the
+//! same blocking (the crate's own cache-derived `kc`/`mc`/`nc`, its packing
+//! routines and microkernels) but packs into thread-local buffers that only grow:
+//! once a shape has been seen, a product allocates nothing.
+//!
+//! Determinism: the depth blocking `kc` depends only on the shape, every output
+//! tile is summed over the depth blocks in order by one microkernel call each, and
+//! threads only split the output tiles; so each output element is computed by the
+//! same instructions in the same order whatever the thread count.
+//!
+//! The problem is stated column-major, as the microkernels want it: `dst` is
+//! m×n with unit row stride; `lhs` m×k and `rhs` k×n have arbitrary strides.
+
+use std::cell::RefCell;
+
+use gemm_common::cache::{kernel_params, KernelParams};
+use gemm_common::microkernel::MicroKernelFn;
+use gemm_common::pack_operands::{pack_lhs, pack_rhs};
+use gemm_common::simd::Simd;
+use gemm_common::Ptr;
+use rayon::prelude::*;
+
+/// One column-major product `dst = lhs·rhs` (or `dst += lhs·rhs`).
+#[derive(Clone, Copy)]
+pub(crate) struct Problem {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub dst: *mut f32,
+    pub dst_cs: isize,
+    pub lhs: *const f32,
+    pub lhs_rs: isize,
+    pub lhs_cs: isize,
+    pub rhs: *const f32,
+    pub rhs_rs: isize,
+    pub rhs_cs: isize,
+    pub accumulate: bool,
+}
+
+/// Raw pointers crossing into rayon tasks; every task writes disjoint output tiles
+/// and reads shared, unchanging packed data while the caller waits.
+#[derive(Clone, Copy)]
+struct Shared<T>(T);
+// SAFETY: see the type's documentation: disjoint writes, read-only sharing, and
+// the calling thread outlives every task because rayon's `for_each` joins them.
+unsafe impl<T> Send for Shared<T> {}
+unsafe impl<T> Sync for Shared<T> {}
+
+impl<T: Copy> Shared<T> {
+    /// The wrapped value (a method, so closures capture the whole wrapper).
+    fn get(&self) -> T {
+        self.0
+    }
+}
+
+thread_local! {
+    /// Packed right-hand blocks, owned by the thread that calls the product.
+    static RHS_PACK: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// Packed left-hand panels and their "already packed" flags, per worker.
+    static LHS_PACK: RefCell<(Vec<f32>, Vec<bool>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Column blocks at most this many microkernel panels wide read a column-major
+/// left operand in place (the `gemm` crate's single-thread threshold).
+const LHS_PACK_PANELS: usize = 8;
+
+/// Cache-line alignment of the packed panels.
+const ALIGN_FLOATS: usize = 16;
+
+/// A 64-byte-aligned pointer to at least `len` floats of `buf`, growing it (the
+/// only allocation, made once per new largest size) when it is too short.
+fn aligned(buf: &mut Vec<f32>, len: usize) -> *mut f32 {
+    let need = len + ALIGN_FLOATS;
+    if buf.len() < need {
+        *buf = vec![0.0; need];
+    }
+    let ptr = buf.as_mut_ptr();
+    // SAFETY: the offset is below ALIGN_FLOATS, and `need` leaves that much room.
+    unsafe { ptr.add(ptr.align_offset(ALIGN_FLOATS * 4)) }
+}
+
+/// Runs `f` with a thread-local buffer, or a fresh one when this thread is
+/// already using its own (a product started from inside another product's rayon
+/// task): the numbers are the same either way, only the allocation differs.
+fn with_rhs_buffer<R>(len: usize, f: impl FnOnce(*mut f32) -> R) -> R {
+    RHS_PACK.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => f(aligned(&mut buf, len)),
+        Err(_) => f(aligned(&mut Vec::new(), len)),
+    })
+}
+
+fn with_lhs_buffer<R>(len: usize, panels: usize, f: impl FnOnce(*mut f32, &mut [bool]) -> R) -> R {
+    LHS_PACK.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut scratch) => {
+            let (buf, flags) = &mut *scratch;
+            if flags.len() < panels {
+                flags.resize(panels, false);
+            }
+            f(aligned(buf, len), &mut flags[..panels])
+        }
+        Err(_) => f(aligned(&mut Vec::new(), len), &mut vec![false; panels]),
+    })
+}
+
+/// Computes `p` with the best microkernels this CPU has; `false` when it has none
+/// of them (the caller then falls back to `gemm::gemm`).
+///
+/// # Safety
+/// The pointers and strides of `p` must describe valid matrices of its sizes, and
+/// `dst` must not overlap `lhs` or `rhs`.
+pub(crate) unsafe fn run(p: Problem, threads: usize) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use gemm_common::simd::{MixedSimd, V3, V4};
+        if let Some(simd) = <V4 as MixedSimd<f32, f32, f32, f32>>::try_new() {
+            use gemm_f32::microkernel::avx512f::f32 as ukr;
+            // SAFETY: forwarded from the caller; `simd` proves AVX-512 is present.
+            unsafe { drive::<_, 16, { 16 * ukr::MR_DIV_N }, { ukr::NR }>(simd, &ukr::UKR, p, threads) };
+            return true;
+        }
+        if let Some(simd) = <V3 as MixedSimd<f32, f32, f32, f32>>::try_new() {
+            use gemm_f32::microkernel::fma::f32 as ukr;
+            // SAFETY: as above, with AVX2 and FMA present.
+            unsafe { drive::<_, 8, { 8 * ukr::MR_DIV_N }, { ukr::NR }>(simd, &ukr::UKR, p, threads) };
+            return true;
+        }
+    }
+    let _ = (p, threads);
+    false
+}
+
+/// The blocking loop: columns in blocks of `nc`, depth in blocks of `kc` (each
+/// packed once into the caller's buffer), then MR×NR tiles split between threads
+/// in fixed contiguous ranges, each thread packing the left panels it needs.
+unsafe fn drive<S: Simd, const N: usize, const MR: usize, const NR: usize>(
+    simd: S,
+    ukr: &[[MicroKernelFn<f32>; NR]],
+    p: Problem,
+    threads: usize,
+) {
+    let KernelParams { kc, mc, nc } = kernel_params(p.m, p.n, p.k, MR, NR, std::mem::size_of::<f32>());
+    let kc = kc.clamp(1, p.k);
+    let mc = (mc / MR).max(1) * MR;
+    // Bounded even when the crate leaves `nc` open, so the packed right-hand
+    // block (kc·nc floats, kept per thread) never grows with the problem.
+    let nc = if nc == 0 { 128 * NR } else { nc }.min(p.n).div_ceil(NR) * NR;
+    let rhs_stride = kc * NR;
+    let lhs_stride = kc * MR;
+    let pack_rhs_blocks = (p.rhs_rs != 1 && p.m > 2 * MR) || p.m > 128 * MR;
+    let rhs_len = if pack_rhs_blocks { rhs_stride * (nc / NR) } else { 0 };
+    with_rhs_buffer(rhs_len, |packed_rhs| {
+        let mut col_outer = 0;
+        while col_outer < p.n {
+            let n_chunk = nc.min(p.n - col_outer);
+            let n_panels = n_chunk.div_ceil(NR);
+            let mut depth = 0;
+            while depth < p.k {
+                let k_chunk = kc.min(p.k - depth);
+                // Packing the right-hand block pays off only for tall outputs;
+                // otherwise the microkernels read it in place (as `gemm` does).
+                if pack_rhs_blocks {
+                    // SAFETY: the block lies inside rhs (caller's contract) and
+                    // the buffer holds n_panels panels of rhs_stride floats.
+                    unsafe {
+                        pack_rhs::<f32, 1, NR, S>(
+                            simd,
+                            n_chunk,
+                            k_chunk,
+                            Ptr(packed_rhs),
+                            Ptr(p.rhs.offset(depth as isize * p.rhs_rs + col_outer as isize * p.rhs_cs) as *mut f32),
+                            p.rhs_cs,
+                            p.rhs_rs,
+                            rhs_stride,
+                        );
+                    }
+                }
+                // The first depth block overwrites dst unless accumulating.
+                let overwrite = depth == 0 && !p.accumulate;
+                // A column-major left operand is read in place for narrow blocks,
+                // where packing it would cost more than the product reuses it.
+                let lhs_in_place = p.lhs_rs == 1 && n_chunk <= LHS_PACK_PANELS * NR;
+                // Split the threads along the larger operand, so the smaller one
+                // is what each of them packs or reads in full.
+                let rows_outer = p.m > n_chunk;
+                let block = Block { p, col_outer, n_chunk, n_panels, depth, k_chunk, overwrite, mc, lhs_stride, rhs_stride, pack_rhs: pack_rhs_blocks, lhs_in_place, rows_outer };
+                let jobs = block.jobs::<MR>();
+                let rhs_ptr = Shared(packed_rhs as *const f32);
+                let work = |tid: usize, parts: usize| {
+                    let (start, end) = split(jobs, tid, parts);
+                    // SAFETY: forwarded; tiles [start, end) are this task's own.
+                    with_lhs_buffer(lhs_stride * (mc / MR), mc / MR, |lhs_buf, flags| unsafe {
+                        block.tiles::<S, N, MR, NR>(simd, ukr, rhs_ptr.get(), lhs_buf, flags, start, end)
+                    });
+                };
+                let parts = threads.min(jobs).max(1);
+                if parts == 1 {
+                    work(0, 1);
+                } else {
+                    let work = Shared(&work);
+                    (0..parts).into_par_iter().for_each(|tid| (work.get())(tid, parts));
+                }
+                depth += k_chunk;
+            }
+            col_outer += n_chunk;
+        }
+    });
+}
+
+/// Contiguous share `[start, end)` of `jobs` for part `tid` of `parts`; the first
+/// `jobs % parts` parts take one more.
+fn split(jobs: usize, tid: usize, parts: usize) -> (usize, usize) {
+    let base = jobs / parts;
+    let extra = jobs % parts;
+    let start = tid * base + tid.min(extra);
+    (start, start + base + usize::from(tid < extra))
+}
+
+/// One (column block, depth block) step of the loop.
+#[derive(Clone, Copy)]
+struct Block {
+    p: Problem,
+    col_outer: usize,
+    n_chunk: usize,
+    n_panels: usize,
+    depth: usize,
+    k_chunk: usize,
+    overwrite: bool,
+    mc: usize,
+    lhs_stride: usize,
+    rhs_stride: usize,
+    /// Whether the right-hand block was packed (else it is read in place).
+    pack_rhs: bool,
+    /// Whether whole-vector left panels are read in place instead of packed.
+    lhs_in_place: bool,
+    /// Tile order within a row block (see [`Block::tiles`]).
+    rows_outer: bool,
+}
+
+impl Block {
+    /// Number of MR×NR output tiles of this block.
+    fn jobs<const MR: usize>(&self) -> usize {
+        let mut jobs = 0;
+        let mut row = 0;
+        while row < self.p.m {
+            let m_chunk = self.mc.min(self.p.m - row);
+            jobs += self.n_panels * m_chunk.div_ceil(MR);
+            row += m_chunk;
+        }
+        jobs
+    }
+
+    /// Computes tiles `start..end`, numbered row block by row block, then (with
+    /// `rows_outer`) row panel and column panel, else column panel and row panel.
+    /// Rows outer, a thread's contiguous share covers whole row panels, so each
+    /// left panel is packed by one thread (two at a boundary); columns outer, the
+    /// threads share the left panels and split the (larger) right-hand block.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tiles<S: Simd, const N: usize, const MR: usize, const NR: usize>(
+        &self,
+        simd: S,
+        ukr: &[[MicroKernelFn<f32>; NR]],
+        packed_rhs: *const f32,
+        packed_lhs: *mut f32,
+        packed: &mut [bool],
+        start: usize,
+        end: usize,
+    ) {
+        let p = &self.p;
+        let mut job = 0;
+        let mut row_outer = 0;
+        while row_outer < p.m && job < end {
+            let m_chunk = self.mc.min(p.m - row_outer);
+            let m_panels = m_chunk.div_ceil(MR);
+            let block_jobs = self.n_panels * m_panels;
+            if job + block_jobs <= start {
+                job += block_jobs;
+                row_outer += m_chunk;
+                continue;
+            }
+            packed.fill(false);
+            let (outer, inner) = if self.rows_outer { (m_panels, self.n_panels) } else { (self.n_panels, m_panels) };
+            for o in 0..outer {
+                for q in 0..inner {
+                    let (i, j) = if self.rows_outer { (o, q) } else { (q, o) };
+                    if job >= start && job < end {
+                        // SAFETY: every offset below stays inside the operands
+                        // (the caller's contract) or the packed buffers (sized
+                        // by `drive`); the output tile is this task's alone.
+                        unsafe { self.tile::<S, N, MR, NR>(simd, ukr, packed_rhs, packed_lhs, packed, row_outer, m_chunk, i, j) };
+                    }
+                    job += 1;
+                }
+            }
+            row_outer += m_chunk;
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    unsafe fn tile<S: Simd, const N: usize, const MR: usize, const NR: usize>(
+        &self,
+        simd: S,
+        ukr: &[[MicroKernelFn<f32>; NR]],
+        packed_rhs: *const f32,
+        packed_lhs: *mut f32,
+        packed: &mut [bool],
+        row_outer: usize,
+        m_chunk: usize,
+        i: usize,
+        j: usize,
+    ) {
+        let p = &self.p;
+        let row = row_outer + MR * i;
+        let m_inner = MR.min(m_chunk - MR * i);
+        let col = self.col_outer + NR * j;
+        let n_inner = NR.min(self.n_chunk - NR * j);
+        let lhs_at = unsafe { p.lhs.offset(row as isize * p.lhs_rs + self.depth as isize * p.lhs_cs) };
+        // In place only for whole vectors: the microkernels load N rows at a time.
+        let (lhs_panel, lhs_cs) = if self.lhs_in_place && m_inner % N == 0 {
+            (lhs_at, p.lhs_cs)
+        } else {
+            let panel = unsafe { packed_lhs.add(i * self.lhs_stride) };
+            if !packed[i] {
+                unsafe { pack_lhs::<f32, N, MR, S>(simd, m_inner, self.k_chunk, Ptr(panel), Ptr(lhs_at as *mut f32), p.lhs_cs, p.lhs_rs, self.lhs_stride) };
+                packed[i] = true;
+            }
+            (panel as *const f32, MR as isize)
+        };
+        let (rhs_panel, rhs_rs, rhs_cs) = if self.pack_rhs {
+            (unsafe { packed_rhs.add(j * self.rhs_stride) }, NR as isize, 1)
+        } else {
+            (unsafe { p.rhs.offset(self.depth as isize * p.rhs_rs + col as isize * p.rhs_cs) }, p.rhs_rs, p.rhs_cs)
+        };
+        let (alpha, alpha_status) = if self.overwrite { (0.0, 0) } else { (1.0, 1) };
+        let kernel = ukr[m_inner.div_ceil(N) - 1][n_inner - 1];
+        unsafe {
+            kernel(
+                m_inner,
+                n_inner,
+                self.k_chunk,
+                p.dst.offset(row as isize + col as isize * p.dst_cs),
+                lhs_panel,
+                rhs_panel,
+                p.dst_cs,
+                1,
+                lhs_cs,
+                rhs_rs,
+                rhs_cs,
+                alpha,
+                1.0,
+                alpha_status,
+                false,
+                false,
+                false,
+                std::ptr::null(),
+            );
+        }
+    }
+}
