@@ -1,5 +1,10 @@
 //! Fully connected layer `y = f(x·W + b)`.
 //!
+//! On N-D samples (a sequence `[T, F]`, an image `[H, W, C]`) built with
+//! `features`, it applies to the last axis as Keras' Dense does: a sample's
+//! row holds its positions one after another, so the batch is the
+//! `[batch·positions, features]` matrix and the layer is the same one GEMM.
+//!
 //! The bias add and the activation run as one pass over the GEMM's output, and
 //! the backward pass turns `dy` into `dz` in place, so a layer touches each
 //! activation-sized buffer the fewest times possible.
@@ -23,6 +28,10 @@ pub struct DenseSpec {
     pub units: usize,
     #[serde(default = "identity")]
     pub activation: ActivationSpec,
+    /// The width of the last axis of N-D inputs (applied per position);
+    /// absent for `[batch, features]` inputs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub features: Option<usize>,
     #[serde(flatten)]
     pub weights: WeightSpec,
 }
@@ -48,7 +57,14 @@ impl DenseSpec {
     /// As [`BuildLayer::build`].
     pub fn build_with(&self, in_dim: usize, act: Activation, alloc: &mut Alloc) -> Result<Dense> {
         let (kernel, bias) = self.weights.inits(&act)?;
-        Dense::new(in_dim, self.units, act, kernel, bias, alloc)
+        let Some(f) = self.features else {
+            return Dense::new(in_dim, self.units, act, kernel, bias, alloc);
+        };
+        ensure_config(f > 0 && in_dim % f == 0, || format!("Dense was built for a last axis of {f} features, but its input has {in_dim} values per sample"))?;
+        let mut dense = Dense::new(f, self.units, act, kernel, bias, alloc)?;
+        dense.positions = in_dim / f;
+        checked_size(dense.positions, self.units, "Dense output")?;
+        Ok(dense)
     }
 }
 
@@ -70,6 +86,9 @@ impl BuildLayer for DenseSpec {
 pub struct Dense {
     in_dim: usize,
     out_dim: usize,
+    /// Positions per sample (1 for `[batch, features]` inputs): the layer
+    /// maps each position's `in_dim` values to `out_dim`.
+    positions: usize,
     act: Activation,
     kernel_init: Init,
     bias_init: Init,
@@ -92,6 +111,7 @@ impl Dense {
         Ok(Self {
             in_dim,
             out_dim: units,
+            positions: 1,
             act,
             kernel_init,
             bias_init,
@@ -109,11 +129,16 @@ impl Dense {
     fn is_identity(&self) -> bool {
         self.act == Activation::Identity
     }
+
+    /// A batch of `rows` samples as the matrix of its positions.
+    fn per_position<'a>(&self, rows: usize, cols: usize, data: &'a [f32]) -> MatRef<'a> {
+        MatRef { rows: rows * self.positions, cols, data }
+    }
 }
 
 impl LayerKind for Dense {
     fn out_dim(&self) -> usize {
-        self.out_dim
+        self.out_dim * self.positions
     }
 
     fn params(&self) -> Vec<ParamInfo> {
@@ -129,25 +154,24 @@ impl LayerKind for Dense {
     /// # Errors
     /// `Error::Shape` when `x` is not `[batch, in_dim]`.
     fn forward(&mut self, x: MatRef<'_>, params: &[f32], _buffers: &[f32], _ctx: &Ctx) -> Result<()> {
-        ensure_shape(x.cols == self.in_dim, || format!("Dense expects inputs of width {}, got {}", self.in_dim, x.cols))?;
-        self.z.resize_rows(x.rows)?;
-        matmul(x, Op::N, self.w(params), Op::N, self.z.view_mut(), false)?;
+        let width = self.in_dim * self.positions;
+        ensure_shape(x.cols == width, || format!("Dense expects inputs of width {width}, got {}", x.cols))?;
+        let rows = checked_size(x.rows, self.positions, "Dense rows")?;
+        self.z.resize_rows(rows)?;
+        matmul(self.per_position(x.rows, self.in_dim, x.data), Op::N, self.w(params), Op::N, self.z.view_mut(), false)?;
         let bias = &params[self.b_off..self.b_off + self.out_dim];
         if self.is_identity() {
             add_bias(self.z.as_mut_slice(), bias);
         } else {
-            self.a.resize_rows(x.rows)?;
+            self.a.resize_rows(rows)?;
             self.act.add_bias_activate(self.z.as_mut_slice(), bias, self.a.as_mut_slice());
         }
         Ok(())
     }
 
     fn output(&self) -> MatRef<'_> {
-        if self.is_identity() {
-            self.z.view()
-        } else {
-            self.a.view()
-        }
+        let m = if self.is_identity() { &self.z } else { &self.a };
+        MatRef { rows: m.rows() / self.positions, cols: self.out_dim(), data: m.as_slice() }
     }
 
     /// `dz = dy ⊙ f'(z)` (in place in `dy`), then `db = Σ_rows dz`, `dW = xᵀ·dz`,
@@ -156,17 +180,19 @@ impl LayerKind for Dense {
     /// # Errors
     /// `Error::Shape` when `x` or `dy` do not match the last forward pass.
     fn backward(&mut self, x: MatRef<'_>, params: &[f32], grads: &mut [f32], dy: &mut Matrix, dx: Option<&mut Matrix>) -> Result<()> {
-        check_backward("Dense", x, dy, self.z.rows(), self.in_dim, self.out_dim)?;
+        check_backward("Dense", x, dy, self.z.rows() / self.positions, self.in_dim * self.positions, self.out_dim())?;
         if !self.is_identity() {
             self.act.backward(self.z.as_slice(), self.a.as_slice(), dy.as_mut_slice());
         }
         let (gw, gb) = grads[self.w_off..self.b_off + self.out_dim].split_at_mut(self.in_dim * self.out_dim);
         col_sums(dy.as_slice(), gb);
         let gw = MatMut::new(self.in_dim, self.out_dim, gw)?;
-        matmul(x, Op::T, dy.view(), Op::N, gw, false)?;
+        let dz = self.per_position(x.rows, self.out_dim, dy.as_slice());
+        matmul(self.per_position(x.rows, self.in_dim, x.data), Op::T, dz, Op::N, gw, false)?;
         if let Some(dx) = dx {
-            dx.reshape_for(x.rows, self.in_dim)?;
-            matmul(dy.view(), Op::N, self.w(params), Op::T, dx.view_mut(), false)?;
+            dx.reshape_for(x.rows, self.in_dim * self.positions)?;
+            let rows = x.rows * self.positions;
+            matmul(dz, Op::N, self.w(params), Op::T, MatMut { rows, cols: self.in_dim, data: dx.as_mut_slice() }, false)?;
         }
         Ok(())
     }

@@ -179,3 +179,35 @@ def test_bad_arguments_are_named_errors():
     with pytest.raises(fn.UnknownNameError):
         m = fn.Sequential([fn.LSTM(3, recurrent_initializer="nope")], input_shape=(2, 2))
         m.compile(loss="mse")
+
+
+# -- Dense on sequences ---------------------------------------------------------------
+
+
+def test_dense_after_return_sequences_applies_per_step():
+    """Keras semantics: Dense on [N, T, F] maps each step's F values with the same weights."""
+    model = fn.Sequential([fn.GRU(4, return_sequences=True), fn.Dense(3, activation="tanh"), fn.Dense(2)],
+                          input_shape=(5, 2), seed=2)
+    model.compile(loss="mse")
+    x = np.random.default_rng(9).normal(size=(6, 5, 2)).astype(np.float32)
+    p = {n: a.astype(np.float64) for n, a, _ in model._net.tensors()}
+    g = {k.split(".", 2)[2]: v for k, v in p.items() if k.startswith("layers.0.")}
+    hs = rr.run("gru", x.astype(np.float64), g, return_sequences=True)
+    want = np.tanh(hs @ p["layers.1.weight"] + p["layers.1.bias"]) @ p["layers.2.weight"] + p["layers.2.bias"]
+    got = model.predict(x)
+    assert got.shape == (6, 5, 2) and model.layers[1].weight.shape == (4, 3)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    report = fn.diagnostics.check_gradients(model, x, np.random.default_rng(1).normal(size=(6, 5, 2)), n_checks=None)
+    assert report.passed, report.errors
+
+
+def test_dense_per_step_round_trips_and_refuses_export(tmp_path):
+    model = fn.Sequential([fn.SimpleRNN(3, return_sequences=True), fn.Dense(2)], input_shape=(4, 2), seed=1)
+    model.compile(loss="mse")
+    assert model.layers[1].spec()["features"] == 3
+    x = np.random.default_rng(3).normal(size=(2, 4, 2)).astype(np.float32)
+    model.save(tmp_path / "m.fnn")
+    back = fn.load(tmp_path / "m.fnn")
+    np.testing.assert_array_equal(back.predict(x), model.predict(x))
+    with pytest.raises(fn.ExportError):
+        model.save(tmp_path / "t.safetensors", layout="torch")
