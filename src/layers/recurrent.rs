@@ -325,8 +325,8 @@ impl LayerKind for Recurrent {
             let rec = &mut self.ws.rec[..n * gh];
             matmul(MatRef { rows: n, cols: h, data: prev }, Op::N, MatRef { rows: gh, cols: h, data: w_hh }, Op::T, MatMut { rows: n, cols: gh, data: rec }, false)?;
             let saved = &mut self.ws.saved[s * n * sw..(s + 1) * n * sw];
-            let step = StepFwd { units: h, proj: &self.ws.proj, steps: t, time, rec: &self.ws.rec, b_hh, prev, c_prev };
-            self.cell.forward_step(n, &step, saved, next, c_next);
+            let step = StepFwd { units: h, proj: &self.ws.proj, steps: t, time, b_hh, prev, c_prev };
+            self.cell.forward_step(n, &step, rec, saved, next, c_next);
         }
         if self.return_sequences {
             let out = self.ws.out.as_mut_slice();

@@ -11,7 +11,9 @@
 //!   `n = tanh(proj_n + r_t·(r_n + b_hn))`, `h' = (1 − z)·n + z·h`.
 
 use crate::activation::Activation;
-use crate::kernels::math::{sigmoid, tanh};
+use multiversion::multiversion;
+
+use crate::kernels::math::{sigmoid_slice, tanh_slice};
 
 /// A recurrence and what it saves per step for its backward pass.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -29,8 +31,6 @@ pub struct StepFwd<'a> {
     pub proj: &'a [f32],
     pub steps: usize,
     pub time: usize,
-    /// `h_{t-1}·W_hhᵀ`, `[n, G·units]`.
-    pub rec: &'a [f32],
     pub b_hh: &'a [f32],
     /// `h_{t-1}` and (LSTM) `c_{t-1}`, `[n, units]`.
     pub prev: &'a [f32],
@@ -70,54 +70,45 @@ impl Cell {
         }
     }
 
-    /// One step: writes the saved values, `h_t` into `next` and (LSTM) `c_t` into `c_next`.
-    pub fn forward_step(self, n: usize, s: &StepFwd<'_>, saved: &mut [f32], next: &mut [f32], c_next: &mut [f32]) {
+    /// One step: writes the saved values, `h_t` into `next` and (LSTM) `c_t`
+    /// into `c_next`. `rec` (this step's `h_{t-1}·W_hhᵀ`) is used as scratch
+    /// for the pre-activations, so the nonlinearities run as the vectorised
+    /// slice kernels.
+    pub fn forward_step(self, n: usize, s: &StepFwd<'_>, rec: &mut [f32], saved: &mut [f32], next: &mut [f32], c_next: &mut [f32]) {
         let h = s.units;
         let gh = self.gates() * h;
         let sw = self.saved_width(h);
         for i in 0..n {
             let row = i * s.steps + s.time;
             let p = &s.proj[row * gh..(row + 1) * gh];
-            let r = &s.rec[i * gh..(i + 1) * gh];
+            let r = &mut rec[i * gh..(i + 1) * gh];
             let sv = &mut saved[i * sw..(i + 1) * sw];
             let hn = &mut next[i * h..(i + 1) * h];
             match self {
                 Cell::Simple(act) => {
-                    for j in 0..h {
-                        sv[j] = p[j] + r[j] + s.b_hh[j];
-                    }
-                    act.forward(sv, hn);
+                    add3(&mut sv[..h], r, p, s.b_hh);
+                    act.forward(&sv[..h], hn);
                 }
                 Cell::Lstm => {
-                    let cp = &s.c_prev[i * h..(i + 1) * h];
+                    add_into(r, p, s.b_hh);
+                    sigmoid_slice(&r[..2 * h], &mut sv[..2 * h]);
+                    tanh_slice(&r[2 * h..3 * h], &mut sv[2 * h..3 * h]);
+                    sigmoid_slice(&r[3 * h..], &mut sv[3 * h..4 * h]);
                     let cn = &mut c_next[i * h..(i + 1) * h];
-                    let pre = |k: usize, j: usize| p[k * h + j] + r[k * h + j] + s.b_hh[k * h + j];
-                    for j in 0..h {
-                        let (ig, fg, gg, og) = (sigmoid(pre(0, j)), sigmoid(pre(1, j)), tanh(pre(2, j)), sigmoid(pre(3, j)));
-                        let c = fg * cp[j] + ig * gg;
-                        let tc = tanh(c);
-                        sv[j] = ig;
-                        sv[h + j] = fg;
-                        sv[2 * h + j] = gg;
-                        sv[3 * h + j] = og;
-                        sv[4 * h + j] = tc;
-                        cn[j] = c;
-                        hn[j] = og * tc;
-                    }
+                    lstm_cell(&sv[..4 * h], &s.c_prev[i * h..(i + 1) * h], cn);
+                    let (gates, tc) = sv.split_at_mut(4 * h);
+                    tanh_slice(cn, tc);
+                    mul_into(hn, &gates[3 * h..], tc);
                 }
                 Cell::Gru => {
-                    let hp = &s.prev[i * h..(i + 1) * h];
-                    for j in 0..h {
-                        let rg = sigmoid(p[j] + r[j] + s.b_hh[j]);
-                        let zg = sigmoid(p[h + j] + r[h + j] + s.b_hh[h + j]);
-                        let hh = r[2 * h + j] + s.b_hh[2 * h + j];
-                        let ng = tanh(p[2 * h + j] + rg * hh);
-                        sv[j] = rg;
-                        sv[h + j] = zg;
-                        sv[2 * h + j] = ng;
-                        sv[3 * h + j] = hh;
-                        hn[j] = (1.0 - zg) * ng + zg * hp[j];
-                    }
+                    let (rz, nh) = r.split_at_mut(2 * h);
+                    add_into(rz, &p[..2 * h], &s.b_hh[..2 * h]);
+                    sigmoid_slice(rz, &mut sv[..2 * h]);
+                    let (gates, hh) = sv.split_at_mut(3 * h);
+                    add3(hh, nh, &s.b_hh[2 * h..], &[]);
+                    gru_candidate(nh, &p[2 * h..], &gates[..h], hh);
+                    tanh_slice(nh, &mut gates[2 * h..]);
+                    gru_state(hn, &gates[h..2 * h], &gates[2 * h..], &s.prev[i * h..(i + 1) * h]);
                 }
             }
         }
@@ -140,31 +131,8 @@ impl Cell {
                     dg.copy_from_slice(dh);
                     act.backward(sv, &b.out[i * h..(i + 1) * h], dg);
                 }
-                Cell::Lstm => {
-                    let cp = &b.c_prev[i * h..(i + 1) * h];
-                    let dcr = &mut dc[i * h..(i + 1) * h];
-                    for j in 0..h {
-                        let (ig, fg, gg, og, tc) = (sv[j], sv[h + j], sv[2 * h + j], sv[3 * h + j], sv[4 * h + j]);
-                        let dct = dcr[j] + dh[j] * og * (1.0 - tc * tc);
-                        dg[j] = dct * gg * ig * (1.0 - ig);
-                        dg[h + j] = dct * cp[j] * fg * (1.0 - fg);
-                        dg[2 * h + j] = dct * ig * (1.0 - gg * gg);
-                        dg[3 * h + j] = dh[j] * tc * og * (1.0 - og);
-                        dcr[j] = dct * fg;
-                    }
-                }
-                Cell::Gru => {
-                    let hp = &b.prev[i * h..(i + 1) * h];
-                    let cr = &mut carry[i * h..(i + 1) * h];
-                    for j in 0..h {
-                        let (rg, zg, ng, hh) = (sv[j], sv[h + j], sv[2 * h + j], sv[3 * h + j]);
-                        let dn = dh[j] * (1.0 - zg) * (1.0 - ng * ng);
-                        dg[j] = dn * hh * rg * (1.0 - rg);
-                        dg[h + j] = dh[j] * (hp[j] - ng) * zg * (1.0 - zg);
-                        dg[2 * h + j] = dn;
-                        cr[j] = dh[j] * zg;
-                    }
-                }
+                Cell::Lstm => lstm_back(sv, &b.c_prev[i * h..(i + 1) * h], dh, &mut dc[i * h..(i + 1) * h], dg),
+                Cell::Gru => gru_back(sv, &b.prev[i * h..(i + 1) * h], dh, dg, &mut carry[i * h..(i + 1) * h]),
             }
         }
     }
@@ -179,5 +147,89 @@ impl Cell {
             let dn = &mut d_gates[i * 3 * h + 2 * h..(i + 1) * 3 * h];
             dn.iter_mut().zip(rg).for_each(|(d, r)| *d *= r);
         }
+    }
+}
+
+// Row kernels: plain loops over equal-length slices, multiversioned so that
+// each is vectorised for the CPU it runs on.
+
+/// `out = a + b + c` (`c` may be empty: `out = a + b`).
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
+fn add3(out: &mut [f32], a: &[f32], b: &[f32], c: &[f32]) {
+    if c.is_empty() {
+        out.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (x, y))| *o = x + y);
+    } else {
+        out.iter_mut().zip(a.iter().zip(b).zip(c)).for_each(|(o, ((x, y), z))| *o = x + y + z);
+    }
+}
+
+/// `acc += a + b`.
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
+fn add_into(acc: &mut [f32], a: &[f32], b: &[f32]) {
+    acc.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (x, y))| *o += x + y);
+}
+
+/// `out = a·b`.
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
+fn mul_into(out: &mut [f32], a: &[f32], b: &[f32]) {
+    out.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (x, y))| *o = x * y);
+}
+
+/// LSTM `c' = f·c + i·g` from the activated gates `[i, f, g, o]`.
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
+fn lstm_cell(gates: &[f32], c_prev: &[f32], c: &mut [f32]) {
+    let h = c.len();
+    let (ig, fg, gg) = (&gates[..h], &gates[h..2 * h], &gates[2 * h..3 * h]);
+    let cp = &c_prev[..h];
+    for j in 0..h {
+        c[j] = fg[j] * cp[j] + ig[j] * gg[j];
+    }
+}
+
+/// GRU candidate pre-activation in place: `nh ← p_n + r·hh`.
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
+fn gru_candidate(nh: &mut [f32], p_n: &[f32], r: &[f32], hh: &[f32]) {
+    nh.iter_mut().zip(p_n.iter().zip(r).zip(hh)).for_each(|(o, ((p, r), hh))| *o = p + r * hh);
+}
+
+/// GRU state `h' = (1 − z)·n + z·h`.
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
+fn gru_state(out: &mut [f32], z: &[f32], n: &[f32], prev: &[f32]) {
+    out.iter_mut().zip(z.iter().zip(n).zip(prev)).for_each(|(o, ((z, n), p))| *o = (1.0 - z) * n + z * p);
+}
+
+/// LSTM backward of one sample's row: saved `[i, f, g, o, tanh(c')]`.
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
+fn lstm_back(sv: &[f32], c_prev: &[f32], dh: &[f32], dc: &mut [f32], dg: &mut [f32]) {
+    let h = dh.len();
+    let (ig, fg, gg, og, tc) = (&sv[..h], &sv[h..2 * h], &sv[2 * h..3 * h], &sv[3 * h..4 * h], &sv[4 * h..5 * h]);
+    let (cp, dc) = (&c_prev[..h], &mut dc[..h]);
+    let (di, rest) = dg[..4 * h].split_at_mut(h);
+    let (df, rest) = rest.split_at_mut(h);
+    let (dgg, d_o) = rest.split_at_mut(h);
+    for j in 0..h {
+        let dct = dc[j] + dh[j] * og[j] * (1.0 - tc[j] * tc[j]);
+        di[j] = dct * gg[j] * ig[j] * (1.0 - ig[j]);
+        df[j] = dct * cp[j] * fg[j] * (1.0 - fg[j]);
+        dgg[j] = dct * ig[j] * (1.0 - gg[j] * gg[j]);
+        d_o[j] = dh[j] * tc[j] * og[j] * (1.0 - og[j]);
+        dc[j] = dct * fg[j];
+    }
+}
+
+/// GRU backward of one sample's row: saved `[r, z, n, r_n + b_hn]`.
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
+fn gru_back(sv: &[f32], prev: &[f32], dh: &[f32], dg: &mut [f32], carry: &mut [f32]) {
+    let h = dh.len();
+    let (rg, zg, ng, hh) = (&sv[..h], &sv[h..2 * h], &sv[2 * h..3 * h], &sv[3 * h..4 * h]);
+    let (hp, carry) = (&prev[..h], &mut carry[..h]);
+    let (dr, rest) = dg[..3 * h].split_at_mut(h);
+    let (dz, dn) = rest.split_at_mut(h);
+    for j in 0..h {
+        let d_n = dh[j] * (1.0 - zg[j]) * (1.0 - ng[j] * ng[j]);
+        dr[j] = d_n * hh[j] * rg[j] * (1.0 - rg[j]);
+        dz[j] = dh[j] * (hp[j] - ng[j]) * zg[j] * (1.0 - zg[j]);
+        dn[j] = d_n;
+        carry[j] = dh[j] * zg[j];
     }
 }
