@@ -211,3 +211,11 @@ def test_dense_per_step_round_trips_and_refuses_export(tmp_path):
     np.testing.assert_array_equal(back.predict(x), model.predict(x))
     with pytest.raises(fn.ExportError):
         model.save(tmp_path / "t.safetensors", layout="torch")
+
+
+def test_zero_length_sequences_are_refused():
+    with pytest.raises(fn.ConfigError):
+        fn.Sequential([fn.LSTM(3)], input_shape=(0, 2))
+    model = _built()
+    with pytest.raises(fn.ShapeError, match=r"\(4, 3\)"):
+        model.predict(np.zeros((2, 0, 3), np.float32))
