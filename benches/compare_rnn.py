@@ -79,6 +79,7 @@ def bench(reps: int, warmup: int, n: int, batch_sizes: list[int], steps_list: li
                 rows.append((f"{kind} T={steps} b={bs}", cmp.fmt(med["fit"]), cmp.fmt(med.get("torch")),
                              cmp.ratio(med["fit"], med.get("torch")), cmp.fmt(gf["fit"], ".1f"),
                              cmp.fmt(gf.get("torch"), ".1f")))
+                print("  ".join(rows[-1]), flush=True)  # as it goes: a long run shows what it has
     cmp.print_table(f"training throughput, samples/s (median of {reps}, {n} samples/epoch, F={F}, units={H}, "
                     "Adam 1e-3, cross-entropy)",
                     ("case", "ferronn fit", "torch", "ferronn/torch", "ferronn GFLOP/s", "torch GFLOP/s"), rows)

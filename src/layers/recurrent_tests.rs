@@ -220,3 +220,21 @@ fn embedding_refuses_bad_ids() {
     assert!(matches!(embedding(0, 2, 2).build(2, &mut Alloc::default()), Err(Error::Config(_))));
     assert!(matches!(embedding(3, 2, 2).build(3, &mut Alloc::default()), Err(Error::Config(_))));
 }
+
+#[test]
+fn dense_on_sequences_applies_per_step() {
+    use crate::layers::DenseSpec;
+    let (t, f, u, n) = (3, 4, 2, 2);
+    let spec = DenseSpec { units: u, activation: ActivationSpec::Name("tanh".into()), features: Some(f), weights: WeightSpec::default() };
+    let mut layer = spec.build(t * f, &mut Alloc::default()).unwrap();
+    assert_eq!(layer.out_dim(), t * u);
+    let params = random(f * u + u, 11, -0.7, 0.7);
+    let x = Matrix::from_vec(n, t * f, random(n * t * f, 12, -1.0, 1.0)).unwrap();
+    let reference = |x: &[f64], p: &[f64]| {
+        let (w, b) = p.split_at(f * u);
+        x.chunks(f).flat_map(|row| (0..u).map(move |k| ((0..f).map(|j| row[j] * w[j * u + k]).sum::<f64>() + b[k]).tanh())).collect()
+    };
+    check_grads(&mut layer, &x, &params, &mut [], &Ctx::default(), reference);
+    let bad = DenseSpec { features: Some(5), ..spec };
+    assert!(matches!(bad.build(t * f, &mut Alloc::default()), Err(Error::Config(_))));
+}

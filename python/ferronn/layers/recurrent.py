@@ -7,8 +7,10 @@ names them without the ``_l0`` suffix, so a ``state_dict`` maps directly:
 (``weight_hh_l0``), ``bias_ih`` and ``bias_hh`` [G·units] (``bias_ih_l0``,
 ``bias_hh_l0``), with G = 1 (SimpleRNN), 4 (LSTM gates i, f, g, o) or 3 (GRU
 gates r, z, n). Keras keeps the transposes (``kernel`` = ``weight_ihᵀ``,
-``recurrent_kernel`` = ``weight_hhᵀ``) and one bias (= ``bias_ih + bias_hh``;
-the GRU's two biases are Keras' ``reset_after=True`` bias of shape [2, 3·units]).
+``recurrent_kernel`` = ``weight_hhᵀ``) and one bias (= ``bias_ih + bias_hh``);
+its GRU (``reset_after=True``) has the two biases as one [2, 3·units] tensor and
+orders its gates z, r, h, so moving Keras GRU weights means swapping the first
+two thirds. Its LSTM gate order is PyTorch's.
 """
 
 from __future__ import annotations
