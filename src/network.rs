@@ -326,7 +326,13 @@ impl Network {
             return x.check_samples("X");
         }
         ensure_shape(x.cols == self.spec.input_dim, || format!("X has {} features per sample but the model expects {}", x.cols, self.spec.input_dim))?;
-        x.check_samples("X")
+        x.check_samples("X")?;
+        // Token ids are checked with the data, before any batch runs, so a
+        // bad id leaves the model as it was.
+        if let Some(LayerSpec::Embedding(e)) = self.spec.layers.first() {
+            e.check_ids(x)?;
+        }
+        Ok(())
     }
 
     /// Checks a dataset (and its sample weights) against the model without training on it.

@@ -321,10 +321,8 @@ def _all_layers(named: Iterable[tuple[str, Layer]]) -> Iterator[tuple[str, Layer
 def _regularized(layers: list[Layer]) -> Iterator[tuple[str, Any]]:
     """``(tensor name, regularizer)`` of every kernel / bias regularizer, nested layers included."""
     for name, layer in _all_layers((f"layers.{i}", layer) for i, layer in enumerate(layers)):
-        for key, reg in (("weight", getattr(layer, "kernel_regularizer", None)),
-                         ("bias", getattr(layer, "bias_regularizer", None))):
-            if reg is not None:
-                yield f"{name}.{key}", reg
+        for key, reg in layer.regularized_tensors():
+            yield f"{name}.{key}", reg
 
 
 def _penalty(layers: list[Layer], params: dict[str, np.ndarray]) -> float:

@@ -18,12 +18,17 @@ pub mod conv;
 mod conv_tests;
 pub mod dense;
 pub mod dropout;
+pub mod embedding;
 pub mod gated;
 pub mod grid;
 pub mod kind;
 pub mod norm;
 pub mod pool;
 pub mod prelu;
+pub mod recurrent;
+pub mod recurrent_cells;
+#[cfg(test)]
+mod recurrent_tests;
 pub mod reshape;
 pub mod residual;
 pub mod spec;
@@ -42,11 +47,13 @@ pub use chain::Chain;
 pub use conv::{Conv, ConvSpec};
 pub use dense::{Dense, DenseSpec};
 pub use dropout::{Dropout, DropoutSpec};
+pub use embedding::{Embedding, EmbeddingSpec};
 pub use gated::{Gated, GatedSpec};
 pub use kind::{Alloc, BuildLayer, Ctx, LayerKind, ParamInfo};
 pub use norm::{BatchNorm, BatchNormSpec, LayerNorm, LayerNormSpec, RMSNorm, RmsNormSpec};
 pub use pool::{Pool, PoolSpec};
 pub use prelu::{PRelu, PReluSpec};
+pub use recurrent::{CellKind, Recurrent, RecurrentSpec};
 pub use reshape::{FlattenSpec, Reshape, ReshapeSpec};
 pub use residual::{Residual, ResidualSpec};
 pub use spec::{ActivationSpec, InitSpec, WeightSpec};
@@ -160,6 +167,8 @@ layer_kinds! {
     Conv(Conv) <= Conv(ConvSpec);
     Pool(Pool) <= Pool(PoolSpec);
     Reshape(Reshape) <= Flatten(FlattenSpec), Reshape(ReshapeSpec);
+    Recurrent(Recurrent) <= Recurrent(RecurrentSpec);
+    Embedding(Embedding) <= Embedding(EmbeddingSpec);
 }
 
 #[cfg(test)]

@@ -565,6 +565,13 @@ SPEC_LAYERS = [
     _shaped(fn.GlobalAvgPool2D(), (3, 3, 2)), _shaped(fn.GlobalMaxPool2D(data_format="channels_first"), (2, 3, 3)),
     _shaped(fn.GlobalAvgPool1D(), (4, 2)), _shaped(fn.GlobalMaxPool1D(), (4, 2)),
     fn.Flatten(), fn.Reshape((2, 3)), _shaped(fn.Reshape((-1, 2)), (12,)),
+    # Recurrent kinds and Embedding (issue 14).
+    _shaped(fn.SimpleRNN(3), (4, 2)), _shaped(fn.SimpleRNN(3, activation="relu", go_backwards=True), (4, 2)),
+    _shaped(fn.LSTM(4, return_sequences=True, unit_forget_bias=False, kernel_regularizer="l2",
+                    recurrent_regularizer=fn.regularizers.l1(0.1), recurrent_initializer="glorot_uniform"), (5, 3)),
+    _shaped(fn.GRU(2, bias_initializer="ones", bias_regularizer="l2"), (3, 3)),
+    _shaped(fn.Embedding(10, 4), (6,)), _shaped(fn.Embedding(3, 2, embeddings_initializer="normal"), (2,)),
+    _shaped(fn.Dense(3, activation="tanh"), (4, 2)),
 ]
 
 

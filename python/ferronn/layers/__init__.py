@@ -13,6 +13,7 @@ from .activations import (
 from .base import Layer, from_spec
 from .conv import Conv1D, Conv2D, Convolution1D, Convolution2D
 from .dense import Dense
+from .embedding import Embedding
 from .gated import GLU, GeGLU, Gated, ReGLU, SwiGLU
 from .norm import BatchNorm, LayerNorm, RMSNorm
 from .pool import (
@@ -20,6 +21,7 @@ from .pool import (
     GlobalAvgPool1D, GlobalAvgPool2D, GlobalMaxPool1D, GlobalMaxPool2D, GlobalMaxPooling1D, GlobalMaxPooling2D,
     MaxPool1D, MaxPool2D, MaxPooling1D, MaxPooling2D,
 )
+from .recurrent import GRU, LSTM, SimpleRNN
 from .shape import Flatten, Input, Reshape
 from .structure import Dropout, Residual
 
@@ -51,6 +53,10 @@ __all__ = [
     "RMSNorm",
     "Dropout",
     "Residual",
+    "SimpleRNN",
+    "LSTM",
+    "GRU",
+    "Embedding",
     "Conv1D",
     "Conv2D",
     "Convolution1D",

@@ -177,6 +177,13 @@ class Layer:
         prefix is ``prefix`` (``Residual``: ``prefix.block.0``, ...)."""
         return []
 
+    def regularized_tensors(self) -> list[tuple[str, Any]]:
+        """``(tensor name, regularizer)`` of each penalised tensor of this layer: by
+        default ``kernel_regularizer`` on ``weight`` and ``bias_regularizer`` on
+        ``bias``; a kind with other tensor names (the recurrent ones) overrides it."""
+        pairs = [("weight", getattr(self, "kernel_regularizer", None)), ("bias", getattr(self, "bias_regularizer", None))]
+        return [(name, reg) for name, reg in pairs if reg is not None]
+
     # -- describing itself to the tools (see the module docstring) -------------
 
     def numpy_forward(self, h: np.ndarray, p: Any, ref: Any, where: str) -> NumpyStep:

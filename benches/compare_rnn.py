@@ -1,0 +1,109 @@
+"""ferronn's recurrent layers against PyTorch's nn.RNN / nn.LSTM / nn.GRU, in one process.
+
+    python benches/compare_rnn.py [--threads 2] [--quick] [--batch-sizes 128 32] [--steps 28 100]
+
+Same protocol as benches/compare.py (same threads, same data, interleaved timed
+runs on an idle machine, medians): training throughput (samples/s) of
+``layer(128) → Dense(10)`` on sequences of T steps of 28 features, Adam(1e-3),
+cross-entropy; ferronn's ``fit`` against an idiomatic PyTorch loop over
+``nn.<RNN>(28, 128, batch_first=True)`` + ``nn.Linear(128, 10)`` on the last step.
+GFLOP/s count the multiply-adds of the forward and backward GEMMs (3 × forward:
+2·N·T·G·H·(F + H) + the Dense), the same count for both libraries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import compare as cmp  # noqa: E402
+
+import ferronn as fn  # noqa: E402
+
+torch = cmp.torch
+F, H, C = 28, 128, 10
+KINDS = {"lstm": (fn.LSTM, 4), "gru": (fn.GRU, 3), "rnn": (fn.SimpleRNN, 1)}
+
+
+def ferronn_model(kind: str, steps: int) -> fn.Sequential:
+    model = fn.Sequential([KINDS[kind][0](H), fn.Dense(C)], input_shape=(steps, F), seed=0)
+    model.compile(optimizer=fn.optim.Adam(1e-3), loss="cross_entropy")
+    return model
+
+
+def torch_model(kind: str) -> Any:
+    nn = torch.nn
+    torch.manual_seed(0)
+    cls = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[kind]
+
+    class Last(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rnn = cls(F, H, batch_first=True)
+            self.out = nn.Linear(H, C)
+
+        def forward(self, x):
+            y, _ = self.rnn(x)
+            return self.out(y[:, -1])
+
+    return Last()
+
+
+def flops(kind: str, n: int, steps: int) -> float:
+    g = KINDS[kind][1]
+    return 3.0 * (2.0 * n * steps * g * H * (F + H) + 2.0 * n * H * C)
+
+
+def bench(reps: int, warmup: int, n: int, batch_sizes: list[int], steps_list: list[int]) -> None:
+    rows = []
+    for steps in steps_list:
+        rng = np.random.default_rng(0)
+        X = rng.standard_normal((n, steps, F), dtype=np.float32)
+        y = rng.integers(0, C, size=n, dtype=np.int64)
+        for kind in KINDS:
+            for bs in batch_sizes:
+                model = ferronn_model(kind, steps)
+                ferronn_fit = cmp.timed_fit_epoch(model, X, y, bs)
+                torch_epoch = None
+                if torch is not None:
+                    torch_epoch = cmp.torch_adam_epoch(torch_model(kind), torch.from_numpy(X), torch.from_numpy(y), bs)
+                times = cmp.interleaved({"fit": ferronn_fit, "torch": torch_epoch}, reps, warmup)
+                med = {k: n / statistics.median(v) for k, v in times.items()}
+                gf = {k: flops(kind, n, steps) / statistics.median(v) / 1e9 for k, v in times.items()}
+                rows.append((f"{kind} T={steps} b={bs}", cmp.fmt(med["fit"]), cmp.fmt(med.get("torch")),
+                             cmp.ratio(med["fit"], med.get("torch")), cmp.fmt(gf["fit"], ".1f"),
+                             cmp.fmt(gf.get("torch"), ".1f")))
+                print("  ".join(rows[-1]), flush=True)  # as it goes: a long run shows what it has
+    cmp.print_table(f"training throughput, samples/s (median of {reps}, {n} samples/epoch, F={F}, units={H}, "
+                    "Adam 1e-3, cross-entropy)",
+                    ("case", "ferronn fit", "torch", "ferronn/torch", "ferronn GFLOP/s", "torch GFLOP/s"), rows)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--threads", type=int, default=2, help="threads for every library (default 2)")
+    p.add_argument("--quick", action="store_true", help="few repetitions: a smoke test, not a measurement")
+    p.add_argument("--samples", type=int, default=4096, help="samples per training epoch (default 4096)")
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[128], help="batch sizes (default 128)")
+    p.add_argument("--steps", type=int, nargs="+", default=[28], help="sequence lengths T (default 28)")
+    p.add_argument("--max-wait", type=float, default=60.0, help="seconds to wait for an idle machine per timed run")
+    args = p.parse_args()
+    cmp.QUIET["max_wait"] = args.max_wait
+    limiter = cmp.set_threads(args.threads)  # noqa: F841 (kept alive for the whole run)
+    cmp.print_environment(args.threads)
+    reps, warmup = (2, 1) if args.quick else (5, 1)
+    n = min(args.samples, 1024) if args.quick else args.samples
+    bench(reps, warmup, n, args.batch_sizes, args.steps)
+    print(f"timed runs: {cmp.QUIET['runs']}; redone: {cmp.QUIET['redone']}; still disturbed: {cmp.QUIET['contaminated']}")
+    if args.quick:
+        print("(--quick: too few repetitions to quote these numbers)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,452 @@
+//! Recurrent layers: SimpleRNN, LSTM and GRU over sequences `[batch, T, F]`,
+//! trained by backpropagation through time inside the one-call step.
+//!
+//! Each sample's row holds its `T` steps one after the other (`[T, F]`), so
+//! the whole batch is also the `[batch·T, F]` matrix of every step: the input
+//! projection of all steps is one GEMM, and so are the input and `weight_ih`
+//! gradients. Only the recurrent product `h_{t-1}·W_hhᵀ` runs per step; the
+//! gate nonlinearities, the bias adds and the state update follow it in one
+//! fused pass (recurrent_cells.rs). Hidden states and gates are kept
+//! time-major (`[T, batch, ·]`) so each step's slice is contiguous, and the
+//! `weight_hh` gradient is again one GEMM over all steps. The elementwise
+//! passes run on the calling thread and the GEMMs split only their output,
+//! so results are bit-identical whatever the thread count.
+//!
+//! Parameters use PyTorch's layout and gate order, so its `state_dict` maps
+//! one to one: `weight_ih` `[G·units, F]` (`weight_ih_l0`), `weight_hh`
+//! `[G·units, units]` (`weight_hh_l0`), `bias_ih`, `bias_hh` `[G·units]`, with
+//! `G` = 1 (SimpleRNN), 4 (LSTM: i, f, g, o) or 3 (GRU: r, z, n, the reset
+//! gate applied to `W_hn·h + b_hn` as in PyTorch and Keras' `reset_after`).
+
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{checked_size, ensure_config, ensure_shape, try_grow, Result};
+use crate::init::Init;
+use crate::kernels::gemm::{matmul, Op};
+use crate::kernels::reduce::col_sums;
+use crate::layers::kind::{check_backward, BuildLayer};
+use crate::layers::recurrent_cells::{Cell, StepBack, StepFwd};
+use crate::layers::{ActivationSpec, Alloc, Ctx, InitSpec, LayerKind, ParamInfo, WeightSpec};
+use crate::regularizer::{Penalty, Regularizer};
+use crate::tensor::{MatMut, MatRef, Matrix};
+
+/// Which recurrence a [`RecurrentSpec`] builds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CellKind {
+    SimpleRnn,
+    Lstm,
+    Gru,
+}
+
+/// `{"type": "recurrent", "cell": "lstm", "input": [T, F], "units": ..}`: a
+/// recurrent layer built for sequences of `T` steps of `F` features.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecurrentSpec {
+    pub cell: CellKind,
+    pub input: Vec<usize>,
+    pub units: usize,
+    /// SimpleRNN's activation (the gated cells use sigmoid and tanh).
+    #[serde(default = "tanh")]
+    pub activation: ActivationSpec,
+    #[serde(default)]
+    pub return_sequences: bool,
+    #[serde(default)]
+    pub go_backwards: bool,
+    /// LSTM: the forget gate's part of `bias_ih` starts at 1 (Keras' default).
+    #[serde(default = "yes")]
+    pub unit_forget_bias: bool,
+    /// `None` or `"orthogonal"`: an orthogonal `weight_hh` (Keras' default).
+    #[serde(default)]
+    pub recurrent_initializer: Option<InitSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recurrent_regularizer: Option<Regularizer>,
+    #[serde(flatten)]
+    pub weights: WeightSpec,
+}
+
+fn tanh() -> ActivationSpec {
+    ActivationSpec::Name("tanh".into())
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// How `weight_hh` starts: orthogonal (Keras) or any element-wise initializer.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum RecurrentInit {
+    Orthogonal,
+    Plain(Init),
+}
+
+impl RecurrentSpec {
+    fn recurrent_init(&self) -> Result<RecurrentInit> {
+        match &self.recurrent_initializer {
+            None => Ok(RecurrentInit::Orthogonal),
+            Some(InitSpec::Name(n)) if n.eq_ignore_ascii_case("orthogonal") => Ok(RecurrentInit::Orthogonal),
+            Some(spec) => Ok(RecurrentInit::Plain(spec.resolve()?)),
+        }
+    }
+}
+
+impl BuildLayer for RecurrentSpec {
+    type Layer = Recurrent;
+
+    fn build(&self, in_dim: usize, alloc: &mut Alloc) -> Result<Recurrent> {
+        let kind = self.cell.name();
+        ensure_config(self.input.len() == 2, || format!("{kind} takes sequences [T, F]; it was given the per-sample shape {:?}", self.input))?;
+        let (t, f, h) = (self.input[0], self.input[1], self.units);
+        ensure_config(t > 0 && f > 0, || format!("{kind} needs at least one step of at least one feature, got the shape [{t}, {f}]"))?;
+        ensure_config(h > 0, || format!("{kind} units must be at least 1, got 0"))?;
+        let len = checked_size(t, f, &format!("{kind} input"))?;
+        ensure_config(len == in_dim, || format!("{kind} was built for sequences of shape [{t}, {f}] ({len} values), but its input has {in_dim} values per sample"))?;
+        let act = self.activation.resolve()?;
+        let cell = match self.cell {
+            CellKind::SimpleRnn => Cell::Simple(act),
+            CellKind::Lstm => Cell::Lstm,
+            CellKind::Gru => Cell::Gru,
+        };
+        let gh = checked_size(cell.gates(), h, &format!("{kind} gates"))?;
+        let resolve = |s: &Option<InitSpec>, default: Init| s.as_ref().map(InitSpec::resolve).transpose().map(|i| i.unwrap_or(default));
+        let kernel_init = resolve(&self.weights.kernel_initializer, Init::XavierUniform)?;
+        let bias_init = resolve(&self.weights.bias_initializer, Init::Zeros)?;
+        let recurrent_init = self.recurrent_init()?;
+        for reg in [self.weights.kernel_regularizer, self.recurrent_regularizer, self.weights.bias_regularizer].into_iter().flatten() {
+            reg.validate()?;
+        }
+        checked_size(t, h, &format!("{kind} output"))?;
+        let w_ih = alloc.params(checked_size(gh, f, &format!("{kind} weight_ih"))?, &format!("{kind} weight_ih"))?;
+        let w_hh = alloc.params(checked_size(gh, h, &format!("{kind} weight_hh"))?, &format!("{kind} weight_hh"))?;
+        let b_ih = alloc.params(gh, &format!("{kind} bias_ih"))?;
+        let b_hh = alloc.params(gh, &format!("{kind} bias_hh"))?;
+        Ok(Recurrent {
+            kind: self.cell,
+            cell,
+            steps: t,
+            features: f,
+            units: h,
+            return_sequences: self.return_sequences,
+            go_backwards: self.go_backwards,
+            unit_forget_bias: self.unit_forget_bias,
+            kernel_init,
+            recurrent_init,
+            bias_init,
+            regs: [self.weights.kernel_regularizer, self.recurrent_regularizer, self.weights.bias_regularizer],
+            offsets: [w_ih, w_hh, b_ih, b_hh],
+            rows: 0,
+            ws: Workspace::default(),
+        })
+    }
+}
+
+impl CellKind {
+    /// The Keras class name, for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            CellKind::SimpleRnn => "SimpleRNN",
+            CellKind::Lstm => "LSTM",
+            CellKind::Gru => "GRU",
+        }
+    }
+}
+
+/// The buffers of one forward and backward pass, grown to the largest batch.
+#[derive(Clone, Debug, Default)]
+struct Workspace {
+    /// `x·W_ihᵀ + b_ih` of every step, sample-major `[batch·T, G·units]`.
+    proj: Vec<f32>,
+    /// One step's `h_{t-1}·W_hhᵀ`, `[batch, G·units]`.
+    rec: Vec<f32>,
+    /// Per step (time-major `[T, batch, ·]`): what the cell keeps for its backward.
+    saved: Vec<f32>,
+    /// Hidden states `h_0 = 0, h_1, .., h_T`, `[T+1, batch, units]`.
+    hs: Vec<f32>,
+    /// LSTM: cell states `c_0 = 0, .., c_T`, as `hs`.
+    cs: Vec<f32>,
+    /// `return_sequences`: the output, sample-major `[batch, T·units]`.
+    out: Matrix,
+    /// Gradients w.r.t. the gate pre-activations: of the input projection
+    /// (sample-major, as `proj`) and of the recurrent product (time-major).
+    d_in: Vec<f32>,
+    d_rec: Vec<f32>,
+    /// The gradient flowing into `h_t` (and an LSTM's `c_t`), and its next value.
+    dh: Vec<f32>,
+    dc: Vec<f32>,
+    carry: Vec<f32>,
+}
+
+fn grow(v: &mut Vec<f32>, len: usize, what: &str) -> Result<()> {
+    try_grow(v, len, what)?;
+    v.resize(len, 0.0);
+    Ok(())
+}
+
+/// A built recurrent layer; see the module docs for its parameters.
+#[derive(Clone, Debug)]
+pub struct Recurrent {
+    kind: CellKind,
+    cell: Cell,
+    steps: usize,
+    features: usize,
+    units: usize,
+    return_sequences: bool,
+    go_backwards: bool,
+    unit_forget_bias: bool,
+    kernel_init: Init,
+    recurrent_init: RecurrentInit,
+    bias_init: Init,
+    /// Regularizers of (weight_ih, weight_hh, both biases).
+    regs: [Option<Regularizer>; 3],
+    /// Offsets of weight_ih, weight_hh, bias_ih, bias_hh.
+    offsets: [usize; 4],
+    /// Samples in the last forward pass.
+    rows: usize,
+    ws: Workspace,
+}
+
+impl Recurrent {
+    fn gh(&self) -> usize {
+        self.cell.gates() * self.units
+    }
+
+    fn lens(&self) -> [usize; 4] {
+        let gh = self.gh();
+        [gh * self.features, gh * self.units, gh, gh]
+    }
+
+    fn tensor<'p>(&self, params: &'p [f32], i: usize) -> &'p [f32] {
+        &params[self.offsets[i]..self.offsets[i] + self.lens()[i]]
+    }
+
+    fn in_len(&self) -> usize {
+        self.steps * self.features
+    }
+
+    /// The input time index of processing step `s`.
+    fn time(&self, s: usize) -> usize {
+        if self.go_backwards {
+            self.steps - 1 - s
+        } else {
+            s
+        }
+    }
+
+    fn check_input(&self, x: MatRef<'_>) -> Result<()> {
+        let (t, f) = (self.steps, self.features);
+        ensure_shape(x.cols == self.in_len(), || {
+            format!("{} expects sequences of shape [{t}, {f}] ({} values per sample), got {} values per sample", self.kind.name(), t * f, x.cols)
+        })
+    }
+
+    fn reserve(&mut self, n: usize) -> Result<()> {
+        let name = self.kind.name();
+        let (t, h, gh) = (self.steps, self.units, self.gh());
+        let nt = checked_size(n, t, name)?;
+        let nh = checked_size(n, h, name)?;
+        let ws = &mut self.ws;
+        grow(&mut ws.proj, checked_size(nt, gh, name)?, "the recurrent input projection")?;
+        grow(&mut ws.rec, checked_size(n, gh, name)?, "the recurrent product")?;
+        grow(&mut ws.saved, checked_size(nt, self.cell.saved_width(h), name)?, "the recurrent gate values")?;
+        grow(&mut ws.hs, checked_size(nh, t + 1, name)?, "the recurrent hidden states")?;
+        if self.cell == Cell::Lstm {
+            grow(&mut ws.cs, checked_size(nh, t + 1, name)?, "the LSTM cell states")?;
+        }
+        if self.return_sequences {
+            ws.out.reshape_for(n, checked_size(t, h, name)?)?;
+        }
+        Ok(())
+    }
+}
+
+impl LayerKind for Recurrent {
+    fn out_dim(&self) -> usize {
+        if self.return_sequences {
+            self.steps * self.units
+        } else {
+            self.units
+        }
+    }
+
+    fn params(&self) -> Vec<ParamInfo> {
+        let gh = self.gh();
+        let shapes = [vec![gh, self.features], vec![gh, self.units], vec![gh], vec![gh]];
+        ["weight_ih", "weight_hh", "bias_ih", "bias_hh"].into_iter().zip(shapes).zip(self.offsets).map(|((n, s), o)| ParamInfo::new(n, o, s)).collect()
+    }
+
+    /// Keras' fans for the kernel (`F` in, `G·units` out); its bias goes to
+    /// `bias_ih` (LSTM: the forget gate's quarter at 1 with
+    /// `unit_forget_bias`) and `bias_hh` starts at zero, so their sum is
+    /// Keras' one bias.
+    fn init(&self, params: &mut [f32], _buffers: &mut [f32], rng: &mut ChaCha8Rng) {
+        let [l_ih, l_hh, l_b, _] = self.lens();
+        let [o_ih, o_hh, o_bi, o_bh] = self.offsets;
+        let (f, gh, h) = (self.features, self.gh(), self.units);
+        self.kernel_init.fill(&mut params[o_ih..o_ih + l_ih], f, gh, rng);
+        match self.recurrent_init {
+            RecurrentInit::Orthogonal => orthogonal(&mut params[o_hh..o_hh + l_hh], gh, h, rng),
+            RecurrentInit::Plain(init) => init.fill(&mut params[o_hh..o_hh + l_hh], h, gh, rng),
+        }
+        self.bias_init.fill(&mut params[o_bi..o_bi + l_b], f, gh, rng);
+        if self.cell == Cell::Lstm && self.unit_forget_bias {
+            params[o_bi + h..o_bi + 2 * h].fill(1.0);
+        }
+        params[o_bh..o_bh + l_b].fill(0.0);
+    }
+
+    fn forward(&mut self, x: MatRef<'_>, params: &[f32], _buffers: &[f32], _ctx: &Ctx) -> Result<()> {
+        self.check_input(x)?;
+        let n = x.rows;
+        self.reserve(n)?;
+        self.rows = n;
+        let (t, f, h, gh) = (self.steps, self.features, self.units, self.gh());
+        let (w_ih, w_hh) = (self.tensor(params, 0), self.tensor(params, 1));
+        let (b_ih, b_hh) = (self.tensor(params, 2), self.tensor(params, 3));
+        let nt = n * t;
+        let xs = MatRef { rows: nt, cols: f, data: x.data };
+        let proj = &mut self.ws.proj[..nt * gh];
+        matmul(xs, Op::N, MatRef { rows: gh, cols: f, data: w_ih }, Op::T, MatMut { rows: nt, cols: gh, data: proj }, false)?;
+        for row in proj.chunks_exact_mut(gh) {
+            row.iter_mut().zip(b_ih).for_each(|(v, b)| *v += b);
+        }
+        let nh = n * h;
+        let sw = self.cell.saved_width(h);
+        self.ws.hs[..nh].fill(0.0);
+        let lstm = self.cell == Cell::Lstm;
+        if lstm {
+            self.ws.cs[..nh].fill(0.0);
+        }
+        for s in 0..t {
+            let time = self.time(s);
+            let (prev, next) = self.ws.hs[s * nh..(s + 2) * nh].split_at_mut(nh);
+            let (c_prev, c_next) = if lstm { self.ws.cs[s * nh..(s + 2) * nh].split_at_mut(nh) } else { (&mut [][..], &mut [][..]) };
+            let rec = &mut self.ws.rec[..n * gh];
+            matmul(MatRef { rows: n, cols: h, data: prev }, Op::N, MatRef { rows: gh, cols: h, data: w_hh }, Op::T, MatMut { rows: n, cols: gh, data: rec }, false)?;
+            let saved = &mut self.ws.saved[s * n * sw..(s + 1) * n * sw];
+            let step = StepFwd { units: h, proj: &self.ws.proj, steps: t, time, b_hh, prev, c_prev };
+            self.cell.forward_step(n, &step, rec, saved, next, c_next);
+        }
+        if self.return_sequences {
+            let out = self.ws.out.as_mut_slice();
+            for s in 0..t {
+                let hs = &self.ws.hs[(s + 1) * nh..(s + 2) * nh];
+                for (i, row) in hs.chunks_exact(h).enumerate() {
+                    out[(i * t + s) * h..(i * t + s + 1) * h].copy_from_slice(row);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn output(&self) -> MatRef<'_> {
+        let n = self.rows;
+        if self.return_sequences {
+            return MatRef { rows: n, cols: self.steps * self.units, data: &self.ws.out.as_slice()[..n * self.steps * self.units] };
+        }
+        let nh = n * self.units;
+        MatRef { rows: n, cols: self.units, data: &self.ws.hs[self.steps * nh..(self.steps + 1) * nh] }
+    }
+
+    /// Backpropagation through time: per step (last to first) the fused
+    /// cell backward gives the gate gradients and `dh_{t-1} = d_rec·W_hh`
+    /// (plus the GRU's direct path); then one GEMM each for `dW_ih`, `dW_hh`
+    /// and `dx`, and column sums for the biases.
+    fn backward(&mut self, x: MatRef<'_>, params: &[f32], grads: &mut [f32], dy: &mut Matrix, dx: Option<&mut Matrix>) -> Result<()> {
+        check_backward(self.kind.name(), x, dy, self.rows, self.in_len(), self.out_dim())?;
+        let (n, t, f, h, gh) = (self.rows, self.steps, self.features, self.units, self.gh());
+        let (nt, nh, sw) = (n * t, n * h, self.cell.saved_width(h));
+        let name = self.kind.name();
+        let ws = &mut self.ws;
+        grow(&mut ws.d_in, checked_size(nt, gh, name)?, "the recurrent input-gradient workspace")?;
+        grow(&mut ws.d_rec, checked_size(nt, gh, name)?, "the recurrent gradient workspace")?;
+        for v in [&mut ws.dh, &mut ws.dc, &mut ws.carry] {
+            grow(v, nh, "the recurrent state gradient")?;
+            v[..nh].fill(0.0);
+        }
+        let w_hh = &params[self.offsets[1]..self.offsets[1] + gh * h];
+        let dy = dy.as_slice();
+        for s in (0..t).rev() {
+            let ts = if self.go_backwards { t - 1 - s } else { s };
+            let dh = &mut ws.dh[..nh];
+            if self.return_sequences {
+                for (i, d) in dh.chunks_exact_mut(h).enumerate() {
+                    d.iter_mut().zip(&dy[(i * t + s) * h..(i * t + s + 1) * h]).for_each(|(a, b)| *a += b);
+                }
+            } else if s == t - 1 {
+                dh.copy_from_slice(&dy[..nh]);
+            }
+            let d_rec = &mut ws.d_rec[s * n * gh..(s + 1) * n * gh];
+            let c_prev = if self.cell == Cell::Lstm { &ws.cs[s * nh..(s + 1) * nh] } else { &[][..] };
+            let back = StepBack {
+                units: h,
+                saved: &ws.saved[s * n * sw..(s + 1) * n * sw],
+                prev: &ws.hs[s * nh..(s + 1) * nh],
+                out: &ws.hs[(s + 1) * nh..(s + 2) * nh],
+                c_prev,
+                dh: &ws.dh[..nh],
+            };
+            self.cell.backward_step(n, &back, &mut ws.dc[..nh], d_rec, &mut ws.carry[..nh]);
+            for i in 0..n {
+                ws.d_in[(i * t + ts) * gh..(i * t + ts + 1) * gh].copy_from_slice(&d_rec[i * gh..(i + 1) * gh]);
+            }
+            if self.cell == Cell::Gru {
+                Cell::gru_recurrent_part(n, h, &ws.saved[s * n * sw..(s + 1) * n * sw], d_rec);
+            }
+            matmul(MatRef { rows: n, cols: gh, data: d_rec }, Op::N, MatRef { rows: gh, cols: h, data: w_hh }, Op::N, MatMut { rows: n, cols: h, data: &mut ws.carry[..nh] }, true)?;
+            std::mem::swap(&mut ws.dh, &mut ws.carry);
+            ws.carry[..nh].fill(0.0);
+        }
+        let [o_ih, o_hh, o_bi, o_bh] = self.offsets;
+        let d_in = MatRef { rows: nt, cols: gh, data: &ws.d_in[..nt * gh] };
+        matmul(d_in, Op::T, MatRef { rows: nt, cols: f, data: x.data }, Op::N, MatMut { rows: gh, cols: f, data: &mut grads[o_ih..o_ih + gh * f] }, false)?;
+        let d_rec = MatRef { rows: nt, cols: gh, data: &ws.d_rec[..nt * gh] };
+        matmul(d_rec, Op::T, MatRef { rows: nt, cols: h, data: &ws.hs[..nt * h] }, Op::N, MatMut { rows: gh, cols: h, data: &mut grads[o_hh..o_hh + gh * h] }, false)?;
+        col_sums(d_in.data, &mut grads[o_bi..o_bi + gh]);
+        col_sums(d_rec.data, &mut grads[o_bh..o_bh + gh]);
+        if let Some(dx) = dx {
+            dx.reshape_for(n, t * f)?;
+            let w_ih = &params[o_ih..o_ih + gh * f];
+            matmul(d_in, Op::N, MatRef { rows: gh, cols: f, data: w_ih }, Op::N, MatMut { rows: nt, cols: f, data: dx.as_mut_slice() }, false)?;
+        }
+        Ok(())
+    }
+
+    /// The kernel, recurrent and bias regularizers, on their tensors (the
+    /// chain matches only tensors named `weight` and `bias`).
+    fn nested_penalties(&self) -> Vec<Penalty> {
+        let infos = self.params();
+        let mut out = Vec::new();
+        for (reg, idx) in [(self.regs[0], &[0][..]), (self.regs[1], &[1][..]), (self.regs[2], &[2, 3][..])] {
+            if let Some(reg) = reg {
+                out.extend(idx.iter().map(|&i| Penalty { range: infos[i].range(), reg }));
+            }
+        }
+        out
+    }
+}
+
+/// Fills the row-major `[rows, cols]` matrix `out` (`rows >= cols` here:
+/// `weight_hh` is `[G·units, units]`) with orthonormal columns, as Keras'
+/// `Orthogonal` does for its transpose: a Gaussian matrix, Gram–Schmidt in
+/// `f64` (the QR factor with a positive diagonal).
+fn orthogonal(out: &mut [f32], rows: usize, cols: usize, rng: &mut ChaCha8Rng) {
+    let mut a: Vec<f64> = (0..rows * cols).map(|_| StandardNormal.sample(rng)).collect();
+    let (m, k) = if rows >= cols { (rows, cols) } else { (cols, rows) };
+    // Vectors are a's columns (rows >= cols) or its rows; `at(v, i)` indexes them.
+    let idx = |v: usize, i: usize| if rows >= cols { i * cols + v } else { v * cols + i };
+    for v in 0..k {
+        for u in 0..v {
+            let dot: f64 = (0..m).map(|i| a[idx(u, i)] * a[idx(v, i)]).sum();
+            for i in 0..m {
+                a[idx(v, i)] -= dot * a[idx(u, i)];
+            }
+        }
+        let norm = (0..m).map(|i| a[idx(v, i)].powi(2)).sum::<f64>().sqrt().max(f64::MIN_POSITIVE);
+        for i in 0..m {
+            a[idx(v, i)] /= norm;
+        }
+    }
+    out.iter_mut().zip(&a).for_each(|(o, v)| *o = *v as f32);
+}

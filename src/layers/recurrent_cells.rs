@@ -1,0 +1,235 @@
+//! The per-step arithmetic of the recurrent cells, each step one fused pass
+//! over the batch: bias add, gate nonlinearities and state update forward;
+//! the chain rule through them backward. The matrix products around them
+//! live in recurrent.rs.
+//!
+//! Equations (PyTorch's, `x·W_ihᵀ + b_ih` already in `proj`, `r = h·W_hhᵀ`):
+//! - SimpleRNN: `h' = act(proj + r + b_hh)`.
+//! - LSTM: `i, f, g, o = σ, σ, tanh, σ (proj + r + b_hh)`,
+//!   `c' = f·c + i·g`, `h' = o·tanh(c')`.
+//! - GRU: `r_t, z = σ(proj + r + b_hh)` (first two thirds),
+//!   `n = tanh(proj_n + r_t·(r_n + b_hn))`, `h' = (1 − z)·n + z·h`.
+
+use crate::activation::Activation;
+use multiversion::multiversion;
+
+use crate::kernels::math::{sigmoid_slice, tanh_slice};
+
+/// A recurrence and what it saves per step for its backward pass.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Cell {
+    Simple(Activation),
+    Lstm,
+    Gru,
+}
+
+/// The inputs of one forward step over `n` samples.
+pub struct StepFwd<'a> {
+    pub units: usize,
+    /// The input projections, sample-major `[n·steps, G·units]`; this step
+    /// reads row `i·steps + time` for sample `i`.
+    pub proj: &'a [f32],
+    pub steps: usize,
+    pub time: usize,
+    pub b_hh: &'a [f32],
+    /// `h_{t-1}` and (LSTM) `c_{t-1}`, `[n, units]`.
+    pub prev: &'a [f32],
+    pub c_prev: &'a [f32],
+}
+
+/// The inputs of one backward step over `n` samples.
+pub struct StepBack<'a> {
+    pub units: usize,
+    /// What the forward step saved.
+    pub saved: &'a [f32],
+    /// `h_{t-1}`, `h_t` and (LSTM) `c_{t-1}`, `[n, units]`.
+    pub prev: &'a [f32],
+    pub out: &'a [f32],
+    pub c_prev: &'a [f32],
+    /// The gradient w.r.t. `h_t`.
+    pub dh: &'a [f32],
+}
+
+impl Cell {
+    /// Gates per unit (`G`).
+    pub fn gates(self) -> usize {
+        match self {
+            Cell::Simple(_) => 1,
+            Cell::Lstm => 4,
+            Cell::Gru => 3,
+        }
+    }
+
+    /// Values saved per sample and step: SimpleRNN its pre-activation; LSTM
+    /// its four gates and `tanh(c')`; GRU its three gates and `r_n + b_hn`.
+    pub fn saved_width(self, units: usize) -> usize {
+        units * match self {
+            Cell::Simple(_) => 1,
+            Cell::Lstm => 5,
+            Cell::Gru => 4,
+        }
+    }
+
+    /// One step: writes the saved values, `h_t` into `next` and (LSTM) `c_t`
+    /// into `c_next`. `rec` (this step's `h_{t-1}·W_hhᵀ`) is used as scratch
+    /// for the pre-activations, so the nonlinearities run as the vectorised
+    /// slice kernels.
+    pub fn forward_step(self, n: usize, s: &StepFwd<'_>, rec: &mut [f32], saved: &mut [f32], next: &mut [f32], c_next: &mut [f32]) {
+        let h = s.units;
+        let gh = self.gates() * h;
+        let sw = self.saved_width(h);
+        for i in 0..n {
+            let row = i * s.steps + s.time;
+            let p = &s.proj[row * gh..(row + 1) * gh];
+            let r = &mut rec[i * gh..(i + 1) * gh];
+            let sv = &mut saved[i * sw..(i + 1) * sw];
+            let hn = &mut next[i * h..(i + 1) * h];
+            match self {
+                Cell::Simple(act) => {
+                    add3(&mut sv[..h], r, p, s.b_hh);
+                    act.forward(&sv[..h], hn);
+                }
+                Cell::Lstm => {
+                    add_into(r, p, s.b_hh);
+                    sigmoid_slice(&r[..2 * h], &mut sv[..2 * h]);
+                    tanh_slice(&r[2 * h..3 * h], &mut sv[2 * h..3 * h]);
+                    sigmoid_slice(&r[3 * h..], &mut sv[3 * h..4 * h]);
+                    let cn = &mut c_next[i * h..(i + 1) * h];
+                    lstm_cell(&sv[..4 * h], &s.c_prev[i * h..(i + 1) * h], cn);
+                    let (gates, tc) = sv.split_at_mut(4 * h);
+                    tanh_slice(cn, tc);
+                    mul_into(hn, &gates[3 * h..], tc);
+                }
+                Cell::Gru => {
+                    let (rz, nh) = r.split_at_mut(2 * h);
+                    add_into(rz, &p[..2 * h], &s.b_hh[..2 * h]);
+                    sigmoid_slice(rz, &mut sv[..2 * h]);
+                    let (gates, hh) = sv.split_at_mut(3 * h);
+                    add3(hh, nh, &s.b_hh[2 * h..], &[]);
+                    gru_candidate(nh, &p[2 * h..], &gates[..h], hh);
+                    tanh_slice(nh, &mut gates[2 * h..]);
+                    gru_state(hn, &gates[h..2 * h], &gates[2 * h..], &s.prev[i * h..(i + 1) * h]);
+                }
+            }
+        }
+    }
+
+    /// One step back: the gradients w.r.t. the gate pre-activations (as the
+    /// input projection sees them) into `d_gates` `[n, G·units]`; the part of
+    /// `dh_{t-1}` that bypasses `W_hh` (GRU's `z·dh`) into `carry`; and
+    /// (LSTM) `dc` replaced by the gradient w.r.t. `c_{t-1}`.
+    pub fn backward_step(self, n: usize, b: &StepBack<'_>, dc: &mut [f32], d_gates: &mut [f32], carry: &mut [f32]) {
+        let h = b.units;
+        let gh = self.gates() * h;
+        let sw = self.saved_width(h);
+        for i in 0..n {
+            let sv = &b.saved[i * sw..(i + 1) * sw];
+            let dh = &b.dh[i * h..(i + 1) * h];
+            let dg = &mut d_gates[i * gh..(i + 1) * gh];
+            match self {
+                Cell::Simple(act) => {
+                    dg.copy_from_slice(dh);
+                    act.backward(sv, &b.out[i * h..(i + 1) * h], dg);
+                }
+                Cell::Lstm => lstm_back(sv, &b.c_prev[i * h..(i + 1) * h], dh, &mut dc[i * h..(i + 1) * h], dg),
+                Cell::Gru => gru_back(sv, &b.prev[i * h..(i + 1) * h], dh, dg, &mut carry[i * h..(i + 1) * h]),
+            }
+        }
+    }
+
+    /// GRU: turns the input-side gate gradients in `d_gates` into the
+    /// recurrent side's, where the candidate's part is scaled by the reset
+    /// gate (`n` sees `r_t·(W_hn·h + b_hn)`).
+    pub fn gru_recurrent_part(n: usize, h: usize, saved: &[f32], d_gates: &mut [f32]) {
+        let sw = Cell::Gru.saved_width(h);
+        for i in 0..n {
+            let rg = &saved[i * sw..i * sw + h];
+            let dn = &mut d_gates[i * 3 * h + 2 * h..(i + 1) * 3 * h];
+            dn.iter_mut().zip(rg).for_each(|(d, r)| *d *= r);
+        }
+    }
+}
+
+// Row kernels: plain loops over equal-length slices, multiversioned so that
+// each is vectorised for the CPU it runs on.
+
+/// `out = a + b + c` (`c` may be empty: `out = a + b`).
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
+fn add3(out: &mut [f32], a: &[f32], b: &[f32], c: &[f32]) {
+    if c.is_empty() {
+        out.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (x, y))| *o = x + y);
+    } else {
+        out.iter_mut().zip(a.iter().zip(b).zip(c)).for_each(|(o, ((x, y), z))| *o = x + y + z);
+    }
+}
+
+/// `acc += a + b`.
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
+fn add_into(acc: &mut [f32], a: &[f32], b: &[f32]) {
+    acc.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (x, y))| *o += x + y);
+}
+
+/// `out = a·b`.
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
+fn mul_into(out: &mut [f32], a: &[f32], b: &[f32]) {
+    out.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (x, y))| *o = x * y);
+}
+
+/// LSTM `c' = f·c + i·g` from the activated gates `[i, f, g, o]`.
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
+fn lstm_cell(gates: &[f32], c_prev: &[f32], c: &mut [f32]) {
+    let h = c.len();
+    let (ig, fg, gg) = (&gates[..h], &gates[h..2 * h], &gates[2 * h..3 * h]);
+    let cp = &c_prev[..h];
+    for j in 0..h {
+        c[j] = fg[j] * cp[j] + ig[j] * gg[j];
+    }
+}
+
+/// GRU candidate pre-activation in place: `nh ← p_n + r·hh`.
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
+fn gru_candidate(nh: &mut [f32], p_n: &[f32], r: &[f32], hh: &[f32]) {
+    nh.iter_mut().zip(p_n.iter().zip(r).zip(hh)).for_each(|(o, ((p, r), hh))| *o = p + r * hh);
+}
+
+/// GRU state `h' = (1 − z)·n + z·h`.
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
+fn gru_state(out: &mut [f32], z: &[f32], n: &[f32], prev: &[f32]) {
+    out.iter_mut().zip(z.iter().zip(n).zip(prev)).for_each(|(o, ((z, n), p))| *o = (1.0 - z) * n + z * p);
+}
+
+/// LSTM backward of one sample's row: saved `[i, f, g, o, tanh(c')]`.
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
+fn lstm_back(sv: &[f32], c_prev: &[f32], dh: &[f32], dc: &mut [f32], dg: &mut [f32]) {
+    let h = dh.len();
+    let (ig, fg, gg, og, tc) = (&sv[..h], &sv[h..2 * h], &sv[2 * h..3 * h], &sv[3 * h..4 * h], &sv[4 * h..5 * h]);
+    let (cp, dc) = (&c_prev[..h], &mut dc[..h]);
+    let (di, rest) = dg[..4 * h].split_at_mut(h);
+    let (df, rest) = rest.split_at_mut(h);
+    let (dgg, d_o) = rest.split_at_mut(h);
+    for j in 0..h {
+        let dct = dc[j] + dh[j] * og[j] * (1.0 - tc[j] * tc[j]);
+        di[j] = dct * gg[j] * ig[j] * (1.0 - ig[j]);
+        df[j] = dct * cp[j] * fg[j] * (1.0 - fg[j]);
+        dgg[j] = dct * ig[j] * (1.0 - gg[j] * gg[j]);
+        d_o[j] = dh[j] * tc[j] * og[j] * (1.0 - og[j]);
+        dc[j] = dct * fg[j];
+    }
+}
+
+/// GRU backward of one sample's row: saved `[r, z, n, r_n + b_hn]`.
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
+fn gru_back(sv: &[f32], prev: &[f32], dh: &[f32], dg: &mut [f32], carry: &mut [f32]) {
+    let h = dh.len();
+    let (rg, zg, ng, hh) = (&sv[..h], &sv[h..2 * h], &sv[2 * h..3 * h], &sv[3 * h..4 * h]);
+    let (hp, carry) = (&prev[..h], &mut carry[..h]);
+    let (dr, rest) = dg[..3 * h].split_at_mut(h);
+    let (dz, dn) = rest.split_at_mut(h);
+    for j in 0..h {
+        let d_n = dh[j] * (1.0 - zg[j]) * (1.0 - ng[j] * ng[j]);
+        dr[j] = d_n * hh[j] * rg[j] * (1.0 - rg[j]);
+        dz[j] = dh[j] * (hp[j] - ng[j]) * zg[j] * (1.0 - zg[j]);
+        dn[j] = d_n;
+        carry[j] = dh[j] * zg[j];
+    }
+}

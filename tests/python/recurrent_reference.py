@@ -1,0 +1,58 @@
+"""Float64 NumPy transcriptions of PyTorch's documented recurrent equations
+(torch.nn.RNN, torch.nn.LSTM, torch.nn.GRU), one step at a time, for the tests.
+
+Tensors as PyTorch names them (without ``_l0``): ``weight_ih`` [G·H, F],
+``weight_hh`` [G·H, H], ``bias_ih`` and ``bias_hh`` [G·H]; gate order LSTM
+i, f, g, o and GRU r, z, n. ``go_backwards`` reads the steps last to first and
+returns the outputs in that reading order (Keras' convention).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _sigmoid(v):
+    return 1.0 / (1.0 + np.exp(-v))
+
+
+def _step(cell, x_t, h, c, p, act):
+    W_ih, W_hh, b_ih, b_hh = p["weight_ih"], p["weight_hh"], p["bias_ih"], p["bias_hh"]
+    H = h.shape[-1]
+    if cell == "rnn":
+        return act(W_ih @ x_t + b_ih + W_hh @ h + b_hh), c
+    if cell == "lstm":
+        gi = W_ih @ x_t + b_ih
+        gh = W_hh @ h + b_hh
+        i = _sigmoid(gi[:H] + gh[:H])
+        f = _sigmoid(gi[H:2 * H] + gh[H:2 * H])
+        g = np.tanh(gi[2 * H:3 * H] + gh[2 * H:3 * H])
+        o = _sigmoid(gi[3 * H:] + gh[3 * H:])
+        c = f * c + i * g
+        return o * np.tanh(c), c
+    if cell == "gru":
+        W_ir, W_iz, W_in = W_ih[:H], W_ih[H:2 * H], W_ih[2 * H:]
+        W_hr, W_hz, W_hn = W_hh[:H], W_hh[H:2 * H], W_hh[2 * H:]
+        b_ir, b_iz, b_in = b_ih[:H], b_ih[H:2 * H], b_ih[2 * H:]
+        b_hr, b_hz, b_hn = b_hh[:H], b_hh[H:2 * H], b_hh[2 * H:]
+        r = _sigmoid(W_ir @ x_t + b_ir + W_hr @ h + b_hr)
+        z = _sigmoid(W_iz @ x_t + b_iz + W_hz @ h + b_hz)
+        n = np.tanh(W_in @ x_t + b_in + r * (W_hn @ h + b_hn))
+        return (1.0 - z) * n + z * h, c
+    raise ValueError(cell)
+
+
+def run(cell, x, p, return_sequences=False, go_backwards=False, act=np.tanh):
+    """``x`` [N, T, F] → [N, H] (last state) or [N, T, H] (every state)."""
+    N, T, _ = x.shape
+    H = p["weight_hh"].shape[1]
+    out = np.zeros((N, T, H))
+    last = np.zeros((N, H))
+    for n in range(N):
+        h, c = np.zeros(H), np.zeros(H)
+        order = range(T - 1, -1, -1) if go_backwards else range(T)
+        for k, t in enumerate(order):
+            h, c = _step(cell, x[n, t], h, c, p, act)
+            out[n, k] = h
+        last[n] = h
+    return out if return_sequences else last
