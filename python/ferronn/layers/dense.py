@@ -67,7 +67,11 @@ class Dense(WeightOptions, Layer):
     def from_spec(cls, spec: dict[str, Any]) -> "Dense":
         name, alpha = parse_activation(spec.get("activation", "identity"), "Dense activation")
         units: Any = spec.get("units")  # checked by __init__
-        return cls(units, name, alpha=alpha, **cls._weight_kwargs(spec))
+        layer = cls(units, name, alpha=alpha, **cls._weight_kwargs(spec))
+        features = spec.get("in_features")
+        if features is not None:  # built on the last axis of N-D inputs; a model re-records the full shape
+            layer._input_shape = (-1, positive_int(features, "Dense in_features"))
+        return layer
 
     def output_dim(self, input_dim: int) -> int:
         return self.units
