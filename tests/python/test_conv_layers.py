@@ -269,9 +269,7 @@ def test_export_without_onnx_or_torch_form_names_the_layer(tmp_path):
     model = _built()
     with pytest.raises(fn.ExportError, match="Conv2D"):
         model.save(tmp_path / "t.safetensors", layout="torch")
-    with pytest.raises(fn.ExportError, match="Conv2D"):
-        model.export_onnx(tmp_path / "t.onnx")
-    assert not (tmp_path / "t.onnx").exists() and not (tmp_path / "t.safetensors").exists()
+    assert not (tmp_path / "t.safetensors").exists()  # ONNX export of conv models: test_onnx_conv.py
 
 
 def test_huge_sizes_are_errors_not_aborts():

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from . import _grid
+from . import elementwise as _elementwise
 from .activations import Activation, activation_arg, activation_spec, activation_step, parse_activation
 from .._validate import positive_int, boolean
 from .base import Layer, NumpyStep, register
@@ -122,6 +123,22 @@ class _Conv(WeightOptions, Layer):
         if self.use_bias:
             z = z + p["bias"]
         return activation_step(self.activation, self.alpha, _grid.from_last(z, self.rank, self.data_format), ref)
+
+    def onnx_nodes(self, g: Any, x: str, where: str) -> str:
+        if g.dry:  # every configuration has an ONNX form
+            return x
+        shape = self._shape("ONNX export")
+        _, _, pads, _ = self._geometry(shape)
+        # Keras' [k..., in/groups, filters] to ONNX's [filters, in/groups, k...].
+        axes = (2, 1, 0) if self.rank == 1 else (3, 2, 0, 1)
+        ins = [g.to_channels_first(x, shape, self.rank, self.data_format, where), g.weight_t(f"{where}.weight", axes)]
+        if self.use_bias:
+            ins.append(g.weight(f"{where}.bias"))
+        y = g.node("Conv", ins, where, kernel_shape=list(self.kernel_size), strides=list(self.strides),
+                   dilations=list(self.dilation_rate), group=self.groups,
+                   pads=pads[0::2] + pads[1::2])  # ONNX: all the begins, then all the ends
+        y = g.from_channels_first(y, self.rank, self.data_format, where)
+        return _elementwise.onnx_nodes(g, self.activation, self.alpha, y, where)
 
     def __repr__(self) -> str:
         args = [str(self.filters), repr(self.kernel_size if self.rank == 2 else self.kernel_size[0])]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Optional, Union
 
 import numpy as np
@@ -88,10 +89,16 @@ class Dense(WeightOptions, Layer):
                               f"{what} form yet; put Flatten() before it")
 
     def onnx_nodes(self, g: Any, x: str, where: str) -> str:
-        self._flat_only("ONNX", where)
+        shape = self._input_shape
+        nd = shape is not None and len(shape) > 1
+        if nd:  # on the last axis: one row per position through the same Gemm
+            x = g.reshape(x, (shape[-1],), where)  # type: ignore[index]
+        y = g.gemm(x, where, where)
         if self.activation == SOFTMAX_ACTIVATION:
-            return g.node("Softmax", [g.gemm(x, where, where)], where, axis=-1)
-        return _elementwise.onnx_nodes(g, self.activation, self.alpha, g.gemm(x, where, where), where)
+            y = g.node("Softmax", [y], where, axis=-1)
+        else:
+            y = _elementwise.onnx_nodes(g, self.activation, self.alpha, y, where)
+        return g.reshape(y, (math.prod(shape[:-1]) * self.units,), where) if nd else y  # type: ignore[index]
 
     def torch_layout(self, layout: Any, d: int, f: str, t: str) -> TorchPart:
         self._flat_only("PyTorch-layout", f)

@@ -81,10 +81,14 @@ class BatchNorm(Layer):
                               f"has no {what} form yet")
 
     def onnx_nodes(self, g: Any, x: str, where: str) -> str:
-        self._flat_only("ONNX", where)
+        shape = self._input_shape
+        nd = self._nd()
+        if nd:  # statistics per value of the last axis: rows [N·positions, C] are ONNX's [N, C]
+            x = g.reshape(x, (shape[-1],), where)  # type: ignore[index]
         ins = [x] + [g.weight(f"{where}.{n}") for n in ("gamma", "beta", "running_mean", "running_var")]
         # ONNX's momentum weighs the running value, PyTorch's (and ours) the batch's.
-        return g.node("BatchNormalization", ins, where, epsilon=float(self.eps), momentum=1.0 - self.momentum)
+        y = g.node("BatchNormalization", ins, where, epsilon=float(self.eps), momentum=1.0 - self.momentum)
+        return g.reshape(y, (int(np.prod(shape)),), where) if nd else y  # type: ignore[arg-type]
 
     def torch_layout(self, layout: Any, d: int, f: str, t: str) -> TorchPart:
         self._flat_only("PyTorch-layout", f)

@@ -104,6 +104,21 @@ class _Pool(Layer):
         y = np.nanmax(stack, axis=0) if self.mode == "max" else np.nanmean(stack, axis=0)
         return NumpyStep(_grid.from_last(y, self.rank, self.data_format))
 
+    def onnx_nodes(self, g: Any, x: str, where: str) -> str:
+        if g.dry:  # every configuration has an ONNX form
+            return x
+        shape = self._input_shape
+        assert shape is not None, "a built model records every layer's input shape"
+        y = g.to_channels_first(x, shape, self.rank, self.data_format, where)
+        if self.global_:  # [N, C, 1...] flattened is [N, C] in either layout
+            return g.flatten(g.node("GlobalMaxPool" if self.mode == "max" else "GlobalAveragePool", [y], where), where)
+        pool, strides, pads, _ = self._geometry(shape)
+        attrs: dict[str, Any] = {"kernel_shape": list(pool), "strides": list(strides), "pads": pads[0::2] + pads[1::2]}
+        if self.mode == "avg":
+            attrs["count_include_pad"] = 0  # Keras' "same": the mean of the cells inside the input
+        y = g.node("MaxPool" if self.mode == "max" else "AveragePool", [y], where, **attrs)
+        return g.from_channels_first(y, self.rank, self.data_format, where)
+
     def __repr__(self) -> str:
         if self.global_:
             return f"{type(self).__name__}()"

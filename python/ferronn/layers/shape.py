@@ -48,6 +48,9 @@ class Flatten(Layer):
     def numpy_forward(self, h: np.ndarray, p: Any, ref: Any, where: str) -> NumpyStep:
         return NumpyStep(h)
 
+    def onnx_nodes(self, g: Any, x: str, where: str) -> str:
+        return x  # the exported graph carries flat rows between layers already
+
     def __repr__(self) -> str:
         return "Flatten()"
 
@@ -95,6 +98,9 @@ class Reshape(Layer):
 
     def numpy_forward(self, h: np.ndarray, p: Any, ref: Any, where: str) -> NumpyStep:
         return NumpyStep(h)
+
+    def onnx_nodes(self, g: Any, x: str, where: str) -> str:
+        return x  # flat rows: the row-major order is unchanged
 
     def __repr__(self) -> str:
         return f"Reshape({self.target_shape!r})"
