@@ -83,11 +83,18 @@ class NumpyStep(NamedTuple):
 
 class TorchEntry(NamedTuple):
     """One tensor of the torch layout: its PyTorch name, the core tensor it comes
-    from (None for ``num_batches_tracked``) and whether it is stored transposed."""
+    from (None for ``num_batches_tracked``), whether it is stored transposed, and
+    for other axis orders (conv kernels) ``axes``: PyTorch's tensor is
+    ``np.transpose(ferronn's, axes)``."""
 
     torch: str
     ferronn: Optional[str]
     transpose: bool = False
+    axes: Optional[tuple[int, ...]] = None
+
+    def perm(self) -> Optional[tuple[int, ...]]:
+        """The axis order from ferronn's tensor to PyTorch's (None: as it is)."""
+        return self.axes if self.axes is not None else ((1, 0) if self.transpose else None)
 
 
 class TorchPart(NamedTuple):

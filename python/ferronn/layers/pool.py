@@ -10,7 +10,8 @@ import numpy as np
 
 from ..errors import ConfigError
 from . import _grid
-from .base import Layer, NumpyStep, register
+from .. import _torch_modules as _tm
+from .base import Layer, NumpyStep, TorchPart, register
 
 __all__ = [
     "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D", "MaxPooling1D", "MaxPooling2D", "AveragePooling1D",
@@ -118,6 +119,21 @@ class _Pool(Layer):
             attrs["count_include_pad"] = 0  # Keras' "same": the mean of the cells inside the input
         y = g.node("MaxPool" if self.mode == "max" else "AveragePool", [y], where, **attrs)
         return g.from_channels_first(y, self.rank, self.data_format, where)
+
+    def torch_layout(self, layout: Any, d: int, f: str, t: str) -> TorchPart:
+        shape = self._input_shape
+        assert shape is not None, "a built model records every layer's input shape"
+        last = self.data_format == "channels_last"
+        if self.global_:  # the spatial axes of [N, *shape]
+            dims = tuple(range(1, self.rank + 1)) if last else tuple(range(2, self.rank + 2))
+            return TorchPart([f"GlobalPool({self.mode!r}, {dims!r})"], [], (_tm.GLOBAL_POOL,))
+        pool, strides, pads, _ = self._geometry(shape)
+        name = f"{'Max' if self.mode == 'max' else 'Avg'}Pool{self.rank}d"
+        args = f"{_tm.tuple_src(pool)}, stride={_tm.tuple_src(strides)}"
+        if not last and not any(pads):
+            return TorchPart([f"nn.{name}({args})"], [])
+        module = f"Layout{name}({args}, pad={_tm.tuple_src(_tm.torch_pad(pads))}, channels_last={last})"
+        return TorchPart([module], [], (_tm.LAYOUT,))
 
     def __repr__(self) -> str:
         if self.global_:
