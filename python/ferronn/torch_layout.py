@@ -51,19 +51,19 @@ Residual([...])             ``Residual``: ``block = nn.Sequential``    ``k.block
                             nn.Linear(d, d')`` when the width          ferronn's index); ``k.projection.weight``
                             changes (else none);                       [d', d] (transposed), ``k.projection.bias``
                             ``y = skip(x) + block(x)``
-Conv2D / Conv1D             ``nn.Conv2d`` / ``nn.Conv1d`` (in, filters,  ``k.weight`` [out, in/groups, kh, kw] ←
-                            kernel_size, stride, dilation, groups,     weight [kh, kw, in/groups, out] with axes
-                            bias, padding) (+ activation, k+1); see    (3, 2, 0, 1) ([k, in/g, out]: (2, 1, 0));
-                            "Images and sequences" below               ``k.bias`` [out] ← bias (if use_bias)
+Conv2D / Conv1D             ``nn.Conv2d`` / ``nn.Conv1d`` (in,         ``k.weight`` [out, in/groups, kh, kw] ←
+                            filters, kernel_size, stride, dilation,    weight [kh, kw, in/groups, out] with axes
+                            groups, bias, padding), then the           (3, 2, 0, 1) (Conv1D's [k, in/g, out]:
+                            activation (k+1); see below                (2, 1, 0)); ``k.bias`` [out] ← bias
 MaxPool / AvgPool 1D/2D     ``nn.MaxPool2d`` / ``nn.AvgPool2d`` (or    none
                             1d) (kernel_size, stride)
 GlobalMax/AvgPool 1D/2D     ``GlobalPool(mode, dims)``: max or mean    none
                             over the spatial axes
 Flatten / Reshape           ``nn.Flatten()`` / ``Reshape(*shape)``     none
-BatchNorm on N-D inputs     ``LayoutBatchNorm2d`` (``nn.BatchNorm2d``  as BatchNorm above (per channel, [C])
-(last axis)                 on the last axis moved to axis 1; 1d
-                            for sequences)
-Dense on N-D inputs         ``nn.Linear(last axis, u)`` (it acts on    as Dense above
+BatchNorm, N-D inputs       ``LayoutBatchNorm2d``: ``nn.BatchNorm2d``  as BatchNorm above (per channel, [C])
+                            on the last axis moved to axis 1
+                            (``LayoutBatchNorm1d`` for sequences)
+Dense, N-D inputs           ``nn.Linear(last axis, u)`` (it acts on    as Dense above
                             the last axis, as ferronn's)
 ==========================  =========================================  ==============================================
 
