@@ -34,6 +34,9 @@ core stores them. Each layer becomes:
   ONNX's [out, in/groups, k...], same initializer name), ``Transpose`` back to
   channels_last and ``Flatten``, so a following Flatten and Dense see the values
   in ferronn's (NHWC) order; then the activation.
+  Consecutive conv and pooling layers of one layout pass ONNX's [N, C, ...] value
+  along (the reshapes and transposes between them are left out), so a channels_last
+  CNN has one ``Transpose`` after the input and one before its ``Flatten``.
 - Pooling: likewise around ``MaxPool`` / ``AveragePool`` (``count_include_pad=0``:
   Keras' "same" averages only the cells inside the input); global pooling as
   ``GlobalMaxPool`` / ``GlobalAveragePool`` then ``Flatten`` (output [N, C]).
@@ -85,6 +88,10 @@ class _Graph:
         self.inits: list[Any] = []
         self._init_names: set[str] = set()
         self._n = 0
+        # flat value -> its [N, C, ...] form and (per-sample shape, rank, layout) (see to_channels_first)
+        self._nchw: dict[str, str] = {}
+        self._spatial: dict[str, tuple[tuple[int, ...], int, str]] = {}
+        self._nd: dict[str, tuple[str, tuple[int, ...]]] = {}  # flat value -> (its N-D form, that shape)
 
     def has(self, name: str) -> bool:
         """Whether ferronn's tensor ``name`` exists (a Residual's projection)."""
@@ -133,18 +140,44 @@ class _Graph:
 
     def to_channels_first(self, x: str, shape: tuple[int, ...], rank: int, fmt: str, scope: str) -> str:
         """Flat rows of per-sample ``shape`` as ONNX's [N, C, spatial...] for Conv and pooling:
-        a Reshape, then for channels_last a Transpose moving the channels to axis 1."""
-        y = self.reshape(x, shape, scope)
+        a Reshape, then for channels_last a Transpose moving the channels to axis 1. When ``x``
+        came out of ``from_channels_first`` with the same shape and layout (a conv or pool
+        right before), its [N, C, ...] value is reused: no Transpose/Reshape pair in between."""
+        if self._spatial.get(x) == (tuple(shape), rank, fmt):
+            return self._nchw[x]
+        nd, nd_shape = self._nd.get(x, ("", ()))
+        y = nd if nd_shape == tuple(shape) else self.reshape(x, shape, scope)
         if fmt == "channels_last":
             y = self.node("Transpose", [y], scope, perm=[0, rank + 1, *range(1, rank + 1)])
         return y
 
-    def from_channels_first(self, y: str, rank: int, fmt: str, scope: str) -> str:
-        """The inverse of ``to_channels_first``: back to the layout (Transpose for channels_last),
-        then flat rows, so that a following Flatten and Dense see ferronn's value order."""
+    def from_channels_first(self, y: str, shape: tuple[int, ...], rank: int, fmt: str, scope: str) -> str:
+        """The inverse of ``to_channels_first`` (``shape``: the per-sample output shape in the
+        layout): back to the layout (Transpose for channels_last), then flat rows, so that a
+        following Flatten and Dense see ferronn's value order."""
+        z = y
         if fmt == "channels_last":
-            y = self.node("Transpose", [y], scope, perm=[0, *range(2, rank + 2), 1])
-        return self.flatten(y, scope)
+            z = self.node("Transpose", [z], scope, perm=[0, *range(2, rank + 2), 1])
+        flat = self.flatten(z, scope)
+        self._nchw[flat], self._spatial[flat] = y, (tuple(shape), rank, fmt)
+        self._nd[flat] = (z, tuple(shape))
+        return flat
+
+    def flat_input(self, x: str, shape: tuple[int, ...]) -> str:
+        """The graph input ``x`` of per-sample ``shape`` as flat rows (its N-D form kept for reuse)."""
+        flat = self.flatten(x, "input")
+        self._nd[flat] = (x, tuple(shape))
+        return flat
+
+    def live_nodes(self, output: str) -> list[Any]:
+        """The nodes ``output`` depends on, in order: forms built and then reused in another
+        one (a Flatten whose [N, C, ...] value the next conv took instead) are dropped."""
+        needed, live = {output}, []
+        for node in reversed(self.nodes):
+            if any(o in needed for o in node.output):
+                live.append(node)
+                needed.update(node.input)
+        return live[::-1]
 
     def reduce_mean_last(self, x: str, scope: str) -> str:
         if self.opset >= 18:  # axes became an input in opset 18
@@ -171,17 +204,19 @@ def to_onnx(model: Any, opset: int = DEFAULT_OPSET) -> Any:
     g = _Graph(onnx, dict(model._tensors()), opset)
     in_shape = tuple(int(d) for d in (model.input_shape or (net.input_dim,)))
     out_shape = tuple(int(d) for d in model._output_shapes(in_shape)[-1])
-    x = g.flatten("input", "input") if len(in_shape) > 1 else "input"  # layers work on flat rows
+    x = g.flat_input("input", in_shape) if len(in_shape) > 1 else "input"  # layers work on flat rows
     out = g.layers(model.layers, x, "layers")
     if len(out_shape) > 1:
         out = g.reshape(out, out_shape, "output")
     g.nodes.append(onnx.helper.make_node("Identity", [out], ["output"], name="output"))
     h = onnx.helper
+    nodes = g.live_nodes("output")
+    used = {i for node in nodes for i in node.input}
     graph = h.make_graph(
-        g.nodes, "ferronn_sequential",
+        nodes, "ferronn_sequential",
         [h.make_tensor_value_info("input", onnx.TensorProto.FLOAT, ["batch", *in_shape])],
         [h.make_tensor_value_info("output", onnx.TensorProto.FLOAT, ["batch", *out_shape])],
-        initializer=g.inits)
+        initializer=[i for i in g.inits if i.name in used])
     opsets = [h.make_opsetid("", opset)]
     proto = h.make_model(graph, opset_imports=opsets, producer_name="ferronn", producer_version=_core.__version__,
                          ir_version=h.find_min_ir_version_for(opsets))

@@ -40,6 +40,9 @@ MODELS: dict[str, Any] = {
         fn.Conv2D(4, 2, activation="relu"), fn.Dense(3, activation="tanh"), fn.Reshape((5, 12)),
         fn.Dense(2), fn.Flatten(), fn.Dense(2)]),
     "conv_output": ((8, 7, 2), lambda: [fn.Conv2D(3, 3, strides=2, padding="same")]),  # N-D output
+    "mixed_layouts_and_reshape_between": ((6, 6, 4), lambda: [  # the same flat value read as other shapes
+        fn.Conv2D(4, 3, padding="same"), fn.Conv2D(3, 2, data_format=CF), fn.Reshape((5, 3, 3)),
+        fn.MaxPool2D(2), fn.Flatten(), fn.Dense(2)]),
     "conv1d_last": ((13, 3), lambda: [
         fn.Conv1D(4, 3, padding="causal", dilation_rate=2, activation="relu"), fn.MaxPool1D(2, padding="same"),
         fn.Conv1D(6, 2, strides=2, groups=2), fn.AvgPool1D(2, strides=1), fn.Flatten(), fn.Dense(2)]),
@@ -93,6 +96,8 @@ def test_graph_input_keeps_the_layout_and_ops_are_the_named_ones(tmp_path):
     conv = next(n for n in proto.graph.node if n.op_type == "Conv")
     weight = next(i for i in proto.graph.initializer if i.name == conv.input[1])
     assert list(weight.dims) == [4, 2, 3, 3]  # ONNX's [out, in/groups, kh, kw]
+    # Conv -> MaxPool -> Conv pass ONNX's NCHW value along: one Transpose in, one out before Flatten.
+    assert ops.count("Transpose") == 2 and ops.count("Reshape") == 0 and ops.count("Flatten") == 1
     first, _ = built("conv2d_first_cnn")
     assert "Transpose" not in [n.op_type for n in fn.onnx_export.to_onnx(first).graph.node]
 

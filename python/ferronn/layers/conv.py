@@ -138,8 +138,8 @@ class _Conv(WeightOptions, Layer):
         y = g.node("Conv", ins, where, kernel_shape=list(self.kernel_size), strides=list(self.strides),
                    dilations=list(self.dilation_rate), group=self.groups,
                    pads=pads[0::2] + pads[1::2])  # ONNX: all the begins, then all the ends
-        y = g.from_channels_first(y, self.rank, self.data_format, where)
-        return _elementwise.onnx_nodes(g, self.activation, self.alpha, y, where)
+        y = _elementwise.onnx_nodes(g, self.activation, self.alpha, y, where)  # elementwise: any layout
+        return g.from_channels_first(y, self.output_shape(shape), self.rank, self.data_format, where)
 
     def torch_layout(self, layout: Any, d: int, f: str, t: str) -> TorchPart:
         shape = self._shape("the torch layout")

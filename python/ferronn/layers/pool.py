@@ -118,7 +118,7 @@ class _Pool(Layer):
         if self.mode == "avg":
             attrs["count_include_pad"] = 0  # Keras' "same": the mean of the cells inside the input
         y = g.node("MaxPool" if self.mode == "max" else "AveragePool", [y], where, **attrs)
-        return g.from_channels_first(y, self.rank, self.data_format, where)
+        return g.from_channels_first(y, self.output_shape(shape), self.rank, self.data_format, where)
 
     def torch_layout(self, layout: Any, d: int, f: str, t: str) -> TorchPart:
         shape = self._input_shape
