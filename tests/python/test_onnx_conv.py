@@ -39,6 +39,9 @@ MODELS: dict[str, Any] = {
     "dense_on_last_axis_and_reshape": ((6, 5, 3), lambda: [
         fn.Conv2D(4, 2, activation="relu"), fn.Dense(3, activation="tanh"), fn.Reshape((5, 12)),
         fn.Dense(2), fn.Flatten(), fn.Dense(2)]),
+    "residual_conv_block": ((6, 6, 4), lambda: [
+        fn.Residual([fn.Conv2D(4, 3, padding="same", activation="relu"), fn.BatchNorm(), fn.Conv2D(4, 3, padding="same")]),
+        fn.ReLU(), fn.GlobalAvgPool2D(), fn.Dense(2)]),
     "conv_output": ((8, 7, 2), lambda: [fn.Conv2D(3, 3, strides=2, padding="same")]),  # N-D output
     "mixed_layouts_and_reshape_between": ((6, 6, 4), lambda: [  # the same flat value read as other shapes
         fn.Conv2D(4, 3, padding="same"), fn.Conv2D(3, 2, data_format=CF), fn.Reshape((5, 3, 3)),
@@ -100,6 +103,14 @@ def test_graph_input_keeps_the_layout_and_ops_are_the_named_ones(tmp_path):
     assert ops.count("Transpose") == 2 and ops.count("Reshape") == 0 and ops.count("Flatten") == 1
     first, _ = built("conv2d_first_cnn")
     assert "Transpose" not in [n.op_type for n in fn.onnx_export.to_onnx(first).graph.node]
+
+
+def test_a_loaded_model_exports_the_same_graph(tmp_path):
+    model, x = built("strides_dilation_groups_last")
+    model.save(tmp_path / "m.safetensors")
+    loaded = fn.load(tmp_path / "m.safetensors")
+    loaded.export_onnx(tmp_path / "m.onnx")
+    np.testing.assert_allclose(run_onnx(tmp_path / "m.onnx", x), model.predict_raw(x), rtol=1e-5, atol=1e-5)
 
 
 def test_avg_pool_same_averages_only_cells_inside(tmp_path):
