@@ -14,15 +14,18 @@ supports (``where`` is the layer's tensor prefix, e.g. ``"layers.3"``):
   ``ref.run(layers, h, prefix)`` for nested layers). Default: ``ConfigError``.
 - ``onnx_nodes(g, x, where) -> str``: adds the layer's ONNX nodes to the graph
   ``g`` (``g.node``, ``g.init``, ``g.weight``, ``g.scalar``, ``g.gemm``,
-  ``g.reduce_mean_last``, ``g.opset``, ``g.has``, ``g.layers`` for nested layers)
-  on input value ``x`` and returns the output value's name; activations go
+  ``g.reduce_mean_last``, ``g.opset``, ``g.has``, ``g.layers`` for nested layers;
+  for conv-like kinds ``g.weight_t`` (a tensor with permuted axes), ``g.reshape``,
+  ``g.flatten``, ``g.to_channels_first`` / ``g.from_channels_first``; values between
+  layers are flat rows ``[N, features]``) on input value ``x`` and returns the output
+  value's name; activations go
   through ``layers.elementwise.onnx_nodes``. The exporter first runs the same
   walk on a dry graph (no tensors), so raise only from the layer's own
   configuration. Default: ``ExportError``.
 - ``torch_layout(layout, d, f, t) -> TorchPart``: the ``nn.Sequential`` modules
   the layer becomes (source expressions; each takes one index), the tensors of
   its PyTorch ``state_dict`` (``TorchEntry``: PyTorch name under prefix ``t``,
-  ferronn name under prefix ``f``, transposed or not) and any helper
+  ferronn name under prefix ``f``, transposed or with ``axes`` permuted) and any helper
   ``nn.Module`` class sources they need. ``d`` is the input width; ``layout``
   offers ``has(tensor)`` and ``walk(layers, d, f, t)`` for nested layers.
   Default: ``ExportError``.
