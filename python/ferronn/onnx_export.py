@@ -7,7 +7,11 @@ newest may be asked for, though a runtime may support fewer). The graph has one 
 dimension. Built with the ``onnx`` package's helper API (``pip install onnx``).
 
 It computes what ``model.predict_raw`` computes (inference mode): Dropout is
-removed and BatchNorm uses its running statistics. Each layer becomes:
+removed and BatchNorm uses its running statistics. For a model of N-D samples
+(images, sequences) the input is ``["batch", *input_shape]`` in the model's own
+layout (and the output ``["batch", *output_shape]`` when that is N-D); it is
+flattened once (``Flatten``) and the layers pass flat rows between them, as the
+core stores them. Each layer becomes:
 
 - ``Dense``: ``Gemm(x, W, b)`` (W stored [in, out], as ferronn keeps it), then its
   activation, if any.
@@ -24,6 +28,21 @@ removed and BatchNorm uses its running statistics. Each layer becomes:
 - ``LayerNorm``: ``LayerNormalization(axis=-1, epsilon)``.
 - ``RMSNorm``: ``x / Sqrt(ReduceMean(x·x, axes=[-1]) + eps) · gamma``.
 - ``Dropout``: nothing (the identity at inference).
+- ``Conv1D`` / ``Conv2D``: ``Reshape`` to the sample shape, for channels_last a
+  ``Transpose`` to ONNX's [N, C, ...], ``Conv`` (``pads``, ``strides``,
+  ``dilations``, ``group``; the kernel converted from Keras' [k..., in/groups, out] to
+  ONNX's [out, in/groups, k...], same initializer name), ``Transpose`` back to
+  channels_last and ``Flatten``, so a following Flatten and Dense see the values
+  in ferronn's (NHWC) order; then the activation.
+  Consecutive conv and pooling layers of one layout pass ONNX's [N, C, ...] value
+  along (the reshapes and transposes between them are left out), so a channels_last
+  CNN has one ``Transpose`` after the input and one before its ``Flatten``.
+- Pooling: likewise around ``MaxPool`` / ``AveragePool`` (``count_include_pad=0``:
+  Keras' "same" averages only the cells inside the input); global pooling as
+  ``GlobalMaxPool`` / ``GlobalAveragePool`` then ``Flatten`` (output [N, C]).
+- ``Flatten`` / ``Reshape``: nothing (the rows are flat already, in row-major order).
+- ``Dense`` and ``BatchNorm`` on N-D inputs (the last axis): ``Reshape`` to rows
+  [N·positions, features], the flat form above, ``Reshape`` back.
 - ``Residual``: the block's nodes, then ``Add(x, block(x))``, with ``Gemm(x, P, p)`` in
   place of ``x`` when the block changes the width.
 
@@ -69,6 +88,10 @@ class _Graph:
         self.inits: list[Any] = []
         self._init_names: set[str] = set()
         self._n = 0
+        # flat value -> its [N, C, ...] form and (per-sample shape, rank, layout) (see to_channels_first)
+        self._nchw: dict[str, str] = {}
+        self._spatial: dict[str, tuple[tuple[int, ...], int, str]] = {}
+        self._nd: dict[str, tuple[str, tuple[int, ...]]] = {}  # flat value -> (its N-D form, that shape)
 
     def has(self, name: str) -> bool:
         """Whether ferronn's tensor ``name`` exists (a Residual's projection)."""
@@ -99,6 +122,63 @@ class _Graph:
     def gemm(self, x: str, prefix: str, scope: str) -> str:
         return self.node("Gemm", [x, self.weight(f"{prefix}.weight"), self.weight(f"{prefix}.bias")], scope)
 
+    def weight_t(self, name: str, axes: tuple[int, ...]) -> str:
+        """An initializer holding ferronn's tensor ``name`` with its axes permuted (conv kernels)."""
+        if self.dry:
+            return name
+        return self.init(name, np.transpose(self.tensors[name].astype(np.float32, copy=False), axes))
+
+    def reshape(self, x: str, shape: tuple[int, ...], scope: str) -> str:
+        """``x`` reshaped to ``[batch, *shape]`` (the batch inferred)."""
+        dims = self.init("const.shape." + "x".join(str(int(d)) for d in shape),
+                         np.array([-1, *shape], dtype=np.int64))
+        return self.node("Reshape", [x, dims], scope)
+
+    def flatten(self, x: str, scope: str) -> str:
+        """``x`` as ``[batch, everything else]`` (ONNX's Flatten, axis 1)."""
+        return self.node("Flatten", [x], scope, axis=1)
+
+    def to_channels_first(self, x: str, shape: tuple[int, ...], rank: int, fmt: str, scope: str) -> str:
+        """Flat rows of per-sample ``shape`` as ONNX's [N, C, spatial...] for Conv and pooling:
+        a Reshape, then for channels_last a Transpose moving the channels to axis 1. When ``x``
+        came out of ``from_channels_first`` with the same shape and layout (a conv or pool
+        right before), its [N, C, ...] value is reused: no Transpose/Reshape pair in between."""
+        if self._spatial.get(x) == (tuple(shape), rank, fmt):
+            return self._nchw[x]
+        nd, nd_shape = self._nd.get(x, ("", ()))
+        y = nd if nd_shape == tuple(shape) else self.reshape(x, shape, scope)
+        if fmt == "channels_last":
+            y = self.node("Transpose", [y], scope, perm=[0, rank + 1, *range(1, rank + 1)])
+        return y
+
+    def from_channels_first(self, y: str, shape: tuple[int, ...], rank: int, fmt: str, scope: str) -> str:
+        """The inverse of ``to_channels_first`` (``shape``: the per-sample output shape in the
+        layout): back to the layout (Transpose for channels_last), then flat rows, so that a
+        following Flatten and Dense see ferronn's value order."""
+        z = y
+        if fmt == "channels_last":
+            z = self.node("Transpose", [z], scope, perm=[0, *range(2, rank + 2), 1])
+        flat = self.flatten(z, scope)
+        self._nchw[flat], self._spatial[flat] = y, (tuple(shape), rank, fmt)
+        self._nd[flat] = (z, tuple(shape))
+        return flat
+
+    def flat_input(self, x: str, shape: tuple[int, ...]) -> str:
+        """The graph input ``x`` of per-sample ``shape`` as flat rows (its N-D form kept for reuse)."""
+        flat = self.flatten(x, "input")
+        self._nd[flat] = (x, tuple(shape))
+        return flat
+
+    def live_nodes(self, output: str) -> list[Any]:
+        """The nodes ``output`` depends on, in order: forms built and then reused in another
+        one (a Flatten whose [N, C, ...] value the next conv took instead) are dropped."""
+        needed, live = {output}, []
+        for node in reversed(self.nodes):
+            if any(o in needed for o in node.output):
+                live.append(node)
+                needed.update(node.input)
+        return live[::-1]
+
     def reduce_mean_last(self, x: str, scope: str) -> str:
         if self.opset >= 18:  # axes became an input in opset 18
             axes = self.init("const.axes_last", np.array([-1], dtype=np.int64))
@@ -122,14 +202,21 @@ def to_onnx(model: Any, opset: int = DEFAULT_OPSET) -> Any:
                               expected=f"an integer from {MIN_OPSET} to {newest} (the installed onnx package's newest)")
     net = model._require_built("export_onnx")
     g = _Graph(onnx, dict(model._tensors()), opset)
-    out = g.layers(model.layers, "input", "layers")
+    in_shape = tuple(int(d) for d in (model.input_shape or (net.input_dim,)))
+    out_shape = tuple(int(d) for d in model._output_shapes(in_shape)[-1])
+    x = g.flat_input("input", in_shape) if len(in_shape) > 1 else "input"  # layers work on flat rows
+    out = g.layers(model.layers, x, "layers")
+    if len(out_shape) > 1:
+        out = g.reshape(out, out_shape, "output")
     g.nodes.append(onnx.helper.make_node("Identity", [out], ["output"], name="output"))
     h = onnx.helper
+    nodes = g.live_nodes("output")
+    used = {i for node in nodes for i in node.input}
     graph = h.make_graph(
-        g.nodes, "ferronn_sequential",
-        [h.make_tensor_value_info("input", onnx.TensorProto.FLOAT, ["batch", int(net.input_dim)])],
-        [h.make_tensor_value_info("output", onnx.TensorProto.FLOAT, ["batch", int(net.output_dim)])],
-        initializer=g.inits)
+        nodes, "ferronn_sequential",
+        [h.make_tensor_value_info("input", onnx.TensorProto.FLOAT, ["batch", *in_shape])],
+        [h.make_tensor_value_info("output", onnx.TensorProto.FLOAT, ["batch", *out_shape])],
+        initializer=[i for i in g.inits if i.name in used])
     opsets = [h.make_opsetid("", opset)]
     proto = h.make_model(graph, opset_imports=opsets, producer_name="ferronn", producer_version=_core.__version__,
                          ir_version=h.find_min_ir_version_for(opsets))

@@ -51,7 +51,37 @@ Residual([...])             ``Residual``: ``block = nn.Sequential``    ``k.block
                             nn.Linear(d, d')`` when the width          ferronn's index); ``k.projection.weight``
                             changes (else none);                       [d', d] (transposed), ``k.projection.bias``
                             ``y = skip(x) + block(x)``
+Conv2D / Conv1D             ``nn.Conv2d`` / ``nn.Conv1d`` (in,         ``k.weight`` [out, in/groups, kh, kw] ←
+                            filters, kernel_size, stride, dilation,    weight [kh, kw, in/groups, out] with axes
+                            groups, bias, padding), then the           (3, 2, 0, 1) (Conv1D's [k, in/g, out]:
+                            activation (k+1); see below                (2, 1, 0)); ``k.bias`` [out] ← bias
+MaxPool / AvgPool 1D/2D     ``nn.MaxPool2d`` / ``nn.AvgPool2d`` (or    none
+                            1d) (kernel_size, stride)
+GlobalMax/AvgPool 1D/2D     ``GlobalPool(mode, dims)``: max or mean    none
+                            over the spatial axes
+Flatten / Reshape           ``nn.Flatten()`` / ``Reshape(*shape)``     none
+BatchNorm, N-D inputs       ``LayoutBatchNorm2d``: ``nn.BatchNorm2d``  as BatchNorm above (per channel, [C])
+                            on the last axis moved to axis 1
+                            (``LayoutBatchNorm1d`` for sequences)
+Dense, N-D inputs           ``nn.Linear(last axis, u)`` (it acts on    as Dense above
+                            the last axis, as ferronn's)
 ==========================  =========================================  ==============================================
+
+Images and sequences
+--------------------
+The generated model takes its input in the ferronn model's own layout
+(``[N, *input_shape]``: NHWC for channels_last) and keeps every tensor between
+its modules in that layout (see ``ferronn._torch_modules``). A channels_first
+conv or pooling layer with symmetric (or no) padding is the plain ``nn`` module;
+any other is a subclass of it (``LayoutConv2d(nn.Conv2d)``, ``LayoutMaxPool2d``,
+...) that moves the channels to axis 1 and back around the operation and applies
+asymmetric padding (TensorFlow's "same") itself (max pooling pads with -inf,
+average pooling averages only the cells inside the input). Their ``state_dict``
+is exactly the ``nn`` module's, so a file loads into either. A ``Flatten`` after
+channels_last feature maps therefore flattens in ferronn's (H, W, C) order and
+the next ``nn.Linear`` takes ferronn's Dense weights with no row permutation.
+(A PyTorch model written natively in NCHW that flattens in (C, H, W) order
+corresponds to a channels_first ferronn model.)
 
 ``num_batches_tracked`` is written as the model's optimizer step count (0 for a
 model never trained); PyTorch uses it only for ``momentum=None`` (a cumulative
@@ -68,6 +98,7 @@ The numerics match: PyTorch's LeakyReLU ``negative_slope``, ELU ``alpha``, Batch
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any, Optional, Union
 
@@ -110,7 +141,8 @@ class _Layout:
             modules += part.modules  # each module takes one index: k counts them
             entries += part.entries
             helpers += tuple(h for h in part.helpers if h not in helpers)
-            d = layer.output_dim(d)
+            # The flat width after it (a Dense on N-D inputs keeps their positions).
+            d = math.prod(layer.output_shape(layer._input_shape or (d,)))
         return TorchPart(modules, entries, helpers)
 
 
@@ -142,8 +174,8 @@ def save_torch(model: Any, path: PathArg) -> None:
         if e.ferronn is None:
             out[e.torch] = np.array(steps, dtype=np.int64)
         else:
-            a = tensors[e.ferronn]
-            out[e.torch] = np.ascontiguousarray(a.T if e.transpose else a, dtype=np.float32)
+            a, perm = tensors[e.ferronn], e.perm()
+            out[e.torch] = np.ascontiguousarray(a if perm is None else np.transpose(a, perm), dtype=np.float32)
     atomic_write(path, _safetensors_numpy().save(out, metadata={"format": "pt"}))
 
 
@@ -203,13 +235,15 @@ def load_torch_weights(model: Any, path: PathArg) -> None:
         if a.dtype.kind != "f":
             raise ModelFileError(f"tensor {name!r} in {path} has dtype {a.dtype}; expected a float "
                                  "(float32, or float16/float64, converted)")
-        core_shape = tensors[e.ferronn].shape
-        want = tuple(reversed(core_shape)) if e.transpose else core_shape
+        core_shape, perm = tensors[e.ferronn].shape, e.perm()
+        want = core_shape if perm is None else tuple(core_shape[i] for i in perm)
         if a.shape != want:
+            how = "" if perm is None else (", stored transposed" if perm == (1, 0) else f", stored with axes {perm}")
             bad_shapes.append(f"{name!r} has shape {list(a.shape)}, expected {list(want)} (ferronn's {e.ferronn} "
-                              f"is {list(core_shape)}{', stored transposed' if e.transpose else ''})")
+                              f"is {list(core_shape)}{how})")
             continue
-        staged.append((e.ferronn, np.ascontiguousarray(a.T if e.transpose else a, dtype=np.float32)))
+        back = a if perm is None else np.transpose(a, np.argsort(perm))
+        staged.append((e.ferronn, np.ascontiguousarray(back, dtype=np.float32)))
     if bad_shapes:
         raise ShapeError(f"{path} does not match this model's shapes: {'; '.join(bad_shapes)}")
 

@@ -265,13 +265,18 @@ def test_input_declaration_conflicts():
     assert [type(layer) for layer in model.layers] == [fn.Flatten, fn.Dense] and model.input_shape == (4, 4, 1)
 
 
-def test_export_without_onnx_or_torch_form_names_the_layer(tmp_path):
-    model = _built()
-    with pytest.raises(fn.ExportError, match="Conv2D"):
-        model.save(tmp_path / "t.safetensors", layout="torch")
-    with pytest.raises(fn.ExportError, match="Conv2D"):
-        model.export_onnx(tmp_path / "t.onnx")
-    assert not (tmp_path / "t.onnx").exists() and not (tmp_path / "t.safetensors").exists()
+def test_export_of_conv_models_and_what_has_no_export_form(tmp_path):
+    model = _built()  # parity of the files themselves: test_onnx_conv.py, test_torch_conv.py
+    model.save(tmp_path / "t.safetensors", layout="torch")
+    model.export_onnx(tmp_path / "t.onnx")
+    assert (tmp_path / "t.onnx").exists() and (tmp_path / "t.safetensors").exists()
+    # BatchNorm over the last axis of 4-axis samples: PyTorch has no such BatchNorm module here.
+    deep = fn.Sequential([fn.BatchNorm(), fn.Flatten(), fn.Dense(2)], input_shape=(2, 2, 2, 3))
+    deep.compile(loss="mse")
+    deep.build((2, 2, 2, 3))
+    with pytest.raises(fn.ExportError, match=r"layers\.0 \(BatchNorm over the last axis"):
+        deep.save(tmp_path / "d.safetensors", layout="torch")
+    assert not (tmp_path / "d.safetensors").exists()
 
 
 def test_huge_sizes_are_errors_not_aborts():

@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from safetensors.numpy import load_file
+
 import ferronn as fn
 
 import reference as ref
@@ -95,10 +97,11 @@ def test_dense_on_the_last_axis_gradients():
         assert ref.rel_err(g, fd, floor=1e-6) <= 1e-3, name
 
 
-def test_nd_dense_has_no_export_form_yet(tmp_path):
-    model = _seq_model()
-    with pytest.raises(fn.ExportError, match="last axis"):
-        model.save(tmp_path / "t.safetensors", layout="torch")
+def test_nd_dense_exports_as_a_linear_on_the_last_axis(tmp_path):
+    model = _seq_model()  # Dense(3) on (4, 5): nn.Linear(5, 3), Tanh, Flatten, nn.Linear(12, 2)
+    model.save(tmp_path / "t.safetensors", layout="torch")
+    shapes = {k: v.shape for k, v in load_file(str(tmp_path / "t.safetensors")).items()}
+    assert shapes == {"0.weight": (3, 5), "0.bias": (3,), "3.weight": (2, 12), "3.bias": (2,)}
 
 
 def test_residual_on_images_must_keep_the_shape():

@@ -14,15 +14,18 @@ supports (``where`` is the layer's tensor prefix, e.g. ``"layers.3"``):
   ``ref.run(layers, h, prefix)`` for nested layers). Default: ``ConfigError``.
 - ``onnx_nodes(g, x, where) -> str``: adds the layer's ONNX nodes to the graph
   ``g`` (``g.node``, ``g.init``, ``g.weight``, ``g.scalar``, ``g.gemm``,
-  ``g.reduce_mean_last``, ``g.opset``, ``g.has``, ``g.layers`` for nested layers)
-  on input value ``x`` and returns the output value's name; activations go
+  ``g.reduce_mean_last``, ``g.opset``, ``g.has``, ``g.layers`` for nested layers;
+  for conv-like kinds ``g.weight_t`` (a tensor with permuted axes), ``g.reshape``,
+  ``g.flatten``, ``g.to_channels_first`` / ``g.from_channels_first``; values between
+  layers are flat rows ``[N, features]``) on input value ``x`` and returns the output
+  value's name; activations go
   through ``layers.elementwise.onnx_nodes``. The exporter first runs the same
   walk on a dry graph (no tensors), so raise only from the layer's own
   configuration. Default: ``ExportError``.
 - ``torch_layout(layout, d, f, t) -> TorchPart``: the ``nn.Sequential`` modules
   the layer becomes (source expressions; each takes one index), the tensors of
   its PyTorch ``state_dict`` (``TorchEntry``: PyTorch name under prefix ``t``,
-  ferronn name under prefix ``f``, transposed or not) and any helper
+  ferronn name under prefix ``f``, transposed or with ``axes`` permuted) and any helper
   ``nn.Module`` class sources they need. ``d`` is the input width; ``layout``
   offers ``has(tensor)`` and ``walk(layers, d, f, t)`` for nested layers.
   Default: ``ExportError``.
@@ -83,11 +86,18 @@ class NumpyStep(NamedTuple):
 
 class TorchEntry(NamedTuple):
     """One tensor of the torch layout: its PyTorch name, the core tensor it comes
-    from (None for ``num_batches_tracked``) and whether it is stored transposed."""
+    from (None for ``num_batches_tracked``), whether it is stored transposed, and
+    for other axis orders (conv kernels) ``axes``: PyTorch's tensor is
+    ``np.transpose(ferronn's, axes)``."""
 
     torch: str
     ferronn: Optional[str]
     transpose: bool = False
+    axes: Optional[tuple[int, ...]] = None
+
+    def perm(self) -> Optional[tuple[int, ...]]:
+        """The axis order from ferronn's tensor to PyTorch's (None: as it is)."""
+        return self.axes if self.axes is not None else ((1, 0) if self.transpose else None)
 
 
 class TorchPart(NamedTuple):

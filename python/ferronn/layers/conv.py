@@ -9,9 +9,11 @@ import numpy as np
 
 from ..errors import ConfigError
 from . import _grid
+from . import elementwise as _elementwise
 from .activations import Activation, activation_arg, activation_spec, activation_step, parse_activation
 from .._validate import positive_int, boolean
-from .base import Layer, NumpyStep, register
+from .. import _torch_modules as _tm, names as _names
+from .base import Layer, NumpyStep, TorchEntry, TorchPart, register
 from .weights import InitArg, RegArg, WeightOptions
 
 __all__ = ["Conv1D", "Conv2D", "Convolution1D", "Convolution2D"]
@@ -122,6 +124,45 @@ class _Conv(WeightOptions, Layer):
         if self.use_bias:
             z = z + p["bias"]
         return activation_step(self.activation, self.alpha, _grid.from_last(z, self.rank, self.data_format), ref)
+
+    def onnx_nodes(self, g: Any, x: str, where: str) -> str:
+        if g.dry:  # every configuration has an ONNX form
+            return x
+        shape = self._shape("ONNX export")
+        _, _, pads, _ = self._geometry(shape)
+        # Keras' [k..., in/groups, filters] to ONNX's [filters, in/groups, k...].
+        axes = (2, 1, 0) if self.rank == 1 else (3, 2, 0, 1)
+        ins = [g.to_channels_first(x, shape, self.rank, self.data_format, where), g.weight_t(f"{where}.weight", axes)]
+        if self.use_bias:
+            ins.append(g.weight(f"{where}.bias"))
+        y = g.node("Conv", ins, where, kernel_shape=list(self.kernel_size), strides=list(self.strides),
+                   dilations=list(self.dilation_rate), group=self.groups,
+                   pads=pads[0::2] + pads[1::2])  # ONNX: all the begins, then all the ends
+        y = _elementwise.onnx_nodes(g, self.activation, self.alpha, y, where)  # elementwise: any layout
+        return g.from_channels_first(y, self.output_shape(shape), self.rank, self.data_format, where)
+
+    def torch_layout(self, layout: Any, d: int, f: str, t: str) -> TorchPart:
+        shape = self._shape("the torch layout")
+        _, channels, pads, _ = self._geometry(shape)
+        n = f"{self.rank}d"
+        args = (f"{channels}, {self.filters}, kernel_size={_tm.tuple_src(self.kernel_size)}, "
+                f"stride={_tm.tuple_src(self.strides)}, dilation={_tm.tuple_src(self.dilation_rate)}, "
+                f"groups={self.groups}, bias={self.use_bias}")
+        helpers: tuple[str, ...] = ()
+        if self.data_format == "channels_first" and _tm.symmetric(pads):
+            module = f"nn.Conv{n}({args}, padding={_tm.tuple_src(pads[0::2])})"
+        else:
+            module = (f"LayoutConv{n}({args}, pad={_tm.tuple_src(_tm.torch_pad(pads))}, "
+                      f"channels_last={self.data_format == 'channels_last'})")
+            helpers = (_tm.LAYOUT,)
+        modules = [module]
+        if _names.activation(self.activation).name != "identity":
+            modules.append(_elementwise.torch_module(self.activation, self.alpha))
+        # Keras' [k..., in/groups, out] taken in this axis order is PyTorch's [out, in/groups, k...].
+        entries = [TorchEntry(f"{t}.weight", f"{f}.weight", axes=(2, 1, 0) if self.rank == 1 else (3, 2, 0, 1))]
+        if self.use_bias:
+            entries.append(TorchEntry(f"{t}.bias", f"{f}.bias"))
+        return TorchPart(modules, entries, helpers)
 
     def __repr__(self) -> str:
         args = [str(self.filters), repr(self.kernel_size if self.rank == 2 else self.kernel_size[0])]

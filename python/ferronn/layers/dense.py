@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Optional, Union
 
 import numpy as np
@@ -10,7 +11,6 @@ from .. import names as _names
 from . import elementwise as _elementwise
 from .activations import Activation, activation_arg, activation_spec, activation_step, parse_activation
 from .._keras_methods import SOFTMAX_ACTIVATION
-from ..errors import ExportError
 from .._validate import positive_int
 from .base import Layer, NumpyStep, TorchEntry, TorchPart, register
 from .weights import InitArg, RegArg, WeightOptions
@@ -86,19 +86,21 @@ class Dense(WeightOptions, Layer):
             return NumpyStep(ref.softmax(z.reshape(-1, self.units), 1.0, log=False).reshape(len(h), -1))
         return activation_step(self.activation, self.alpha, z, ref)
 
-    def _flat_only(self, what: str, where: str) -> None:
-        if self._input_shape is not None and len(self._input_shape) > 1:
-            raise ExportError(f"layer {where} (Dense on the last axis of inputs of shape {self._input_shape}) has no "
-                              f"{what} form yet; put Flatten() before it")
-
     def onnx_nodes(self, g: Any, x: str, where: str) -> str:
-        self._flat_only("ONNX", where)
+        shape = self._input_shape
+        nd = shape is not None and len(shape) > 1
+        if nd:  # on the last axis: one row per position through the same Gemm
+            x = g.reshape(x, (shape[-1],), where)  # type: ignore[index]
+        y = g.gemm(x, where, where)
         if self.activation == SOFTMAX_ACTIVATION:
-            return g.node("Softmax", [g.gemm(x, where, where)], where, axis=-1)
-        return _elementwise.onnx_nodes(g, self.activation, self.alpha, g.gemm(x, where, where), where)
+            y = g.node("Softmax", [y], where, axis=-1)
+        else:
+            y = _elementwise.onnx_nodes(g, self.activation, self.alpha, y, where)
+        return g.reshape(y, (math.prod(shape[:-1]) * self.units,), where) if nd else y  # type: ignore[index]
 
     def torch_layout(self, layout: Any, d: int, f: str, t: str) -> TorchPart:
-        self._flat_only("PyTorch-layout", f)
+        if self._input_shape is not None and len(self._input_shape) > 1:
+            d = self._input_shape[-1]  # nn.Linear acts on the last axis too
         # nn.Linear, then the activation as a module of its own (so two indices).
         modules = [f"nn.Linear({d}, {self.units})"]
         if self.activation == SOFTMAX_ACTIVATION:

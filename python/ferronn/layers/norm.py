@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import _torch_modules as _tm
 from ..errors import ExportError
 from .._validate import finite_float
 from .base import Layer, NumpyStep, TorchEntry, TorchPart, register
@@ -75,22 +76,31 @@ class BatchNorm(Layer):
             mean, var = p["running_mean"], p["running_var"]
         return NumpyStep((p["gamma"] * (rows - mean) / np.sqrt(var + self.eps) + p["beta"]).reshape(h.shape))
 
-    def _flat_only(self, what: str, where: str) -> None:
-        if self._nd():
+    def _nd_torch_module(self, where: str) -> str:
+        """The module for N-D inputs: BatchNorm1d/2d with the last axis moved to axis 1 and back."""
+        rank = len(self._input_shape)  # type: ignore[arg-type]
+        if rank > 3:
             raise ExportError(f"layer {where} (BatchNorm over the last axis of inputs of shape {self._input_shape}) "
-                              f"has no {what} form yet")
+                              "has no PyTorch-layout form (PyTorch's BatchNorm takes at most 2 spatial axes here)")
+        c = self._input_shape[-1]  # type: ignore[index]
+        return f"LayoutBatchNorm{rank - 1}d({c}, eps={self.eps!r}, momentum={self.momentum!r}, channels_last=True)"
 
     def onnx_nodes(self, g: Any, x: str, where: str) -> str:
-        self._flat_only("ONNX", where)
+        shape = self._input_shape
+        nd = self._nd()
+        if nd:  # statistics per value of the last axis: rows [N·positions, C] are ONNX's [N, C]
+            x = g.reshape(x, (shape[-1],), where)  # type: ignore[index]
         ins = [x] + [g.weight(f"{where}.{n}") for n in ("gamma", "beta", "running_mean", "running_var")]
         # ONNX's momentum weighs the running value, PyTorch's (and ours) the batch's.
-        return g.node("BatchNormalization", ins, where, epsilon=float(self.eps), momentum=1.0 - self.momentum)
+        y = g.node("BatchNormalization", ins, where, epsilon=float(self.eps), momentum=1.0 - self.momentum)
+        return g.reshape(y, (int(np.prod(shape)),), where) if nd else y  # type: ignore[arg-type]
 
     def torch_layout(self, layout: Any, d: int, f: str, t: str) -> TorchPart:
-        self._flat_only("PyTorch-layout", f)
         entries = [TorchEntry(f"{t}.weight", f"{f}.gamma"), TorchEntry(f"{t}.bias", f"{f}.beta"),
                    TorchEntry(f"{t}.running_mean", f"{f}.running_mean"),
                    TorchEntry(f"{t}.running_var", f"{f}.running_var"), TorchEntry(f"{t}.num_batches_tracked", None)]
+        if self._nd():
+            return TorchPart([self._nd_torch_module(f)], entries, (_tm.LAYOUT,))
         return TorchPart([f"nn.BatchNorm1d({d}, eps={self.eps!r}, momentum={self.momentum!r})"], entries)
 
 

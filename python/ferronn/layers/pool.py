@@ -10,7 +10,8 @@ import numpy as np
 
 from ..errors import ConfigError
 from . import _grid
-from .base import Layer, NumpyStep, register
+from .. import _torch_modules as _tm
+from .base import Layer, NumpyStep, TorchPart, register
 
 __all__ = [
     "MaxPool1D", "MaxPool2D", "AvgPool1D", "AvgPool2D", "MaxPooling1D", "MaxPooling2D", "AveragePooling1D",
@@ -103,6 +104,36 @@ class _Pool(Layer):
         stack = np.stack(views)  # padding cells are NaN: skipped by the nan-aware statistics
         y = np.nanmax(stack, axis=0) if self.mode == "max" else np.nanmean(stack, axis=0)
         return NumpyStep(_grid.from_last(y, self.rank, self.data_format))
+
+    def onnx_nodes(self, g: Any, x: str, where: str) -> str:
+        if g.dry:  # every configuration has an ONNX form
+            return x
+        shape = self._input_shape
+        assert shape is not None, "a built model records every layer's input shape"
+        y = g.to_channels_first(x, shape, self.rank, self.data_format, where)
+        if self.global_:  # [N, C, 1...] flattened is [N, C] in either layout
+            return g.flatten(g.node("GlobalMaxPool" if self.mode == "max" else "GlobalAveragePool", [y], where), where)
+        pool, strides, pads, _ = self._geometry(shape)
+        attrs: dict[str, Any] = {"kernel_shape": list(pool), "strides": list(strides), "pads": pads[0::2] + pads[1::2]}
+        if self.mode == "avg":
+            attrs["count_include_pad"] = 0  # Keras' "same": the mean of the cells inside the input
+        y = g.node("MaxPool" if self.mode == "max" else "AveragePool", [y], where, **attrs)
+        return g.from_channels_first(y, self.output_shape(shape), self.rank, self.data_format, where)
+
+    def torch_layout(self, layout: Any, d: int, f: str, t: str) -> TorchPart:
+        shape = self._input_shape
+        assert shape is not None, "a built model records every layer's input shape"
+        last = self.data_format == "channels_last"
+        if self.global_:  # the spatial axes of [N, *shape]
+            dims = tuple(range(1, self.rank + 1)) if last else tuple(range(2, self.rank + 2))
+            return TorchPart([f"GlobalPool({self.mode!r}, {dims!r})"], [], (_tm.GLOBAL_POOL,))
+        pool, strides, pads, _ = self._geometry(shape)
+        name = f"{'Max' if self.mode == 'max' else 'Avg'}Pool{self.rank}d"
+        args = f"{_tm.tuple_src(pool)}, stride={_tm.tuple_src(strides)}"
+        if not last and not any(pads):
+            return TorchPart([f"nn.{name}({args})"], [])
+        module = f"Layout{name}({args}, pad={_tm.tuple_src(_tm.torch_pad(pads))}, channels_last={last})"
+        return TorchPart([module], [], (_tm.LAYOUT,))
 
     def __repr__(self) -> str:
         if self.global_:

@@ -10,7 +10,8 @@ import numpy as np
 
 from ..errors import ConfigError
 from .._validate import positive_int
-from .base import Layer, NumpyStep, register
+from .. import _torch_modules as _tm
+from .base import Layer, NumpyStep, TorchPart, register
 
 __all__ = ["Flatten", "Reshape", "Input"]
 
@@ -47,6 +48,12 @@ class Flatten(Layer):
 
     def numpy_forward(self, h: np.ndarray, p: Any, ref: Any, where: str) -> NumpyStep:
         return NumpyStep(h)
+
+    def onnx_nodes(self, g: Any, x: str, where: str) -> str:
+        return x  # the exported graph carries flat rows between layers already
+
+    def torch_layout(self, layout: Any, d: int, f: str, t: str) -> TorchPart:
+        return TorchPart(["nn.Flatten()"], [])  # tensors stay in ferronn's layout: the same order
 
     def __repr__(self) -> str:
         return "Flatten()"
@@ -95,6 +102,13 @@ class Reshape(Layer):
 
     def numpy_forward(self, h: np.ndarray, p: Any, ref: Any, where: str) -> NumpyStep:
         return NumpyStep(h)
+
+    def onnx_nodes(self, g: Any, x: str, where: str) -> str:
+        return x  # flat rows: the row-major order is unchanged
+
+    def torch_layout(self, layout: Any, d: int, f: str, t: str) -> TorchPart:
+        shape = self.output_shape(self._input_shape or (d,))
+        return TorchPart([f"Reshape({', '.join(str(v) for v in shape)})"], [], (_tm.RESHAPE,))
 
     def __repr__(self) -> str:
         return f"Reshape({self.target_shape!r})"

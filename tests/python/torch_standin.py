@@ -1,0 +1,236 @@
+"""A float64 NumPy stand-in for the small part of PyTorch that ferronn's
+``torch_source`` writes for convolutional models, so that the generated module's
+own source (its helper classes included) can be run by the tests without torch.
+
+Each module transcribes PyTorch's documented definition: nn.Conv1d/Conv2d
+(through conv_reference.conv2d), MaxPool/AvgPool without padding, BatchNorm in
+eval mode on axis 1, Linear ``x @ W.T + b``, Flatten from axis 1, F.pad (last axis
+first). ``load_state_dict`` checks names and shapes strictly, as PyTorch does.
+``install()`` returns a ``torch`` module object to put in ``sys.modules``.
+"""
+
+from __future__ import annotations
+
+import math
+import types
+
+import numpy as np
+
+import conv_reference as cref
+
+
+class Tensor(np.ndarray):
+    """float64 array with the few torch.Tensor methods the generated source calls."""
+
+    def movedim(self, source: int, destination: int) -> "Tensor":
+        return np.moveaxis(self, source, destination)
+
+    def amax(self, dim) -> "Tensor":
+        return np.max(np.asarray(self), axis=dim).view(Tensor)
+
+    def mean(self, dim=None, **kwargs) -> "Tensor":  # type: ignore[override]
+        return np.mean(np.asarray(self), axis=dim if dim is not None else kwargs.get("axis")).view(Tensor)
+
+
+def tensor(a) -> Tensor:
+    return np.asarray(a, dtype=np.float64).view(Tensor)
+
+
+class Module:
+    def __init__(self, *args, **kwargs) -> None:
+        if args or kwargs:
+            raise TypeError(f"unexpected arguments {args} {kwargs}")
+        object.__setattr__(self, "_own", {})  # tensor name -> shape (or None for the int64 counter)
+        object.__setattr__(self, "_children", {})
+        object.__setattr__(self, "training", True)
+
+    def __setattr__(self, name, value) -> None:
+        if isinstance(value, Module):
+            self._children[name] = value
+        object.__setattr__(self, name, value)
+
+    def _tensor(self, name: str, shape) -> None:
+        self._own[name] = shape
+        object.__setattr__(self, name, None)
+
+    def expected(self, prefix: str = "") -> dict:
+        out = {f"{prefix}{n}": s for n, s in self._own.items()}
+        for name, child in self._children.items():
+            if child is not None:
+                out.update(child.expected(f"{prefix}{name}."))
+        return out
+
+    def load_state_dict(self, state: dict) -> None:
+        want = self.expected()
+        if set(want) != set(state):
+            raise KeyError(f"missing {sorted(set(want) - set(state))}, unexpected {sorted(set(state) - set(want))}")
+        for name, shape in want.items():
+            value = np.asarray(state[name])
+            if shape is not None and value.shape != tuple(shape):
+                raise ValueError(f"size mismatch for {name}: {value.shape} vs {tuple(shape)}")
+            owner = self
+            *path, leaf = name.split(".")
+            for part in path:
+                owner = owner._children[part]
+            object.__setattr__(owner, leaf, value if shape is None else tensor(value))
+
+    def eval(self) -> "Module":
+        object.__setattr__(self, "training", False)
+        for child in self._children.values():
+            child.eval()
+        return self
+
+    def __call__(self, x):
+        return self.forward(x)
+
+
+class Sequential(Module):
+    def __init__(self, *modules) -> None:
+        super().__init__()
+        for i, m in enumerate(modules):
+            setattr(self, str(i), m)
+
+    def forward(self, x):
+        for m in self._children.values():
+            x = m(x)
+        return x
+
+
+class Linear(Module):
+    def __init__(self, d_in: int, d_out: int) -> None:
+        super().__init__()
+        self._tensor("weight", (d_out, d_in))
+        self._tensor("bias", (d_out,))
+
+    def forward(self, x):
+        return x @ self.weight.T + self.bias  # on the last axis
+
+
+class _ConvNd(Module):
+    rank = 2
+
+    def __init__(self, cin, cout, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True) -> None:
+        super().__init__()
+        r = self.rank
+        tup = lambda v: tuple(v) if isinstance(v, tuple) else (v,) * r  # noqa: E731
+        self.k, self.s, self.p, self.d, self.groups = tup(kernel_size), tup(stride), tup(padding), tup(dilation), groups
+        self._tensor("weight", (cout, cin // groups, *self.k))
+        if bias:
+            self._tensor("bias", (cout,))
+        self.has_bias = bias
+
+    def forward(self, x):
+        one = (1,) if self.rank == 1 else ()
+        x4 = x[:, :, None] if self.rank == 1 else x
+        w4 = self.weight[:, :, None] if self.rank == 1 else self.weight
+        pads = [0, 0] * (self.rank == 1) + [v for p in self.p for v in (p, p)]
+        y = cref.conv2d(np.asarray(x4), np.asarray(w4), self.bias if self.has_bias else None, one + self.s,
+                        pads, one + self.d, self.groups)
+        return tensor(y[:, :, 0] if self.rank == 1 else y)
+
+
+class Conv1d(_ConvNd):
+    rank = 1
+
+
+class Conv2d(_ConvNd):
+    rank = 2
+
+
+class _PoolNd(Module):
+    rank, mode = 2, "max"
+
+    def __init__(self, kernel_size, stride=None) -> None:
+        super().__init__()
+        r = self.rank
+        tup = lambda v: tuple(v) if isinstance(v, tuple) else (v,) * r  # noqa: E731
+        self.k = tup(kernel_size)
+        self.s = self.k if stride is None else tup(stride)
+
+    def forward(self, x):  # no padding: every window inside the (already padded) input
+        one = (1,) if self.rank == 1 else ()
+        x4 = np.asarray(x[:, :, None] if self.rank == 1 else x)
+        y = cref.pool2d(x4, one + self.k, one + self.s, (0, 0, 0, 0), self.mode)
+        return tensor(y[:, :, 0] if self.rank == 1 else y)
+
+
+class MaxPool1d(_PoolNd):
+    rank, mode = 1, "max"
+
+
+class MaxPool2d(_PoolNd):
+    rank, mode = 2, "max"
+
+
+class AvgPool1d(_PoolNd):
+    rank, mode = 1, "avg"
+
+
+class AvgPool2d(_PoolNd):
+    rank, mode = 2, "avg"
+
+
+class _BatchNorm(Module):
+    def __init__(self, c: int, eps: float = 1e-5, momentum: float = 0.1) -> None:
+        super().__init__()
+        self.eps = eps
+        for name in ("weight", "bias", "running_mean", "running_var"):
+            self._tensor(name, (c,))
+        self._tensor("num_batches_tracked", None)
+
+    def forward(self, x):
+        assert not self.training, "the stand-in has BatchNorm's inference form only"
+        shape = (1, -1) + (1,) * (x.ndim - 2)  # per channel, axis 1
+        return ((x - self.running_mean.reshape(shape)) / np.sqrt(self.running_var.reshape(shape) + self.eps)
+                * self.weight.reshape(shape) + self.bias.reshape(shape))
+
+
+class BatchNorm1d(_BatchNorm):
+    pass
+
+
+class BatchNorm2d(_BatchNorm):
+    pass
+
+
+class Flatten(Module):
+    def forward(self, x):
+        return x.reshape(x.shape[0], -1)
+
+
+def _elementwise(f):
+    class Act(Module):
+        def __init__(self, *args) -> None:
+            super().__init__()
+            self.args = args
+
+        def forward(self, x):
+            return tensor(f(np.asarray(x), *self.args))
+    return Act
+
+
+ReLU = _elementwise(lambda x: np.maximum(x, 0.0))
+Tanh = _elementwise(np.tanh)
+ELU = _elementwise(lambda x, a=1.0: np.where(x > 0, x, a * np.expm1(np.minimum(x, 0.0))))
+SiLU = _elementwise(lambda x: x / (1.0 + np.exp(-x)))
+GELU = _elementwise(lambda x: 0.5 * x * (1.0 + np.vectorize(math.erf)(x / math.sqrt(2.0))))
+
+
+def pad(x, pads, value=0.0):
+    """F.pad: (before, after) pairs, the last axis first."""
+    widths = [(0, 0)] * x.ndim
+    for i in range(0, len(pads), 2):
+        widths[x.ndim - 1 - i // 2] = (pads[i], pads[i + 1])
+    return tensor(np.pad(np.asarray(x), widths, constant_values=value))
+
+
+def install() -> types.ModuleType:
+    torch = types.ModuleType("torch")
+    nn = types.ModuleType("torch.nn")
+    for name in ("Module", "Sequential", "Linear", "Conv1d", "Conv2d", "MaxPool1d", "MaxPool2d", "AvgPool1d",
+                 "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Flatten", "ReLU", "Tanh", "ELU", "SiLU", "GELU"):
+        setattr(nn, name, globals()[name])
+    nn.functional = types.SimpleNamespace(pad=pad)
+    torch.nn = nn
+    torch.ones_like = lambda x: tensor(np.ones(x.shape))
+    return torch
