@@ -78,7 +78,7 @@ def filters(model: Any, layer: LayerArg = 0, max_filters: int = 64, ncols: int =
     if rgb or channels == 1 or conv.rank == 1:
         rows, cols = _tiles(n, cols)
         scale = float(np.max(np.abs(w[..., :n]))) or 1.0
-        image = None
+        image: Any = None
         for f in range(n):
             ax = fig.add_subplot(rows, cols, f + 1)
             k = w[..., f]  # [kh, kw, channels]
