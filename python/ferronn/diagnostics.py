@@ -158,6 +158,40 @@ def layer_outputs(model: Any, X: Any, nested: bool = False, dtype: Any = np.floa
     return {r.name: r.output for r in _records(model, X, dtype) if nested or r.name.count(".") == 1}
 
 
+def _sample_shape(r: _Record) -> Optional[tuple[int, ...]]:
+    """The per-sample shape of a record's output when it is an image or a sequence
+    (the layer was built for an N-D input or gives an N-D output), else None."""
+    shape = r.layer._input_shape
+    if shape is None:
+        return None
+    try:
+        out = tuple(r.layer.output_shape(shape))
+    except ConfigError:  # a shape the layer cannot take: treated as flat
+        return None
+    return out if len(out) > 1 and math.prod(out) == r.output.shape[1] else None
+
+
+def _by_channel(values: np.ndarray, shape: tuple[int, ...], fmt: str) -> np.ndarray:
+    """``values`` ([N, prod(shape)], one row per sample) as [N * positions, channels]."""
+    x = values.reshape((values.shape[0], *shape))
+    if fmt == "channels_first":
+        x = np.moveaxis(x, 1, -1)
+    return x.reshape(-1, x.shape[-1])
+
+
+def _channel_records(model: Any, X: Any) -> Iterator[tuple[_Record, Optional[tuple[int, ...]], str]]:
+    """Each record with its N-D per-sample output shape (or None) and the data format
+    its channels follow: the layer's own, else the nearest earlier layer's (an
+    activation layer after a channels_first convolution is channels_first too)."""
+    fmt = "channels_last"
+    for r in _records(model, X):
+        own = getattr(r.layer, "data_format", None)
+        # Layers that keep the shape (activations, dropout) keep the layout; others (Dense on
+        # the last axis) give channels_last outputs.
+        fmt = own if own is not None else (fmt if r.layer.keeps_shape else "channels_last")
+        yield r, _sample_shape(r), fmt
+
+
 def dead_units(model: Any, X: Any) -> dict[str, float]:
     """The fraction of "dead" units in each layer with a ReLU-family activation.
 
@@ -166,11 +200,18 @@ def dead_units(model: Any, X: Any) -> dict[str, float]:
     its weights). Counted for Dense layers with a relu / leaky_relu / elu
     activation, activation layers of those kinds, PReLU, and the gate units of
     gated layers with such a gate (ReGLU); layers inside Residual blocks included.
+
+    On images and sequences (convolutions, and activation layers after them) a unit
+    is a channel: a filter is dead when its activation input is <= 0 at every
+    position of every sample, since it shares one set of weights across positions.
     """
     out: dict[str, float] = {}
-    for r in _records(model, X):
+    for r, shape, fmt in _channel_records(model, X):
         if r.kinked and r.pre is not None:  # the RELU_FAMILY
-            out[r.name] = float(np.mean(np.all(r.pre <= 0, axis=0)))
+            pre = r.pre
+            if shape is not None and pre.shape == r.output.shape:
+                pre = _by_channel(pre, shape, fmt)
+            out[r.name] = float(np.mean(np.all(pre <= 0, axis=0)))
     return out
 
 
@@ -181,17 +222,26 @@ def activation_stats(model: Any, X: Any) -> dict[str, dict[str, Any]]:
     activations (a gated layer's sigmoid/tanh gate included) the fraction of
     activation outputs in the flat tails, ``|tanh| > 0.97`` or ``sigmoid < 0.03``
     / ``> 0.97`` (see ``TANH_SATURATION``, ``SIGMOID_SATURATION``); None for
-    other layers. Saturated units pass almost no gradient."""
+    other layers. Saturated units pass almost no gradient.
+
+    ``shape`` is the per-sample output shape (``(26, 26, 32)`` after a convolution,
+    ``(width,)`` otherwise); for images and sequences ``channel_mean`` and
+    ``channel_std`` give each channel's statistics over samples and positions
+    (None for flat outputs)."""
     stats: dict[str, dict[str, Any]] = {}
-    for r in _records(model, X):
+    for r, shape, fmt in _channel_records(model, X):
         saturated: Optional[float] = None
         if r.act == "tanh" and r.post is not None:
             saturated = float(np.mean(np.abs(r.post) > TANH_SATURATION))
         elif r.act == "sigmoid" and r.post is not None:
             s = SIGMOID_SATURATION
             saturated = float(np.mean((r.post < 1.0 - s) | (r.post > s)))
+        per_channel = None if shape is None else _by_channel(r.output, shape, fmt)
         stats[r.name] = {"layer": type(r.layer).__name__, "activation": r.act, "mean": float(np.mean(r.output)),
-                         "std": float(np.std(r.output)), "saturated": saturated}
+                         "std": float(np.std(r.output)), "saturated": saturated,
+                         "shape": shape if shape is not None else (int(r.output.shape[1]),),
+                         "channel_mean": None if per_channel is None else per_channel.mean(axis=0),
+                         "channel_std": None if per_channel is None else per_channel.std(axis=0)}
     return stats
 
 

@@ -1,5 +1,6 @@
 """Figures for looking at training: learning curves, decision boundaries, activations,
-gradient flow, dead units, confusion matrices and image grids.
+gradient flow, dead units, confusion matrices, image grids, and a convolution's
+filters and feature maps.
 
 >>> fig = fn.plot.learning_curves(history)                 # one panel per metric, train vs validation
 >>> fig = fn.plot.decision_boundary(model, X, y)           # 2-D inputs: the regions the model predicts
@@ -33,10 +34,11 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from . import _validate, functional as _functional, metrics as _metrics, names as _names
 from .errors import ConfigError, EmptyInputError, ShapeError, UnknownNameError
+from ._plot_conv import feature_maps, filters  # noqa: F401  (convolutional models' figures)
 
 __all__ = [
     "learning_curves", "decision_boundary", "decision_boundary_grid", "activation_gallery", "gradient_flow",
-    "dead_units_over_time", "confusion_matrix", "image_grid", "save",
+    "dead_units_over_time", "confusion_matrix", "image_grid", "filters", "feature_maps", "save",
 ]
 
 #: Colours of the classes (matplotlib's "tab10"), cycled past ten classes.

@@ -33,7 +33,7 @@ needs_fashion = pytest.mark.skipif(not FASHION_DIR.is_dir(), reason="needs the D
 
 # ------------------------------------------------------------------ "The Sequential model"
 
-def test_sequential_model_guide():
+def test_sequential_model_guide(capsys):
     # A Sequential model with three named Dense layers, called on a batch of ones.
     model = keras.Sequential([
         layers.Dense(2, activation="relu", name="layer1"),
@@ -93,9 +93,24 @@ def test_sequential_model_guide():
     model.add(layers.Dense(2, activation="relu", input_shape=(4,)))
     assert model.built and model.count_params() == 10
 
-    # Convolutions and the Functional API have no ferronn counterpart yet.
-    with pytest.raises(fn.NotSupportedError, match="Conv2D"):
-        layers.Conv2D(32, 5, strides=2, activation="relu")
+    # The guide's debugging workflow: stack convolutions and pooling, watch the shapes.
+    model = keras.Sequential()
+    model.add(keras.Input(shape=(250, 250, 3)))
+    model.add(layers.Conv2D(32, 5, strides=2, activation="relu"))
+    model.add(layers.Conv2D(32, 3, activation="relu"))
+    model.add(layers.MaxPooling2D(3))
+    model.add(layers.Conv2D(32, 3, activation="relu"))
+    model.add(layers.Conv2D(32, 3, activation="relu"))
+    model.add(layers.MaxPooling2D(2))
+    model.add(layers.GlobalMaxPooling2D())
+    model.add(layers.Dense(10))
+    model.summary()
+    shown = capsys.readouterr().out
+    for shape in ("(None, 123, 123, 32)", "(None, 121, 121, 32)", "(None, 40, 40, 32)", "(None, 36, 36, 32)",
+                  "(None, 18, 18, 32)", "(None, 32)", "(None, 10)"):
+        assert shape in shown
+
+    # The Functional API has no ferronn counterpart.
     with pytest.raises(fn.NotSupportedError, match="keras.Model"):
         keras.Model(inputs=None, outputs=None)
 

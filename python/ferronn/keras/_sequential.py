@@ -49,7 +49,13 @@ def _keras_split(x: Any, y: Any, sample_weight: Any, fraction: Any) -> tuple[Any
 
 
 class Sequential(_Sequential):
-    """Keras' ``Sequential(layers=None, trainable=True, name=None)`` over ferronn's model."""
+    """Keras' ``Sequential(layers=None, trainable=True, name=None)`` over ferronn's model.
+
+    The input shape comes from a first ``keras.Input(shape=...)`` or a first layer's
+    ``input_shape=``. Unlike Keras, ``model.input_shape`` is the per-sample shape
+    (``(28, 28, 1)``, not ``(None, 28, 28, 1)``): it is the attribute ferronn's own
+    model, files and exports read, so the Keras meaning is left out rather than risk
+    the two disagreeing."""
 
     _auto_verbose = 1
     _whole_float_labels = True
@@ -62,6 +68,9 @@ class Sequential(_Sequential):
         input_dim = kwargs.pop("input_dim", None)
         if items and isinstance(items[0], _InputPlaceholder):
             input_dim = _input_dim(items.pop(0))
+        first_shape = getattr(items[0], "_keras_input_shape", None) if items else None
+        if first_shape is not None and kwargs.get("input_shape") is None:
+            kwargs["input_shape"] = first_shape  # Conv2D(..., input_shape=(28, 28, 1)) first, as Keras
         if kwargs.get("seed") is None:
             from .utils import next_model_seed
             kwargs["seed"] = next_model_seed()  # after keras.utils.set_random_seed, reproducible
@@ -77,7 +86,11 @@ class Sequential(_Sequential):
             self.input_dim = _input_dim(layer)
             return
         if not self.layers and self.input_dim is None:
-            self.input_dim = getattr(layer, "input_dim", None)  # Dense(..., input_shape=(n,)) first
+            shape = getattr(layer, "_keras_input_shape", None)  # Conv2D(..., input_shape=(28, 28, 1)) first
+            if shape is not None:
+                self.input_shape, self.input_dim = shape, math.prod(shape)
+            else:
+                self.input_dim = getattr(layer, "input_dim", None)  # Dense(..., input_shape=(n,)) first
         super().add(layer)
 
     def pop(self) -> Layer:

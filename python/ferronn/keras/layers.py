@@ -10,7 +10,8 @@ takes ``1 - momentum``), ``epsilon`` defaults to 1e-3, ``PReLU``'s slopes start 
 Layers ferronn has that Keras has not (``GLU``, ``SwiGLU``, ``GeGLU``, ``ReGLU``,
 ``Gated``, ``Residual``, ``GELU``, ``SiLU``, ...) are here under ferronn's names.
 A Keras layer or argument without a ferronn counterpart raises ``NotSupportedError``
-naming it. The convolutional and recurrent layers come with ferronn's own.
+naming it. The convolution, pooling and reshaping layers are ferronn's own under
+Keras' names (``ferronn.keras._conv``).
 """
 
 from __future__ import annotations
@@ -24,12 +25,21 @@ from ..layers import (  # noqa: F401  (ferronn's layers that Keras names the sam
 )
 from ._common import check_default, layer_kwargs, missing_attr, unsupported
 
+_conv_names = [
+    "Conv1D", "Conv2D", "Convolution1D", "Convolution2D", "MaxPooling1D", "MaxPooling2D", "MaxPool1D",
+    "MaxPool2D", "AveragePooling1D", "AveragePooling2D", "AvgPool1D", "AvgPool2D", "GlobalMaxPooling1D",
+    "GlobalMaxPooling2D", "GlobalMaxPool1D", "GlobalMaxPool2D", "GlobalAveragePooling1D",
+    "GlobalAveragePooling2D", "GlobalAvgPool1D", "GlobalAvgPool2D", "Flatten", "Reshape",
+]
+
 __all__ = [
     "Layer", "Dense", "Dropout", "Activation", "ReLU", "LeakyReLU", "ELU", "PReLU", "Softmax",
     "BatchNormalization", "LayerNormalization", "RMSNormalization", "Identity", "InputLayer",
     # ferronn's layers without a Keras class of their own
     "GELU", "SiLU", "Swish", "Sigmoid", "Tanh", "Softplus", "LogSoftmax", "Gated", "GLU", "SwiGLU", "GeGLU",
     "ReGLU", "Residual", "LayerNorm", "RMSNorm",
+    # convolution, pooling, reshaping (ferronn.keras._conv)
+    *_conv_names,
 ]
 
 
@@ -191,11 +201,12 @@ def InputLayer(shape: Any = None, batch_size: Any = None, **kwargs: Any) -> Any:
 
 # Keras layers that ferronn does not have (yet): asking for one says so.
 _MISSING = {
-    **{n: "ferronn's convolutional layers come with the N-D shape work; until then use Dense layers on "
-          "flattened images" for n in ("Conv1D", "Conv2D", "Conv3D", "Conv2DTranspose", "SeparableConv2D",
-                                      "DepthwiseConv2D", "MaxPooling1D", "MaxPooling2D", "AveragePooling2D",
-                                      "GlobalMaxPooling2D", "GlobalAveragePooling2D", "GlobalAveragePooling1D",
-                                      "Flatten", "Reshape", "ZeroPadding2D", "UpSampling2D")},
+    **{n: "ferronn has Conv1D and Conv2D (Conv2D(groups=channels) is a depthwise convolution)"
+       for n in ("Conv3D", "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose", "SeparableConv1D",
+                 "SeparableConv2D", "DepthwiseConv1D", "DepthwiseConv2D")},
+    **{n: "ferronn has 1-D and 2-D pooling, Flatten and Reshape" for n in (
+        "MaxPooling3D", "AveragePooling3D", "GlobalMaxPooling3D", "GlobalAveragePooling3D", "ZeroPadding1D",
+        "ZeroPadding2D", "UpSampling1D", "UpSampling2D", "Cropping1D", "Cropping2D", "Permute", "RepeatVector")},
     **{n: "ferronn's recurrent layers are not there yet" for n in ("LSTM", "GRU", "SimpleRNN", "Bidirectional",
                                                                   "TimeDistributed", "RNN")},
     **{n: "ferronn models are Sequential stacks" for n in ("Add", "Concatenate", "Multiply", "Average",
@@ -211,3 +222,11 @@ _MISSING = {
 
 def __getattr__(name: str) -> Any:
     missing_attr("layers", name, _MISSING)
+
+
+from ._conv import (  # noqa: E402,F401  (after _KerasLayer, which they extend)
+    AveragePooling1D, AveragePooling2D, AvgPool1D, AvgPool2D, Conv1D, Conv2D, Convolution1D, Convolution2D,
+    Flatten, GlobalAveragePooling1D, GlobalAveragePooling2D, GlobalAvgPool1D, GlobalAvgPool2D,
+    GlobalMaxPool1D, GlobalMaxPool2D, GlobalMaxPooling1D, GlobalMaxPooling2D, MaxPool1D, MaxPool2D,
+    MaxPooling1D, MaxPooling2D, Reshape,
+)
