@@ -17,9 +17,10 @@ from ._compiled_metrics import MetricSpec, _metric_name, _metric_value, _resolve
 from ._files import atomic_write
 from .callbacks import Callback, CallbackList, History
 from .epochs import EpochDriver
-from .errors import ConfigError, ModelFileError, NotFittedError, ShapeError
+from .errors import ConfigError, ModelFileError, NotFittedError
 from . import summary as _summary
 from . import _keras_methods as _km
+from ._model_data import ShapedData
 
 __all__ = ["Sequential", "load"]
 
@@ -40,7 +41,7 @@ def _new_seed() -> int:
     return int(np.random.SeedSequence().entropy) & (2**63 - 1)
 
 
-class Sequential(_km.KerasMethods):
+class Sequential(_km.KerasMethods, ShapedData):
     """A feed-forward network: layers applied in order.
 
     >>> model = Sequential([Dense(64, activation="relu"), Dense(10)])
@@ -164,15 +165,6 @@ class Sequential(_km.KerasMethods):
 
     # -- building ---------------------------------------------------------
 
-    def _output_shapes(self, input_shape: tuple[int, ...]) -> list[tuple[int, ...]]:
-        """Each layer's output shape for ``input_shape``, recording the shapes the
-        layers are built for (convolutions write them into their specs)."""
-        shapes, shape = [], tuple(input_shape)
-        for layer in self.layers:
-            shape = layer._built_for(shape)
-            shapes.append(shape)
-        return shapes
-
     def _spec(self, input_shape: tuple[int, ...], seed: int) -> dict[str, Any]:
         assert self.optimizer is not None and self.loss is not None
         self._output_shapes(input_shape)
@@ -227,52 +219,7 @@ class Sequential(_km.KerasMethods):
             raise NotFittedError(f"{what} needs a built model: call compile() and fit() first (or give input_dim)")
         return self._net
 
-    # -- data -------------------------------------------------------------
-
-    def _targets(self, y: Any, name: str = "y", input_shape: Optional[tuple[int, ...]] = None) -> np.ndarray:
-        if _names.loss_task(self.loss) == "labels":
-            return _km.class_targets(y, name, self._whole_float_labels)
-        shape = input_shape if input_shape is not None else self.input_shape
-        if shape is not None and len(shape) > 1:
-            out_dim = math.prod(self._output_shapes(shape)[-1])
-            if np.ndim(y) > 2:  # targets shaped like N-D outputs: one flat row per sample
-                y = np.reshape(_validate.numeric_array(y, name), (np.shape(y)[0], -1))
-        else:
-            out_dim = self.layers[-1].output_dim(0)
-        return _validate.targets(y, out_dim, name)
-
-    def _features(self, x: Any, name: str = "X") -> np.ndarray:
-        """``x`` as the 2-D float32 rows the core takes: N-D samples are checked against
-        the model's input shape (``ShapeError`` naming it) and flattened (a view when
-        ``x`` is C-contiguous float32 already)."""
-        arr = x if isinstance(x, np.ndarray) else _validate.numeric_array(x, name)
-        expected = self.input_shape
-        if arr.ndim > 2 or (expected is not None and len(expected) > 1):
-            if arr.ndim < 2:
-                raise ShapeError(f"{name} must have a batch axis, got shape {arr.shape}")
-            if expected is not None and len(expected) == 1:
-                raise ShapeError(f"{name} must be 2-D (samples, features), got {arr.ndim}-D with shape {arr.shape}; "
-                                 f"the model expects per-sample shape {tuple(expected)}")
-            if expected is not None and tuple(arr.shape[1:]) != tuple(expected):
-                raise ShapeError(f"{name} has per-sample shape {tuple(arr.shape[1:])}, but the model expects "
-                                 f"{tuple(expected)} (X of shape (N, {', '.join(map(str, expected))}))")
-            arr = arr.reshape(arr.shape[0], -1) if arr.shape[0] else arr.reshape(0, math.prod(arr.shape[1:]))
-        return _validate.features(arr, name)
-
-    def _shape_of(self, x: Any) -> tuple[int, ...]:
-        """The per-sample shape of ``x`` (for a first fit that builds the model)."""
-        return tuple(int(d) for d in np.shape(x)[1:])
-
-    def _outputs(self, out: np.ndarray) -> np.ndarray:
-        """Core outputs reshaped to the model's per-sample output shape when it is N-D."""
-        shape = self._output_shapes(self.input_shape)[-1] if self.input_shape is not None else ()
-        return out.reshape(out.shape[0], *shape) if len(shape) > 1 else out
-
-    def _xy(self, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
-        xa = self._features(x)
-        ya = self._targets(y, input_shape=self.input_shape or self._shape_of(x))
-        _validate.same_length(xa, ya)
-        return xa, ya
+    # -- data (the N-D handling lives in ferronn._model_data.ShapedData) ----------
 
     def _logs_from_stats(self, stats: Any, x: Optional[np.ndarray] = None,
                          y: Optional[np.ndarray] = None) -> dict[str, float]:
