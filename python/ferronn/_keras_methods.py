@@ -268,7 +268,7 @@ class KerasMethods:
                 per_class = _training.class_weights(self, class_weight, ya, n_classes)  # type: ignore[arg-type]
                 w = per_class if w is None else w * per_class
             if not self.built:  # type: ignore[attr-defined]
-                shape = self.input_shape or self._shape_of(x)  # type: ignore[attr-defined]
+                shape = self._sample_shape or self._shape_of(x)  # type: ignore[attr-defined]
                 net, seed = self._new_net(shape, None)  # type: ignore[attr-defined]
                 net.check(xa, ya, sample_weight=w)
                 self._install(net, seed)  # type: ignore[attr-defined]
@@ -286,7 +286,7 @@ class KerasMethods:
         Keras' ``get_config``: ``{"name", "layers": [{"class_name", "config"}], "input_dim",
         "input_shape"}`` (the per-sample shape, once known).
         ``from_config`` rebuilds an equivalent, uncompiled model."""
-        shape = self.input_shape  # type: ignore[attr-defined]
+        shape = self._sample_shape  # type: ignore[attr-defined]
         return {"name": getattr(self, "name", None), "input_dim": self.input_dim,  # type: ignore[attr-defined]
                 "input_shape": None if shape is None else list(shape),
                 "layers": [{"class_name": type(layer).__name__, "config": layer.get_config()}

@@ -18,11 +18,11 @@ __all__ = ["ShapedData"]
 
 class ShapedData:
     """Mixin of ``Sequential``: the data side of its per-sample shapes. It reads the
-    model's ``layers``, ``loss``, ``input_shape`` and ``_whole_float_labels``."""
+    model's ``layers``, ``loss``, ``_sample_shape`` and ``_whole_float_labels``."""
 
     layers: list[Any]
     loss: Optional[str]
-    input_shape: Optional[tuple[int, ...]]
+    _sample_shape: Optional[tuple[int, ...]]
     _whole_float_labels: bool
 
     def _output_shapes(self, input_shape: tuple[int, ...]) -> list[tuple[int, ...]]:
@@ -37,7 +37,7 @@ class ShapedData:
     def _targets(self, y: Any, name: str = "y", input_shape: Optional[tuple[int, ...]] = None) -> np.ndarray:
         if _names.loss_task(self.loss) == "labels":
             return _km.class_targets(y, name, self._whole_float_labels)
-        shape = input_shape if input_shape is not None else self.input_shape
+        shape = input_shape if input_shape is not None else self._sample_shape
         if shape is not None and len(shape) > 1:
             out_dim = math.prod(self._output_shapes(shape)[-1])
             if np.ndim(y) > 2:  # targets shaped like N-D outputs: one flat row per sample
@@ -51,7 +51,7 @@ class ShapedData:
         the model's input shape (``ShapeError`` naming it) and flattened (a view when
         ``x`` is C-contiguous float32 already)."""
         arr = x if isinstance(x, np.ndarray) else _validate.numeric_array(x, name)
-        expected = self.input_shape
+        expected = self._sample_shape
         if arr.ndim > 2 or (expected is not None and len(expected) > 1):
             if arr.ndim < 2:
                 raise ShapeError(f"{name} must have a batch axis, got shape {arr.shape}")
@@ -70,11 +70,11 @@ class ShapedData:
 
     def _outputs(self, out: np.ndarray) -> np.ndarray:
         """Core outputs reshaped to the model's per-sample output shape when it is N-D."""
-        shape = self._output_shapes(self.input_shape)[-1] if self.input_shape is not None else ()
+        shape = self._output_shapes(self._sample_shape)[-1] if self._sample_shape is not None else ()
         return out.reshape(out.shape[0], *shape) if len(shape) > 1 else out
 
     def _xy(self, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
         xa = self._features(x)
-        ya = self._targets(y, input_shape=self.input_shape or self._shape_of(x))
+        ya = self._targets(y, input_shape=self._sample_shape or self._shape_of(x))
         _validate.same_length(xa, ya)
         return xa, ya

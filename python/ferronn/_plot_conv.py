@@ -110,7 +110,7 @@ def filters(model: Any, layer: LayerArg = 0, max_filters: int = 64, ncols: int =
 def _one_sample(model: Any, image: Any) -> np.ndarray:
     """``image`` (one sample of the model's input shape, or a batch of one) as a batch of one."""
     x = _validate.numeric_array(image, "image", "a real numeric array")
-    expected = tuple(model.input_shape or ())
+    expected = tuple(model._sample_shape or ())
     if x.shape == expected:
         return x[None]
     if x.shape == (1, *expected):

@@ -59,8 +59,19 @@ class Sequential(_km.KerasMethods, ShapedData):
     """
 
     #: The per-sample input shape ((28, 28, 1), or (width,)), once known; also read by
-    #: models pickled before it existed.
-    input_shape: Optional[tuple[int, ...]] = None
+    #: models pickled before it existed. Public as ``input_shape`` (``ferronn.keras``'s
+    #: Sequential gives that name Keras' meaning, with the batch axis).
+    _sample_shape: Optional[tuple[int, ...]] = None
+
+    @property
+    def input_shape(self) -> Optional[tuple[int, ...]]:
+        """The per-sample input shape, once known (``(28, 28, 1)``, or ``(width,)``)."""
+        return self._sample_shape
+
+    @property
+    def output_shape(self) -> Optional[tuple[int, ...]]:
+        """The per-sample output shape, once the input shape is known."""
+        return None if self._sample_shape is None else self._output_shapes(self._sample_shape)[-1]
 
     def __init__(self, layers: Sequence[Any] = (), input_dim: Optional[int] = None,
                  seed: Optional[int] = None, input_shape: Optional[Sequence[int]] = None) -> None:
@@ -72,16 +83,16 @@ class Sequential(_km.KerasMethods, ShapedData):
         for layer in self.layers:
             if not isinstance(layer, _layers.Layer):
                 raise ConfigError(f"Sequential takes layer objects such as fn.Dense(10), got {layer!r}")
-        self.input_shape = None
+        self._sample_shape = None
         if input_shape is not None:
-            self.input_shape = _layers.Input(input_shape).shape  # checked: positive integers
-            if input_dim is not None and math.prod(self.input_shape) != input_dim:
-                raise ConfigError(f"input_dim={input_dim} differs from input_shape={self.input_shape}")
-            input_dim = math.prod(self.input_shape)
+            self._sample_shape = _layers.Input(input_shape).shape  # checked: positive integers
+            if input_dim is not None and math.prod(self._sample_shape) != input_dim:
+                raise ConfigError(f"input_dim={input_dim} differs from input_shape={self._sample_shape}")
+            input_dim = math.prod(self._sample_shape)
         first = getattr(self.layers[0], "input_dim", None) if self.layers else None
         self.input_dim = input_dim if input_dim is not None else first
-        if self.input_shape is None and self.input_dim is not None:
-            self.input_shape = (int(self.input_dim),)
+        if self._sample_shape is None and self.input_dim is not None:
+            self._sample_shape = (int(self.input_dim),)
         self.seed = seed
         self.optimizer: Optional[_optim.Optimizer] = None
         self.loss: Optional[str] = None
@@ -112,7 +123,7 @@ class Sequential(_km.KerasMethods, ShapedData):
         if isinstance(layer, _layers.Input):
             if self.layers:
                 raise ConfigError(f"{layer!r} must come before the first layer")
-            self.input_shape, self.input_dim = layer.shape, math.prod(layer.shape)
+            self._sample_shape, self.input_dim = layer.shape, math.prod(layer.shape)
             return
         if not isinstance(layer, _layers.Layer):
             raise ConfigError(f"Sequential takes layer objects such as fn.Dense(10), got {layer!r}")
@@ -160,8 +171,8 @@ class Sequential(_km.KerasMethods, ShapedData):
         self.metrics = resolved
         self._fused_output, self._accuracy_key, self._from_logits = fused, accuracy_key, from_logits
         self._net = None
-        if self.input_shape is not None:
-            self.build(self.input_shape)
+        if self._sample_shape is not None:
+            self.build(self._sample_shape)
 
     # -- building ---------------------------------------------------------
 
@@ -188,8 +199,8 @@ class Sequential(_km.KerasMethods, ShapedData):
 
     def _install(self, net: Any, seed: int) -> None:
         self._net, self.input_dim, self.seed = net, int(net.input_dim), seed
-        self.input_shape = _net_input_shape(net)
-        self._output_shapes(self.input_shape)
+        self._sample_shape = _net_input_shape(net)
+        self._output_shapes(self._sample_shape)
         self._epochs_trained = 0
         self._bind_layers()
 
@@ -258,8 +269,8 @@ class Sequential(_km.KerasMethods, ShapedData):
         return logs
 
     def _n_outputs(self, input_dim: int) -> int:
-        if self.input_shape is not None and len(self.input_shape) > 1:
-            return math.prod(self._output_shapes(self.input_shape)[-1])
+        if self._sample_shape is not None and len(self._sample_shape) > 1:
+            return math.prod(self._output_shapes(self._sample_shape)[-1])
         d = int(input_dim)
         for layer in self.layers:
             d = layer.output_dim(d)
@@ -336,7 +347,7 @@ class Sequential(_km.KerasMethods, ShapedData):
         # Build into a local first and check all data before anything changes:
         # a rejected fit leaves the model exactly as it was (even unbuilt).
         # The first fit fixes the input shape (set when the network is installed).
-        shape = self.input_shape if self.input_shape is not None else self._shape_of(x)
+        shape = self._sample_shape if self._sample_shape is not None else self._shape_of(x)
         net, net_seed = (self._net, self.seed) if self._net is not None else self._new_net(shape, seed)
         net.check(xa, ya, sample_weight=weights)
         if validation is not None:
@@ -399,7 +410,7 @@ class Sequential(_km.KerasMethods, ShapedData):
         returned is then NaN or inf)."""
         net = self._require_built("train_step")
         fast = (type(x) is np.ndarray and x.ndim == 2 and x.dtype == np.float32 and x.flags.c_contiguous
-                and (self.input_shape is None or len(self.input_shape) == 1))
+                and (self._sample_shape is None or len(self._sample_shape) == 1))
         xa = x if fast else self._features(x)
         w = None if sample_weight is None else _training.sample_weights(sample_weight, len(xa))
         stats = net.train_step(xa, self._targets(y), sample_weight=w)
@@ -557,7 +568,7 @@ class Sequential(_km.KerasMethods, ShapedData):
         model._target_1d, model._epochs_trained = meta.target_1d, meta.epochs_trained
         model.optimizer._bind_model(model)
         model._net = net
-        model._output_shapes(model.input_shape or (int(net.input_dim),))
+        model._output_shapes(model._sample_shape or (int(net.input_dim),))
         model._bind_layers()
         return model
 

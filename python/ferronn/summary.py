@@ -42,7 +42,7 @@ def _rows(named: list, shape: tuple[int, ...], counts: dict, depth: int, out: li
 def table(model: Any, net: Any) -> str:
     counts = _counts(net)
     rows: list[tuple[str, str, int]] = []
-    shape = model.input_shape or (int(net.input_dim),)
+    shape = model._sample_shape or (int(net.input_dim),)
     _rows([(f"layers.{i}", layer) for i, layer in enumerate(model.layers)], tuple(shape), counts, 0, rows)
     header = ("Layer (type)", "Output Shape", "Param #")
     w0 = max(len(header[0]), *(len(r[0]) for r in rows)) + 2

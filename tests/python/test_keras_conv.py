@@ -81,7 +81,7 @@ def test_input_shape_from_input_or_first_layer(how):
         model.add(layers.Conv1D(5, 3, padding="causal", input_shape=(12, 3)))
         model.add(layers.GlobalMaxPooling1D())
         model.add(layers.Dense(2))
-    assert model.input_shape == (12, 3)  # per sample (ferronn's meaning; Keras' has a leading None)
+    assert model.input_shape == (None, 12, 3) and model.output_shape == (None, 2)  # Keras: batch axis first
     assert model.built  # as Keras: a known input shape builds the model
     assert model.predict(np.zeros((4, 12, 3), np.float32), verbose=0).shape == (4, 2)
     with pytest.raises(fn.ShapeError, match=r"\(12, 3\)"):

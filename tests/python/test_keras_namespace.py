@@ -98,7 +98,7 @@ def test_keras_sequential_predict_returns_the_outputs_and_accepts_float_labels(c
     with pytest.raises(fn.DTypeError, match="whole numbers"):
         model.fit(X, Y + 0.5, verbose=0)
     # An N-D Input declares the per-sample shape (images, sequences).
-    assert keras.Sequential([keras.Input(shape=(4, 4))]).input_shape == (4, 4)
+    assert keras.Sequential([keras.Input(shape=(4, 4))]).input_shape == (None, 4, 4)
 
 
 def test_keras_sequential_list_behaviour():

@@ -111,3 +111,9 @@ def test_residual_on_images_must_keep_the_shape():
     with pytest.raises(fn.ConfigError, match="must keep that shape"):
         model.compile(loss="mse")
     assert not model.built
+
+
+def test_input_and_output_shape_are_per_sample_on_ferronn_models():
+    model = fn.Sequential([fn.Conv2D(4, 3), fn.Flatten(), fn.Dense(3)], input_shape=(6, 6, 2))
+    assert model.input_shape == (6, 6, 2) and model.output_shape == (3,)
+    assert fn.Sequential([fn.Dense(3)]).output_shape is None  # not known before the input shape

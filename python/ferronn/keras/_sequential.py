@@ -52,10 +52,9 @@ class Sequential(_Sequential):
     """Keras' ``Sequential(layers=None, trainable=True, name=None)`` over ferronn's model.
 
     The input shape comes from a first ``keras.Input(shape=...)`` or a first layer's
-    ``input_shape=``. Unlike Keras, ``model.input_shape`` is the per-sample shape
-    (``(28, 28, 1)``, not ``(None, 28, 28, 1)``): it is the attribute ferronn's own
-    model, files and exports read, so the Keras meaning is left out rather than risk
-    the two disagreeing."""
+    ``input_shape=``. As in Keras, ``model.input_shape`` and ``model.output_shape``
+    include the batch axis (``(None, 28, 28, 1)``); ``ferronn.Sequential``'s are per
+    sample."""
 
     _auto_verbose = 1
     _whole_float_labels = True
@@ -88,7 +87,7 @@ class Sequential(_Sequential):
         if not self.layers and self.input_dim is None:
             shape = getattr(layer, "_keras_input_shape", None)  # Conv2D(..., input_shape=(28, 28, 1)) first
             if shape is not None:
-                self.input_shape, self.input_dim = shape, math.prod(shape)
+                self._sample_shape, self.input_dim = shape, math.prod(shape)
             else:
                 self.input_dim = getattr(layer, "input_dim", None)  # Dense(..., input_shape=(n,)) first
         super().add(layer)
@@ -120,7 +119,7 @@ class Sequential(_Sequential):
         implies) that a later ``compile`` replaces, keeping the weights."""
         if self._net is not None:
             return
-        shape: Any = self.input_shape if self.input_shape is not None and len(self.input_shape) > 1 else None
+        shape: Any = self._sample_shape if self._sample_shape is not None and len(self._sample_shape) > 1 else None
         width = shape if shape is not None else (self.input_dim if width is None else width)
         if width is None:
             return  # _require_built says what is missing
@@ -130,6 +129,16 @@ class Sequential(_Sequential):
             _Sequential.compile(self, optimizer=_rmsprop(), loss=loss)
             self._provisional = True
         self.build(width if shape is not None else int(width))
+
+    @property
+    def input_shape(self) -> Optional[tuple[Any, ...]]:  # type: ignore[override]
+        """The input shape as Keras gives it, with the batch axis first (``(None, 28, 28, 1)``), once known."""
+        return None if self._sample_shape is None else (None, *self._sample_shape)
+
+    @property
+    def output_shape(self) -> Optional[tuple[Any, ...]]:  # type: ignore[override]
+        """The output shape as Keras gives it, with the batch axis first (``(None, 10)``), once the input shape is known."""
+        return None if self._sample_shape is None else (None, *self._output_shapes(self._sample_shape)[-1])
 
     @property
     def built(self) -> bool:
