@@ -11,7 +11,8 @@ Layers ferronn has that Keras has not (``GLU``, ``SwiGLU``, ``GeGLU``, ``ReGLU``
 ``Gated``, ``Residual``, ``GELU``, ``SiLU``, ...) are here under ferronn's names.
 A Keras layer or argument without a ferronn counterpart raises ``NotSupportedError``
 naming it. The convolution, pooling and reshaping layers are ferronn's own under
-Keras' names (``ferronn.keras._conv``).
+Keras' names (``ferronn.keras._conv``), and so are the recurrent layers and
+``Embedding`` (``ferronn.keras._recurrent``).
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ __all__ = [
     "ReGLU", "Residual", "LayerNorm", "RMSNorm",
     # convolution, pooling, reshaping (ferronn.keras._conv)
     *_conv_names,
+    # recurrent layers and Embedding (ferronn.keras._recurrent)
+    "SimpleRNN", "LSTM", "GRU", "Embedding",
 ]
 
 
@@ -207,10 +210,10 @@ _MISSING = {
     **{n: "ferronn has 1-D and 2-D pooling, Flatten and Reshape" for n in (
         "MaxPooling3D", "AveragePooling3D", "GlobalMaxPooling3D", "GlobalAveragePooling3D", "ZeroPadding1D",
         "ZeroPadding2D", "UpSampling1D", "UpSampling2D", "Cropping1D", "Cropping2D", "Permute", "RepeatVector")},
-    **{n: "ferronn's recurrent layers are not there yet" for n in ("LSTM", "GRU", "SimpleRNN", "Bidirectional",
-                                                                  "TimeDistributed", "RNN")},
+    **{n: "ferronn has SimpleRNN, LSTM and GRU; no wrappers or custom cells yet"
+       for n in ("Bidirectional", "TimeDistributed", "RNN", "ConvLSTM1D", "ConvLSTM2D")},
     **{n: "ferronn models are Sequential stacks" for n in ("Add", "Concatenate", "Multiply", "Average",
-                                                            "Lambda", "Embedding", "MultiHeadAttention")},
+                                                            "Lambda", "MultiHeadAttention")},
     **{n: "ferronn has no preprocessing layers; prepare the arrays with numpy"
        for n in ("Rescaling", "Normalization", "RandomFlip", "RandomRotation", "RandomZoom", "Resizing",
                  "CenterCrop", "TextVectorization", "StringLookup", "IntegerLookup", "CategoryEncoding")},
@@ -230,3 +233,4 @@ from ._conv import (  # noqa: E402,F401  (after _KerasLayer, which they extend)
     GlobalMaxPool1D, GlobalMaxPool2D, GlobalMaxPooling1D, GlobalMaxPooling2D, MaxPool1D, MaxPool2D,
     MaxPooling1D, MaxPooling2D, Reshape,
 )
+from ._recurrent import Embedding, GRU, LSTM, SimpleRNN  # noqa: E402,F401  (after _KerasLayer)
