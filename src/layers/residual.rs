@@ -81,6 +81,10 @@ impl Residual {
         let out_dim = block.out_dim();
         let projection = match projection {
             Some(p) => {
+                // Only flat kinds: nothing nested escapes the network's layer limit.
+                ensure_config(p.iter().all(|s| matches!(s, LayerSpec::Conv(_) | LayerSpec::BatchNorm(_))), || {
+                    "Residual's projection may hold only conv and batch_norm layers".into()
+                })?;
                 let chain = Chain::build(p, in_dim, alloc)?;
                 let got = chain.out_dim();
                 ensure_config(got == out_dim, || format!("Residual's projection gives {got} values per sample, but its block gives {out_dim}"))?;
@@ -203,5 +207,34 @@ impl LayerKind for Residual {
 fn add_into(dst: &mut Matrix, src: &Matrix) {
     for (d, s) in dst.as_mut_slice().iter_mut().zip(src.as_slice()) {
         *d += s;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Error;
+
+    fn specs(json: &str) -> Vec<LayerSpec> {
+        serde_json::from_str(json).unwrap()
+    }
+
+    /// A stated projection is built as a chain beside the block: its tensors are
+    /// named `projection.{i}.…` (buffers too); a width that differs from the
+    /// block's, or a nested kind in it, is a ConfigError.
+    #[test]
+    fn stated_projection_builds_and_is_checked() {
+        let block = specs(r#"[{"type":"conv","input":[4,4,2],"filters":3,"kernel":[3,3],"strides":[2,2],"pads":[1,1,1,1],"dilation":[1,1]}]"#);
+        let conv = r#"{"type":"conv","input":[4,4,2],"filters":3,"kernel":[1,1],"strides":[2,2],"pads":[0,0,0,0],"dilation":[1,1],"use_bias":false}"#;
+        let proj = specs(&format!(r#"[{conv},{{"type":"batch_norm","in_features":3}}]"#));
+        let mut alloc = Alloc::default();
+        let layer = Residual::with_projection(32, &block, Some(&proj), &mut alloc).unwrap();
+        let names: Vec<String> = layer.params().into_iter().chain(layer.buffers()).map(|p| p.name).collect();
+        assert_eq!(names, ["block.0.weight", "block.0.bias", "projection.0.weight", "projection.1.gamma", "projection.1.beta", "projection.1.running_mean", "projection.1.running_var"]);
+        assert_eq!(layer.out_dim(), 12);
+        let wide = specs(r#"[{"type":"conv","input":[4,4,2],"filters":4,"kernel":[1,1],"strides":[2,2],"pads":[0,0,0,0],"dilation":[1,1]}]"#);
+        assert!(matches!(Residual::with_projection(32, &block, Some(&wide), &mut Alloc::default()), Err(Error::Config(_))));
+        let nested = specs(&format!(r#"[{{"type":"residual","layers":[{conv}]}}]"#));
+        assert!(matches!(Residual::with_projection(32, &block, Some(&nested), &mut Alloc::default()), Err(Error::Config(_))));
     }
 }
