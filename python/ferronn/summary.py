@@ -31,8 +31,13 @@ def _rows(named: list, shape: tuple[int, ...], counts: dict, depth: int, out: li
         out.append((label, _shape_text(out_shape), trainable + buffers))
         subs = layer.named_sublayers(p)
         if subs:
-            _rows(subs, shape, counts, depth + 1, out)
-            if out_shape != shape:
+            # A Residual's projection layers run on the block's input, beside the block.
+            skip = [(n, sub) for n, sub in subs if n.startswith(p + ".projection.")]
+            _rows([s for s in subs if s not in skip], shape, counts, depth + 1, out)
+            if skip:
+                out.append(("  " * (depth + 1) + "projection", _shape_text(out_shape), sum(_sum(counts, p + ".projection"))))
+                _rows(skip, shape, counts, depth + 2, out)
+            elif out_shape != shape:
                 proj = _sum(counts, p + ".projection")
                 out.append(("  " * (depth + 1) + "projection (Dense)", _shape_text(out_shape), sum(proj)))
         shape = out_shape

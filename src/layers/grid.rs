@@ -25,6 +25,13 @@ pub enum DataFormat {
     ChannelsFirst,
 }
 
+impl DataFormat {
+    /// Whether this is the default, channels_last (specs leave the default out).
+    pub fn is_channels_last(&self) -> bool {
+        *self == DataFormat::ChannelsLast
+    }
+}
+
 /// One sample's grid: `h × w` positions (`h = 1` for sequences) of `c` channels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Grid {

@@ -1,11 +1,14 @@
-//! Parametric ReLU: a leaky ReLU whose negative slope is learned.
+//! Parametric ReLU: a leaky ReLU whose negative slope is learned: one slope
+//! per unit, one shared by all, or one per channel of images and sequences
+//! (Keras' `shared_axes` over the positions, PyTorch's `nn.PReLU(C)`).
 
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::kind::{check_backward, Alloc, BuildLayer, Ctx, LayerKind, ParamInfo};
-use crate::error::{ensure_config, ensure_shape, Result};
+use crate::error::{ensure_config, ensure_shape, try_vec, Result};
+use crate::layers::grid::DataFormat;
 use crate::kernels::reduce::col_sums;
 use crate::kernels::{parallel_for, PAR_CHUNK};
 use crate::tensor::{MatRef, Matrix};
@@ -19,6 +22,12 @@ pub struct PReluSpec {
     /// The starting slope.
     #[serde(default = "quarter")]
     pub init: f32,
+    /// One slope per channel of N-D samples with this many channels (on the
+    /// axis `data_format` says), shared across the positions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channels: Option<usize>,
+    #[serde(default, skip_serializing_if = "DataFormat::is_channels_last")]
+    pub data_format: DataFormat,
 }
 
 fn quarter() -> f32 {
@@ -29,7 +38,10 @@ impl BuildLayer for PReluSpec {
     type Layer = PRelu;
 
     fn build(&self, in_dim: usize, alloc: &mut Alloc) -> Result<PRelu> {
-        PRelu::new(in_dim, self.shared, self.init, alloc)
+        match self.channels {
+            Some(c) if !self.shared => PRelu::per_channel(in_dim, c, self.data_format, self.init, alloc),
+            _ => PRelu::new(in_dim, self.shared, self.init, alloc),
+        }
     }
 }
 
@@ -40,6 +52,12 @@ impl BuildLayer for PReluSpec {
 pub struct PRelu {
     dim: usize,
     shared: bool,
+    /// Per-channel slopes: `(channels, positions per channel, channels first)`.
+    channels: Option<(usize, usize, bool)>,
+    /// Per-channel mode: each column's slope, refreshed by every forward pass,
+    /// and each column's `dalpha` before the per-channel fold.
+    column_alpha: Vec<f32>,
+    column_grad: Vec<f32>,
     init: f32,
     a_off: usize,
     y: Matrix,
@@ -56,20 +74,66 @@ impl PRelu {
         ensure_config(dim > 0, || "PReLU input width must be at least 1, got 0".into())?;
         ensure_config(init.is_finite(), || format!("PReLU initial slope must be a finite number, got {init}"))?;
         let a_off = alloc.params(if shared { 1 } else { dim }, "PReLU alpha")?;
-        Ok(Self { dim, shared, init, a_off, y: Matrix::zeros(0, dim), partial: Matrix::zeros(0, dim) })
+        Ok(Self { dim, shared, channels: None, column_alpha: Vec::new(), column_grad: Vec::new(), init, a_off, y: Matrix::zeros(0, dim), partial: Matrix::zeros(0, dim) })
+    }
+
+    /// One slope per channel of samples of `dim` values, `channels` of them
+    /// (innermost for channels_last, outermost for channels_first).
+    ///
+    /// # Errors
+    /// `Error::Config` when `channels` is zero or does not divide `dim`, or
+    /// `init` is not finite.
+    pub fn per_channel(dim: usize, channels: usize, format: DataFormat, init: f32, alloc: &mut Alloc) -> Result<Self> {
+        ensure_config(channels > 0 && dim % channels == 0, || format!("PReLU per channel: {channels} channels do not divide the input width {dim}"))?;
+        ensure_config(dim > 0, || "PReLU input width must be at least 1, got 0".into())?;
+        ensure_config(init.is_finite(), || format!("PReLU initial slope must be a finite number, got {init}"))?;
+        let a_off = alloc.params(channels, "PReLU alpha")?;
+        let first = format == DataFormat::ChannelsFirst;
+        Ok(Self {
+            dim,
+            shared: false,
+            channels: Some((channels, dim / channels, first)),
+            column_alpha: try_vec(dim, 0.0, "PReLU workspaces")?,
+            column_grad: try_vec(dim, 0.0, "PReLU workspaces")?,
+            init,
+            a_off,
+            y: Matrix::zeros(0, dim),
+            partial: Matrix::zeros(0, dim),
+        })
     }
 
     fn n_alpha(&self) -> usize {
-        if self.shared {
-            1
-        } else {
-            self.dim
+        match self.channels {
+            Some((c, _, _)) => c,
+            None if self.shared => 1,
+            None => self.dim,
         }
+    }
+
+    /// The slopes per column: the parameters themselves, or (per channel) each
+    /// column's channel's slope, written into `column_alpha`.
+    fn slopes<'a>(&'a mut self, params: &'a [f32]) -> &'a [f32] {
+        let alpha = &params[self.a_off..self.a_off + self.n_alpha()];
+        let Some((_, positions, first)) = self.channels else { return alpha };
+        for (j, a) in self.column_alpha.iter_mut().enumerate() {
+            *a = alpha[channel_of(j, alpha.len(), positions, first)];
+        }
+        &self.column_alpha
     }
 
     /// Whole rows per block, about `PAR_CHUNK` values (fixed, not per thread).
     fn chunk_rows(&self) -> usize {
         (PAR_CHUNK / self.dim).max(1)
+    }
+}
+
+/// The channel of column `j` in a sample of `channels · positions` values.
+#[inline]
+fn channel_of(j: usize, channels: usize, positions: usize, first: bool) -> usize {
+    if first {
+        j / positions
+    } else {
+        j % channels
     }
 }
 
@@ -121,17 +185,19 @@ impl LayerKind for PRelu {
 
     fn forward(&mut self, x: MatRef<'_>, params: &[f32], _buffers: &[f32], _ctx: &Ctx) -> Result<()> {
         ensure_shape(x.cols == self.dim, || format!("PReLU layer expects inputs with {} features, got {}", self.dim, x.cols))?;
-        let alpha = &params[self.a_off..self.a_off + self.n_alpha()];
         self.y.resize_rows(x.rows)?;
         let (dim, chunk) = (self.dim, self.chunk_rows() * self.dim);
+        let mut y = std::mem::take(&mut self.y);
+        let alpha = self.slopes(params);
         if parallel_for(x.data.len()) {
             x.data
                 .par_chunks(chunk)
-                .zip(self.y.as_mut_slice().par_chunks_mut(chunk))
+                .zip(y.as_mut_slice().par_chunks_mut(chunk))
                 .for_each(|(xc, yc)| forward_rows(xc, alpha, dim, yc));
         } else {
-            forward_rows(x.data, alpha, dim, self.y.as_mut_slice());
+            forward_rows(x.data, alpha, dim, y.as_mut_slice());
         }
+        self.y = y;
         Ok(())
     }
 
@@ -142,23 +208,32 @@ impl LayerKind for PRelu {
     fn backward(&mut self, x: MatRef<'_>, params: &[f32], grads: &mut [f32], dy: &mut Matrix, dx: Option<&mut Matrix>) -> Result<()> {
         let batch = self.y.rows();
         check_backward("PReLU", x, dy, batch, self.dim, self.dim)?;
-        let alpha = &params[self.a_off..self.a_off + self.n_alpha()];
         let (dim, rows) = (self.dim, self.chunk_rows());
         self.partial.resize_rows(batch.div_ceil(rows))?;
+        let mut partial = std::mem::take(&mut self.partial);
+        let alpha = self.slopes(params);
         // dy becomes dx in place (it is scratch by contract), sparing a buffer.
         if parallel_for(x.data.len()) {
             let chunks = x.data.par_chunks(rows * dim).zip(dy.as_mut_slice().par_chunks_mut(rows * dim));
             chunks
-                .zip(self.partial.as_mut_slice().par_chunks_mut(dim))
+                .zip(partial.as_mut_slice().par_chunks_mut(dim))
                 .for_each(|((xc, dc), p)| backward_rows(xc, alpha, dim, dc, p));
         } else {
             let chunks = x.data.chunks(rows * dim).zip(dy.as_mut_slice().chunks_mut(rows * dim));
-            for ((xc, dc), p) in chunks.zip(self.partial.as_mut_slice().chunks_mut(dim)) {
+            for ((xc, dc), p) in chunks.zip(partial.as_mut_slice().chunks_mut(dim)) {
                 backward_rows(xc, alpha, dim, dc, p);
             }
         }
+        self.partial = partial;
         let ga = &mut grads[self.a_off..self.a_off + self.n_alpha()];
-        if self.shared {
+        if let Some((channels, positions, first)) = self.channels {
+            // Per column first, then each column into its channel, in column order.
+            col_sums(self.partial.as_slice(), &mut self.column_grad);
+            ga.fill(0.0);
+            for (j, &g) in self.column_grad.iter().enumerate() {
+                ga[channel_of(j, channels, positions, first)] += g;
+            }
+        } else if self.shared {
             // Per-unit totals first, then their sum: a fixed order either way.
             let mut total = 0.0;
             for p in self.partial.as_slice().chunks_exact(dim) {
@@ -254,5 +329,54 @@ mod tests {
         };
         let one = run(1);
         assert_eq!(one, run(4));
+    }
+
+    /// Per channel: the slope of column `j` is its channel's (innermost for
+    /// channels_last, outermost for channels_first); gradients against finite
+    /// differences of an f64 reference, and the same on one thread or four.
+    #[test]
+    fn per_channel_slopes_and_gradients() {
+        let (c, positions, batch) = (3, 5, 4);
+        let dim = c * positions;
+        for format in [DataFormat::ChannelsLast, DataFormat::ChannelsFirst] {
+            let first = format == DataFormat::ChannelsFirst;
+            let mut alloc = Alloc::default();
+            let mut layer = PRelu::per_channel(dim, c, format, 0.25, &mut alloc).unwrap();
+            assert_eq!(layer.params()[0].shape, vec![c]);
+            let mut rng = rng_for(9, 0);
+            let params: Vec<f32> = (0..c).map(|_| rng.random_range(0.05..0.6)).collect();
+            let xv: Vec<f32> = (0..batch * dim)
+                .map(|_| {
+                    let m: f32 = rng.random_range(0.05..2.0);
+                    if rng.random::<bool>() { m } else { -m }
+                })
+                .collect();
+            let cw: Vec<f64> = (0..batch * dim).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let f = |x: &[f64], a: &[f64]| -> f64 {
+                x.iter().zip(&cw).enumerate().map(|(i, (&v, &w))| w * if v > 0.0 { v } else { a[if first { (i % dim) / positions } else { i % c }] * v }).sum()
+            };
+            let x = MatRef::new(batch, dim, &xv).unwrap();
+            let mut run = |threads: usize| {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                pool.install(|| {
+                    layer.forward(x, &params, &mut [], &Ctx::inference()).unwrap();
+                    let mut dy = Matrix::from_vec(batch, dim, cw.iter().map(|&v| v as f32).collect()).unwrap();
+                    let (mut grads, mut dx) = (vec![f32::NAN; params.len()], Matrix::default());
+                    layer.backward(x, &params, &mut grads, &mut dy, Some(&mut dx)).unwrap();
+                    (layer.output().data.to_vec(), grads, dx)
+                })
+            };
+            let (y, grads, dx) = run(1);
+            assert_eq!((y.clone(), grads.clone(), dx.clone()), run(4));
+            let (x64, a64): (Vec<f64>, Vec<f64>) = (xv.iter().map(|&v| v.into()).collect(), params.iter().map(|&v| v.into()).collect());
+            let got: f64 = y.iter().zip(&cw).map(|(&v, &w)| f64::from(v) * w).sum();
+            assert!((got - f(&x64, &a64)).abs() < 1e-5, "{format:?} forward");
+            let e_x = rel_err(dx.as_slice(), &numeric_grad(&x64, |xp| f(xp, &a64)));
+            let e_a = rel_err(&grads, &numeric_grad(&a64, |ap| f(&x64, ap)));
+            assert!(e_x <= 1e-3 && e_a <= 1e-3, "{format:?}: dx error {e_x}, dalpha error {e_a}");
+        }
+        let mut alloc = Alloc::default();
+        assert!(PRelu::per_channel(10, 3, DataFormat::ChannelsLast, 0.25, &mut alloc).is_err());
+        assert!(PRelu::per_channel(10, 0, DataFormat::ChannelsLast, 0.25, &mut alloc).is_err());
     }
 }

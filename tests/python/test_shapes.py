@@ -104,11 +104,16 @@ def test_nd_dense_exports_as_a_linear_on_the_last_axis(tmp_path):
     assert shapes == {"0.weight": (3, 5), "0.bias": (3,), "3.weight": (2, 12), "3.bias": (2,)}
 
 
-def test_residual_on_images_must_keep_the_shape():
+def test_residual_on_images_projects_or_refuses():
     keeps = fn.Residual([fn.Conv2D(3, 3, padding="same"), fn.ReLU()])
     assert keeps.output_shape((5, 5, 3)) == (5, 5, 3)
+    # More channels: a 1x1 convolution projects the skip path (tests/python/test_conv_blocks.py).
     model = fn.Sequential([fn.Residual([fn.Conv2D(4, 3, padding="same")])], input_shape=(5, 5, 3))
-    with pytest.raises(fn.ConfigError, match="must keep that shape"):
+    model.compile(loss="mse")
+    assert model.layers[0].get_params()["projection.0.weight"].shape == (1, 1, 3, 4)
+    # A block that grows the image has no strided 1x1 projection.
+    model = fn.Sequential([fn.Residual([fn.Conv2D(4, 3, padding=2)])], input_shape=(5, 5, 3))
+    with pytest.raises(fn.ConfigError, match="no projection"):
         model.compile(loss="mse")
     assert not model.built
 

@@ -13,7 +13,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from .. import _validate, names as _names
-from ..errors import ConfigError
+from ..errors import ConfigError, ExportError
 from ..names import ActivationInfo
 from . import elementwise as _elementwise
 from .._validate import finite_float
@@ -326,35 +326,103 @@ class PReLU(Layer):
 
     Each input feature has its own slope, or all share one when ``shared=True``;
     slopes start at ``init`` (default 0.25). The learned slopes are ``layer.alpha``.
+
+    On images and sequences, ``shared_axes`` (Keras' argument; sample axes count
+    from 1, the batch is axis 0) shares a slope across those axes. Sharing every
+    axis but the channels gives one slope per channel, PyTorch's
+    ``nn.PReLU(num_parameters=C)``: ``shared_axes=[1, 2]`` for channels_last images
+    ``(H, W, C)``, ``[2, 3]`` for channels_first ``(C, H, W)``, ``[1]`` or ``[2]``
+    for sequences; sharing every axis is ``shared=True``. ``alpha`` then has
+    shape ``[C]``.
     """
 
     keeps_shape = True  # one slope per value (Keras' default shared_axes=None), or one shared
 
     param_names = ("alpha",)
 
-    def __init__(self, shared: bool = False, init: float = 0.25) -> None:
+    def __init__(self, shared: bool = False, init: float = 0.25, shared_axes: Any = None) -> None:
         self.shared = _validate.boolean(shared, "PReLU shared")
         # Stored as `init`: the attribute `alpha` is the learned tensor (see Layer.__setattr__).
         self.init = finite_float(init, "PReLU init")
+        if shared_axes is not None:
+            axes = [shared_axes] if isinstance(shared_axes, (int, np.integer)) else shared_axes
+            if isinstance(axes, (str, bytes)) or not hasattr(axes, "__iter__"):
+                raise ConfigError(f"PReLU shared_axes must be a list of sample axes (>= 1), got {shared_axes!r}")
+            axes = list(axes)
+            if not axes or any(isinstance(a, bool) or not isinstance(a, (int, np.integer)) or a < 1 for a in axes):
+                raise ConfigError(f"PReLU shared_axes must be a non-empty list of sample axes (>= 1; the batch "
+                                  f"is axis 0), got {shared_axes!r}")
+            shared_axes = tuple(sorted({int(a) for a in axes}))
+        self.shared_axes: Optional[tuple[int, ...]] = shared_axes
+        self._spec_channels: Optional[tuple[int, str]] = None  # (channels, data_format) read from a spec
+
+    def _mode(self, shape: tuple[int, ...]) -> Optional[str]:
+        """None (one slope per value, or ``shared``), "all" (every axis shared), or
+        the data format whose channel axis keeps its own slopes; checked."""
+        if self.shared_axes is None:
+            if self._spec_channels is not None and len(shape) > 1:
+                return self._spec_channels[1]
+            return None
+        rank = len(shape)
+        axes, every = set(self.shared_axes), set(range(1, rank + 1))
+        if axes == every:
+            return "all"
+        if rank > 1 and axes == every - {rank}:
+            return "channels_last"
+        if rank > 1 and axes == every - {1}:
+            return "channels_first"
+        raise ConfigError(f"PReLU shared_axes={list(self.shared_axes)} on samples of shape {shape}: supported are "
+                          f"every axis but the channels ({sorted(every - {rank})} or {sorted(every - {1})}) or "
+                          f"every axis ({sorted(every)})")
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        shape = tuple(int(d) for d in input_shape)
+        self._mode(shape)
+        return shape
 
     def spec(self) -> dict[str, Any]:
-        return {"type": "prelu", "shared": self.shared, "init": self.init}
+        shape = self._input_shape or ()
+        mode = self._mode(shape) if shape else None
+        out: dict[str, Any] = {"type": "prelu", "shared": self.shared or mode == "all", "init": self.init}
+        if mode in ("channels_last", "channels_first"):
+            out["channels"] = shape[-1] if mode == "channels_last" else shape[0]
+            if mode == "channels_first":
+                out["data_format"] = mode
+        return out
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> "PReLU":
-        return cls(spec.get("shared", False), spec.get("init", 0.25))
+        layer = cls(spec.get("shared", False), spec.get("init", 0.25))
+        channels = spec.get("channels")
+        if channels is not None:
+            layer._spec_channels = (channels, str(spec.get("data_format", "channels_last")))
+        return layer
 
     def __repr__(self) -> str:
         args = ([] if not self.shared else ["shared=True"]) + ([] if self.init == 0.25 else [f"init={self.init!r}"])
+        args += [] if self.shared_axes is None else [f"shared_axes={list(self.shared_axes)!r}"]
         return f"PReLU({', '.join(args)})"
 
     def numpy_forward(self, h: np.ndarray, p: Any, ref: Any, where: str) -> NumpyStep:
-        post = np.where(h > 0, h, p["alpha"] * h)
+        alpha = p["alpha"]
+        mode = self._mode(self._input_shape) if self._input_shape else None
+        width = int(np.prod(h.shape[1:]))
+        if mode == "channels_last":
+            alpha = np.tile(alpha, width // len(alpha)).reshape(h.shape[1:])
+        elif mode == "channels_first":
+            alpha = np.repeat(alpha, width // len(alpha)).reshape(h.shape[1:])
+        post = np.where(h > 0, h, alpha * h)
         return NumpyStep(post, "prelu", h, post, kinked=True)
 
+    def _per_channel_unsupported(self, what: str, where: str) -> None:
+        if self._input_shape and self._mode(self._input_shape) in ("channels_last", "channels_first"):
+            raise ExportError(f"layer {where} (PReLU per channel) has no {what} form yet")
+
     def onnx_nodes(self, g: Any, x: str, where: str) -> str:
+        self._per_channel_unsupported("ONNX", where)
         return g.node("PRelu", [x, g.weight(f"{where}.alpha")], where)
 
     def torch_layout(self, layout: Any, d: int, f: str, t: str) -> TorchPart:
+        self._per_channel_unsupported("PyTorch-layout", f)
         return TorchPart([f"nn.PReLU({1 if self.shared else d}, init={self.init!r})"],
                          [TorchEntry(f"{t}.weight", f"{f}.alpha")])

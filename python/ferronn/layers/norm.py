@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from .. import _torch_modules as _tm
-from ..errors import ExportError
+from ..errors import ConfigError, ExportError
 from .._validate import finite_float
 from .base import Layer, NumpyStep, TorchEntry, TorchPart, register
 
@@ -42,39 +42,66 @@ class BatchNorm(Layer):
     On N-D inputs the statistics are per value of the last axis, over the batch and
     every other axis (Keras' default ``axis=-1``): per channel for channels_last
     images, as PyTorch's ``BatchNorm2d`` (and per feature of sequences ``(steps,
-    features)``). The running variance is unbiased over those N·positions values.
+    features)``). ``axis=1`` (Keras' axis counts the batch as 0) normalises per
+    value of the first axis instead: per channel of channels_first images
+    ``(C, H, W)``, PyTorch's ``BatchNorm2d`` on NCHW. The running variance is
+    unbiased over those N·positions values.
     """
 
     param_names = ("gamma", "beta", "running_mean", "running_var")
     keeps_shape = True
 
-    def __init__(self, momentum: float = 0.1, eps: float = 1e-5) -> None:
+    def __init__(self, momentum: float = 0.1, eps: float = 1e-5, axis: int = -1) -> None:
         self.momentum = finite_float(momentum, "BatchNorm momentum", low=0.0, high=1.0)
         self.eps = _eps(eps, "BatchNorm")
+        if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) or (axis != -1 and axis < 1):
+            raise ConfigError(f"BatchNorm axis must be -1 (the last axis) or a sample axis >= 1 (Keras counts "
+                              f"the batch as axis 0), got {axis!r}")
+        self.axis = int(axis)
 
     def _nd(self) -> bool:
         return self._input_shape is not None and len(self._input_shape) > 1
 
+    def _first(self) -> bool:
+        """Whether the normalised axis is a sample's first of several (channels_first)."""
+        return self._nd() and self.axis == 1
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        shape = tuple(int(d) for d in input_shape)
+        if self.axis not in (-1, 1, len(shape)):
+            raise ConfigError(f"BatchNorm axis={self.axis} on samples of shape {shape}: only the channel axis is "
+                              f"supported, axis=-1 (or {len(shape)}, the last) or axis=1 (the first)")
+        return shape
+
     def spec(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": "batch_norm", "momentum": self.momentum, "eps": self.eps}
         if self._nd():
-            out["in_features"] = self._input_shape[-1]  # type: ignore[index]
+            shape = self._input_shape
+            out["in_features"] = shape[0] if self._first() else shape[-1]  # type: ignore[index]
+            if self._first():
+                out["data_format"] = "channels_first"
         return out
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> "BatchNorm":
-        return cls(spec.get("momentum", 0.1), spec.get("eps", 1e-5))
+        return cls(spec.get("momentum", 0.1), spec.get("eps", 1e-5),
+                   axis=1 if spec.get("data_format") == "channels_first" else -1)
 
     def __repr__(self) -> str:
-        return f"BatchNorm({_args([('momentum', self.momentum, 0.1), ('eps', self.eps, 1e-5)])})"
+        return f"BatchNorm({_args([('momentum', self.momentum, 0.1), ('eps', self.eps, 1e-5), ('axis', self.axis, -1)])})"
 
     def numpy_forward(self, h: np.ndarray, p: Any, ref: Any, where: str) -> NumpyStep:
-        rows = h.reshape(-1, len(p["gamma"]))  # one row per position of N-D inputs
+        c = len(p["gamma"])
+        # One row per position of N-D inputs; channels_first samples [C, P] become [P, C] first.
+        rows = h.reshape(len(h), c, -1).transpose(0, 2, 1).reshape(-1, c) if self._first() else h.reshape(-1, c)
         if ref.training:
             mean, var = rows.mean(axis=0), rows.var(axis=0)  # the batch's (biased) statistics
         else:
             mean, var = p["running_mean"], p["running_var"]
-        return NumpyStep((p["gamma"] * (rows - mean) / np.sqrt(var + self.eps) + p["beta"]).reshape(h.shape))
+        y = p["gamma"] * (rows - mean) / np.sqrt(var + self.eps) + p["beta"]
+        if self._first():
+            y = y.reshape(len(h), -1, c).transpose(0, 2, 1)
+        return NumpyStep(y.reshape(h.shape))
 
     def _nd_torch_module(self, where: str) -> str:
         """The module for N-D inputs: BatchNorm1d/2d with the last axis moved to axis 1 and back."""
@@ -85,7 +112,13 @@ class BatchNorm(Layer):
         c = self._input_shape[-1]  # type: ignore[index]
         return f"LayoutBatchNorm{rank - 1}d({c}, eps={self.eps!r}, momentum={self.momentum!r}, channels_last=True)"
 
+    def _last_axis_only(self, what: str, where: str) -> None:
+        if self._first():
+            raise ExportError(f"layer {where} (BatchNorm(axis=1) on channels_first inputs of shape "
+                              f"{self._input_shape}) has no {what} form yet")
+
     def onnx_nodes(self, g: Any, x: str, where: str) -> str:
+        self._last_axis_only("ONNX", where)
         shape = self._input_shape
         nd = self._nd()
         if nd:  # statistics per value of the last axis: rows [N·positions, C] are ONNX's [N, C]
@@ -96,6 +129,7 @@ class BatchNorm(Layer):
         return g.reshape(y, (int(np.prod(shape)),), where) if nd else y  # type: ignore[arg-type]
 
     def torch_layout(self, layout: Any, d: int, f: str, t: str) -> TorchPart:
+        self._last_axis_only("PyTorch-layout", f)
         entries = [TorchEntry(f"{t}.weight", f"{f}.gamma"), TorchEntry(f"{t}.bias", f"{f}.beta"),
                    TorchEntry(f"{t}.running_mean", f"{f}.running_mean"),
                    TorchEntry(f"{t}.running_var", f"{f}.running_var"), TorchEntry(f"{t}.num_batches_tracked", None)]

@@ -6,11 +6,15 @@ from typing import Any, Iterable, Union
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ExportError
 from .._validate import finite_float
+from . import _grid
 from .base import Layer, NumpyStep, TorchEntry, TorchPart, from_spec as _layer_from_spec, register
 
 __all__ = ["Dropout", "Residual"]
+
+# Residual's skip paths for blocks that change the shape of images (see _make_projection).
+_PROJECTIONS = ("auto", "batchnorm")
 
 # The PyTorch module a Residual becomes.
 _TORCH_RESIDUAL = '''class Residual(nn.Module):
@@ -77,12 +81,18 @@ class Residual(Layer):
     When the block changes the width (its output has more or fewer features than
     its input), ``x`` cannot be added as it is: a learned projection
     ``x·P + p`` (a Dense layer without activation, tensors
-    ``projection.weight`` and ``projection.bias``) takes its place. The block's
+    ``projection.weight`` and ``projection.bias``) takes its place. On images and
+    sequences the skip path is a 1x1 convolution whose strides give the block's
+    output size (a ResNet basic block's "downsample"): with a bias for
+    ``projection="auto"``, or without one and followed by a per-channel BatchNorm
+    for ``projection="batchnorm"`` (PyTorch's ``BasicBlock``: ``conv1x1`` then
+    ``BatchNorm2d``); tensors ``projection.0.weight`` (``projection.0.bias``,
+    ``projection.1.gamma``, ...). The block's
     tensors are named ``block.0.weight``, ``block.1.bias``, ...; see
     ``get_params()``, or read them on the inner layers themselves.
     """
 
-    def __init__(self, layers: Union[Layer, Iterable[Layer]]) -> None:
+    def __init__(self, layers: Union[Layer, Iterable[Layer]], projection: str = "auto") -> None:
         if isinstance(layers, Layer):
             layers = [layers]
         elif isinstance(layers, (str, bytes, dict)) or not hasattr(layers, "__iter__"):
@@ -93,34 +103,82 @@ class Residual(Layer):
         for layer in self.layers:
             if not isinstance(layer, Layer):
                 raise ConfigError(f"Residual takes layer objects such as fn.Dense(32), got {layer!r}")
+        if projection not in _PROJECTIONS:
+            raise ConfigError(f"Residual projection must be one of {', '.join(map(repr, _PROJECTIONS))}, "
+                              f"got {projection!r}")
+        self.projection = projection
+        self._projection: list[Layer] = []  # the skip path's layers on images, made by _built_for
 
     def named_sublayers(self, prefix: str) -> list[tuple[str, Layer]]:
-        return [(f"{prefix}.block.{j}", layer) for j, layer in enumerate(self.layers)]
+        block = [(f"{prefix}.block.{j}", layer) for j, layer in enumerate(self.layers)]
+        return block + [(f"{prefix}.projection.{j}", layer) for j, layer in enumerate(self._projection)]
 
     def spec(self) -> dict[str, Any]:
-        return {"type": "residual", "layers": [layer.spec() for layer in self.layers]}
+        out: dict[str, Any] = {"type": "residual", "layers": [layer.spec() for layer in self.layers]}
+        if self._projection:
+            out["projection"] = [layer.spec() for layer in self._projection]
+        return out
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> "Residual":
-        specs = spec.get("layers")
+        specs, proj = spec.get("layers"), spec.get("projection", [])
         if not isinstance(specs, list):
             raise ConfigError(f"residual layer spec needs a list of layers, got {specs!r}")
-        return cls([_layer_from_spec(s) for s in specs])
+        if not isinstance(proj, list) or len(proj) > 2:
+            raise ConfigError(f"residual layer spec's projection must be a list of at most 2 layers, got {proj!r}")
+        layer = cls([_layer_from_spec(s) for s in specs], projection="batchnorm" if len(proj) == 2 else "auto")
+        layer._projection = [_layer_from_spec(s) for s in proj]
+        return layer
 
     def output_dim(self, input_dim: int) -> int:
         for layer in self.layers:
             input_dim = layer.output_dim(input_dim)
         return input_dim
 
+    def _block_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        for layer in self.layers:
+            shape = layer.output_shape(shape)
+        return shape
+
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         shape = tuple(int(d) for d in input_shape)
-        out = shape
-        for layer in self.layers:
-            out = layer.output_shape(out)
-        if len(shape) > 1 and out != shape:
-            raise ConfigError(f"Residual on inputs of shape {shape}: its block must keep that shape, got {out} "
-                              "(a projection for images is not supported yet)")
-        return out if len(shape) > 1 else (self.output_dim(shape[0]),)
+        out = self._block_shape(shape)
+        if len(shape) > 1:
+            if out != shape:
+                self._make_projection(shape, out)  # checks that one exists
+            return out
+        if self.projection != "auto":
+            raise ConfigError(f"Residual projection={self.projection!r} is for images and sequences; on flat "
+                              "inputs a block that changes the width gets a linear projection (projection='auto')")
+        return (self.output_dim(shape[0]),)
+
+    def _make_projection(self, shape: tuple[int, ...], out: tuple[int, ...]) -> list[Layer]:
+        """The skip path for a block taking ``shape`` to ``out``: a 1x1 convolution
+        with the stride that gives ``out``'s sizes and channels (PyTorch's and
+        Keras' ResNet "downsample"), then a BatchNorm for projection="batchnorm"."""
+        from .conv import Conv1D, Conv2D
+        from .norm import BatchNorm
+
+        fmt = next((str(getattr(layer, "data_format")) for layer in self.layers if hasattr(layer, "data_format")),
+                   "channels_last")
+        rank = len(shape) - 1
+        sizes, _ = _grid.split(shape, rank, fmt, "Residual")
+        want, channels = (out[1:], out[0]) if fmt == "channels_first" else (out[:-1], out[-1])
+        strides = []
+        for n, m in zip(sizes, want if len(out) == len(shape) else ()):
+            # A 1x1 window with stride s over n cells gives (n - 1) // s + 1 outputs.
+            s = next((s for s in range(1, n + 1) if (n - 1) // s + 1 == m), None)
+            if s is None:
+                break
+            strides.append(s)
+        if len(out) != len(shape) or len(strides) != rank:
+            raise ConfigError(f"Residual on inputs of shape {shape}: its block gives {out}, which no 1x1 strided "
+                              "convolution of the input gives, so there is no projection for the skip path")
+        batchnorm = self.projection == "batchnorm"
+        conv = (Conv1D if rank == 1 else Conv2D)(channels, 1, strides=tuple(strides), data_format=fmt,
+                                                 use_bias=not batchnorm)
+        layers: list[Layer] = [conv] + ([BatchNorm(axis=1 if fmt == "channels_first" else -1)] if batchnorm else [])
+        return layers
 
     def _built_for(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         out = self.output_shape(input_shape)  # checks first, then records
@@ -128,26 +186,42 @@ class Residual(Layer):
         shape = self._input_shape
         for layer in self.layers:
             shape = layer._built_for(shape)
+        nd = len(self._input_shape) > 1
+        self._projection = self._make_projection(self._input_shape, out) if nd and out != self._input_shape else []
+        proj_shape = self._input_shape
+        for layer in self._projection:
+            proj_shape = layer._built_for(proj_shape)
         return out
 
     def __repr__(self) -> str:
-        return f"Residual([{', '.join(repr(layer) for layer in self.layers)}])"
+        extra = "" if self.projection == "auto" else f", projection={self.projection!r}"
+        return f"Residual([{', '.join(repr(layer) for layer in self.layers)}]{extra})"
 
     # The block runs through the tool's own walker; the skip path is x, or the
     # projection x·P + p when the core made one (the block changes the width).
 
     def numpy_forward(self, h: np.ndarray, p: Any, ref: Any, where: str) -> NumpyStep:
         inner = ref.run(self.layers, h, f"{where}.block")
-        skip = h @ p["projection.weight"] + p["projection.bias"] if "projection.weight" in p else h
+        if self._projection:
+            skip = ref.run(self._projection, h, f"{where}.projection")
+        else:
+            skip = h @ p["projection.weight"] + p["projection.bias"] if "projection.weight" in p else h
         return NumpyStep(skip + inner)
 
+    def _no_conv_projection(self, what: str, where: str) -> None:
+        if self._projection:
+            raise ExportError(f"layer {where} ({type(self).__name__} with a convolution projection) has no {what} "
+                              "form yet")
+
     def onnx_nodes(self, g: Any, x: str, where: str) -> str:
+        self._no_conv_projection("ONNX", where)
         out = g.layers(self.layers, x, f"{where}.block")
         proj = f"{where}.projection"
         skip = g.gemm(x, proj, proj) if g.has(f"{proj}.weight") else x
         return g.node("Add", [skip, out], where)
 
     def torch_layout(self, layout: Any, d: int, f: str, t: str) -> TorchPart:
+        self._no_conv_projection("PyTorch-layout", f)
         inner = layout.walk(self.layers, d, f"{f}.block", f"{t}.block")
         entries, projection = list(inner.entries), ""
         if layout.has(f"{f}.projection.weight"):

@@ -11,7 +11,11 @@
 //!
 //! On N-D inputs the statistics are per value of the last axis (Keras'
 //! `axis=-1`; for channels_last images, per channel as PyTorch's BatchNorm2d):
-//! a sample `[P·C]` is `P` rows of `C`, so the batch is `[N·P, C]` rows.
+//! a sample `[P·C]` is `P` rows of `C`, so the batch is `[N·P, C]` rows. With
+//! `data_format: "channels_first"` (Keras' `axis=1`, PyTorch's BatchNorm2d on
+//! NCHW) a sample is `[C, P]`: it is transposed to `[P, C]` rows on the way in
+//! and back on the way out (and the gradients likewise), so both layouts share
+//! one set of kernels and the statistics are summed in the same fixed order.
 
 use multiversion::multiversion;
 use rand_chacha::ChaCha8Rng;
@@ -21,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use super::{block_rows, check_backward, check_config, check_input, eps_norm, grad_sums, store};
 use crate::error::{ensure_config, try_vec, Error, Result};
 use crate::kernels::parallel_for;
+use crate::layers::grid::{transpose_samples, DataFormat};
 use crate::layers::kind::{Alloc, BuildLayer, Ctx, LayerKind, ParamInfo};
 use crate::tensor::{MatRef, Matrix};
 
@@ -34,7 +39,11 @@ pub struct BatchNormSpec {
     /// The size of the last axis of N-D inputs, normalised per value of it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_features: Option<usize>,
+    /// Where the normalised axis is in N-D samples: last (the default) or first.
+    #[serde(default, skip_serializing_if = "DataFormat::is_channels_last")]
+    pub data_format: DataFormat,
 }
+
 
 fn bn_momentum() -> f32 {
     0.1
@@ -47,11 +56,13 @@ impl BuildLayer for BatchNormSpec {
         let Some(features) = self.in_features else {
             return BatchNorm::new(in_dim, self.momentum, self.eps, alloc);
         };
+        let axis = if self.data_format.is_channels_last() { "last" } else { "first" };
         ensure_config(features > 0 && in_dim % features == 0, || {
-            format!("BatchNorm over the last axis of size {features}: its input width {in_dim} is not a whole number of such rows")
+            format!("BatchNorm over the {axis} axis of size {features}: its input width {in_dim} is not a whole number of such rows")
         })?;
         let mut layer = BatchNorm::new(features, self.momentum, self.eps, alloc)?;
         layer.positions = in_dim / features;
+        layer.channels_first = !self.data_format.is_channels_last() && layer.positions > 1;
         Ok(layer)
     }
 }
@@ -67,6 +78,14 @@ pub struct BatchNorm {
     positions: usize,
     /// Samples in the last forward pass.
     samples: usize,
+    /// Samples are `[dim, positions]` (transposed to rows through `cf_in`/`cf_out`).
+    channels_first: bool,
+    /// Channels_first only: a sample-wise transposed input (or output gradient)
+    /// in `[N·P, dim]` rows, and the output back in `[N, dim·P]`.
+    cf_in: Matrix,
+    cf_out: Matrix,
+    /// Channels_first only: the input gradient in `[N·P, dim]` rows.
+    cf_dx: Matrix,
     momentum: f32,
     eps: f32,
     gamma_off: usize,
@@ -103,6 +122,10 @@ impl BatchNorm {
             dim,
             positions: 1,
             samples: 0,
+            channels_first: false,
+            cf_in: Matrix::default(),
+            cf_out: Matrix::default(),
+            cf_dx: Matrix::default(),
             momentum,
             eps,
             gamma_off,
@@ -231,8 +254,56 @@ impl LayerKind for BatchNorm {
     fn forward(&mut self, x: MatRef<'_>, params: &[f32], buffers: &[f32], ctx: &Ctx) -> Result<()> {
         check_input("BatchNorm", x, self.dim * self.positions)?;
         self.samples = x.rows;
-        let x = MatRef { rows: x.rows * self.positions, cols: self.dim, data: x.data };
         self.size_workspaces()?;
+        if self.channels_first {
+            let mut rows = std::mem::take(&mut self.cf_in);
+            let done = rows.reshape_for(x.rows, x.cols).and_then(|()| {
+                transpose_samples(x.data, self.dim, self.positions, rows.as_mut_slice());
+                self.forward_rows(MatRef { rows: x.rows * self.positions, cols: self.dim, data: rows.as_slice() }, params, buffers, ctx)
+            });
+            self.cf_in = rows;
+            done?;
+            self.cf_out.reshape_for(x.rows, x.cols)?;
+            transpose_samples(self.y.as_slice(), self.positions, self.dim, self.cf_out.as_mut_slice());
+            return Ok(());
+        }
+        self.forward_rows(MatRef { rows: x.rows * self.positions, cols: self.dim, data: x.data }, params, buffers, ctx)
+    }
+
+    fn output(&self) -> MatRef<'_> {
+        let y = if self.channels_first { &self.cf_out } else { &self.y };
+        MatRef { rows: self.samples, cols: self.dim * self.positions, data: &y.as_slice()[..self.samples * self.dim * self.positions] }
+    }
+
+    /// With `k = gamma·scale`: training mode `dx = k·(dy - mean(dy) - xhat·mean(dy·xhat))`
+    /// (column means), which is `inv_std/N·(N·dxhat - Σdxhat - xhat·Σdxhat·xhat)`
+    /// for `dxhat = gamma·dy`; inference mode `dx = k·dy`.
+    fn backward(&mut self, x: MatRef<'_>, params: &[f32], grads: &mut [f32], dy: &mut Matrix, dx: Option<&mut Matrix>) -> Result<()> {
+        check_backward("BatchNorm", x, dy, self.samples, self.dim * self.positions)?;
+        self.size_workspaces()?;
+        if !self.channels_first {
+            return self.backward_rows(dy.as_slice(), params, grads, dx);
+        }
+        let (mut dy_rows, mut dx_rows) = (std::mem::take(&mut self.cf_in), std::mem::take(&mut self.cf_dx));
+        let done = (|| {
+            dy_rows.reshape_for(dy.rows(), dy.cols())?;
+            transpose_samples(dy.as_slice(), self.dim, self.positions, dy_rows.as_mut_slice());
+            let want = dx.is_some();
+            self.backward_rows(dy_rows.as_slice(), params, grads, if want { Some(&mut dx_rows) } else { None })?;
+            if let Some(dx) = dx {
+                dx.reshape_for(dy.rows(), dy.cols())?;
+                transpose_samples(dx_rows.as_slice(), self.positions, self.dim, dx.as_mut_slice());
+            }
+            Ok(())
+        })();
+        (self.cf_in, self.cf_dx) = (dy_rows, dx_rows);
+        done
+    }
+}
+
+impl BatchNorm {
+    /// The forward pass on `[N·P, dim]` rows (the channels_last layout).
+    fn forward_rows(&mut self, x: MatRef<'_>, params: &[f32], buffers: &[f32], ctx: &Ctx) -> Result<()> {
         let (dim, rows, eps) = (self.dim, x.rows, f64::from(self.eps));
         if ctx.training {
             if rows == 0 {
@@ -270,18 +341,10 @@ impl LayerKind for BatchNorm {
         Ok(())
     }
 
-    fn output(&self) -> MatRef<'_> {
-        MatRef { rows: self.samples, cols: self.dim * self.positions, data: self.y.as_slice() }
-    }
-
-    /// With `k = gamma·scale`: training mode `dx = k·(dy - mean(dy) - xhat·mean(dy·xhat))`
-    /// (column means), which is `inv_std/N·(N·dxhat - Σdxhat - xhat·Σdxhat·xhat)`
-    /// for `dxhat = gamma·dy`; inference mode `dx = k·dy`.
-    fn backward(&mut self, x: MatRef<'_>, params: &[f32], grads: &mut [f32], dy: &mut Matrix, dx: Option<&mut Matrix>) -> Result<()> {
+    /// The backward pass from `[N·P, dim]` rows of `dy`; `dx` in the same layout.
+    fn backward_rows(&mut self, dy: &[f32], params: &[f32], grads: &mut [f32], dx: Option<&mut Matrix>) -> Result<()> {
         let (rows, dim) = (self.xhat.rows(), self.dim);
-        check_backward("BatchNorm", x, dy, self.samples, dim * self.positions)?;
-        self.size_workspaces()?;
-        grad_sums(dy.as_slice(), self.xhat.as_slice(), &mut self.acc);
+        grad_sums(dy, self.xhat.as_slice(), &mut self.acc);
         let (sum_dy_xhat, sum_dy) = self.acc.split_at(dim);
         store(&mut grads[self.gamma_off..self.gamma_off + dim], sum_dy_xhat);
         store(&mut grads[self.beta_off..self.beta_off + dim], sum_dy);
@@ -297,15 +360,14 @@ impl LayerKind for BatchNorm {
             (a[j], b[j]) = (sa as f32, sb as f32);
         }
         let coef = &self.coef[..];
-        if parallel_for(dy.as_slice().len()) {
+        if parallel_for(dy.len()) {
             let n = block_rows(dim) * dim;
-            dy.as_slice()
-                .par_chunks(n)
+            dy.par_chunks(n)
                 .zip(self.xhat.as_slice().par_chunks(n))
                 .zip(dx.as_mut_slice().par_chunks_mut(n))
                 .for_each(|((dc, hc), xc)| backward_rows(dc, hc, coef, xc));
         } else {
-            backward_rows(dy.as_slice(), self.xhat.as_slice(), coef, dx.as_mut_slice());
+            backward_rows(dy, self.xhat.as_slice(), coef, dx.as_mut_slice());
         }
         Ok(())
     }
@@ -460,7 +522,7 @@ mod tests {
     #[test]
     fn last_axis_equals_the_plain_layer_on_rows() {
         let (mut plain, params, buffers, rows) = setup(3, 20, 0.5);
-        let spec = BatchNormSpec { momentum: 0.1, eps: 1e-5, in_features: Some(3) };
+        let spec = BatchNormSpec { momentum: 0.1, eps: 1e-5, in_features: Some(3), data_format: DataFormat::ChannelsLast };
         let mut nd = spec.build(12, &mut Alloc::default()).unwrap();
         assert_eq!(nd.out_dim(), 12);
         assert!(matches!(spec.build(13, &mut Alloc::default()), Err(Error::Config(_))));
@@ -471,6 +533,34 @@ mod tests {
             let b = run_in_pool(&mut nd, 1, &samples, &params, &buffers, &ctx);
             assert_eq!(a, b);
             assert_eq!(nd.output().cols, 12);
+        }
+    }
+
+    /// Channels_first (`[C, P]` samples): exactly the channels_last layer on the
+    /// sample-wise transposed inputs, outputs and gradients transposed back, and
+    /// bit-identical on one thread or four.
+    #[test]
+    fn channels_first_is_the_transposed_last_axis() {
+        let (c, p, n) = (3, 7, 40);
+        let spec = |data_format| BatchNormSpec { momentum: 0.1, eps: 1e-5, in_features: Some(c), data_format };
+        let mut last = spec(DataFormat::ChannelsLast).build(c * p, &mut Alloc::default()).unwrap();
+        let mut first = spec(DataFormat::ChannelsFirst).build(c * p, &mut Alloc::default()).unwrap();
+        let (_, params, buffers, _) = setup(c, 1, 0.0);
+        let xl = Matrix::from_vec(n, c * p, random(n * c * p, 5, -1.0, 2.0)).unwrap();
+        let mut xf = Matrix::zeros(n, c * p);
+        transpose_samples(xl.as_slice(), p, c, xf.as_mut_slice());
+        let back = |m: &[f32]| {
+            let mut out = vec![0.0; m.len()];
+            transpose_samples(m, c, p, &mut out);
+            out
+        };
+        for ctx in [TRAIN, Ctx::inference()] {
+            let [yl, dxl, gl, bl] = run_in_pool(&mut last, 1, &xl, &params, &buffers, &ctx);
+            let f1 = run_in_pool(&mut first, 1, &xf, &params, &buffers, &ctx);
+            assert_eq!(back(&f1[0]), yl);
+            assert_eq!(back(&f1[1]), dxl);
+            assert_eq!((&f1[2], &f1[3]), (&gl, &bl));
+            assert_eq!(f1, run_in_pool(&mut first, 4, &xf, &params, &buffers, &ctx));
         }
     }
 }
