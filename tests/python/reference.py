@@ -153,6 +153,17 @@ def rel_err(a, b, floor: float = 1e-12) -> float:
 # -- optimizers (PyTorch's documented update rules, in float64) -----------
 
 
+def assert_grads_match(grads, params, loss_of, label: str, tol: float = 1e-3) -> None:
+    """Each core gradient in ``grads`` ({name: array}) against central differences of
+    ``loss_of`` (a float64 loss of the whole ``params`` dict), one tensor at a time."""
+    for tensor, g in grads.items():
+        def f(p, tensor=tensor):
+            return loss_of({**params, tensor: p})
+        fd = numeric_grad(f, params[tensor])
+        err = rel_err(g, fd, floor=1e-6)
+        assert err <= tol, f"{label} {tensor}: rel err {err:.2e}\ngot  {g}\nwant {fd}"
+
+
 def linear_mse_grad(x, t, w, b):
     """Gradient of mean((x W + b - t)^2) over all B·C elements, w.r.t. W and b."""
     x, t = np.asarray(x, np.float64), np.asarray(t, np.float64)
