@@ -13,6 +13,7 @@ import time
 from typing import TYPE_CHECKING, Any, Optional
 
 from ._warnings import warn_user
+from .errors import ConfigError
 
 if TYPE_CHECKING:
     from .callbacks import History
@@ -163,6 +164,21 @@ class TerminateOnNaN(Callback):
 
 
 # --------------------------------------------------------------------- the list a fit call runs
+
+def user_callback_list(callbacks: Any) -> list[Callback]:
+    """The ``callbacks=`` argument of ``fit`` as a list, every item checked
+    (``ConfigError`` naming what is not a ``Callback``)."""
+    if callbacks is None:
+        return []
+    if isinstance(callbacks, Callback):
+        callbacks = [callbacks]
+    if not isinstance(callbacks, (list, tuple)):
+        raise ConfigError(f"callbacks must be a list of Callback objects, got {type(callbacks).__name__}")
+    for cb in callbacks:
+        if not isinstance(cb, Callback):
+            raise ConfigError(f"callbacks must be ferronn.callbacks.Callback objects, got {cb!r}")
+    return list(callbacks)
+
 
 class CallbackList:
     """The callbacks of one ``fit`` call, run in order through explicit hooks.

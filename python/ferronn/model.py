@@ -16,6 +16,7 @@ from . import model_file as _model_file, names as _names
 from ._compiled_metrics import MetricSpec, _metric_name, _metric_value, _resolve_metrics
 from ._files import atomic_write
 from .callbacks import Callback, CallbackList, History
+from ._callback_core import user_callback_list
 from .epochs import EpochDriver
 from .errors import ConfigError, ModelFileError, NotFittedError
 from . import summary as _summary
@@ -316,8 +317,8 @@ class Sequential(_km.KerasMethods, ShapedData):
         batch_size = _validate.positive_int(batch_size, "batch_size")
         if initial_epoch is not None:
             initial_epoch = _validate.non_negative_int(initial_epoch, "initial_epoch")
-        split = _validation_split(validation_split)
-        user_callbacks = _user_callbacks(callbacks)
+        split = _training.validation_fraction(validation_split)
+        user_callbacks = user_callback_list(callbacks)
         verbose = _km.verbosity(verbose, 1, "fit")
         xa, ya = self._xy(x, y)
         weights = None if sample_weight is None else _training.sample_weights(sample_weight, len(xa))
@@ -575,23 +576,6 @@ class Sequential(_km.KerasMethods, ShapedData):
     def __repr__(self) -> str:
         inner = ", ".join(repr(layer) for layer in self.layers)
         return f"Sequential([{inner}])"
-
-
-def _validation_split(value: Any) -> float:
-    return _validate.finite_float(value, "validation_split", 0.0, 1.0, high_open=True, expected="a number in [0, 1)")
-
-
-def _user_callbacks(callbacks: Any) -> list[Callback]:
-    if callbacks is None:
-        return []
-    if isinstance(callbacks, Callback):
-        callbacks = [callbacks]
-    if not isinstance(callbacks, (list, tuple)):
-        raise ConfigError(f"callbacks must be a list of Callback objects, got {type(callbacks).__name__}")
-    for cb in callbacks:
-        if not isinstance(cb, Callback):
-            raise ConfigError(f"callbacks must be ferronn.callbacks.Callback objects, got {cb!r}")
-    return list(callbacks)
 
 
 def _net_input_shape(net: Any) -> tuple[int, ...]:

@@ -36,6 +36,11 @@ Logs = dict[str, Any]
 
 # ------------------------------------------------------------------ data preparation
 
+def validation_fraction(value: Any) -> float:
+    """``fit``'s ``validation_split``, checked: a number in [0, 1)."""
+    return _validate.finite_float(value, "validation_split", 0.0, 1.0, high_open=True, expected="a number in [0, 1)")
+
+
 def sample_weights(w: Any, n: int, name: str = "sample_weight") -> np.ndarray:
     """A float32 array of ``n`` finite, non-negative per-sample weights."""
     try:
