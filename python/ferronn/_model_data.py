@@ -24,6 +24,7 @@ class ShapedData:
     loss: Optional[str]
     _sample_shape: Optional[tuple[int, ...]]
     _whole_float_labels: bool
+    _net: Any
 
     def _output_shapes(self, input_shape: tuple[int, ...]) -> list[tuple[int, ...]]:
         """Each layer's output shape for ``input_shape``, recording the shapes the
@@ -70,8 +71,17 @@ class ShapedData:
 
     def _outputs(self, out: np.ndarray) -> np.ndarray:
         """Core outputs reshaped to the model's per-sample output shape when it is N-D."""
-        shape = self._output_shapes(self._sample_shape)[-1] if self._sample_shape is not None else ()
+        shape = self._built_output_shape()
         return out.reshape(out.shape[0], *shape) if len(shape) > 1 else out
+
+    def _built_output_shape(self) -> tuple[int, ...]:
+        """The per-sample output shape of the current network, worked out once per
+        network (a built model's layers no longer change) rather than on every predict."""
+        cached = self.__dict__.get("_output_shape_of")
+        if cached is None or cached[0] is not self._net:
+            shape = self._output_shapes(self._sample_shape)[-1] if self._sample_shape is not None else ()
+            cached = self._output_shape_of = (self._net, shape)
+        return cached[1]
 
     def _xy(self, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
         xa = self._features(x)

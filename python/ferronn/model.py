@@ -107,6 +107,7 @@ class Sequential(_km.KerasMethods, ShapedData):
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state.pop("_lock", None)  # a lock cannot be copied; a copy gets its own
+        state.pop("_output_shape_of", None)  # a cache (see _model_data)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
