@@ -62,6 +62,30 @@ def cpu_model() -> str:
         return platform.processor() or "unknown"
 
 
+def model_bench_parser(description: str, samples: int, batch_sizes: list[int]) -> argparse.ArgumentParser:
+    """The arguments every per-model comparison script shares (compare_layers, compare_conv,
+    compare_rnn); a script adds its own before parsing."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--threads", type=int, default=2, help="threads for every library (default 2)")
+    p.add_argument("--quick", action="store_true", help="few repetitions: a smoke test, not a measurement")
+    p.add_argument("--samples", type=int, default=samples, help=f"samples per training epoch (default {samples})")
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=batch_sizes,
+                   help=f"batch sizes (default {' '.join(map(str, batch_sizes))})")
+    p.add_argument("--max-wait", type=float, default=60.0, help="seconds to wait for an idle machine per timed run")
+    return p
+
+
+def start_model_bench(args: argparse.Namespace, reps: int, quick_samples: int) -> tuple[Any, int, int, int]:
+    """Applies the shared arguments (quiet-machine wait, threads) and prints the environment;
+    returns the thread limiter (keep it alive for the whole run), repetitions, warm-up runs
+    and samples per epoch."""
+    QUIET["max_wait"] = args.max_wait
+    limiter = set_threads(args.threads)
+    print_environment(args.threads)
+    n = min(args.samples, quick_samples) if args.quick else args.samples
+    return limiter, (2 if args.quick else reps), 1, n
+
+
 def set_threads(n: int) -> object:
     """Gives every library `n` threads; returns the threadpoolctl limiter (keep it alive)."""
     fn.set_num_threads(n)

@@ -22,7 +22,6 @@ onnxruntime is not compared yet: the convolution kinds have no ONNX export so fa
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
@@ -152,18 +151,9 @@ def bench_latency(calls: int, warmup: int) -> None:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--threads", type=int, default=2, help="threads for every library (default 2)")
-    p.add_argument("--quick", action="store_true", help="few repetitions: a smoke test, not a measurement")
-    p.add_argument("--samples", type=int, default=4096, help="samples per training epoch (default 4096)")
-    p.add_argument("--batch-sizes", type=int, nargs="+", default=[64, 128], help="CNN batch sizes (default 64 128)")
-    p.add_argument("--max-wait", type=float, default=60.0, help="seconds to wait for an idle machine per timed run")
+    p = cmp.model_bench_parser(__doc__.splitlines()[0], 4096, [64, 128])
     args = p.parse_args()
-    cmp.QUIET["max_wait"] = args.max_wait
-    limiter = cmp.set_threads(args.threads)  # noqa: F841 (kept alive for the whole run)
-    cmp.print_environment(args.threads)
-    reps, warmup = (2, 1) if args.quick else (5, 1)
-    n = min(args.samples, 512) if args.quick else args.samples
+    limiter, reps, warmup, n = cmp.start_model_bench(args, 5, 512)  # noqa: F841 (limiter kept alive)
     gemm_rate = cmp.ferronn_gemm_rate(reps)
     bench_training(reps, warmup, n, args.batch_sizes, gemm_rate)
     bench_latency(50 if args.quick else 500, warmup)

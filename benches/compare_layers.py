@@ -15,7 +15,6 @@ PyTorch loop over the same model.
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
@@ -101,18 +100,9 @@ def bench(X: np.ndarray, y: np.ndarray, reps: int, warmup: int, batch_sizes: lis
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--threads", type=int, default=2, help="threads for every library (default 2)")
-    p.add_argument("--quick", action="store_true", help="few repetitions: a smoke test, not a measurement")
-    p.add_argument("--samples", type=int, default=8192, help="samples per training epoch (default 8192)")
-    p.add_argument("--batch-sizes", type=int, nargs="+", default=[128], help="batch sizes (default 128)")
-    p.add_argument("--max-wait", type=float, default=60.0, help="seconds to wait for an idle machine per timed run")
+    p = cmp.model_bench_parser(__doc__.splitlines()[0], 8192, [128])
     args = p.parse_args()
-    cmp.QUIET["max_wait"] = args.max_wait
-    limiter = cmp.set_threads(args.threads)  # noqa: F841 (kept alive for the whole run)
-    cmp.print_environment(args.threads)
-    reps, warmup = (2, 1) if args.quick else (7, 1)
-    n = min(args.samples, 2048) if args.quick else args.samples
+    limiter, reps, warmup, n = cmp.start_model_bench(args, 7, 2048)  # noqa: F841 (limiter kept alive)
     rng = np.random.default_rng(0)
     X = rng.standard_normal((n, N_FEATURES), dtype=np.float32)
     y = rng.integers(0, N_CLASSES, size=n, dtype=np.int64)

@@ -13,7 +13,6 @@ GFLOP/s count the multiply-adds of the forward and backward GEMMs (3 × forward:
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
@@ -86,19 +85,10 @@ def bench(reps: int, warmup: int, n: int, batch_sizes: list[int], steps_list: li
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--threads", type=int, default=2, help="threads for every library (default 2)")
-    p.add_argument("--quick", action="store_true", help="few repetitions: a smoke test, not a measurement")
-    p.add_argument("--samples", type=int, default=4096, help="samples per training epoch (default 4096)")
-    p.add_argument("--batch-sizes", type=int, nargs="+", default=[128], help="batch sizes (default 128)")
+    p = cmp.model_bench_parser(__doc__.splitlines()[0], 4096, [128])
     p.add_argument("--steps", type=int, nargs="+", default=[28], help="sequence lengths T (default 28)")
-    p.add_argument("--max-wait", type=float, default=60.0, help="seconds to wait for an idle machine per timed run")
     args = p.parse_args()
-    cmp.QUIET["max_wait"] = args.max_wait
-    limiter = cmp.set_threads(args.threads)  # noqa: F841 (kept alive for the whole run)
-    cmp.print_environment(args.threads)
-    reps, warmup = (2, 1) if args.quick else (5, 1)
-    n = min(args.samples, 1024) if args.quick else args.samples
+    limiter, reps, warmup, n = cmp.start_model_bench(args, 5, 1024)  # noqa: F841 (limiter kept alive)
     bench(reps, warmup, n, args.batch_sizes, args.steps)
     print(f"timed runs: {cmp.QUIET['runs']}; redone: {cmp.QUIET['redone']}; still disturbed: {cmp.QUIET['contaminated']}")
     if args.quick:
