@@ -1,5 +1,6 @@
 """The PyTorch module expressions and helper class sources that ``torch_source``
-writes for convolution, pooling, Reshape and BatchNorm on N-D inputs.
+writes for convolution, pooling, Reshape, BatchNorm and PReLU on N-D inputs, the
+recurrent layers and Embedding.
 
 How the layout difference is handled: the generated model takes its input in the
 ferronn model's own layout (``[N, *input_shape]``, so NHWC for channels_last) and
@@ -11,13 +12,18 @@ asymmetric padding (TensorFlow's "same") itself; its ``state_dict`` is exactly
 the ``nn`` module's. Because the tensors stay in ferronn's layout, a ``Flatten``
 flattens in ferronn's (H, W, C) order and the following ``nn.Linear`` takes
 ferronn's Dense weights unchanged (transposed only), with no row permutation.
+
+The recurrent layers become subclasses of ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU``
+(``SequenceLSTM``, ...) that return a tensor rather than PyTorch's (output, state)
+tuple, so they fit in ``nn.Sequential``; their ``state_dict`` is the ``nn``
+module's (``weight_ih_l0``, ...).
 """
 
 from __future__ import annotations
 
 from typing import Sequence
 
-__all__ = ["LAYOUT", "GLOBAL_POOL", "RESHAPE", "torch_pad", "symmetric", "tuple_src"]
+__all__ = ["LAYOUT", "GLOBAL_POOL", "RESHAPE", "SEQUENCE", "TOKEN_EMBEDDING", "FLAT_PRELU", "torch_pad", "symmetric", "tuple_src"]
 
 # The mixin and the subclasses built on it; written once into the generated source.
 LAYOUT = '''class Layout:
@@ -77,6 +83,10 @@ class LayoutBatchNorm1d(Layout, nn.BatchNorm1d):
 
 class LayoutBatchNorm2d(Layout, nn.BatchNorm2d):
     pass
+
+
+class LayoutPReLU(Layout, nn.PReLU):
+    pass
 '''
 
 GLOBAL_POOL = '''class GlobalPool(nn.Module):
@@ -99,6 +109,49 @@ RESHAPE = '''class Reshape(nn.Module):
 
     def forward(self, x):
         return x.reshape(x.shape[0], *self.shape)
+'''
+
+
+SEQUENCE = '''class Sequence:
+    """Runs a batch_first PyTorch RNN as ferronn's recurrent layer: with
+    go_backwards it reads the time axis from its end (its outputs then come in that
+    reading order, as Keras'); it returns every step's output or only the last."""
+
+    def __init__(self, *args, return_sequences=False, go_backwards=False, **kwargs):
+        super().__init__(*args, batch_first=True, **kwargs)
+        self.return_sequences, self.go_backwards = return_sequences, go_backwards
+
+    def forward(self, x):
+        if self.go_backwards:
+            x = x.flip(1)
+        y = super().forward(x)[0]  # [N, T, units]; the final state tuple is not needed
+        return y if self.return_sequences else y[:, -1]
+
+
+class SequenceRNN(Sequence, nn.RNN):
+    pass
+
+
+class SequenceLSTM(Sequence, nn.LSTM):
+    pass
+
+
+class SequenceGRU(Sequence, nn.GRU):
+    pass
+'''
+
+TOKEN_EMBEDDING = '''class TokenEmbedding(nn.Embedding):
+    """nn.Embedding on ferronn's float token ids (converted to integers)."""
+
+    def forward(self, x):
+        return super().forward(x.long())
+'''
+
+FLAT_PRELU = '''class FlatPReLU(nn.PReLU):
+    """nn.PReLU with one slope per value of an N-D sample (Keras' default PReLU)."""
+
+    def forward(self, x):
+        return super().forward(x.flatten(1)).reshape(x.shape)
 '''
 
 

@@ -46,6 +46,16 @@ core stores them. Each layer becomes:
 - ``Residual``: the block's nodes, then ``Add(x, block(x))``, with ``Gemm(x, P, p)`` in
   place of ``x`` when the block changes the width.
 
+- ``SimpleRNN`` / ``LSTM`` / ``GRU``: ``Reshape`` to [N, T, F], ``Transpose`` to time-major
+  [T, N, F], ONNX's ``RNN`` (the activation: ``Tanh``, ``Relu``, ``Sigmoid``, ``LeakyRelu``,
+  ``Elu``, ``Softplus``) / ``LSTM`` / ``GRU`` (``linear_before_reset=1``: PyTorch's equations)
+  with ``W``, ``R``, ``B`` in ONNX's gate order (see ``layers._recurrent_export``); for
+  ``go_backwards`` ``direction="reverse"``, and with ``return_sequences`` a ``Slice`` reversing
+  ``Y`` along time (ONNX keeps the input's time order, ferronn the reading order); then
+  ``Transpose`` to [N, T, ...] and ``Flatten`` (or the last state ``Y_h`` as rows).
+- ``Embedding``: ``Cast`` of the float ids to int64, ``Gather`` on the table ([N, T, d]).
+  A masking Embedding (``mask_zero``) raises ``ExportError``.
+
 Initializers are named after ferronn's tensors (``layers.0.weight``, ...). A layer
 with no ONNX form raises ``ferronn.errors.ExportError`` naming the layer.
 """
@@ -145,8 +155,7 @@ class _Graph:
         right before), its [N, C, ...] value is reused: no Transpose/Reshape pair in between."""
         if self._spatial.get(x) == (tuple(shape), rank, fmt):
             return self._nchw[x]
-        nd, nd_shape = self._nd.get(x, ("", ()))
-        y = nd if nd_shape == tuple(shape) else self.reshape(x, shape, scope)
+        y = self.nd(x, shape, scope)
         if fmt == "channels_last":
             y = self.node("Transpose", [y], scope, perm=[0, rank + 1, *range(1, rank + 1)])
         return y
@@ -165,9 +174,19 @@ class _Graph:
 
     def flat_input(self, x: str, shape: tuple[int, ...]) -> str:
         """The graph input ``x`` of per-sample ``shape`` as flat rows (its N-D form kept for reuse)."""
-        flat = self.flatten(x, "input")
-        self._nd[flat] = (x, tuple(shape))
+        return self.flat_nd(x, shape, "input")
+
+    def flat_nd(self, z: str, shape: tuple[int, ...], scope: str) -> str:
+        """``z`` (``[batch, *shape]``) as flat rows, its N-D form kept for the next ``nd``."""
+        flat = self.flatten(z, scope)
+        self._nd[flat] = (z, tuple(shape))
         return flat
+
+    def nd(self, x: str, shape: tuple[int, ...], scope: str) -> str:
+        """Flat rows ``x`` as ``[batch, *shape]``: the N-D value they came from when
+        ``flat_nd`` made them with that shape, else a Reshape."""
+        nd, nd_shape = self._nd.get(x, ("", ()))
+        return nd if nd_shape == tuple(shape) else self.reshape(x, shape, scope)
 
     def live_nodes(self, output: str) -> list[Any]:
         """The nodes ``output`` depends on, in order: forms built and then reused in another

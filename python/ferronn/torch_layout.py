@@ -65,6 +65,14 @@ BatchNorm, N-D inputs       ``LayoutBatchNorm2d``: ``nn.BatchNorm2d``  as BatchN
                             (``LayoutBatchNorm1d`` for sequences)
 Dense, N-D inputs           ``nn.Linear(last axis, u)`` (it acts on    as Dense above
                             the last axis, as ferronn's)
+SimpleRNN / LSTM / GRU      ``SequenceRNN(f, u, nonlinearity)`` /      ``k.weight_ih_l0``, ``k.weight_hh_l0``,
+                            ``SequenceLSTM`` / ``SequenceGRU``:        ``k.bias_ih_l0``, ``k.bias_hh_l0`` ←
+                            ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU``      weight_ih, weight_hh, bias_ih, bias_hh
+                            (batch_first) returning every step or      (same layout and gate order)
+                            the last; go_backwards flips time first
+Embedding(n, d)             ``TokenEmbedding(n, d)``:                  ``k.weight`` [n, d] ← weight
+                            ``nn.Embedding`` on the float ids as
+                            ``.long()``
 ==========================  =========================================  ==============================================
 
 Images and sequences

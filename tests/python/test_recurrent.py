@@ -201,7 +201,7 @@ def test_dense_after_return_sequences_applies_per_step():
     assert report.passed, report.errors
 
 
-def test_dense_per_step_round_trips_and_refuses_export(tmp_path):
+def test_dense_per_step_round_trips_in_both_layouts(tmp_path):
     model = fn.Sequential([fn.SimpleRNN(3, return_sequences=True), fn.Dense(2)], input_shape=(4, 2), seed=1)
     model.compile(loss="mse")
     assert model.layers[1].spec()["in_features"] == 3
@@ -209,8 +209,11 @@ def test_dense_per_step_round_trips_and_refuses_export(tmp_path):
     model.save(tmp_path / "m.fnn")
     back = fn.load(tmp_path / "m.fnn")
     np.testing.assert_array_equal(back.predict(x), model.predict(x))
-    with pytest.raises(fn.ExportError):
-        model.save(tmp_path / "t.safetensors", layout="torch")
+    model.save(tmp_path / "t.safetensors", layout="torch")  # nn.RNN, then nn.Linear on the last axis
+    other = fn.Sequential([fn.SimpleRNN(3, return_sequences=True), fn.Dense(2)], input_shape=(4, 2), seed=2)
+    other.compile(loss="mse")
+    fn.load_torch_weights(other, tmp_path / "t.safetensors")
+    np.testing.assert_array_equal(other.predict(x), model.predict(x))
 
 
 def test_zero_length_sequences_are_refused():

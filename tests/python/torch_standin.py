@@ -5,7 +5,9 @@ own source (its helper classes included) can be run by the tests without torch.
 Each module transcribes PyTorch's documented definition: nn.Conv1d/Conv2d
 (through conv_reference.conv2d), MaxPool/AvgPool without padding, BatchNorm in
 eval mode on axis 1, Linear ``x @ W.T + b``, Flatten from axis 1, F.pad (last axis
-first). ``load_state_dict`` checks names and shapes strictly, as PyTorch does.
+first), and for sequences nn.RNN/LSTM/GRU (PyTorch's documented cell equations,
+gate orders i, f, g, o and r, z, n; returning (output, final state)), nn.Embedding
+and nn.PReLU. ``load_state_dict`` checks names and shapes strictly, as PyTorch does.
 ``install()`` returns a ``torch`` module object to put in ``sys.modules``.
 """
 
@@ -30,6 +32,15 @@ class Tensor(np.ndarray):
 
     def mean(self, dim=None, **kwargs) -> "Tensor":  # type: ignore[override]
         return np.mean(np.asarray(self), axis=dim if dim is not None else kwargs.get("axis")).view(Tensor)
+
+    def flip(self, dim: int) -> "Tensor":
+        return np.flip(np.asarray(self), axis=dim).view(Tensor)
+
+    def long(self) -> np.ndarray:
+        return np.asarray(self).astype(np.int64)
+
+    def flatten(self, start_dim: int = 0) -> "Tensor":  # type: ignore[override]
+        return np.asarray(self).reshape(*self.shape[:start_dim], -1).view(Tensor)
 
 
 def tensor(a) -> Tensor:
@@ -193,6 +204,92 @@ class BatchNorm2d(_BatchNorm):
     pass
 
 
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+class _RNNBase(Module):
+    """nn.RNN / LSTM / GRU with one layer, one direction: tensors ``weight_ih_l0``
+    [G·hidden, input], ``weight_hh_l0`` [G·hidden, hidden], ``bias_ih_l0``, ``bias_hh_l0``;
+    ``forward`` returns (output of every step, final state), h_0 = c_0 = 0."""
+
+    gates = 1
+
+    def __init__(self, input_size: int, hidden_size: int, nonlinearity: str = "tanh", batch_first: bool = False):
+        super().__init__()
+        self.batch_first, self.nonlinearity, self.hidden = batch_first, nonlinearity, hidden_size
+        width = self.gates * hidden_size
+        self._tensor("weight_ih_l0", (width, input_size))
+        self._tensor("weight_hh_l0", (width, hidden_size))
+        self._tensor("bias_ih_l0", (width,))
+        self._tensor("bias_hh_l0", (width,))
+
+    def forward(self, x):
+        x = np.asarray(x, dtype=np.float64)
+        if not self.batch_first:
+            x = x.swapaxes(0, 1)
+        h = np.zeros((x.shape[0], self.hidden))
+        c = np.zeros_like(h)
+        outs = []
+        for t in range(x.shape[1]):
+            gi = x[:, t] @ np.asarray(self.weight_ih_l0).T + self.bias_ih_l0
+            gh = h @ np.asarray(self.weight_hh_l0).T + self.bias_hh_l0
+            h, c = self.cell(np.asarray(gi), np.asarray(gh), h, c)
+            outs.append(h)
+        y = np.stack(outs, axis=1)
+        return tensor(y if self.batch_first else y.swapaxes(0, 1)), tensor(h[None])
+
+
+class RNN(_RNNBase):
+    def cell(self, gi, gh, h, c):  # h' = act(W_ih x + b_ih + W_hh h + b_hh)
+        z = gi + gh
+        return (np.tanh(z) if self.nonlinearity == "tanh" else np.maximum(z, 0.0)), c
+
+
+class LSTM(_RNNBase):
+    gates = 4
+
+    def cell(self, gi, gh, h, c):
+        i, f, g, o = np.split(gi + gh, 4, axis=1)
+        c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
+        return _sigmoid(o) * np.tanh(c), c
+
+
+class GRU(_RNNBase):
+    gates = 3
+
+    def cell(self, gi, gh, h, c):
+        ir, iz, in_ = np.split(gi, 3, axis=1)
+        hr, hz, hn = np.split(gh, 3, axis=1)
+        r, z = _sigmoid(ir + hr), _sigmoid(iz + hz)
+        n = np.tanh(in_ + r * hn)
+        return (1.0 - z) * n + z * h, c
+
+
+class Embedding(Module):
+    def __init__(self, num_embeddings: int, embedding_dim: int) -> None:
+        super().__init__()
+        self._tensor("weight", (num_embeddings, embedding_dim))
+
+    def forward(self, ids):
+        assert np.asarray(ids).dtype == np.int64, "nn.Embedding takes integer (long) ids"
+        return tensor(np.asarray(self.weight)[ids])
+
+
+class PReLU(Module):
+    """Slopes ``weight`` [num_parameters] on axis 1 (or one shared)."""
+
+    def __init__(self, num_parameters: int = 1, init: float = 0.25) -> None:
+        super().__init__()
+        self._tensor("weight", (num_parameters,))
+
+    def forward(self, x):
+        x = np.asarray(x)
+        w = np.asarray(self.weight)
+        slope = w.reshape((1, -1) + (1,) * (x.ndim - 2)) if len(w) > 1 else w
+        return tensor(np.where(x > 0, x, slope * x))
+
+
 class Flatten(Module):
     def forward(self, x):
         return x.reshape(x.shape[0], -1)
@@ -228,7 +325,8 @@ def install() -> types.ModuleType:
     torch = types.ModuleType("torch")
     nn = types.ModuleType("torch.nn")
     for name in ("Module", "Sequential", "Linear", "Conv1d", "Conv2d", "MaxPool1d", "MaxPool2d", "AvgPool1d",
-                 "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Flatten", "ReLU", "Tanh", "ELU", "SiLU", "GELU"):
+                 "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Flatten", "ReLU", "Tanh", "ELU", "SiLU", "GELU",
+                 "RNN", "LSTM", "GRU", "Embedding", "PReLU"):
         setattr(nn, name, globals()[name])
     nn.functional = types.SimpleNamespace(pad=pad)
     torch.nn = nn

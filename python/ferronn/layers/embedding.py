@@ -6,9 +6,10 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, LabelError
+from .. import _torch_modules as _tm
+from ..errors import ConfigError, ExportError, LabelError
 from .._validate import boolean, positive_int
-from .base import Layer, NumpyStep, register
+from .base import Layer, NumpyStep, TorchEntry, TorchPart, register
 
 __all__ = ["Embedding"]
 
@@ -79,6 +80,25 @@ class Embedding(Layer):
         if not (np.all(ids == np.round(ids)) and ids.min(initial=0) >= 0 and ids.max(initial=0) < self.input_dim):
             raise LabelError(f"Embedding token ids must be whole numbers in [0, {self.input_dim}) ({where})")
         return NumpyStep(p["weight"][ids.astype(np.int64)].reshape(ids.shape[0], -1))
+
+    def _no_mask(self, what: str, where: str) -> None:
+        if getattr(self, "mask_zero", False):
+            raise ExportError(f"layer {where} (Embedding(mask_zero=True)) has no {what} form: masking is not "
+                              "exported")
+
+    def onnx_nodes(self, g: Any, x: str, where: str) -> str:
+        self._no_mask("ONNX", where)
+        if g.dry:
+            return x
+        # The float ids [N, T] as int64 rows of the table: [N, T, output_dim].
+        ids = g.node("Cast", [x], where, to=int(g.onnx.TensorProto.INT64))
+        z = g.node("Gather", [g.weight(f"{where}.weight"), ids], where, axis=0)
+        return g.flat_nd(z, (int(self._input_shape[0]), self.output_dim_), where)  # type: ignore[index]
+
+    def torch_layout(self, layout: Any, d: int, f: str, t: str) -> TorchPart:
+        self._no_mask("PyTorch-layout", f)
+        return TorchPart([f"TokenEmbedding({self.input_dim}, {self.output_dim_})"],
+                         [TorchEntry(f"{t}.weight", f"{f}.weight")], (_tm.TOKEN_EMBEDDING,))
 
     def __repr__(self) -> str:
         return f"Embedding({self.input_dim}, {self.output_dim_})"

@@ -23,7 +23,9 @@ from ..errors import ConfigError
 from .. import regularizers as _reg
 from .activations import activation_spec, parse_activation
 from .._validate import boolean, positive_int
-from .base import Layer, NumpyStep, register
+from . import _recurrent_export as _export
+from .base import Layer, NumpyStep, TorchEntry, TorchPart, register
+from .. import _torch_modules as _tm
 from .weights import InitArg, RegArg, WeightOptions
 
 __all__ = ["SimpleRNN", "LSTM", "GRU"]
@@ -139,6 +141,37 @@ class _Recurrent(WeightOptions, Layer):
         out = np.stack(outs, axis=1).reshape(h.shape[0], -1) if self.return_sequences else hs
         return NumpyStep(out)
 
+    def _onnx_activation(self, where: str) -> tuple[list[str], dict[str, Any]]:
+        """The operator's ``activations`` and extra attributes (none: its defaults)."""
+        return [], {}
+
+    def onnx_nodes(self, g: Any, x: str, where: str) -> str:
+        acts, attrs = self._onnx_activation(where)  # may raise: before the dry walk returns
+        if g.dry:
+            return x
+        t, f = self._sequence(self._input_shape or ())
+        seq = g.node("Transpose", [g.nd(x, (t, f), where)], where, perm=[1, 0, 2])  # [T, N, F]
+        y, y_h = _export.onnx_recurrent(g, seq, self.cell, [where], "reverse" if self.go_backwards else "forward",
+                                        self.units, where, acts, **attrs)
+        if not self.return_sequences:  # the final state [1, N, units] as rows [N, units]
+            return g.flatten(g.node("Transpose", [y_h], where, perm=[1, 0, 2]), where)
+        if self.go_backwards:  # ONNX keeps the input's time order; ferronn gives the reading order
+            y = _export.onnx_reverse_time(g, y, where)
+        # [T, 1, N, units] -> [N, T, 1, units] -> rows [N, T·units]
+        return g.flatten(g.node("Transpose", [y], where, perm=[2, 0, 1, 3]), where)
+
+    def _torch_module(self, f: str) -> tuple[str, str]:
+        """The ``nn`` class's name (``RNN``, ``LSTM``, ``GRU``) and extra arguments."""
+        raise NotImplementedError
+
+    def torch_layout(self, layout: Any, d: int, f: str, t: str) -> TorchPart:
+        name, extra = self._torch_module(f)
+        _, features = self._sequence(self._input_shape or ())
+        module = (f"Sequence{name}({features}, {self.units}{extra}, return_sequences={self.return_sequences}, "
+                  f"go_backwards={self.go_backwards})")
+        entries = [TorchEntry(f"{t}.{n}_l0", f"{f}.{n}") for n in _TENSORS]  # PyTorch's names and layout
+        return TorchPart([module], entries, (_tm.SEQUENCE,))
+
     def __repr__(self) -> str:
         args = [str(self.units)]
         for key in ("return_sequences", "go_backwards"):
@@ -181,6 +214,13 @@ class SimpleRNN(_Recurrent):
         name, alpha = parse_activation(spec.get("activation", "tanh"), "SimpleRNN activation")
         return {"activation": name if alpha is None else {"name": name, "alpha": alpha}}
 
+    def _onnx_activation(self, where: str) -> tuple[list[str], dict[str, Any]]:
+        op, attrs = _export.onnx_rnn_activation(self.activation, self.alpha, where)
+        return [op], attrs
+
+    def _torch_module(self, f: str) -> tuple[str, str]:
+        return "RNN", f", nonlinearity={_export.torch_nonlinearity(self.activation, f)!r}"
+
     def _cell(self, a: np.ndarray, hp: np.ndarray, cp: np.ndarray, p: Any, ref: Any) -> tuple[np.ndarray, np.ndarray]:
         return ref.act(self.activation, a + hp @ p["weight_hh"].T + p["bias_hh"], self.alpha), cp
 
@@ -217,6 +257,9 @@ class LSTM(_Recurrent):
     def _kind_kwargs(cls, spec: dict[str, Any]) -> dict[str, Any]:
         return {"unit_forget_bias": spec.get("unit_forget_bias", True)}
 
+    def _torch_module(self, f: str) -> tuple[str, str]:
+        return "LSTM", ""
+
     def _cell(self, a: np.ndarray, hp: np.ndarray, cp: np.ndarray, p: Any, ref: Any) -> tuple[np.ndarray, np.ndarray]:
         z = a + hp @ p["weight_hh"].T + p["bias_hh"]
         i, f, g, o = np.split(z, 4, axis=1)
@@ -243,6 +286,9 @@ class GRU(_Recurrent):
 
     cell = "gru"
     gates = 3
+
+    def _torch_module(self, f: str) -> tuple[str, str]:
+        return "GRU", ""
 
     def _cell(self, a: np.ndarray, hp: np.ndarray, cp: np.ndarray, p: Any, ref: Any) -> tuple[np.ndarray, np.ndarray]:
         b = hp @ p["weight_hh"].T + p["bias_hh"]
