@@ -21,7 +21,8 @@ core stores them. Each layer becomes:
   (the ``Gelu`` operator only exists from opset 20; from opset 20 on it is used).
 - ``Softmax(T)`` / ``LogSoftmax(T)``: ``Div(x, T)`` (when T != 1), then
   ``Softmax`` / ``LogSoftmax`` with ``axis=-1``.
-- ``PReLU``: ``PRelu(x, alpha)`` (slope [d] or [1]).
+- ``PReLU``: ``PRelu(x, alpha)`` (slope [d] or [1]); per channel of images and sequences
+  (``shared_axes``) on ONNX's [N, C, ...] value (as for Conv below) with the slopes as [C, 1, ...].
 - Gated units: ``Gemm(x, W, b)`` into [batch, 2·units], ``Split`` into the gate
   half (first) and the value half, ``Mul(gate(g), v)``.
 - ``BatchNorm``: ``BatchNormalization`` (inference form: running mean and variance, ``epsilon``).
@@ -41,10 +42,12 @@ core stores them. Each layer becomes:
   Keras' "same" averages only the cells inside the input); global pooling as
   ``GlobalMaxPool`` / ``GlobalAveragePool`` then ``Flatten`` (output [N, C]).
 - ``Flatten`` / ``Reshape``: nothing (the rows are flat already, in row-major order).
+- ``BatchNorm(axis=1)`` on channels_first samples: ``BatchNormalization`` on [N, C, ...] as it is.
 - ``Dense`` and ``BatchNorm`` on N-D inputs (the last axis): ``Reshape`` to rows
   [N·positions, features], the flat form above, ``Reshape`` back.
 - ``Residual``: the block's nodes, then ``Add(x, block(x))``, with ``Gemm(x, P, p)`` in
-  place of ``x`` when the block changes the width.
+  place of ``x`` when the block changes the width; on images and sequences the projection's
+  1x1 strided ``Conv`` (and its ``BatchNormalization``) instead.
 
 - ``SimpleRNN`` / ``LSTM`` / ``GRU``: ``Reshape`` to [N, T, F], ``Transpose`` to time-major
   [T, N, F], ONNX's ``RNN`` (the activation: ``Tanh``, ``Relu``, ``Sigmoid``, ``LeakyRelu``,

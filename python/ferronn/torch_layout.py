@@ -37,7 +37,10 @@ Softmax(T) / LogSoftmax(T)  ``nn.Softmax(dim=-1)`` /                   none
                             ``nn.LogSoftmax(dim=-1)``; for T != 1 a
                             module computing ``softmax(x / T)``
 Dropout(p)                  ``nn.Dropout(p)``                          none
-PReLU                       ``nn.PReLU(d)`` (``nn.PReLU(1)`` shared)   ``k.weight`` [d] or [1] ← alpha
+PReLU                       ``nn.PReLU(d)`` (``nn.PReLU(1)`` shared;   ``k.weight`` [d] or [1] ← alpha
+                            N-D samples: ``FlatPReLU(d)``)
+PReLU per channel           ``nn.PReLU(C)`` (channels_first);          ``k.weight`` [C] ← alpha
+                            ``LayoutPReLU(C, channels_last=True)``
 BatchNorm(momentum, eps)    ``nn.BatchNorm1d(d, eps, momentum)``       ``k.weight`` ← gamma, ``k.bias`` ← beta,
                                                                        ``k.running_mean``, ``k.running_var``,
                                                                        ``k.num_batches_tracked`` (int64 scalar)
@@ -50,7 +53,9 @@ Residual([...])             ``Residual``: ``block = nn.Sequential``    ``k.block
                             of the layers, ``projection =              these same rules, so j can differ from
                             nn.Linear(d, d')`` when the width          ferronn's index); ``k.projection.weight``
                             changes (else none);                       [d', d] (transposed), ``k.projection.bias``
-                            ``y = skip(x) + block(x)``
+                            ``y = skip(x) + block(x)``; on images      on images ``k.projection.0.weight``
+                            ``projection = nn.Sequential(conv 1x1      [c', c, 1, 1] (``.0.bias``, or the
+                            strided[, BatchNorm])``                    BatchNorm's ``k.projection.1.*``)
 Conv2D / Conv1D             ``nn.Conv2d`` / ``nn.Conv1d`` (in,         ``k.weight`` [out, in/groups, kh, kw] ←
                             filters, kernel_size, stride, dilation,    weight [kh, kw, in/groups, out] with axes
                             groups, bias, padding), then the           (3, 2, 0, 1) (Conv1D's [k, in/g, out]:
@@ -63,6 +68,8 @@ Flatten / Reshape           ``nn.Flatten()`` / ``Reshape(*shape)``     none
 BatchNorm, N-D inputs       ``LayoutBatchNorm2d``: ``nn.BatchNorm2d``  as BatchNorm above (per channel, [C])
                             on the last axis moved to axis 1
                             (``LayoutBatchNorm1d`` for sequences)
+BatchNorm(axis=1), N-D      ``nn.BatchNorm2d`` / ``nn.BatchNorm1d``    as BatchNorm above (per channel, [C])
+                            on channels_first samples
 Dense, N-D inputs           ``nn.Linear(last axis, u)`` (it acts on    as Dense above
                             the last axis, as ferronn's)
 SimpleRNN / LSTM / GRU      ``SequenceRNN(f, u, nonlinearity)`` /      ``k.weight_ih_l0``, ``k.weight_hh_l0``,

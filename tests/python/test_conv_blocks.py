@@ -264,24 +264,11 @@ def test_prelu_shared_axes_spec_round_trip_and_sharing(tmp_path):
     np.testing.assert_array_equal(back.layers[0].alpha, model.layers[0].alpha)
 
 
-def test_exports_refuse_per_channel_forms_instead_of_writing_wrong_ones(tmp_path):
-    """Until the ONNX and PyTorch forms exist, a per-channel PReLU and a convolution
-    projection are ExportErrors naming the layer, with nothing written."""
-    model = fn.Sequential([fn.PReLU(shared_axes=[1, 2]), fn.Flatten(), fn.Dense(1)], input_shape=(2, 3, 4))
-    model.compile(optimizer="sgd", loss="mse")
-    with pytest.raises(fn.ExportError, match=r"layers\.0 \(PReLU per channel\)"):
-        model.export_onnx(tmp_path / "p.onnx")
-    with pytest.raises(fn.ExportError, match=r"PReLU per channel"):
-        model.save(tmp_path / "p.safetensors", layout="torch")
-    assert not list(tmp_path.iterdir())
-
-
-def test_channels_first_batchnorm_refuses_export_by_name(tmp_path):
-    model = fn.Sequential([fn.Conv2D(3, 3, data_format="channels_first"), fn.BatchNorm(axis=1), fn.Flatten(),
-                           fn.Dense(2)], input_shape=(2, 5, 5), seed=0)
+def test_batchnorm_beyond_batchnorm2d_refuses_the_torch_layout_by_name(tmp_path):
+    """Per-channel forms export (test_onnx_conv / test_torch_conv); a BatchNorm(axis=1) over
+    three spatial axes has no nn.BatchNorm1d/2d form: ExportError naming it, nothing written."""
+    model = fn.Sequential([fn.BatchNorm(axis=1), fn.Flatten(), fn.Dense(2)], input_shape=(2, 3, 4, 5), seed=0)
     model.compile(loss="mse")
-    with pytest.raises(fn.ExportError, match="axis=1"):
-        model.export_onnx(tmp_path / "m.onnx")
-    with pytest.raises(fn.ExportError, match="axis=1"):
+    with pytest.raises(fn.ExportError, match=r"layers\.0 \(BatchNorm\(axis=1\) on inputs of shape \(2, 3, 4, 5\)\)"):
         model.save(tmp_path / "t.safetensors", layout="torch")
-    assert not (tmp_path / "m.onnx").exists() and not (tmp_path / "t.safetensors").exists()
+    assert not (tmp_path / "t.safetensors").exists()

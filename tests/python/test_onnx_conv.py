@@ -53,6 +53,34 @@ MODELS: dict[str, Any] = {
         fn.Conv1D(4, 3, padding="same", strides=2, data_format=CF), fn.AvgPool1D(3, padding="same", data_format=CF),
         fn.GlobalMaxPool1D(data_format=CF), fn.Dense(2)]),
     "conv1d_global_avg": ((10, 4), lambda: [fn.Conv1D(5, 4, groups=1), fn.GlobalAvgPool1D(), fn.Dense(2)]),
+    # Per-channel statistics and slopes of channels_first images and sequences (BatchNorm(axis=1),
+    # PReLU(shared_axes=...)), and a ResNet block whose skip path is a 1x1 strided convolution.
+    "batch_norm_channels_first": ((2, 6, 5), lambda: [
+        fn.BatchNorm(axis=1), fn.Conv2D(3, 3, data_format=CF), fn.BatchNorm(momentum=0.3, eps=1e-3, axis=1),
+        fn.ReLU(), fn.Conv2D(2, 2, data_format=CF), fn.Flatten(), fn.Dense(2)]),
+    "batch_norm_channels_first_sequences": ((2, 9), lambda: [
+        fn.Conv1D(3, 3, data_format=CF), fn.BatchNorm(axis=1), fn.GlobalMaxPool1D(data_format=CF), fn.Dense(2)]),
+    "prelu_per_channel_last": ((6, 5, 2), lambda: [
+        fn.Conv2D(3, 3, padding="same"), fn.PReLU(shared_axes=[1, 2]), fn.MaxPool2D(2), fn.Flatten(), fn.Dense(2)]),
+    "prelu_per_channel_first": ((2, 6, 5), lambda: [
+        fn.Conv2D(3, 3, data_format=CF), fn.PReLU(shared_axes=[2, 3]), fn.Flatten(), fn.Dense(2)]),
+    "prelu_per_value_and_shared_on_images": ((5, 4, 2), lambda: [
+        fn.Conv2D(3, 2), fn.PReLU(), fn.PReLU(shared_axes=[1, 2, 3]), fn.Flatten(), fn.Dense(2)]),
+    "prelu_per_channel_sequences": ((7, 2), lambda: [
+        fn.PReLU(shared_axes=[1]), fn.Conv1D(3, 3), fn.Flatten(), fn.Dense(2)]),
+    "residual_strided_projection": ((6, 5, 2), lambda: [
+        fn.Residual([fn.Conv2D(4, 3, strides=2, padding="same", activation="relu"), fn.Conv2D(4, 3, padding="same")]),
+        fn.Flatten(), fn.Dense(2)]),
+    "resnet_basic_block_downsample": ((6, 5, 2), lambda: [
+        fn.Residual([fn.Conv2D(4, 3, strides=2, padding="same", use_bias=False), fn.BatchNorm(), fn.ReLU(),
+                     fn.Conv2D(4, 3, padding="same", use_bias=False), fn.BatchNorm()], projection="batchnorm"),
+        fn.ReLU(), fn.GlobalAvgPool2D(), fn.Dense(2)]),
+    "resnet_basic_block_downsample_first": ((2, 6, 5), lambda: [
+        fn.Residual([fn.Conv2D(4, 3, strides=2, padding=1, data_format=CF), fn.BatchNorm(axis=1), fn.ReLU(),
+                     fn.Conv2D(4, 3, padding=1, data_format=CF), fn.BatchNorm(axis=1)], projection="batchnorm"),
+        fn.ReLU(), fn.GlobalAvgPool2D(data_format=CF), fn.Dense(2)]),
+    "residual_projection_conv1d": ((7, 2), lambda: [
+        fn.Residual([fn.Conv1D(4, 3, strides=2, padding="same")]), fn.Flatten(), fn.Dense(2)]),
 }
 
 

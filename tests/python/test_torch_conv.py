@@ -97,3 +97,36 @@ def test_a_kernel_of_the_wrong_shape_is_refused_with_the_model_unchanged(tmp_pat
                                              r"stored with axes \(3, 2, 0, 1\)"):
         fn.load_torch_weights(model, path)
     np.testing.assert_array_equal(model.predict_raw(x), before)
+
+
+def test_per_channel_forms_and_the_downsample_are_named_as_pytorch_names_them(tmp_path):
+    # A ResNet BasicBlock with downsample: Residual(block=Sequential(conv, bn, relu, conv, bn),
+    # projection=Sequential(Conv2d(2, 4, 1, stride=2, bias=False), BatchNorm2d(4))), ReLU, GlobalPool, Linear.
+    model, _ = built("resnet_basic_block_downsample")
+    path = tmp_path / "w.safetensors"
+    model.save(path, layout="torch")
+    saved = load_file(str(path))
+    assert saved["0.projection.0.weight"].shape == (4, 2, 1, 1) and "0.projection.0.bias" not in saved
+    assert {k for k in saved if k.startswith("0.projection.1.")} == {
+        f"0.projection.1.{n}" for n in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")}
+    block = model.layers[0]
+    np.testing.assert_array_equal(saved["0.projection.0.weight"],
+                                  block.get_param("projection.0.weight").transpose(3, 2, 0, 1))
+    np.testing.assert_array_equal(saved["0.projection.1.running_var"], block.get_param("projection.1.running_var"))
+    source = fn.torch_layout.torch_source(model)
+    assert "projection=nn.Sequential(LayoutConv2d(2, 4, kernel_size=(1, 1), stride=(2, 2)" in source
+
+    # channels_first: the plain nn modules act on axis 1, the channels.
+    first = fn.torch_layout.torch_source(built("batch_norm_channels_first")[0])
+    assert "nn.BatchNorm2d(2, eps=1e-05, momentum=0.1)" in first and "LayoutBatchNorm" not in first
+    assert "nn.BatchNorm1d(3, eps=1e-05" in fn.torch_layout.torch_source(built("batch_norm_channels_first_sequences")[0])
+    prelu_first, _ = built("prelu_per_channel_first")
+    assert "nn.PReLU(3, init=0.25)" in fn.torch_layout.torch_source(prelu_first)
+    prelu_last, _ = built("prelu_per_channel_last")
+    assert "LayoutPReLU(3, init=0.25, channels_last=True)" in fn.torch_layout.torch_source(prelu_last)
+    prelu_last.save(path, layout="torch")
+    assert load_file(str(path))["1.weight"].shape == (3,)
+    values, _ = built("prelu_per_value_and_shared_on_images")
+    values.save(path, layout="torch")
+    saved = load_file(str(path))
+    assert saved["1.weight"].shape == (4 * 3 * 3,) and saved["2.weight"].shape == (1,)  # FlatPReLU(36), nn.PReLU(1)

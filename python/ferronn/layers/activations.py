@@ -12,8 +12,8 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from .. import _validate, names as _names
-from ..errors import ConfigError, ExportError
+from .. import _torch_modules as _tm, _validate, names as _names
+from ..errors import ConfigError
 from ..names import ActivationInfo
 from . import elementwise as _elementwise
 from .._validate import finite_float
@@ -414,15 +414,31 @@ class PReLU(Layer):
         post = np.where(h > 0, h, alpha * h)
         return NumpyStep(post, "prelu", h, post, kinked=True)
 
-    def _per_channel_unsupported(self, what: str, where: str) -> None:
-        if self._input_shape and self._mode(self._input_shape) in ("channels_last", "channels_first"):
-            raise ExportError(f"layer {where} (PReLU per channel) has no {what} form yet")
-
     def onnx_nodes(self, g: Any, x: str, where: str) -> str:
-        self._per_channel_unsupported("ONNX", where)
-        return g.node("PRelu", [x, g.weight(f"{where}.alpha")], where)
+        shape = self._input_shape
+        mode = self._mode(shape) if shape else None
+        if mode not in ("channels_last", "channels_first"):  # one slope per value, or one for all
+            return g.node("PRelu", [x, g.weight(f"{where}.alpha")], where)
+        if g.dry:
+            return x
+        # Per channel: ONNX's [N, C, ...] with the slopes as [C, 1, ...] (broadcast over the positions).
+        rank = len(shape) - 1  # type: ignore[arg-type]
+        y = g.to_channels_first(x, shape, rank, mode, where)
+        alpha = g.tensors[f"{where}.alpha"].astype(np.float32).reshape((-1,) + (1,) * rank)
+        y = g.node("PRelu", [y, g.init(f"{where}.alpha", alpha)], where)
+        return g.from_channels_first(y, shape, rank, mode, where)
 
     def torch_layout(self, layout: Any, d: int, f: str, t: str) -> TorchPart:
-        self._per_channel_unsupported("PyTorch-layout", f)
-        return TorchPart([f"nn.PReLU({1 if self.shared else d}, init={self.init!r})"],
-                         [TorchEntry(f"{t}.weight", f"{f}.alpha")])
+        shape = self._input_shape or (d,)
+        mode = self._mode(shape) if len(shape) > 1 else None
+        entries = [TorchEntry(f"{t}.weight", f"{f}.alpha")]
+        if self.shared or mode == "all":
+            return TorchPart([f"nn.PReLU(1, init={self.init!r})"], entries)
+        if mode == "channels_first":  # nn.PReLU's slopes act on axis 1: the channels here
+            return TorchPart([f"nn.PReLU({shape[0]}, init={self.init!r})"], entries)
+        if mode == "channels_last":
+            return TorchPart([f"LayoutPReLU({shape[-1]}, init={self.init!r}, channels_last=True)"], entries,
+                             (_tm.LAYOUT,))
+        if len(shape) > 1:  # one slope per value of an N-D sample
+            return TorchPart([f"FlatPReLU({d}, init={self.init!r})"], entries, (_tm.FLAT_PRELU,))
+        return TorchPart([f"nn.PReLU({d}, init={self.init!r})"], entries)

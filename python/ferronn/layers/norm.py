@@ -112,27 +112,36 @@ class BatchNorm(Layer):
         c = self._input_shape[-1]  # type: ignore[index]
         return f"LayoutBatchNorm{rank - 1}d({c}, eps={self.eps!r}, momentum={self.momentum!r}, channels_last=True)"
 
-    def _last_axis_only(self, what: str, where: str) -> None:
-        if self._first():
-            raise ExportError(f"layer {where} (BatchNorm(axis=1) on channels_first inputs of shape "
-                              f"{self._input_shape}) has no {what} form yet")
+    def _params(self, g: Any, where: str) -> list[str]:
+        return [g.weight(f"{where}.{n}") for n in ("gamma", "beta", "running_mean", "running_var")]
 
     def onnx_nodes(self, g: Any, x: str, where: str) -> str:
-        self._last_axis_only("ONNX", where)
         shape = self._input_shape
+        # ONNX's momentum weighs the running value, PyTorch's (and ours) the batch's.
+        attrs = {"epsilon": float(self.eps), "momentum": 1.0 - self.momentum}
+        if self._first():  # channels_first samples [C, ...] are ONNX's [N, C, ...] as they are
+            rank = len(shape) - 1  # type: ignore[arg-type]
+            y = g.to_channels_first(x, shape, rank, "channels_first", where)
+            y = g.node("BatchNormalization", [y] + self._params(g, where), where, **attrs)
+            return g.from_channels_first(y, shape, rank, "channels_first", where)
         nd = self._nd()
         if nd:  # statistics per value of the last axis: rows [N·positions, C] are ONNX's [N, C]
             x = g.reshape(x, (shape[-1],), where)  # type: ignore[index]
-        ins = [x] + [g.weight(f"{where}.{n}") for n in ("gamma", "beta", "running_mean", "running_var")]
-        # ONNX's momentum weighs the running value, PyTorch's (and ours) the batch's.
-        y = g.node("BatchNormalization", ins, where, epsilon=float(self.eps), momentum=1.0 - self.momentum)
+        y = g.node("BatchNormalization", [x] + self._params(g, where), where, **attrs)
         return g.reshape(y, (int(np.prod(shape)),), where) if nd else y  # type: ignore[arg-type]
 
     def torch_layout(self, layout: Any, d: int, f: str, t: str) -> TorchPart:
-        self._last_axis_only("PyTorch-layout", f)
         entries = [TorchEntry(f"{t}.weight", f"{f}.gamma"), TorchEntry(f"{t}.bias", f"{f}.beta"),
                    TorchEntry(f"{t}.running_mean", f"{f}.running_mean"),
                    TorchEntry(f"{t}.running_var", f"{f}.running_var"), TorchEntry(f"{t}.num_batches_tracked", None)]
+        if self._first():  # [N, C, ...] is what nn.BatchNorm1d / 2d take
+            rank = len(self._input_shape)  # type: ignore[arg-type]
+            if rank > 3:
+                raise ExportError(f"layer {f} (BatchNorm(axis=1) on inputs of shape {self._input_shape}) has no "
+                                  "PyTorch-layout form (PyTorch's BatchNorm takes at most 2 spatial axes here)")
+            c = self._input_shape[0]  # type: ignore[index]
+            return TorchPart([f"nn.BatchNorm{rank - 1}d({c}, eps={self.eps!r}, momentum={self.momentum!r})"],
+                             entries)
         if self._nd():
             return TorchPart([self._nd_torch_module(f)], entries, (_tm.LAYOUT,))
         return TorchPart([f"nn.BatchNorm1d({d}, eps={self.eps!r}, momentum={self.momentum!r})"], entries)

@@ -6,7 +6,7 @@ from typing import Any, Iterable, Union
 
 import numpy as np
 
-from ..errors import ConfigError, ExportError
+from ..errors import ConfigError
 from .._validate import finite_float
 from . import _grid
 from .base import Layer, NumpyStep, TorchEntry, TorchPart, from_spec as _layer_from_spec, register
@@ -208,25 +208,26 @@ class Residual(Layer):
             skip = h @ p["projection.weight"] + p["projection.bias"] if "projection.weight" in p else h
         return NumpyStep(skip + inner)
 
-    def _no_conv_projection(self, what: str, where: str) -> None:
-        if self._projection:
-            raise ExportError(f"layer {where} ({type(self).__name__} with a convolution projection) has no {what} "
-                              "form yet")
-
     def onnx_nodes(self, g: Any, x: str, where: str) -> str:
-        self._no_conv_projection("ONNX", where)
         out = g.layers(self.layers, x, f"{where}.block")
         proj = f"{where}.projection"
-        skip = g.gemm(x, proj, proj) if g.has(f"{proj}.weight") else x
+        if self._projection:  # the 1x1 strided convolution (and BatchNorm), as flat rows like the block's
+            skip = g.layers(self._projection, x, proj)
+        else:
+            skip = g.gemm(x, proj, proj) if g.has(f"{proj}.weight") else x
         return g.node("Add", [skip, out], where)
 
     def torch_layout(self, layout: Any, d: int, f: str, t: str) -> TorchPart:
-        self._no_conv_projection("PyTorch-layout", f)
         inner = layout.walk(self.layers, d, f"{f}.block", f"{t}.block")
-        entries, projection = list(inner.entries), ""
-        if layout.has(f"{f}.projection.weight"):
+        entries, projection, helpers = list(inner.entries), "", inner.helpers
+        if self._projection:  # nn.Sequential(conv 1x1[, BatchNorm]): PyTorch BasicBlock's downsample
+            skip = layout.walk(self._projection, d, f"{f}.projection", f"{t}.projection")
+            entries += skip.entries
+            helpers += tuple(h for h in skip.helpers if h not in helpers)
+            projection = f", projection=nn.Sequential({', '.join(skip.modules)})"
+        elif layout.has(f"{f}.projection.weight"):
             entries += [TorchEntry(f"{t}.projection.weight", f"{f}.projection.weight", True),
                         TorchEntry(f"{t}.projection.bias", f"{f}.projection.bias")]
             projection = f", projection=nn.Linear({d}, {self.output_dim(d)})"
         module = f"Residual(nn.Sequential({', '.join(inner.modules)}){projection})"
-        return TorchPart([module], entries, inner.helpers + (_TORCH_RESIDUAL,))
+        return TorchPart([module], entries, helpers + (_TORCH_RESIDUAL,))
