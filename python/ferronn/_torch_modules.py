@@ -115,7 +115,8 @@ RESHAPE = '''class Reshape(nn.Module):
 SEQUENCE = '''class Sequence:
     """Runs a batch_first PyTorch RNN as ferronn's recurrent layer: with
     go_backwards it reads the time axis from its end (its outputs then come in that
-    reading order, as Keras'); it returns every step's output or only the last."""
+    reading order, as Keras'); it returns every step's output, or the final state
+    (each direction's, side by side)."""
 
     def __init__(self, *args, return_sequences=False, go_backwards=False, **kwargs):
         super().__init__(*args, batch_first=True, **kwargs)
@@ -124,8 +125,11 @@ SEQUENCE = '''class Sequence:
     def forward(self, x):
         if self.go_backwards:
             x = x.flip(1)
-        y = super().forward(x)[0]  # [N, T, units]; the final state tuple is not needed
-        return y if self.return_sequences else y[:, -1]
+        y, state = super().forward(x)  # y: [N, T, directions·units]
+        if self.return_sequences:
+            return y
+        h = state[0] if isinstance(state, tuple) else state  # LSTM's state is (h, c)
+        return h.movedim(0, 1).flatten(1)  # [directions, N, units] -> [N, directions·units]
 
 
 class SequenceRNN(Sequence, nn.RNN):

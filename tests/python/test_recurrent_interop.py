@@ -190,3 +190,34 @@ def test_a_masking_embedding_is_a_named_export_error(tmp_path):
         model.export_onnx(tmp_path / "m.onnx")
     with pytest.raises(ExportError, match=r"Embedding\(mask_zero=True\)\) has no PyTorch-layout form"):
         model.save(tmp_path / "w.safetensors", layout="torch")
+
+
+@pytest.mark.parametrize("cell,rs", [(c, rs) for c in CELLS for rs in (False, True)])
+def test_the_onnx_helper_runs_both_directions_as_keras_bidirectional_concat(cell, rs, tmp_path):
+    """What a Bidirectional kind reuses: ``onnx_layer`` with two tensor prefixes and
+    direction="bidirectional" gives the forward layer's and the backward (go_backwards)
+    layer's outputs side by side, the backward sequence put back in the input's time order."""
+    from ferronn.layers import _recurrent_export as rx
+    from ferronn.onnx_export import _Graph
+
+    fwd, x = built([CELLS[cell](return_sequences=rs)], (T, F), seed=3)
+    bwd, _ = built([CELLS[cell](return_sequences=rs, go_backwards=True)], (T, F), seed=4)
+    tensors = {f"fwd.{k[len('layers.0.'):]}": v for k, v in fwd._tensors()}
+    tensors.update({f"bwd.{k[len('layers.0.'):]}": v for k, v in bwd._tensors()})
+    layer = fwd.layers[0]
+    acts, attrs = layer._onnx_activation("fwd")
+    g = _Graph(onnx, tensors, 17)
+    out = rx.onnx_layer(g, g.flat_input("input", (T, F)), (T, F), layer.cell, ["fwd", "bwd"], "bidirectional",
+                        4, rs, "bi", acts, **attrs)
+    g.nodes.append(onnx.helper.make_node("Identity", [out], ["output"]))
+    h = onnx.helper
+    graph = h.make_graph(g.live_nodes("output"), "bi",
+                         [h.make_tensor_value_info("input", onnx.TensorProto.FLOAT, ["batch", T, F])],
+                         [h.make_tensor_value_info("output", onnx.TensorProto.FLOAT, None)], initializer=g.inits)
+    onnx.save(h.make_model(graph, opset_imports=[h.make_opsetid("", 17)], ir_version=8), str(tmp_path / "bi.onnx"))
+    back = bwd.predict_raw(x)
+    if rs:  # [N, T, 2·units]: step t holds the forward state at t and the backward state at t
+        want = np.concatenate([fwd.predict_raw(x), back[:, ::-1]], axis=-1).reshape(len(x), -1)
+    else:
+        want = np.concatenate([fwd.predict_raw(x), back], axis=-1)
+    np.testing.assert_allclose(run_onnx(tmp_path / "bi.onnx", x), want, rtol=1e-5, atol=1e-5)

@@ -211,7 +211,8 @@ def _sigmoid(x):
 class _RNNBase(Module):
     """nn.RNN / LSTM / GRU with one layer, one direction: tensors ``weight_ih_l0``
     [G·hidden, input], ``weight_hh_l0`` [G·hidden, hidden], ``bias_ih_l0``, ``bias_hh_l0``;
-    ``forward`` returns (output of every step, final state), h_0 = c_0 = 0."""
+    ``forward`` returns (output of every step, final state: h_n, or (h_n, c_n) for the
+    LSTM, each [1, N, hidden]), with h_0 = c_0 = 0."""
 
     gates = 1
 
@@ -237,7 +238,9 @@ class _RNNBase(Module):
             h, c = self.cell(np.asarray(gi), np.asarray(gh), h, c)
             outs.append(h)
         y = np.stack(outs, axis=1)
-        return tensor(y if self.batch_first else y.swapaxes(0, 1)), tensor(h[None])
+        h_n = tensor(h[None])  # [directions = 1, N, hidden]
+        state = (h_n, tensor(c[None])) if self.gates == 4 else h_n  # nn.LSTM's is (h_n, c_n)
+        return tensor(y if self.batch_first else y.swapaxes(0, 1)), state
 
 
 class RNN(_RNNBase):

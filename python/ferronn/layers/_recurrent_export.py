@@ -27,7 +27,7 @@ import numpy as np
 from .. import names as _names
 from ..errors import ExportError
 
-__all__ = ["ONNX_OP", "onnx_weights", "onnx_recurrent", "onnx_reverse_time", "onnx_rnn_activation", "torch_nonlinearity"]
+__all__ = ["ONNX_OP", "onnx_weights", "onnx_layer", "onnx_recurrent", "onnx_reverse_time", "onnx_rnn_activation", "torch_nonlinearity"]
 
 #: The ONNX operator of each of the core's cells.
 ONNX_OP = {"simple_rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
@@ -87,6 +87,24 @@ def onnx_recurrent(g: Any, x_tnf: str, cell: str, prefixes: Sequence[str], direc
     y, y_h = g.node(ONNX_OP[cell], [x_tnf, *names], scope, n_out=2, hidden_size=int(units), direction=direction,
                     **attrs)
     return y, y_h
+
+
+def onnx_layer(g: Any, x: str, shape: tuple[int, int], cell: str, prefixes: Sequence[str], direction: str,
+               units: int, return_sequences: bool, scope: str, activations: Sequence[str] = (),
+               **attrs: Any) -> str:
+    """A recurrent layer from flat rows ``x`` (samples of ``shape`` = (T, F)) to flat rows:
+    every step's output, the directions' outputs side by side ([N, T·directions·units]),
+    or the final states side by side ([N, directions·units]). A ``"reverse"`` layer
+    returning sequences gives them in its reading order (ferronn's and Keras' go_backwards);
+    ``"bidirectional"`` keeps the input's time order for both (Keras' Bidirectional)."""
+    seq = g.node("Transpose", [g.nd(x, tuple(shape), scope)], scope, perm=[1, 0, 2])  # [T, N, F]
+    y, y_h = onnx_recurrent(g, seq, cell, prefixes, direction, units, scope, activations, **attrs)
+    if not return_sequences:  # [directions, N, units] -> rows [N, directions·units]
+        return g.flatten(g.node("Transpose", [y_h], scope, perm=[1, 0, 2]), scope)
+    if direction == "reverse":  # ONNX keeps the input's time order; go_backwards gives the reading order
+        y = onnx_reverse_time(g, y, scope)
+    # [T, directions, N, units] -> [N, T, directions, units] -> rows [N, T·directions·units]
+    return g.flatten(g.node("Transpose", [y], scope, perm=[2, 0, 1, 3]), scope)
 
 
 def onnx_reverse_time(g: Any, y: str, scope: str) -> str:

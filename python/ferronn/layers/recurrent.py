@@ -150,15 +150,8 @@ class _Recurrent(WeightOptions, Layer):
         if g.dry:
             return x
         t, f = self._sequence(self._input_shape or ())
-        seq = g.node("Transpose", [g.nd(x, (t, f), where)], where, perm=[1, 0, 2])  # [T, N, F]
-        y, y_h = _export.onnx_recurrent(g, seq, self.cell, [where], "reverse" if self.go_backwards else "forward",
-                                        self.units, where, acts, **attrs)
-        if not self.return_sequences:  # the final state [1, N, units] as rows [N, units]
-            return g.flatten(g.node("Transpose", [y_h], where, perm=[1, 0, 2]), where)
-        if self.go_backwards:  # ONNX keeps the input's time order; ferronn gives the reading order
-            y = _export.onnx_reverse_time(g, y, where)
-        # [T, 1, N, units] -> [N, T, 1, units] -> rows [N, T·units]
-        return g.flatten(g.node("Transpose", [y], where, perm=[2, 0, 1, 3]), where)
+        return _export.onnx_layer(g, x, (t, f), self.cell, [where], "reverse" if self.go_backwards else "forward",
+                                  self.units, self.return_sequences, where, acts, **attrs)
 
     def _torch_module(self, f: str) -> tuple[str, str]:
         """The ``nn`` class's name (``RNN``, ``LSTM``, ``GRU``) and extra arguments."""
