@@ -23,7 +23,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-__all__ = ["LAYOUT", "GLOBAL_POOL", "RESHAPE", "SEQUENCE", "TOKEN_EMBEDDING", "FLAT_PRELU", "torch_pad", "symmetric", "tuple_src"]
+__all__ = ["LAYOUT", "GLOBAL_POOL", "RESHAPE", "SEQUENCE", "TOKEN_EMBEDDING", "FLAT_PRELU", "torch_pad", "symmetric",
+           "tuple_src"]
 
 # The mixin and the subclasses built on it; written once into the generated source.
 LAYOUT = '''class Layout:

@@ -119,7 +119,8 @@ def test_per_channel_forms_and_the_downsample_are_named_as_pytorch_names_them(tm
     # channels_first: the plain nn modules act on axis 1, the channels.
     first = fn.torch_layout.torch_source(built("batch_norm_channels_first")[0])
     assert "nn.BatchNorm2d(2, eps=1e-05, momentum=0.1)" in first and "LayoutBatchNorm" not in first
-    assert "nn.BatchNorm1d(3, eps=1e-05" in fn.torch_layout.torch_source(built("batch_norm_channels_first_sequences")[0])
+    sequences, _ = built("batch_norm_channels_first_sequences")
+    assert "nn.BatchNorm1d(3, eps=1e-05" in fn.torch_layout.torch_source(sequences)
     prelu_first, _ = built("prelu_per_channel_first")
     assert "nn.PReLU(3, init=0.25)" in fn.torch_layout.torch_source(prelu_first)
     prelu_last, _ = built("prelu_per_channel_last")

@@ -27,7 +27,8 @@ import numpy as np
 from .. import names as _names
 from ..errors import ExportError
 
-__all__ = ["ONNX_OP", "onnx_weights", "onnx_layer", "onnx_recurrent", "onnx_reverse_time", "onnx_rnn_activation", "torch_nonlinearity"]
+__all__ = ["ONNX_OP", "onnx_weights", "onnx_layer", "onnx_recurrent", "onnx_reverse_time", "onnx_rnn_activation",
+           "torch_nonlinearity"]
 
 #: The ONNX operator of each of the core's cells.
 ONNX_OP = {"simple_rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
