@@ -72,7 +72,7 @@ def onnx_recurrent(g: Any, x_tnf: str, cell: str, prefixes: Sequence[str], direc
     """Adds one ONNX recurrent operator on the time-major input ``x_tnf`` [T, N, F]:
     ``prefixes`` holds one ferronn tensor prefix per direction (forward first). Returns
     ``(Y, Y_h)``: [T, directions, N, units] and [directions, N, units]."""
-    stacked = [[], [], []]  # type: list[list[np.ndarray]]
+    stacked: list[list[np.ndarray]] = [[], [], []]  # W, R, B of each direction
     for prefix in prefixes:
         w = onnx_weights(cell, *(g.tensors[f"{prefix}.{n}"] for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")))
         for acc, a in zip(stacked, w):
