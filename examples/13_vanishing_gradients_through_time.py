@@ -31,9 +31,10 @@ SimpleRNN learns at T = 10 and fails at T = 60, the LSTM and the GRU learn at
 every T. At initialisation the gated cells pass *less* gradient to the first
 step than the SimpleRNN (their gates start half open, so each step back keeps
 only a fraction of it); training opens them, and afterwards the gradient at
-``h_0`` is a sizeable fraction of the one at the last step. The trained
-SimpleRNN's ratio has no such level: from seed to seed it ends up far below or
-far above 1 (vanishing or exploding).
+``h_0`` is a steady fraction (about 0.1 to 0.5) of the one at the last step.
+The trained SimpleRNN's ratio has no such level: over the seeds measured it
+ranged from 1e-28 to 35 (vanishing in some runs, exploding in others), and
+none of those runs learned the task at T = 50 or 60.
 
 With ``--fast`` it runs one seed at T = 10 and 50, on 1,500 sequences for 30
 epochs: the same picture, in a few seconds per model.
@@ -136,14 +137,19 @@ def main(fast: bool = False, out_dir: str = "examples/output") -> dict:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     ax = fig.add_subplot(1, 2, 2)
+    steps = np.arange(longest)
     for k, (cell, runs) in enumerate(profiles.items()):
-        init, trained = runs[0]
-        ax.plot(np.arange(longest), ratio_to_last(trained), "-", color=f"C{k}", label=f"{cell}, trained")
-        ax.plot(np.arange(longest), ratio_to_last(init), "--", color=f"C{k}", alpha=0.7, label=f"{cell}, at init")
+        # Every seed's trained profile (the SimpleRNN's differ by orders of magnitude);
+        # at initialisation the seeds agree closely, so one is drawn.
+        for j, (_, trained) in enumerate(runs):
+            ax.plot(steps, ratio_to_last(trained), "-", color=f"C{k}", alpha=1.0 if j == 0 else 0.45,
+                    label=f"{cell}, trained" if j == 0 else None)
+        ax.plot(steps, ratio_to_last(runs[0][0]), "--", color=f"C{k}", alpha=0.7, label=f"{cell}, at init")
     ax.set_yscale("log")
     ax.set_xlabel("time step t")
     ax.set_ylabel(f"‖∂L/∂h_t‖ / ‖∂L/∂h_{longest - 1}‖ (log scale)")
-    ax.set_title(f"gradient reaching each step, T = {longest} (seed {cfg['seeds'][0]})")
+    seeds = f"seed {cfg['seeds'][0]}" if len(cfg["seeds"]) == 1 else "one line per seed"
+    ax.set_title(f"gradient reaching each step, T = {longest} ({seeds})")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     path = fn.plot.save(fig, os.path.join(out_dir, "13_vanishing_gradients_through_time.png"))
