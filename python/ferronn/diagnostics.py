@@ -334,7 +334,8 @@ def time_step_gradients(model: Any, X: Any, y: Any, training: bool = True) -> di
     first step of ``X``), also with ``go_backwards``. It is the whole
     backpropagation-through-time gradient arriving at ``h_t``: from the
     loss at that step (``return_sequences=True``) and, through the
-    recurrence, from every later step. ``L`` is what a training step on
+    recurrence, from every step the layer processes after it (the later
+    steps; the earlier ones with ``go_backwards``). ``L`` is what a training step on
     ``(X, y)`` as one batch minimises (the mean loss over the samples plus
     any regularizer penalties, which do not depend on ``h_t``), so the norms
     scale as ``1/N`` with the batch. The LSTM's cell state is not included.

@@ -445,9 +445,9 @@ impl Recurrent {
     /// With recording on, after a backward pass: per input time step `t`
     /// (input order, also with `go_backwards`) the Frobenius norm over the
     /// batch of `∂L/∂h_t`, the whole gradient reaching the hidden state the
-    /// layer computes at `x_t` (from the loss at that step and from every
-    /// later step through the recurrence); the LSTM's cell state is not
-    /// included.
+    /// layer computes at `x_t` (from the loss at that step and, through the
+    /// recurrence, from every step processed after it); the LSTM's cell
+    /// state is not included.
     pub fn step_norms(&self) -> Option<&[f64]> {
         self.step_norms.as_deref()
     }
