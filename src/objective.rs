@@ -33,6 +33,28 @@ impl Network {
         self.run(x.rows, |net| net.core.objective(x, &targets, weights, training, seed))
     }
 
+    /// For every recurrent layer (named `layers.{i}` as its tensors, nested
+    /// ones too), the norm of the objective's gradient with respect to its
+    /// hidden state at each input time step, `‖∂L/∂h_t‖` over the whole batch
+    /// (see [`crate::layers::Recurrent::step_norms`]), from one evaluation of
+    /// [`Network::loss_and_grads`] on `(x, targets)`; nothing is updated.
+    ///
+    /// # Errors
+    /// As [`Network::loss_and_grads`].
+    pub fn time_step_grad_norms(&mut self, x: MatRef<'_>, targets: Targets<'_>, weights: Option<&[f32]>) -> Result<Vec<(String, Vec<f64>)>> {
+        for (_, layer) in self.core.chain.recurrent_mut("layers.") {
+            layer.record_step_norms(true);
+        }
+        let evaluated = self.loss_and_grads(x, targets, weights);
+        let mut norms = Vec::new();
+        for (name, layer) in self.core.chain.recurrent_mut("layers.") {
+            norms.push((name, layer.step_norms().unwrap_or_default().to_vec()));
+            layer.record_step_norms(false);
+        }
+        evaluated?;
+        Ok(norms)
+    }
+
     /// Overwrites every parameter from one flat vector laid out like
     /// [`Network::params`] (the buffers and the optimizer state are untouched).
     ///

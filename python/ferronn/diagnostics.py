@@ -8,9 +8,13 @@ norms during training, and a finite-difference check of the gradients.
 >>> model.fit(X, y, epochs=5, callbacks=[monitor]); monitor.history["layers.0/grad_norm"]
 >>> report = fn.diagnostics.check_gradients(model, X[:16], y[:16]); report.passed
 
-Everything here runs a plain NumPy forward pass from the model's tensors
-(``model._net.tensors()``), written from each layer's definition, next to the
-Rust core rather than through it. Layers are named as their tensors are:
+``time_step_gradients(model, X, y)`` gives, for each recurrent layer, the norm of
+the loss gradient reaching its hidden state at every time step.
+
+The forward-pass diagnostics run a plain NumPy forward pass from the model's
+tensors (``model._net.tensors()``), written from each layer's definition, next
+to the Rust core rather than through it; the gradient ones read the core's
+backward pass. Layers are named as their tensors are:
 ``"layers.3"`` for the model's fourth layer, ``"layers.3.block.0"`` for the
 first layer inside a ``Residual`` there.
 """
@@ -29,7 +33,7 @@ from .layers import Layer
 from .layers.elementwise import FLOAT64, float64 as _float64
 
 __all__ = [
-    "layer_outputs", "dead_units", "activation_stats", "GradientMonitor", "check_gradients", "GradientCheckReport",
+    "layer_outputs", "dead_units", "activation_stats", "GradientMonitor", "check_gradients", "time_step_gradients", "GradientCheckReport",
     "RELU_FAMILY", "TANH_SATURATION", "SIGMOID_SATURATION",
 ]
 
@@ -315,6 +319,52 @@ class GradientMonitor(Callback):
                 row[f"{key}/{suffix}"] = math.sqrt(value)
         for key, value in row.items():
             self.history.setdefault(key, []).append(value)
+
+
+# ----------------------------------------------------------------- through time
+
+def time_step_gradients(model: Any, X: Any, y: Any, training: bool = True) -> dict[str, np.ndarray]:
+    """How much gradient reaches each time step of every recurrent layer.
+
+    For each SimpleRNN, LSTM and GRU layer (named like its tensors,
+    ``"layers.1"``), an array of ``T`` floats: entry ``t`` is ``‖∂L/∂h_t‖``,
+    the Frobenius norm over the whole batch (``[N, units]``) of the gradient
+    of the loss ``L`` with respect to the hidden state ``h_t`` the layer
+    computes from input step ``t``. ``t`` counts in input order (0 = the
+    first step of ``X``), also with ``go_backwards``. It is the whole
+    backpropagation-through-time gradient arriving at ``h_t``: from the
+    loss at that step (``return_sequences=True``) and, through the
+    recurrence, from every step the layer processes after it (the later
+    steps; the earlier ones with ``go_backwards``). ``L`` is what a training step on
+    ``(X, y)`` as one batch minimises (the mean loss over the samples plus
+    any regularizer penalties, which do not depend on ``h_t``), so the norms
+    scale as ``1/N`` with the batch. The LSTM's cell state is not included.
+
+    The core records the norms inside its backward pass, on a copy of the
+    network: the model (weights, optimizer state, statistics) is unchanged.
+    ``training=True`` runs in training mode (dropout active), ``False`` in
+    inference mode. ``ConfigError`` when the model has no recurrent layer.
+
+    A plain RNN multiplies the gradient by the same recurrent Jacobian at
+    every step back, so on a long sequence these norms typically fall
+    geometrically toward ``t = 0``; an LSTM's or GRU's gates can keep them up
+    (examples/13_vanishing_gradients_through_time.py plots both).
+
+    >>> rnn = fn.Sequential([fn.Input((8, 8)), fn.GRU(16), fn.Dense(10)], seed=0)
+    >>> rnn.compile(optimizer="adam", loss="cross_entropy")
+    >>> X_seq = X.reshape(-1, 8, 8) / 16.0   # each digit read row by row
+    >>> norms = fn.diagnostics.time_step_gradients(rnn, X_seq, y)
+    >>> sorted(norms), norms["layers.0"].shape
+    (['layers.0'], (8,))
+    """
+    net = model._require_built("time_step_gradients")
+    xa, ya = model._xy(X, y)
+    probe = net.copy()
+    probe.training = bool(training)
+    norms = probe.time_step_grad_norms(xa, ya)
+    if not norms:
+        raise ConfigError("time_step_gradients needs a model with a recurrent layer (SimpleRNN, LSTM or GRU)")
+    return {name: np.asarray(values, dtype=np.float64) for name, values in norms}
 
 
 # ----------------------------------------------------------------- gradient check

@@ -7,7 +7,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::activation::Activation;
 use crate::error::{ensure_config, Result};
-use crate::layers::{Alloc, Ctx, DenseSpec, Layer, LayerKind, LayerSpec, ParamInfo};
+use crate::layers::{Alloc, Ctx, DenseSpec, Layer, LayerKind, LayerSpec, ParamInfo, Recurrent};
 use crate::regularizer::Penalty;
 use crate::tensor::{MatRef, Matrix};
 
@@ -69,6 +69,21 @@ impl Chain {
 
     pub fn layers(&self) -> impl Iterator<Item = &Layer> {
         self.layers.iter().map(|(_, l)| l)
+    }
+
+    /// The recurrent layers here and in nested residual blocks, in layer
+    /// order, each named as its tensors' prefix (`{prefix}{i}`,
+    /// `{prefix}{i}.block.{j}`): what the per-step diagnostics address.
+    pub fn recurrent_mut(&mut self, prefix: &str) -> Vec<(String, &mut Recurrent)> {
+        let mut out = Vec::new();
+        for (i, layer) in &mut self.layers {
+            match layer {
+                Layer::Recurrent(r) => out.push((format!("{prefix}{i}"), r)),
+                Layer::Residual(block) => out.extend(block.block_mut().recurrent_mut(&format!("{prefix}{i}.block."))),
+                _ => {}
+            }
+        }
+        out
     }
 
     fn named(&self, prefix: &str, get: impl Fn(&Layer) -> Vec<ParamInfo>) -> Vec<ParamInfo> {

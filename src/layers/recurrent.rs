@@ -138,6 +138,7 @@ impl BuildLayer for RecurrentSpec {
             offsets: [w_ih, w_hh, b_ih, b_hh],
             rows: 0,
             ws: Workspace::default(),
+            step_norms: None,
         })
     }
 }
@@ -205,6 +206,9 @@ pub struct Recurrent {
     /// Samples in the last forward pass.
     rows: usize,
     ws: Workspace,
+    /// When recording (diagnostics): `‖∂L/∂h_t‖` of the last backward pass
+    /// per input time step `t` (see [`Recurrent::record_step_norms`]).
+    step_norms: Option<Vec<f64>>,
 }
 
 impl Recurrent {
@@ -377,6 +381,9 @@ impl LayerKind for Recurrent {
             } else if s == t - 1 {
                 dh.copy_from_slice(&dy[..nh]);
             }
+            if let Some(norms) = self.step_norms.as_mut() {
+                record_norm(norms, ts, t, &ws.dh[..nh]);
+            }
             let d_rec = &mut ws.d_rec[s * n * gh..(s + 1) * n * gh];
             let c_prev = if self.cell == Cell::Lstm { &ws.cs[s * nh..(s + 1) * nh] } else { &[][..] };
             let back = StepBack {
@@ -425,6 +432,31 @@ impl LayerKind for Recurrent {
         }
         out
     }
+}
+
+impl Recurrent {
+    /// Turns on (or off) recording of the per-step hidden-state gradient norms
+    /// in each backward pass, read by [`Recurrent::step_norms`]. Off by default:
+    /// it costs one pass over `∂L/∂h_t` per step.
+    pub fn record_step_norms(&mut self, on: bool) {
+        self.step_norms = on.then(Vec::new);
+    }
+
+    /// With recording on, after a backward pass: per input time step `t`
+    /// (input order, also with `go_backwards`) the Frobenius norm over the
+    /// batch of `∂L/∂h_t`, the whole gradient reaching the hidden state the
+    /// layer computes at `x_t` (from the loss at that step and, through the
+    /// recurrence, from every step processed after it); the LSTM's cell
+    /// state is not included.
+    pub fn step_norms(&self) -> Option<&[f64]> {
+        self.step_norms.as_deref()
+    }
+}
+
+/// Stores `‖dh‖` (summed in f64) at `norms[time]`, sizing `norms` to `steps`.
+fn record_norm(norms: &mut Vec<f64>, time: usize, steps: usize, dh: &[f32]) {
+    norms.resize(steps, 0.0);
+    norms[time] = dh.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>().sqrt();
 }
 
 /// Fills the row-major `[rows, cols]` matrix `out` (`rows >= cols` here:

@@ -95,6 +95,11 @@ impl Residual {
         };
         Ok(Self { in_dim, block, projection, out: Matrix::zeros(0, out_dim), dy_block: Matrix::default(), scratch: Matrix::default() })
     }
+
+    /// The block's layers (for diagnostics that switch on per-layer recording).
+    pub fn block_mut(&mut self) -> &mut Chain {
+        &mut self.block
+    }
 }
 
 impl LayerKind for Residual {

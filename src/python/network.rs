@@ -187,6 +187,16 @@ impl PyNetwork {
         Ok((loss, PyArray1::from_vec(py, grad)))
     }
 
+    /// Per recurrent layer, `(name, ‖∂L/∂h_t‖ per input time step)` of one
+    /// full-batch evaluation of the objective, as `loss_and_grads` (nothing updated).
+    #[pyo3(signature = (x, y, sample_weight=None))]
+    fn time_step_grad_norms<'py>(&self, py: Python<'py>, x: PyReadonlyArray2<'_, f32>, y: &Bound<'_, PyAny>, sample_weight: Option<PyReadonlyArray1<'_, f32>>) -> PyResult<Vec<(String, Bound<'py, PyArray1<f64>>)>> {
+        let y = PyTargets::extract(y)?;
+        let (x, t, w) = (mat(&x)?, y.view()?, weights(&sample_weight)?);
+        let norms = write(py, &self.inner, |net| net.time_step_grad_norms(x, t, w))?;
+        Ok(norms.into_iter().map(|(name, v)| (name, PyArray1::from_vec(py, v))).collect())
+    }
+
     /// A copy of every parameter, flat, in layer order (the layout of `loss_and_grads`).
     fn flat_params<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<f32>>> {
         let flat = read(py, &self.inner, |net| Ok(net.params().to_vec()))?;

@@ -1,0 +1,138 @@
+"""fn.diagnostics.time_step_gradients: ‖∂L/∂h_t‖ per time step of every recurrent
+layer, recorded by the core's backward pass, against central differences of a float64
+reference (PyTorch's equations, tests/python/recurrent_reference.py) in which a
+perturbation is added to the hidden state of one sample at one input step.
+
+The model is ``Input((T, F)) → layer → [Flatten] → Dense(3)`` with an MSE loss, so
+the gradient reaching ``h_t`` comes through the recurrence (and, with
+``return_sequences``, also straight from the output at step ``t``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import ferronn as fn
+
+import recurrent_reference as rr
+import reference as ref
+
+BATCH, OUT, T, F, H = 3, 3, 5, 2, 4
+KINDS = {"rnn": fn.SimpleRNN, "lstm": fn.LSTM, "gru": fn.GRU}
+CASES = [(cell, seq, back) for cell in KINDS for seq in (False, True) for back in (False, True)]
+
+
+def _run_shifted(cell, x, p, seq, back, shift):
+    """rr.run's recurrence with ``shift[n, t]`` added to the hidden state computed
+    from input step ``t`` (before anything uses it); [N, H] or [N, T·H] in reading order."""
+    N = x.shape[0]
+    outs = []
+    for n in range(N):
+        h, c = np.zeros(H), np.zeros(H)
+        states = []
+        for t in (range(T - 1, -1, -1) if back else range(T)):
+            h, c = rr._step(cell, x[n, t], h, c, p, np.tanh)
+            h = h + shift[n, t]
+            states.append(h)
+        outs.append(np.concatenate(states) if seq else h)
+    return np.array(outs)
+
+
+def _case(cell, seq, back, seed=0):
+    layers = [fn.Input((T, F)), KINDS[cell](H, return_sequences=seq, go_backwards=back)]
+    layers += [fn.Flatten()] if seq else []
+    model = fn.Sequential(layers + [fn.Dense(OUT)], seed=0)
+    model.compile(optimizer=fn.optim.SGD(lr=0.1), loss="mse")
+    rng = np.random.default_rng(seed)
+    tensors = model._net.tensors()
+    model.set_weights([rng.normal(0.0, 0.7, a.shape).astype(np.float32) for _, a, _ in tensors])
+    x = rng.normal(size=(BATCH, T, F)).astype(np.float32)
+    y = rng.normal(size=(BATCH, OUT)).astype(np.float32)
+    return model, x, y
+
+
+def _reference_norms(model, x, y, cell, seq, back, eps=1e-6):
+    params = {n: np.asarray(a, dtype=np.float64) for n, a, _ in model._net.tensors()}
+    local = {k.split(".", 2)[2]: v for k, v in params.items() if k.startswith("layers.0.")}
+    dense = "layers.2" if seq else "layers.1"
+    x64, y64 = x.astype(np.float64), y.astype(np.float64)
+
+    def loss(shift):
+        h = _run_shifted(cell, x64, local, seq, back, shift)
+        return ref.loss("mse", h @ params[f"{dense}.weight"] + params[f"{dense}.bias"], y64)
+
+    grad = np.zeros((BATCH, T, H))
+    for idx in np.ndindex(*grad.shape):
+        shift = np.zeros_like(grad)
+        shift[idx] = eps
+        up = loss(shift)
+        shift[idx] = -eps
+        grad[idx] = (up - loss(shift)) / (2 * eps)
+    return np.sqrt((grad ** 2).sum(axis=(0, 2)))
+
+
+@pytest.mark.parametrize("cell,seq,back", CASES)
+def test_norms_match_finite_differences_of_the_hidden_states(cell, seq, back):
+    model, x, y = _case(cell, seq, back)
+    got = fn.diagnostics.time_step_gradients(model, x, y)
+    assert list(got) == ["layers.0"]
+    want = _reference_norms(model, x, y, cell, seq, back)
+    assert got["layers.0"].shape == (T,) and got["layers.0"].dtype == np.float64
+    # Not a flat profile that any scale or step order would match.
+    assert want.max() > 1.1 * want.min() and not np.allclose(want, want[::-1], rtol=1e-2)
+    np.testing.assert_allclose(got["layers.0"], want, rtol=2e-4, atol=1e-7)
+
+
+def test_the_model_is_left_unchanged():
+    model, x, y = _case("lstm", True, False)
+    model.train_step(x, y)
+    before = [a.copy() for _, a, _ in model._net.tensors()]
+    grads_before = [g.copy() for _, g in model._net.grads()]
+    fn.diagnostics.time_step_gradients(model, x[:2], y[:2])
+    for a, b in zip(before, (a for _, a, _ in model._net.tensors())):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(grads_before, (g for _, g in model._net.grads())):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_stacked_layers_are_each_reported_and_the_batch_mean_scales_them():
+    """Two recurrent layers give two entries; the loss is a mean over the samples, so a
+    batch of two copies of the same samples gives norms smaller by √2 (twice the rows,
+    each with half the gradient)."""
+    model = fn.Sequential([fn.Input((T, F)), fn.GRU(H, return_sequences=True), fn.SimpleRNN(H), fn.Dense(2)], seed=1)
+    model.compile(optimizer="adam", loss="cross_entropy")
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(4, T, F)).astype(np.float32)
+    y = np.array([0, 1, 1, 0])
+    once = fn.diagnostics.time_step_gradients(model, x, y)
+    assert list(once) == ["layers.0", "layers.1"] and all(v.shape == (T,) for v in once.values())
+    assert all(np.all(v > 0) for v in once.values())
+    twice = fn.diagnostics.time_step_gradients(model, np.concatenate([x, x]), np.concatenate([y, y]))
+    for name in once:
+        np.testing.assert_allclose(twice[name] * np.sqrt(2.0), once[name], rtol=1e-5)
+
+
+def test_a_recurrent_layer_inside_a_residual_block_is_named_by_its_tensors():
+    model = fn.Sequential([fn.Input((T, F)), fn.layers.Residual([fn.LSTM(F, return_sequences=True)]),
+                           fn.Flatten(), fn.Dense(2)], seed=0)
+    model.compile(optimizer="adam", loss="mse")
+    rng = np.random.default_rng(2)
+    got = fn.diagnostics.time_step_gradients(model, rng.normal(size=(3, T, F)).astype(np.float32),
+                                             rng.normal(size=(3, 2)).astype(np.float32))
+    assert list(got) == ["layers.0.block.0"]
+    assert "layers.0.block.0.weight_hh" in dict(model._net.params())
+    assert got["layers.0.block.0"].shape == (T,) and np.all(got["layers.0.block.0"] > 0)
+
+
+def test_bad_inputs_raise_named_errors():
+    dense = fn.Sequential([fn.Dense(4), fn.Dense(2)], seed=0)
+    dense.compile(optimizer="adam", loss="cross_entropy")
+    dense.build(3)
+    with pytest.raises(fn.ConfigError, match="recurrent layer"):
+        fn.diagnostics.time_step_gradients(dense, np.ones((2, 3), np.float32), np.array([0, 1]))
+    model, x, y = _case("gru", False, False)
+    with pytest.raises(fn.ShapeError):
+        fn.diagnostics.time_step_gradients(model, x[:, :, :1], y)
+    with pytest.raises(fn.ShapeError):
+        fn.diagnostics.time_step_gradients(model, x, y[:2])
