@@ -242,9 +242,11 @@ pub(crate) unsafe fn run(p: Problem, threads: usize, pre: Option<&PackedLhs>) ->
     false
 }
 
-/// The blocking loop: columns in blocks of `nc`, depth in blocks of `kc` (each
-/// packed once into the caller's buffer), then MR×NR tiles split between threads
-/// in fixed contiguous ranges, each thread packing the left panels it needs.
+/// The blocking loop: columns in blocks of `nc`, depth in blocks of `kc`, then
+/// MR×NR tiles split between threads in fixed contiguous ranges, each thread
+/// packing the left panels it needs. When the right-hand block is packed (once
+/// per block, by the calling thread, shared by all) the threads meet after each
+/// block; otherwise they fork once and walk all blocks on their own.
 unsafe fn drive<S: Simd, const N: usize, const MR: usize, const NR: usize>(
     simd: S,
     ukr: &[[MicroKernelFn<f32>; NR]],
@@ -268,49 +270,90 @@ unsafe fn drive<S: Simd, const N: usize, const MR: usize, const NR: usize>(
     let rhs_stride = kc * NR;
     let lhs_stride = kc * MR;
     let pack_rhs_blocks = (p.rhs_rs != 1 && p.m > 2 * MR) || p.m > 128 * MR;
-    let rhs_len = if pack_rhs_blocks { rhs_stride * (nc / NR) } else { 0 };
+    // The step of the loop at (column block, depth block).
+    let block_at = |col_outer: usize, depth: usize, depth_block: usize| {
+        let n_chunk = nc.min(p.n - col_outer);
+        // The first depth block overwrites dst unless accumulating.
+        let overwrite = depth == 0 && !p.accumulate;
+        // A column-major left operand is read in place for narrow blocks,
+        // where packing it would cost more than the product reuses it.
+        let lhs_in_place = p.lhs_rs == 1 && n_chunk <= LHS_PACK_PANELS * NR;
+        // Split the threads along the larger operand, so the smaller one
+        // is what each of them packs or reads in full.
+        let rows_outer = p.m > n_chunk;
+        let pre_block = if pre_lhs.get().is_null() {
+            std::ptr::null()
+        } else {
+            // SAFETY: depth block `depth_block` lies inside the packed buffer.
+            unsafe { pre_lhs.get().add(depth_block * pre_panels * lhs_stride) }
+        };
+        let k_chunk = kc.min(p.k - depth);
+        let n_panels = n_chunk.div_ceil(NR);
+        Block { p, col_outer, n_chunk, n_panels, depth, k_chunk, overwrite, mc, lhs_stride, rhs_stride, pack_rhs: pack_rhs_blocks, lhs_in_place, rows_outer, pre_lhs: pre_block }
+    };
+    if !pack_rhs_blocks {
+        // Nothing is shared between the threads' tiles (each packs its own left
+        // panels, the right operand is read in place), so they need no barrier
+        // between blocks: one fork for the whole product, each thread walking
+        // every (column, depth) block over its own tiles. A thread owns the same
+        // tiles in every depth block of a column block, so each tile still sums
+        // its depth blocks in order, by one thread at a time.
+        let parts = threads.min(block_at(0, 0, 0).jobs::<MR>()).max(1);
+        let work = |tid: usize| {
+            with_lhs_buffer(lhs_stride * (mc / MR), mc / MR, |lhs_buf, flags| {
+                let mut col_outer = 0;
+                while col_outer < p.n {
+                    let (mut depth, mut depth_block) = (0, 0);
+                    let mut block = block_at(col_outer, 0, 0);
+                    let jobs = block.jobs::<MR>();
+                    let parts = parts.min(jobs);
+                    while depth < p.k {
+                        block = block_at(col_outer, depth, depth_block);
+                        if tid < parts {
+                            let (start, end) = split(jobs, tid, parts);
+                            // SAFETY: forwarded; tiles [start, end) of this
+                            // column block are this task's alone.
+                            unsafe { block.tiles::<S, N, MR, NR>(simd, ukr, std::ptr::null(), lhs_buf, flags, start, end) };
+                        }
+                        depth += block.k_chunk;
+                        depth_block += 1;
+                    }
+                    col_outer += block.n_chunk;
+                }
+            });
+        };
+        if parts == 1 {
+            work(0);
+        } else {
+            let work = Shared(&work);
+            (0..parts).into_par_iter().for_each(|tid| (work.get())(tid));
+        }
+        return;
+    }
+    let rhs_len = rhs_stride * (nc / NR);
     with_rhs_buffer(rhs_len, |packed_rhs| {
         let mut col_outer = 0;
         while col_outer < p.n {
-            let n_chunk = nc.min(p.n - col_outer);
-            let n_panels = n_chunk.div_ceil(NR);
-            let mut depth = 0;
-            let mut depth_block = 0;
+            let (mut depth, mut depth_block) = (0, 0);
+            let mut block = block_at(col_outer, 0, 0);
             while depth < p.k {
-                let k_chunk = kc.min(p.k - depth);
+                block = block_at(col_outer, depth, depth_block);
                 // Packing the right-hand block pays off only for tall outputs;
                 // otherwise the microkernels read it in place (as `gemm` does).
-                if pack_rhs_blocks {
-                    // SAFETY: the block lies inside rhs (caller's contract) and
-                    // the buffer holds n_panels panels of rhs_stride floats.
-                    unsafe {
-                        pack_rhs::<f32, 1, NR, S>(
-                            simd,
-                            n_chunk,
-                            k_chunk,
-                            Ptr(packed_rhs),
-                            Ptr(p.rhs.offset(depth as isize * p.rhs_rs + col_outer as isize * p.rhs_cs) as *mut f32),
-                            p.rhs_cs,
-                            p.rhs_rs,
-                            rhs_stride,
-                        );
-                    }
+                // SAFETY: the block lies inside rhs (caller's contract) and
+                // the buffer holds n_panels panels of rhs_stride floats.
+                unsafe {
+                    pack_rhs::<f32, 1, NR, S>(
+                        simd,
+                        block.n_chunk,
+                        block.k_chunk,
+                        Ptr(packed_rhs),
+                        Ptr(p.rhs.offset(depth as isize * p.rhs_rs + col_outer as isize * p.rhs_cs) as *mut f32),
+                        p.rhs_cs,
+                        p.rhs_rs,
+                        rhs_stride,
+                    );
                 }
-                // The first depth block overwrites dst unless accumulating.
-                let overwrite = depth == 0 && !p.accumulate;
-                // A column-major left operand is read in place for narrow blocks,
-                // where packing it would cost more than the product reuses it.
-                let lhs_in_place = p.lhs_rs == 1 && n_chunk <= LHS_PACK_PANELS * NR;
-                // Split the threads along the larger operand, so the smaller one
-                // is what each of them packs or reads in full.
-                let rows_outer = p.m > n_chunk;
-                let pre_block = if pre_lhs.get().is_null() {
-                    pre_lhs
-                } else {
-                    // SAFETY: depth block `depth_block` lies inside the packed buffer.
-                    Shared(unsafe { pre_lhs.get().add(depth_block * pre_panels * lhs_stride) })
-                };
-                let block = Block { p, col_outer, n_chunk, n_panels, depth, k_chunk, overwrite, mc, lhs_stride, rhs_stride, pack_rhs: pack_rhs_blocks, lhs_in_place, rows_outer, pre_lhs: pre_block.get() };
                 let jobs = block.jobs::<MR>();
                 let rhs_ptr = Shared(packed_rhs as *const f32);
                 let work = |tid: usize, parts: usize| {
@@ -327,10 +370,10 @@ unsafe fn drive<S: Simd, const N: usize, const MR: usize, const NR: usize>(
                     let work = Shared(&work);
                     (0..parts).into_par_iter().for_each(|tid| (work.get())(tid, parts));
                 }
-                depth += k_chunk;
+                depth += block.k_chunk;
                 depth_block += 1;
             }
-            col_outer += n_chunk;
+            col_outer += block.n_chunk;
         }
     });
 }
