@@ -147,6 +147,30 @@ fn steady_state_training_and_prediction_allocate_nothing() {
 }
 
 #[test]
+fn steady_state_recurrent_step_allocates_nothing() {
+    // LSTM, GRU and SimpleRNN over 5 steps of 3 features, batch 8: the per-step
+    // products read `W_hh` packed once per pass, into a buffer kept by the layer.
+    let opt = r#""loss":"cross_entropy","optimizer":{"name":"adam","lr":0.01,"beta1":0.9,"beta2":0.999,"eps":1e-8,"weight_decay":0.0},"seed":0}"#;
+    let x = Matrix::from_vec(8, 15, (0..120).map(|i| ((i * 7 % 13) as f32) / 13.0 - 0.5).collect()).unwrap();
+    let y = [0i64, 1, 1, 0, 1, 0, 0, 1];
+    for cell in ["lstm", "gru", "simple_rnn"] {
+        let json = format!(
+            r#"{{"input_dim":15,"input_shape":[5,3],"layers":[{{"type":"recurrent","cell":"{cell}","input":[5,3],"units":8,"return_sequences":true}},{{"type":"recurrent","cell":"{cell}","input":[5,8],"units":8}},{{"type":"dense","units":2}}],{opt}"#
+        );
+        let mut net = Network::new(serde_json::from_str(&json).unwrap()).unwrap();
+        for _ in 0..2 {
+            net.train_step(x.view(), Targets::Labels(&y), None).unwrap();
+        }
+        let steps = allocations_of(|| {
+            for _ in 0..5 {
+                net.train_step(x.view(), Targets::Labels(&y), None).unwrap();
+            }
+        });
+        assert_eq!(steps, 0, "{cell}: train_step allocated {steps} times in 5 steps");
+    }
+}
+
+#[test]
 fn steady_state_conv_step_allocates_only_inside_gemm() {
     // conv 3x3 (relu, same padding) -> pool 2x2 -> flatten -> dense 2 on 6x6 images with 2
     // channels: channels_last with max pooling, then channels_first, grouped, average pooling.

@@ -83,6 +83,113 @@ fn aligned(buf: &mut Vec<f32>, len: usize) -> *mut f32 {
     unsafe { ptr.add(ptr.align_offset(ALIGN_FLOATS * 4)) }
 }
 
+/// A left operand packed once into the microkernels' panel layout, for a run
+/// of products that share it (a recurrent layer's `W_hh` across its time
+/// steps). Packing only copies values, so a product reading these panels gives
+/// exactly the bits of one that packs (or reads in place) as it goes.
+///
+/// Layout: depth block `d` (of `kc`), then row panel `g` (of `mr` rows), each
+/// panel `kc·mr` floats, starting `align` floats into `buf`.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct PackedLhs {
+    buf: Vec<f32>,
+    align: usize,
+    /// (m, k, kc, mr) the panels were packed for; `mr == 0` until packed.
+    m: usize,
+    k: usize,
+    kc: usize,
+    mr: usize,
+}
+
+impl PackedLhs {
+    /// Whether these panels are the ones a product of `m`×`k` left operand
+    /// with depth blocks `kc` and panels of `mr` rows reads.
+    fn fits(&self, m: usize, k: usize, kc: usize, mr: usize) -> bool {
+        self.mr == mr && self.m == m && self.k == k && self.kc == kc
+    }
+
+    fn panels(&self) -> usize {
+        self.m.div_ceil(self.mr)
+    }
+
+    /// Packs the `m`×`k` operand at `lhs` (strides `rs`, `cs`), reusing the
+    /// buffer; `false` when this CPU has none of the microkernels (nothing is
+    /// packed then, and products run as without it).
+    ///
+    /// # Errors
+    /// `Error::Memory` when the buffer must grow and cannot.
+    ///
+    /// # Safety
+    /// `lhs`, `rs` and `cs` must describe a valid `m`×`k` matrix.
+    pub(crate) unsafe fn pack(&mut self, m: usize, k: usize, lhs: *const f32, rs: isize, cs: isize) -> crate::error::Result<bool> {
+        self.mr = 0;
+        #[cfg(target_arch = "x86_64")]
+        {
+            use gemm_common::simd::{MixedSimd, V3, V4};
+            if let Some(simd) = <V4 as MixedSimd<f32, f32, f32, f32>>::try_new() {
+                use gemm_f32::microkernel::avx512f::f32 as ukr;
+                // SAFETY: forwarded from the caller.
+                unsafe { self.pack_for::<_, 16, { 16 * ukr::MR_DIV_N }, { ukr::NR }>(simd, m, k, lhs, rs, cs)? };
+                return Ok(true);
+            }
+            if let Some(simd) = <V3 as MixedSimd<f32, f32, f32, f32>>::try_new() {
+                use gemm_f32::microkernel::fma::f32 as ukr;
+                // SAFETY: forwarded from the caller.
+                unsafe { self.pack_for::<_, 8, { 8 * ukr::MR_DIV_N }, { ukr::NR }>(simd, m, k, lhs, rs, cs)? };
+                return Ok(true);
+            }
+        }
+        let _ = (m, k, lhs, rs, cs);
+        Ok(false)
+    }
+
+    unsafe fn pack_for<S: Simd, const N: usize, const MR: usize, const NR: usize>(
+        &mut self,
+        simd: S,
+        m: usize,
+        k: usize,
+        lhs: *const f32,
+        rs: isize,
+        cs: isize,
+    ) -> crate::error::Result<()> {
+        if m == 0 || k == 0 {
+            return Ok(());
+        }
+        // The same depth blocking `drive` derives (it depends on `k` alone; a
+        // product whose blocking differs ignores these panels).
+        let kc = kernel_params(m, NR, k, MR, NR, std::mem::size_of::<f32>()).kc.clamp(1, k);
+        let panels = m.div_ceil(MR);
+        let stride = kc * MR;
+        let need = crate::error::checked_size(k.div_ceil(kc) * panels, stride, "a packed matrix operand")? + ALIGN_FLOATS;
+        if self.buf.len() < need {
+            crate::error::try_grow(&mut self.buf, need, "a packed matrix operand")?;
+            self.buf.resize(need, 0.0);
+        }
+        let base = self.buf.as_mut_ptr();
+        self.align = base.align_offset(ALIGN_FLOATS * 4);
+        // SAFETY: `align < ALIGN_FLOATS`, and `need` leaves that much room.
+        let base = unsafe { base.add(self.align) };
+        let (mut depth, mut block) = (0, 0);
+        while depth < k {
+            let k_chunk = kc.min(k - depth);
+            for g in 0..panels {
+                let row = g * MR;
+                // SAFETY: the panel lies inside the buffer sized above, and the
+                // source block inside the operand (the caller's contract).
+                unsafe {
+                    let src = lhs.offset(row as isize * rs + depth as isize * cs);
+                    let dst = base.add((block * panels + g) * stride);
+                    pack_lhs::<f32, N, MR, S>(simd, MR.min(m - row), k_chunk, Ptr(dst), Ptr(src as *mut f32), cs, rs, stride);
+                }
+            }
+            depth += k_chunk;
+            block += 1;
+        }
+        (self.m, self.k, self.kc, self.mr) = (m, k, kc, MR);
+        Ok(())
+    }
+}
+
 /// Runs `f` with a thread-local buffer, or a fresh one when this thread is
 /// already using its own (a product started from inside another product's rayon
 /// task): the numbers are the same either way, only the allocation differs.
@@ -107,43 +214,55 @@ fn with_lhs_buffer<R>(len: usize, panels: usize, f: impl FnOnce(*mut f32, &mut [
 }
 
 /// Computes `p` with the best microkernels this CPU has; `false` when it has none
-/// of them (the caller then falls back to `gemm::gemm`).
+/// of them (the caller then falls back to `gemm::gemm`). With `pre`, packed
+/// from `p`'s left operand, its panels are read instead of packing again.
 ///
 /// # Safety
-/// The pointers and strides of `p` must describe valid matrices of its sizes, and
-/// `dst` must not overlap `lhs` or `rhs`.
-pub(crate) unsafe fn run(p: Problem, threads: usize) -> bool {
+/// The pointers and strides of `p` must describe valid matrices of its sizes,
+/// `dst` must not overlap `lhs` or `rhs`, and `pre` (when given) must hold the
+/// current values of `p.lhs`.
+pub(crate) unsafe fn run(p: Problem, threads: usize, pre: Option<&PackedLhs>) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         use gemm_common::simd::{MixedSimd, V3, V4};
         if let Some(simd) = <V4 as MixedSimd<f32, f32, f32, f32>>::try_new() {
             use gemm_f32::microkernel::avx512f::f32 as ukr;
             // SAFETY: forwarded from the caller; `simd` proves AVX-512 is present.
-            unsafe { drive::<_, 16, { 16 * ukr::MR_DIV_N }, { ukr::NR }>(simd, &ukr::UKR, p, threads) };
+            unsafe { drive::<_, 16, { 16 * ukr::MR_DIV_N }, { ukr::NR }>(simd, &ukr::UKR, p, threads, pre) };
             return true;
         }
         if let Some(simd) = <V3 as MixedSimd<f32, f32, f32, f32>>::try_new() {
             use gemm_f32::microkernel::fma::f32 as ukr;
             // SAFETY: as above, with AVX2 and FMA present.
-            unsafe { drive::<_, 8, { 8 * ukr::MR_DIV_N }, { ukr::NR }>(simd, &ukr::UKR, p, threads) };
+            unsafe { drive::<_, 8, { 8 * ukr::MR_DIV_N }, { ukr::NR }>(simd, &ukr::UKR, p, threads, pre) };
             return true;
         }
     }
-    let _ = (p, threads);
+    let _ = (p, threads, pre);
     false
 }
 
-/// The blocking loop: columns in blocks of `nc`, depth in blocks of `kc` (each
-/// packed once into the caller's buffer), then MR×NR tiles split between threads
-/// in fixed contiguous ranges, each thread packing the left panels it needs.
+/// The blocking loop: columns in blocks of `nc`, depth in blocks of `kc`, then
+/// MR×NR tiles split between threads in fixed contiguous ranges, each thread
+/// packing the left panels it needs. When the right-hand block is packed (once
+/// per block, by the calling thread, shared by all) the threads meet after each
+/// block; otherwise they fork once and walk all blocks on their own.
 unsafe fn drive<S: Simd, const N: usize, const MR: usize, const NR: usize>(
     simd: S,
     ukr: &[[MicroKernelFn<f32>; NR]],
     p: Problem,
     threads: usize,
+    pre: Option<&PackedLhs>,
 ) {
     let KernelParams { kc, mc, nc } = kernel_params(p.m, p.n, p.k, MR, NR, std::mem::size_of::<f32>());
     let kc = kc.clamp(1, p.k);
+    // Pre-packed left panels (null: pack as we go), used only when they were
+    // packed with this very blocking.
+    let (pre_lhs, pre_panels) = match pre {
+        // SAFETY: `align` was taken inside the buffer when it was packed.
+        Some(pk) if pk.fits(p.m, p.k, kc, MR) => (Shared(unsafe { pk.buf.as_ptr().add(pk.align) }), pk.panels()),
+        _ => (Shared(std::ptr::null()), 0),
+    };
     let mc = (mc / MR).max(1) * MR;
     // Bounded even when the crate leaves `nc` open, so the packed right-hand
     // block (kc·nc floats, kept per thread) never grows with the problem.
@@ -151,42 +270,90 @@ unsafe fn drive<S: Simd, const N: usize, const MR: usize, const NR: usize>(
     let rhs_stride = kc * NR;
     let lhs_stride = kc * MR;
     let pack_rhs_blocks = (p.rhs_rs != 1 && p.m > 2 * MR) || p.m > 128 * MR;
-    let rhs_len = if pack_rhs_blocks { rhs_stride * (nc / NR) } else { 0 };
+    // The step of the loop at (column block, depth block).
+    let block_at = |col_outer: usize, depth: usize, depth_block: usize| {
+        let n_chunk = nc.min(p.n - col_outer);
+        // The first depth block overwrites dst unless accumulating.
+        let overwrite = depth == 0 && !p.accumulate;
+        // A column-major left operand is read in place for narrow blocks,
+        // where packing it would cost more than the product reuses it.
+        let lhs_in_place = p.lhs_rs == 1 && n_chunk <= LHS_PACK_PANELS * NR;
+        // Split the threads along the larger operand, so the smaller one
+        // is what each of them packs or reads in full.
+        let rows_outer = p.m > n_chunk;
+        let pre_block = if pre_lhs.get().is_null() {
+            std::ptr::null()
+        } else {
+            // SAFETY: depth block `depth_block` lies inside the packed buffer.
+            unsafe { pre_lhs.get().add(depth_block * pre_panels * lhs_stride) }
+        };
+        let k_chunk = kc.min(p.k - depth);
+        let n_panels = n_chunk.div_ceil(NR);
+        Block { p, col_outer, n_chunk, n_panels, depth, k_chunk, overwrite, mc, lhs_stride, rhs_stride, pack_rhs: pack_rhs_blocks, lhs_in_place, rows_outer, pre_lhs: pre_block }
+    };
+    if !pack_rhs_blocks {
+        // Nothing is shared between the threads' tiles (each packs its own left
+        // panels, the right operand is read in place), so they need no barrier
+        // between blocks: one fork for the whole product, each thread walking
+        // every (column, depth) block over its own tiles. A thread owns the same
+        // tiles in every depth block of a column block, so each tile still sums
+        // its depth blocks in order, by one thread at a time.
+        let parts = threads.min(block_at(0, 0, 0).jobs::<MR>()).max(1);
+        let work = |tid: usize| {
+            with_lhs_buffer(lhs_stride * (mc / MR), mc / MR, |lhs_buf, flags| {
+                let mut col_outer = 0;
+                while col_outer < p.n {
+                    let (mut depth, mut depth_block) = (0, 0);
+                    let mut block = block_at(col_outer, 0, 0);
+                    let jobs = block.jobs::<MR>();
+                    let parts = parts.min(jobs);
+                    while depth < p.k {
+                        block = block_at(col_outer, depth, depth_block);
+                        if tid < parts {
+                            let (start, end) = split(jobs, tid, parts);
+                            // SAFETY: forwarded; tiles [start, end) of this
+                            // column block are this task's alone.
+                            unsafe { block.tiles::<S, N, MR, NR>(simd, ukr, std::ptr::null(), lhs_buf, flags, start, end) };
+                        }
+                        depth += block.k_chunk;
+                        depth_block += 1;
+                    }
+                    col_outer += block.n_chunk;
+                }
+            });
+        };
+        if parts == 1 {
+            work(0);
+        } else {
+            let work = Shared(&work);
+            (0..parts).into_par_iter().for_each(|tid| (work.get())(tid));
+        }
+        return;
+    }
+    let rhs_len = rhs_stride * (nc / NR);
     with_rhs_buffer(rhs_len, |packed_rhs| {
         let mut col_outer = 0;
         while col_outer < p.n {
-            let n_chunk = nc.min(p.n - col_outer);
-            let n_panels = n_chunk.div_ceil(NR);
-            let mut depth = 0;
+            let (mut depth, mut depth_block) = (0, 0);
+            let mut block = block_at(col_outer, 0, 0);
             while depth < p.k {
-                let k_chunk = kc.min(p.k - depth);
+                block = block_at(col_outer, depth, depth_block);
                 // Packing the right-hand block pays off only for tall outputs;
                 // otherwise the microkernels read it in place (as `gemm` does).
-                if pack_rhs_blocks {
-                    // SAFETY: the block lies inside rhs (caller's contract) and
-                    // the buffer holds n_panels panels of rhs_stride floats.
-                    unsafe {
-                        pack_rhs::<f32, 1, NR, S>(
-                            simd,
-                            n_chunk,
-                            k_chunk,
-                            Ptr(packed_rhs),
-                            Ptr(p.rhs.offset(depth as isize * p.rhs_rs + col_outer as isize * p.rhs_cs) as *mut f32),
-                            p.rhs_cs,
-                            p.rhs_rs,
-                            rhs_stride,
-                        );
-                    }
+                // SAFETY: the block lies inside rhs (caller's contract) and
+                // the buffer holds n_panels panels of rhs_stride floats.
+                unsafe {
+                    pack_rhs::<f32, 1, NR, S>(
+                        simd,
+                        block.n_chunk,
+                        block.k_chunk,
+                        Ptr(packed_rhs),
+                        Ptr(p.rhs.offset(depth as isize * p.rhs_rs + col_outer as isize * p.rhs_cs) as *mut f32),
+                        p.rhs_cs,
+                        p.rhs_rs,
+                        rhs_stride,
+                    );
                 }
-                // The first depth block overwrites dst unless accumulating.
-                let overwrite = depth == 0 && !p.accumulate;
-                // A column-major left operand is read in place for narrow blocks,
-                // where packing it would cost more than the product reuses it.
-                let lhs_in_place = p.lhs_rs == 1 && n_chunk <= LHS_PACK_PANELS * NR;
-                // Split the threads along the larger operand, so the smaller one
-                // is what each of them packs or reads in full.
-                let rows_outer = p.m > n_chunk;
-                let block = Block { p, col_outer, n_chunk, n_panels, depth, k_chunk, overwrite, mc, lhs_stride, rhs_stride, pack_rhs: pack_rhs_blocks, lhs_in_place, rows_outer };
                 let jobs = block.jobs::<MR>();
                 let rhs_ptr = Shared(packed_rhs as *const f32);
                 let work = |tid: usize, parts: usize| {
@@ -203,9 +370,10 @@ unsafe fn drive<S: Simd, const N: usize, const MR: usize, const NR: usize>(
                     let work = Shared(&work);
                     (0..parts).into_par_iter().for_each(|tid| (work.get())(tid, parts));
                 }
-                depth += k_chunk;
+                depth += block.k_chunk;
+                depth_block += 1;
             }
-            col_outer += n_chunk;
+            col_outer += block.n_chunk;
         }
     });
 }
@@ -238,6 +406,9 @@ struct Block {
     lhs_in_place: bool,
     /// Tile order within a row block (see [`Block::tiles`]).
     rows_outer: bool,
+    /// This depth block's pre-packed left panels (every row panel, in
+    /// order), or null to pack them here.
+    pre_lhs: *const f32,
 }
 
 impl Block {
@@ -320,7 +491,10 @@ impl Block {
         let n_inner = NR.min(self.n_chunk - NR * j);
         let lhs_at = unsafe { p.lhs.offset(row as isize * p.lhs_rs + self.depth as isize * p.lhs_cs) };
         // In place only for whole vectors: the microkernels load N rows at a time.
-        let (lhs_panel, lhs_cs) = if self.lhs_in_place && m_inner % N == 0 {
+        let (lhs_panel, lhs_cs) = if !self.pre_lhs.is_null() {
+            // `row` is a multiple of MR: row blocks are whole panels.
+            (unsafe { self.pre_lhs.add(row / MR * self.lhs_stride) }, MR as isize)
+        } else if self.lhs_in_place && m_inner % N == 0 {
             (lhs_at, p.lhs_cs)
         } else {
             let panel = unsafe { packed_lhs.add(i * self.lhs_stride) };

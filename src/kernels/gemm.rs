@@ -47,6 +47,71 @@ fn vector_shaped(p: &blocked::Problem) -> bool {
 /// # Errors
 /// `Error::Shape` when the shapes do not agree.
 pub fn matmul(a: MatRef<'_>, op_a: Op, b: MatRef<'_>, op_b: Op, c: MatMut<'_>, accumulate: bool) -> Result<()> {
+    product(a, op_a, b, op_b, c, accumulate, None)
+}
+
+/// The right operand `op(b)` of a run of products `op(a)·op(b)`, packed once
+/// into the microkernels' layout: a recurrent layer multiplies by the same
+/// `W_hh` at every time step, and packing it once per pass instead of once per
+/// step (per thread) saves that copy `T` times over.
+///
+/// Reading the packed copy gives exactly the bits `matmul` gives: packing
+/// only rearranges values. The buffer grows to the largest operand seen and
+/// is reused, so repacking allocates nothing in the steady state.
+#[derive(Clone, Debug, Default)]
+pub struct PackedRhs {
+    panels: blocked::PackedLhs,
+    /// (address, rows, cols, op) of the `b` packed; `None` until packed.
+    source: Option<(usize, usize, usize, Op)>,
+}
+
+impl PackedRhs {
+    /// An empty pack (nothing allocated until [`PackedRhs::pack`]).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Packs `op(b)` for products whose `op(a)` has `a_rows` rows. Pack again
+    /// whenever `b`'s values change: the pack is a copy, and [`matmul_packed`]
+    /// trusts it to hold `b`'s current values. With `a_rows < 2` the products
+    /// are matrix-vector ones, which read `b` in place, so nothing is packed
+    /// (and an earlier pack is dropped).
+    ///
+    /// # Errors
+    /// `Error::Memory` when the buffer must grow and cannot (the pack is then
+    /// left empty and products fall back to packing as they go).
+    pub fn pack(&mut self, b: MatRef<'_>, op_b: Op, a_rows: usize) -> Result<()> {
+        self.source = None;
+        if a_rows < 2 {
+            return Ok(());
+        }
+        let (k, n, b_rs, b_cs) = layout(&b, op_b);
+        // The column-major left operand of `product`: op(b)ᵀ, n×k.
+        // SAFETY: `b`'s slice holds rows·cols values, so these strides and
+        // sizes address only inside it.
+        if unsafe { self.panels.pack(n, k, b.data.as_ptr(), b_cs, b_rs)? } {
+            self.source = Some((b.data.as_ptr() as usize, b.rows, b.cols, op_b));
+        }
+        Ok(())
+    }
+
+    fn packs(&self, b: &MatRef<'_>, op_b: Op) -> bool {
+        self.source == Some((b.data.as_ptr() as usize, b.rows, b.cols, op_b))
+    }
+}
+
+/// `matmul` with `op(b)` read from `packed` (see [`PackedRhs`]) when it was
+/// packed from this `b` and `op_b`; otherwise exactly `matmul`. The result is
+/// bit-identical to `matmul`'s either way.
+///
+/// # Errors
+/// `Error::Shape` when the shapes do not agree.
+pub fn matmul_packed(a: MatRef<'_>, op_a: Op, b: MatRef<'_>, op_b: Op, packed: &PackedRhs, c: MatMut<'_>, accumulate: bool) -> Result<()> {
+    let pre = packed.packs(&b, op_b).then_some(&packed.panels);
+    product(a, op_a, b, op_b, c, accumulate, pre)
+}
+
+fn product(a: MatRef<'_>, op_a: Op, b: MatRef<'_>, op_b: Op, c: MatMut<'_>, accumulate: bool, pre: Option<&blocked::PackedLhs>) -> Result<()> {
     let (m, k, a_rs, a_cs) = layout(&a, op_a);
     let (k2, n, b_rs, b_cs) = layout(&b, op_b);
     ensure_shape(k == k2 && c.rows == m && c.cols == n, || {
@@ -82,8 +147,10 @@ pub fn matmul(a: MatRef<'_>, op_a: Op, b: MatRef<'_>, op_b: Op, c: MatMut<'_>, a
     // two) take the crate's GEMV-style paths, which neither pack nor allocate.
     // SAFETY (both calls): the shape check above guarantees every index formed
     // from these sizes and strides lies inside the three slices, and `c` is
-    // borrowed mutably so it cannot alias `a` or `b`.
-    if !vector_shaped(&problem) && unsafe { blocked::run(problem, threads) } {
+    // borrowed mutably so it cannot alias `a` or `b`. `pre` was packed from
+    // this `b` (same address, shape and op), so its panels cover the same
+    // m×k operand; a stale pack can give stale values, never a bad access.
+    if !vector_shaped(&problem) && unsafe { blocked::run(problem, threads, pre) } {
         return Ok(());
     }
     let parallelism = if threads > 1 { Parallelism::Rayon(threads) } else { Parallelism::None };
@@ -184,6 +251,67 @@ mod tests {
         }
     }
 
+    /// A packed right operand gives the bits of the unpacked product, on any
+    /// thread count, overwriting or accumulating; a pack of another matrix
+    /// (or op) is ignored rather than read.
+    #[test]
+    fn packed_rhs_is_bit_identical_to_matmul() {
+        let shapes = [(128, 128, 512), (128, 512, 128), (33, 700, 90), (5, 7, 2), (1, 64, 64), (200, 1100, 70), (64, 9, 300)];
+        for (case, &(m, k, n)) in shapes.iter().enumerate() {
+            for &(ta, tb) in &[(false, false), (false, true), (true, false), (true, true)] {
+                let op = |t| if t { Op::T } else { Op::N };
+                let a = if ta { filled(k, m, case as u32) } else { filled(m, k, case as u32) };
+                let b = if tb { filled(n, k, 9 + case as u32) } else { filled(k, n, 9 + case as u32) };
+                let mut packed = PackedRhs::new();
+                packed.pack(b.view(), op(tb), m).unwrap();
+                for threads in [1, 2, 3] {
+                    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                    let mut want = filled(m, n, 5);
+                    let mut got = want.clone();
+                    pool.install(|| {
+                        matmul(a.view(), op(ta), b.view(), op(tb), want.view_mut(), true).unwrap();
+                        matmul_packed(a.view(), op(ta), b.view(), op(tb), &packed, got.view_mut(), true).unwrap();
+                    });
+                    assert_eq!(want, got, "{m}x{k}x{n} {ta} {tb} accumulate, {threads} threads");
+                    pool.install(|| {
+                        matmul(a.view(), op(ta), b.view(), op(tb), want.view_mut(), false).unwrap();
+                        matmul_packed(a.view(), op(ta), b.view(), op(tb), &packed, got.view_mut(), false).unwrap();
+                    });
+                    assert_eq!(want, got, "{m}x{k}x{n} {ta} {tb}, {threads} threads");
+                }
+                // Another matrix of the same shape: the pack is not used for it.
+                let other = if tb { filled(n, k, 99) } else { filled(k, n, 99) };
+                let (mut want, mut got) = (Matrix::zeros(m, n), Matrix::zeros(m, n));
+                matmul(a.view(), op(ta), other.view(), op(tb), want.view_mut(), false).unwrap();
+                matmul_packed(a.view(), op(ta), other.view(), op(tb), &packed, got.view_mut(), false).unwrap();
+                assert_eq!(want, got, "{m}x{k}x{n} {ta} {tb}: a pack of another matrix was read");
+            }
+        }
+    }
+
+    /// The pack is what the product reads (values changed in place without
+    /// repacking still give the old product: the caller's contract is to
+    /// repack), and repacking replaces the old panels.
+    #[test]
+    fn the_pack_is_read_and_repacking_follows_new_values() {
+        let a = filled(128, 128, 1);
+        let mut b = filled(512, 128, 2);
+        let mut before = Matrix::zeros(128, 512);
+        matmul(a.view(), Op::N, b.view(), Op::T, before.view_mut(), false).unwrap();
+        let mut packed = PackedRhs::new();
+        packed.pack(b.view(), Op::T, 128).unwrap();
+        b.as_mut_slice().iter_mut().for_each(|v| *v = -*v + 0.25);
+        let mut got = Matrix::zeros(128, 512);
+        matmul_packed(a.view(), Op::N, b.view(), Op::T, &packed, got.view_mut(), false).unwrap();
+        assert_eq!(before, got, "the packed panels were not used");
+        packed.pack(b.view(), Op::T, 128).unwrap();
+        let mut want = Matrix::zeros(128, 512);
+        matmul(a.view(), Op::N, b.view(), Op::T, want.view_mut(), false).unwrap();
+        matmul_packed(a.view(), Op::N, b.view(), Op::T, &packed, got.view_mut(), false).unwrap();
+        assert_ne!(before, want);
+        assert_eq!(want, got);
+    }
+
     #[test]
     fn mismatched_shapes_are_rejected() {
         let a = Matrix::zeros(3, 4);
@@ -221,5 +349,17 @@ mod tests {
         };
         assert_eq!(run(1), run(2));
         assert_eq!(run(1), run(5));
+        // A tall output over a strided right operand: the right-hand blocks are
+        // packed once per block and shared, so the threads meet per block.
+        let a = filled(1500, 300, 7);
+        let b = filled(1500, 200, 8);
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let mut c = Matrix::zeros(300, 200);
+            pool.install(|| matmul(a.view(), Op::T, b.view(), Op::N, c.view_mut(), false).unwrap());
+            c
+        };
+        assert_eq!(run(1), run(2));
+        assert_eq!(run(1), run(3));
     }
 }

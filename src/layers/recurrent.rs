@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{checked_size, ensure_config, ensure_shape, try_grow, Result};
 use crate::init::Init;
-use crate::kernels::gemm::{matmul, Op};
+use crate::kernels::gemm::{matmul, matmul_packed, Op, PackedRhs};
 use crate::kernels::reduce::col_sums;
 use crate::layers::kind::{check_backward, BuildLayer};
 use crate::layers::recurrent_cells::{Cell, StepBack, StepFwd};
@@ -177,6 +177,9 @@ struct Workspace {
     dh: Vec<f32>,
     dc: Vec<f32>,
     carry: Vec<f32>,
+    /// `W_hh` packed once per pass for the per-step products (as `W_hhᵀ` in
+    /// the forward, as `W_hh` in the backward).
+    w_hh_pack: PackedRhs,
 }
 
 fn grow(v: &mut Vec<f32>, len: usize, what: &str) -> Result<()> {
@@ -322,12 +325,14 @@ impl LayerKind for Recurrent {
         if lstm {
             self.ws.cs[..nh].fill(0.0);
         }
+        let w_hh_ref = MatRef { rows: gh, cols: h, data: w_hh };
+        self.ws.w_hh_pack.pack(w_hh_ref, Op::T, n)?;
         for s in 0..t {
             let time = self.time(s);
             let (prev, next) = self.ws.hs[s * nh..(s + 2) * nh].split_at_mut(nh);
             let (c_prev, c_next) = if lstm { self.ws.cs[s * nh..(s + 2) * nh].split_at_mut(nh) } else { (&mut [][..], &mut [][..]) };
             let rec = &mut self.ws.rec[..n * gh];
-            matmul(MatRef { rows: n, cols: h, data: prev }, Op::N, MatRef { rows: gh, cols: h, data: w_hh }, Op::T, MatMut { rows: n, cols: gh, data: rec }, false)?;
+            matmul_packed(MatRef { rows: n, cols: h, data: prev }, Op::N, w_hh_ref, Op::T, &self.ws.w_hh_pack, MatMut { rows: n, cols: gh, data: rec }, false)?;
             let saved = &mut self.ws.saved[s * n * sw..(s + 1) * n * sw];
             let step = StepFwd { units: h, proj: &self.ws.proj, steps: t, time, b_hh, prev, c_prev };
             self.cell.forward_step(n, &step, rec, saved, next, c_next);
@@ -370,6 +375,8 @@ impl LayerKind for Recurrent {
             v[..nh].fill(0.0);
         }
         let w_hh = &params[self.offsets[1]..self.offsets[1] + gh * h];
+        let w_hh_ref = MatRef { rows: gh, cols: h, data: w_hh };
+        ws.w_hh_pack.pack(w_hh_ref, Op::N, n)?;
         let dy = dy.as_slice();
         for s in (0..t).rev() {
             let ts = if self.go_backwards { t - 1 - s } else { s };
@@ -401,7 +408,7 @@ impl LayerKind for Recurrent {
             if self.cell == Cell::Gru {
                 Cell::gru_recurrent_part(n, h, &ws.saved[s * n * sw..(s + 1) * n * sw], d_rec);
             }
-            matmul(MatRef { rows: n, cols: gh, data: d_rec }, Op::N, MatRef { rows: gh, cols: h, data: w_hh }, Op::N, MatMut { rows: n, cols: h, data: &mut ws.carry[..nh] }, true)?;
+            matmul_packed(MatRef { rows: n, cols: gh, data: d_rec }, Op::N, w_hh_ref, Op::N, &ws.w_hh_pack, MatMut { rows: n, cols: h, data: &mut ws.carry[..nh] }, true)?;
             std::mem::swap(&mut ws.dh, &mut ws.carry);
             ws.carry[..nh].fill(0.0);
         }
