@@ -139,6 +139,9 @@ class Layer:
     #: The layer acts on each value alone (activations, Dropout), so it keeps any
     #: input shape, images and sequences included.
     keeps_shape = False
+    #: The nested layers (``named_sublayers``) each read this layer's input, side by
+    #: side (Bidirectional's two directions), instead of running one after another.
+    parallel_sublayers = False
 
     _owner: Any = None
     _prefix: Optional[str] = None
