@@ -20,7 +20,7 @@
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{checked_size, ensure_config, Result};
+use crate::error::{ensure_config, Result};
 use crate::layers::kind::{check_backward, BuildLayer};
 use crate::layers::recurrent::{Recurrent, RecurrentSpec};
 use crate::layers::{Alloc, Ctx, LayerKind, ParamInfo};
@@ -75,19 +75,14 @@ impl BuildLayer for BidirectionalSpec {
         })?;
         let forward = f.build(in_dim, alloc)?;
         let backward = b.build(in_dim, alloc)?;
-        // `input` is [T, F] once the directions have built.
-        let positions = if f.return_sequences { f.input[0] } else { 1 };
-        let width = if self.merge_mode == MergeMode::Concat { f.units.checked_add(b.units) } else { Some(f.units) };
-        let width = width.ok_or_else(|| crate::error::Error::Config("Bidirectional's units overflow".into()))?;
-        let out_dim = checked_size(positions, width, "Bidirectional output")?;
+        ensure_config(forward.out_dim().checked_add(backward.out_dim()).is_some(), || "Bidirectional's output is too large: its size overflows".into())?;
         Ok(Bidirectional {
             forward,
             backward,
             merge: self.merge_mode,
-            positions,
             units: [f.units, b.units],
-            in_dim,
-            out_dim,
+            positions: 0,
+            in_cols: 0,
             rows: 0,
             out: Matrix::default(),
             dy: [Matrix::default(), Matrix::default()],
@@ -102,13 +97,14 @@ pub struct Bidirectional {
     forward: Recurrent,
     backward: Recurrent,
     merge: MergeMode,
-    /// Output positions per sample: `T` with `return_sequences`, else 1.
-    positions: usize,
     /// Units of the forward and backward directions.
     units: [usize; 2],
-    in_dim: usize,
-    out_dim: usize,
-    /// Samples in the last forward pass.
+    /// Of the last forward pass: output positions per sample (`T` with
+    /// `return_sequences`, else 1), the input width and the samples. Read
+    /// from the pass rather than fixed at build, so nothing here depends on
+    /// the sequence length.
+    positions: usize,
+    in_cols: usize,
     rows: usize,
     out: Matrix,
     /// The output gradient split per direction, each in its own layer's
@@ -126,15 +122,24 @@ impl Bidirectional {
         self.backward.forward(x, params, buffers, ctx)
     }
 
+    /// Merged values per output position.
+    fn width(&self) -> usize {
+        match self.merge {
+            MergeMode::Concat => self.units[0] + self.units[1],
+            _ => self.units[0],
+        }
+    }
+
     fn merge_outputs(&mut self) -> Result<()> {
         let n = self.rows;
-        self.out.reshape_for(n, self.out_dim)?;
+        self.out.reshape_for(n, self.out_dim())?;
+        let width = self.width();
         let (fw, bw) = (self.forward.output().data, self.backward.output().data);
         let [uf, ub] = self.units;
         let out = self.out.as_mut_slice();
         for i in 0..n {
             for p in 0..self.positions {
-                let [of, ob, oo] = offsets(self.units, self.positions, self.out_dim, i, p);
+                let [of, ob, oo] = offsets(self.units, self.positions, width, i, p);
                 let (a, b) = (&fw[of..of + uf], &bw[ob..ob + ub]);
                 match self.merge {
                     MergeMode::Concat => {
@@ -154,7 +159,7 @@ impl Bidirectional {
     fn split_gradient(&mut self, dy: &[f32]) -> Result<()> {
         let n = self.rows;
         let [uf, ub] = self.units;
-        let s = self.positions;
+        let (s, width) = (self.positions, self.width());
         self.dy[0].reshape_for(n, s * uf)?;
         self.dy[1].reshape_for(n, s * ub)?;
         let (fw, bw) = (self.forward.output().data, self.backward.output().data);
@@ -162,7 +167,7 @@ impl Bidirectional {
         let (dy_f, dy_b) = (dy_f.as_mut_slice(), dy_b.as_mut_slice());
         for i in 0..n {
             for p in 0..s {
-                let [of, ob, oo] = offsets(self.units, s, self.out_dim, i, p);
+                let [of, ob, oo] = offsets(self.units, s, width, i, p);
                 let (df, db) = (&mut dy_f[of..of + uf], &mut dy_b[ob..ob + ub]);
                 let g = &dy[oo..];
                 match self.merge {
@@ -189,11 +194,11 @@ impl Bidirectional {
     }
 }
 
-/// For output position `p` of sample `i` (of `s` positions per sample): the
-/// offsets of the forward state, of the backward state (its reading order
-/// reversed) and of the merged output.
-fn offsets([uf, ub]: [usize; 2], s: usize, out_dim: usize, i: usize, p: usize) -> [usize; 3] {
-    [(i * s + p) * uf, (i * s + s - 1 - p) * ub, (i * s + p) * (out_dim / s)]
+/// For output position `p` of sample `i` (of `s` positions per sample, each
+/// `width` merged values): the offsets of the forward state, of the backward
+/// state (its reading order reversed) and of the merged output.
+fn offsets([uf, ub]: [usize; 2], s: usize, width: usize, i: usize, p: usize) -> [usize; 3] {
+    [(i * s + p) * uf, (i * s + s - 1 - p) * ub, (i * s + p) * width]
 }
 
 fn prefixed(infos: Vec<ParamInfo>, prefix: &str) -> impl Iterator<Item = ParamInfo> + '_ {
@@ -202,7 +207,10 @@ fn prefixed(infos: Vec<ParamInfo>, prefix: &str) -> impl Iterator<Item = ParamIn
 
 impl LayerKind for Bidirectional {
     fn out_dim(&self) -> usize {
-        self.out_dim
+        match self.merge {
+            MergeMode::Concat => self.forward.out_dim() + self.backward.out_dim(),
+            _ => self.forward.out_dim(),
+        }
     }
 
     fn params(&self) -> Vec<ParamInfo> {
@@ -218,6 +226,8 @@ impl LayerKind for Bidirectional {
     fn forward(&mut self, x: MatRef<'_>, params: &[f32], buffers: &[f32], ctx: &Ctx) -> Result<()> {
         self.run_directions(x, params, buffers, ctx)?;
         self.rows = x.rows;
+        self.in_cols = x.cols;
+        self.positions = self.forward.output().cols / self.units[0];
         self.merge_outputs()
     }
 
@@ -228,7 +238,7 @@ impl LayerKind for Bidirectional {
     /// Each direction back-propagates its share of `dy`; their input
     /// gradients add up (both read the same `x`).
     fn backward(&mut self, x: MatRef<'_>, params: &[f32], grads: &mut [f32], dy: &mut Matrix, dx: Option<&mut Matrix>) -> Result<()> {
-        check_backward("Bidirectional", x, dy, self.rows, self.in_dim, self.out_dim)?;
+        check_backward("Bidirectional", x, dy, self.rows, self.in_cols, self.out_dim())?;
         self.split_gradient(dy.as_slice())?;
         match dx {
             Some(dx) => {
