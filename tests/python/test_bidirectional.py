@@ -244,6 +244,15 @@ def test_keras_bidirectional():
     assert model.count_params() == 2 * (16 * 3 + 16 * 4 + 2 * 16) + 8 * 2 + 2
     assert [w.shape for w in layer.weights[:4]] == [(16, 3), (16, 4), (16,), (16,)]
     assert type(layer).__module__ == "ferronn.keras.layers"
+    # Keras' usual form: the input shape on the wrapper; the wrapped layer's own settings carry over.
+    other = keras.Sequential([keras.layers.Bidirectional(keras.layers.LSTM(3, unit_forget_bias=False,
+                                                                           return_sequences=True),
+                                                         merge_mode="ave", input_shape=(5, 2)),
+                              keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(1)])
+    other.compile(optimizer="adam", loss="mse")
+    inner = other.layers[0]
+    assert inner.output_shape((5, 2)) == (5, 3) and inner.merge_mode == "ave"
+    assert not inner.backward_layer.unit_forget_bias and not inner.forward_layer.bias_ih.any()
 
 
 # -- bad input ----------------------------------------------------------------------

@@ -30,7 +30,9 @@ supports (``where`` is the layer's tensor prefix, e.g. ``"layers.3"``):
   offers ``has(tensor)`` and ``walk(layers, d, f, t)`` for nested layers.
   Default: ``ExportError``.
 - ``named_sublayers(prefix)``: nested layers with their tensor prefixes (binding,
-  summaries and regularizer walks use it).
+  summaries and regularizer walks use it); ``parallel_sublayers = True`` when each of
+  them reads the layer's input (Bidirectional's directions) instead of the previous one's
+  output.
 - ``output_shape(input_shape)``: the per-sample output shape (no batch axis).
   The default follows ``output_dim`` on 1-D inputs; on N-D inputs (images,
   sequences) a kind with ``keeps_shape`` keeps the shape, any other raises
