@@ -52,8 +52,12 @@ def test_outputs_match_both_directions_of_pytorch_equations(cell, seq, merge):
     assert got.shape == ((6, t, width) if seq else (6, width))
     assert model.layers[0].output_shape((t, f)) == got.shape[1:]
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=2e-6)
-    outs = fn.diagnostics.layer_outputs(model, x, dtype=np.float64)
+    outs = fn.diagnostics.layer_outputs(model, x, nested=True, dtype=np.float64)
     np.testing.assert_allclose(outs["layers.0"].reshape(want.shape), want, rtol=1e-10, atol=1e-12)
+    # Each direction's own output (the backward one in its reading order), as the diagnostics record it.
+    back = rr.run(cell, x.astype(np.float64), {k[9:]: v for k, v in p.items() if k.startswith("backward.")}, seq, True)
+    np.testing.assert_allclose(outs["layers.0.backward"].reshape(back.shape), back, rtol=1e-10, atol=1e-12)
+    assert list(outs) == ["layers.0.forward", "layers.0.backward", "layers.0"]
 
 
 def test_tensors_are_named_and_shaped_as_pytorchs_bidirectional_module():

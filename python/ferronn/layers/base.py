@@ -11,7 +11,9 @@ supports (``where`` is the layer's tensor prefix, e.g. ``"layers.3"``):
   the input batch; ``p["weight"]`` the layer's tensors (``"name" in p`` asks if
   one exists); ``ref`` the pass (``ref.act(name, x, alpha)``,
   ``ref.softmax(x, temperature, log)``, ``ref.training``, ``ref.dtype``, and
-  ``ref.run(layers, h, prefix)`` for nested layers). Default: ``ConfigError``.
+  ``ref.run(layers, h, prefix)`` for nested layers in sequence,
+  ``ref.run_parallel([(prefix, layer), ...], h)`` for nested layers that each read
+  ``h``). Default: ``ConfigError``.
 - ``onnx_nodes(g, x, where) -> str``: adds the layer's ONNX nodes to the graph
   ``g`` (``g.node``, ``g.init``, ``g.weight``, ``g.scalar``, ``g.gemm``,
   ``g.reduce_mean_last``, ``g.opset``, ``g.has``, ``g.layers`` for nested layers;

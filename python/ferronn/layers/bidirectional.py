@@ -31,20 +31,6 @@ __all__ = ["Bidirectional"]
 MERGE_MODES = ("concat", "sum", "mul", "ave")
 
 
-class _Sub:
-    """A nested layer's tensors inside its parent's: ``p["weight_ih"]`` is the
-    parent's ``p["forward.weight_ih"]``."""
-
-    def __init__(self, parent: Any, name: str) -> None:
-        self._parent, self._name = parent, name
-
-    def __getitem__(self, key: str) -> np.ndarray:
-        return self._parent[f"{self._name}.{key}"]
-
-    def __contains__(self, key: str) -> bool:
-        return f"{self._name}.{key}" in self._parent
-
-
 def _fresh_copy(layer: _Recurrent, go_backwards: bool) -> _Recurrent:
     """An unbound copy of ``layer`` reading the sequence as ``go_backwards`` says."""
     out = copy.copy(layer)
@@ -166,11 +152,9 @@ class Bidirectional(Layer):
     def numpy_forward(self, h: np.ndarray, p: Any, ref: Any, where: str) -> NumpyStep:
         n = h.shape[0]
         steps = (self._input_shape or (1,))[0] if self.return_sequences else 1
-        outs = []
-        for name, layer in (("forward", self.forward_layer), ("backward", self.backward_layer)):
-            step = layer.numpy_forward(h, _Sub(p, name), ref, f"{where}.{name}")
-            outs.append(np.asarray(step.output).reshape(n, steps, layer.units))
-        fw, bw = outs[0], outs[1][:, ::-1]  # the backward direction back in time order
+        fw, bw = ref.run_parallel(self.named_sublayers(where), h)
+        fw = fw.reshape(n, steps, self.forward_layer.units)
+        bw = bw.reshape(n, steps, self.backward_layer.units)[:, ::-1]  # back in time order
         merged = {"concat": lambda: np.concatenate([fw, bw], axis=-1), "sum": lambda: fw + bw,
                   "mul": lambda: fw * bw, "ave": lambda: 0.5 * (fw + bw)}[self.merge_mode]()
         return NumpyStep(merged.reshape(n, -1))
