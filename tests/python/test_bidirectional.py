@@ -19,11 +19,12 @@ KINDS = {"rnn": fn.SimpleRNN, "lstm": fn.LSTM, "gru": fn.GRU}
 MERGES = ("concat", "sum", "mul", "ave")
 
 
-def bidir_reference(cell, x, p, seq, merge):
+def bidir_reference(cell, x, p, seq, merge, back=False):
     """Both directions by the reference (``p``: ``forward.*`` and ``backward.*``
-    tensors), the backward one's steps put back in time order, then merged."""
-    fw = rr.run(cell, x, {k[8:]: v for k, v in p.items() if k.startswith("forward.")}, seq, False)
-    bw = rr.run(cell, x, {k[9:]: v for k, v in p.items() if k.startswith("backward.")}, seq, True)
+    tensors; the forward one reads as ``back`` says, the backward one the other
+    way), the backward one's steps put back in time order, then merged."""
+    fw = rr.run(cell, x, {k[8:]: v for k, v in p.items() if k.startswith("forward.")}, seq, back)
+    bw = rr.run(cell, x, {k[9:]: v for k, v in p.items() if k.startswith("backward.")}, seq, not back)
     if seq:
         bw = bw[:, ::-1]
     return {"concat": lambda: np.concatenate([fw, bw], axis=-1), "sum": lambda: fw + bw,
@@ -107,10 +108,11 @@ def test_go_backwards_layer_and_an_explicit_backward_layer():
 BATCH, IN, OUT, T, F, H = 3, 2, 3, 4, 3, 3
 
 
-def _grad_case(cell, seq, merge, seed=0):
+def _grad_case(cell, seq, merge, back=False, seed=0):
     """``Dense(T·F) → Reshape((T, F)) → Bidirectional → [Flatten] → Dense(3)``: the
     first Dense's weight gradient is xᵀ·(the layer's input gradient)."""
-    layers = [fn.Dense(T * F), fn.Reshape((T, F)), fn.Bidirectional(KINDS[cell](H, return_sequences=seq), merge)]
+    inner = KINDS[cell](H, return_sequences=seq, go_backwards=back)
+    layers = [fn.Dense(T * F), fn.Reshape((T, F)), fn.Bidirectional(inner, merge)]
     model = fn.Sequential(layers + ([fn.Flatten()] if seq else []) + [fn.Dense(OUT)])
     model.compile(optimizer=fn.optim.SGD(lr=0.0), loss="mse")
     model.build(IN, seed=0)
@@ -124,23 +126,24 @@ def _grad_case(cell, seq, merge, seed=0):
     return model, params, x, y
 
 
-def _net_out(x, ps, cell, seq, merge):
+def _net_out(x, ps, cell, seq, merge, back=False):
     h = x @ ps["layers.0.weight"] + ps["layers.0.bias"]
     inner = {k[len("layers.2."):]: v for k, v in ps.items() if k.startswith("layers.2.")}
-    y = bidir_reference(cell, h.reshape(len(h), T, F), inner, seq, merge).reshape(len(h), -1)
+    y = bidir_reference(cell, h.reshape(len(h), T, F), inner, seq, merge, back).reshape(len(h), -1)
     last = "layers.4" if seq else "layers.3"
     return y @ ps[f"{last}.weight"] + ps[f"{last}.bias"]
 
 
 @pytest.mark.parametrize("cell", list(KINDS))
-@pytest.mark.parametrize("seq,merge", [(False, "concat"), (True, "concat"), (False, "mul"), (True, "sum"),
-                                       (True, "ave"), (True, "mul")])
-def test_gradients_match_finite_differences(cell, seq, merge):
-    model, params, x, y = _grad_case(cell, seq, merge)
+@pytest.mark.parametrize("seq,merge,back", [(False, "concat", False), (True, "concat", False), (False, "mul", False),
+                                            (True, "sum", False), (True, "ave", False), (True, "mul", False),
+                                            (True, "concat", True), (False, "sum", True)])
+def test_gradients_match_finite_differences(cell, seq, merge, back):
+    model, params, x, y = _grad_case(cell, seq, merge, back)
     x64, y64 = x.astype(np.float64), y.astype(np.float64)
 
     def loss(ps):
-        return ref.loss("mse", _net_out(x64, ps, cell, seq, merge), y64)
+        return ref.loss("mse", _net_out(x64, ps, cell, seq, merge, back), y64)
 
     value = model.train_step(x, y)
     assert abs(value - loss(params)) <= 1e-5 * abs(loss(params)) + 1e-6
