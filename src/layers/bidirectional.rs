@@ -34,7 +34,9 @@ use crate::tensor::{MatRef, Matrix};
 pub enum MergeMode {
     /// `[forward, backward]` along the feature axis (Keras' default).
     Concat,
+    /// `forward + backward`.
     Sum,
+    /// `forward · backward`, elementwise.
     Mul,
     /// `(forward + backward) / 2`.
     Ave,
@@ -48,7 +50,9 @@ fn concat() -> MergeMode {
 /// the two directions' recurrent specs (without their `"type"`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BidirectionalSpec {
+    /// The direction whose outputs come first (`go_backwards` as the wrapped layer's).
     pub forward: RecurrentSpec,
+    /// The other direction: `go_backwards` flipped, the rest as Keras allows.
     pub backward: RecurrentSpec,
     #[serde(default = "concat")]
     pub merge_mode: MergeMode,
