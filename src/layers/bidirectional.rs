@@ -119,6 +119,13 @@ pub struct Bidirectional {
 }
 
 impl Bidirectional {
+    /// The two directions, named as their tensors' prefixes (`forward`,
+    /// `backward`): for diagnostics that switch on per-layer recording in
+    /// the recurrent layers (per-step gradient norms).
+    pub fn directions_mut(&mut self) -> [(&'static str, &mut Recurrent); 2] {
+        [("forward", &mut self.forward), ("backward", &mut self.backward)]
+    }
+
     /// Runs both directions on `x`. Masking (step masks, later) is passed to
     /// both here: each direction skips the same padded steps.
     fn run_directions(&mut self, x: MatRef<'_>, params: &[f32], buffers: &[f32], ctx: &Ctx) -> Result<()> {

@@ -103,3 +103,12 @@ fn wrong_input_width_is_a_shape_error() {
     let params = vec![0.0; alloc.params];
     assert!(matches!(layer.forward(Matrix::zeros(2, 5).view(), &params, &[], &Ctx::default()), Err(Error::Shape(_))));
 }
+
+#[test]
+fn directions_are_reachable_by_their_tensor_prefixes() {
+    let mut layer = bidir(CellKind::Gru, 3, 2, 4, false, MergeMode::Concat).build(6, &mut Alloc::default()).unwrap();
+    let sizes: Vec<(&str, usize)> = layer.directions_mut().into_iter().map(|(name, r)| (name, r.out_dim())).collect();
+    assert_eq!(sizes, [("forward", 4), ("backward", 4)]);
+    let names: Vec<String> = layer.params().into_iter().map(|p| p.name).collect();
+    assert!(names.iter().all(|n| n.starts_with("forward.") || n.starts_with("backward.")));
+}
