@@ -151,10 +151,10 @@ class Bidirectional(Layer):
 
     def numpy_forward(self, h: np.ndarray, p: Any, ref: Any, where: str) -> NumpyStep:
         n = h.shape[0]
-        steps = (self._input_shape or (1,))[0] if self.return_sequences else 1
         fw, bw = ref.run_parallel(self.named_sublayers(where), h)
-        fw = fw.reshape(n, steps, self.forward_layer.units)
-        bw = bw.reshape(n, steps, self.backward_layer.units)[:, ::-1]  # back in time order
+        # [N, steps, units], steps = T with return_sequences, else 1 (read from the pass, not the build).
+        fw = fw.reshape(n, -1, self.forward_layer.units)
+        bw = bw.reshape(n, -1, self.backward_layer.units)[:, ::-1]  # back in time order
         merged = {"concat": lambda: np.concatenate([fw, bw], axis=-1), "sum": lambda: fw + bw,
                   "mul": lambda: fw * bw, "ave": lambda: 0.5 * (fw + bw)}[self.merge_mode]()
         return NumpyStep(merged.reshape(n, -1))
