@@ -324,3 +324,33 @@ fn a_diverging_step_is_refused_and_reported() {
     panic!("a learning rate of 1e6 should make the loss non-finite within 50 steps");
 }
 
+
+#[test]
+fn steady_state_recurrent_and_bidirectional_steps_allocate_nothing() {
+    // LSTM(6) over 5 steps of 3 features, as one direction and as both directions merged:
+    // the recurrent workspaces and the merge buffers grow once, with the batch.
+    let opt = r#""loss":"cross_entropy","optimizer":{"name":"adam","lr":0.01,"beta1":0.9,"beta2":0.999,"eps":1e-8,"weight_decay":0.0},"seed":0}"#;
+    let lstm = |back: bool| format!(r#"{{"cell":"lstm","input":[5,3],"units":6,"return_sequences":true,"go_backwards":{back}}}"#);
+    let one = format!(r#"{{"input_dim":15,"layers":[{{"type":"recurrent",{},{{"type":"flatten"}},{{"type":"dense","units":2}}],{opt}"#, &lstm(false)[1..]);
+    let both = format!(r#"{{"input_dim":15,"layers":[{{"type":"bidirectional","forward":{},"backward":{},"merge_mode":"mul"}},{{"type":"flatten"}},{{"type":"dense","units":2}}],{opt}"#, lstm(false), lstm(true));
+    let x = Matrix::from_vec(4, 15, (0..60).map(|i| ((i * 7 % 13) as f32) / 13.0).collect()).unwrap();
+    let y = [0i64, 1, 1, 0];
+    let per_step = |json: &str| {
+        let mut net = Network::new(serde_json::from_str(json).unwrap()).unwrap();
+        for _ in 0..3 {
+            net.train_step(x.view(), Targets::Labels(&y), None).unwrap();
+        }
+        let count = |steps: usize, net: &mut Network| {
+            let before = allocations();
+            for _ in 0..steps {
+                net.train_step(x.view(), Targets::Labels(&y), None).unwrap();
+            }
+            allocations() - before
+        };
+        let one = count(1, &mut net);
+        assert_eq!(count(10, &mut net), 10 * one, "allocations per step must not change between steps");
+        one
+    };
+    let (single, bidir) = (per_step(&one), per_step(&both));
+    assert_eq!((single, bidir), (0, 0), "allocations per step (one direction, bidirectional)");
+}

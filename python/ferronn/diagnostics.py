@@ -105,7 +105,8 @@ class _Scoped:
 
 class _Reference:
     """One NumPy forward pass in one precision: what ``Layer.numpy_forward`` calls
-    (``act``, ``softmax``, ``training``, ``run`` for nested layers), and the records."""
+    (``act``, ``softmax``, ``training``, ``run`` / ``run_parallel`` for nested layers),
+    and the records."""
 
     def __init__(self, params: dict[str, np.ndarray], dtype: Any, training: bool) -> None:
         self.params, self.dtype, self.training = params, np.dtype(dtype), training
@@ -131,6 +132,16 @@ class _Reference:
             h = np.asarray(step.output, dtype=self.dtype)
             self.records.append(_Record(name, layer, h, step.act, step.pre, step.post, step.kinked))
         return h
+
+    def run_parallel(self, named: list[tuple[str, Layer]], h: np.ndarray) -> list[np.ndarray]:
+        """Runs each ``(tensor prefix, layer)`` of ``named`` on the same input ``h``
+        (Bidirectional's directions), recording each; returns their outputs."""
+        outs = []
+        for name, layer in named:
+            step = layer.numpy_forward(h, _Scoped(self.params, name), self, name)
+            outs.append(np.asarray(step.output, dtype=self.dtype))
+            self.records.append(_Record(name, layer, outs[-1], step.act, step.pre, step.post, step.kinked))
+        return outs
 
 
 def _tensors(model: Any, dtype: Any) -> dict[str, np.ndarray]:

@@ -30,7 +30,10 @@ def _rows(named: list, shape: tuple[int, ...], counts: dict, depth: int, out: li
         label = "  " * depth + f"{type(layer).__name__}"
         out.append((label, _shape_text(out_shape), trainable + buffers))
         subs = layer.named_sublayers(p)
-        if subs:
+        if subs and layer.parallel_sublayers:
+            for sub in subs:  # each reads this layer's input (Bidirectional's directions)
+                _rows([sub], shape, counts, depth + 1, out)
+        elif subs:
             # A Residual's projection layers run on the block's input, beside the block.
             skip = [(n, sub) for n, sub in subs if n.startswith(p + ".projection.")]
             _rows([s for s in subs if s not in skip], shape, counts, depth + 1, out)

@@ -12,6 +12,9 @@
 //! model files and the `match`es that dispatch to the kinds.
 
 pub mod activation_layer;
+pub mod bidirectional;
+#[cfg(test)]
+mod bidirectional_tests;
 pub mod chain;
 pub mod conv;
 #[cfg(test)]
@@ -43,6 +46,7 @@ use crate::regularizer::{Penalty, Regularizer};
 use crate::tensor::{MatRef, Matrix};
 
 pub use activation_layer::{ActivationLayer, ActivationLayerSpec, LogSoftmaxSpec, Softmax, SoftmaxSpec};
+pub use bidirectional::{Bidirectional, BidirectionalSpec, MergeMode};
 pub use chain::Chain;
 pub use conv::{Conv, ConvSpec};
 pub use dense::{Dense, DenseSpec};
@@ -169,6 +173,7 @@ layer_kinds! {
     Reshape(Reshape) <= Flatten(FlattenSpec), Reshape(ReshapeSpec);
     Recurrent(Recurrent) <= Recurrent(RecurrentSpec);
     Embedding(Embedding) <= Embedding(EmbeddingSpec);
+    Bidirectional(Box<Bidirectional>) <= Bidirectional(BidirectionalSpec);
 }
 
 #[cfg(test)]

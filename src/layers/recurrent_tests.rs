@@ -9,7 +9,7 @@ use crate::layers::testkit::{check_grads, random, run_in_pool};
 use crate::layers::{ActivationSpec, Alloc, BuildLayer, Ctx, LayerKind, WeightSpec};
 use crate::tensor::Matrix;
 
-fn spec(cell: CellKind, t: usize, f: usize, h: usize, seq: bool, back: bool) -> RecurrentSpec {
+pub(super) fn spec(cell: CellKind, t: usize, f: usize, h: usize, seq: bool, back: bool) -> RecurrentSpec {
     RecurrentSpec {
         cell,
         input: vec![t, f],
@@ -30,7 +30,7 @@ fn sig(x: f64) -> f64 {
 
 /// PyTorch's equations in f64, one sample and one step at a time. `p` holds
 /// weight_ih `[G·h, f]`, weight_hh `[G·h, h]`, bias_ih, bias_hh, in that order.
-fn reference(cell: CellKind, t: usize, f: usize, h: usize, seq: bool, back: bool, x: &[f64], p: &[f64]) -> Vec<f64> {
+pub(super) fn reference(cell: CellKind, t: usize, f: usize, h: usize, seq: bool, back: bool, x: &[f64], p: &[f64]) -> Vec<f64> {
     let g = match cell {
         CellKind::SimpleRnn => 1,
         CellKind::Lstm => 4,

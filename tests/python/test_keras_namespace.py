@@ -42,7 +42,7 @@ def test_layers_are_ferronn_layers_with_keras_defaults():
     (lambda: layers.BatchNormalization(center=False), "center=False"),
     (lambda: layers.Conv2DTranspose(32, 3), "keras.layers.Conv2DTranspose"),
     (lambda: layers.Conv2D(32, 3, kernel_constraint="non_neg"), "kernel_constraint"),
-    (lambda: layers.Bidirectional(None), "keras.layers.Bidirectional"),
+    (lambda: layers.TimeDistributed(None), "keras.layers.TimeDistributed"),
     (lambda: keras.Model(), "keras.Model"),
     (lambda: keras.optimizers.Nadam(), "keras.optimizers.Nadam"),
     (lambda: keras.optimizers.SGD(weight_decay=0.01), "weight_decay"),

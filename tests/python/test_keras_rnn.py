@@ -112,7 +112,8 @@ def test_the_same_network_and_initial_weights_as_ferronns_own_layers():
     (lambda: layers.Embedding(10, 4, embeddings_regularizer="l2"), "embeddings_regularizer"),
     (lambda: layers.Embedding(10, 4, weights=np.zeros((10, 4))), "weights"),
     (lambda: layers.Embedding(10, 4, input_length=5), "input_length"),
-    (lambda: layers.Bidirectional(layers.LSTM(8)), "keras.layers.Bidirectional"),
+    (lambda: layers.Bidirectional(layers.LSTM(8), merge_mode=None), "Bidirectional(merge_mode=None)"),
+    (lambda: layers.Bidirectional(layers.LSTM(8), weights=[np.zeros(3)]), "Bidirectional(weights=...)"),
 ])
 def test_unsupported_arguments_are_named(make, named):
     with pytest.raises(fn.NotSupportedError) as info:

@@ -570,6 +570,9 @@ SPEC_LAYERS = [
     _shaped(fn.LSTM(4, return_sequences=True, unit_forget_bias=False, kernel_regularizer="l2",
                     recurrent_regularizer=fn.regularizers.l1(0.1), recurrent_initializer="glorot_uniform"), (5, 3)),
     _shaped(fn.GRU(2, bias_initializer="ones", bias_regularizer="l2"), (3, 3)),
+    _shaped(fn.Bidirectional(fn.LSTM(3, return_sequences=True, recurrent_regularizer="l2")), (4, 2)),
+    _shaped(fn.Bidirectional(fn.SimpleRNN(2, activation="relu"), "mul",
+                             backward_layer=fn.SimpleRNN(2, go_backwards=True)), (3, 2)),
     _shaped(fn.Embedding(10, 4), (6,)), _shaped(fn.Embedding(3, 2, embeddings_initializer="normal"), (2,)),
     _shaped(fn.Dense(3, activation="tanh"), (4, 2)),
 ]

@@ -23,7 +23,7 @@ from ._common import check_default, unsupported
 from ._conv import _common
 from .layers import _KerasLayer  # defined before keras.layers imports this module
 
-__all__ = ["SimpleRNN", "LSTM", "GRU", "Embedding"]
+__all__ = ["SimpleRNN", "LSTM", "GRU", "Bidirectional", "Embedding"]
 
 
 def _check_rnn(owner: str, args: dict[str, Any], kwargs: dict[str, Any]) -> None:
@@ -117,6 +117,22 @@ class GRU(_KerasLayer, _KerasRecurrent, _fl.GRU):
         self._keras_init(units, args, kwargs)
 
 
+class Bidirectional(_KerasLayer, _fl.Bidirectional):
+    """Keras' ``Bidirectional(layer, merge_mode="concat", weights=None, backward_layer=None)``
+    over ``SimpleRNN``/``LSTM``/``GRU``. ``merge_mode=None`` (two outputs) and ``weights``
+    raise ``NotSupportedError``. See ``ferronn.layers.Bidirectional``."""
+
+    def __init__(self, layer: Any, merge_mode: Optional[str] = "concat", weights: Any = None,
+                 backward_layer: Any = None, **kwargs: Any) -> None:
+        if merge_mode is None:
+            unsupported("Bidirectional(merge_mode=None)", "a ferronn model has one output; use 'concat', 'sum', "
+                        "'mul' or 'ave'")
+        if weights is not None:  # a list of arrays: compared with `is`, not `!=`
+            unsupported("Bidirectional(weights=...)", "call set_weights once the model is built")
+        _common(self, "Bidirectional", _fl.Bidirectional, kwargs)
+        super().__init__(layer, merge_mode, backward_layer)
+
+
 class Embedding(_KerasLayer, _fl.Embedding):
     """Keras' ``Embedding(input_dim, output_dim, embeddings_initializer="uniform", ...)``:
     token ids ``(timesteps,)`` to vectors ``(timesteps, output_dim)``. See ``ferronn.layers.Embedding``."""
@@ -139,5 +155,5 @@ class Embedding(_KerasLayer, _fl.Embedding):
 
 
 # Documented and pickled under the module users import them from.
-for _cls in (SimpleRNN, LSTM, GRU, Embedding):
+for _cls in (SimpleRNN, LSTM, GRU, Bidirectional, Embedding):
     _cls.__module__ = "ferronn.keras.layers"

@@ -42,7 +42,7 @@ __all__ = [
     # convolution, pooling, reshaping (ferronn.keras._conv)
     *_conv_names,
     # recurrent layers and Embedding (ferronn.keras._recurrent)
-    "SimpleRNN", "LSTM", "GRU", "Embedding",
+    "SimpleRNN", "LSTM", "GRU", "Bidirectional", "Embedding",
 ]
 
 
@@ -210,8 +210,8 @@ _MISSING = {
     **{n: "ferronn has 1-D and 2-D pooling, Flatten and Reshape" for n in (
         "MaxPooling3D", "AveragePooling3D", "GlobalMaxPooling3D", "GlobalAveragePooling3D", "ZeroPadding1D",
         "ZeroPadding2D", "UpSampling1D", "UpSampling2D", "Cropping1D", "Cropping2D", "Permute", "RepeatVector")},
-    **{n: "ferronn has SimpleRNN, LSTM and GRU; no wrappers or custom cells yet"
-       for n in ("Bidirectional", "TimeDistributed", "RNN", "ConvLSTM1D", "ConvLSTM2D")},
+    **{n: "ferronn has SimpleRNN, LSTM, GRU and Bidirectional; no other wrappers or custom cells yet"
+       for n in ("TimeDistributed", "RNN", "ConvLSTM1D", "ConvLSTM2D")},
     **{n: "ferronn models are Sequential stacks" for n in ("Add", "Concatenate", "Multiply", "Average",
                                                             "Lambda", "MultiHeadAttention")},
     **{n: "ferronn has no preprocessing layers; prepare the arrays with numpy"
@@ -233,4 +233,4 @@ from ._conv import (  # noqa: E402,F401  (after _KerasLayer, which they extend)
     GlobalMaxPool1D, GlobalMaxPool2D, GlobalMaxPooling1D, GlobalMaxPooling2D, MaxPool1D, MaxPool2D,
     MaxPooling1D, MaxPooling2D, Reshape,
 )
-from ._recurrent import Embedding, GRU, LSTM, SimpleRNN  # noqa: E402,F401  (after _KerasLayer)
+from ._recurrent import Bidirectional, Embedding, GRU, LSTM, SimpleRNN  # noqa: E402,F401  (after _KerasLayer)

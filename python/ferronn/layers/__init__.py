@@ -11,6 +11,7 @@ from .activations import (
     Softmax, Softplus, Swish, Tanh,
 )
 from .base import Layer, from_spec
+from .bidirectional import Bidirectional
 from .conv import Conv1D, Conv2D, Convolution1D, Convolution2D
 from .dense import Dense
 from .embedding import Embedding
@@ -56,6 +57,7 @@ __all__ = [
     "SimpleRNN",
     "LSTM",
     "GRU",
+    "Bidirectional",
     "Embedding",
     "Conv1D",
     "Conv2D",

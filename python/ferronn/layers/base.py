@@ -11,7 +11,9 @@ supports (``where`` is the layer's tensor prefix, e.g. ``"layers.3"``):
   the input batch; ``p["weight"]`` the layer's tensors (``"name" in p`` asks if
   one exists); ``ref`` the pass (``ref.act(name, x, alpha)``,
   ``ref.softmax(x, temperature, log)``, ``ref.training``, ``ref.dtype``, and
-  ``ref.run(layers, h, prefix)`` for nested layers). Default: ``ConfigError``.
+  ``ref.run(layers, h, prefix)`` for nested layers in sequence,
+  ``ref.run_parallel([(prefix, layer), ...], h)`` for nested layers that each read
+  ``h``). Default: ``ConfigError``.
 - ``onnx_nodes(g, x, where) -> str``: adds the layer's ONNX nodes to the graph
   ``g`` (``g.node``, ``g.init``, ``g.weight``, ``g.scalar``, ``g.gemm``,
   ``g.reduce_mean_last``, ``g.opset``, ``g.has``, ``g.layers`` for nested layers;
@@ -30,7 +32,9 @@ supports (``where`` is the layer's tensor prefix, e.g. ``"layers.3"``):
   offers ``has(tensor)`` and ``walk(layers, d, f, t)`` for nested layers.
   Default: ``ExportError``.
 - ``named_sublayers(prefix)``: nested layers with their tensor prefixes (binding,
-  summaries and regularizer walks use it).
+  summaries and regularizer walks use it); ``parallel_sublayers = True`` when each of
+  them reads the layer's input (Bidirectional's directions) instead of the previous one's
+  output.
 - ``output_shape(input_shape)``: the per-sample output shape (no batch axis).
   The default follows ``output_dim`` on 1-D inputs; on N-D inputs (images,
   sequences) a kind with ``keeps_shape`` keeps the shape, any other raises
@@ -139,6 +143,9 @@ class Layer:
     #: The layer acts on each value alone (activations, Dropout), so it keeps any
     #: input shape, images and sequences included.
     keeps_shape = False
+    #: The nested layers (``named_sublayers``) each read this layer's input, side by
+    #: side (Bidirectional's two directions), instead of running one after another.
+    parallel_sublayers = False
 
     _owner: Any = None
     _prefix: Optional[str] = None
