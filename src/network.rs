@@ -88,6 +88,9 @@ pub(crate) struct Snapshot {
     pub(crate) params: Vec<f32>,
     pub(crate) buffers: Vec<f32>,
     pub(crate) optimizer: Optimizer,
+    /// Whether `params` and `optimizer` were saved too (else only `buffers`,
+    /// and the L2-regularized ranges of `params`).
+    pub(crate) full: bool,
 }
 
 /// Where each step's learning rate comes from: `scale · (schedule(step, epoch)

@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ensure_config, Result};
-use crate::kernels::reduce::all_finite;
+use crate::kernels::reduce::max_abs;
 
 /// Penalty factors; either may be zero.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -123,11 +123,14 @@ pub fn total(penalties: &[Penalty], params: &[f32]) -> f64 {
 /// known. Reading is free (it derefs to `[f32]`); every write goes through
 /// [`Weights::write`], which forgets the penalty, so no path that changes the
 /// parameters can leave a stale one behind. The post-update [`Weights::check`]
-/// computes it on its pass anyway, for the next step to report.
+/// computes it on its pass anyway, for the next step to report, and the
+/// largest magnitude with it (the training step's bound on its update, see
+/// `optim::bound`), forgotten on a write likewise.
 #[derive(Clone, Debug)]
 pub(crate) struct Weights {
     values: Vec<f32>,
     penalty: Option<f64>,
+    max_abs: Option<f32>,
 }
 
 impl std::ops::Deref for Weights {
@@ -140,13 +143,20 @@ impl std::ops::Deref for Weights {
 
 impl Weights {
     pub(crate) fn new(values: Vec<f32>) -> Self {
-        Self { values, penalty: None }
+        Self { values, penalty: None, max_abs: None }
     }
 
-    /// The values, to change them (the cached penalty is dropped).
+    /// The values, to change them (the cached penalty and maximum are dropped).
     pub(crate) fn write(&mut self) -> &mut [f32] {
         self.penalty = None;
+        self.max_abs = None;
         &mut self.values
+    }
+
+    /// The largest `|w|` (`+inf` if a value is not finite), cached until the next write.
+    pub(crate) fn max_abs(&mut self) -> f32 {
+        let values = &self.values;
+        *self.max_abs.get_or_insert_with(|| max_abs(values))
     }
 
     /// Σ of every penalty over the current values (cached until the next write).
@@ -155,23 +165,30 @@ impl Weights {
         *self.penalty.get_or_insert_with(|| total(penalties, values))
     }
 
-    /// Whether every value is finite; caches the penalty on the way (one pass
-    /// over the values in all). `penalties` must be sorted by range.
+    /// Whether every value is finite; caches the penalty and the largest
+    /// magnitude on the way (one pass over the values, plus one over the
+    /// regularized tensors). `penalties` must be sorted by range.
     pub(crate) fn check(&mut self, penalties: &[Penalty]) -> bool {
         let w = &self.values;
         if penalties.is_empty() {
-            return all_finite(w);
+            let top = max_abs(w);
+            self.max_abs = Some(top);
+            return top.is_finite();
         }
-        let (mut ok, mut penalty, mut at) = (true, 0.0, 0);
+        let (mut ok, mut penalty, mut at, mut top) = (true, 0.0, 0, 0.0f32);
         for p in penalties {
             let r = p.range.clone();
-            ok &= all_finite(&w[at.min(r.start)..r.start]);
-            let (finite, abs, sq) = if p.reg.l1 == 0.0 && p.reg.l2 == 0.0 { (all_finite(&w[r.clone()]), 0.0, 0.0) } else { finite_sums(&w[r.clone()], p.reg.l1 != 0.0, p.reg.l2 != 0.0) };
-            ok &= finite;
-            penalty += p.reg.l1 as f64 * abs + p.reg.l2 as f64 * sq;
+            top = top.max(max_abs(&w[at.min(r.start)..r.start])).max(max_abs(&w[r.clone()]));
+            if p.reg.l1 != 0.0 || p.reg.l2 != 0.0 {
+                let (finite, abs, sq) = finite_sums(&w[r.clone()], p.reg.l1 != 0.0, p.reg.l2 != 0.0);
+                ok &= finite;
+                penalty += p.reg.l1 as f64 * abs + p.reg.l2 as f64 * sq;
+            }
             at = at.max(r.end);
         }
-        ok &= all_finite(&w[at..]);
+        top = top.max(max_abs(&w[at..]));
+        ok &= top.is_finite();
+        self.max_abs = Some(top);
         self.penalty = ok.then_some(penalty);
         ok
     }

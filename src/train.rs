@@ -11,12 +11,21 @@
 //! the snapshot and replays the call's good batches, which is deterministic
 //! (same batches, same dropout masks), so the result is bit for bit the state
 //! just before the bad step.
+//!
+//! A `train_step` call runs one batch, so that amortises nothing: it copies
+//! the weights and the optimizer state only when the step might need undoing.
+//! Its forward and backward change only the small buffers (BatchNorm's
+//! running statistics), copied up front; before the update, the optimizer
+//! bounds every value the update can compute from the largest gradient and
+//! weight (`optim::bound`), and only when that bound fails (a diverging run,
+//! the first step) are the weights and state copied. The update is the same
+//! either way, so the weights are bit for bit those of an always-copying step.
 
 use rand::seq::SliceRandom;
 
-use crate::error::{ensure_config, try_copy, Result};
+use crate::error::{ensure_config, try_copy, Error, Result};
 use crate::init::rng_for;
-use crate::kernels::reduce::all_finite;
+use crate::kernels::reduce::{all_finite, max_abs};
 use crate::loss::{LossStats, Targets};
 use crate::network::{Core, Network, Snapshot, STREAM_SHUFFLE};
 use crate::regularizer;
@@ -49,10 +58,22 @@ pub struct EpochReport {
     pub diverged_at: Option<usize>,
 }
 
+/// How a step can be undone.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Undo {
+    /// The caller copied everything before the step (`train_epoch`).
+    Saved,
+    /// The caller copied the buffers; the step copies the weights and the
+    /// optimizer state itself, before its update, unless the update is
+    /// bounded to stay finite (`train_step`).
+    Lazy,
+}
+
 impl Core {
     /// Forward, loss gradient, backward, update; inputs already checked.
-    /// `None` when the loss or a gradient is not finite (nothing updated).
-    fn step(&mut self, x: MatRef<'_>, targets: &Targets<'_>, weights: Option<&[f32]>, training: bool, seed: u64) -> Result<Option<LossStats>> {
+    /// `None` when the loss, a gradient or the updated state is not finite
+    /// (then restoring the snapshot undoes it).
+    fn step(&mut self, x: MatRef<'_>, targets: &Targets<'_>, weights: Option<&[f32]>, training: bool, seed: u64, undo: Undo) -> Result<Option<LossStats>> {
         let ctx = self.ctx(training, seed);
         self.chain.forward(x, &self.params, &mut self.buffers, &ctx)?;
         let out = self.chain.output();
@@ -73,13 +94,23 @@ impl Core {
             }
             r.filled = true;
         }
-        // A NaN/inf gradient needs no pass of its own: it makes the updated
-        // weights NaN/inf, which the check after the update catches (and the
-        // caller's restore undoes the optimizer state it touched).
-        if !stats.loss_sum.is_finite() {
+        // The buffers (BatchNorm's running statistics, 2 values per feature)
+        // are small enough to scan; only the forward changed them, so they are
+        // checked before the update.
+        if !stats.loss_sum.is_finite() || !all_finite(&self.buffers) {
             return Ok(None);
         }
         let lr = self.rate.at(self.optimizer.steps());
+        // With `Undo::Saved`, a NaN/inf gradient needs no pass of its own: it
+        // makes the updated weights NaN/inf, which the check after the update
+        // catches. With `Undo::Lazy` the gradient's pass gives the bound.
+        let bounded = undo == Undo::Lazy && {
+            let (g_max, p_max) = (max_abs(&self.grads), self.params.max_abs());
+            self.optimizer.update_stays_finite(self.grads.len(), g_max, p_max, lr)
+        };
+        if undo == Undo::Lazy && !bounded {
+            self.snapshot_state()?;
+        }
         if lr != self.optimizer.config().lr() {
             self.optimizer.set_lr(lr)?;
         }
@@ -89,10 +120,13 @@ impl Core {
         // An update can also overflow from finite gradients (a huge rate), and
         // an optimizer's state can overflow (Adam's `g²`): its kernel then
         // writes NaN weights (`optim::adam::poison`), so this one pass covers
-        // weights and state; it also gives the next step's penalty. The
-        // buffers (BatchNorm's running statistics, 2 values per feature) are
-        // small enough to scan.
-        if !self.params.check(&self.penalties) || !all_finite(&self.buffers) {
+        // weights and state; it also gives the next step's penalty and bound.
+        if !self.params.check(&self.penalties) {
+            if bounded {
+                // Unreachable while the bounds are right; said loudly rather
+                // than leaving the undone weights unexplained.
+                return Err(Error::NonFinite("internal error: an update bounded to stay finite was not; the weights could not be restored".into()));
+            }
             return Ok(None);
         }
         Ok(Some(stats))
@@ -104,24 +138,63 @@ impl Core {
     /// `Error::Memory` when the first snapshot of a large model cannot be
     /// reserved; nothing has changed then, and no snapshot is kept.
     fn snapshot(&mut self) -> Result<()> {
+        self.snapshot_buffers()?;
+        self.snapshot_state()
+    }
+
+    /// Saves the buffers, the part of the state a forward pass changes, and
+    /// marks the weights and optimizer state as not saved. Also copies the
+    /// L2-regularized weights, the only ones [`Network::grads`] reads from the
+    /// snapshot, so it stays exact after a `train_step` that copied no more.
+    ///
+    /// # Errors
+    /// `Error::Memory` as [`Core::snapshot`].
+    fn snapshot_buffers(&mut self) -> Result<()> {
         let mut s = match self.snap.take() {
             Some(s) => s,
-            None => Box::new(Snapshot { params: Vec::new(), buffers: Vec::new(), optimizer: self.optimizer.stateless_clone() }),
+            None => Box::new(Snapshot { params: Vec::new(), buffers: Vec::new(), optimizer: self.optimizer.stateless_clone(), full: false }),
         };
-        try_copy(&mut s.params, &self.params, "a snapshot of the parameters")?;
+        s.full = false;
         try_copy(&mut s.buffers, &self.buffers, "a snapshot of the buffers")?;
-        s.optimizer.copy_state_from(&self.optimizer)?;
+        if self.penalties.iter().any(|p| p.reg.l2 != 0.0) {
+            if s.params.len() != self.params.len() {
+                try_copy(&mut s.params, &self.params, "a snapshot of the parameters")?;
+            }
+            for p in self.penalties.iter().filter(|p| p.reg.l2 != 0.0) {
+                s.params[p.range.clone()].copy_from_slice(&self.params[p.range.clone()]);
+            }
+        }
         self.snap = Some(s);
         Ok(())
     }
 
-    /// Puts back the state [`Core::snapshot`] saved. Never grows anything (a
+    /// Saves the weights and the optimizer state beside the buffers
+    /// [`Core::snapshot_buffers`] saved.
+    ///
+    /// # Errors
+    /// `Error::Memory` as [`Core::snapshot`]; the snapshot then restores the
+    /// buffers only, and the step must not go on.
+    fn snapshot_state(&mut self) -> Result<()> {
+        let Some(s) = self.snap.as_mut() else {
+            return self.snapshot();
+        };
+        s.full = false;
+        try_copy(&mut s.params, &self.params, "a snapshot of the parameters")?;
+        s.optimizer.copy_state_from(&self.optimizer)?;
+        s.full = true;
+        Ok(())
+    }
+
+    /// Puts back the state the snapshot saved: the buffers, and the weights
+    /// and optimizer state when they were saved too. Never grows anything (a
     /// step only grows the state), so the error is for form's sake.
     fn restore(&mut self) -> Result<()> {
         if let Some(s) = &self.snap {
-            self.params.write().copy_from_slice(&s.params);
             self.buffers.clone_from(&s.buffers);
-            self.optimizer.copy_state_from(&s.optimizer)?;
+            if s.full {
+                self.params.write().copy_from_slice(&s.params);
+                self.optimizer.copy_state_from(&s.optimizer)?;
+            }
         }
         Ok(())
     }
@@ -138,8 +211,8 @@ impl Network {
         self.check(x, &targets, weights)?;
         let (training, seed) = (self.training, self.spec.seed);
         let out = self.run(x.rows, |net| {
-            net.core.snapshot()?;
-            let out = net.core.step(x, &targets, weights, training, seed);
+            net.core.snapshot_buffers()?;
+            let out = net.core.step(x, &targets, weights, training, seed, Undo::Lazy);
             if !matches!(out, Ok(Some(_))) {
                 net.core.restore()?;
             }
@@ -215,7 +288,7 @@ impl Network {
         let (training, net_seed) = (self.training, self.spec.seed);
         let (start, end) = (batch * opts.batch_size, ((batch + 1) * opts.batch_size).min(x.rows));
         if !opts.shuffle {
-            return self.core.step(x.rows_range(start, end), &targets.rows_range(start, end), weights.map(|w| &w[start..end]), training, net_seed);
+            return self.core.step(x.rows_range(start, end), &targets.rows_range(start, end), weights.map(|w| &w[start..end]), training, net_seed, Undo::Saved);
         }
         let b = &mut self.batch;
         let idx = &b.order[start..end];
@@ -242,7 +315,7 @@ impl Network {
             b.weights.extend(idx.iter().map(|&i| w[i]));
             b.weights.as_slice()
         });
-        self.core.step(b.x.view(), &batch_targets, batch_weights, training, net_seed)
+        self.core.step(b.x.view(), &batch_targets, batch_weights, training, net_seed, Undo::Saved)
     }
 
     /// The base learning rate (the optimizer's `lr`; a schedule replaces it).
@@ -288,3 +361,7 @@ impl Network {
         self.core.rate.at(self.core.optimizer.steps())
     }
 }
+
+#[cfg(test)]
+#[path = "train_tests.rs"]
+mod tests;

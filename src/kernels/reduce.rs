@@ -36,6 +36,18 @@ pub fn all_finite(x: &[f32]) -> bool {
     x.chunks(1024).all(|c| !c.iter().fold(false, |bad, v| bad | (v.to_bits() & EXP == EXP)))
 }
 
+/// The largest `|x|`, or `+inf` when a value is NaN or infinite (0 for an
+/// empty slice). Compares the bit patterns with the sign cleared: for finite
+/// floats their order is the order of the magnitudes, and every NaN and inf
+/// pattern lies above every finite one, so one integer max per value (it
+/// vectorises like [`all_finite`]) gives both the bound and the finiteness.
+pub fn max_abs(x: &[f32]) -> f32 {
+    const ABS: u32 = 0x7fff_ffff;
+    const INF: u32 = 0x7f80_0000;
+    let top = x.chunks(1024).fold(0u32, |top, c| c.iter().fold(top, |m, v| m.max(v.to_bits() & ABS)));
+    if top >= INF { f32::INFINITY } else { f32::from_bits(top) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,5 +77,22 @@ mod tests {
         x[4321] = f32::MAX;
         assert!(all_finite(&x));
         assert!(all_finite(&[0.0, -0.0, f32::MIN_POSITIVE, 1e-45]));
+    }
+
+    #[test]
+    fn max_abs_is_the_largest_magnitude_or_inf() {
+        let mut x = vec![0.25f32; 3000];
+        assert_eq!(max_abs(&x), 0.25);
+        x[2500] = -7.5;
+        assert_eq!(max_abs(&x), 7.5);
+        x[17] = f32::MAX;
+        assert_eq!(max_abs(&x), f32::MAX);
+        for bad in [f32::NAN, -f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            let mut y = x.clone();
+            y[2999] = bad;
+            assert_eq!(max_abs(&y), f32::INFINITY);
+        }
+        assert_eq!(max_abs(&[]), 0.0);
+        assert_eq!(max_abs(&[-0.0, 1e-45]), 1e-45);
     }
 }

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::adam::poison;
+use super::bound::{up, Peak, Sizes};
 use super::{OptimizerOptions, Rule};
 use crate::error::{ensure_config, Result};
 
@@ -107,6 +108,22 @@ impl AdagradStep {
             // An overflowed sum poisons the weight (see `adam::poison`).
             *p = *p - clr * (g / (s.sqrt() + eps)) - poison(*s);
         }
+    }
+}
+
+impl AdagradStep {
+    /// Bounds this step (see `optim::bound`) from the largest `|g|`, `|p|`
+    /// and sum: the sum's bound after the step and the new weights' bound
+    /// (the denominator is at least `eps`).
+    pub(crate) fn bound(&self, s: Sizes, [sum, _, _]: [f64; 3], pk: &mut Peak) -> ([f64; 3], f64) {
+        // Magnitudes: a bound must not shrink through a negative factor.
+        let f = |x: f32| f64::from(x).abs();
+        let g = pk.see(up(s.g + up(f(self.weight_decay) * s.p)));
+        let sum = pk.see(up(sum + up(g * g)));
+        pk.see(up(up(sum.sqrt()) + f(self.eps)));
+        let ratio = pk.see(up(g / f(self.eps)));
+        let p = pk.see(up(s.p + up(f(self.clr) * ratio)));
+        ([sum, 0.0, 0.0], p)
     }
 }
 

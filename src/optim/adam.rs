@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::bound::{up, Peak, Sizes};
 use super::{OptimizerOptions, Rule};
 use crate::error::{ensure_config, Result};
 
@@ -261,6 +262,28 @@ fn amsgrad_loop(
 #[inline(always)]
 pub(crate) fn poison(v: f32) -> f32 {
     0.0 * v
+}
+
+impl AdamStep {
+    /// Bounds this step's arithmetic (see `optim::bound`) from the largest
+    /// `|g|`, `|p|` and state values `[m, v, vmax]`: returns the state's
+    /// bounds after the step and the new weights' bound. The denominator is
+    /// at least `eps`, so `|m / denom| <= |m| / eps`; the fused clipping only
+    /// shrinks the gradient, so the bound holds with or without it.
+    pub(crate) fn bound(&self, s: Sizes, [m, v, vmax]: [f64; 3], pk: &mut Peak) -> ([f64; 3], f64) {
+        // Magnitudes: a bound must not shrink through a negative factor.
+        let f = |x: f32| f64::from(x).abs();
+        let w = pk.see(up(s.p * f(self.shrink).max(1.0)));
+        let g = pk.see(up(s.g + up(f(self.l2) * w)));
+        let m = pk.see(up(up(f(self.beta1) * m) + up(f(self.one_minus_beta1) * g)));
+        let v = pk.see(up(up(f(self.beta2) * v) + up(up(f(self.one_minus_beta2) * g) * g)));
+        // AMSGrad's running maximum is one of the v's, bounded by either.
+        let vmax = v.max(vmax);
+        pk.see(up(up(up(vmax.sqrt()) / f(self.bias_correction2_sqrt)) + f(self.eps)));
+        let ratio = pk.see(up(m / f(self.eps)));
+        let p = pk.see(up(w + up(f(self.step_size) * ratio)));
+        ([m, v, vmax], p)
+    }
 }
 
 impl Rule<2> for AdamStep {

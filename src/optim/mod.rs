@@ -10,6 +10,9 @@
 
 mod adagrad;
 mod adam;
+mod bound;
+#[cfg(test)]
+mod bound_tests;
 mod clip;
 mod config;
 mod layout;
@@ -71,6 +74,11 @@ pub struct Optimizer {
     /// The clipped gradients; empty unless clipping is configured, then sized
     /// on the first step and reused.
     clipped: Vec<f32>,
+    /// The largest magnitude of each state buffer (an upper bound), when
+    /// known; see `bound.rs`.
+    bounds: Option<[f64; 3]>,
+    /// The bounds after the next step, when it was shown to stay finite.
+    pending_bounds: Option<[f64; 3]>,
 }
 
 impl Optimizer {
@@ -87,6 +95,8 @@ impl Optimizer {
             bufs: Vec::new(),
             layout: Layout::default(),
             clipped: Vec::new(),
+            bounds: None,
+            pending_bounds: None,
         })
     }
 
@@ -154,6 +164,7 @@ impl Optimizer {
         if n != self.n_params || self.bufs.len() != names.len() {
             // A different parameter count means a different model: its
             // moments would be meaningless, so start afresh.
+            self.forget_bounds();
             self.t = 0;
             self.n_params = n;
             self.bufs = names
@@ -195,6 +206,7 @@ impl Optimizer {
             let (p, g) = (&mut params[r.clone()], &grads[r.clone()]);
             apply(&self.config, t, *decay, *extra_l2, fused, p, g, bufs, r.clone());
         }
+        self.carry_bounds();
     }
 
     /// The named state buffers, e.g. `[("momentum_buffer", ..)]` or
@@ -260,6 +272,7 @@ impl Optimizer {
             self.reset();
             return Ok(());
         }
+        self.forget_bounds();
         let find = |w: &&str| buffers.iter().find(|(b, _)| b == w).map(|(_, d)| d.clone());
         self.bufs = want.iter().map(|w| find(w).unwrap_or_default()).collect();
         self.t = steps;
@@ -270,6 +283,7 @@ impl Optimizer {
     /// Forgets the state and the step count (for example after new weights
     /// were loaded); the next step starts like the first. The layout is kept.
     pub fn reset(&mut self) {
+        self.forget_bounds();
         self.t = 0;
         self.n_params = 0;
         self.bufs = Vec::new();

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::adam::poison;
+use super::bound::{up, Peak, Sizes};
 use super::{OptimizerOptions, Rule};
 use crate::error::{ensure_config, Result};
 
@@ -222,6 +223,44 @@ impl RmspropStep {
         }
     }
 }
+
+impl RmspropStep {
+    /// Bounds this step (see `optim::bound`) from the largest `|g|`, `|p|`
+    /// and state values, in the order of the configured state names
+    /// (`square_avg`, then `momentum_buffer` and/or `grad_avg`): returns the
+    /// state's bounds after the step and the new weights' bound. The centered
+    /// variance is at most the square average, and the denominator is at least
+    /// `eps` (or `sqrt(eps)` with `eps_inside_sqrt`).
+    pub(crate) fn bound(&self, s: Sizes, state: [f64; 3], pk: &mut Peak) -> ([f64; 3], f64) {
+        // Magnitudes: a bound must not shrink through a negative factor.
+        let f = |x: f32| f64::from(x).abs();
+        let (alpha, keep) = (f(self.alpha), f(self.one_minus_alpha));
+        let g = pk.see(up(s.g + up(f(self.weight_decay) * s.p)));
+        let sq = pk.see(up(up(alpha * state[0]) + up(keep * up(g * g))));
+        // Where momentum and the gradient average sit among the buffers.
+        let momentum = self.momentum > 0.0;
+        let (buf_at, avg_at) = (1, if momentum { 2 } else { 1 });
+        let mut next = [sq, 0.0, 0.0];
+        if self.centered {
+            next[avg_at] = pk.see(up(up(alpha * state[avg_at]) + up(keep * g)));
+        }
+        let eps = f(self.eps);
+        let least = if self.eps_inside_sqrt { eps.sqrt() / SLACK_SQRT } else { eps };
+        pk.see(up(up(sq + eps).sqrt()) + eps);
+        let ratio = pk.see(up(g / least));
+        let d = if momentum {
+            next[buf_at] = pk.see(up(up(f(self.momentum) * state[buf_at]) + ratio));
+            next[buf_at]
+        } else {
+            ratio
+        };
+        let p = pk.see(up(s.p + up(f(self.lr) * d)));
+        (next, p)
+    }
+}
+
+/// Widening for `sqrt(eps)` as f32 rounds it (and f64's own rounding).
+const SLACK_SQRT: f64 = 1.0 + 1.0 / (1u64 << 20) as f64;
 
 // Each rule has two loops rather than `g + 0 * p`, which would turn an
 // infinite weight's update into NaN where PyTorch leaves the term out.

@@ -8,6 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::bound::{up, Peak, Sizes};
 use super::{OptimizerOptions, Rule};
 use crate::error::{ensure_config, Result};
 
@@ -101,6 +102,17 @@ impl PlainStep {
     }
 }
 
+impl PlainStep {
+    /// Bounds this step (see `optim::bound`): no state, and the new weights'
+    /// bound `|p| + lr·(|g| + wd·|p|)`.
+    pub(crate) fn bound(&self, s: Sizes, pk: &mut Peak) -> ([f64; 3], f64) {
+        let f = |x: f32| f64::from(x).abs();
+        let g = pk.see(up(s.g + up(f(self.weight_decay) * s.p)));
+        let p = pk.see(up(s.p + up(f(self.lr) * g)));
+        ([0.0; 3], p)
+    }
+}
+
 impl Rule<0> for PlainStep {
     const STATE_NAMES: [&'static str; 0] = [];
 
@@ -155,6 +167,21 @@ impl MomentumStep {
             let d = if self.nesterov { g + mom * *b } else { *b };
             *p -= lr * d;
         }
+    }
+}
+
+impl MomentumStep {
+    /// Bounds this step (see `optim::bound`) from the largest `|g|`, `|p|`
+    /// and momentum buffer value: the buffer's bound after the step and the
+    /// new weights' bound.
+    pub(crate) fn bound(&self, s: Sizes, [b, _, _]: [f64; 3], pk: &mut Peak) -> ([f64; 3], f64) {
+        // Magnitudes: a bound must not shrink through a negative factor.
+        let f = |x: f32| f64::from(x).abs();
+        let g = pk.see(up(s.g + up(f(self.weight_decay) * s.p)));
+        let b = if self.first { g } else { pk.see(up(up(f(self.momentum) * b) + up(f(self.keep) * g))) };
+        let d = if self.nesterov { pk.see(up(g + up(f(self.momentum) * b))) } else { b };
+        let p = pk.see(up(s.p + up(f(self.lr) * d)));
+        ([b, 0.0, 0.0], p)
     }
 }
 

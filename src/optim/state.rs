@@ -20,6 +20,7 @@ impl Optimizer {
         let names = self.config.state_names();
         if n != self.n_params || self.bufs.len() != names.len() {
             let bufs = names.iter().map(|s| try_vec(n, self.config.initial_state_value(s), "the optimizer state")).collect::<Result<Vec<_>>>()?;
+            self.forget_bounds();
             self.t = 0;
             self.n_params = n;
             self.bufs = bufs;
@@ -36,7 +37,7 @@ impl Optimizer {
     /// A copy of this optimizer's configuration and layout with no state:
     /// the start of a snapshot, without the infallible copy `clone` makes.
     pub(crate) fn stateless_clone(&self) -> Optimizer {
-        Optimizer { config: self.config.clone(), t: 0, n_params: 0, bufs: Vec::new(), layout: self.layout.clone(), clipped: Vec::new() }
+        Optimizer { config: self.config.clone(), t: 0, n_params: 0, bufs: Vec::new(), layout: self.layout.clone(), clipped: Vec::new(), bounds: None, pending_bounds: None }
     }
 
     /// Makes this optimizer's state (step count, learning rate, moment
@@ -50,11 +51,15 @@ impl Optimizer {
     pub fn copy_state_from(&mut self, other: &Optimizer) -> Result<()> {
         self.t = other.t;
         self.n_params = other.n_params;
+        self.forget_bounds();
         self.config.clone_from(&other.config);
         self.bufs.resize_with(other.bufs.len(), Vec::new);
         for (dst, src) in self.bufs.iter_mut().zip(&other.bufs) {
             try_copy(dst, src, "a snapshot of the optimizer state")?;
         }
+        // Only once every buffer is copied do the bounds describe this state.
+        self.bounds = other.bounds;
+        self.pending_bounds = other.pending_bounds;
         Ok(())
     }
 }

@@ -5,6 +5,7 @@
 
 use std::ops::Range;
 
+use super::bound::{Peak, Sizes};
 use super::{adagrad, adam, rmsprop, sgd, OptimizerConfig};
 use crate::kernels::{parallel_for, PAR_CHUNK};
 
@@ -119,5 +120,24 @@ pub(super) fn apply(
         OptimizerConfig::Adagrad(c) => {
             drive(&adagrad::AdagradStep::new(c, t, l2), p, g, bufs, range)
         }
+    }
+}
+
+/// Bounds one step `t` of `config`'s rule over every run (see `optim::bound`):
+/// the rule is built as for the run with the most decay (weight decay `wd`
+/// and regularizer coefficient `extra` from `l2 = (wd, extra)`), which bounds
+/// every other run too. Returns the state buffers' bounds after the step and
+/// the new weights' bound; each intermediate goes through `peak`.
+pub(super) fn bound(config: &OptimizerConfig, t: u64, (wd, extra): (f32, f32), s: Sizes, state: [f64; 3], peak: &mut Peak) -> ([f64; 3], f64) {
+    let l2 = wd + extra;
+    match config {
+        OptimizerConfig::Sgd(c) if c.momentum == 0.0 => sgd::PlainStep::new(c, l2).bound(s, peak),
+        OptimizerConfig::Sgd(c) => sgd::MomentumStep::new(c, t, l2).bound(s, state, peak),
+        OptimizerConfig::Adam(c) | OptimizerConfig::Adamw(c) => {
+            let decoupled = matches!(config, OptimizerConfig::Adamw(_));
+            adam::AdamStep::new(c, t, decoupled, wd, extra, None).bound(s, state, peak)
+        }
+        OptimizerConfig::Rmsprop(c) => rmsprop::RmspropStep::new(c, l2).bound(s, state, peak),
+        OptimizerConfig::Adagrad(c) => adagrad::AdagradStep::new(c, t, l2).bound(s, state, peak),
     }
 }
