@@ -152,7 +152,8 @@ pub struct Conv {
     dz: Matrix,
     /// One group's output columns, `[batch · positions, filters/groups]` (groups > 1).
     pack: Vec<f32>,
-    /// One group's kernel (or its gradient), `[kg, filters/groups]` (groups > 1).
+    /// One group's kernel (or its gradient), `[kg, filters/groups]` (groups > 1);
+    /// the transposed kernel gradient `[filters, kg]` (groups == 1).
     wpack: Vec<f32>,
 }
 
@@ -200,6 +201,9 @@ impl Conv {
             crate::error::try_grow(&mut self.pack, len, "the Conv group workspace")?;
             self.pack.resize(len, 0.0);
             self.wpack.resize(self.kg * fg, 0.0);
+        } else {
+            // The transposed kernel gradient (see `backward`); the weight's size was checked at build.
+            self.wpack.resize(self.kg * self.filters, 0.0);
         }
         if self.grid.format == DataFormat::ChannelsFirst {
             self.out.reshape_for(n, checked_size(self.out_positions(), self.filters, "Conv output")?)?;
@@ -305,7 +309,17 @@ impl LayerKind for Conv {
             let cols = &self.cols[gi * rows * kg..(gi + 1) * rows * kg];
             let dcols = if dx.is_some() { &mut self.dcols[gi * rows * kg..(gi + 1) * rows * kg] } else { &mut [][..] };
             if g == 1 {
-                matmul(MatRef { rows, cols: kg, data: cols }, Op::T, MatRef { rows, cols: f, data: dz }, Op::N, MatMut { rows: kg, cols: f, data: gw }, false)?;
+                // The kernel gradient as its transpose `dzᵀ·cols`, `[filters, kg]`:
+                // the GEMM's column-major tiles then run along `kg` (hundreds)
+                // instead of `filters` (often 32, which leaves the microkernel
+                // half its rows), and the tiny result is transposed into place.
+                let gwt = &mut self.wpack[..kg * f];
+                matmul(MatRef { rows, cols: f, data: dz }, Op::T, MatRef { rows, cols: kg, data: cols }, Op::N, MatMut { rows: f, cols: kg, data: gwt }, false)?;
+                for (j, row) in gwt.chunks_exact(kg).enumerate() {
+                    for (i, &v) in row.iter().enumerate() {
+                        gw[i * f + j] = v;
+                    }
+                }
                 if dx.is_some() {
                     matmul(MatRef { rows, cols: f, data: dz }, Op::N, MatRef { rows: kg, cols: f, data: weight }, Op::T, MatMut { rows, cols: kg, data: dcols }, false)?;
                 }

@@ -125,6 +125,26 @@ def test_a_recurrent_layer_inside_a_residual_block_is_named_by_its_tensors():
     assert got["layers.0.block.0"].shape == (T,) and np.all(got["layers.0.block.0"] > 0)
 
 
+def test_training_mode_runs_dropout_and_inference_mode_does_not():
+    """``training=False`` skips the Dropout after the layer, so its norms equal those of the
+    same weights without the Dropout; ``training=True`` drops units, and the norms change."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(4, T, F)).astype(np.float32)
+    y = rng.normal(size=(4, 2)).astype(np.float32)
+    models = []
+    for dropout in ([fn.Dropout(0.5)], []):
+        model = fn.Sequential([fn.Input((T, F)), fn.GRU(H, return_sequences=True), *dropout, fn.Flatten(),
+                               fn.Dense(2)], seed=0)
+        model.compile(optimizer="adam", loss="mse")
+        models.append(model)
+    models[1].set_weights(models[0].get_weights())
+    plain = fn.diagnostics.time_step_gradients(models[1], x, y)["layers.0"]
+    inference = fn.diagnostics.time_step_gradients(models[0], x, y, training=False)["layers.0"]
+    training = fn.diagnostics.time_step_gradients(models[0], x, y, training=True)["layers.0"]
+    np.testing.assert_array_equal(inference, plain)
+    assert not np.allclose(training, plain, rtol=1e-3)
+
+
 def test_bad_inputs_raise_named_errors():
     dense = fn.Sequential([fn.Dense(4), fn.Dense(2)], seed=0)
     dense.compile(optimizer="adam", loss="cross_entropy")
