@@ -117,20 +117,30 @@ SEQUENCE = '''class Sequence:
     """Runs a batch_first PyTorch RNN as ferronn's recurrent layer: with
     go_backwards it reads the time axis from its end (its outputs then come in that
     reading order, as Keras'); it returns every step's output, or the final state
-    (each direction's, side by side)."""
+    (each direction's, side by side). A bidirectional one (ferronn's Bidirectional)
+    merges the two directions' halves by merge_mode: concat (PyTorch's own output),
+    sum, mul or ave."""
 
-    def __init__(self, *args, return_sequences=False, go_backwards=False, **kwargs):
+    def __init__(self, *args, return_sequences=False, go_backwards=False, merge_mode="concat", **kwargs):
         super().__init__(*args, batch_first=True, **kwargs)
         self.return_sequences, self.go_backwards = return_sequences, go_backwards
+        self.merge_mode = merge_mode
 
     def forward(self, x):
         if self.go_backwards:
             x = x.flip(1)
         y, state = super().forward(x)  # y: [N, T, directions·units]
-        if self.return_sequences:
+        if not self.return_sequences:
+            h = state[0] if isinstance(state, tuple) else state  # LSTM's state is (h, c)
+            y = h.movedim(0, 1).flatten(1)  # [directions, N, units] -> [N, directions·units]
+        if self.merge_mode == "concat":
             return y
-        h = state[0] if isinstance(state, tuple) else state  # LSTM's state is (h, c)
-        return h.movedim(0, 1).flatten(1)  # [directions, N, units] -> [N, directions·units]
+        fwd, bwd = y.chunk(2, -1)
+        if self.merge_mode == "sum":
+            return fwd + bwd
+        if self.merge_mode == "mul":
+            return fwd * bwd
+        return 0.5 * (fwd + bwd)
 
 
 class SequenceRNN(Sequence, nn.RNN):

@@ -6,7 +6,7 @@ Each module transcribes PyTorch's documented definition: nn.Conv1d/Conv2d
 (through conv_reference.conv2d), MaxPool/AvgPool without padding, BatchNorm in
 eval mode on axis 1, Linear ``x @ W.T + b``, Flatten from axis 1, F.pad (last axis
 first), and for sequences nn.RNN/LSTM/GRU (PyTorch's documented cell equations,
-gate orders i, f, g, o and r, z, n; returning (output, final state)), nn.Embedding
+gate orders i, f, g, o and r, z, n; returning (output, final state); bidirectional too), nn.Embedding
 and nn.PReLU. ``load_state_dict`` checks names and shapes strictly, as PyTorch does.
 ``install()`` returns a ``torch`` module object to put in ``sys.modules``.
 """
@@ -38,6 +38,9 @@ class Tensor(np.ndarray):
 
     def long(self) -> np.ndarray:
         return np.asarray(self).astype(np.int64)
+
+    def chunk(self, chunks: int, dim: int) -> tuple:
+        return tuple(part.view(Tensor) for part in np.split(np.asarray(self), chunks, axis=dim))
 
     def flatten(self, start_dim: int = 0) -> "Tensor":  # type: ignore[override]
         return np.asarray(self).reshape(*self.shape[:start_dim], -1).view(Tensor)
@@ -209,37 +212,52 @@ def _sigmoid(x):
 
 
 class _RNNBase(Module):
-    """nn.RNN / LSTM / GRU with one layer, one direction: tensors ``weight_ih_l0``
-    [G·hidden, input], ``weight_hh_l0`` [G·hidden, hidden], ``bias_ih_l0``, ``bias_hh_l0``;
-    ``forward`` returns (output of every step, final state: h_n, or (h_n, c_n) for the
-    LSTM, each [1, N, hidden]), with h_0 = c_0 = 0."""
+    """nn.RNN / LSTM / GRU with one layer, one or two directions: tensors ``weight_ih_l0``
+    [G·hidden, input], ``weight_hh_l0`` [G·hidden, hidden], ``bias_ih_l0``, ``bias_hh_l0``
+    (and the same with ``_reverse`` for ``bidirectional=True``: that direction reads the
+    sequence from its end); ``forward`` returns (output of every step, the directions
+    side by side in time order [.., T, directions·hidden]; final state: h_n, or (h_n,
+    c_n) for the LSTM, each [directions, N, hidden]), with h_0 = c_0 = 0."""
 
     gates = 1
 
-    def __init__(self, input_size: int, hidden_size: int, nonlinearity: str = "tanh", batch_first: bool = False):
+    def __init__(self, input_size: int, hidden_size: int, nonlinearity: str = "tanh", batch_first: bool = False,
+                 bidirectional: bool = False):
         super().__init__()
         self.batch_first, self.nonlinearity, self.hidden = batch_first, nonlinearity, hidden_size
+        self.suffixes = ("_l0", "_l0_reverse") if bidirectional else ("_l0",)
         width = self.gates * hidden_size
-        self._tensor("weight_ih_l0", (width, input_size))
-        self._tensor("weight_hh_l0", (width, hidden_size))
-        self._tensor("bias_ih_l0", (width,))
-        self._tensor("bias_hh_l0", (width,))
+        for suffix in self.suffixes:
+            self._tensor(f"weight_ih{suffix}", (width, input_size))
+            self._tensor(f"weight_hh{suffix}", (width, hidden_size))
+            self._tensor(f"bias_ih{suffix}", (width,))
+            self._tensor(f"bias_hh{suffix}", (width,))
+
+    def _direction(self, x, suffix: str):
+        """One direction over batch-first ``x``: every step's h [N, T, hidden], final h and c."""
+        w_ih, w_hh = (np.asarray(getattr(self, f"{n}{suffix}")) for n in ("weight_ih", "weight_hh"))
+        b_ih, b_hh = (np.asarray(getattr(self, f"{n}{suffix}")) for n in ("bias_ih", "bias_hh"))
+        h = np.zeros((x.shape[0], self.hidden))
+        c = np.zeros_like(h)
+        outs = []
+        for t in range(x.shape[1]):
+            h, c = self.cell(x[:, t] @ w_ih.T + b_ih, h @ w_hh.T + b_hh, h, c)
+            outs.append(h)
+        return np.stack(outs, axis=1), h, c
 
     def forward(self, x):
         x = np.asarray(x, dtype=np.float64)
         if not self.batch_first:
             x = x.swapaxes(0, 1)
-        h = np.zeros((x.shape[0], self.hidden))
-        c = np.zeros_like(h)
-        outs = []
-        for t in range(x.shape[1]):
-            gi = x[:, t] @ np.asarray(self.weight_ih_l0).T + self.bias_ih_l0
-            gh = h @ np.asarray(self.weight_hh_l0).T + self.bias_hh_l0
-            h, c = self.cell(np.asarray(gi), np.asarray(gh), h, c)
-            outs.append(h)
-        y = np.stack(outs, axis=1)
-        h_n = tensor(h[None])  # [directions = 1, N, hidden]
-        state = (h_n, tensor(c[None])) if self.gates == 4 else h_n  # nn.LSTM's is (h_n, c_n)
+        ys, hs, cs = [], [], []
+        for k, suffix in enumerate(self.suffixes):
+            y, h, c = self._direction(x[:, ::-1] if k else x, suffix)
+            ys.append(y[:, ::-1] if k else y)  # the reverse direction's outputs back in time order
+            hs.append(h)
+            cs.append(c)
+        y = np.concatenate(ys, axis=-1)
+        h_n = tensor(np.stack(hs))  # [directions, N, hidden]
+        state = (h_n, tensor(np.stack(cs))) if self.gates == 4 else h_n  # nn.LSTM's is (h_n, c_n)
         return tensor(y if self.batch_first else y.swapaxes(0, 1)), state
 
 

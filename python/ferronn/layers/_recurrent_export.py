@@ -27,8 +27,8 @@ import numpy as np
 from .. import names as _names
 from ..errors import ExportError
 
-__all__ = ["ONNX_OP", "onnx_weights", "onnx_layer", "onnx_recurrent", "onnx_reverse_time", "onnx_rnn_activation",
-           "torch_nonlinearity"]
+__all__ = ["ONNX_OP", "onnx_weights", "onnx_layer", "onnx_bidirectional", "onnx_recurrent", "onnx_reverse_time",
+           "onnx_rnn_activation", "torch_nonlinearity"]
 
 #: The ONNX operator of each of the core's cells.
 ONNX_OP = {"simple_rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
@@ -106,6 +106,35 @@ def onnx_layer(g: Any, x: str, shape: tuple[int, int], cell: str, prefixes: Sequ
         y = onnx_reverse_time(g, y, scope)
     # [T, directions, N, units] -> [N, T, directions, units] -> rows [N, T·directions·units]
     return g.flatten(g.node("Transpose", [y], scope, perm=[2, 0, 1, 3]), scope)
+
+
+def onnx_bidirectional(g: Any, x: str, shape: tuple[int, int], cell: str, prefixes: Sequence[str], units: int,
+                       return_sequences: bool, merge_mode: str, flip: bool, scope: str,
+                       activations: Sequence[str] = (), **attrs: Any) -> str:
+    """A Bidirectional layer from flat rows ``x`` to flat rows: one operator with
+    ``direction="bidirectional"`` (``prefixes``: the forward then the backward layer's
+    tensors), then the merge of the two directions (concat along the features, ``Add``,
+    ``Mul``, or ``Add`` then ``Mul`` by 0.5 for ``"ave"``).
+
+    ``flip``: the forward layer itself reads backwards (a wrapped ``go_backwards``
+    layer). Reversing the input first makes ONNX's forward direction that layer and its
+    reverse direction the other one; both ``Y`` (in the reversed input's order, which
+    is then the forward layer's reading order, as ferronn gives it) and ``Y_h`` come
+    out as ferronn's."""
+    seq = g.node("Transpose", [g.nd(x, tuple(shape), scope)], scope, perm=[1, 0, 2])  # [T, N, F]
+    if flip:
+        seq = onnx_reverse_time(g, seq, scope)
+    y, y_h = onnx_recurrent(g, seq, cell, prefixes, "bidirectional", units, scope, activations, **attrs)
+    # Y [T, 2, N, units] / Y_h [2, N, units]: the direction axis, and the order putting the batch first.
+    value, axis, perm = (y, 1, [2, 0, 1, 3]) if return_sequences else (y_h, 0, [1, 0, 2])
+    if merge_mode != "concat":  # each direction's slice keeps its axis (of size 1), then merged unit by unit
+        halves = [g.node("Gather", [value, g.init(f"const.index1.{i}", np.array([i], dtype=np.int64))], scope,
+                         axis=axis) for i in (0, 1)]
+        value = g.node("Mul" if merge_mode == "mul" else "Add", halves, scope)
+        if merge_mode == "ave":
+            value = g.node("Mul", [value, g.scalar(0.5)], scope)
+    # -> [N, T, directions (or 1), units] / [N, directions (or 1), units] -> flat rows
+    return g.flatten(g.node("Transpose", [value], scope, perm=perm), scope)
 
 
 def onnx_reverse_time(g: Any, y: str, scope: str) -> str:

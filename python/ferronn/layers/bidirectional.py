@@ -13,6 +13,14 @@ Tensors: ``forward.weight_ih``, ``forward.weight_hh``, ``forward.bias_ih``,
 ``forward.bias_hh`` and the same under ``backward.``; in PyTorch's bidirectional
 ``nn.LSTM``/``nn.GRU``/``nn.RNN`` they are ``weight_ih_l0`` ... and
 ``weight_ih_l0_reverse`` ..., with the same layouts.
+
+Interchange (when both directions are the same cell with the same units and, for
+SimpleRNN, activation: what PyTorch's and ONNX's bidirectional operators run):
+``save(layout="torch")`` / ``torch_source`` give ``SequenceLSTM(..., bidirectional=True)``
+(the merge other than concat done by that module on the two halves of PyTorch's
+output), and ONNX export gives one ``RNN``/``LSTM``/``GRU`` operator with
+``direction="bidirectional"`` followed by the merge. Directions that differ raise
+``ExportError``.
 """
 
 from __future__ import annotations
@@ -22,9 +30,11 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..errors import ConfigError
-from .base import Layer, NumpyStep, register
-from .recurrent import _Recurrent
+from .. import _torch_modules as _tm
+from ..errors import ConfigError, ExportError
+from . import _recurrent_export as _export
+from .base import Layer, NumpyStep, TorchEntry, TorchPart, register
+from .recurrent import _TENSORS, _Recurrent
 
 __all__ = ["Bidirectional"]
 
@@ -158,6 +168,44 @@ class Bidirectional(Layer):
         merged = {"concat": lambda: np.concatenate([fw, bw], axis=-1), "sum": lambda: fw + bw,
                   "mul": lambda: fw * bw, "ave": lambda: 0.5 * (fw + bw)}[self.merge_mode]()
         return NumpyStep(merged.reshape(n, -1))
+
+    # -- interchange ----------------------------------------------------------
+
+    def _twin_directions(self, where: str, target: str) -> _Recurrent:
+        """The forward layer, once checked that the backward one is the same cell of
+        the same size (what one bidirectional PyTorch module or ONNX operator runs)."""
+        fw, bw = self.forward_layer, self.backward_layer
+        same = (type(fw) is type(bw) and fw.units == bw.units
+                and (getattr(fw, "activation", None), getattr(fw, "alpha", None))
+                == (getattr(bw, "activation", None), getattr(bw, "alpha", None)))
+        if not same:
+            raise ExportError(f"layer {where} ({self!r}) has no {target} form: a bidirectional {target} recurrent "
+                              f"layer runs the same cell, units and activation in both directions, but here they "
+                              f"are {fw!r} and {bw!r}")
+        return fw
+
+    def onnx_nodes(self, g: Any, x: str, where: str) -> str:
+        fw = self._twin_directions(where, "ONNX")
+        acts, attrs = fw._onnx_activation(where)  # may raise: before the dry walk returns
+        if g.dry:
+            return x
+        t, f = fw._sequence(self._input_shape or ())
+        return _export.onnx_bidirectional(g, x, (t, f), fw.cell, [f"{where}.forward", f"{where}.backward"],
+                                          fw.units, self.return_sequences, self.merge_mode, fw.go_backwards, where,
+                                          acts, **attrs)
+
+    def torch_layout(self, layout: Any, d: int, f: str, t: str) -> TorchPart:
+        fw = self._twin_directions(f, "PyTorch")
+        name, extra = fw._torch_module(f)
+        _, features = fw._sequence(self._input_shape or ())
+        merge = "" if self.merge_mode == "concat" else f", merge_mode={self.merge_mode!r}"
+        # A wrapped go_backwards layer: flipping the input makes PyTorch's forward
+        # direction that layer and its reverse direction the other, outputs in ferronn's order.
+        module = (f"Sequence{name}({features}, {fw.units}{extra}, bidirectional=True, "
+                  f"return_sequences={self.return_sequences}, go_backwards={fw.go_backwards}{merge})")
+        entries = [TorchEntry(f"{t}.{n}_l0{suffix}", f"{f}.{direction}.{n}")
+                   for direction, suffix in (("forward", ""), ("backward", "_reverse")) for n in _TENSORS]
+        return TorchPart([module], entries, (_tm.SEQUENCE,))
 
     def __repr__(self) -> str:
         extra = "" if self.merge_mode == "concat" else f", merge_mode={self.merge_mode!r}"
