@@ -338,7 +338,8 @@ def time_step_gradients(model: Any, X: Any, y: Any, training: bool = True) -> di
     """How much gradient reaches each time step of every recurrent layer.
 
     For each SimpleRNN, LSTM and GRU layer (named like its tensors,
-    ``"layers.1"``), an array of ``T`` floats: entry ``t`` is ``‖∂L/∂h_t‖``,
+    ``"layers.1"``; a Bidirectional layer's two directions ``"layers.1.forward"``
+    and ``"layers.1.backward"``), an array of ``T`` floats: entry ``t`` is ``‖∂L/∂h_t‖``,
     the Frobenius norm over the whole batch (``[N, units]``) of the gradient
     of the loss ``L`` with respect to the hidden state ``h_t`` the layer
     computes from input step ``t``. ``t`` counts in input order (0 = the

@@ -73,12 +73,15 @@ impl Chain {
 
     /// The recurrent layers here and in nested residual blocks, in layer
     /// order, each named as its tensors' prefix (`{prefix}{i}`,
-    /// `{prefix}{i}.block.{j}`): what the per-step diagnostics address.
+    /// `{prefix}{i}.block.{j}`, and a bidirectional layer's two directions
+    /// `{prefix}{i}.forward`, `{prefix}{i}.backward`): what the per-step
+    /// diagnostics address.
     pub fn recurrent_mut(&mut self, prefix: &str) -> Vec<(String, &mut Recurrent)> {
         let mut out = Vec::new();
         for (i, layer) in &mut self.layers {
             match layer {
                 Layer::Recurrent(r) => out.push((format!("{prefix}{i}"), r)),
+                Layer::Bidirectional(b) => out.extend(b.directions_mut().map(|(name, r)| (format!("{prefix}{i}.{name}"), r))),
                 Layer::Residual(block) => out.extend(block.block_mut().recurrent_mut(&format!("{prefix}{i}.block."))),
                 _ => {}
             }

@@ -145,6 +145,65 @@ def test_training_mode_runs_dropout_and_inference_mode_does_not():
     assert not np.allclose(training, plain, rtol=1e-3)
 
 
+BIDIR_CASES = [(cell, seq, "concat") for cell in KINDS for seq in (False, True)] + [("gru", True, "mul"),
+                                                                                    ("lstm", False, "ave")]
+
+
+def _bidir_case(cell, seq, merge):
+    layers = [fn.Input((T, F)), fn.Bidirectional(KINDS[cell](H, return_sequences=seq), merge_mode=merge)]
+    model = fn.Sequential(layers + ([fn.Flatten()] if seq else []) + [fn.Dense(OUT)], seed=0)
+    model.compile(optimizer=fn.optim.SGD(lr=0.1), loss="mse")
+    rng = np.random.default_rng(4)
+    model.set_weights([rng.normal(0.0, 0.7, a.shape).astype(np.float32) for _, a, _ in model._net.tensors()])
+    return model, rng.normal(size=(BATCH, T, F)).astype(np.float32), rng.normal(size=(BATCH, OUT)).astype(np.float32)
+
+
+def _bidir_reference_norms(model, x, y, cell, seq, merge, eps=1e-6):
+    """Central differences of the loss with respect to each direction's hidden state
+    computed from input step t (the backward direction's outputs put back in time order
+    before the merge, as Keras' Bidirectional)."""
+    params = {n: np.asarray(a, dtype=np.float64) for n, a, _ in model._net.tensors()}
+    local = {d: {k.split(".", 3)[3]: v for k, v in params.items() if k.startswith(f"layers.0.{d}.")}
+             for d in ("forward", "backward")}
+    dense = "layers.2" if seq else "layers.1"
+    x64, y64 = x.astype(np.float64), y.astype(np.float64)
+    merges = {"concat": lambda a, b: np.concatenate([a, b], axis=-1), "mul": lambda a, b: a * b,
+              "ave": lambda a, b: (a + b) / 2}
+
+    def loss(shifts):
+        fw = _run_shifted(cell, x64, local["forward"], seq, False, shifts["forward"]).reshape(BATCH, -1, H)
+        bw = _run_shifted(cell, x64, local["backward"], seq, True, shifts["backward"]).reshape(BATCH, -1, H)
+        h = merges[merge](fw, bw[:, ::-1]).reshape(BATCH, -1)
+        return ref.loss("mse", h @ params[f"{dense}.weight"] + params[f"{dense}.bias"], y64)
+
+    out = {}
+    for direction in ("forward", "backward"):
+        grad = np.zeros((BATCH, T, H))
+        for idx in np.ndindex(*grad.shape):
+            shifts = {d: np.zeros_like(grad) for d in ("forward", "backward")}
+            shifts[direction][idx] = eps
+            up = loss(shifts)
+            shifts[direction][idx] = -eps
+            grad[idx] = (up - loss(shifts)) / (2 * eps)
+        out[f"layers.0.{direction}"] = np.sqrt((grad ** 2).sum(axis=(0, 2)))
+    return out
+
+
+@pytest.mark.parametrize("cell,seq,merge", BIDIR_CASES)
+def test_both_directions_of_a_bidirectional_layer_match_finite_differences(cell, seq, merge):
+    model, x, y = _bidir_case(cell, seq, merge)
+    got = fn.diagnostics.time_step_gradients(model, x, y)
+    assert list(got) == ["layers.0.forward", "layers.0.backward"]
+    assert "layers.0.forward.weight_hh" in dict(model._net.params())  # named as the directions' tensors
+    want = _bidir_reference_norms(model, x, y, cell, seq, merge)
+    for name in got:
+        assert got[name].shape == (T,)
+        assert want[name].max() > 1.1 * want[name].min()
+        np.testing.assert_allclose(got[name], want[name], rtol=2e-4, atol=1e-7, err_msg=name)
+    if not seq:  # the final state is the forward one's last step and the backward one's first
+        assert np.argmax(want["layers.0.forward"]) == T - 1 and np.argmax(want["layers.0.backward"]) == 0
+
+
 def test_bad_inputs_raise_named_errors():
     dense = fn.Sequential([fn.Dense(4), fn.Dense(2)], seed=0)
     dense.compile(optimizer="adam", loss="cross_entropy")
