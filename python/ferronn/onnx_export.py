@@ -56,6 +56,11 @@ core stores them. Each layer becomes:
   ``go_backwards`` ``direction="reverse"``, and with ``return_sequences`` a ``Slice`` reversing
   ``Y`` along time (ONNX keeps the input's time order, ferronn the reading order); then
   ``Transpose`` to [N, T, ...] and ``Flatten`` (or the last state ``Y_h`` as rows).
+- ``Bidirectional``: the same with one operator, ``direction="bidirectional"`` (``W``, ``R``,
+  ``B`` stacked: forward layer first), then the merge: concat as above (``Y`` keeps both
+  directions in the input's time order), else ``Gather`` of each direction and ``Add`` /
+  ``Mul`` / ``Add`` and ``Mul`` by 0.5. A wrapped ``go_backwards`` layer reverses the input
+  first (``Slice``). Directions that differ in cell, units or activation raise ``ExportError``.
 - ``Embedding``: ``Cast`` of the float ids to int64, ``Gather`` on the table ([N, T, d]).
   A masking Embedding (``mask_zero``) raises ``ExportError``.
 

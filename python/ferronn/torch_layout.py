@@ -77,6 +77,11 @@ SimpleRNN / LSTM / GRU      ``SequenceRNN(f, u, nonlinearity)`` /      ``k.weigh
                             ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU``      weight_ih, weight_hh, bias_ih, bias_hh
                             (batch_first) returning every step or      (same layout and gate order)
                             the last; go_backwards flips time first
+Bidirectional(l, merge)     ``SequenceLSTM(..., bidirectional=True,    ``k.weight_ih_l0`` ... ← forward.weight_ih
+                            merge_mode=...)`` (or RNN, GRU): concat    ...; ``k.weight_ih_l0_reverse`` ... ←
+                            is PyTorch's output, sum/mul/ave merge     backward.weight_ih ... (same cell, units
+                            its two halves; both directions the same   and activation both ways, else
+                            cell and size, else ExportError            ExportError)
 Embedding(n, d)             ``TokenEmbedding(n, d)``:                  ``k.weight`` [n, d] ← weight
                             ``nn.Embedding`` on the float ids as
                             ``.long()``
