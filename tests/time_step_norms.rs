@@ -42,14 +42,20 @@ fn tensor(net: &Network, name: &str) -> Vec<f64> {
 
 /// ‖∂L/∂h_t‖ of the linear RNN in processing order (last step first is index T-1).
 fn reference(net: &Network, x: &Matrix, y: &Matrix) -> Vec<f64> {
+    reference_of(net, x, y, "layers.0", 0)
+}
+
+/// As [`reference`] for the recurrent layer whose tensors are `{layer}.*` and whose
+/// final state meets the Dense weight's rows `offset..offset + H`.
+fn reference_of(net: &Network, x: &Matrix, y: &Matrix, layer: &str, offset: usize) -> Vec<f64> {
     let out = net.predict(x.view()).unwrap();
-    let (w_hh, w_d) = (tensor(net, "layers.0.weight_hh"), tensor(net, "layers.1.weight"));
+    let (w_hh, w_d) = (tensor(net, &format!("{layer}.weight_hh")), tensor(net, "layers.1.weight"));
     let mut norms = vec![0.0; T];
     // dL/dy of the mean squared error over N·OUT values; dL/dh_{T-1} = dy·W_denseᵀ (W_dense is [H, OUT]).
     let mut dh: Vec<Vec<f64>> = (0..N)
         .map(|n| {
             let dy: Vec<f64> = (0..OUT).map(|o| 2.0 * f64::from(out.as_slice()[n * OUT + o] - y.as_slice()[n * OUT + o]) / (N * OUT) as f64).collect();
-            (0..H).map(|j| (0..OUT).map(|o| dy[o] * w_d[j * OUT + o]).sum()).collect()
+            (0..H).map(|j| (0..OUT).map(|o| dy[o] * w_d[(offset + j) * OUT + o]).sum()).collect()
         })
         .collect();
     for s in (0..T).rev() {
@@ -77,6 +83,24 @@ fn a_linear_rnn_gives_the_closed_form_product() {
             assert!((g - w).abs() <= 1e-5 * w.abs() + 1e-9, "go_backwards {back}, step {t}: {g} vs {w}");
         }
         assert!(want.iter().zip(want.iter().rev()).any(|(a, b)| (a - b).abs() > 1e-3 * a.abs()), "the profile must not be symmetric");
+    }
+}
+
+#[test]
+fn both_directions_of_a_bidirectional_layer_are_reported() {
+    let (x, y) = data();
+    let direction = |back: bool| format!(r#"{{"cell":"simple_rnn","input":[{T},{F}],"units":{H},"activation":"linear","go_backwards":{back},"recurrent_initializer":"glorot_uniform"}}"#);
+    let mut net = network(&format!(r#"{{"type":"bidirectional","forward":{},"backward":{},"merge_mode":"concat"}}"#, direction(false), direction(true)), false);
+    let got = net.time_step_grad_norms(x.view(), Targets::Values(y.view()), None).unwrap();
+    let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["layers.0.forward", "layers.0.backward"]);
+    // Concat: the forward final state meets the Dense rows 0..H, the backward one rows H..2H.
+    let mut backward = reference_of(&net, &x, &y, "layers.0.backward", H);
+    backward.reverse(); // it reads input step T-1 first; norms are in input order
+    for ((name, g), w) in got.iter().zip([reference_of(&net, &x, &y, "layers.0.forward", 0), backward]) {
+        for (t, (g, w)) in g.iter().zip(&w).enumerate() {
+            assert!((g - w).abs() <= 1e-5 * w.abs() + 1e-9, "{name}, step {t}: {g} vs {w}");
+        }
     }
 }
 
