@@ -308,11 +308,12 @@ impl LayerKind for Conv {
         for gi in 0..g {
             let cols = &self.cols[gi * rows * kg..(gi + 1) * rows * kg];
             let dcols = if dx.is_some() { &mut self.dcols[gi * rows * kg..(gi + 1) * rows * kg] } else { &mut [][..] };
-            if g == 1 {
+            if g == 1 && f < 64 && kg >= 64 {
                 // The kernel gradient as its transpose `dzᵀ·cols`, `[filters, kg]`:
-                // the GEMM's column-major tiles then run along `kg` (hundreds)
-                // instead of `filters` (often 32, which leaves the microkernel
-                // half its rows), and the tiny result is transposed into place.
+                // the GEMM's column-major tiles (64 rows with AVX-512) then run
+                // along `kg` instead of fewer than 64 filters, which would leave
+                // it the narrower microkernel; the small result is transposed
+                // into place. A shape-only choice, so thread counts agree.
                 let gwt = &mut self.wpack[..kg * f];
                 matmul(MatRef { rows, cols: f, data: dz }, Op::T, MatRef { rows, cols: kg, data: cols }, Op::N, MatMut { rows: f, cols: kg, data: gwt }, false)?;
                 for (j, row) in gwt.chunks_exact(kg).enumerate() {
@@ -320,6 +321,11 @@ impl LayerKind for Conv {
                         gw[i * f + j] = v;
                     }
                 }
+                if dx.is_some() {
+                    matmul(MatRef { rows, cols: f, data: dz }, Op::N, MatRef { rows: kg, cols: f, data: weight }, Op::T, MatMut { rows, cols: kg, data: dcols }, false)?;
+                }
+            } else if g == 1 {
+                matmul(MatRef { rows, cols: kg, data: cols }, Op::T, MatRef { rows, cols: f, data: dz }, Op::N, MatMut { rows: kg, cols: f, data: gw }, false)?;
                 if dx.is_some() {
                     matmul(MatRef { rows, cols: f, data: dz }, Op::N, MatRef { rows: kg, cols: f, data: weight }, Op::T, MatMut { rows, cols: kg, data: dcols }, false)?;
                 }

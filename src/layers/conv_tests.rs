@@ -132,6 +132,10 @@ fn cases() -> Vec<Case> {
         Case { format: cf, c: 4, f: 2, groups: 2, s: [2, 2], pads: [1, 0, 1, 0], act: "tanh", ..base() },
         Case { h: 0, w: 9, k: [1, 3], s: [1, 2], pads: [0, 0, 1, 1], act: "tanh", ..base() },
         Case { h: 0, w: 7, c: 4, f: 2, k: [1, 2], d: [1, 3], groups: 2, format: cf, ..base() },
+        // A window of at least 64 values and fewer than 64 filters: the
+        // kernel gradient is taken as its transpose (see Conv::backward).
+        Case { c: 8, k: [3, 3], pads: [1, 1, 1, 1], act: "tanh", ..base() },
+        Case { h: 0, w: 9, c: 16, f: 5, k: [1, 5], s: [1, 2], format: cf, ..base() },
     ]
 }
 
