@@ -571,6 +571,7 @@ SPEC_LAYERS = [
                     recurrent_regularizer=fn.regularizers.l1(0.1), recurrent_initializer="glorot_uniform"), (5, 3)),
     _shaped(fn.GRU(2, bias_initializer="ones", bias_regularizer="l2"), (3, 3)),
     _shaped(fn.Embedding(10, 4), (6,)), _shaped(fn.Embedding(3, 2, embeddings_initializer="normal"), (2,)),
+    _shaped(fn.Embedding(5, 2, mask_zero=True), (3,)), _shaped(fn.Masking(), (4, 2)), _shaped(fn.Masking(-1.5), (2, 3)),
     _shaped(fn.Dense(3, activation="tanh"), (4, 2)),
 ]
 
