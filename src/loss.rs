@@ -238,6 +238,11 @@ impl Loss {
         if let Targets::Steps { labels, steps } = *targets {
             return self.evaluate_steps(out, labels, steps, weights, mask, grad);
         }
+        if let (Loss::Mse, Targets::Values(t), Some(m)) = (self, targets, mask) {
+            if m.rows() == out.rows && m.steps() > 0 && out.cols % m.steps() == 0 {
+                return mse_masked(out, *t, weights, m, grad);
+            }
+        }
         let (rows, cols) = (out.rows, out.cols);
         let inv_b = 1.0 / rows.max(1) as f32;
         let mut stats = LossStats { samples: rows as u64, ..Default::default() };
@@ -315,6 +320,34 @@ impl Loss {
         }
         Ok(())
     }
+}
+
+/// MSE of per-step outputs `[rows, steps, D]` whose output carries a step
+/// mask: each kept step's mean over `D`, averaged over the kept steps (Keras'
+/// masked mean); padded steps get no gradient. `loss_sum` is that mean times
+/// the samples, as [`Loss::evaluate`]'s per-step labels.
+fn mse_masked(out: MatRef<'_>, t: MatRef<'_>, weights: Option<&[f32]>, mask: &StepMask, mut grad: Option<&mut [f32]>) -> LossStats {
+    let (rows, steps) = (out.rows, mask.steps());
+    let d = out.cols / steps;
+    let count = mask.as_slice().iter().filter(|&&k| k).count();
+    let inv = 1.0 / count.max(1) as f32;
+    let mut total = 0.0f64;
+    for r in 0..rows {
+        let w = weights.map_or(1.0, |w| w[r]);
+        for s in 0..steps {
+            let at = r * out.cols + s * d;
+            let g = grad.as_deref_mut().map(|g| &mut g[at..at + d]);
+            if !mask.keep(r, s) {
+                if let Some(g) = g {
+                    g.fill(0.0);
+                }
+                continue;
+            }
+            total += mse_row(&out.data[at..at + d], &t.data[at..at + d], inv * w, g) * w as f64;
+        }
+    }
+    let loss_sum = if count == 0 { 0.0 } else { total / count as f64 * rows as f64 };
+    LossStats { loss_sum, samples: rows as u64, correct: 0, counted: 0 }
 }
 
 /// log-sum-exp(z) - z_y, gradient (softmax(z) - onehot(y)) / B.
@@ -413,5 +446,41 @@ mod tests {
         }
         let msg = Loss::from_name("Hinge").unwrap_err().to_string();
         assert!(msg.starts_with("unknown loss 'Hinge'; expected one of: cross_entropy (categorical_crossentropy"), "{msg}");
+    }
+
+    /// Per-step cross-entropy and masked MSE: the loss is the mean over kept
+    /// steps, its gradient matches central differences, padded steps get none.
+    #[test]
+    fn per_step_losses_average_over_kept_steps() {
+        let (rows, steps, c) = (2, 3, 4);
+        let out: Vec<f32> = (0..rows * steps * c).map(|i| ((i * 7 % 11) as f32 - 5.0) * 0.3).collect();
+        let mut mask = StepMask::default();
+        mask.fill(rows, steps, |r, s| !(r == 1 && s > 0)).unwrap();
+        let labels = [1i64, 3, 0, 2, 2, 2];
+        let values: Vec<f32> = (0..out.len()).map(|i| (i % 5) as f32 * 0.2).collect();
+        for (loss, targets) in [
+            (Loss::CrossEntropy, Targets::Steps { labels: &labels, steps }),
+            (Loss::Mse, Targets::Values(MatRef::new(rows, steps * c, &values).unwrap())),
+        ] {
+            let mean = |o: &[f32]| {
+                let s = loss.evaluate(MatRef::new(rows, steps * c, o).unwrap(), &targets, None, Some(&mask), None);
+                s.loss_sum / s.samples as f64
+            };
+            let mut grad = vec![f32::NAN; out.len()];
+            loss.evaluate(MatRef::new(rows, steps * c, &out).unwrap(), &targets, None, Some(&mask), Some(&mut grad));
+            for i in 0..out.len() {
+                let (mut up, mut down) = (out.clone(), out.clone());
+                up[i] += 1e-2;
+                down[i] -= 1e-2;
+                let fd = (mean(&up) - mean(&down)) / 2e-2;
+                assert!((f64::from(grad[i]) - fd).abs() < 1e-3, "{loss:?} [{i}]: {} vs {fd}", grad[i]);
+            }
+            // Sample 1's steps 1 and 2 are padding: no gradient, and their targets do not count.
+            assert!(grad[steps * c + c..].iter().all(|&g| g == 0.0), "{loss:?}");
+        }
+        let all = Loss::CrossEntropy.evaluate(MatRef::new(rows, steps * c, &out).unwrap(), &Targets::Steps { labels: &labels, steps }, None, None, None);
+        assert_eq!((all.counted, all.samples), (6, 2));
+        let bad = Loss::CrossEntropy.check_targets(&Targets::Steps { labels: &[0, 4, 0, 0, 0, 0], steps }, rows, steps * c);
+        assert!(matches!(bad, Err(Error::Label(m)) if m.contains("sample 0, step 1")));
     }
 }

@@ -100,3 +100,32 @@ def test_a_tiny_tagger_learns_to_tag_each_token_by_the_one_before():
     model.fit(ids[:500], tags[:500], epochs=30, batch_size=50, verbose=0)
     _, acc = model.evaluate(ids[500:], tags[500:])
     assert acc > 0.95, acc
+
+
+def test_per_step_mse_is_the_mean_over_unmasked_steps():
+    """Masking → LSTM(return_sequences) → Dense(2), MSE on [N, T, 2]: Keras' masked mean
+    (each real step's mean over the last axis, averaged over the real steps)."""
+    model = fn.Sequential([fn.Masking(0.0), fn.LSTM(3, return_sequences=True), fn.Dense(2)], input_shape=(None, 2),
+                          seed=0)
+    model.compile(optimizer=fn.optim.SGD(lr=0.0), loss="mse")
+    rng = np.random.default_rng(9)
+    model.set_weights([rng.normal(0.0, 0.6, w.shape).astype(np.float32) for w in model.get_weights()])
+    x = np.zeros((3, 4, 2), np.float32)
+    for i, n in enumerate((4, 2, 1)):
+        x[i, :n] = rng.normal(size=(n, 2))
+    y = rng.normal(size=(3, 4, 2)).astype(np.float32)
+    mask = np.any(x != 0.0, axis=-1)
+    params = {n: a.astype(np.float64) for n, a, _ in model._net.tensors()}
+
+    def loss(ps):
+        local = {k.split(".", 2)[2]: v for k, v in ps.items() if k.startswith("layers.1.")}
+        h = rr.run("lstm", x.astype(np.float64), local, True, False, mask=mask)
+        out = h @ ps["layers.2.weight"] + ps["layers.2.bias"]
+        return ((out - y) ** 2).mean(axis=-1)[mask].mean()
+
+    assert model.evaluate(x, y) == pytest.approx(loss(params), rel=1e-5)
+    assert model.train_step(x, y) == pytest.approx(loss(params), rel=1e-5)
+    ref.assert_grads_match(dict(model._net.grads()), params, loss, "masked mse")
+    other = y.copy()
+    other[~mask] = 100.0
+    assert model.evaluate(x, other) == model.evaluate(x, y)
