@@ -215,3 +215,29 @@ fn the_mask_flows_through_layers_that_keep_the_time_axis() {
     e.run(ids.view(), &p3, &[], &Ctx::default()).unwrap();
     assert_eq!(e.output_mask().unwrap().as_slice(), &[true, true, false, false, false, true, true, true]);
 }
+
+/// A network spec written before `variable_steps` existed loads as a
+/// fixed-length model (and writes back without the field); with the flag it
+/// takes any whole number of steps and names what it cannot take.
+#[test]
+fn network_specs_with_and_without_variable_steps() {
+    use crate::network::{Network, NetworkSpec};
+    let old = r#"{"input_dim":6,"input_shape":[3,2],"layers":[{"type":"recurrent","cell":"gru","input":[3,2],"units":2}],"loss":"mse","optimizer":{"name":"adam","lr":0.01,"beta1":0.9,"beta2":0.999,"eps":1e-8,"weight_decay":0.0}}"#;
+    let spec: NetworkSpec = serde_json::from_str(old).unwrap();
+    assert!(!spec.variable_steps);
+    assert!(!serde_json::to_string(&spec).unwrap().contains("variable_steps"));
+    let fixed = Network::new(spec.clone()).unwrap();
+    let x5 = Matrix::from_vec(1, 10, random(10, 41, -1.0, 1.0)).unwrap();
+    assert!(matches!(fixed.predict(x5.view()), Err(Error::Shape(_))));
+    let net = Network::new(NetworkSpec { variable_steps: true, ..spec }).unwrap();
+    assert_eq!(net.predict(x5.view()).unwrap().cols(), 2);
+    for (cols, what) in [(7, "whole number of time steps"), (0, "zero-length")] {
+        let x = Matrix::zeros(1, cols);
+        match net.predict(x.view()) {
+            Err(Error::Shape(m)) => assert!(m.contains(what), "{m}"),
+            other => panic!("{cols}: {other:?}"),
+        }
+    }
+    let bad = r#"{"input_dim":6,"variable_steps":true,"layers":[{"type":"dense","units":1}],"loss":"mse","optimizer":{"name":"adam","lr":0.01,"beta1":0.9,"beta2":0.999,"eps":1e-8,"weight_decay":0.0}}"#;
+    assert!(matches!(Network::new(serde_json::from_str(bad).unwrap()), Err(Error::Config(_))));
+}
