@@ -76,6 +76,18 @@ class ShapedData:
             shapes.append(shape)
         return shapes
 
+    def _shape_spec(self, input_shape: tuple[int, ...]) -> dict[str, Any]:
+        """The network spec's shape fields for ``input_shape``: the N-D shape, and
+        ``variable_steps`` for sequences of any length (declared with None, or a model
+        without a declared shape whose first layer reads sequences)."""
+        variable = self._variable_steps or (self._sample_shape is None and takes_sequences(self.layers))
+        out: dict[str, Any] = {}
+        if len(input_shape) > 1 or variable:
+            out["input_shape"] = [int(d) for d in input_shape]
+        if variable:
+            out["variable_steps"] = True
+        return out
+
     def _public_shape(self, shape: Optional[tuple[int, ...]], output: bool = False) -> Optional[tuple[Any, ...]]:
         """The per-sample input (or output) shape as users see it: None on the time axis
         when the sequence length varies (found by comparing two lengths)."""

@@ -58,10 +58,9 @@ class Sequential(_km.KerasMethods, ShapedData):
     Images and sequences: ``input_shape=(28, 28, 1)`` (or a first ``fn.Input(shape=...)``)
     declares the per-sample shape; otherwise the first ``fit`` takes ``X.shape[1:]``.
     ``fit``, ``predict`` and ``evaluate`` then take arrays ``[N, *input_shape]``.
-    Sequences of any length: ``input_shape=(None, F)`` (Keras' spelling); a model
-    whose first layer is recurrent, ``Embedding`` or ``Masking`` and whose shape comes
-    from its first ``fit`` takes any length too. A declared length is kept strictly
-    (``ShapeError`` for another), as Keras does.
+    Sequences of any length: ``input_shape=(None, F)``, or a first layer that reads
+    sequences (recurrent, ``Embedding``, ``Masking``) and the shape from the first ``fit``;
+    a declared length stays strict (``ShapeError`` for another), as in Keras.
     """
 
     #: The per-sample input shape ((28, 28, 1), or (width,)), once known; also read by
@@ -194,11 +193,7 @@ class Sequential(_km.KerasMethods, ShapedData):
         spec: dict[str, Any] = {"input_dim": math.prod(input_shape),
                                 "layers": _km.core_layer_specs(self.layers, self._fused_output),
                                 "loss": self.loss, "optimizer": self.optimizer.config(), "seed": int(seed)}
-        variable = self._variable_steps or (self._sample_shape is None and _model_data.takes_sequences(self.layers))
-        if len(input_shape) > 1 or variable:
-            spec["input_shape"] = [int(d) for d in input_shape]
-        if variable:
-            spec["variable_steps"] = True
+        spec.update(self._shape_spec(input_shape))
         if self.optimizer.schedule is not None:
             spec["schedule"] = self.optimizer.schedule.spec()
         return spec
