@@ -44,7 +44,7 @@ impl Workspaces {
     /// Runs `f` on a spare chain (a clone of `proto` when none is idle), then
     /// returns the chain to the pool. A panic in `f` drops the chain, which is
     /// harmless: the next call clones a fresh one.
-    fn with<R>(&self, proto: &Chain, f: impl FnOnce(&mut Chain) -> R) -> R {
+    pub(crate) fn with<R>(&self, proto: &Chain, f: impl FnOnce(&mut Chain) -> R) -> R {
         // Poisoning cannot leave the list inconsistent (push and pop only), so it is ignored.
         let idle = self.free.lock().unwrap_or_else(PoisonError::into_inner).pop();
         let mut chain = idle.unwrap_or_else(|| proto.clone());
@@ -105,19 +105,20 @@ impl Network {
     /// Inference-mode outputs, `chunk` rows per pass.
     fn outputs(&self, x: MatRef<'_>, chunk: usize) -> Result<Matrix> {
         self.check_inputs(x)?;
-        let mut out = Matrix::try_zeros(x.rows, self.output_dim())?;
+        let mut out = Matrix::try_zeros(x.rows, self.output_dim_for(x.cols)?)?;
         self.outputs_into(x, chunk, out.view_mut())?;
         Ok(out)
     }
 
     /// Inference-mode outputs of checked inputs into `out`, `chunk` rows per pass.
     fn outputs_into(&self, x: MatRef<'_>, chunk: usize, out: MatMut<'_>) -> Result<()> {
-        let cols = self.output_dim();
+        let cols = self.output_dim_for(x.cols)?;
         ensure_shape(out.rows == x.rows && out.cols == cols, || {
             format!("predict_into: the output is {}x{}, expected {}x{cols}", out.rows, out.cols, x.rows)
         })?;
         let (params, buffers) = (&self.core.params[..], &self.core.buffers[..]);
         self.infer_with(x.rows, |chain| {
+            chain.resize(x.cols)?;
             for start in (0..x.rows).step_by(chunk) {
                 let end = (start + chunk).min(x.rows);
                 chain.run(x.rows_range(start, end), params, buffers, &Ctx::inference())?;
@@ -137,11 +138,12 @@ impl Network {
         self.check(x, &targets, weights)?;
         let (params, buffers, loss) = (&self.core.params[..], &self.core.buffers[..], self.core.loss);
         let mut total = self.infer_with(x.rows, |chain| {
+            chain.resize(x.cols)?;
             let mut total = LossStats::default();
             for start in (0..x.rows).step_by(INFER_CHUNK) {
                 let end = (start + INFER_CHUNK).min(x.rows);
                 chain.run(x.rows_range(start, end), params, buffers, &Ctx::inference())?;
-                total.add(loss.evaluate(chain.output(), &targets.rows_range(start, end), weights.map(|w| &w[start..end]), None));
+                total.add(loss.evaluate(chain.output(), &targets.rows_range(start, end), weights.map(|w| &w[start..end]), chain.output_mask(), None));
             }
             Ok::<_, Error>(total)
         })?;

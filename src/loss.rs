@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ensure_shape, unknown_name, Error, Result};
 use crate::kernels::{math, reduce};
+use crate::layers::StepMask;
 use crate::tensor::MatRef;
 
 /// A training objective. Every loss is the mean over the batch (and, for the
@@ -36,6 +37,11 @@ pub enum Targets<'a> {
     Labels(&'a [i64]),
     /// A float matrix shaped like the outputs.
     Values(MatRef<'a>),
+    /// Per-step class indices of sequences, `[rows, steps]` sample-major,
+    /// against per-step scores `[rows, steps, classes]` (a tagger: recurrent
+    /// layers with `return_sequences`, then Dense). Steps that the output's
+    /// step mask marks as padding are left out of the loss and the accuracy.
+    Steps { labels: &'a [i64], steps: usize },
 }
 
 impl<'a> Targets<'a> {
@@ -44,6 +50,7 @@ impl<'a> Targets<'a> {
         match self {
             Targets::Labels(l) => l.len(),
             Targets::Values(v) => v.rows,
+            Targets::Steps { labels, steps } => labels.len() / steps.max(&1),
         }
     }
 
@@ -56,6 +63,7 @@ impl<'a> Targets<'a> {
         match self {
             Targets::Labels(l) => Targets::Labels(&l[start..end]),
             Targets::Values(v) => Targets::Values(v.rows_range(start, end)),
+            Targets::Steps { labels, steps } => Targets::Steps { labels: &labels[start * steps..end * steps], steps: *steps },
         }
     }
 }
@@ -164,6 +172,23 @@ impl Loss {
     pub fn check_targets(&self, targets: &Targets<'_>, rows: usize, outputs: usize) -> Result<()> {
         ensure_shape(targets.len() == rows, || format!("X has {rows} samples but y has {}; expected the same number", targets.len()))?;
         match (self.uses_labels(), targets) {
+            (true, Targets::Steps { labels, steps }) => {
+                let t = *steps;
+                ensure_shape(t > 0 && labels.len() == rows * t && outputs % t == 0, || {
+                    format!("per-step labels [N, {t}] need per-step outputs [N, {t}, classes], but the model has {outputs} outputs per sample")
+                })?;
+                let classes = outputs / t;
+                if let Some((i, &l)) = labels.iter().enumerate().find(|(_, &l)| l < 0 || l >= classes as i64) {
+                    return Err(Error::Label(format!(
+                        "label {l} at sample {}, step {} is out of range; {} expects labels in 0..{} (the classes per step)",
+                        i / t,
+                        i % t,
+                        self.name(),
+                        classes.saturating_sub(1)
+                    )));
+                }
+                Ok(())
+            }
             (true, Targets::Labels(labels)) => {
                 if let Some((i, &l)) = labels.iter().enumerate().find(|(_, &l)| l < 0 || l >= outputs as i64) {
                     return Err(Error::Label(format!(
@@ -192,7 +217,9 @@ impl Loss {
                 Ok(())
             }
             (true, Targets::Values(_)) => Err(Error::Shape(format!("{} needs integer class labels (one per sample), got a float matrix", self.name()))),
-            (false, Targets::Labels(_)) => Err(Error::Shape(format!("{} needs float targets shaped like the outputs, got integer labels", self.name()))),
+            (false, Targets::Labels(_) | Targets::Steps { .. }) => {
+                Err(Error::Shape(format!("{} needs float targets shaped like the outputs, got integer labels", self.name())))
+            }
         }
     }
 
@@ -202,7 +229,20 @@ impl Loss {
     /// With `weights`, sample `i`'s loss (and its gradient) is multiplied by
     /// `weights[i]` and the batch loss is `Σ w_i·l_i / batch` (Keras'
     /// convention for `sample_weight`); accuracy counts stay unweighted.
-    pub fn evaluate(&self, out: MatRef<'_>, targets: &Targets<'_>, weights: Option<&[f32]>, mut grad: Option<&mut [f32]>) -> LossStats {
+    ///
+    /// Per-step labels ([`Targets::Steps`]) are scored step by step; the
+    /// batch loss is the mean over the steps that `mask` (the output's step
+    /// mask, when its shape matches) keeps, as Keras averages a masked loss
+    /// over the valid entries; masked steps get no gradient.
+    pub fn evaluate(&self, out: MatRef<'_>, targets: &Targets<'_>, weights: Option<&[f32]>, mask: Option<&StepMask>, mut grad: Option<&mut [f32]>) -> LossStats {
+        if let Targets::Steps { labels, steps } = *targets {
+            return self.evaluate_steps(out, labels, steps, weights, mask, grad);
+        }
+        if let (Loss::Mse, Targets::Values(t), Some(m)) = (self, targets, mask) {
+            if m.rows() == out.rows && m.steps() > 0 && out.cols % m.steps() == 0 {
+                return mse_masked(out, *t, weights, m, grad);
+            }
+        }
         let (rows, cols) = (out.rows, out.cols);
         let inv_b = 1.0 / rows.max(1) as f32;
         let mut stats = LossStats { samples: rows as u64, ..Default::default() };
@@ -227,6 +267,44 @@ impl Loss {
         stats
     }
 
+    /// [`Loss::evaluate`] of per-step labels: `LossStats::loss_sum` is the
+    /// batch's mean over its kept steps times its samples (so means over
+    /// batches weigh batches by their samples, as for every other loss), and
+    /// the accuracy counts kept steps.
+    fn evaluate_steps(&self, out: MatRef<'_>, labels: &[i64], steps: usize, weights: Option<&[f32]>, mask: Option<&StepMask>, mut grad: Option<&mut [f32]>) -> LossStats {
+        let (rows, cols) = (out.rows, out.cols);
+        let c = cols / steps.max(1);
+        let mask = mask.filter(|m| m.rows() == rows && m.steps() == steps);
+        let kept = |r: usize, s: usize| mask.is_none_or(|m| m.keep(r, s));
+        let count = mask.map_or(rows * steps, |m| m.as_slice().iter().filter(|&&k| k).count());
+        let inv = 1.0 / count.max(1) as f32;
+        let mut stats = LossStats { samples: rows as u64, ..Default::default() };
+        let mut total = 0.0f64;
+        for r in 0..rows {
+            let w = weights.map_or(1.0, |w| w[r]);
+            for s in 0..steps {
+                let at = r * cols + s * c;
+                let g = grad.as_deref_mut().map(|g| &mut g[at..at + c]);
+                if !kept(r, s) {
+                    if let Some(g) = g {
+                        g.fill(0.0);
+                    }
+                    continue;
+                }
+                let (o, y) = (&out.data[at..at + c], labels[r * steps + s] as usize);
+                let (loss, correct, counted) = match self {
+                    Loss::Nll => nll_row(o, y, inv * w, g),
+                    _ => cross_entropy_row(o, y, inv * w, g),
+                };
+                total += loss * w as f64;
+                stats.correct += correct;
+                stats.counted += counted;
+            }
+        }
+        stats.loss_sum = if count == 0 { 0.0 } else { total / count as f64 * rows as f64 };
+        stats
+    }
+
     /// Checks per-sample weights: one finite, non-negative value per sample.
     ///
     /// # Errors
@@ -242,6 +320,34 @@ impl Loss {
         }
         Ok(())
     }
+}
+
+/// MSE of per-step outputs `[rows, steps, D]` whose output carries a step
+/// mask: each kept step's mean over `D`, averaged over the kept steps (Keras'
+/// masked mean); padded steps get no gradient. `loss_sum` is that mean times
+/// the samples, as [`Loss::evaluate`]'s per-step labels.
+fn mse_masked(out: MatRef<'_>, t: MatRef<'_>, weights: Option<&[f32]>, mask: &StepMask, mut grad: Option<&mut [f32]>) -> LossStats {
+    let (rows, steps) = (out.rows, mask.steps());
+    let d = out.cols / steps;
+    let count = mask.as_slice().iter().filter(|&&k| k).count();
+    let inv = 1.0 / count.max(1) as f32;
+    let mut total = 0.0f64;
+    for r in 0..rows {
+        let w = weights.map_or(1.0, |w| w[r]);
+        for s in 0..steps {
+            let at = r * out.cols + s * d;
+            let g = grad.as_deref_mut().map(|g| &mut g[at..at + d]);
+            if !mask.keep(r, s) {
+                if let Some(g) = g {
+                    g.fill(0.0);
+                }
+                continue;
+            }
+            total += mse_row(&out.data[at..at + d], &t.data[at..at + d], inv * w, g) * w as f64;
+        }
+    }
+    let loss_sum = if count == 0 { 0.0 } else { total / count as f64 * rows as f64 };
+    LossStats { loss_sum, samples: rows as u64, correct: 0, counted: 0 }
 }
 
 /// log-sum-exp(z) - z_y, gradient (softmax(z) - onehot(y)) / B.
@@ -340,5 +446,41 @@ mod tests {
         }
         let msg = Loss::from_name("Hinge").unwrap_err().to_string();
         assert!(msg.starts_with("unknown loss 'Hinge'; expected one of: cross_entropy (categorical_crossentropy"), "{msg}");
+    }
+
+    /// Per-step cross-entropy and masked MSE: the loss is the mean over kept
+    /// steps, its gradient matches central differences, padded steps get none.
+    #[test]
+    fn per_step_losses_average_over_kept_steps() {
+        let (rows, steps, c) = (2, 3, 4);
+        let out: Vec<f32> = (0..rows * steps * c).map(|i| ((i * 7 % 11) as f32 - 5.0) * 0.3).collect();
+        let mut mask = StepMask::default();
+        mask.fill(rows, steps, |r, s| !(r == 1 && s > 0)).unwrap();
+        let labels = [1i64, 3, 0, 2, 2, 2];
+        let values: Vec<f32> = (0..out.len()).map(|i| (i % 5) as f32 * 0.2).collect();
+        for (loss, targets) in [
+            (Loss::CrossEntropy, Targets::Steps { labels: &labels, steps }),
+            (Loss::Mse, Targets::Values(MatRef::new(rows, steps * c, &values).unwrap())),
+        ] {
+            let mean = |o: &[f32]| {
+                let s = loss.evaluate(MatRef::new(rows, steps * c, o).unwrap(), &targets, None, Some(&mask), None);
+                s.loss_sum / s.samples as f64
+            };
+            let mut grad = vec![f32::NAN; out.len()];
+            loss.evaluate(MatRef::new(rows, steps * c, &out).unwrap(), &targets, None, Some(&mask), Some(&mut grad));
+            for i in 0..out.len() {
+                let (mut up, mut down) = (out.clone(), out.clone());
+                up[i] += 1e-2;
+                down[i] -= 1e-2;
+                let fd = (mean(&up) - mean(&down)) / 2e-2;
+                assert!((f64::from(grad[i]) - fd).abs() < 1e-3, "{loss:?} [{i}]: {} vs {fd}", grad[i]);
+            }
+            // Sample 1's steps 1 and 2 are padding: no gradient, and their targets do not count.
+            assert!(grad[steps * c + c..].iter().all(|&g| g == 0.0), "{loss:?}");
+        }
+        let all = Loss::CrossEntropy.evaluate(MatRef::new(rows, steps * c, &out).unwrap(), &Targets::Steps { labels: &labels, steps }, None, None, None);
+        assert_eq!((all.counted, all.samples), (6, 2));
+        let bad = Loss::CrossEntropy.check_targets(&Targets::Steps { labels: &[0, 4, 0, 0, 0, 0], steps }, rows, steps * c);
+        assert!(matches!(bad, Err(Error::Label(m)) if m.contains("sample 0, step 1")));
     }
 }

@@ -27,6 +27,12 @@ pub struct NetworkSpec {
     /// is `input_dim`; absent for plain `[batch, features]` inputs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_shape: Option<Vec<usize>>,
+    /// A sequence model whose first axis of `input_shape` (the number of time
+    /// steps `T`) may differ between calls, as Keras' `input_shape=(None, F)`:
+    /// `input_dim` and `input_shape` then hold the length it was built for, and
+    /// any whole number of steps of `input_dim / T` values is accepted.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub variable_steps: bool,
     pub layers: Vec<LayerSpec>,
     pub loss: String,
     pub optimizer: OptimizerConfig,
@@ -35,6 +41,10 @@ pub struct NetworkSpec {
     /// A learning-rate schedule applied inside the training step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<Schedule>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// The most layers a network may have, nested ones included: far beyond any
@@ -160,6 +170,10 @@ impl Network {
         if let Some(shape) = &spec.input_shape {
             let count = shape.iter().try_fold(1usize, |acc, &s| acc.checked_mul(s));
             ensure_config(!shape.is_empty() && count == Some(spec.input_dim), || format!("input_shape {shape:?} does not hold input_dim = {} values", spec.input_dim))?;
+        }
+        if spec.variable_steps {
+            let t = spec.input_shape.as_ref().and_then(|s| s.first().copied()).unwrap_or(0);
+            ensure_config(t > 0, || "variable_steps needs input_shape with the number of time steps first".into())?;
         }
         let loss = Loss::from_name(&spec.loss)?;
         let mut optimizer = Optimizer::new(spec.optimizer.clone())?;
@@ -324,11 +338,52 @@ impl Network {
         Ok((info.shape.clone(), source[info.range()].to_vec()))
     }
 
+    /// Values per time step of a model with [`NetworkSpec::variable_steps`].
+    fn step_width(&self) -> Option<usize> {
+        let t = self.spec.input_shape.as_ref().and_then(|s| s.first().copied()).filter(|_| self.spec.variable_steps)?;
+        Some(self.spec.input_dim / t)
+    }
+
+    /// `Error::Shape` unless the model takes samples of `cols` values: its
+    /// input width, or for a model with variable sequence lengths any whole,
+    /// non-zero number of time steps.
+    fn check_width(&self, cols: usize) -> Result<()> {
+        if cols == self.spec.input_dim {
+            return Ok(());
+        }
+        let Some(step) = self.step_width() else {
+            return Err(Error::Shape(format!("X has {cols} features per sample but the model expects {}", self.spec.input_dim)));
+        };
+        let shape = self.spec.input_shape.as_deref().unwrap_or(&[]);
+        let per_step = if shape.len() > 1 { format!("{:?}", &shape[1..]) } else { "one value".into() };
+        ensure_shape(cols > 0, || "X holds zero-length sequences (0 time steps); a sequence needs at least one step".into())?;
+        ensure_shape(cols % step == 0, || {
+            format!("X has {cols} values per sample, which is not a whole number of time steps of {per_step} ({step} values each): the model expects sequences of shape (T, {})", shape[1..].iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "))
+        })
+    }
+
+    /// The output width for inputs of `cols` values per sample (the same for
+    /// every width but in models with variable sequence lengths, where it
+    /// may follow the number of steps).
+    ///
+    /// # Errors
+    /// As [`Chain::resize`].
+    pub fn output_dim_for(&self, cols: usize) -> Result<usize> {
+        if cols == self.core.chain.in_dim() {
+            return Ok(self.output_dim());
+        }
+        self.check_width(cols)?;
+        self.infer.with(&self.core.chain, |chain| {
+            chain.resize(cols)?;
+            Ok(chain.out_dim())
+        })
+    }
+
     pub(crate) fn check_inputs(&self, x: MatRef<'_>) -> Result<()> {
         if x.rows == 0 {
             return x.check_samples("X");
         }
-        ensure_shape(x.cols == self.spec.input_dim, || format!("X has {} features per sample but the model expects {}", x.cols, self.spec.input_dim))?;
+        self.check_width(x.cols)?;
         x.check_samples("X")?;
         // Token ids are checked with the data, before any batch runs, so a
         // bad id leaves the model as it was.
@@ -344,20 +399,26 @@ impl Network {
     /// As [`Network::train_step`].
     pub fn check(&self, x: MatRef<'_>, targets: &Targets<'_>, weights: Option<&[f32]>) -> Result<()> {
         self.check_inputs(x)?;
-        self.core.loss.check_targets(targets, x.rows, self.output_dim())?;
+        self.core.loss.check_targets(targets, x.rows, self.output_dim_for(x.cols)?)?;
         weights.map_or(Ok(()), |w| Loss::check_weights(w, x.rows))
     }
 
     /// The shape-only part of [`Network::check`], for data already checked once
     /// (later chunks of an epoch): skips the O(n) finiteness scans.
     pub(crate) fn check_shapes(&self, x: MatRef<'_>, targets: &Targets<'_>, weights: Option<&[f32]>) -> Result<()> {
-        ensure_shape(x.rows > 0 && x.cols == self.spec.input_dim, || format!("X must be non-empty with {} features per sample", self.spec.input_dim))?;
+        ensure_shape(x.rows > 0, || "X must be non-empty".into())?;
+        self.check_width(x.cols)?;
+        let out_dim = self.output_dim_for(x.cols)?;
         ensure_shape(targets.len() == x.rows, || format!("X has {} samples but y has {}", x.rows, targets.len()))?;
         if let Targets::Values(v) = targets {
-            ensure_shape(v.cols == self.output_dim(), || format!("y has {} columns but the model has {} outputs", v.cols, self.output_dim()))?;
+            ensure_shape(v.cols == out_dim, || format!("y has {} columns but the model has {out_dim} outputs", v.cols))?;
+        }
+        if let Targets::Steps { labels, steps } = targets {
+            let classes = (out_dim / steps.max(&1)) as i64;
+            ensure_shape(out_dim % steps.max(&1) == 0 && labels.iter().all(|&v| (0..classes).contains(&v)), || "a per-step label is out of range".into())?;
         }
         if let Targets::Labels(l) = targets {
-            let out = self.output_dim() as i64;
+            let out = out_dim as i64;
             ensure_shape(l.iter().all(|&v| (0..out).contains(&v)), || "a label is out of range".into())?;
         }
         ensure_shape(weights.is_none_or(|w| w.len() == x.rows), || "sample_weight needs one value per sample".into())
@@ -384,7 +445,7 @@ impl Network {
             return self.forward_inference(x);
         }
         self.check_inputs(x)?;
-        let mut out = Matrix::try_zeros(x.rows, self.output_dim())?;
+        let mut out = Matrix::try_zeros(x.rows, self.output_dim_for(x.cols)?)?;
         let ctx = self.core.ctx(self.training, self.spec.seed);
         self.run(x.rows, |net| {
             out.as_mut_slice().copy_from_slice(net.core.forward(x, &ctx)?.data);
@@ -408,6 +469,7 @@ impl Core {
     }
 
     pub(crate) fn forward(&mut self, x: MatRef<'_>, ctx: &Ctx) -> Result<MatRef<'_>> {
+        self.chain.resize(x.cols)?;
         self.chain.forward(x, &self.params, &mut self.buffers, ctx)?;
         Ok(self.chain.output())
     }

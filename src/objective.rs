@@ -74,10 +74,11 @@ impl Core {
     fn objective(&mut self, x: MatRef<'_>, targets: &Targets<'_>, weights: Option<&[f32]>, training: bool, seed: u64) -> Result<(f64, Vec<f32>)> {
         let ctx = self.ctx(training, seed);
         // `run` reads the running statistics and never writes them (unlike `Chain::forward`).
+        self.chain.resize(x.cols)?;
         self.chain.run(x, &self.params, &self.buffers, &ctx)?;
         let out = self.chain.output();
         self.dy.reshape_for(out.rows, out.cols)?;
-        let stats = self.loss.evaluate(out, targets, weights, Some(self.dy.as_mut_slice()));
+        let stats = self.loss.evaluate(out, targets, weights, self.chain.output_mask(), Some(self.dy.as_mut_slice()));
         self.chain.backward(x, &self.params, &mut self.grads, &mut self.dy, &mut self.dx, false)?;
         let mut grad = Vec::new();
         try_copy(&mut grad, &self.grads, "the gradient")?;

@@ -75,10 +75,11 @@ impl Core {
     /// (then restoring the snapshot undoes it).
     fn step(&mut self, x: MatRef<'_>, targets: &Targets<'_>, weights: Option<&[f32]>, training: bool, seed: u64, undo: Undo) -> Result<Option<LossStats>> {
         let ctx = self.ctx(training, seed);
+        self.chain.resize(x.cols)?;
         self.chain.forward(x, &self.params, &mut self.buffers, &ctx)?;
         let out = self.chain.output();
         self.dy.reshape_for(out.rows, out.cols)?;
-        let mut stats = self.loss.evaluate(out, targets, weights, Some(self.dy.as_mut_slice()));
+        let mut stats = self.loss.evaluate(out, targets, weights, self.chain.output_mask(), Some(self.dy.as_mut_slice()));
         self.chain.backward(x, &self.params, &mut self.grads, &mut self.dy, &mut self.dx, false)?;
         if !self.penalties.is_empty() {
             // L2 gradients are added inside the optimizer update; only L1 needs a pass.
@@ -301,6 +302,11 @@ impl Network {
                 b.labels.clear();
                 b.labels.extend(idx.iter().map(|&i| l[i]));
                 Targets::Labels(&b.labels)
+            }
+            Targets::Steps { labels, steps } => {
+                b.labels.clear();
+                b.labels.extend(idx.iter().flat_map(|&i| &labels[i * steps..(i + 1) * steps]));
+                Targets::Steps { labels: &b.labels, steps: *steps }
             }
             Targets::Values(v) => {
                 b.values.reshape_for(idx.len(), v.cols)?;

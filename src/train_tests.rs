@@ -34,7 +34,7 @@ fn optimizers() -> Vec<OptimizerConfig> {
 fn net(optimizer: OptimizerConfig, norm: bool) -> Network {
     let middle = if norm { r#"{"type": "batch_norm"}, {"type": "activation", "activation": "tanh"},"# } else { "" };
     let layers = format!(r#"[{{"type": "dense", "units": 8, "kernel_regularizer": {{"l2": 0.01}}}}, {middle} {{"type": "dropout", "rate": 0.2}}, {{"type": "dense", "units": 1}}]"#);
-    let spec = NetworkSpec { input_dim: 3, layers: serde_json::from_str(&layers).unwrap(), loss: "mse".into(), optimizer, seed: 4, schedule: None, input_shape: None };
+    let spec = NetworkSpec { input_dim: 3, layers: serde_json::from_str(&layers).unwrap(), loss: "mse".into(), optimizer, seed: 4, schedule: None, input_shape: None, variable_steps: false };
     Network::new(spec).unwrap()
 }
 
@@ -115,7 +115,7 @@ fn a_step_refused_before_its_update_restores_the_buffers_without_a_copy() {
         // Without the first linear layer's scale reaching the loss: BatchNorm
         // first, so huge inputs overflow its running variance (a buffer).
         let layers = r#"[{"type": "batch_norm"}, {"type": "dense", "units": 1}]"#;
-        let spec = NetworkSpec { input_dim: 3, layers: serde_json::from_str(layers).unwrap(), loss: "mse".into(), optimizer: opt, seed: 1, schedule: None, input_shape: None };
+        let spec = NetworkSpec { input_dim: 3, layers: serde_json::from_str(layers).unwrap(), loss: "mse".into(), optimizer: opt, seed: 1, schedule: None, input_shape: None, variable_steps: false };
         let mut n = Network::new(spec).unwrap();
         for k in 0..2 {
             let (x, y) = batch(k, 1.0);

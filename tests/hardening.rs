@@ -16,7 +16,7 @@ fn spec(input_dim: usize, layers: &str, optimizer: &str) -> NetworkSpec {
         "adagrad" => OptimizerConfig::Adagrad(AdagradConfig::default()),
         _ => OptimizerConfig::Sgd(SgdConfig::default()),
     };
-    NetworkSpec { input_dim, layers: serde_json::from_str(layers).unwrap(), loss: "mse".into(), optimizer, seed: 0, schedule: None, input_shape: None }
+    NetworkSpec { input_dim, layers: serde_json::from_str(layers).unwrap(), loss: "mse".into(), optimizer, seed: 0, schedule: None, input_shape: None, variable_steps: false }
 }
 
 #[test]

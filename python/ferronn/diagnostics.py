@@ -111,6 +111,8 @@ class _Reference:
     def __init__(self, params: dict[str, np.ndarray], dtype: Any, training: bool) -> None:
         self.params, self.dtype, self.training = params, np.dtype(dtype), training
         self.records: list[_Record] = []
+        #: The step mask of padded sequences reaching the layer being run ([N, T] bool), or None.
+        self.mask: Optional[np.ndarray] = None
 
     def act(self, name: str, x: np.ndarray, alpha: Optional[float]) -> np.ndarray:
         if self.dtype == np.float64:
@@ -126,9 +128,12 @@ class _Reference:
     def run(self, layers: list[Layer], h: np.ndarray, prefix: str = "layers") -> np.ndarray:
         """Runs ``layers`` on ``h``, appending a record per layer (a layer's nested
         layers before the layer itself)."""
+        mask = None  # masks flow as in the core: from a producer while the time axis stays
         for i, layer in enumerate(layers):
             name = f"{prefix}.{i}"
+            self.mask = mask
             step = layer.numpy_forward(h, _Scoped(self.params, name), self, name)
+            mask = step.mask if step.mask is not None else (mask if layer.passes_mask() else None)
             h = np.asarray(step.output, dtype=self.dtype)
             self.records.append(_Record(name, layer, h, step.act, step.pre, step.post, step.kinked))
         return h
@@ -154,7 +159,7 @@ def _records(model: Any, X: Any, dtype: Any = np.float32, training: bool = False
     params = _tensors(model, dtype) if params is None else params
     # N-D samples (images, sequences) are checked against the model's input shape and flattened.
     x = getattr(model, "_features", _validate.features)(X).astype(dtype)
-    if x.shape[1] != model.input_dim:
+    if x.shape[1] != model.input_dim and not getattr(model, "_variable_steps", False):
         raise _validate.ShapeError(f"X has {x.shape[1]} features but the model takes {model.input_dim}")
     ref = _Reference(params, dtype, training)
     ref.run(model.layers, x)

@@ -21,6 +21,7 @@ from .epochs import EpochDriver
 from .errors import ConfigError, ModelFileError, NotFittedError
 from . import summary as _summary
 from . import _keras_methods as _km
+from . import _model_data
 from ._model_data import ShapedData
 
 __all__ = ["Sequential", "load"]
@@ -57,6 +58,9 @@ class Sequential(_km.KerasMethods, ShapedData):
     Images and sequences: ``input_shape=(28, 28, 1)`` (or a first ``fn.Input(shape=...)``)
     declares the per-sample shape; otherwise the first ``fit`` takes ``X.shape[1:]``.
     ``fit``, ``predict`` and ``evaluate`` then take arrays ``[N, *input_shape]``.
+    Sequences of any length: ``input_shape=(None, F)``, or a first layer that reads
+    sequences (recurrent, ``Embedding``, ``Masking``) and the shape from the first ``fit``;
+    a declared length stays strict (``ShapeError`` for another), as in Keras.
     """
 
     #: The per-sample input shape ((28, 28, 1), or (width,)), once known; also read by
@@ -66,13 +70,14 @@ class Sequential(_km.KerasMethods, ShapedData):
 
     @property
     def input_shape(self) -> Optional[tuple[int, ...]]:
-        """The per-sample input shape, once known (``(28, 28, 1)``, or ``(width,)``)."""
-        return self._sample_shape
+        """The per-sample input shape, once known (``(28, 28, 1)``, or ``(width,)``;
+        ``(None, F)`` for sequences of any length)."""
+        return self._public_shape(self._sample_shape)
 
     @property
     def output_shape(self) -> Optional[tuple[int, ...]]:
         """The per-sample output shape, once the input shape is known."""
-        return None if self._sample_shape is None else self._output_shapes(self._sample_shape)[-1]
+        return self._public_shape(self._sample_shape, output=True)
 
     def __init__(self, layers: Sequence[Any] = (), input_dim: Optional[int] = None,
                  seed: Optional[int] = None, input_shape: Optional[Sequence[int]] = None) -> None:
@@ -84,9 +89,10 @@ class Sequential(_km.KerasMethods, ShapedData):
         for layer in self.layers:
             if not isinstance(layer, _layers.Layer):
                 raise ConfigError(f"Sequential takes layer objects such as fn.Dense(10), got {layer!r}")
-        self._sample_shape = None
+        self._sample_shape, self._variable_steps = None, False
         if input_shape is not None:
-            self._sample_shape = _layers.Input(input_shape).shape  # checked: positive integers
+            # checked: positive integers (None first: sequences of any length)
+            self._sample_shape, self._variable_steps = _model_data.declared_shape(_layers.Input(input_shape).shape)
             if input_dim is not None and math.prod(self._sample_shape) != input_dim:
                 raise ConfigError(f"input_dim={input_dim} differs from input_shape={self._sample_shape}")
             input_dim = math.prod(self._sample_shape)
@@ -125,7 +131,8 @@ class Sequential(_km.KerasMethods, ShapedData):
         if isinstance(layer, _layers.Input):
             if self.layers:
                 raise ConfigError(f"{layer!r} must come before the first layer")
-            self._sample_shape, self.input_dim = layer.shape, math.prod(layer.shape)
+            self._sample_shape, self._variable_steps = _model_data.declared_shape(layer.shape)
+            self.input_dim = math.prod(self._sample_shape)
             return
         if not isinstance(layer, _layers.Layer):
             raise ConfigError(f"Sequential takes layer objects such as fn.Dense(10), got {layer!r}")
@@ -186,8 +193,7 @@ class Sequential(_km.KerasMethods, ShapedData):
         spec: dict[str, Any] = {"input_dim": math.prod(input_shape),
                                 "layers": _km.core_layer_specs(self.layers, self._fused_output),
                                 "loss": self.loss, "optimizer": self.optimizer.config(), "seed": int(seed)}
-        if len(input_shape) > 1:
-            spec["input_shape"] = [int(d) for d in input_shape]
+        spec.update(self._shape_spec(input_shape))
         if self.optimizer.schedule is not None:
             spec["schedule"] = self.optimizer.schedule.spec()
         return spec
@@ -202,6 +208,7 @@ class Sequential(_km.KerasMethods, ShapedData):
     def _install(self, net: Any, seed: int) -> None:
         self._net, self.input_dim, self.seed = net, int(net.input_dim), seed
         self._sample_shape = _net_input_shape(net)
+        self._variable_steps = bool(json.loads(net.spec_json).get("variable_steps", False))
         self._output_shapes(self._sample_shape)
         self._epochs_trained = 0
         self._bind_layers()
@@ -217,7 +224,8 @@ class Sequential(_km.KerasMethods, ShapedData):
         if self.loss is None:
             raise NotFittedError("call compile() before build()")
         if isinstance(input_dim, (tuple, list)):
-            shape = _layers.Input(input_dim).shape
+            shape, variable = _model_data.declared_shape(_layers.Input(input_dim).shape)
+            self._variable_steps = variable or (self._variable_steps and shape[1:] == (self._sample_shape or ())[1:])
         else:
             shape = (_validate.positive_int(input_dim, "input_dim"),)
         self._install(*self._new_net(shape, seed))
@@ -272,7 +280,7 @@ class Sequential(_km.KerasMethods, ShapedData):
 
     def _n_outputs(self, input_dim: int) -> int:
         if self._sample_shape is not None and len(self._sample_shape) > 1:
-            return math.prod(self._output_shapes(self._sample_shape)[-1])
+            return math.prod(self._shape_chain(self._sample_shape)[-1])
         d = int(input_dim)
         for layer in self.layers:
             d = layer.output_dim(d)
@@ -437,8 +445,8 @@ class Sequential(_km.KerasMethods, ShapedData):
         out = self._logits(x)
         _km.report_predict(verbose, batch_size, len(out))
         task = _names.loss_task(self.loss)
-        if task == "labels":
-            return out.argmax(axis=1)
+        if task == "labels":  # per-step scores [N, T, C] give per-step classes [N, T]
+            return self._outputs(out).argmax(axis=-1)
         if task == "binary":
             out = (out > 0).astype(np.int64)
         return out.ravel() if self._target_1d and out.shape[1] == 1 else self._outputs(out)
@@ -450,7 +458,7 @@ class Sequential(_km.KerasMethods, ShapedData):
             raise ConfigError(f"predict_proba needs a classification loss; this model uses {self.loss}")
         out = self._logits(x)
         if proba == "softmax":
-            return _core.softmax_rows(out, 1.0)
+            return _km.apply_output("softmax", self._outputs(out))  # per step on [N, T, C]
         if proba == "exp":
             return np.exp(out)
         p = _core.activation_forward(proba, out, None)
@@ -551,6 +559,7 @@ class Sequential(_km.KerasMethods, ShapedData):
             spec = json.loads(net.spec_json)
             model = cls([_layers.from_spec(s) for s in spec["layers"]], input_dim=spec["input_dim"],
                         seed=spec.get("seed"), input_shape=spec.get("input_shape"))
+            model._variable_steps = bool(spec.get("variable_steps", False))
             model.optimizer = _optim.from_config(spec["optimizer"], spec.get("schedule"))
             model.loss = _names.loss(spec["loss"]).name
         except (KeyError, TypeError, ValueError) as e:  # ferronn's own errors are ValueErrors too

@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::kind::{check_backward, Alloc, BuildLayer, Ctx, LayerKind, ParamInfo};
+use super::mask::MaskFlow;
 use super::spec::ActivationSpec;
 use crate::activation::Activation;
 use crate::error::{ensure_config, ensure_shape, Result};
@@ -102,6 +103,22 @@ impl LayerKind for ActivationLayer {
 
     fn output(&self) -> MatRef<'_> {
         self.y.view()
+    }
+
+    /// Elementwise: any width.
+    fn step_width(&self) -> Option<usize> {
+        Some(1)
+    }
+
+    /// Elementwise: the time axis, and its mask, stay.
+    fn mask_flow(&self) -> MaskFlow {
+        MaskFlow::Keeps
+    }
+
+    fn set_steps(&mut self, steps: usize) -> Result<()> {
+        ensure_config(steps > 0, || "Activation layer input width must be at least 1, got 0".into())?;
+        self.dim = steps;
+        self.y.reshape_for(0, steps)
     }
 
     /// `dx = f'(x) ⊙ dy`.

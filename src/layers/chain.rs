@@ -6,8 +6,8 @@
 use rand_chacha::ChaCha8Rng;
 
 use crate::activation::Activation;
-use crate::error::{ensure_config, Result};
-use crate::layers::{Alloc, Ctx, DenseSpec, Layer, LayerKind, LayerSpec, ParamInfo, Recurrent};
+use crate::error::{ensure_config, Error, Result};
+use crate::layers::{Alloc, Ctx, DenseSpec, Layer, LayerKind, LayerSpec, MaskFlow, ParamInfo, Recurrent, StepMask};
 use crate::regularizer::Penalty;
 use crate::tensor::{MatRef, Matrix};
 
@@ -16,6 +16,11 @@ use crate::tensor::{MatRef, Matrix};
 #[derive(Clone, Debug)]
 pub struct Chain {
     layers: Vec<(usize, Layer)>,
+    /// The input width each layer is currently set for (see [`Chain::resize`]).
+    widths: Vec<usize>,
+    /// The layer whose step mask the output carries after the last forward
+    /// pass (see [`Chain::output_mask`]).
+    mask_from: Option<usize>,
     /// L1/L2 penalties of this chain's own layers (nested blocks keep theirs).
     penalties: Vec<Penalty>,
 }
@@ -40,6 +45,7 @@ impl Chain {
     pub fn build(specs: &[LayerSpec], in_dim: usize, alloc: &mut Alloc) -> Result<Chain> {
         ensure_config(!specs.is_empty(), || "a network (and a residual block) needs at least one layer".into())?;
         let mut layers = Vec::with_capacity(specs.len());
+        let mut widths = Vec::with_capacity(specs.len());
         let mut penalties = Vec::new();
         let mut width = in_dim;
         let mut i = 0;
@@ -56,11 +62,45 @@ impl Chain {
                     penalties.extend(layer.params().into_iter().filter(|p| p.name == name).map(|p| Penalty { range: p.range(), reg }));
                 }
             }
+            widths.push(width);
             width = layer.out_dim();
             layers.push((i, layer));
             i += if fused.is_some() { 2 } else { 1 };
         }
-        Ok(Chain { layers, penalties })
+        Ok(Chain { layers, widths, mask_from: None, penalties })
+    }
+
+    /// The input width the chain is currently set for.
+    pub fn in_dim(&self) -> usize {
+        self.widths.first().copied().unwrap_or(0)
+    }
+
+    /// Re-targets the chain at inputs of width `in_dim`, for sequence models
+    /// called with another number of time steps: every layer whose input
+    /// width changes must work step by step ([`LayerKind::step_width`]) and
+    /// takes `width / step_width` steps. Cheap when nothing changes (one
+    /// comparison per layer) and it allocates nothing; every layer is visited,
+    /// so a call that failed half way leaves no layer out of step.
+    ///
+    /// # Errors
+    /// `Error::Shape` naming the first layer that cannot take its new width.
+    pub fn resize(&mut self, in_dim: usize) -> Result<()> {
+        let mut width = in_dim;
+        for (k, ((i, layer), set)) in self.layers.iter_mut().zip(&mut self.widths).enumerate() {
+            if width != *set {
+                let step = layer.step_width().filter(|&f| f > 0 && width > 0 && width % f == 0);
+                let Some(f) = step else {
+                    return Err(Error::Shape(format!(
+                        "layer {i} takes {set} values per sample and cannot take {width}: only layers that work step by step along the time axis (recurrent, Embedding, Dense, Dropout, activations) follow a change of sequence length{}",
+                        if k == 0 { "" } else { " (its input comes from the layers before it)" }
+                    )));
+                };
+                layer.set_steps(width / f)?;
+                *set = width;
+            }
+            width = layer.out_dim();
+        }
+        Ok(())
     }
 
     pub fn out_dim(&self) -> usize {
@@ -154,12 +194,31 @@ impl Chain {
     /// # Errors
     /// `Error::Shape` when `x` has the wrong width.
     pub fn run(&mut self, x: MatRef<'_>, params: &[f32], buffers: &[f32], ctx: &Ctx) -> Result<()> {
+        // The step mask of padded sequences, as the index of the layer that
+        // made it: handed on while the layers keep the time axis.
+        let mut source: Option<usize> = None;
+        self.mask_from = None;
         for i in 0..self.layers.len() {
             let (done, rest) = self.layers.split_at_mut(i);
             let input = done.last().map_or(x, |(_, l)| l.output());
-            rest[0].1.forward(input, params, buffers, ctx)?;
+            let mask = source.and_then(|j| done[j].1.step_mask());
+            let layer = &mut rest[0].1;
+            layer.forward_masked(input, params, buffers, ctx, mask)?;
+            source = match layer.mask_flow() {
+                MaskFlow::Ends => None,
+                MaskFlow::Keeps => source,
+                MaskFlow::Produces => Some(i),
+            };
         }
+        self.mask_from = source;
         Ok(())
+    }
+
+    /// The step mask the chain's output carries after the last forward pass:
+    /// when a mask producer's time axis reaches the output (per-step outputs
+    /// of padded sequences), for the loss to leave the padded steps out.
+    pub fn output_mask(&self) -> Option<&StepMask> {
+        self.mask_from.and_then(|j| self.layers[j].1.step_mask())
     }
 
     /// Every layer's [`LayerKind::update_buffers`], after a training-mode [`Chain::run`].

@@ -17,7 +17,7 @@ use crate::init::Init;
 use crate::kernels::gemm::{matmul, Op};
 use crate::kernels::reduce::col_sums;
 use crate::layers::kind::{check_backward, BuildLayer};
-use crate::layers::{ActivationSpec, Alloc, Ctx, LayerKind, ParamInfo, WeightSpec};
+use crate::layers::{ActivationSpec, Alloc, Ctx, LayerKind, MaskFlow, ParamInfo, WeightSpec};
 use crate::regularizer::Regularizer;
 use crate::tensor::{MatMut, MatRef, Matrix};
 
@@ -64,6 +64,7 @@ impl DenseSpec {
         })?;
         let mut dense = Dense::new(features, self.units, act, kernel, bias, alloc)?;
         dense.positions = in_dim / features;
+        dense.on_last_axis = true;
         checked_size(dense.positions, self.units, "Dense output (positions x units)")?;
         Ok(dense)
     }
@@ -94,6 +95,8 @@ pub struct Dense {
     b_off: usize,
     /// Rows of `in_dim` features per sample (1 unless on N-D inputs).
     positions: usize,
+    /// Built on the last axis of N-D inputs (`in_features`): any number of positions.
+    on_last_axis: bool,
     /// Samples in the last forward pass.
     samples: usize,
     /// Pre-activation `x·W + b` (kept for the activation's derivative).
@@ -119,6 +122,7 @@ impl Dense {
             w_off,
             b_off,
             positions: 1,
+            on_last_axis: false,
             samples: 0,
             z: Matrix::zeros(0, units),
             a: Matrix::zeros(0, units),
@@ -171,6 +175,27 @@ impl LayerKind for Dense {
     fn output(&self) -> MatRef<'_> {
         let data = if self.is_identity() { self.z.as_slice() } else { self.a.as_slice() };
         MatRef { rows: self.samples, cols: self.positions * self.out_dim, data }
+    }
+
+    fn step_width(&self) -> Option<usize> {
+        self.on_last_axis.then_some(self.in_dim)
+    }
+
+    /// On the last axis of sequences the time axis stays, and its mask with it.
+    fn mask_flow(&self) -> MaskFlow {
+        if self.on_last_axis {
+            MaskFlow::Keeps
+        } else {
+            MaskFlow::Ends
+        }
+    }
+
+    fn set_steps(&mut self, steps: usize) -> Result<()> {
+        ensure_config(steps > 0, || "Dense on the last axis needs at least one position, got none".into())?;
+        checked_size(steps, self.in_dim.max(self.out_dim), "Dense rows (positions x features)")?;
+        self.positions = steps;
+        self.samples = 0;
+        Ok(())
     }
 
     /// `dz = dy ⊙ f'(z)` (in place in `dy`), then `db = Σ_rows dz`, `dW = xᵀ·dz`,

@@ -12,6 +12,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::kind::{check_backward, Alloc, BuildLayer, Ctx, LayerKind, ParamInfo};
+use super::mask::MaskFlow;
 use crate::error::{ensure_config, ensure_shape, Result};
 use crate::kernels::{parallel_for, PAR_CHUNK};
 use crate::tensor::{MatRef, Matrix};
@@ -125,6 +126,24 @@ impl LayerKind for Dropout {
 
     fn output(&self) -> MatRef<'_> {
         self.y.view()
+    }
+
+    /// Elementwise: any width.
+    fn step_width(&self) -> Option<usize> {
+        Some(1)
+    }
+
+    /// Elementwise: the time axis, and its mask, stay.
+    fn mask_flow(&self) -> MaskFlow {
+        MaskFlow::Keeps
+    }
+
+    fn set_steps(&mut self, steps: usize) -> Result<()> {
+        ensure_config(steps > 0, || "Dropout input width must be at least 1, got 0".into())?;
+        self.dim = steps;
+        self.masked = false;
+        self.mask.reshape_for(0, steps)?;
+        self.y.reshape_for(0, steps)
     }
 
     fn backward(&mut self, x: MatRef<'_>, _params: &[f32], _grads: &mut [f32], dy: &mut Matrix, dx: Option<&mut Matrix>) -> Result<()> {

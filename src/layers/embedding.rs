@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{checked_size, ensure_config, ensure_shape, Error, Result};
 use crate::init::Init;
 use crate::layers::kind::{check_backward, BuildLayer};
-use crate::layers::{Alloc, Ctx, InitSpec, LayerKind, ParamInfo};
+use crate::layers::{Alloc, Ctx, InitSpec, LayerKind, MaskFlow, ParamInfo, StepMask};
 use crate::tensor::{MatRef, Matrix};
 
 /// Ids above this are not all representable in `f32`.
@@ -29,6 +29,14 @@ pub struct EmbeddingSpec {
     /// Keras' default: uniform on [-0.05, 0.05].
     #[serde(default)]
     pub embeddings_initializer: Option<InitSpec>,
+    /// Id 0 is padding (Keras' `mask_zero`): the layer produces the step
+    /// mask `id != 0` for the recurrent layers after it.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub mask_zero: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl EmbeddingSpec {
@@ -65,7 +73,7 @@ impl BuildLayer for EmbeddingSpec {
         checked_size(t, d, "Embedding output")?;
         let init = self.embeddings_initializer.as_ref().map(InitSpec::resolve).transpose()?.unwrap_or(Init::Uniform { low: -0.05, high: 0.05 });
         let offset = alloc.params(checked_size(v, d, "Embedding table")?, "Embedding table")?;
-        Ok(Embedding { vocab: v, dim: d, length: t, init, offset, out: Matrix::default() })
+        Ok(Embedding { vocab: v, dim: d, length: t, init, offset, out: Matrix::default(), mask_zero: self.mask_zero, mask: StepMask::default() })
     }
 }
 
@@ -79,6 +87,9 @@ pub struct Embedding {
     init: Init,
     offset: usize,
     out: Matrix,
+    mask_zero: bool,
+    /// With `mask_zero`: which tokens of the last forward pass are not 0.
+    mask: StepMask,
 }
 
 impl LayerKind for Embedding {
@@ -104,11 +115,38 @@ impl LayerKind for Embedding {
             let id = id as usize;
             o.copy_from_slice(&table[id * d..(id + 1) * d]);
         }
+        if self.mask_zero {
+            let t = self.length;
+            self.mask.fill(x.rows, t, |i, s| x.data[i * t + s] != 0.0)?;
+        }
         Ok(())
     }
 
     fn output(&self) -> MatRef<'_> {
         self.out.view()
+    }
+
+    fn step_width(&self) -> Option<usize> {
+        Some(1)
+    }
+
+    fn mask_flow(&self) -> MaskFlow {
+        if self.mask_zero {
+            MaskFlow::Produces
+        } else {
+            MaskFlow::Ends
+        }
+    }
+
+    fn step_mask(&self) -> Option<&StepMask> {
+        self.mask_zero.then_some(&self.mask)
+    }
+
+    fn set_steps(&mut self, steps: usize) -> Result<()> {
+        ensure_config(steps > 0, || "Embedding needs at least one token per sample, got a zero-length sequence".into())?;
+        checked_size(steps, self.dim, "Embedding output")?;
+        self.length = steps;
+        self.out.reshape_for(0, steps * self.dim)
     }
 
     /// Ids are not differentiable: `dx`, when asked, is zeros.

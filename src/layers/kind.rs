@@ -10,6 +10,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::error::{ensure_shape, Error, Result};
 use crate::init::rng_for;
 use crate::regularizer::{Penalty, Regularizer};
+use crate::layers::mask::{MaskFlow, StepMask};
 use crate::layers::LayerSpec;
 use crate::tensor::{MatRef, Matrix};
 
@@ -169,6 +170,47 @@ pub trait LayerKind {
     /// # Errors
     /// `Error::Shape` when `x` or `dy` do not match the last forward pass.
     fn backward(&mut self, x: MatRef<'_>, params: &[f32], grads: &mut [f32], dy: &mut Matrix, dx: Option<&mut Matrix>) -> Result<()>;
+
+    /// For kinds that work step by step along a sequence's time axis, and so
+    /// take any number of steps (recurrent layers, Embedding, Dense on the last
+    /// axis, elementwise layers): the width of one step of their input. `None`
+    /// (the default): the kind takes only the width it was built for.
+    fn step_width(&self) -> Option<usize> {
+        None
+    }
+
+    /// Re-targets a kind with a [`LayerKind::step_width`] at `steps` time steps
+    /// per sample; `out_dim` follows. Nothing is allocated: workspaces grow at
+    /// the next forward pass (and never shrink), so alternating lengths reuse them.
+    ///
+    /// # Errors
+    /// `Error::Config` when the sizes for `steps` overflow.
+    fn set_steps(&mut self, _steps: usize) -> Result<()> {
+        Ok(())
+    }
+
+    /// [`LayerKind::forward`] for an input that carries the step mask of
+    /// padded sequences (`None`: every step is real). Only the kinds that
+    /// consume masks (the recurrent ones) override it; they keep what their
+    /// backward pass needs, so `backward` takes no mask.
+    ///
+    /// # Errors
+    /// As [`LayerKind::forward`], and `Error::Shape` for a mask of another shape.
+    fn forward_masked(&mut self, x: MatRef<'_>, params: &[f32], buffers: &[f32], ctx: &Ctx, _mask: Option<&StepMask>) -> Result<()> {
+        self.forward(x, params, buffers, ctx)
+    }
+
+    /// Whether the step mask of this layer's input carries on to its output
+    /// (see [`MaskFlow`]). Default: it ends here, as for every kind that
+    /// does not keep the time axis step for step.
+    fn mask_flow(&self) -> MaskFlow {
+        MaskFlow::Ends
+    }
+
+    /// A producing kind's mask, made by its last forward pass.
+    fn step_mask(&self) -> Option<&StepMask> {
+        None
+    }
 
     /// L1/L2 penalties of layers nested inside this one (a residual block's);
     /// the chain that holds this layer collects its own layers' penalties itself.

@@ -25,6 +25,8 @@ pub mod embedding;
 pub mod gated;
 pub mod grid;
 pub mod kind;
+pub mod mask;
+pub mod masking;
 pub mod norm;
 pub mod pool;
 pub mod prelu;
@@ -34,6 +36,8 @@ pub mod recurrent_cells;
 mod recurrent_tests;
 pub mod reshape;
 pub mod residual;
+#[cfg(test)]
+mod sequence_tests;
 pub mod spec;
 #[cfg(test)]
 pub(crate) mod testkit;
@@ -54,6 +58,8 @@ pub use dropout::{Dropout, DropoutSpec};
 pub use embedding::{Embedding, EmbeddingSpec};
 pub use gated::{Gated, GatedSpec};
 pub use kind::{Alloc, BuildLayer, Ctx, LayerKind, ParamInfo};
+pub use mask::{MaskFlow, StepMask};
+pub use masking::{Masking, MaskingSpec};
 pub use norm::{BatchNorm, BatchNormSpec, LayerNorm, LayerNormSpec, RMSNorm, RmsNormSpec};
 pub use pool::{Pool, PoolSpec};
 pub use prelu::{PRelu, PReluSpec};
@@ -151,6 +157,26 @@ macro_rules! layer_kinds {
             fn nested_penalties(&self) -> Vec<Penalty> {
                 match self { $( Layer::$var(l) => l.nested_penalties(), )* }
             }
+
+            fn step_width(&self) -> Option<usize> {
+                match self { $( Layer::$var(l) => l.step_width(), )* }
+            }
+
+            fn forward_masked(&mut self, x: MatRef<'_>, params: &[f32], buffers: &[f32], ctx: &Ctx, mask: Option<&StepMask>) -> Result<()> {
+                match self { $( Layer::$var(l) => l.forward_masked(x, params, buffers, ctx, mask), )* }
+            }
+
+            fn mask_flow(&self) -> MaskFlow {
+                match self { $( Layer::$var(l) => l.mask_flow(), )* }
+            }
+
+            fn step_mask(&self) -> Option<&StepMask> {
+                match self { $( Layer::$var(l) => l.step_mask(), )* }
+            }
+
+            fn set_steps(&mut self, steps: usize) -> Result<()> {
+                match self { $( Layer::$var(l) => l.set_steps(steps), )* }
+            }
         }
     };
 }
@@ -174,6 +200,7 @@ layer_kinds! {
     Recurrent(Recurrent) <= Recurrent(RecurrentSpec);
     Embedding(Embedding) <= Embedding(EmbeddingSpec);
     Bidirectional(Box<Bidirectional>) <= Bidirectional(BidirectionalSpec);
+    Masking(Masking) <= Masking(MaskingSpec);
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ use crate::kernels::gemm::{matmul, matmul_packed, Op, PackedRhs};
 use crate::kernels::reduce::col_sums;
 use crate::layers::kind::{check_backward, BuildLayer};
 use crate::layers::recurrent_cells::{Cell, StepBack, StepFwd};
-use crate::layers::{ActivationSpec, Alloc, Ctx, InitSpec, LayerKind, ParamInfo, WeightSpec};
+use crate::layers::{ActivationSpec, Alloc, Ctx, InitSpec, LayerKind, MaskFlow, ParamInfo, StepMask, WeightSpec};
 use crate::regularizer::{Penalty, Regularizer};
 use crate::tensor::{MatMut, MatRef, Matrix};
 
@@ -180,6 +180,8 @@ struct Workspace {
     /// `W_hh` packed once per pass for the per-step products (as `W_hhᵀ` in
     /// the forward, as `W_hh` in the backward).
     w_hh_pack: PackedRhs,
+    /// The step mask of the last forward pass, sample-major `[batch, T]` (empty: none).
+    keep: Vec<bool>,
 }
 
 fn grow(v: &mut Vec<f32>, len: usize, what: &str) -> Result<()> {
@@ -303,9 +305,22 @@ impl LayerKind for Recurrent {
         params[o_bh..o_bh + l_b].fill(0.0);
     }
 
-    fn forward(&mut self, x: MatRef<'_>, params: &[f32], _buffers: &[f32], _ctx: &Ctx) -> Result<()> {
+    fn forward(&mut self, x: MatRef<'_>, params: &[f32], buffers: &[f32], ctx: &Ctx) -> Result<()> {
+        self.forward_masked(x, params, buffers, ctx, None)
+    }
+
+    /// With a mask, padded steps carry the state over (Keras' masking with
+    /// `zero_output_for_mask=False`, its default for RNN layers): a padded
+    /// step's output is the state so far, zeros before the first real step.
+    fn forward_masked(&mut self, x: MatRef<'_>, params: &[f32], _buffers: &[f32], _ctx: &Ctx, mask: Option<&StepMask>) -> Result<()> {
         self.check_input(x)?;
         let n = x.rows;
+        self.ws.keep.clear();
+        if let Some(m) = mask {
+            m.check(self.kind.name(), n, self.steps)?;
+            try_grow(&mut self.ws.keep, n * self.steps, "the recurrent step mask")?;
+            self.ws.keep.extend_from_slice(m.as_slice());
+        }
         self.reserve(n)?;
         self.rows = n;
         let (t, f, h, gh) = (self.steps, self.features, self.units, self.gh());
@@ -334,7 +349,7 @@ impl LayerKind for Recurrent {
             let rec = &mut self.ws.rec[..n * gh];
             matmul_packed(MatRef { rows: n, cols: h, data: prev }, Op::N, w_hh_ref, Op::T, &self.ws.w_hh_pack, MatMut { rows: n, cols: gh, data: rec }, false)?;
             let saved = &mut self.ws.saved[s * n * sw..(s + 1) * n * sw];
-            let step = StepFwd { units: h, proj: &self.ws.proj, steps: t, time, b_hh, prev, c_prev };
+            let step = StepFwd { units: h, proj: &self.ws.proj, steps: t, time, b_hh, prev, c_prev, keep: &self.ws.keep };
             self.cell.forward_step(n, &step, rec, saved, next, c_next);
         }
         if self.return_sequences {
@@ -400,6 +415,9 @@ impl LayerKind for Recurrent {
                 out: &ws.hs[(s + 1) * nh..(s + 2) * nh],
                 c_prev,
                 dh: &ws.dh[..nh],
+                keep: &ws.keep,
+                steps: t,
+                time: ts,
             };
             self.cell.backward_step(n, &back, &mut ws.dc[..nh], d_rec, &mut ws.carry[..nh]);
             for i in 0..n {
@@ -424,6 +442,31 @@ impl LayerKind for Recurrent {
             let w_ih = &params[o_ih..o_ih + gh * f];
             matmul(d_in, Op::N, MatRef { rows: gh, cols: f, data: w_ih }, Op::N, MatMut { rows: nt, cols: f, data: dx.as_mut_slice() }, false)?;
         }
+        Ok(())
+    }
+
+    fn step_width(&self) -> Option<usize> {
+        Some(self.features)
+    }
+
+    /// Keras' `compute_mask`: the mask stays with `return_sequences` (as it
+    /// is, also with `go_backwards`), and ends with the last state.
+    fn mask_flow(&self) -> MaskFlow {
+        if self.return_sequences {
+            MaskFlow::Keeps
+        } else {
+            MaskFlow::Ends
+        }
+    }
+
+    fn set_steps(&mut self, steps: usize) -> Result<()> {
+        let name = self.kind.name();
+        ensure_config(steps > 0, || format!("{name} needs at least one time step, got a zero-length sequence"))?;
+        checked_size(steps, self.features.max(self.gh()), &format!("{name} input"))?;
+        checked_size(steps + 1, self.units, &format!("{name} output"))?;
+        self.steps = steps;
+        self.rows = 0;
+        self.ws.keep.clear();
         Ok(())
     }
 

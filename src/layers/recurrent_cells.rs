@@ -9,6 +9,10 @@
 //!   `c' = f·c + i·g`, `h' = o·tanh(c')`.
 //! - GRU: `r_t, z = σ(proj + r + b_hh)` (first two thirds),
 //!   `n = tanh(proj_n + r_t·(r_n + b_hn))`, `h' = (1 − z)·n + z·h`.
+//!
+//! A padded step of a masked sequence (Keras' masking) leaves the state as
+//! it was (`h' = h`, `c' = c`), so backward its gradient passes straight to
+//! the step before and its gates get none.
 
 use crate::activation::Activation;
 use multiversion::multiversion;
@@ -35,6 +39,8 @@ pub struct StepFwd<'a> {
     /// `h_{t-1}` and (LSTM) `c_{t-1}`, `[n, units]`.
     pub prev: &'a [f32],
     pub c_prev: &'a [f32],
+    /// The step mask, sample-major `[n, steps]` by input time (empty: no mask).
+    pub keep: &'a [bool],
 }
 
 /// The inputs of one backward step over `n` samples.
@@ -48,6 +54,15 @@ pub struct StepBack<'a> {
     pub c_prev: &'a [f32],
     /// The gradient w.r.t. `h_t`.
     pub dh: &'a [f32],
+    /// The step mask as in [`StepFwd`], with this step's input time.
+    pub keep: &'a [bool],
+    pub steps: usize,
+    pub time: usize,
+}
+
+/// Whether sample `i` has a real (not padded) step at `time`.
+fn kept(keep: &[bool], i: usize, steps: usize, time: usize) -> bool {
+    keep.is_empty() || keep[i * steps + time]
 }
 
 impl Cell {
@@ -84,6 +99,16 @@ impl Cell {
             let r = &mut rec[i * gh..(i + 1) * gh];
             let sv = &mut saved[i * sw..(i + 1) * sw];
             let hn = &mut next[i * h..(i + 1) * h];
+            if !kept(s.keep, i, s.steps, s.time) {
+                // Padding: the state carries over unchanged (the saved values are not
+                // read but zeroed, so that nothing stale meets the zero gradient).
+                sv.fill(0.0);
+                hn.copy_from_slice(&s.prev[i * h..(i + 1) * h]);
+                if self == Cell::Lstm {
+                    c_next[i * h..(i + 1) * h].copy_from_slice(&s.c_prev[i * h..(i + 1) * h]);
+                }
+                continue;
+            }
             match self {
                 Cell::Simple(act) => {
                     add3(&mut sv[..h], r, p, s.b_hh);
@@ -117,7 +142,8 @@ impl Cell {
     /// One step back: the gradients w.r.t. the gate pre-activations (as the
     /// input projection sees them) into `d_gates` `[n, G·units]`; the part of
     /// `dh_{t-1}` that bypasses `W_hh` (GRU's `z·dh`) into `carry`; and
-    /// (LSTM) `dc` replaced by the gradient w.r.t. `c_{t-1}`.
+    /// (LSTM) `dc` replaced by the gradient w.r.t. `c_{t-1}`. `carry` must
+    /// hold zeros on entry.
     pub fn backward_step(self, n: usize, b: &StepBack<'_>, dc: &mut [f32], d_gates: &mut [f32], carry: &mut [f32]) {
         let h = b.units;
         let gh = self.gates() * h;
@@ -126,6 +152,12 @@ impl Cell {
             let sv = &b.saved[i * sw..(i + 1) * sw];
             let dh = &b.dh[i * h..(i + 1) * h];
             let dg = &mut d_gates[i * gh..(i + 1) * gh];
+            if !kept(b.keep, i, b.steps, b.time) {
+                // Padding was `h_t = h_{t-1}` (and `c_t = c_{t-1}`, so `dc` stays).
+                dg.fill(0.0);
+                carry[i * h..(i + 1) * h].copy_from_slice(dh);
+                continue;
+            }
             match self {
                 Cell::Simple(act) => {
                     dg.copy_from_slice(dh);

@@ -31,6 +31,13 @@ fn sig(x: f64) -> f64 {
 /// PyTorch's equations in f64, one sample and one step at a time. `p` holds
 /// weight_ih `[G·h, f]`, weight_hh `[G·h, h]`, bias_ih, bias_hh, in that order.
 pub(super) fn reference(cell: CellKind, t: usize, f: usize, h: usize, seq: bool, back: bool, x: &[f64], p: &[f64]) -> Vec<f64> {
+    reference_masked(cell, t, f, h, seq, back, &[], x, p)
+}
+
+/// [`reference`] with a step mask `keep` (`[n, t]` by input time, empty for
+/// none): a padded step leaves `h` and `c` as they were (Keras' masking).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn reference_masked(cell: CellKind, t: usize, f: usize, h: usize, seq: bool, back: bool, keep: &[bool], x: &[f64], p: &[f64]) -> Vec<f64> {
     let g = match cell {
         CellKind::SimpleRnn => 1,
         CellKind::Lstm => 4,
@@ -46,6 +53,10 @@ pub(super) fn reference(cell: CellKind, t: usize, f: usize, h: usize, seq: bool,
         let mut seq_out = Vec::new();
         for step in 0..t {
             let ts = if back { t - 1 - step } else { step };
+            if !keep.is_empty() && !keep[s * t + ts] {
+                seq_out.extend_from_slice(&hs);
+                continue;
+            }
             let xt = &x[(s * t + ts) * f..(s * t + ts + 1) * f];
             // a[k] = W_ih[k]·x + b_ih[k], b[k] = W_hh[k]·h + b_hh[k]
             let a: Vec<f64> = (0..g * h).map(|k| (0..f).map(|j| w_ih[k * f + j] * xt[j]).sum::<f64>() + b_ih[k]).collect();
@@ -176,7 +187,7 @@ fn bad_specs_and_inputs_are_named_errors() {
 }
 
 fn embedding(v: usize, d: usize, t: usize) -> EmbeddingSpec {
-    EmbeddingSpec { input_dim: v, output_dim: d, length: t, embeddings_initializer: None }
+    EmbeddingSpec { input_dim: v, output_dim: d, length: t, embeddings_initializer: None, mask_zero: false }
 }
 
 #[test]

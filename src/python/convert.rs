@@ -19,6 +19,8 @@ pub fn mat<'a>(a: &'a PyReadonlyArray2<'_, f32>) -> PyResult<MatRef<'a>> {
 pub enum PyTargets<'py> {
     Labels(PyReadonlyArray1<'py, i64>),
     Values(PyReadonlyArray2<'py, f32>),
+    /// `[N, T]` int64: per-step labels of sequences.
+    Steps(PyReadonlyArray2<'py, i64>),
 }
 
 impl<'py> PyTargets<'py> {
@@ -29,7 +31,10 @@ impl<'py> PyTargets<'py> {
         if let Ok(v) = y.extract::<PyReadonlyArray2<'py, f32>>() {
             return Ok(PyTargets::Values(v));
         }
-        Err(Error::Shape("y must be a 1-D int64 array of labels or a 2-D float32 array of targets".into()).into())
+        if let Ok(s) = y.extract::<PyReadonlyArray2<'py, i64>>() {
+            return Ok(PyTargets::Steps(s));
+        }
+        Err(Error::Shape("y must be a 1-D int64 array of labels, a 2-D int64 array of per-step labels or a 2-D float32 array of targets".into()).into())
     }
 
     pub fn view(&self) -> PyResult<Targets<'_>> {
@@ -38,6 +43,14 @@ impl<'py> PyTargets<'py> {
                 Ok(Targets::Labels(l.as_slice().map_err(|_| Error::Shape("labels must be C-contiguous".into()))?))
             }
             PyTargets::Values(v) => Ok(Targets::Values(mat(v)?)),
+            PyTargets::Steps(s) => {
+                let steps = s.shape()[1];
+                let labels = s.as_slice().map_err(|_| Error::Shape("labels must be C-contiguous".into()))?;
+                if steps == 0 {
+                    return Err(Error::Shape("per-step labels need at least one step".into()).into());
+                }
+                Ok(Targets::Steps { labels, steps })
+            }
         }
     }
 }

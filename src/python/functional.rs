@@ -120,7 +120,7 @@ pub fn loss_and_grad<'py>(py: Python<'py>, name: &str, output: PyReadonlyArray2<
         o.check_samples("output")?;
         loss.check_targets(&t, o.rows, o.cols)?;
         let mut g = vec![0.0; o.data.len()];
-        let s = loss.evaluate(o, &t, None, Some(&mut g));
+        let s = loss.evaluate(o, &t, None, None, Some(&mut g));
         Ok((s.mean_loss(), g))
     })?;
     Ok((value, array2(py, o.rows, o.cols, grad)?))

@@ -5,6 +5,10 @@ Tensors as PyTorch names them (without ``_l0``): ``weight_ih`` [G·H, F],
 ``weight_hh`` [G·H, H], ``bias_ih`` and ``bias_hh`` [G·H]; gate order LSTM
 i, f, g, o and GRU r, z, n. ``go_backwards`` reads the steps last to first and
 returns the outputs in that reading order (Keras' convention).
+
+With a step ``mask`` ([N, T] bool by input time, True for a real step), a padded
+step leaves ``h`` and ``c`` as they were and outputs the state so far (Keras'
+masking with ``zero_output_for_mask=False``, the RNN layers' default).
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ def _step(cell, x_t, h, c, p, act):
     raise ValueError(cell)
 
 
-def run(cell, x, p, return_sequences=False, go_backwards=False, act=np.tanh):
+def run(cell, x, p, return_sequences=False, go_backwards=False, act=np.tanh, mask=None):
     """``x`` [N, T, F] → [N, H] (last state) or [N, T, H] (every state)."""
     N, T, _ = x.shape
     H = p["weight_hh"].shape[1]
@@ -52,7 +56,8 @@ def run(cell, x, p, return_sequences=False, go_backwards=False, act=np.tanh):
         h, c = np.zeros(H), np.zeros(H)
         order = range(T - 1, -1, -1) if go_backwards else range(T)
         for k, t in enumerate(order):
-            h, c = _step(cell, x[n, t], h, c, p, act)
+            if mask is None or mask[n, t]:
+                h, c = _step(cell, x[n, t], h, c, p, act)
             out[n, k] = h
         last[n] = h
     return out if return_sequences else last

@@ -108,7 +108,6 @@ def test_the_same_network_and_initial_weights_as_ferronns_own_layers():
     (lambda: layers.LSTM(8, kernel_constraint="max_norm"), "kernel_constraint"),
     (lambda: layers.SimpleRNN(8, activity_regularizer="l2"), "activity_regularizer"),
     (lambda: layers.LSTM(8, trainable=False), "trainable=False"),
-    (lambda: layers.Embedding(10, 4, mask_zero=True), "mask_zero=True"),
     (lambda: layers.Embedding(10, 4, embeddings_regularizer="l2"), "embeddings_regularizer"),
     (lambda: layers.Embedding(10, 4, weights=np.zeros((10, 4))), "weights"),
     (lambda: layers.Embedding(10, 4, input_length=5), "input_length"),
@@ -187,3 +186,22 @@ def test_lstm_learns_the_digits_read_row_by_row():
     assert before < 0.3
     print("digits LSTM accuracy", before, after)
     assert after >= ACCURACY_FLOOR, after
+
+
+def test_masking_and_mask_zero_as_in_keras():
+    """Keras' masking guide: padded sequences with Embedding(mask_zero=True) or Masking give
+    what the unpadded ones give; keras.Input(shape=(None, F)) takes sequences of any length."""
+    from ferronn import keras
+    emb = keras.Sequential([keras.Input(shape=(None,)), layers.Embedding(20, 4, mask_zero=True), layers.LSTM(3)])
+    emb.compile(loss="mse")
+    padded = np.array([[5, 7, 2, 0, 0, 0]])
+    np.testing.assert_allclose(emb.predict(padded, verbose=0), emb.predict(padded[:, :3], verbose=0), rtol=1e-5)
+    assert emb.layers[0].mask_zero
+    model = keras.Sequential([keras.Input(shape=(None, 2)), layers.Masking(mask_value=0.0), layers.GRU(3)])
+    model.compile(loss="mse")
+    assert model.input_shape == (None, None, 2) and model.output_shape == (None, 3)
+    x = np.zeros((1, 5, 2), np.float32)
+    x[0, :2] = [[0.3, -0.2], [0.1, 0.4]]
+    np.testing.assert_allclose(model.predict(x, verbose=0), model.predict(x[:, :2], verbose=0), rtol=1e-5)
+    first = keras.Sequential([layers.Masking(-1.0, input_shape=(None, 2)), layers.SimpleRNN(2)])
+    assert first.input_shape == (None, None, 2)

@@ -574,6 +574,7 @@ SPEC_LAYERS = [
     _shaped(fn.Bidirectional(fn.SimpleRNN(2, activation="relu"), "mul",
                              backward_layer=fn.SimpleRNN(2, go_backwards=True)), (3, 2)),
     _shaped(fn.Embedding(10, 4), (6,)), _shaped(fn.Embedding(3, 2, embeddings_initializer="normal"), (2,)),
+    _shaped(fn.Embedding(5, 2, mask_zero=True), (3,)), _shaped(fn.Masking(), (4, 2)), _shaped(fn.Masking(-1.5), (2, 3)),
     _shaped(fn.Dense(3, activation="tanh"), (4, 2)),
 ]
 

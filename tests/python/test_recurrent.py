@@ -172,7 +172,7 @@ def test_bad_arguments_are_named_errors():
     with pytest.raises(fn.ConfigError):
         fn.Embedding(0, 3)
     with pytest.raises(fn.ConfigError, match="mask_zero"):
-        fn.Embedding(5, 3, mask_zero=True)
+        fn.Embedding(5, 3, mask_zero="yes")
     with pytest.raises(fn.UnknownNameError):
         m = fn.Sequential([fn.SimpleRNN(3, activation="nope")], input_shape=(2, 2))
         m.compile(loss="mse")

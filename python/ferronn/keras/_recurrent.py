@@ -2,7 +2,7 @@
 
 Each class is the ferronn layer (a subclass, so models, files and exports treat it as
 that layer) built from Keras 3's arguments, in Keras' order and with Keras' defaults.
-ferronn's recurrences are PyTorch's: sequences of fixed length, ``tanh`` and
+ferronn's recurrences are PyTorch's: ``tanh`` and
 ``sigmoid`` gates, two bias vectors per layer (``bias_ih`` and ``bias_hh``), which is
 Keras' ``GRU(reset_after=True)`` form. So ``count_params()`` and ``summary()`` count
 the tensors ferronn trains: the same as Keras for ``GRU``, ``units`` more than Keras
@@ -10,8 +10,10 @@ for ``SimpleRNN`` and ``4·units`` more for ``LSTM`` (Keras keeps one bias per g
 
 Arguments ferronn cannot honour raise ``NotSupportedError`` naming them: other gate
 activations, ``use_bias=False``, constraints, activity regularizers, dropout,
-``return_state``, ``stateful``, ``unroll``, ``reset_after=False``, and (masking is not
-there yet) ``mask_zero=True``.
+``return_state``, ``stateful``, ``unroll``, ``reset_after=False``. Masking follows
+Keras: ``Embedding(mask_zero=True)`` and ``Masking(mask_value)`` make the recurrent
+layers after them skip padded steps; ``input_shape=(None, features)`` takes sequences
+of any length.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from ._common import check_default, unsupported
 from ._conv import _common
 from .layers import _KerasLayer  # defined before keras.layers imports this module
 
-__all__ = ["SimpleRNN", "LSTM", "GRU", "Bidirectional", "Embedding"]
+__all__ = ["SimpleRNN", "LSTM", "GRU", "Bidirectional", "Embedding", "Masking"]
 
 
 def _check_rnn(owner: str, args: dict[str, Any], kwargs: dict[str, Any]) -> None:
@@ -144,16 +146,25 @@ class Embedding(_KerasLayer, _fl.Embedding):
         for arg, value, hint in (
                 ("embeddings_regularizer", embeddings_regularizer, "ferronn's Embedding has no regularizer"),
                 ("embeddings_constraint", embeddings_constraint, ""),
-                ("mask_zero", mask_zero, "masking is not implemented yet; pad with id 0 and let the model learn it"),
                 ("lora_rank", lora_rank, ""), ("lora_alpha", lora_alpha, ""),
                 ("quantization_config", kwargs.pop("quantization_config", None), "")):
-            check_default("Embedding", arg, value, False if arg == "mask_zero" else None, hint)
+            check_default("Embedding", arg, value, None, hint)
         if weights is not None:  # an array: compared with `is`, not `!=`
             unsupported("Embedding(weights=...)", "call set_weights once the model is built")
         _common(self, "Embedding", _fl.Embedding, kwargs)
-        super().__init__(input_dim, output_dim, embeddings_initializer)
+        super().__init__(input_dim, output_dim, embeddings_initializer, mask_zero=mask_zero)
+
+
+class Masking(_KerasLayer, _fl.Masking):
+    """Keras' ``Masking(mask_value=0.0)``: time steps whose features all equal
+    ``mask_value`` are padding, skipped by the recurrent layers after it. See
+    ``ferronn.layers.Masking``."""
+
+    def __init__(self, mask_value: float = 0.0, **kwargs: Any) -> None:
+        _common(self, "Masking", _fl.Masking, kwargs)
+        super().__init__(mask_value)
 
 
 # Documented and pickled under the module users import them from.
-for _cls in (SimpleRNN, LSTM, GRU, Bidirectional, Embedding):
+for _cls in (SimpleRNN, LSTM, GRU, Bidirectional, Embedding, Masking):
     _cls.__module__ = "ferronn.keras.layers"

@@ -23,6 +23,12 @@ def _rmsprop() -> Any:
     return optimizers.RMSprop()
 
 
+def _is_width(item: Any) -> bool:
+    """Whether a Keras ``Input`` placeholder declares a plain width (``shape=(n,)``)."""
+    shape = getattr(item, "shape", None)
+    return isinstance(shape, tuple) and len(shape) == 1 and shape[0] is not None
+
+
 def _input_dim(item: Any) -> Optional[int]:
     """The input width of a Keras ``Input`` placeholder (``keras.Input(shape=(n,))``)."""
     shape = getattr(item, "shape", None)
@@ -66,7 +72,10 @@ class Sequential(_Sequential):
         items = list(layers or [])
         input_dim = kwargs.pop("input_dim", None)
         if items and isinstance(items[0], _InputPlaceholder):
-            input_dim = _input_dim(items.pop(0))
+            if _is_width(items[0]):
+                input_dim = _input_dim(items.pop(0))
+            elif kwargs.get("input_shape") is None:
+                kwargs["input_shape"] = items.pop(0).shape  # keras.Input(shape=(None, 28)): sequences, images
         first_shape = getattr(items[0], "_keras_input_shape", None) if items else None
         if first_shape is not None and kwargs.get("input_shape") is None:
             kwargs["input_shape"] = first_shape  # Conv2D(..., input_shape=(28, 28, 1)) first, as Keras
@@ -82,12 +91,20 @@ class Sequential(_Sequential):
         if isinstance(layer, _InputPlaceholder):
             if self.layers:
                 unsupported("keras.Input after the first layer")
-            self.input_dim = _input_dim(layer)
+            if _is_width(layer):
+                self.input_dim = _input_dim(layer)
+            else:
+                from .._model_data import declared_shape
+                from ..layers import Input
+                self._sample_shape, self._variable_steps = declared_shape(Input(layer.shape).shape)
+                self.input_dim = math.prod(self._sample_shape)
             return
         if not self.layers and self.input_dim is None:
             shape = getattr(layer, "_keras_input_shape", None)  # Conv2D(..., input_shape=(28, 28, 1)) first
             if shape is not None:
-                self._sample_shape, self.input_dim = shape, math.prod(shape)
+                from .._model_data import declared_shape
+                self._sample_shape, self._variable_steps = declared_shape(shape)
+                self.input_dim = math.prod(self._sample_shape)
             else:
                 self.input_dim = getattr(layer, "input_dim", None)  # Dense(..., input_shape=(n,)) first
         super().add(layer)
@@ -133,12 +150,14 @@ class Sequential(_Sequential):
     @property
     def input_shape(self) -> Optional[tuple[Any, ...]]:  # type: ignore[override]
         """The input shape as Keras gives it, with the batch axis first (``(None, 28, 28, 1)``), once known."""
-        return None if self._sample_shape is None else (None, *self._sample_shape)
+        shape = self._public_shape(self._sample_shape)
+        return None if shape is None else (None, *shape)
 
     @property
     def output_shape(self) -> Optional[tuple[Any, ...]]:  # type: ignore[override]
         """The output shape as Keras gives it, with the batch axis first (``(None, 10)``), once the input shape is known."""
-        return None if self._sample_shape is None else (None, *self._output_shapes(self._sample_shape)[-1])
+        shape = self._public_shape(self._sample_shape, output=True)
+        return None if shape is None else (None, *shape)
 
     @property
     def built(self) -> bool:

@@ -42,7 +42,7 @@ __all__ = [
     # convolution, pooling, reshaping (ferronn.keras._conv)
     *_conv_names,
     # recurrent layers and Embedding (ferronn.keras._recurrent)
-    "SimpleRNN", "LSTM", "GRU", "Bidirectional", "Embedding",
+    "SimpleRNN", "LSTM", "GRU", "Bidirectional", "Embedding", "Masking",
 ]
 
 
@@ -233,4 +233,4 @@ from ._conv import (  # noqa: E402,F401  (after _KerasLayer, which they extend)
     GlobalMaxPool1D, GlobalMaxPool2D, GlobalMaxPooling1D, GlobalMaxPooling2D, MaxPool1D, MaxPool2D,
     MaxPooling1D, MaxPooling2D, Reshape,
 )
-from ._recurrent import Bidirectional, Embedding, GRU, LSTM, SimpleRNN  # noqa: E402,F401  (after _KerasLayer)
+from ._recurrent import Bidirectional, Embedding, GRU, LSTM, Masking, SimpleRNN  # noqa: E402,F401  (after _KerasLayer)

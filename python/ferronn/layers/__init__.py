@@ -16,6 +16,7 @@ from .conv import Conv1D, Conv2D, Convolution1D, Convolution2D
 from .dense import Dense
 from .embedding import Embedding
 from .gated import GLU, GeGLU, Gated, ReGLU, SwiGLU
+from .masking import Masking
 from .norm import BatchNorm, LayerNorm, RMSNorm
 from .pool import (
     AveragePooling1D, AveragePooling2D, AvgPool1D, AvgPool2D, GlobalAveragePooling1D, GlobalAveragePooling2D,
@@ -59,6 +60,7 @@ __all__ = [
     "GRU",
     "Bidirectional",
     "Embedding",
+    "Masking",
     "Conv1D",
     "Conv2D",
     "Convolution1D",

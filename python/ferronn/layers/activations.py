@@ -111,6 +111,9 @@ class Activation(Layer):
 
     keeps_shape = True
 
+    def passes_mask(self) -> bool:
+        return True
+
     def __init__(self, name: str, alpha: Optional[float] = None) -> None:
         if not isinstance(name, str):
             raise ConfigError(f"activation name must be a string such as 'relu', got {name!r}")

@@ -86,6 +86,8 @@ class NumpyStep(NamedTuple):
     pre: Optional[np.ndarray] = None
     post: Optional[np.ndarray] = None
     kinked: bool = False
+    #: A mask producer's step mask of padded sequences, ``[N, T]`` bool (True: a real step).
+    mask: Optional[np.ndarray] = None
 
 
 class TorchEntry(NamedTuple):
@@ -166,6 +168,14 @@ class Layer:
     def output_dim(self, input_dim: int) -> int:
         """Width of the output for inputs of width ``input_dim``."""
         return input_dim
+
+    def passes_mask(self) -> bool:
+        """Whether the step mask of padded sequences carries on past this layer (its
+        output keeps the time axis step for step), as the core's ``MaskFlow::Keeps``:
+        Dense on the last axis, activations, Dropout, recurrent layers with
+        ``return_sequences``. Producers (``Masking``, ``Embedding(mask_zero=True)``)
+        return their mask from ``numpy_forward`` instead."""
+        return False
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         """Per-sample shape of the output (no batch axis) for inputs of per-sample

@@ -79,6 +79,9 @@ class Dense(WeightOptions, Layer):
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         return (*tuple(input_shape)[:-1], self.units)
 
+    def passes_mask(self) -> bool:
+        return self._input_shape is not None and len(self._input_shape) > 1  # on the last axis of sequences
+
     def numpy_forward(self, h: np.ndarray, p: Any, ref: Any, where: str) -> NumpyStep:
         features = p["weight"].shape[0]  # per position: the last axis of N-D inputs
         z = (h.reshape(-1, features) @ p["weight"] + p["bias"]).reshape(len(h), -1)

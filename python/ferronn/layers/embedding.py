@@ -23,8 +23,14 @@ class Embedding(Layer):
     Ids must be whole numbers in ``[0, input_dim)``: any other value raises
     ``LabelError`` before the model changes. The table starts uniform on
     [-0.05, 0.05] (Keras' ``embeddings_initializer="uniform"``). Ids travel to the
-    core as float32, so ``input_dim`` is at most 2**24. ``mask_zero=True`` is not
-    supported yet (``ConfigError``).
+    core as float32, so ``input_dim`` is at most 2**24.
+
+    ``mask_zero=True`` makes id 0 padding (Keras' semantics): the layer produces the
+    step mask ``id != 0``, and the recurrent layers after it skip the padded steps
+    (their state carries over), so a padded sequence gives what it gives unpadded.
+    The mask flows through layers that keep the time axis (Dense, activations,
+    Dropout, recurrent layers with ``return_sequences``); a per-step loss leaves the
+    padded steps out. Id 0 then never stands for a real token.
 
     >>> import numpy as np, ferronn as fn
     >>> m = fn.Sequential([fn.Embedding(10, 4), fn.LSTM(3)], input_shape=(6,))
@@ -35,6 +41,7 @@ class Embedding(Layer):
 
     param_names = ("weight",)
     _aliases = {"embeddings": "weight"}
+    takes_sequences = True
 
     def __init__(self, input_dim: int, output_dim: int, embeddings_initializer: Any = "uniform",
                  mask_zero: bool = False) -> None:
@@ -43,9 +50,7 @@ class Embedding(Layer):
         if self.input_dim > 1 << 24:
             raise ConfigError(f"Embedding input_dim may be at most 2**24 (ids travel as float32), got {self.input_dim}")
         self.embeddings_initializer = embeddings_initializer
-        if boolean(mask_zero, "Embedding mask_zero"):
-            raise ConfigError("Embedding(mask_zero=True) is not supported yet: masking is not implemented")
-        self.mask_zero = False
+        self.mask_zero = boolean(mask_zero, "Embedding mask_zero")
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         shape = tuple(int(d) for d in input_shape)
@@ -65,12 +70,15 @@ class Embedding(Layer):
                "length": self._input_shape[0]}
         if self.embeddings_initializer is not None:
             out["embeddings_initializer"] = self.embeddings_initializer
+        if self.mask_zero:
+            out["mask_zero"] = True
         return out
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> "Embedding":
         layer = cls(spec.get("input_dim"), spec.get("output_dim"),  # type: ignore[arg-type]
-                    embeddings_initializer=spec.get("embeddings_initializer"))
+                    embeddings_initializer=spec.get("embeddings_initializer"),
+                    mask_zero=spec.get("mask_zero", False))
         length = spec.get("length")
         layer._built_for((positive_int(length, "Embedding length"),))
         return layer
@@ -79,7 +87,8 @@ class Embedding(Layer):
         ids = np.asarray(h)
         if not (np.all(ids == np.round(ids)) and ids.min(initial=0) >= 0 and ids.max(initial=0) < self.input_dim):
             raise LabelError(f"Embedding token ids must be whole numbers in [0, {self.input_dim}) ({where})")
-        return NumpyStep(p["weight"][ids.astype(np.int64)].reshape(ids.shape[0], -1))
+        out = p["weight"][ids.astype(np.int64)].reshape(ids.shape[0], -1)
+        return NumpyStep(out, mask=ids != 0 if self.mask_zero else None)
 
     def _no_mask(self, what: str, where: str) -> None:
         if getattr(self, "mask_zero", False):
@@ -101,4 +110,5 @@ class Embedding(Layer):
                          [TorchEntry(f"{t}.weight", f"{f}.weight")], (_tm.TOKEN_EMBEDDING,))
 
     def __repr__(self) -> str:
-        return f"Embedding({self.input_dim}, {self.output_dim_})"
+        extra = ", mask_zero=True" if self.mask_zero else ""
+        return f"Embedding({self.input_dim}, {self.output_dim_}{extra})"

@@ -43,6 +43,7 @@ class _Recurrent(WeightOptions, Layer):
     cell = ""
     gates = 1
     param_names = _TENSORS
+    takes_sequences = True
     _aliases = {}
 
     def __init__(self, units: int, *, return_sequences: bool = False, go_backwards: bool = False,
@@ -77,6 +78,9 @@ class _Recurrent(WeightOptions, Layer):
         return int(np.prod(self.output_shape(self._input_shape)))
 
     # -- spec -----------------------------------------------------------------
+
+    def passes_mask(self) -> bool:
+        return self.return_sequences  # Keras' compute_mask: the mask stays with the time axis
 
     def _extra_spec(self) -> dict[str, Any]:
         return {}
@@ -127,16 +131,25 @@ class _Recurrent(WeightOptions, Layer):
         raise NotImplementedError
 
     def numpy_forward(self, h: np.ndarray, p: Any, ref: Any, where: str) -> NumpyStep:
-        t, f = self._sequence(self._input_shape or ())
-        x = h.reshape(h.shape[0], t, f)
+        _, f = self._sequence(self._input_shape or ())
+        x = h.reshape(h.shape[0], -1, f)  # this call's number of steps (any, with variable lengths)
+        t = x.shape[1]
         if self.go_backwards:
             x = x[:, ::-1]
+        keep = getattr(ref, "mask", None)  # [N, T] step mask of padded sequences, by input time
+        if keep is not None and self.go_backwards:
+            keep = keep[:, ::-1]
         a = x @ p["weight_ih"].T + p["bias_ih"]  # every step's input projection, [N, T, G·units]
         hs = np.zeros((h.shape[0], self.units), dtype=h.dtype)
         cs = np.zeros_like(hs)
         outs = []
         for step in range(t):
-            hs, cs = self._cell(a[:, step], hs, cs, p, ref)
+            h_new, c_new = self._cell(a[:, step], hs, cs, p, ref)
+            if keep is None:
+                hs, cs = h_new, c_new
+            else:  # a padded step carries the state over (Keras' masking)
+                k = keep[:, step:step + 1]
+                hs, cs = np.where(k, h_new, hs), np.where(k, c_new, cs)
             outs.append(hs)
         out = np.stack(outs, axis=1).reshape(h.shape[0], -1) if self.return_sequences else hs
         return NumpyStep(out)

@@ -16,8 +16,9 @@ from .base import Layer, NumpyStep, TorchPart, register
 __all__ = ["Flatten", "Reshape", "Input"]
 
 
-def _shape(value: Any, name: str) -> tuple[int, ...]:
-    """A per-sample shape: one or more integers >= 1 (each within what the core takes)."""
+def _shape(value: Any, name: str, steps_may_vary: bool = False) -> tuple[Any, ...]:
+    """A per-sample shape: one or more integers >= 1 (each within what the core takes);
+    with ``steps_may_vary``, the first axis (a sequence's time steps) may be None."""
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         value = (value,)
     try:
@@ -26,6 +27,8 @@ def _shape(value: Any, name: str) -> tuple[int, ...]:
         raise ConfigError(f"{name} must be a tuple of positive integers, got {value!r}") from None
     if not shape:
         raise ConfigError(f"{name} must be a tuple of positive integers, got {value!r}")
+    if steps_may_vary and shape[0] is None:
+        return (None, *(positive_int(d, name) for d in shape[1:]))
     return tuple(positive_int(d, name) for d in shape)
 
 
@@ -117,10 +120,13 @@ class Reshape(Layer):
 class Input:
     """Declares the per-sample input shape as the first entry of a ``Sequential``
     (Keras' ``keras.Input``): ``Sequential([fn.Input(shape=(28, 28, 1)), ...])``. It
-    is not a layer: the model takes the shape from it and leaves it out of ``layers``."""
+    is not a layer: the model takes the shape from it and leaves it out of ``layers``.
+
+    Sequences of any length: ``fn.Input(shape=(None, F))`` (token ids: ``(None,)``), as
+    Keras; each call may then bring another number of time steps."""
 
     def __init__(self, shape: Any, name: Optional[str] = None) -> None:
-        self.shape = _shape(shape, "Input shape")
+        self.shape = _shape(shape, "Input shape", steps_may_vary=True)
         self.name = name  # accepted as Keras does; ferronn does not use it
 
     def __repr__(self) -> str:
