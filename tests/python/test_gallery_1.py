@@ -3,7 +3,6 @@ write their figures (non-empty PNG files)."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import pathlib
 
@@ -12,14 +11,11 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples"
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+from gallery_runner import PNG_MAGIC, load_example  # noqa: E402
 
 
 def run(name: str, out_dir: pathlib.Path) -> dict:
-    spec = importlib.util.spec_from_file_location(f"gallery_{name}", EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_example(name)
     assert module.__doc__ and len(module.__doc__) > 300          # the idea, explained
     result = module.main(fast=True, out_dir=str(out_dir))
     assert result["figures"]

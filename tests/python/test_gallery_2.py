@@ -1,8 +1,6 @@
 """Examples 06-11 (the second half of the gallery): each runs in fast mode, shows what
 its docstring claims, and writes its figures as non-empty PNG files."""
 
-import importlib.util
-import pathlib
 import subprocess
 import sys
 
@@ -11,25 +9,7 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples"
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def run_example(name, out_dir):
-    """Imports examples/<name>.py (its name starts with a digit) and runs main(fast=True)."""
-    spec = importlib.util.spec_from_file_location(f"gallery_{name}", EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main(fast=True, out_dir=str(out_dir))
-
-
-def assert_figures(result, out_dir, names):
-    assert sorted(pathlib.Path(p).name for p in result["figures"]) == sorted(names)
-    for name in names:
-        path = out_dir / name
-        assert path.is_file(), f"{name} was not written"
-        data = path.read_bytes()
-        assert data[:8] == PNG_MAGIC and len(data) > 2000, f"{name} is not a real PNG"
+from gallery_runner import EXAMPLES, assert_figures, run_example  # noqa: E402
 
 
 def test_06_dying_relu_detected_and_fixed(tmp_path):

@@ -2,24 +2,12 @@
 reduced data to the measured accuracy, parameter counts are the formulas', and the filter
 and feature-map figures are written."""
 
-import importlib.util
-import pathlib
 
 import pytest
 
 pytest.importorskip("matplotlib")
 
-EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples"
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-FASHION_DIR = pathlib.Path("/usr/share/datasets/fashion-mnist")
-
-
-def run_example(name, out_dir):
-    """Imports examples/<name>.py (its name starts with a digit) and runs main(fast=True)."""
-    spec = importlib.util.spec_from_file_location(f"gallery_{name}", EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main(fast=True, out_dir=str(out_dir))
+from gallery_runner import FASHION_DIR, assert_figures, run_example  # noqa: E402
 
 
 def test_12_cnn_and_mlp_on_the_same_data(tmp_path):
@@ -37,7 +25,4 @@ def test_12_cnn_and_mlp_on_the_same_data(tmp_path):
     floor = {28: 0.77, 8: 0.88}[side]
     assert r["mlp_test_accuracy"] >= floor and r["cnn_test_accuracy"] >= floor
     names = ["12_cnn_filters.png", "12_cnn_feature_maps.png"]
-    assert sorted(pathlib.Path(p).name for p in r["figures"]) == sorted(names)
-    for name in names:
-        data = (tmp_path / name).read_bytes()
-        assert data[:8] == PNG_MAGIC and len(data) > 2000, f"{name} is not a real PNG"
+    assert_figures(r, tmp_path, names)

@@ -1,7 +1,6 @@
 """Examples 13 (vanishing gradients through time) and 14 (Fashion-MNIST read row by row
 by an LSTM) in fast mode: the claims their docstrings and the README's gallery make."""
 
-import importlib.util
 import pathlib
 
 import numpy as np
@@ -9,22 +8,7 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples"
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-FASHION_DIR = pathlib.Path("/usr/share/datasets/fashion-mnist")
-
-
-def run_example(name, out_dir):
-    """Imports examples/<name>.py (its name starts with a digit) and runs main(fast=True)."""
-    spec = importlib.util.spec_from_file_location(f"gallery_{name}", EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main(fast=True, out_dir=str(out_dir))
-
-
-def assert_png(path):
-    data = pathlib.Path(path).read_bytes()
-    assert data[:8] == PNG_MAGIC and len(data) > 2000, f"{path} is not a real PNG"
+from gallery_runner import FASHION_DIR, assert_png, run_example  # noqa: E402
 
 
 def test_13_simple_rnn_fails_long_sequences_where_lstm_and_gru_learn(tmp_path):

@@ -8,7 +8,6 @@ NumPy stand-in for torch (torch_standin.py), matches ``predict_raw``."""
 from __future__ import annotations
 
 import itertools
-import sys
 
 import numpy as np
 import onnx
@@ -61,17 +60,7 @@ def model_case(name: str) -> tuple[fn.Sequential, np.ndarray]:
 
 def run_generated(model: fn.Sequential, x: np.ndarray, tmp_path, monkeypatch) -> np.ndarray:
     """The torch_source module on the stand-in, loaded from the model's torch-layout file."""
-    path = tmp_path / "w.safetensors"
-    model.save(path, layout="torch")
-    torch = torch_standin.install()
-    monkeypatch.setitem(sys.modules, "torch", torch)
-    monkeypatch.setitem(sys.modules, "torch.nn", torch.nn)
-    namespace: dict = {}
-    exec(fn.torch_layout.torch_source(model), namespace)
-    module = namespace["model"]
-    module.load_state_dict(load_file(str(path)))
-    module.eval()
-    return np.asarray(module(torch_standin.tensor(x)))
+    return torch_standin.run_torch_source(model, x, tmp_path, monkeypatch)
 
 
 @pytest.mark.parametrize("cell,rs,gb", CASES)

@@ -5,7 +5,6 @@ and the generated module's own source run on a float64 NumPy stand-in for torch
 
 from __future__ import annotations
 
-import sys
 
 import numpy as np
 import pytest
@@ -19,17 +18,7 @@ from test_onnx_conv import MODELS, built
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_generated_module_matches_predict_raw(name, tmp_path, monkeypatch):
     model, x = built(name)
-    path = tmp_path / "w.safetensors"
-    model.save(path, layout="torch")
-    torch = torch_standin.install()
-    monkeypatch.setitem(sys.modules, "torch", torch)
-    monkeypatch.setitem(sys.modules, "torch.nn", torch.nn)
-    namespace: dict = {}
-    exec(fn.torch_layout.torch_source(model), namespace)
-    module = namespace["model"]
-    module.load_state_dict(load_file(str(path)))
-    module.eval()
-    got = np.asarray(module(torch_standin.tensor(x)))  # the input in the model's own layout
+    got = torch_standin.run_torch_source(model, x, tmp_path, monkeypatch)
     want = model.predict_raw(x)
     assert got.shape == want.shape
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)

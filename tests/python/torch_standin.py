@@ -353,3 +353,25 @@ def install() -> types.ModuleType:
     torch.nn = nn
     torch.ones_like = lambda x: tensor(np.ones(x.shape))
     return torch
+
+
+def run_torch_source(model, x: np.ndarray, tmp_path, monkeypatch) -> np.ndarray:
+    """What `torch_source(model)` prints, run on this stand-in with the tensors the model's
+    torch-layout file holds (loaded with `load_state_dict`, as a PyTorch user would)."""
+    import sys
+
+    from safetensors.numpy import load_file
+
+    import ferronn as fn
+
+    path = tmp_path / "w.safetensors"
+    model.save(path, layout="torch")
+    torch = install()
+    monkeypatch.setitem(sys.modules, "torch", torch)
+    monkeypatch.setitem(sys.modules, "torch.nn", torch.nn)
+    namespace: dict = {}
+    exec(fn.torch_layout.torch_source(model), namespace)
+    module = namespace["model"]
+    module.load_state_dict(load_file(str(path)))
+    module.eval()
+    return np.asarray(module(tensor(x)))  # the input in the model's own layout
