@@ -236,3 +236,48 @@ fn another_sequence_length_is_followed_by_both_directions() {
         assert!(matches!(layer.forward_masked(x.view(), &params, &[], &Ctx::default(), Some(&ragged(5))), Err(Error::Shape(_))));
     }
 }
+
+/// In a chain: Embedding(mask_zero) → Bidirectional(return_sequences) →
+/// Bidirectional keeps the mask to the output; without return_sequences it
+/// ends with the last states; a resized chain takes another length.
+#[test]
+fn the_mask_flows_through_a_bidirectional_layer_in_a_chain() {
+    use crate::layers::{Chain, LayerSpec};
+    let t = 4;
+    let dir = |input: usize, units: usize, back: bool| format!(r#"{{"cell":"gru","input":[{t},{input}],"units":{units},"return_sequences":true,"go_backwards":{back}}}"#);
+    let json = format!(
+        r#"[{{"type":"embedding","input_dim":6,"output_dim":3,"length":{t},"mask_zero":true}},{{"type":"bidirectional","forward":{},"backward":{}}},{{"type":"bidirectional","forward":{},"backward":{},"merge_mode":"sum"}}]"#,
+        dir(3, 2, false),
+        dir(3, 2, true),
+        dir(4, 2, false),
+        dir(4, 2, true)
+    );
+    let build = |json: &str| {
+        let specs: Vec<LayerSpec> = serde_json::from_str(json).unwrap();
+        let mut alloc = Alloc::default();
+        let chain = Chain::build(&specs, t, &mut alloc).unwrap();
+        let mut params = vec![0.0; alloc.params];
+        chain.init(&mut params, &mut [], &mut crate::init::rng_for(5, 0));
+        (chain, params)
+    };
+    let (mut c, params) = build(&json);
+    let ids = Matrix::from_vec(2, t, vec![3.0, 5.0, 0.0, 0.0, 0.0, 1.0, 2.0, 4.0]).unwrap();
+    c.run(ids.view(), &params, &[], &Ctx::default()).unwrap();
+    assert_eq!(c.output_mask().unwrap().as_slice(), &[true, true, false, false, false, true, true, true]);
+    let out = c.output().data.to_vec();
+    assert!(out[4..8].iter().all(|&v| v == 0.0) && out[8..10].iter().all(|&v| v == 0.0), "padded steps are zero: {out:?}");
+    // Sample 0 alone, cut to its two real steps: the same outputs there.
+    c.resize(2).unwrap();
+    c.run(Matrix::from_vec(1, 2, vec![3.0, 5.0]).unwrap().view(), &params, &[], &Ctx::default()).unwrap();
+    assert!(rel_err(c.output().data, &to64(&out[..4])) < 1e-6);
+    // Without return_sequences at the end, the mask ends there.
+    let mut specs: Vec<LayerSpec> = serde_json::from_str(&json).unwrap();
+    if let Some(LayerSpec::Bidirectional(b)) = specs.last_mut() {
+        b.forward.return_sequences = false;
+        b.backward.return_sequences = false;
+    }
+    let mut alloc = Alloc::default();
+    let mut c = Chain::build(&specs, t, &mut alloc).unwrap();
+    c.run(ids.view(), &vec![0.1; alloc.params], &[], &Ctx::default()).unwrap();
+    assert!(c.output_mask().is_none(), "the last states have no time axis");
+}
