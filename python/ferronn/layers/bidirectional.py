@@ -88,6 +88,18 @@ class Bidirectional(Layer):
     ((6, 8), ['backward.bias_hh', 'backward.bias_ih'])
     >>> m.layers[0].backward_layer.go_backwards, m.layers[0].forward_layer.weight_ih.shape
     (True, (16, 3))
+
+    Padded sequences: both directions skip the padded steps, which output zeros with
+    ``return_sequences`` (Keras 3), and any length runs:
+
+    >>> tagger = fn.Sequential([fn.Embedding(9, 4, mask_zero=True),
+    ...                         fn.Bidirectional(fn.GRU(3, return_sequences=True))], input_shape=(None,))
+    >>> tagger.compile(loss="mse")
+    >>> padded = tagger.predict(np.array([[5, 2, 7, 0, 0]]))
+    >>> bool(np.allclose(padded[0, :3], tagger.predict(np.array([[5, 2, 7]]))[0], atol=1e-6))
+    True
+    >>> padded[0, 3:].tolist() == [[0.0] * 6] * 2
+    True
     """
 
     #: Both directions read this layer's input (they run side by side, not in sequence).
