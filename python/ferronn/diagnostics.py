@@ -356,6 +356,10 @@ def time_step_gradients(model: Any, X: Any, y: Any, training: bool = True) -> di
     ``(X, y)`` as one batch minimises (the mean loss over the samples plus
     any regularizer penalties, which do not depend on ``h_t``), so the norms
     scale as ``1/N`` with the batch. The LSTM's cell state is not included.
+    With masked (padded) sequences a padded step computes no state (it carries
+    the last one over), so entry ``t`` is over the samples whose step ``t`` is
+    real, and a step padded in every sample reads 0; this holds for plain and
+    bidirectional layers alike.
 
     The core records the norms inside its backward pass, on a copy of the
     network: the model (weights, optimizer state, statistics) is unchanged.

@@ -13,6 +13,19 @@
 //! (`forward.weight_ih`, ...), PyTorch's `weight_ih_l0` and
 //! `weight_ih_l0_reverse` when both directions are the same cell and size.
 //!
+//! Sequences of any length: the kind works step by step, so it re-targets
+//! both directions at another `T` as a recurrent layer does.
+//!
+//! Masks (Keras 3's `Bidirectional`): the step mask of padded sequences goes
+//! to both directions, which skip the same padded steps and carry their
+//! state over them. With `return_sequences` the mask passes on to the next
+//! layer, and (unlike a plain recurrent layer, whose padded step repeats the
+//! state so far) a padded step's output is zero in both directions: Keras
+//! forces `zero_output_for_mask = return_sequences` on the wrapped layers.
+//! So a padded output step is zero whatever the merge, and gets no gradient.
+//! Without `return_sequences` the output is the last states, as the
+//! directions give them, and the mask ends with the time axis.
+//!
 //! The merge is elementwise on the calling thread, so results stay
 //! bit-identical whatever the thread count; its workspaces grow only with
 //! the batch.
@@ -20,10 +33,10 @@
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{ensure_config, Result};
+use crate::error::{ensure_config, try_grow, Result};
 use crate::layers::kind::{check_backward, BuildLayer};
 use crate::layers::recurrent::{Recurrent, RecurrentSpec};
-use crate::layers::{Alloc, Ctx, LayerKind, ParamInfo};
+use crate::layers::{Alloc, Ctx, LayerKind, MaskFlow, ParamInfo, StepMask};
 use crate::regularizer::Penalty;
 use crate::tensor::{MatRef, Matrix};
 
@@ -85,12 +98,14 @@ impl BuildLayer for BidirectionalSpec {
             backward,
             merge: self.merge_mode,
             units: [f.units, b.units],
+            return_sequences: f.return_sequences,
             positions: 0,
             in_cols: 0,
             rows: 0,
             out: Matrix::default(),
             dy: [Matrix::default(), Matrix::default()],
             dx_backward: Matrix::default(),
+            keep: Vec::new(),
         })
     }
 }
@@ -103,6 +118,8 @@ pub struct Bidirectional {
     merge: MergeMode,
     /// Units of the forward and backward directions.
     units: [usize; 2],
+    /// Both directions' (the build checks that they agree).
+    return_sequences: bool,
     /// Of the last forward pass: output positions per sample (`T` with
     /// `return_sequences`, else 1), the input width and the samples. Read
     /// from the pass rather than fixed at build, so nothing here depends on
@@ -116,6 +133,10 @@ pub struct Bidirectional {
     dy: [Matrix; 2],
     /// The backward direction's input gradient, added into the forward's.
     dx_backward: Matrix,
+    /// With `return_sequences` and a step mask: the mask of the last forward
+    /// pass, sample-major `[batch, T]` by output (= input) step; empty when
+    /// every output step is real.
+    keep: Vec<bool>,
 }
 
 impl Bidirectional {
@@ -126,11 +147,11 @@ impl Bidirectional {
         [("forward", &mut self.forward), ("backward", &mut self.backward)]
     }
 
-    /// Runs both directions on `x`. Masking (step masks, later) is passed to
-    /// both here: each direction skips the same padded steps.
-    fn run_directions(&mut self, x: MatRef<'_>, params: &[f32], buffers: &[f32], ctx: &Ctx) -> Result<()> {
-        self.forward.forward(x, params, buffers, ctx)?;
-        self.backward.forward(x, params, buffers, ctx)
+    /// Runs both directions on `x` with the same step mask: each skips the
+    /// same padded steps (each checks the mask against its input).
+    fn run_directions(&mut self, x: MatRef<'_>, params: &[f32], buffers: &[f32], ctx: &Ctx, mask: Option<&StepMask>) -> Result<()> {
+        self.forward.forward_masked(x, params, buffers, ctx, mask)?;
+        self.backward.forward_masked(x, params, buffers, ctx, mask)
     }
 
     /// Merged values per output position.
@@ -151,6 +172,10 @@ impl Bidirectional {
         for i in 0..n {
             for p in 0..self.positions {
                 let [of, ob, oo] = offsets(self.units, self.positions, width, i, p);
+                if !self.keep.is_empty() && !self.keep[i * self.positions + p] {
+                    out[oo..oo + width].fill(0.0);
+                    continue;
+                }
                 let (a, b) = (&fw[of..of + uf], &bw[ob..ob + ub]);
                 match self.merge {
                     MergeMode::Concat => {
@@ -180,6 +205,12 @@ impl Bidirectional {
             for p in 0..s {
                 let [of, ob, oo] = offsets(self.units, s, width, i, p);
                 let (df, db) = (&mut dy_f[of..of + uf], &mut dy_b[ob..ob + ub]);
+                if !self.keep.is_empty() && !self.keep[i * s + p] {
+                    // A padded step's output is the constant zero: nothing flows back from it.
+                    df.fill(0.0);
+                    db.fill(0.0);
+                    continue;
+                }
                 let g = &dy[oo..];
                 match self.merge {
                     MergeMode::Concat => {
@@ -235,10 +266,23 @@ impl LayerKind for Bidirectional {
     }
 
     fn forward(&mut self, x: MatRef<'_>, params: &[f32], buffers: &[f32], ctx: &Ctx) -> Result<()> {
-        self.run_directions(x, params, buffers, ctx)?;
+        self.forward_masked(x, params, buffers, ctx, None)
+    }
+
+    /// Both directions skip the padded steps; with `return_sequences` the
+    /// padded output steps are zero (see the module docs).
+    fn forward_masked(&mut self, x: MatRef<'_>, params: &[f32], buffers: &[f32], ctx: &Ctx, mask: Option<&StepMask>) -> Result<()> {
+        self.keep.clear();
+        self.rows = 0;
+        self.run_directions(x, params, buffers, ctx, mask)?;
         self.rows = x.rows;
         self.in_cols = x.cols;
         self.positions = self.forward.output().cols / self.units[0];
+        if let (Some(m), true) = (mask, self.return_sequences) {
+            // The directions accepted the mask, so it is [rows, T] with T = positions.
+            try_grow(&mut self.keep, m.as_slice().len(), "the bidirectional step mask")?;
+            self.keep.extend_from_slice(m.as_slice());
+        }
         self.merge_outputs()
     }
 
@@ -263,6 +307,30 @@ impl LayerKind for Bidirectional {
             }
         }
         Ok(())
+    }
+
+    /// The directions' per-step input width: both read the same sequence.
+    fn step_width(&self) -> Option<usize> {
+        self.forward.step_width()
+    }
+
+    /// Both directions follow the new length (their checks name the cell).
+    fn set_steps(&mut self, steps: usize) -> Result<()> {
+        self.forward.set_steps(steps)?;
+        self.backward.set_steps(steps)?;
+        self.rows = 0;
+        self.keep.clear();
+        Ok(())
+    }
+
+    /// Keras' `compute_mask`: the mask stays with `return_sequences` and
+    /// ends with the last states.
+    fn mask_flow(&self) -> MaskFlow {
+        if self.return_sequences {
+            MaskFlow::Keeps
+        } else {
+            MaskFlow::Ends
+        }
     }
 
     /// Both directions' kernel, recurrent and bias regularizers.

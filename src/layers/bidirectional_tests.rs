@@ -1,15 +1,16 @@
 //! Unit tests of the bidirectional kind: forward and gradients against the
 //! `f64` transcription of PyTorch's recurrent equations (recurrent_tests.rs)
-//! run in both directions and merged as Keras does, thread-count
-//! determinism, named errors.
+//! run in both directions and merged as Keras does, with and without step
+//! masks, at another sequence length; thread-count determinism, named errors.
 
-use crate::error::Error;
+use crate::error::{Error, Result};
 use crate::layers::bidirectional::{BidirectionalSpec, MergeMode};
 use crate::layers::recurrent::CellKind;
-use crate::layers::recurrent_tests::{reference, spec};
-use crate::layers::testkit::{check_grads, random, run_in_pool};
-use crate::layers::{Alloc, BuildLayer, Ctx, LayerKind};
-use crate::tensor::Matrix;
+use crate::layers::bidirectional::Bidirectional;
+use crate::layers::recurrent_tests::{reference_masked, spec};
+use crate::layers::testkit::{check_grads, random, rel_err, run_in_pool, to64};
+use crate::layers::{Alloc, BuildLayer, Ctx, LayerKind, MaskFlow, ParamInfo, StepMask};
+use crate::tensor::{MatRef, Matrix};
 
 fn bidir(cell: CellKind, t: usize, f: usize, h: usize, seq: bool, merge: MergeMode) -> BidirectionalSpec {
     BidirectionalSpec { forward: spec(cell, t, f, h, seq, false), backward: spec(cell, t, f, h, seq, true), merge_mode: merge }
@@ -19,14 +20,27 @@ fn bidir(cell: CellKind, t: usize, f: usize, h: usize, seq: bool, merge: MergeMo
 /// time order, merged per position.
 #[allow(clippy::too_many_arguments)]
 fn merged(cell: CellKind, t: usize, f: usize, h: usize, seq: bool, merge: MergeMode, x: &[f64], p: &[f64]) -> Vec<f64> {
+    merged_masked(cell, t, f, h, seq, merge, &[], x, p)
+}
+
+/// [`merged`] with a step mask `keep` (`[n, t]`, empty for none) given to
+/// both directions; with `seq` a padded output step is zero (Keras 3 sets
+/// `zero_output_for_mask = return_sequences` on the wrapped layers).
+#[allow(clippy::too_many_arguments)]
+fn merged_masked(cell: CellKind, t: usize, f: usize, h: usize, seq: bool, merge: MergeMode, keep: &[bool], x: &[f64], p: &[f64]) -> Vec<f64> {
     let half = p.len() / 2;
-    let fw = reference(cell, t, f, h, seq, false, x, &p[..half]);
-    let bw = reference(cell, t, f, h, seq, true, x, &p[half..]);
+    let fw = reference_masked(cell, t, f, h, seq, false, keep, x, &p[..half]);
+    let bw = reference_masked(cell, t, f, h, seq, true, keep, x, &p[half..]);
     let s = if seq { t } else { 1 };
     let n = x.len() / (t * f);
+    let width = if merge == MergeMode::Concat { 2 * h } else { h };
     let mut out = Vec::new();
     for i in 0..n {
         for pos in 0..s {
+            if seq && !keep.is_empty() && !keep[i * t + pos] {
+                out.extend(std::iter::repeat_n(0.0, width));
+                continue;
+            }
             let a = &fw[(i * s + pos) * h..(i * s + pos + 1) * h];
             let b = &bw[(i * s + s - 1 - pos) * h..(i * s + s - pos) * h];
             match merge {
@@ -111,4 +125,159 @@ fn directions_are_reachable_by_their_tensor_prefixes() {
     assert_eq!(sizes, [("forward", 4), ("backward", 4)]);
     let names: Vec<String> = layer.params().into_iter().map(|p| p.name).collect();
     assert!(names.iter().all(|n| n.starts_with("forward.") || n.starts_with("backward.")));
+}
+
+/// A bidirectional layer that always runs with one fixed step mask, so the
+/// shared finite-difference check sees the masked layer.
+struct WithMask<'m> {
+    inner: Bidirectional,
+    mask: &'m StepMask,
+}
+
+impl LayerKind for WithMask<'_> {
+    fn out_dim(&self) -> usize {
+        self.inner.out_dim()
+    }
+    fn params(&self) -> Vec<ParamInfo> {
+        self.inner.params()
+    }
+    fn forward(&mut self, x: MatRef<'_>, params: &[f32], buffers: &[f32], ctx: &Ctx) -> Result<()> {
+        self.inner.forward_masked(x, params, buffers, ctx, Some(self.mask))
+    }
+    fn output(&self) -> MatRef<'_> {
+        self.inner.output()
+    }
+    fn backward(&mut self, x: MatRef<'_>, params: &[f32], grads: &mut [f32], dy: &mut Matrix, dx: Option<&mut Matrix>) -> Result<()> {
+        self.inner.backward(x, params, grads, dy, dx)
+    }
+}
+
+/// Sample 0 padded at the end, 1 at the start, 2 in the middle, 3 not at
+/// all, 4 entirely.
+fn ragged(t: usize) -> StepMask {
+    let mut mask = StepMask::default();
+    mask.fill(5, t, |i, s| match i {
+        0 => s < t - 2,
+        1 => s >= 2,
+        2 => s != 2,
+        3 => true,
+        _ => false,
+    })
+    .unwrap();
+    mask
+}
+
+#[test]
+fn masked_forward_and_gradients_match_both_directions_masked() {
+    let (t, f, h, n) = (5, 3, 3, 5);
+    let mask = ragged(t);
+    let keep = mask.as_slice().to_vec();
+    for cell in [CellKind::SimpleRnn, CellKind::Lstm, CellKind::Gru] {
+        for seq in [false, true] {
+            for merge in [MergeMode::Concat, MergeMode::Sum, MergeMode::Mul, MergeMode::Ave] {
+                let inner = bidir(cell, t, f, h, seq, merge).build(t * f, &mut Alloc::default()).unwrap();
+                assert_eq!(inner.mask_flow(), if seq { MaskFlow::Keeps } else { MaskFlow::Ends });
+                let len: usize = inner.params().iter().map(|p| p.len()).sum();
+                let params = random(len, 41, -0.6, 0.6);
+                let x = Matrix::from_vec(n, t * f, random(n * t * f, 42, -1.0, 1.0)).unwrap();
+                let mut layer = WithMask { inner, mask: &mask };
+                check_grads(&mut layer, &x, &params, &mut [], &Ctx::default(), |x, p| merged_masked(cell, t, f, h, seq, merge, &keep, x, p));
+                // The fully padded sample gives zeros; with return_sequences so do all padded steps.
+                let out = layer.output();
+                assert!(out.row(4).iter().all(|&v| v == 0.0), "{cell:?} {merge:?}");
+                if seq {
+                    let w = out.cols / t;
+                    assert!(out.row(1)[..2 * w].iter().all(|&v| v == 0.0) && out.row(0)[(t - 2) * w..].iter().all(|&v| v == 0.0));
+                }
+                // The same layer without a mask computes every step again.
+                layer.inner.forward(x.view(), &params, &[], &Ctx::default()).unwrap();
+                let plain = merged(cell, t, f, h, seq, merge, &to64(x.as_slice()), &to64(&params));
+                assert!(rel_err(layer.inner.output().data, &plain) < 1e-5);
+            }
+        }
+    }
+}
+
+#[test]
+fn masked_results_do_not_depend_on_threads() {
+    // run_in_pool feeds an output gradient shaped as x: 2·units = features.
+    let (t, f, h) = (5, 34, 17);
+    let mask = ragged(t);
+    for cell in [CellKind::Lstm, CellKind::Gru] {
+        let inner = bidir(cell, t, f, h, true, MergeMode::Concat).build(t * f, &mut Alloc::default()).unwrap();
+        let len: usize = inner.params().iter().map(|p| p.len()).sum();
+        let params = random(len, 43, -0.3, 0.3);
+        let x = Matrix::from_vec(5, t * f, random(5 * t * f, 44, -1.0, 1.0)).unwrap();
+        let mut layer = WithMask { inner, mask: &mask };
+        let runs: Vec<_> = [1, 2, 3].iter().map(|&k| run_in_pool(&mut layer, k, &x, &params, &[], &Ctx::default())).collect();
+        assert_eq!(runs[0], runs[1], "{cell:?}");
+        assert_eq!(runs[0], runs[2], "{cell:?}");
+    }
+}
+
+#[test]
+fn another_sequence_length_is_followed_by_both_directions() {
+    let (f, h, n) = (2, 3, 3);
+    for seq in [false, true] {
+        let mut alloc = Alloc::default();
+        let mut layer = bidir(CellKind::Lstm, 4, f, h, seq, MergeMode::Concat).build(4 * f, &mut alloc).unwrap();
+        assert_eq!(layer.step_width(), Some(f));
+        let params = random(alloc.params, 45, -0.6, 0.6);
+        for t in [7, 1, 4] {
+            layer.set_steps(t).unwrap();
+            assert_eq!(layer.out_dim(), if seq { t * 2 * h } else { 2 * h });
+            check_grads(&mut layer, &Matrix::from_vec(n, t * f, random(n * t * f, 46 + t as u64, -1.0, 1.0)).unwrap(), &params, &mut [], &Ctx::default(), |x, p| {
+                merged(CellKind::Lstm, t, f, h, seq, MergeMode::Concat, x, p)
+            });
+        }
+        assert!(matches!(layer.set_steps(0), Err(Error::Config(_))));
+        // A mask of another length than the input's is a shape error.
+        let x = Matrix::zeros(5, 4 * f);
+        assert!(matches!(layer.forward_masked(x.view(), &params, &[], &Ctx::default(), Some(&ragged(5))), Err(Error::Shape(_))));
+    }
+}
+
+/// In a chain: Embedding(mask_zero) → Bidirectional(return_sequences) →
+/// Bidirectional keeps the mask to the output; without return_sequences it
+/// ends with the last states; a resized chain takes another length.
+#[test]
+fn the_mask_flows_through_a_bidirectional_layer_in_a_chain() {
+    use crate::layers::{Chain, LayerSpec};
+    let t = 4;
+    let dir = |input: usize, units: usize, back: bool| format!(r#"{{"cell":"gru","input":[{t},{input}],"units":{units},"return_sequences":true,"go_backwards":{back}}}"#);
+    let json = format!(
+        r#"[{{"type":"embedding","input_dim":6,"output_dim":3,"length":{t},"mask_zero":true}},{{"type":"bidirectional","forward":{},"backward":{}}},{{"type":"bidirectional","forward":{},"backward":{},"merge_mode":"sum"}}]"#,
+        dir(3, 2, false),
+        dir(3, 2, true),
+        dir(4, 2, false),
+        dir(4, 2, true)
+    );
+    let build = |json: &str| {
+        let specs: Vec<LayerSpec> = serde_json::from_str(json).unwrap();
+        let mut alloc = Alloc::default();
+        let chain = Chain::build(&specs, t, &mut alloc).unwrap();
+        let mut params = vec![0.0; alloc.params];
+        chain.init(&mut params, &mut [], &mut crate::init::rng_for(5, 0));
+        (chain, params)
+    };
+    let (mut c, params) = build(&json);
+    let ids = Matrix::from_vec(2, t, vec![3.0, 5.0, 0.0, 0.0, 0.0, 1.0, 2.0, 4.0]).unwrap();
+    c.run(ids.view(), &params, &[], &Ctx::default()).unwrap();
+    assert_eq!(c.output_mask().unwrap().as_slice(), &[true, true, false, false, false, true, true, true]);
+    let out = c.output().data.to_vec();
+    assert!(out[4..8].iter().all(|&v| v == 0.0) && out[8..10].iter().all(|&v| v == 0.0), "padded steps are zero: {out:?}");
+    // Sample 0 alone, cut to its two real steps: the same outputs there.
+    c.resize(2).unwrap();
+    c.run(Matrix::from_vec(1, 2, vec![3.0, 5.0]).unwrap().view(), &params, &[], &Ctx::default()).unwrap();
+    assert!(rel_err(c.output().data, &to64(&out[..4])) < 1e-6);
+    // Without return_sequences at the end, the mask ends there.
+    let mut specs: Vec<LayerSpec> = serde_json::from_str(&json).unwrap();
+    if let Some(LayerSpec::Bidirectional(b)) = specs.last_mut() {
+        b.forward.return_sequences = false;
+        b.backward.return_sequences = false;
+    }
+    let mut alloc = Alloc::default();
+    let mut c = Chain::build(&specs, t, &mut alloc).unwrap();
+    c.run(ids.view(), &vec![0.1; alloc.params], &[], &Ctx::default()).unwrap();
+    assert!(c.output_mask().is_none(), "the last states have no time axis");
 }

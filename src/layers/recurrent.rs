@@ -404,7 +404,7 @@ impl LayerKind for Recurrent {
                 dh.copy_from_slice(&dy[..nh]);
             }
             if let Some(norms) = self.step_norms.as_mut() {
-                record_norm(norms, ts, t, &ws.dh[..nh]);
+                record_norm(norms, ts, t, h, &ws.dh[..nh], &ws.keep);
             }
             let d_rec = &mut ws.d_rec[s * n * gh..(s + 1) * n * gh];
             let c_prev = if self.cell == Cell::Lstm { &ws.cs[s * nh..(s + 1) * nh] } else { &[][..] };
@@ -497,16 +497,22 @@ impl Recurrent {
     /// batch of `∂L/∂h_t`, the whole gradient reaching the hidden state the
     /// layer computes at `x_t` (from the loss at that step and, through the
     /// recurrence, from every step processed after it); the LSTM's cell
-    /// state is not included.
+    /// state is not included. With a step mask only the samples for which
+    /// step `t` is real count: a padded step computes no state (it carries
+    /// the previous one), so a step padded in every sample reads 0.
     pub fn step_norms(&self) -> Option<&[f64]> {
         self.step_norms.as_deref()
     }
 }
 
-/// Stores `‖dh‖` (summed in f64) at `norms[time]`, sizing `norms` to `steps`.
-fn record_norm(norms: &mut Vec<f64>, time: usize, steps: usize, dh: &[f32]) {
+/// Stores `‖dh‖` (`[batch, units]`, summed in f64) at `norms[time]`, sizing
+/// `norms` to `steps`; with a step mask `keep` (`[batch, steps]`, empty:
+/// none) over the samples whose step `time` is real.
+fn record_norm(norms: &mut Vec<f64>, time: usize, steps: usize, units: usize, dh: &[f32], keep: &[bool]) {
     norms.resize(steps, 0.0);
-    norms[time] = dh.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>().sqrt();
+    let real = |i: usize| keep.is_empty() || keep[i * steps + time];
+    let sq: f64 = dh.chunks_exact(units).enumerate().filter(|&(i, _)| real(i)).flat_map(|(_, r)| r).map(|&v| f64::from(v) * f64::from(v)).sum();
+    norms[time] = sq.sqrt();
 }
 
 /// Fills the row-major `[rows, cols]` matrix `out` (`rows >= cols` here:

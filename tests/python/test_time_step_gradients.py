@@ -215,3 +215,79 @@ def test_bad_inputs_raise_named_errors():
         fn.diagnostics.time_step_gradients(model, x[:, :, :1], y)
     with pytest.raises(fn.ShapeError):
         fn.diagnostics.time_step_gradients(model, x, y[:2])
+
+
+# -- padded steps ---------------------------------------------------------------------
+
+#: Real steps per sample (Masking(0.0) finds them); the last step is padded in every sample.
+KEEP = np.array([[1, 1, 1, 0, 0], [0, 1, 1, 1, 0], [1, 0, 1, 1, 0]], bool)
+
+
+def _run_masked_shifted(cell, x, p, seq, back, shift):
+    """rr.run's masked recurrence with ``shift[n, t]`` added to the hidden state computed
+    from a real input step ``t``; a padded step computes no state (it carries the last),
+    so nothing is added there. [N, T, H] in reading order, or [N, H]."""
+    outs = []
+    for n in range(x.shape[0]):
+        h, c = np.zeros(H), np.zeros(H)
+        states = []
+        for t in (range(T - 1, -1, -1) if back else range(T)):
+            if KEEP[n, t]:
+                h, c = rr._step(cell, x[n, t], h, c, p, np.tanh)
+                h = h + shift[n, t]
+            states.append(h)
+        outs.append(np.array(states) if seq else h)
+    return np.array(outs)
+
+
+@pytest.mark.parametrize("cell,seq,merge", [("lstm", False, None), ("gru", True, None), ("rnn", True, "concat"),
+                                            ("lstm", False, "concat"), ("gru", True, "mul")])
+def test_padded_steps_count_for_nothing(cell, seq, merge):
+    """At a padded step the layer computes no state, so the norm of step ``t`` is over
+    the samples whose step ``t`` is real (a step padded everywhere reads 0), for plain
+    and bidirectional layers alike: against central differences of the masked float64
+    reference with the perturbation only on the states the layer computes."""
+    inner = KINDS[cell](H, return_sequences=seq)
+    layer = inner if merge is None else fn.Bidirectional(inner, merge_mode=merge)
+    layers = [fn.Masking(0.0), layer] + ([fn.Flatten()] if seq else []) + [fn.Dense(OUT)]
+    model = fn.Sequential(layers, input_shape=(T, F), seed=0)
+    model.compile(optimizer=fn.optim.SGD(lr=0.1), loss="mse")
+    rng = np.random.default_rng(5)
+    model.set_weights([rng.normal(0.0, 0.7, a.shape).astype(np.float32) for _, a, _ in model._net.tensors()])
+    x = (rng.normal(size=(BATCH, T, F)) * KEEP[:, :, None]).astype(np.float32)
+    y = rng.normal(size=(BATCH, OUT)).astype(np.float64)
+    params = {n: np.asarray(a, dtype=np.float64) for n, a, _ in model._net.tensors()}
+    dense = "layers.3" if seq else "layers.2"
+    names = ["layers.1"] if merge is None else ["layers.1.forward", "layers.1.backward"]
+    local = {name: {k[len(name) + 1:]: v for k, v in params.items() if k.startswith(name + ".") and k.count(".") ==
+                    name.count(".") + 1} for name in names}
+    merges = {"concat": lambda a, b: np.concatenate([a, b], axis=-1), "mul": lambda a, b: a * b}
+
+    def loss(shifts):
+        x64 = x.astype(np.float64)
+        if merge is None:
+            h = _run_masked_shifted(cell, x64, local[names[0]], seq, False, shifts[names[0]])
+        else:
+            fw = _run_masked_shifted(cell, x64, local[names[0]], seq, False, shifts[names[0]])
+            bw = _run_masked_shifted(cell, x64, local[names[1]], seq, True, shifts[names[1]])
+            if seq:  # back in time order, padded output steps zero (Keras' zero_output_for_mask)
+                bw = bw[:, ::-1]
+                fw, bw = fw * KEEP[:, :, None], bw * KEEP[:, :, None]
+            h = merges[merge](fw, bw)
+        h = h.reshape(BATCH, -1)
+        return ref.loss("mse", h @ params[f"{dense}.weight"] + params[f"{dense}.bias"], y)
+
+    got = fn.diagnostics.time_step_gradients(model, x, y.astype(np.float32))
+    assert list(got) == names
+    eps = 1e-6
+    for name in names:
+        grad = np.zeros((BATCH, T, H))
+        for idx in np.ndindex(*grad.shape):
+            shifts = {d: np.zeros_like(grad) for d in names}
+            shifts[name][idx] = eps
+            up = loss(shifts)
+            shifts[name][idx] = -eps
+            grad[idx] = (up - loss(shifts)) / (2 * eps)
+        want = np.sqrt((grad ** 2).sum(axis=(0, 2)))
+        assert got[name][T - 1] == 0.0 and np.all(want[:T - 1] > 0)
+        np.testing.assert_allclose(got[name], want, rtol=2e-4, atol=1e-7, err_msg=name)

@@ -9,6 +9,15 @@ holds what each direction computed after reading input step ``t``. The two are
 merged by ``merge_mode``: ``"concat"`` (Keras' default, ``[N, 2·units]`` or
 ``[N, T, 2·units]``), ``"sum"``, ``"mul"`` or ``"ave"`` (``[N, units]``).
 
+Sequences of any length (``input_shape=(None, F)``) run as for the wrapped layer.
+Masks (``Embedding(mask_zero=True)``, ``Masking``) reach both directions, which
+skip the padded steps and carry their state over them. As Keras 3 (which sets
+``zero_output_for_mask = return_sequences`` on the wrapped layers), with
+``return_sequences`` a padded step's output is zero in both directions, so zero
+after any merge (a plain recurrent layer repeats its state there instead), and the
+mask passes on to the next layer; without it the output is the last states and the
+mask ends.
+
 Tensors: ``forward.weight_ih``, ``forward.weight_hh``, ``forward.bias_ih``,
 ``forward.bias_hh`` and the same under ``backward.``; in PyTorch's bidirectional
 ``nn.LSTM``/``nn.GRU``/``nn.RNN`` they are ``weight_ih_l0`` ... and
@@ -79,10 +88,24 @@ class Bidirectional(Layer):
     ((6, 8), ['backward.bias_hh', 'backward.bias_ih'])
     >>> m.layers[0].backward_layer.go_backwards, m.layers[0].forward_layer.weight_ih.shape
     (True, (16, 3))
+
+    Padded sequences: both directions skip the padded steps, which output zeros with
+    ``return_sequences`` (Keras 3), and any length runs:
+
+    >>> tagger = fn.Sequential([fn.Embedding(9, 4, mask_zero=True),
+    ...                         fn.Bidirectional(fn.GRU(3, return_sequences=True))], input_shape=(None,))
+    >>> tagger.compile(loss="mse")
+    >>> padded = tagger.predict(np.array([[5, 2, 7, 0, 0]]))
+    >>> bool(np.allclose(padded[0, :3], tagger.predict(np.array([[5, 2, 7]]))[0], atol=1e-6))
+    True
+    >>> padded[0, 3:].tolist() == [[0.0] * 6] * 2
+    True
     """
 
     #: Both directions read this layer's input (they run side by side, not in sequence).
     parallel_sublayers = True
+    #: It may come first in a model of sequences of any length.
+    takes_sequences = True
 
     def __init__(self, layer: Any, merge_mode: Optional[str] = "concat", backward_layer: Any = None) -> None:
         _check_recurrent(layer, "layer")
@@ -109,6 +132,9 @@ class Bidirectional(Layer):
         self.forward_layer, self.backward_layer = forward, backward
         self.merge_mode = merge_mode
         self.return_sequences = forward.return_sequences
+
+    def passes_mask(self) -> bool:
+        return self.return_sequences  # Keras' compute_mask: the mask stays with the time axis
 
     def named_sublayers(self, prefix: str) -> list[tuple[str, Layer]]:
         return [(f"{prefix}.forward", self.forward_layer), (f"{prefix}.backward", self.backward_layer)]
@@ -161,10 +187,13 @@ class Bidirectional(Layer):
 
     def numpy_forward(self, h: np.ndarray, p: Any, ref: Any, where: str) -> NumpyStep:
         n = h.shape[0]
+        keep = ref.mask  # the step mask reaching this layer: both directions read it from ref
         fw, bw = ref.run_parallel(self.named_sublayers(where), h)
         # [N, steps, units], steps = T with return_sequences, else 1 (read from the pass, not the build).
         fw = fw.reshape(n, -1, self.forward_layer.units)
         bw = bw.reshape(n, -1, self.backward_layer.units)[:, ::-1]  # back in time order
+        if keep is not None and self.return_sequences:  # Keras' zero_output_for_mask in both directions
+            fw, bw = fw * keep[:, :, None], bw * keep[:, :, None]
         merged = {"concat": lambda: np.concatenate([fw, bw], axis=-1), "sum": lambda: fw + bw,
                   "mul": lambda: fw * bw, "ave": lambda: 0.5 * (fw + bw)}[self.merge_mode]()
         return NumpyStep(merged.reshape(n, -1))
