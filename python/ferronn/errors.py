@@ -25,6 +25,7 @@ __all__ = [
     "DataFormatError",
     "ExportError",
     "NotSupportedError",
+    "MaskWarning",
 ]
 
 
@@ -93,3 +94,8 @@ class AllocationError(FerronnError, MemoryError):
 
 class InternalError(FerronnError, RuntimeError):
     """A bug in ferronn itself (the Rust core failed in a way it should not). Please report it."""
+
+
+class MaskWarning(UserWarning):
+    """The step mask of padded sequences reaches a layer that does not support masking
+    (Keras 3 warns the same): the mask ends there and padded steps reach its output."""

@@ -22,6 +22,7 @@ from .errors import ConfigError, ModelFileError, NotFittedError
 from . import summary as _summary
 from . import _keras_methods as _km
 from . import _model_data
+from ._mask_flow import check_mask_flow
 from ._model_data import ShapedData
 
 __all__ = ["Sequential", "load"]
@@ -188,6 +189,7 @@ class Sequential(_km.KerasMethods, ShapedData):
     def _spec(self, input_shape: tuple[int, ...], seed: int) -> dict[str, Any]:
         assert self.optimizer is not None and self.loss is not None
         self._output_shapes(input_shape)
+        check_mask_flow(self.layers)
         # Layers may have been added since compile: the fused output is decided on the final list.
         self._fused_output = _km.fused_output(self.layers, _names.loss(self.loss), self._from_logits)
         spec: dict[str, Any] = {"input_dim": math.prod(input_shape),

@@ -6,6 +6,10 @@
 //! input (padding is not counted, as Keras' "same" padding does). A global
 //! pool is the window covering the whole grid: `[1, 1, c]` and `[c, 1, 1]` are
 //! both the `c` values the core stores, whatever the layout.
+//!
+//! A global 1-D average pool given the step mask of padded sequences averages
+//! the real steps only (Keras 3's masked mean) and ends the mask; a sample
+//! with no real step gets 0 (Keras divides 0 by 0 there; see `masked_avg`).
 
 use multiversion::multiversion;
 use rayon::prelude::*;
@@ -15,7 +19,7 @@ use crate::error::{checked_size, ensure_config, ensure_shape, try_grow, Result};
 use crate::kernels::parallel_for;
 use crate::layers::grid::{per_sample, DataFormat, Grid, Window};
 use crate::layers::kind::{check_backward, BuildLayer};
-use crate::layers::{Alloc, Ctx, LayerKind, ParamInfo};
+use crate::layers::{Alloc, Ctx, LayerKind, ParamInfo, StepMask};
 use crate::tensor::{MatRef, Matrix};
 
 /// Which statistic a pooling window takes.
@@ -61,7 +65,7 @@ impl BuildLayer for PoolSpec {
         ensure_config(fits, || format!("{kind} padding {:?} must be smaller than its window {:?}", self.pads, self.pool))?;
         ensure_config(!self.global || win.out == [1, 1], || format!("a global {kind} must cover its whole input {:?}", self.input))?;
         let out_dim = checked_size(win.positions(), grid.c, kind)?;
-        Ok(Pool { mode: self.mode, grid, win, out_dim, rows: 0, y: Matrix::zeros(0, out_dim), arg: Vec::new() })
+        Ok(Pool { mode: self.mode, global: self.global, grid, win, out_dim, rows: 0, y: Matrix::zeros(0, out_dim), arg: Vec::new(), mask: StepMask::default(), masked: false })
     }
 }
 
@@ -69,6 +73,7 @@ impl BuildLayer for PoolSpec {
 #[derive(Clone, Debug)]
 pub struct Pool {
     mode: PoolMode,
+    global: bool,
     grid: Grid,
     win: Window,
     out_dim: usize,
@@ -76,6 +81,9 @@ pub struct Pool {
     y: Matrix,
     /// Max pooling: the winning input offset (within its sample) per output value.
     arg: Vec<u32>,
+    /// The step mask of the last forward pass, when it was masked (global 1-D average only).
+    mask: StepMask,
+    masked: bool,
 }
 
 /// `y[c] = max(y[c], src[c])`, recording `base + c` in `arg[c]` where `src` wins
@@ -184,16 +192,47 @@ impl Pool {
     }
 }
 
-impl LayerKind for Pool {
-    fn out_dim(&self) -> usize {
-        self.out_dim
+impl Pool {
+    /// Whether a step mask changes this kind: a global average over a sequence's
+    /// steps (Keras 3's `GlobalAveragePooling1D` is the one pooling layer that
+    /// supports masking).
+    fn uses_mask(&self) -> bool {
+        self.global && self.mode == PoolMode::Avg && self.grid.h == 1
     }
 
-    fn params(&self) -> Vec<ParamInfo> {
-        Vec::new()
+    /// The masked mean of one sample over its real steps (`keep[t]`); 0 where no
+    /// step is real. Keras computes 0/0 (NaN) there; a sample that is all padding
+    /// gets a recurrent layer's initial state (zeros) here instead, so it gives
+    /// finite outputs and no gradient.
+    fn masked_avg(&self, xs: &[f32], y: &mut [f32], keep: &[bool]) {
+        let (c, (_, sx, sc)) = (self.grid.c, self.grid.strides());
+        y.fill(0.0);
+        let mut count = 0u32;
+        for (t, _) in keep.iter().enumerate().filter(|(_, &k)| k) {
+            count += 1;
+            (0..c).for_each(|ch| y[ch] += xs[t * sx + ch * sc]);
+        }
+        if count > 0 {
+            let inv = 1.0 / count as f32;
+            y.iter_mut().for_each(|v| *v *= inv);
+        }
     }
 
-    fn forward(&mut self, x: MatRef<'_>, _params: &[f32], _buffers: &[f32], _ctx: &Ctx) -> Result<()> {
+    /// The adjoint of [`Pool::masked_avg`]: each real step gets `g / count`, a
+    /// padded step nothing (`d` zeroed by the caller).
+    fn masked_avg_backward(&self, g: &[f32], d: &mut [f32], keep: &[bool]) {
+        let (c, (_, sx, sc)) = (self.grid.c, self.grid.strides());
+        let count = keep.iter().filter(|&&k| k).count();
+        if count == 0 {
+            return;
+        }
+        let inv = 1.0 / count as f32;
+        for (t, _) in keep.iter().enumerate().filter(|(_, &k)| k) {
+            (0..c).for_each(|ch| d[t * sx + ch * sc] += g[ch] * inv);
+        }
+    }
+
+    fn run(&mut self, x: MatRef<'_>) -> Result<()> {
         let in_len = self.grid.h * self.grid.w * self.grid.c;
         ensure_shape(x.cols == in_len, || format!("pooling expects inputs of {in_len} values per sample, got {}", x.cols))?;
         ensure_shape(in_len <= u32::MAX as usize, || format!("pooling supports at most {} values per sample, got {in_len}", u32::MAX))?;
@@ -202,6 +241,10 @@ impl LayerKind for Pool {
         let out_dim = self.out_dim;
         let mut y = std::mem::take(&mut self.y);
         match self.mode {
+            _ if self.masked => {
+                let (this, steps) = (&*self, self.grid.w);
+                per_sample(y.as_mut_slice(), out_dim, |n, yo| this.masked_avg(x.row(n), yo, &this.mask.as_slice()[n * steps..(n + 1) * steps]));
+            }
             PoolMode::Max => {
                 let n = checked_size(x.rows, out_dim, "the pooling argmax")?;
                 try_grow(&mut self.arg, n, "the pooling argmax")?;
@@ -225,6 +268,31 @@ impl LayerKind for Pool {
         self.y = y;
         Ok(())
     }
+}
+
+impl LayerKind for Pool {
+    fn out_dim(&self) -> usize {
+        self.out_dim
+    }
+
+    fn params(&self) -> Vec<ParamInfo> {
+        Vec::new()
+    }
+
+    fn forward(&mut self, x: MatRef<'_>, _params: &[f32], _buffers: &[f32], _ctx: &Ctx) -> Result<()> {
+        self.masked = false;
+        self.run(x)
+    }
+
+    fn forward_masked(&mut self, x: MatRef<'_>, _params: &[f32], _buffers: &[f32], _ctx: &Ctx, mask: Option<&StepMask>) -> Result<()> {
+        self.masked = false;
+        if let Some(m) = mask.filter(|_| self.uses_mask()) {
+            m.check("GlobalAvgPool1D", x.rows, self.grid.w)?;
+            self.mask.copy_from(m)?;
+            self.masked = true;
+        }
+        self.run(x)
+    }
 
     fn output(&self) -> MatRef<'_> {
         self.y.view()
@@ -247,6 +315,7 @@ impl LayerKind for Pool {
                         d[i as usize] += v;
                     }
                 }
+                _ if this.masked => this.masked_avg_backward(g, d, &this.mask.as_slice()[n * this.grid.w..(n + 1) * this.grid.w]),
                 PoolMode::Avg => this.avg_backward_sample(g, d),
             }
         });

@@ -339,6 +339,9 @@ class PReLU(Layer):
     shape ``[C]``.
     """
 
+    #: Keras keeps or uses a step mask here; ferronn cannot (building with a mask is a ConfigError).
+    keras_keeps_mask = True
+
     keeps_shape = True  # one slope per value (Keras' default shared_axes=None), or one shared
 
     param_names = ("alpha",)

@@ -177,6 +177,19 @@ class Layer:
         return their mask from ``numpy_forward`` instead."""
         return False
 
+    def produces_mask(self) -> bool:
+        """Whether this layer makes a new step mask (``Masking``, ``Embedding(mask_zero=True)``)."""
+        return False
+
+    def consumes_mask(self) -> bool:
+        """Whether this layer uses the step mask reaching it (the recurrent kinds,
+        Bidirectional, GlobalAvgPool1D); ``passes_mask`` says whether it goes on."""
+        return False
+
+    def check_mask_use(self, where: str, made: str) -> None:
+        """For a consumer reached by the mask ``made`` by a producer: ``ConfigError``
+        when its configuration cannot use it."""
+
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         """Per-sample shape of the output (no batch axis) for inputs of per-sample
         shape ``input_shape``; ``ConfigError`` when the layer cannot take it."""

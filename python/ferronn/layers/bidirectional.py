@@ -136,6 +136,9 @@ class Bidirectional(Layer):
     def passes_mask(self) -> bool:
         return self.return_sequences  # Keras' compute_mask: the mask stays with the time axis
 
+    def consumes_mask(self) -> bool:
+        return True  # padded steps carry the state over
+
     def named_sublayers(self, prefix: str) -> list[tuple[str, Layer]]:
         return [(f"{prefix}.forward", self.forward_layer), (f"{prefix}.backward", self.backward_layer)]
 

@@ -83,6 +83,9 @@ class Embedding(Layer):
         layer._built_for((positive_int(length, "Embedding length"),))
         return layer
 
+    def produces_mask(self) -> bool:
+        return self.mask_zero
+
     def numpy_forward(self, h: np.ndarray, p: Any, ref: Any, where: str) -> NumpyStep:
         ids = np.asarray(h)
         if not (np.all(ids == np.round(ids)) and ids.min(initial=0) >= 0 and ids.max(initial=0) < self.input_dim):

@@ -41,6 +41,9 @@ class Masking(Layer):
     def passes_mask(self) -> bool:
         return False  # it makes its own mask (numpy_forward returns it)
 
+    def produces_mask(self) -> bool:
+        return True
+
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         shape = tuple(int(d) for d in input_shape)
         if len(shape) != 2:

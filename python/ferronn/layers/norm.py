@@ -48,6 +48,9 @@ class BatchNorm(Layer):
     unbiased over those N·positions values.
     """
 
+    #: Keras keeps or uses a step mask here; ferronn cannot (building with a mask is a ConfigError).
+    keras_keeps_mask = True
+
     param_names = ("gamma", "beta", "running_mean", "running_var")
     keeps_shape = True
 

@@ -94,11 +94,28 @@ class _Pool(Layer):
             raise ConfigError(f"pool layer spec pads {pads!r} are neither 'valid' nor 'same' for input {shape}")
         return layer
 
+    def consumes_mask(self) -> bool:
+        # Keras 3: GlobalAveragePooling1D is the one pooling layer with supports_masking.
+        return self.global_ and self.mode == "avg" and self.rank == 1
+
+    def check_mask_use(self, where: str, made: str) -> None:
+        if self.data_format != "channels_last":
+            raise ConfigError(f"{where} ({type(self).__name__}, channels_first) is reached by the step mask made "
+                              f"by {made}: the mask marks the first axis of [timesteps, features], which "
+                              "channels_first reads as its channels; use channels_last")
+
     def numpy_forward(self, h: np.ndarray, p: Any, ref: Any, where: str) -> NumpyStep:
         shape = self._input_shape
         assert shape is not None, "the model records the input shape before the diagnostics run"
         pool, strides, pads, out = self._geometry(shape)
         x = _grid.to_last(h, shape, self.rank, self.data_format)
+        mask = getattr(ref, "mask", None)
+        if mask is not None and self.consumes_mask():
+            # Keras' masked mean over the real steps; 0 for a sample with none (Keras: 0/0).
+            keep = np.asarray(mask, dtype=x.dtype)[:, None, :, None]  # x is [n, 1, steps, c]
+            total = (x * keep).sum(axis=2, keepdims=True)
+            return NumpyStep(_grid.from_last(total / np.maximum(keep.sum(axis=2, keepdims=True), 1), self.rank,
+                                             self.data_format))
         ones = (1,) * self.rank
         views = [v for _, v in _grid.windows(x, pads, np.nan, pool, strides, ones, out, self.rank)]
         stack = np.stack(views)  # padding cells are NaN: skipped by the nan-aware statistics
@@ -195,7 +212,10 @@ class GlobalMaxPool2D(_GlobalPool):
 
 
 class GlobalMaxPool1D(_GlobalPool):
-    """The largest value of each channel over the whole sequence: output (channels,)."""
+    """The largest value of each channel over the whole sequence: output (channels,).
+
+    As Keras 3's GlobalMaxPooling1D it does not support masking: a step mask reaching
+    it ends there with a ``MaskWarning`` and padded steps take part in the maximum."""
 
     mode, rank = "max", 1
 
@@ -207,7 +227,19 @@ class GlobalAvgPool2D(_GlobalPool):
 
 
 class GlobalAvgPool1D(_GlobalPool):
-    """The mean of each channel over the whole sequence: output (channels,)."""
+    """The mean of each channel over the whole sequence: output (channels,).
+
+    Given the step mask of padded sequences (``Masking``, ``Embedding(mask_zero=True)``
+    before it, through layers that keep the time axis) it averages only the real steps,
+    as Keras 3, and the gradient reaches only those; the mask ends here. A sample whose
+    steps are all padding gets 0 (Keras divides 0 by 0 there, giving NaN).
+
+    >>> import numpy as np, ferronn as fn
+    >>> m = fn.Sequential([fn.Masking(0.0), fn.GlobalAvgPool1D()], input_shape=(3, 1))
+    >>> m.compile(loss="mse")
+    >>> m.predict(np.array([[[2.0], [4.0], [0.0]]])).tolist()
+    [[3.0]]
+    """
 
     mode, rank = "avg", 1
 

@@ -82,6 +82,9 @@ class _Recurrent(WeightOptions, Layer):
     def passes_mask(self) -> bool:
         return self.return_sequences  # Keras' compute_mask: the mask stays with the time axis
 
+    def consumes_mask(self) -> bool:
+        return True  # padded steps carry the state over
+
     def _extra_spec(self) -> dict[str, Any]:
         return {}
 

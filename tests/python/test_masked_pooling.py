@@ -1,0 +1,220 @@
+"""No step mask is dropped silently (Keras 3 semantics).
+
+GlobalAvgPool1D given the mask of padded sequences averages the real steps only
+(Keras' masked mean; a sample with no real step gives 0 where Keras gives 0/0), and
+its gradient reaches only those steps. Any other layer that a mask reaches and that
+neither passes it on nor uses it: a ``MaskWarning`` where Keras 3 warns that the layer
+"destroys the mask" (GlobalMaxPool1D, Flatten, Conv1D, windowed pools, ...), a
+``ConfigError`` at build where Keras keeps or uses the mask and ferronn cannot
+(BatchNorm, PReLU). Checked against float64 references of the unpadded
+sequences, by finite differences, across thread counts, and for the named errors."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import ferronn as fn
+from ferronn import ConfigError, ExportError, MaskWarning
+
+import recurrent_reference as rr
+import reference as ref
+
+KINDS = {"rnn": fn.SimpleRNN, "lstm": fn.LSTM, "gru": fn.GRU}
+F, H, T = 3, 4, 6
+#: (first real step, number of real steps) per sample: padded at the end, at the
+#: start, not at all, one real step, padded at both ends.
+SPANS = [(0, 4), (2, 4), (0, 6), (0, 1), (1, 3)]
+
+
+def _padded(seed=0):
+    rng = np.random.default_rng(seed)
+    x = np.zeros((len(SPANS), T, F), np.float32)
+    for i, (a, n) in enumerate(SPANS):
+        x[i, a:a + n] = rng.normal(size=(n, F))  # never exactly 0: every real step stays
+    return x
+
+
+def _randomise(model, seed=1):
+    rng = np.random.default_rng(seed)
+    model.set_weights([rng.normal(0.0, 0.5, w.shape).astype(np.float32) for w in model.get_weights()])
+
+
+def _pooled_model(middle, steps=T, seed=0):
+    model = fn.Sequential([fn.Masking(0.0), middle, fn.GlobalAvgPool1D(), fn.Dense(2)],
+                          input_shape=(steps, F), seed=seed)
+    model.compile(optimizer=fn.optim.SGD(lr=0.0), loss="mse")
+    return model
+
+
+def _direction(p, name):
+    return {k[len(name) + 1:]: v for k, v in p.items() if k.startswith(name + ".")}
+
+
+def _states(cell, x, p, bidirectional):
+    """Every state of the unpadded sequences ``x`` [1, n, F] by the float64 reference."""
+    if not bidirectional:
+        return rr.run(cell, x, p, True, False)
+    fw = rr.run(cell, x, _direction(p, "forward"), True, False)
+    bw = rr.run(cell, x, _direction(p, "backward"), True, True)[:, ::-1]
+    return np.concatenate([fw, bw], axis=-1)
+
+
+@pytest.mark.parametrize("cell", list(KINDS))
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_the_average_of_padded_sequences_is_that_of_their_real_steps(cell, bidirectional):
+    layer = KINDS[cell](H, return_sequences=True)
+    model = _pooled_model(fn.Bidirectional(layer) if bidirectional else layer)
+    _randomise(model)
+    x = _padded()
+    out = model.predict(x)
+    p = {k: v.astype(np.float64) for k, v in model.layers[1].get_params().items()}
+    d = {k: v.astype(np.float64) for k, v in model.layers[3].get_params().items()}
+    for i, (a, n) in enumerate(SPANS):
+        real = x[i:i + 1, a:a + n].astype(np.float64)
+        want = _states(cell, real, p, bidirectional).mean(axis=1) @ d["weight"] + d["bias"]
+        np.testing.assert_allclose(out[i:i + 1], want, rtol=1e-5, atol=1e-6)
+        # A model built for the unpadded length, with the same weights, agrees.
+        alone = _pooled_model(fn.Bidirectional(KINDS[cell](H, return_sequences=True)) if bidirectional
+                              else KINDS[cell](H, return_sequences=True), steps=n)
+        alone.set_weights(model.get_weights())
+        np.testing.assert_allclose(out[i:i + 1], alone.predict(x[i:i + 1, a:a + n]), rtol=1e-5, atol=1e-6)
+    # The NumPy reference of the diagnostics masks the same way.
+    outs = fn.diagnostics.layer_outputs(model, x, dtype=np.float64)
+    np.testing.assert_allclose(outs["layers.3"], out, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("data_format", ["channels_last"])
+def test_a_sample_of_padding_only_averages_to_zero(data_format):
+    model = fn.Sequential([fn.Masking(0.0), fn.GlobalAvgPool1D(data_format)], input_shape=(3, 2))
+    model.compile(loss="mse")
+    x = np.array([[[1.0, 2.0], [3.0, -4.0], [0.0, 0.0]], [[0.0, 0.0]] * 3, [[0.0, 0.0], [5.0, 1.0], [0.0, 0.0]]])
+    np.testing.assert_array_equal(model.predict(x), [[2.0, -1.0], [0.0, 0.0], [5.0, 1.0]])
+    outs = fn.diagnostics.layer_outputs(model, x, dtype=np.float64)
+    np.testing.assert_array_equal(outs["layers.1"], [[2.0, -1.0], [0.0, 0.0], [5.0, 1.0]])
+    # Without a mask producer every step counts.
+    plain = fn.Sequential([fn.GlobalAvgPool1D()], input_shape=(3, 2))
+    plain.compile(loss="mse")
+    np.testing.assert_allclose(plain.predict(x)[0], [4.0 / 3.0, -2.0 / 3.0], rtol=1e-6)
+
+
+@pytest.mark.parametrize("cell", list(KINDS))
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_masked_average_gradients_match_finite_differences(cell, bidirectional):
+    """Embedding(mask_zero) → [Bidirectional] recurrent (every state) → GlobalAvgPool1D →
+    Dense, MSE: every tensor against central differences of the masked float64
+    reference. The table's gradient is the input gradient gathered by id: the padding
+    id's row gets none."""
+    layer = KINDS[cell](H, return_sequences=True)
+    model = fn.Sequential([fn.Embedding(6, F, mask_zero=True), fn.Bidirectional(layer) if bidirectional else layer,
+                           fn.GlobalAvgPool1D(), fn.Dense(2)], input_shape=(5,), seed=0)
+    model.compile(optimizer=fn.optim.SGD(lr=0.0), loss="mse")
+    _randomise(model, 5)
+    ids = np.array([[3, 1, 0, 0, 0], [0, 0, 2, 5, 4], [1, 0, 2, 0, 3], [0, 0, 0, 0, 0]])
+    y = np.random.default_rng(6).normal(size=(4, 2)).astype(np.float32)
+    params = {n: a.astype(np.float64) for n, a, _ in model._net.tensors()}
+    mask = ids != 0
+
+    def loss(ps):
+        inner = {k[len("layers.1."):]: v for k, v in ps.items() if k.startswith("layers.1.")}
+        x = ps["layers.0.weight"][ids]
+        if bidirectional:
+            fw = rr.run(cell, x, _direction(inner, "forward"), True, False, mask=mask)
+            bw = rr.run(cell, x, _direction(inner, "backward"), True, True, mask=mask)[:, ::-1]
+            h = np.concatenate([fw, bw], axis=-1)
+        else:
+            h = rr.run(cell, x, inner, True, False, mask=mask)
+        keep = mask[:, :, None].astype(np.float64)
+        pooled = (h * keep).sum(axis=1) / np.maximum(keep.sum(axis=1), 1.0)
+        return ref.loss("mse", pooled @ ps["layers.3.weight"] + ps["layers.3.bias"], y.astype(np.float64))
+
+    assert model.train_step(ids, y) == pytest.approx(loss(params), rel=1e-5)
+    grads = dict(model._net.grads())
+    assert np.all(grads["layers.0.weight"][0] == 0.0)
+    ref.assert_grads_match(grads, params, loss, f"{cell} bidirectional={bidirectional}")
+    report = fn.diagnostics.check_gradients(model, ids, y, n_checks=None)  # the NumPy reference masks too
+    assert report.passed, report
+
+
+def _train(threads):
+    before = fn.get_num_threads()
+    try:
+        fn.set_num_threads(threads)
+        model = fn.Sequential([fn.Masking(0.0), fn.Bidirectional(fn.GRU(16, return_sequences=True)),
+                               fn.GlobalAvgPool1D(), fn.Dense(3)], input_shape=(T, F), seed=3)
+        model.compile(optimizer=fn.optim.Adam(1e-2), loss="cross_entropy")
+        x = np.concatenate([_padded(s) for s in range(12)])
+        y = np.random.default_rng(7).integers(0, 3, len(x))
+        model.fit(x, y, epochs=2, batch_size=16, verbose=0, seed=1)
+        return [model.predict_raw(x)] + model.get_weights()
+    finally:
+        fn.set_num_threads(before)
+
+
+def test_masked_pooling_training_is_identical_across_thread_counts():
+    one = _train(1)
+    for threads in (2, 3):
+        for a, b in zip(one, _train(threads)):
+            np.testing.assert_array_equal(a, b)
+
+
+def _build(layers, steps=T):
+    model = fn.Sequential(layers, input_shape=(steps, F), seed=0)
+    model.compile(loss="mse")
+    return model
+
+
+@pytest.mark.parametrize("make", [
+    lambda: fn.GlobalMaxPool1D(), lambda: fn.Flatten(), lambda: fn.Conv1D(2, 2), lambda: fn.MaxPool1D(2),
+    lambda: fn.AvgPool1D(2), lambda: fn.Reshape((T * H,)),
+], ids=["GlobalMaxPool1D", "Flatten", "Conv1D", "MaxPool1D", "AvgPool1D", "Reshape"])
+def test_a_layer_without_mask_support_warns_as_keras(make):
+    layer = make()
+    name = type(layer).__name__
+    with pytest.warns(MaskWarning, match=rf"layers\.2 \({name}\) does not support masking: the step mask made by "
+                                         r"layer 0 \(Masking\)"):
+        _build([fn.Masking(0.0), fn.LSTM(H, return_sequences=True), layer, fn.Flatten(), fn.Dense(1)])
+
+
+def test_global_max_pooling_ignores_the_mask_as_keras():
+    with pytest.warns(MaskWarning):
+        model = _build([fn.Masking(0.0), fn.GlobalMaxPool1D()], steps=3)
+    x = np.array([[[-1.0, -2.0, -3.0], [-4.0, -1.0, -6.0], [0.0, 0.0, 0.0]]], np.float32)
+    np.testing.assert_array_equal(model.predict(x), [[0.0, 0.0, 0.0]])  # the padded (zeroed) step wins
+
+
+@pytest.mark.parametrize("make", [lambda: fn.BatchNorm(), lambda: fn.PReLU()], ids=["BatchNorm", "PReLU"])
+def test_a_layer_keras_would_mask_is_a_config_error_at_build(make):
+    layer = make()
+    name = type(layer).__name__
+    with pytest.raises(ConfigError, match=rf"layers\.2 \({name}\) is reached by the step mask of padded sequences "
+                                          r"made by layer 1 \(Masking\)"):
+        _build([fn.Dense(F), fn.Masking(0.0), layer, fn.Flatten(), fn.Dense(1)])
+
+
+def test_a_channels_first_average_reached_by_a_mask_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"layers\.1 \(GlobalAvgPool1D, channels_first\) is reached by the step "
+                                          r"mask made by layer 0 \(Embedding\)"):
+        fn.Sequential([fn.Embedding(5, 3, mask_zero=True), fn.GlobalAvgPool1D("channels_first")],
+                      input_shape=(4,)).compile(loss="mse")
+
+
+def test_a_mask_that_is_used_or_ended_by_its_time_axis_raises_nothing():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MaskWarning)
+        _build([fn.Masking(0.0), fn.GRU(H, return_sequences=True), fn.Dense(2), fn.GlobalAvgPool1D(), fn.Dense(1)])
+        _build([fn.Masking(0.0), fn.Bidirectional(fn.LSTM(H)), fn.BatchNorm(), fn.Dense(1)])
+        _build([fn.Flatten(), fn.Dense(1)])  # no mask producer at all
+        # A later producer starts a new mask; the first ended at the recurrent layer.
+        _build([fn.Masking(0.0), fn.SimpleRNN(H, return_sequences=True), fn.Masking(1.0), fn.GlobalAvgPool1D()])
+
+
+def test_masked_pooling_models_are_named_export_errors(tmp_path):
+    model = _pooled_model(fn.GRU(H, return_sequences=True))
+    with pytest.raises(ExportError, match=r"layers\.0 \(Masking"):
+        model.export_onnx(tmp_path / "m.onnx")
+    assert not (tmp_path / "m.onnx").exists()
+    with pytest.raises(ExportError, match=r"layers\.0 \(Masking"):
+        model.save(tmp_path / "w.safetensors", layout="torch")
