@@ -191,7 +191,7 @@ pub trait LayerKind {
 
     /// [`LayerKind::forward`] for an input that carries the step mask of
     /// padded sequences (`None`: every step is real). Only the kinds that
-    /// consume masks (the recurrent ones) override it; they keep what their
+    /// consume masks (the recurrent ones, the global 1-D average pool) override it; they keep what their
     /// backward pass needs, so `backward` takes no mask.
     ///
     /// # Errors

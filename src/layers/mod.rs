@@ -29,6 +29,8 @@ pub mod mask;
 pub mod masking;
 pub mod norm;
 pub mod pool;
+#[cfg(test)]
+mod pool_mask_tests;
 pub mod prelu;
 pub mod recurrent;
 pub mod recurrent_cells;
