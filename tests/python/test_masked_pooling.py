@@ -168,8 +168,8 @@ def _build(layers, steps=T):
 
 @pytest.mark.parametrize("make", [
     lambda: fn.GlobalMaxPool1D(), lambda: fn.Flatten(), lambda: fn.Conv1D(2, 2), lambda: fn.MaxPool1D(2),
-    lambda: fn.AvgPool1D(2), lambda: fn.Reshape((T * H,)),
-], ids=["GlobalMaxPool1D", "Flatten", "Conv1D", "MaxPool1D", "AvgPool1D", "Reshape"])
+    lambda: fn.AvgPool1D(2), lambda: fn.Reshape((T * H,)), lambda: fn.Residual([fn.Dense(H)]),
+], ids=["GlobalMaxPool1D", "Flatten", "Conv1D", "MaxPool1D", "AvgPool1D", "Reshape", "Residual"])
 def test_a_layer_without_mask_support_warns_as_keras(make):
     layer = make()
     name = type(layer).__name__
@@ -218,3 +218,24 @@ def test_masked_pooling_models_are_named_export_errors(tmp_path):
     assert not (tmp_path / "m.onnx").exists()
     with pytest.raises(ExportError, match=r"layers\.0 \(Masking"):
         model.save(tmp_path / "w.safetensors", layout="torch")
+
+
+def test_the_keras_namespace_example_averages_the_real_steps():
+    """The issue's example as Keras code: Masking → Bidirectional(GRU, return_sequences)
+    → GlobalAveragePooling1D → Dense gives for padded sequences what the unpadded give."""
+    L = fn.keras.layers
+
+    def model(steps):
+        m = fn.keras.Sequential([fn.keras.Input(shape=(steps, F)), L.Masking(0.0),
+                                 L.Bidirectional(L.GRU(H, return_sequences=True)), L.GlobalAveragePooling1D(), L.Dense(2)])
+        m.compile(optimizer="adam", loss="mse")
+        return m
+
+    padded, short = model(T), model(3)
+    _randomise(padded, 4)
+    short.set_weights(padded.get_weights())
+    x = np.zeros((3, T, F), np.float32)
+    x[:, :3] = np.random.default_rng(8).normal(size=(3, 3, F))
+    np.testing.assert_allclose(padded.predict(x, verbose=0), short.predict(x[:, :3], verbose=0), rtol=1e-6, atol=1e-7)
+    # Padded steps made real (no longer all 0) would count: the mask is what keeps them out.
+    assert not np.allclose(padded.predict(x, verbose=0), padded.predict(x + (x == 0) * 1e-3, verbose=0), atol=1e-4)

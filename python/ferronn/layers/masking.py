@@ -21,8 +21,10 @@ class Masking(Layer):
     as in Keras), so a padded batch gives each sequence what it gives alone.
 
     The mask flows through layers that keep the time axis (Dense on the last axis,
-    activations, Dropout, recurrent layers with ``return_sequences=True``) and ends
-    with the first layer that does not. No weights.
+    activations, Dropout, recurrent layers with ``return_sequences=True``); recurrent
+    layers and ``GlobalAvgPool1D`` use it. Another layer it reaches ends it with a
+    ``MaskWarning`` (as Keras 3), or is a ``ConfigError`` where Keras would mask it
+    (``BatchNorm``, ``PReLU``). No weights.
 
     >>> import numpy as np, ferronn as fn
     >>> m = fn.Sequential([fn.Masking(0.0), fn.SimpleRNN(2)], input_shape=(None, 1), seed=0)
