@@ -91,7 +91,7 @@ impl Chain {
                 let step = layer.step_width().filter(|&f| f > 0 && width > 0 && width % f == 0);
                 let Some(f) = step else {
                     return Err(Error::Shape(format!(
-                        "layer {i} takes {set} values per sample and cannot take {width}: only layers that work step by step along the time axis (recurrent, Embedding, Dense, Dropout, activations) follow a change of sequence length{}",
+                        "layer {i} takes {set} values per sample and cannot take {width}: only layers that work step by step along the time axis (recurrent, Embedding, Dense, Dropout, activations, global 1-D pools) follow a change of sequence length{}",
                         if k == 0 { "" } else { " (its input comes from the layers before it)" }
                     )));
                 };

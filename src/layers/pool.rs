@@ -279,6 +279,22 @@ impl LayerKind for Pool {
         Vec::new()
     }
 
+    /// A global pool over a sequence's steps (channels_last: one step is the `c`
+    /// channels of a row of `[T, c]`) takes any number of steps, as Keras'.
+    fn step_width(&self) -> Option<usize> {
+        (self.global && self.grid.h == 1 && self.grid.format == DataFormat::ChannelsLast).then_some(self.grid.c)
+    }
+
+    fn set_steps(&mut self, steps: usize) -> Result<()> {
+        ensure_config(steps > 0, || "a global pooling layer needs at least one step, got none".into())?;
+        let grid = Grid { w: steps, ..self.grid };
+        grid.len("GlobalPool1D")?;
+        self.win = Window::new(&grid, 1, &[steps], &[1], &[1], &[0, 0], "GlobalPool1D")?;
+        self.grid = grid;
+        self.rows = 0;
+        Ok(())
+    }
+
     fn forward(&mut self, x: MatRef<'_>, _params: &[f32], _buffers: &[f32], _ctx: &Ctx) -> Result<()> {
         self.masked = false;
         self.run(x)

@@ -117,3 +117,32 @@ fn masked_pooling_is_identical_across_thread_counts() {
         .collect();
     assert!(runs.windows(2).all(|w| w[0] == w[1]));
 }
+
+#[test]
+fn global_sequence_pools_take_any_number_of_steps_in_channels_last() {
+    for mode in [PoolMode::Avg, PoolMode::Max] {
+        let mut layer = pool(mode, DataFormat::ChannelsLast);
+        assert_eq!(layer.step_width(), Some(C));
+        for t in [7, 1, T] {
+            layer.set_steps(t).unwrap();
+            assert_eq!(layer.out_dim(), C);
+            let x = Matrix::from_vec(2, t * C, random(2 * t * C, 46 + t as u64, -1.0, 1.0)).unwrap();
+            let mut m = StepMask::default();
+            m.fill(2, t, |i, s| i == 0 || s == 0).unwrap();
+            layer.forward_masked(x.view(), &[], &[], &Ctx::default(), Some(&m)).unwrap();
+            for i in 0..2 {
+                let real: Vec<usize> = (0..t).filter(|&s| mode == PoolMode::Max || m.keep(i, s)).collect();
+                for c in 0..C {
+                    let vals = real.iter().map(|&s| f64::from(x.view().row(i)[s * C + c]));
+                    let want = match mode {
+                        PoolMode::Avg => vals.sum::<f64>() / real.len() as f64,
+                        PoolMode::Max => vals.fold(f64::MIN, f64::max),
+                    };
+                    assert!((f64::from(layer.output().data[i * C + c]) - want).abs() < 1e-6, "{mode:?} T={t}");
+                }
+            }
+        }
+        assert!(matches!(layer.set_steps(0), Err(Error::Config(_))));
+    }
+    assert_eq!(pool(PoolMode::Avg, DataFormat::ChannelsFirst).step_width(), None, "its steps are not rows");
+}

@@ -239,3 +239,30 @@ def test_the_keras_namespace_example_averages_the_real_steps():
     np.testing.assert_allclose(padded.predict(x, verbose=0), short.predict(x[:, :3], verbose=0), rtol=1e-6, atol=1e-7)
     # Padded steps made real (no longer all 0) would count: the mask is what keeps them out.
     assert not np.allclose(padded.predict(x, verbose=0), padded.predict(x + (x == 0) * 1e-3, verbose=0), atol=1e-4)
+
+
+@pytest.mark.parametrize("pool", [fn.GlobalAvgPool1D, fn.GlobalMaxPool1D])
+def test_global_sequence_pools_take_any_length(pool):
+    """input_shape=(None, F): the masked average (and the max) at each call's length, the
+    same model serving every length, and the NumPy reference of the diagnostics agrees."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MaskWarning)  # GlobalMaxPool1D ends the mask, as Keras
+        model = fn.Sequential([fn.Masking(0.0), fn.GRU(H, return_sequences=True), pool(), fn.Dense(2)],
+                              input_shape=(None, F), seed=0)
+        model.compile(optimizer=fn.optim.SGD(lr=0.0), loss="mse")
+    _randomise(model)
+    x = _padded()
+    out = model.predict(x)
+    p = {k: v.astype(np.float64) for k, v in model.layers[1].get_params().items()}
+    d = {k: v.astype(np.float64) for k, v in model.layers[3].get_params().items()}
+    for i, (a, n) in enumerate(SPANS):
+        alone = model.predict(x[i:i + 1, a:a + n])  # another length, no padding
+        states = rr.run("gru", x[i:i + 1, a:a + n].astype(np.float64), p, True, False)
+        want = (states.mean(axis=1) if pool is fn.GlobalAvgPool1D else states.max(axis=1)) @ d["weight"] + d["bias"]
+        np.testing.assert_allclose(alone, want, rtol=1e-5, atol=1e-6)
+        if pool is fn.GlobalAvgPool1D:
+            np.testing.assert_allclose(out[i:i + 1], want, rtol=1e-5, atol=1e-6)
+    for t in (2, 9):
+        xt = np.random.default_rng(t).normal(size=(3, t, F)).astype(np.float32)
+        outs = fn.diagnostics.layer_outputs(model, xt, dtype=np.float64)
+        np.testing.assert_allclose(outs["layers.3"], model.predict(xt), rtol=1e-5, atol=1e-6)

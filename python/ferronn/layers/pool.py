@@ -94,6 +94,11 @@ class _Pool(Layer):
             raise ConfigError(f"pool layer spec pads {pads!r} are neither 'valid' nor 'same' for input {shape}")
         return layer
 
+    def _any_steps(self) -> bool:
+        """Whether this pool takes sequences of any length (the core's ``step_width``): a
+        global pool over the rows of [timesteps, channels]."""
+        return self.global_ and self.rank == 1 and self.data_format == "channels_last"
+
     def consumes_mask(self) -> bool:
         # Keras 3: GlobalAveragePooling1D is the one pooling layer with supports_masking.
         return self.global_ and self.mode == "avg" and self.rank == 1
@@ -107,6 +112,8 @@ class _Pool(Layer):
     def numpy_forward(self, h: np.ndarray, p: Any, ref: Any, where: str) -> NumpyStep:
         shape = self._input_shape
         assert shape is not None, "the model records the input shape before the diagnostics run"
+        if self._any_steps():  # this call's number of steps, which may differ from the built one
+            shape = (h.shape[1] // shape[-1], shape[-1])
         pool, strides, pads, out = self._geometry(shape)
         x = _grid.to_last(h, shape, self.rank, self.data_format)
         mask = getattr(ref, "mask", None)
@@ -213,6 +220,7 @@ class GlobalMaxPool2D(_GlobalPool):
 
 class GlobalMaxPool1D(_GlobalPool):
     """The largest value of each channel over the whole sequence: output (channels,).
+    With channels_last it takes sequences of any length, as GlobalAvgPool1D.
 
     As Keras 3's GlobalMaxPooling1D it does not support masking: a step mask reaching
     it ends there with a ``MaskWarning`` and padded steps take part in the maximum."""
@@ -227,7 +235,8 @@ class GlobalAvgPool2D(_GlobalPool):
 
 
 class GlobalAvgPool1D(_GlobalPool):
-    """The mean of each channel over the whole sequence: output (channels,).
+    """The mean of each channel over the whole sequence: output (channels,). With
+    channels_last it takes sequences of any length (``input_shape=(None, F)``).
 
     Given the step mask of padded sequences (``Masking``, ``Embedding(mask_zero=True)``
     before it, through layers that keep the time axis) it averages only the real steps,
