@@ -201,9 +201,9 @@ impl Pool {
     }
 
     /// The masked mean of one sample over its real steps (`keep[t]`); 0 where no
-    /// step is real. Keras computes 0/0 (NaN) there; a sample that is all padding
-    /// gets a recurrent layer's initial state (zeros) here instead, so it gives
-    /// finite outputs and no gradient.
+    /// step is real. Keras computes 0/0 (NaN) there; here a sample of padding
+    /// only gives 0, as a recurrent layer gives its zero initial state for it,
+    /// so outputs stay finite and no gradient flows.
     fn masked_avg(&self, xs: &[f32], y: &mut [f32], keep: &[bool]) {
         let (c, (_, sx, sc)) = (self.grid.c, self.grid.strides());
         y.fill(0.0);
@@ -232,6 +232,7 @@ impl Pool {
         }
     }
 
+    /// The forward pass, over the real steps of `self.mask` when `self.masked`.
     fn run(&mut self, x: MatRef<'_>) -> Result<()> {
         let in_len = self.grid.h * self.grid.w * self.grid.c;
         ensure_shape(x.cols == in_len, || format!("pooling expects inputs of {in_len} values per sample, got {}", x.cols))?;
