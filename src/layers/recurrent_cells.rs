@@ -3,7 +3,8 @@
 //! the chain rule through them backward. The matrix products around them
 //! live in recurrent.rs.
 //!
-//! Equations (PyTorch's, `x·W_ihᵀ + b_ih` already in `proj`, `r = h·W_hhᵀ`):
+//! Equations (PyTorch's, `x·W_ihᵀ + b_ih` in `proj`, `r = h·W_hhᵀ`; for
+//! SimpleRNN and LSTM the layer has already added `r + b_hh` to `proj`):
 //! - SimpleRNN: `h' = act(proj + r + b_hh)`.
 //! - LSTM: `i, f, g, o = σ, σ, tanh, σ (proj + r + b_hh)`,
 //!   `c' = f·c + i·g`, `h' = o·tanh(c')`.
@@ -66,6 +67,14 @@ fn kept(keep: &[bool], i: usize, steps: usize, time: usize) -> bool {
 }
 
 impl Cell {
+    /// Whether the recurrent product adds straight onto the input projection
+    /// (`proj + h·W_hhᵀ` is the whole pre-activation): SimpleRNN and LSTM. The
+    /// GRU's candidate sees `r_t·(W_hn·h + b_hn)`, so it keeps the product
+    /// apart; and the gate gradients are then the same for both products.
+    pub fn direct(self) -> bool {
+        self != Cell::Gru
+    }
+
     /// Gates per unit (`G`).
     pub fn gates(self) -> usize {
         match self {
@@ -86,9 +95,12 @@ impl Cell {
     }
 
     /// One step: writes the saved values, `h_t` into `next` and (LSTM) `c_t`
-    /// into `c_next`. `rec` (this step's `h_{t-1}·W_hhᵀ`) is used as scratch
-    /// for the pre-activations, so the nonlinearities run as the vectorised
-    /// slice kernels.
+    /// into `c_next`. SimpleRNN and LSTM read their whole pre-activations
+    /// from `proj`, where the layer has already added both biases and this
+    /// step's `h_{t-1}·W_hhᵀ` (see [`Cell::direct`]); `rec` is unused then.
+    /// The GRU's `rec` holds `h_{t-1}·W_hhᵀ` and is used as scratch for its
+    /// pre-activations, so the nonlinearities run as the vectorised slice
+    /// kernels.
     pub fn forward_step(self, n: usize, s: &StepFwd<'_>, rec: &mut [f32], saved: &mut [f32], next: &mut [f32], c_next: &mut [f32]) {
         let h = s.units;
         let gh = self.gates() * h;
@@ -96,7 +108,6 @@ impl Cell {
         for i in 0..n {
             let row = i * s.steps + s.time;
             let p = &s.proj[row * gh..(row + 1) * gh];
-            let r = &mut rec[i * gh..(i + 1) * gh];
             let sv = &mut saved[i * sw..(i + 1) * sw];
             let hn = &mut next[i * h..(i + 1) * h];
             if !kept(s.keep, i, s.steps, s.time) {
@@ -111,14 +122,13 @@ impl Cell {
             }
             match self {
                 Cell::Simple(act) => {
-                    add3(&mut sv[..h], r, p, s.b_hh);
-                    act.forward(&sv[..h], hn);
+                    sv[..h].copy_from_slice(p);
+                    act.forward(p, hn);
                 }
                 Cell::Lstm => {
-                    add_into(r, p, s.b_hh);
-                    sigmoid_slice(&r[..2 * h], &mut sv[..2 * h]);
-                    tanh_slice(&r[2 * h..3 * h], &mut sv[2 * h..3 * h]);
-                    sigmoid_slice(&r[3 * h..], &mut sv[3 * h..4 * h]);
+                    sigmoid_slice(&p[..2 * h], &mut sv[..2 * h]);
+                    tanh_slice(&p[2 * h..3 * h], &mut sv[2 * h..3 * h]);
+                    sigmoid_slice(&p[3 * h..], &mut sv[3 * h..4 * h]);
                     let cn = &mut c_next[i * h..(i + 1) * h];
                     lstm_cell(&sv[..4 * h], &s.c_prev[i * h..(i + 1) * h], cn);
                     let (gates, tc) = sv.split_at_mut(4 * h);
@@ -126,7 +136,7 @@ impl Cell {
                     mul_into(hn, &gates[3 * h..], tc);
                 }
                 Cell::Gru => {
-                    let (rz, nh) = r.split_at_mut(2 * h);
+                    let (rz, nh) = rec[i * gh..(i + 1) * gh].split_at_mut(2 * h);
                     add_into(rz, &p[..2 * h], &s.b_hh[..2 * h]);
                     sigmoid_slice(rz, &mut sv[..2 * h]);
                     let (gates, hh) = sv.split_at_mut(3 * h);
@@ -140,18 +150,20 @@ impl Cell {
     }
 
     /// One step back: the gradients w.r.t. the gate pre-activations (as the
-    /// input projection sees them) into `d_gates` `[n, G·units]`; the part of
+    /// input projection sees them) into `d_gates`, sample `i`'s row at
+    /// `d_gates[i·ld..]` (`ld >= G·units`: a step's rows may lie inside a
+    /// sample-major `[n·T, G·units]` buffer); the part of
     /// `dh_{t-1}` that bypasses `W_hh` (GRU's `z·dh`) into `carry`; and
     /// (LSTM) `dc` replaced by the gradient w.r.t. `c_{t-1}`. `carry` must
     /// hold zeros on entry.
-    pub fn backward_step(self, n: usize, b: &StepBack<'_>, dc: &mut [f32], d_gates: &mut [f32], carry: &mut [f32]) {
+    pub fn backward_step(self, n: usize, b: &StepBack<'_>, dc: &mut [f32], d_gates: &mut [f32], ld: usize, carry: &mut [f32]) {
         let h = b.units;
         let gh = self.gates() * h;
         let sw = self.saved_width(h);
         for i in 0..n {
             let sv = &b.saved[i * sw..(i + 1) * sw];
             let dh = &b.dh[i * h..(i + 1) * h];
-            let dg = &mut d_gates[i * gh..(i + 1) * gh];
+            let dg = &mut d_gates[i * ld..i * ld + gh];
             if !kept(b.keep, i, b.steps, b.time) {
                 // Padding was `h_t = h_{t-1}` (and `c_t = c_{t-1}`, so `dc` stays).
                 dg.fill(0.0);
