@@ -438,7 +438,6 @@ impl LayerKind for Recurrent {
             if let Some(norms) = self.step_norms.as_mut() {
                 record_norm(norms, ts, t, &ws.dh[..nh]);
             }
-            let d_rec = &mut ws.d_rec[s * n * gh..(s + 1) * n * gh];
             let c_prev = if self.cell == Cell::Lstm { &ws.cs[s * nh..(s + 1) * nh] } else { &[][..] };
             let back = StepBack {
                 units: h,
@@ -452,18 +451,16 @@ impl LayerKind for Recurrent {
                 time: ts,
             };
             let carry = MatMut { rows: n, cols: h, data: &mut ws.carry[..nh] };
+            // The gate gradients go straight into this step's rows of the
+            // sample-major `d_in` (sample i's at row i·T + time); the GRU's, as
+            // its recurrent product sees them, also into the time-major `d_rec`.
+            let d_step = &mut ws.d_in[ts * gh..nt * gh];
+            let d_rec = if direct { &mut [][..] } else { &mut ws.d_rec[s * n * gh..(s + 1) * n * gh] };
+            self.cell.backward_step(n, &back, &mut ws.dc[..nh], d_step, t * gh, d_rec, carry.data);
             if direct {
-                // The gate gradients are those of both products: written once, in
-                // place in the sample-major `d_in`, and read from there.
-                let d_step = &mut ws.d_in[ts * gh..nt * gh];
-                self.cell.backward_step(n, &back, &mut ws.dc[..nh], d_step, t * gh, carry.data);
+                // Both products see the same gate gradients: read them in place.
                 matmul_packed_rows(MatRef { rows: n, cols: gh, data: d_step }, t * gh, w_hh_ref, Op::N, &ws.w_hh_pack, carry, h, true)?;
             } else {
-                self.cell.backward_step(n, &back, &mut ws.dc[..nh], d_rec, gh, carry.data);
-                for i in 0..n {
-                    ws.d_in[(i * t + ts) * gh..(i * t + ts + 1) * gh].copy_from_slice(&d_rec[i * gh..(i + 1) * gh]);
-                }
-                Cell::gru_recurrent_part(n, h, &ws.saved[s * n * sw..(s + 1) * n * sw], d_rec);
                 matmul_packed(MatRef { rows: n, cols: gh, data: d_rec }, Op::N, w_hh_ref, Op::N, &ws.w_hh_pack, carry, true)?;
             }
             std::mem::swap(&mut ws.dh, &mut ws.carry);

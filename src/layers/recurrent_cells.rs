@@ -155,8 +155,11 @@ impl Cell {
     /// sample-major `[n·T, G·units]` buffer); the part of
     /// `dh_{t-1}` that bypasses `W_hh` (GRU's `z·dh`) into `carry`; and
     /// (LSTM) `dc` replaced by the gradient w.r.t. `c_{t-1}`. `carry` must
-    /// hold zeros on entry.
-    pub fn backward_step(self, n: usize, b: &StepBack<'_>, dc: &mut [f32], d_gates: &mut [f32], ld: usize, carry: &mut [f32]) {
+    /// hold zeros on entry. The GRU also writes its gate gradients as its
+    /// recurrent product sees them into `d_rec` `[n, G·units]` (the others,
+    /// whose two products see the same gradients, leave it empty).
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward_step(self, n: usize, b: &StepBack<'_>, dc: &mut [f32], d_gates: &mut [f32], ld: usize, d_rec: &mut [f32], carry: &mut [f32]) {
         let h = b.units;
         let gh = self.gates() * h;
         let sw = self.saved_width(h);
@@ -167,6 +170,9 @@ impl Cell {
             if !kept(b.keep, i, b.steps, b.time) {
                 // Padding was `h_t = h_{t-1}` (and `c_t = c_{t-1}`, so `dc` stays).
                 dg.fill(0.0);
+                if self == Cell::Gru {
+                    d_rec[i * gh..(i + 1) * gh].fill(0.0);
+                }
                 carry[i * h..(i + 1) * h].copy_from_slice(dh);
                 continue;
             }
@@ -176,20 +182,8 @@ impl Cell {
                     act.backward(sv, &b.out[i * h..(i + 1) * h], dg);
                 }
                 Cell::Lstm => lstm_back(sv, &b.c_prev[i * h..(i + 1) * h], dh, &mut dc[i * h..(i + 1) * h], dg),
-                Cell::Gru => gru_back(sv, &b.prev[i * h..(i + 1) * h], dh, dg, &mut carry[i * h..(i + 1) * h]),
+                Cell::Gru => gru_back(sv, &b.prev[i * h..(i + 1) * h], dh, dg, &mut d_rec[i * gh..(i + 1) * gh], &mut carry[i * h..(i + 1) * h]),
             }
-        }
-    }
-
-    /// GRU: turns the input-side gate gradients in `d_gates` into the
-    /// recurrent side's, where the candidate's part is scaled by the reset
-    /// gate (`n` sees `r_t·(W_hn·h + b_hn)`).
-    pub fn gru_recurrent_part(n: usize, h: usize, saved: &[f32], d_gates: &mut [f32]) {
-        let sw = Cell::Gru.saved_width(h);
-        for i in 0..n {
-            let rg = &saved[i * sw..i * sw + h];
-            let dn = &mut d_gates[i * 3 * h + 2 * h..(i + 1) * 3 * h];
-            dn.iter_mut().zip(rg).for_each(|(d, r)| *d *= r);
         }
     }
 }
@@ -261,19 +255,26 @@ fn lstm_back(sv: &[f32], c_prev: &[f32], dh: &[f32], dc: &mut [f32], dg: &mut [f
     }
 }
 
-/// GRU backward of one sample's row: saved `[r, z, n, r_n + b_hn]`.
+/// GRU backward of one sample's row: saved `[r, z, n, r_n + b_hn]`. The
+/// gate gradients go to `dg` (as the input projection sees them) and, in the
+/// same pass, to `drec` as the recurrent product sees them: the same for `r`
+/// and `z`, the candidate's scaled by the reset gate (`n` sees
+/// `r·(W_hn·h + b_hn)`).
 #[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
-fn gru_back(sv: &[f32], prev: &[f32], dh: &[f32], dg: &mut [f32], carry: &mut [f32]) {
+fn gru_back(sv: &[f32], prev: &[f32], dh: &[f32], dg: &mut [f32], drec: &mut [f32], carry: &mut [f32]) {
     let h = dh.len();
     let (rg, zg, ng, hh) = (&sv[..h], &sv[h..2 * h], &sv[2 * h..3 * h], &sv[3 * h..4 * h]);
     let (hp, carry) = (&prev[..h], &mut carry[..h]);
     let (dr, rest) = dg[..3 * h].split_at_mut(h);
     let (dz, dn) = rest.split_at_mut(h);
+    let (rr, rest) = drec[..3 * h].split_at_mut(h);
+    let (rz, rn) = rest.split_at_mut(h);
     for j in 0..h {
         let d_n = dh[j] * (1.0 - zg[j]) * (1.0 - ng[j] * ng[j]);
-        dr[j] = d_n * hh[j] * rg[j] * (1.0 - rg[j]);
-        dz[j] = dh[j] * (hp[j] - ng[j]) * zg[j] * (1.0 - zg[j]);
-        dn[j] = d_n;
+        let d_r = d_n * hh[j] * rg[j] * (1.0 - rg[j]);
+        let d_z = dh[j] * (hp[j] - ng[j]) * zg[j] * (1.0 - zg[j]);
+        (dr[j], dz[j], dn[j]) = (d_r, d_z, d_n);
+        (rr[j], rz[j], rn[j]) = (d_r, d_z, d_n * rg[j]);
         carry[j] = dh[j] * zg[j];
     }
 }
