@@ -442,6 +442,7 @@ impl LayerKind for Recurrent {
             let back = StepBack {
                 units: h,
                 saved: &ws.saved[s * n * sw..(s + 1) * n * sw],
+                proj: &ws.proj[..nt * gh],
                 prev: &ws.hs[s * nh..(s + 1) * nh],
                 out: &ws.hs[(s + 1) * nh..(s + 2) * nh],
                 c_prev,

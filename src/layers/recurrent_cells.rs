@@ -49,6 +49,9 @@ pub struct StepBack<'a> {
     pub units: usize,
     /// What the forward step saved.
     pub saved: &'a [f32],
+    /// The forward pass's `proj` (as in [`StepFwd`]): SimpleRNN's
+    /// pre-activations, read at row `i·steps + time`.
+    pub proj: &'a [f32],
     /// `h_{t-1}`, `h_t` and (LSTM) `c_{t-1}`, `[n, units]`.
     pub prev: &'a [f32],
     pub out: &'a [f32],
@@ -84,11 +87,12 @@ impl Cell {
         }
     }
 
-    /// Values saved per sample and step: SimpleRNN its pre-activation; LSTM
-    /// its four gates and `tanh(c')`; GRU its three gates and `r_n + b_hn`.
+    /// Values saved per sample and step: LSTM its four gates and `tanh(c')`;
+    /// GRU its three gates and `r_n + b_hn`; SimpleRNN nothing (its
+    /// pre-activation is read back from the layer's projection buffer).
     pub fn saved_width(self, units: usize) -> usize {
         units * match self {
-            Cell::Simple(_) => 1,
+            Cell::Simple(_) => 0,
             Cell::Lstm => 5,
             Cell::Gru => 4,
         }
@@ -121,10 +125,8 @@ impl Cell {
                 continue;
             }
             match self {
-                Cell::Simple(act) => {
-                    sv[..h].copy_from_slice(p);
-                    act.forward(p, hn);
-                }
+                // Its pre-activation stays in `proj` for the backward pass.
+                Cell::Simple(act) => act.forward(p, hn),
                 Cell::Lstm => {
                     sigmoid_slice(&p[..2 * h], &mut sv[..2 * h]);
                     tanh_slice(&p[2 * h..3 * h], &mut sv[2 * h..3 * h]);
@@ -178,8 +180,9 @@ impl Cell {
             }
             match self {
                 Cell::Simple(act) => {
+                    let row = i * b.steps + b.time;
                     dg.copy_from_slice(dh);
-                    act.backward(sv, &b.out[i * h..(i + 1) * h], dg);
+                    act.backward(&b.proj[row * h..(row + 1) * h], &b.out[i * h..(i + 1) * h], dg);
                 }
                 Cell::Lstm => lstm_back(sv, &b.c_prev[i * h..(i + 1) * h], dh, &mut dc[i * h..(i + 1) * h], dg),
                 Cell::Gru => gru_back(sv, &b.prev[i * h..(i + 1) * h], dh, dg, &mut d_rec[i * gh..(i + 1) * gh], &mut carry[i * h..(i + 1) * h]),
