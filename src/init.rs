@@ -6,7 +6,7 @@
 //! (LeCun et al. 1998) uses fan-in only, the choice for SELU-style networks.
 
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, Normal, Uniform};
+use rand_distr::{Distribution, Normal, StandardNormal, Uniform};
 use serde::{Deserialize, Serialize};
 
 use crate::activation::Activation;
@@ -125,6 +125,30 @@ pub fn rng_for(seed: u64, stream: u64) -> ChaCha8Rng {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(stream);
     rng
+}
+
+/// Fills the row-major `[rows, cols]` matrix `out` (`rows >= cols` here:
+/// a recurrent `weight_hh` is `[G·units, units]`) with orthonormal columns, as Keras'
+/// `Orthogonal` does for its transpose: a Gaussian matrix, Gram–Schmidt in
+/// `f64` (the QR factor with a positive diagonal).
+pub(crate) fn orthogonal(out: &mut [f32], rows: usize, cols: usize, rng: &mut ChaCha8Rng) {
+    let mut a: Vec<f64> = (0..rows * cols).map(|_| StandardNormal.sample(rng)).collect();
+    let (m, k) = if rows >= cols { (rows, cols) } else { (cols, rows) };
+    // Vectors are a's columns (rows >= cols) or its rows; `at(v, i)` indexes them.
+    let idx = |v: usize, i: usize| if rows >= cols { i * cols + v } else { v * cols + i };
+    for v in 0..k {
+        for u in 0..v {
+            let dot: f64 = (0..m).map(|i| a[idx(u, i)] * a[idx(v, i)]).sum();
+            for i in 0..m {
+                a[idx(v, i)] -= dot * a[idx(u, i)];
+            }
+        }
+        let norm = (0..m).map(|i| a[idx(v, i)].powi(2)).sum::<f64>().sqrt().max(f64::MIN_POSITIVE);
+        for i in 0..m {
+            a[idx(v, i)] /= norm;
+        }
+    }
+    out.iter_mut().zip(&a).for_each(|(o, v)| *o = *v as f32);
 }
 
 #[cfg(test)]

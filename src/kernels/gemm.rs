@@ -21,11 +21,12 @@ pub enum Op {
     T,
 }
 
-/// (rows, cols, row stride, column stride) of `op(a)` for a row-major `a`.
-fn layout(a: &MatRef<'_>, op: Op) -> (usize, usize, isize, isize) {
+/// (rows, cols, row stride, column stride) of `op(a)` for a row-major `a`
+/// whose rows lie `ld` values apart.
+fn layout(a: &MatRef<'_>, op: Op, ld: usize) -> (usize, usize, isize, isize) {
     match op {
-        Op::N => (a.rows, a.cols, a.cols as isize, 1),
-        Op::T => (a.cols, a.rows, 1, a.cols as isize),
+        Op::N => (a.rows, a.cols, ld as isize, 1),
+        Op::T => (a.cols, a.rows, 1, ld as isize),
     }
 }
 
@@ -47,7 +48,8 @@ fn vector_shaped(p: &blocked::Problem) -> bool {
 /// # Errors
 /// `Error::Shape` when the shapes do not agree.
 pub fn matmul(a: MatRef<'_>, op_a: Op, b: MatRef<'_>, op_b: Op, c: MatMut<'_>, accumulate: bool) -> Result<()> {
-    product(a, op_a, b, op_b, c, accumulate, None)
+    let (a_ld, c_ld) = (a.cols, c.cols);
+    product(a, op_a, a_ld, b, op_b, c, c_ld, accumulate, None)
 }
 
 /// The right operand `op(b)` of a run of products `op(a)·op(b)`, packed once
@@ -85,7 +87,7 @@ impl PackedRhs {
         if a_rows < 2 {
             return Ok(());
         }
-        let (k, n, b_rs, b_cs) = layout(&b, op_b);
+        let (k, n, b_rs, b_cs) = layout(&b, op_b, b.cols);
         // The column-major left operand of `product`: op(b)ᵀ, n×k.
         // SAFETY: `b`'s slice holds rows·cols values, so these strides and
         // sizes address only inside it.
@@ -108,12 +110,37 @@ impl PackedRhs {
 /// `Error::Shape` when the shapes do not agree.
 pub fn matmul_packed(a: MatRef<'_>, op_a: Op, b: MatRef<'_>, op_b: Op, packed: &PackedRhs, c: MatMut<'_>, accumulate: bool) -> Result<()> {
     let pre = packed.packs(&b, op_b).then_some(&packed.panels);
-    product(a, op_a, b, op_b, c, accumulate, pre)
+    let (a_ld, c_ld) = (a.cols, c.cols);
+    product(a, op_a, a_ld, b, op_b, c, c_ld, accumulate, pre)
 }
 
-fn product(a: MatRef<'_>, op_a: Op, b: MatRef<'_>, op_b: Op, c: MatMut<'_>, accumulate: bool, pre: Option<&blocked::PackedLhs>) -> Result<()> {
-    let (m, k, a_rs, a_cs) = layout(&a, op_a);
-    let (k2, n, b_rs, b_cs) = layout(&b, op_b);
+/// [`matmul_packed`] with `a` (used as stored) and `c` read as row-strided
+/// matrices: row `i` of `a` starts at `a.data[i·a_ld]`, row `i` of `c` at
+/// `c.data[i·c_ld]` (`rows`/`cols` give the logical shape, the slices run
+/// from the first row to at least the end of the last). A recurrent layer
+/// uses it for one time step's rows inside a sample-major `[batch·T, ·]`
+/// buffer, so the step's product lands where the step's input projection
+/// (or gate gradient) already is, with no gather or scatter copy. Each output
+/// element is summed exactly as by `matmul_packed` on contiguous copies.
+///
+/// # Errors
+/// `Error::Shape` when the shapes do not agree or a slice is too short for
+/// its stride.
+pub fn matmul_packed_rows(a: MatRef<'_>, a_ld: usize, b: MatRef<'_>, op_b: Op, packed: &PackedRhs, c: MatMut<'_>, c_ld: usize, accumulate: bool) -> Result<()> {
+    let span = |rows: usize, cols: usize, ld: usize| if rows == 0 { 0 } else { (rows - 1) * ld + cols };
+    ensure_shape(a_ld >= a.cols && c_ld >= c.cols && a.data.len() >= span(a.rows, a.cols, a_ld) && c.data.len() >= span(c.rows, c.cols, c_ld), || {
+        format!("matmul: strided operands too short: a {}x{} every {a_ld} in {}, c {}x{} every {c_ld} in {}", a.rows, a.cols, a.data.len(), c.rows, c.cols, c.data.len())
+    })?;
+    let pre = packed.packs(&b, op_b).then_some(&packed.panels);
+    product(a, Op::N, a_ld, b, op_b, c, c_ld, accumulate, pre)
+}
+
+/// The product behind every entry point; `a_ld` and `c_ld` are the row
+/// strides of `a` and `c` (their `cols` for contiguous matrices).
+#[allow(clippy::too_many_arguments)]
+fn product(a: MatRef<'_>, op_a: Op, a_ld: usize, b: MatRef<'_>, op_b: Op, c: MatMut<'_>, c_ld: usize, accumulate: bool, pre: Option<&blocked::PackedLhs>) -> Result<()> {
+    let (m, k, a_rs, a_cs) = layout(&a, op_a, a_ld);
+    let (k2, n, b_rs, b_cs) = layout(&b, op_b, b.cols);
     ensure_shape(k == k2 && c.rows == m && c.cols == n, || {
         format!("matmul: op(a) is {m}x{k}, op(b) is {k2}x{n}, output is {}x{}; expected {m}x{n} with equal inner sizes", c.rows, c.cols)
     })?;
@@ -122,7 +149,7 @@ fn product(a: MatRef<'_>, op_a: Op, b: MatRef<'_>, op_b: Op, c: MatMut<'_>, accu
     }
     if k == 0 {
         if !accumulate {
-            c.data.fill(0.0);
+            c.data.chunks_mut(c_ld).take(m).for_each(|row| row[..n].fill(0.0));
         }
         return Ok(());
     }
@@ -134,7 +161,7 @@ fn product(a: MatRef<'_>, op_a: Op, b: MatRef<'_>, op_b: Op, c: MatMut<'_>, accu
         n: m,
         k,
         dst: c.data.as_mut_ptr(),
-        dst_cs: n as isize,
+        dst_cs: c_ld as isize,
         lhs: b.data.as_ptr(),
         lhs_rs: b_cs,
         lhs_cs: b_rs,
@@ -161,7 +188,7 @@ fn product(a: MatRef<'_>, op_a: Op, b: MatRef<'_>, op_b: Op, c: MatMut<'_>, accu
             k,
             c.data.as_mut_ptr(),
             1,
-            n as isize,
+            c_ld as isize,
             accumulate,
             a.data.as_ptr(),
             a_cs,
@@ -310,6 +337,44 @@ mod tests {
         matmul_packed(a.view(), Op::N, b.view(), Op::T, &packed, got.view_mut(), false).unwrap();
         assert_ne!(before, want);
         assert_eq!(want, got);
+    }
+
+    /// Row-strided `a` and `c` (one time step's rows of a sample-major
+    /// buffer) give the bits of the contiguous product, overwriting or
+    /// accumulating, and leave the rows between them untouched.
+    #[test]
+    fn row_strided_operands_match_contiguous_copies() {
+        for &(m, k, n, a_ld, c_ld) in &[(128, 128, 512, 128 * 28, 512 * 28), (9, 13, 20, 40, 31), (1, 8, 8, 8, 20), (64, 6, 300, 6, 300), (5, 0, 7, 3, 9)] {
+            let a_big = filled(m, a_ld, 3);
+            let b = filled(n, k, 4);
+            let a_rows: Vec<f32> = (0..m).flat_map(|i| a_big.as_slice()[i * a_ld..i * a_ld + k].to_vec()).collect();
+            let a = Matrix::from_vec(m, k, a_rows).unwrap();
+            let mut packed = PackedRhs::new();
+            packed.pack(b.view(), Op::T, m).unwrap();
+            for accumulate in [false, true] {
+                for threads in [1, 2] {
+                    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                    let c_big0 = filled(m, c_ld, 8);
+                    let mut want: Vec<f32> = (0..m).flat_map(|i| c_big0.as_slice()[i * c_ld..i * c_ld + n].to_vec()).collect();
+                    let mut c_big = c_big0.clone();
+                    pool.install(|| {
+                        matmul(a.view(), Op::N, b.view(), Op::T, MatMut { rows: m, cols: n, data: &mut want }, accumulate).unwrap();
+                        let a_view = MatRef { rows: m, cols: k, data: a_big.as_slice() };
+                        matmul_packed_rows(a_view, a_ld, b.view(), Op::T, &packed, MatMut { rows: m, cols: n, data: c_big.as_mut_slice() }, c_ld, accumulate).unwrap();
+                    });
+                    for i in 0..m {
+                        let row = &c_big.as_slice()[i * c_ld..(i + 1) * c_ld];
+                        assert_eq!(&row[..n], &want[i * n..(i + 1) * n], "{m}x{k}x{n} row {i}, {threads} threads");
+                        assert_eq!(&row[n..], &c_big0.as_slice()[i * c_ld + n..(i + 1) * c_ld], "{m}x{k}x{n}: a gap between rows was written");
+                    }
+                }
+            }
+        }
+        // A slice too short for its stride is a shape error, not a bad access.
+        let (a, b) = (filled(4, 8, 1), filled(8, 8, 2));
+        let mut c = Matrix::zeros(4, 8);
+        let short = MatRef { rows: 4, cols: 8, data: a.as_slice() };
+        assert!(matmul_packed_rows(short, 9, b.view(), Op::T, &PackedRhs::new(), c.view_mut(), 8, false).is_err());
     }
 
     #[test]

@@ -5,12 +5,20 @@
 //! the whole batch is also the `[batch·T, F]` matrix of every step: the input
 //! projection of all steps is one GEMM, and so are the input and `weight_ih`
 //! gradients. Only the recurrent product `h_{t-1}·W_hhᵀ` runs per step; the
-//! gate nonlinearities, the bias adds and the state update follow it in one
-//! fused pass (recurrent_cells.rs). Hidden states and gates are kept
-//! time-major (`[T, batch, ·]`) so each step's slice is contiguous, and the
-//! `weight_hh` gradient is again one GEMM over all steps. The elementwise
-//! passes run on the calling thread and the GEMMs split only their output,
-//! so results are bit-identical whatever the thread count.
+//! gate nonlinearities and the state update follow it in one fused pass
+//! (recurrent_cells.rs). Hidden states and saved gates are kept time-major
+//! (`[T, batch, ·]`) so each step's slice is contiguous, and the `weight_hh`
+//! gradient is again one GEMM over all steps. The elementwise passes run on
+//! the calling thread and the GEMMs split only their output, so results are
+//! bit-identical whatever the thread count.
+//!
+//! SimpleRNN and LSTM ([`Cell::direct`]) add both biases in the projection
+//! pass and let each step's product accumulate onto that step's (strided)
+//! rows of the projection, so the pre-activation is `(x·W_ihᵀ + b_ih + b_hh)
+//! + h·W_hhᵀ` summed in that order (the GRU keeps the product apart and adds
+//! `proj + rec + b_hh`); backward their gate gradients are written once, in
+//! place in the sample-major buffer the `weight_ih` and input gradients read,
+//! and the per-step product reads them there.
 //!
 //! Parameters use PyTorch's layout and gate order, so its `state_dict` maps
 //! one to one: `weight_ih` `[G·units, F]` (`weight_ih_l0`), `weight_hh`
@@ -19,12 +27,11 @@
 //! gate applied to `W_hn·h + b_hn` as in PyTorch and Keras' `reset_after`).
 
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{checked_size, ensure_config, ensure_shape, try_grow, Result};
-use crate::init::Init;
-use crate::kernels::gemm::{matmul, matmul_packed, Op, PackedRhs};
+use crate::init::{orthogonal, Init};
+use crate::kernels::gemm::{matmul, matmul_packed, matmul_packed_rows, Op, PackedRhs};
 use crate::kernels::reduce::col_sums;
 use crate::layers::kind::{check_backward, BuildLayer};
 use crate::layers::recurrent_cells::{Cell, StepBack, StepFwd};
@@ -157,9 +164,10 @@ impl CellKind {
 /// The buffers of one forward and backward pass, grown to the largest batch.
 #[derive(Clone, Debug, Default)]
 struct Workspace {
-    /// `x·W_ihᵀ + b_ih` of every step, sample-major `[batch·T, G·units]`.
+    /// `x·W_ihᵀ + b_ih` of every step, sample-major `[batch·T, G·units]`
+    /// (SimpleRNN, LSTM: `+ b_hh`, and the forward pass adds `h·W_hhᵀ` onto it).
     proj: Vec<f32>,
-    /// One step's `h_{t-1}·W_hhᵀ`, `[batch, G·units]`.
+    /// GRU: one step's `h_{t-1}·W_hhᵀ`, `[batch, G·units]`.
     rec: Vec<f32>,
     /// Per step (time-major `[T, batch, ·]`): what the cell keeps for its backward.
     saved: Vec<f32>,
@@ -170,7 +178,9 @@ struct Workspace {
     /// `return_sequences`: the output, sample-major `[batch, T·units]`.
     out: Matrix,
     /// Gradients w.r.t. the gate pre-activations: of the input projection
-    /// (sample-major, as `proj`) and of the recurrent product (time-major).
+    /// (sample-major, as `proj`) and (GRU) of the recurrent product
+    /// (time-major). SimpleRNN and LSTM have one set, in `d_in`, and use
+    /// `d_rec` for the hidden states gathered into `d_in`'s row order.
     d_in: Vec<f32>,
     d_rec: Vec<f32>,
     /// The gradient flowing into `h_t` (and an LSTM's `c_t`), and its next value.
@@ -180,6 +190,9 @@ struct Workspace {
     /// `W_hh` packed once per pass for the per-step products (as `W_hhᵀ` in
     /// the forward, as `W_hh` in the backward).
     w_hh_pack: PackedRhs,
+    /// `dW_ihᵀ` `[F, G·units]` before it is transposed into the gradient (see
+    /// [`weight_ih_grad`]).
+    dw_t: Vec<f32>,
     /// The step mask of the last forward pass, sample-major `[batch, T]` (empty: none).
     keep: Vec<bool>,
 }
@@ -257,7 +270,9 @@ impl Recurrent {
         let nh = checked_size(n, h, name)?;
         let ws = &mut self.ws;
         grow(&mut ws.proj, checked_size(nt, gh, name)?, "the recurrent input projection")?;
-        grow(&mut ws.rec, checked_size(n, gh, name)?, "the recurrent product")?;
+        if !self.cell.direct() {
+            grow(&mut ws.rec, checked_size(n, gh, name)?, "the recurrent product")?;
+        }
         grow(&mut ws.saved, checked_size(nt, self.cell.saved_width(h), name)?, "the recurrent gate values")?;
         grow(&mut ws.hs, checked_size(nh, t + 1, name)?, "the recurrent hidden states")?;
         if self.cell == Cell::Lstm {
@@ -330,8 +345,17 @@ impl LayerKind for Recurrent {
         let xs = MatRef { rows: nt, cols: f, data: x.data };
         let proj = &mut self.ws.proj[..nt * gh];
         matmul(xs, Op::N, MatRef { rows: gh, cols: f, data: w_ih }, Op::T, MatMut { rows: nt, cols: gh, data: proj }, false)?;
-        for row in proj.chunks_exact_mut(gh) {
-            row.iter_mut().zip(b_ih).for_each(|(v, b)| *v += b);
+        let direct = self.cell.direct();
+        if direct {
+            // Both biases now, so that each step's product can accumulate onto its
+            // rows of `proj` and leave the whole pre-activation there.
+            for row in proj.chunks_exact_mut(gh) {
+                row.iter_mut().zip(b_ih.iter().zip(b_hh)).for_each(|(v, (b, c))| *v = *v + b + c);
+            }
+        } else {
+            for row in proj.chunks_exact_mut(gh) {
+                row.iter_mut().zip(b_ih).for_each(|(v, b)| *v += b);
+            }
         }
         let nh = n * h;
         let sw = self.cell.saved_width(h);
@@ -346,8 +370,15 @@ impl LayerKind for Recurrent {
             let time = self.time(s);
             let (prev, next) = self.ws.hs[s * nh..(s + 2) * nh].split_at_mut(nh);
             let (c_prev, c_next) = if lstm { self.ws.cs[s * nh..(s + 2) * nh].split_at_mut(nh) } else { (&mut [][..], &mut [][..]) };
-            let rec = &mut self.ws.rec[..n * gh];
-            matmul_packed(MatRef { rows: n, cols: h, data: prev }, Op::N, w_hh_ref, Op::T, &self.ws.w_hh_pack, MatMut { rows: n, cols: gh, data: rec }, false)?;
+            let rec = if direct { &mut [][..] } else { &mut self.ws.rec[..n * gh] };
+            let prev_ref = MatRef { rows: n, cols: h, data: prev };
+            if direct {
+                // Onto this step's rows of `proj` (sample i's at row i·T + time).
+                let rows = MatMut { rows: n, cols: gh, data: &mut self.ws.proj[time * gh..nt * gh] };
+                matmul_packed_rows(prev_ref, h, w_hh_ref, Op::T, &self.ws.w_hh_pack, rows, t * gh, true)?;
+            } else {
+                matmul_packed(prev_ref, Op::N, w_hh_ref, Op::T, &self.ws.w_hh_pack, MatMut { rows: n, cols: gh, data: rec }, false)?;
+            }
             let saved = &mut self.ws.saved[s * n * sw..(s + 1) * n * sw];
             let step = StepFwd { units: h, proj: &self.ws.proj, steps: t, time, b_hh, prev, c_prev, keep: &self.ws.keep };
             self.cell.forward_step(n, &step, rec, saved, next, c_next);
@@ -382,6 +413,7 @@ impl LayerKind for Recurrent {
         let (n, t, f, h, gh) = (self.rows, self.steps, self.features, self.units, self.gh());
         let (nt, nh, sw) = (n * t, n * h, self.cell.saved_width(h));
         let name = self.kind.name();
+        let direct = self.cell.direct();
         let ws = &mut self.ws;
         grow(&mut ws.d_in, checked_size(nt, gh, name)?, "the recurrent input-gradient workspace")?;
         grow(&mut ws.d_rec, checked_size(nt, gh, name)?, "the recurrent gradient workspace")?;
@@ -406,11 +438,11 @@ impl LayerKind for Recurrent {
             if let Some(norms) = self.step_norms.as_mut() {
                 record_norm(norms, ts, t, h, &ws.dh[..nh], &ws.keep);
             }
-            let d_rec = &mut ws.d_rec[s * n * gh..(s + 1) * n * gh];
             let c_prev = if self.cell == Cell::Lstm { &ws.cs[s * nh..(s + 1) * nh] } else { &[][..] };
             let back = StepBack {
                 units: h,
                 saved: &ws.saved[s * n * sw..(s + 1) * n * sw],
+                proj: &ws.proj[..nt * gh],
                 prev: &ws.hs[s * nh..(s + 1) * nh],
                 out: &ws.hs[(s + 1) * nh..(s + 2) * nh],
                 c_prev,
@@ -419,24 +451,46 @@ impl LayerKind for Recurrent {
                 steps: t,
                 time: ts,
             };
-            self.cell.backward_step(n, &back, &mut ws.dc[..nh], d_rec, &mut ws.carry[..nh]);
-            for i in 0..n {
-                ws.d_in[(i * t + ts) * gh..(i * t + ts + 1) * gh].copy_from_slice(&d_rec[i * gh..(i + 1) * gh]);
+            let carry = MatMut { rows: n, cols: h, data: &mut ws.carry[..nh] };
+            // The gate gradients go straight into this step's rows of the
+            // sample-major `d_in` (sample i's at row i·T + time); the GRU's, as
+            // its recurrent product sees them, also into the time-major `d_rec`.
+            let d_step = &mut ws.d_in[ts * gh..nt * gh];
+            let d_rec = if direct { &mut [][..] } else { &mut ws.d_rec[s * n * gh..(s + 1) * n * gh] };
+            self.cell.backward_step(n, &back, &mut ws.dc[..nh], d_step, t * gh, d_rec, carry.data);
+            if direct {
+                // Both products see the same gate gradients: read them in place.
+                matmul_packed_rows(MatRef { rows: n, cols: gh, data: d_step }, t * gh, w_hh_ref, Op::N, &ws.w_hh_pack, carry, h, true)?;
+            } else {
+                matmul_packed(MatRef { rows: n, cols: gh, data: d_rec }, Op::N, w_hh_ref, Op::N, &ws.w_hh_pack, carry, true)?;
             }
-            if self.cell == Cell::Gru {
-                Cell::gru_recurrent_part(n, h, &ws.saved[s * n * sw..(s + 1) * n * sw], d_rec);
-            }
-            matmul_packed(MatRef { rows: n, cols: gh, data: d_rec }, Op::N, w_hh_ref, Op::N, &ws.w_hh_pack, MatMut { rows: n, cols: h, data: &mut ws.carry[..nh] }, true)?;
             std::mem::swap(&mut ws.dh, &mut ws.carry);
             ws.carry[..nh].fill(0.0);
         }
         let [o_ih, o_hh, o_bi, o_bh] = self.offsets;
         let d_in = MatRef { rows: nt, cols: gh, data: &ws.d_in[..nt * gh] };
-        matmul(d_in, Op::T, MatRef { rows: nt, cols: f, data: x.data }, Op::N, MatMut { rows: gh, cols: f, data: &mut grads[o_ih..o_ih + gh * f] }, false)?;
-        let d_rec = MatRef { rows: nt, cols: gh, data: &ws.d_rec[..nt * gh] };
-        matmul(d_rec, Op::T, MatRef { rows: nt, cols: h, data: &ws.hs[..nt * h] }, Op::N, MatMut { rows: gh, cols: h, data: &mut grads[o_hh..o_hh + gh * h] }, false)?;
+        let xs = MatRef { rows: nt, cols: f, data: x.data };
+        weight_ih_grad(d_in, xs, &mut ws.dw_t, &mut grads[o_ih..o_ih + gh * f])?;
         col_sums(d_in.data, &mut grads[o_bi..o_bi + gh]);
-        col_sums(d_rec.data, &mut grads[o_bh..o_bh + gh]);
+        let dw_hh = MatMut { rows: gh, cols: h, data: &mut grads[o_hh..o_hh + gh * h] };
+        if direct {
+            // `dW_hh = Σ d_gatesᵀ·h_{t-1}` over `d_in`'s sample-major rows: the
+            // states entering each step gathered into the same row order (a
+            // quarter of the copy of the LSTM's gate gradients it replaces).
+            let hs_rows = &mut ws.d_rec[..nt * h];
+            for s in 0..t {
+                let ts = if self.go_backwards { t - 1 - s } else { s };
+                for (i, row) in ws.hs[s * nh..(s + 1) * nh].chunks_exact(h).enumerate() {
+                    hs_rows[(i * t + ts) * h..(i * t + ts + 1) * h].copy_from_slice(row);
+                }
+            }
+            matmul(d_in, Op::T, MatRef { rows: nt, cols: h, data: hs_rows }, Op::N, dw_hh, false)?;
+            grads.copy_within(o_bi..o_bi + gh, o_bh);
+        } else {
+            let d_rec = MatRef { rows: nt, cols: gh, data: &ws.d_rec[..nt * gh] };
+            matmul(d_rec, Op::T, MatRef { rows: nt, cols: h, data: &ws.hs[..nt * h] }, Op::N, dw_hh, false)?;
+            col_sums(d_rec.data, &mut grads[o_bh..o_bh + gh]);
+        }
         if let Some(dx) = dx {
             dx.reshape_for(n, t * f)?;
             let w_ih = &params[o_ih..o_ih + gh * f];
@@ -505,6 +559,28 @@ impl Recurrent {
     }
 }
 
+/// `dW_ih = d_inᵀ·x` (`[G·units, F]`) over all steps. The microkernels tile
+/// their output in 64-row (AVX-512) panels along its columns here, so with
+/// few features (F = 28: one half-empty 32-row tile) the product is computed
+/// transposed, `xᵀ·d_in` with the wide `G·units` side on the full tiles, into
+/// `scratch` and transposed back (a `G·units × F` copy, small next to the
+/// product's `N·T` depth).
+fn weight_ih_grad(d_in: MatRef<'_>, x: MatRef<'_>, scratch: &mut Vec<f32>, out: &mut [f32]) -> Result<()> {
+    let (gh, f) = (d_in.cols, x.cols);
+    if f >= gh {
+        return matmul(d_in, Op::T, x, Op::N, MatMut { rows: gh, cols: f, data: out }, false);
+    }
+    grow(scratch, gh * f, "the recurrent weight_ih gradient")?;
+    let t = &mut scratch[..gh * f];
+    matmul(x, Op::T, d_in, Op::N, MatMut { rows: f, cols: gh, data: t }, false)?;
+    for (j, row) in t.chunks_exact(gh).enumerate() {
+        for (g, v) in row.iter().enumerate() {
+            out[g * f + j] = *v;
+        }
+    }
+    Ok(())
+}
+
 /// Stores `‖dh‖` (`[batch, units]`, summed in f64) at `norms[time]`, sizing
 /// `norms` to `steps`; with a step mask `keep` (`[batch, steps]`, empty:
 /// none) over the samples whose step `time` is real.
@@ -513,28 +589,4 @@ fn record_norm(norms: &mut Vec<f64>, time: usize, steps: usize, units: usize, dh
     let real = |i: usize| keep.is_empty() || keep[i * steps + time];
     let sq: f64 = dh.chunks_exact(units).enumerate().filter(|&(i, _)| real(i)).flat_map(|(_, r)| r).map(|&v| f64::from(v) * f64::from(v)).sum();
     norms[time] = sq.sqrt();
-}
-
-/// Fills the row-major `[rows, cols]` matrix `out` (`rows >= cols` here:
-/// `weight_hh` is `[G·units, units]`) with orthonormal columns, as Keras'
-/// `Orthogonal` does for its transpose: a Gaussian matrix, Gram–Schmidt in
-/// `f64` (the QR factor with a positive diagonal).
-fn orthogonal(out: &mut [f32], rows: usize, cols: usize, rng: &mut ChaCha8Rng) {
-    let mut a: Vec<f64> = (0..rows * cols).map(|_| StandardNormal.sample(rng)).collect();
-    let (m, k) = if rows >= cols { (rows, cols) } else { (cols, rows) };
-    // Vectors are a's columns (rows >= cols) or its rows; `at(v, i)` indexes them.
-    let idx = |v: usize, i: usize| if rows >= cols { i * cols + v } else { v * cols + i };
-    for v in 0..k {
-        for u in 0..v {
-            let dot: f64 = (0..m).map(|i| a[idx(u, i)] * a[idx(v, i)]).sum();
-            for i in 0..m {
-                a[idx(v, i)] -= dot * a[idx(u, i)];
-            }
-        }
-        let norm = (0..m).map(|i| a[idx(v, i)].powi(2)).sum::<f64>().sqrt().max(f64::MIN_POSITIVE);
-        for i in 0..m {
-            a[idx(v, i)] /= norm;
-        }
-    }
-    out.iter_mut().zip(&a).for_each(|(o, v)| *o = *v as f32);
 }

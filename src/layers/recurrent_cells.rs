@@ -3,7 +3,8 @@
 //! the chain rule through them backward. The matrix products around them
 //! live in recurrent.rs.
 //!
-//! Equations (PyTorch's, `x·W_ihᵀ + b_ih` already in `proj`, `r = h·W_hhᵀ`):
+//! Equations (PyTorch's, `x·W_ihᵀ + b_ih` in `proj`, `r = h·W_hhᵀ`; for
+//! SimpleRNN and LSTM the layer has already added `r + b_hh` to `proj`):
 //! - SimpleRNN: `h' = act(proj + r + b_hh)`.
 //! - LSTM: `i, f, g, o = σ, σ, tanh, σ (proj + r + b_hh)`,
 //!   `c' = f·c + i·g`, `h' = o·tanh(c')`.
@@ -48,6 +49,9 @@ pub struct StepBack<'a> {
     pub units: usize,
     /// What the forward step saved.
     pub saved: &'a [f32],
+    /// The forward pass's `proj` (as in [`StepFwd`]): SimpleRNN's
+    /// pre-activations, read at row `i·steps + time`.
+    pub proj: &'a [f32],
     /// `h_{t-1}`, `h_t` and (LSTM) `c_{t-1}`, `[n, units]`.
     pub prev: &'a [f32],
     pub out: &'a [f32],
@@ -66,6 +70,14 @@ fn kept(keep: &[bool], i: usize, steps: usize, time: usize) -> bool {
 }
 
 impl Cell {
+    /// Whether the recurrent product adds straight onto the input projection
+    /// (`proj + h·W_hhᵀ` is the whole pre-activation): SimpleRNN and LSTM. The
+    /// GRU's candidate sees `r_t·(W_hn·h + b_hn)`, so it keeps the product
+    /// apart; and the gate gradients are then the same for both products.
+    pub fn direct(self) -> bool {
+        self != Cell::Gru
+    }
+
     /// Gates per unit (`G`).
     pub fn gates(self) -> usize {
         match self {
@@ -75,20 +87,24 @@ impl Cell {
         }
     }
 
-    /// Values saved per sample and step: SimpleRNN its pre-activation; LSTM
-    /// its four gates and `tanh(c')`; GRU its three gates and `r_n + b_hn`.
+    /// Values saved per sample and step: LSTM its four gates and `tanh(c')`;
+    /// GRU its three gates and `r_n + b_hn`; SimpleRNN nothing (its
+    /// pre-activation is read back from the layer's projection buffer).
     pub fn saved_width(self, units: usize) -> usize {
         units * match self {
-            Cell::Simple(_) => 1,
+            Cell::Simple(_) => 0,
             Cell::Lstm => 5,
             Cell::Gru => 4,
         }
     }
 
     /// One step: writes the saved values, `h_t` into `next` and (LSTM) `c_t`
-    /// into `c_next`. `rec` (this step's `h_{t-1}·W_hhᵀ`) is used as scratch
-    /// for the pre-activations, so the nonlinearities run as the vectorised
-    /// slice kernels.
+    /// into `c_next`. SimpleRNN and LSTM read their whole pre-activations
+    /// from `proj`, where the layer has already added both biases and this
+    /// step's `h_{t-1}·W_hhᵀ` (see [`Cell::direct`]); `rec` is unused then.
+    /// The GRU's `rec` holds `h_{t-1}·W_hhᵀ` and is used as scratch for its
+    /// pre-activations, so the nonlinearities run as the vectorised slice
+    /// kernels.
     pub fn forward_step(self, n: usize, s: &StepFwd<'_>, rec: &mut [f32], saved: &mut [f32], next: &mut [f32], c_next: &mut [f32]) {
         let h = s.units;
         let gh = self.gates() * h;
@@ -96,7 +112,6 @@ impl Cell {
         for i in 0..n {
             let row = i * s.steps + s.time;
             let p = &s.proj[row * gh..(row + 1) * gh];
-            let r = &mut rec[i * gh..(i + 1) * gh];
             let sv = &mut saved[i * sw..(i + 1) * sw];
             let hn = &mut next[i * h..(i + 1) * h];
             if !kept(s.keep, i, s.steps, s.time) {
@@ -110,15 +125,12 @@ impl Cell {
                 continue;
             }
             match self {
-                Cell::Simple(act) => {
-                    add3(&mut sv[..h], r, p, s.b_hh);
-                    act.forward(&sv[..h], hn);
-                }
+                // Its pre-activation stays in `proj` for the backward pass.
+                Cell::Simple(act) => act.forward(p, hn),
                 Cell::Lstm => {
-                    add_into(r, p, s.b_hh);
-                    sigmoid_slice(&r[..2 * h], &mut sv[..2 * h]);
-                    tanh_slice(&r[2 * h..3 * h], &mut sv[2 * h..3 * h]);
-                    sigmoid_slice(&r[3 * h..], &mut sv[3 * h..4 * h]);
+                    sigmoid_slice(&p[..2 * h], &mut sv[..2 * h]);
+                    tanh_slice(&p[2 * h..3 * h], &mut sv[2 * h..3 * h]);
+                    sigmoid_slice(&p[3 * h..], &mut sv[3 * h..4 * h]);
                     let cn = &mut c_next[i * h..(i + 1) * h];
                     lstm_cell(&sv[..4 * h], &s.c_prev[i * h..(i + 1) * h], cn);
                     let (gates, tc) = sv.split_at_mut(4 * h);
@@ -126,7 +138,7 @@ impl Cell {
                     mul_into(hn, &gates[3 * h..], tc);
                 }
                 Cell::Gru => {
-                    let (rz, nh) = r.split_at_mut(2 * h);
+                    let (rz, nh) = rec[i * gh..(i + 1) * gh].split_at_mut(2 * h);
                     add_into(rz, &p[..2 * h], &s.b_hh[..2 * h]);
                     sigmoid_slice(rz, &mut sv[..2 * h]);
                     let (gates, hh) = sv.split_at_mut(3 * h);
@@ -140,44 +152,41 @@ impl Cell {
     }
 
     /// One step back: the gradients w.r.t. the gate pre-activations (as the
-    /// input projection sees them) into `d_gates` `[n, G·units]`; the part of
+    /// input projection sees them) into `d_gates`, sample `i`'s row at
+    /// `d_gates[i·ld..]` (`ld >= G·units`: a step's rows may lie inside a
+    /// sample-major `[n·T, G·units]` buffer); the part of
     /// `dh_{t-1}` that bypasses `W_hh` (GRU's `z·dh`) into `carry`; and
     /// (LSTM) `dc` replaced by the gradient w.r.t. `c_{t-1}`. `carry` must
-    /// hold zeros on entry.
-    pub fn backward_step(self, n: usize, b: &StepBack<'_>, dc: &mut [f32], d_gates: &mut [f32], carry: &mut [f32]) {
+    /// hold zeros on entry. The GRU also writes its gate gradients as its
+    /// recurrent product sees them into `d_rec` `[n, G·units]` (the others,
+    /// whose two products see the same gradients, leave it empty).
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward_step(self, n: usize, b: &StepBack<'_>, dc: &mut [f32], d_gates: &mut [f32], ld: usize, d_rec: &mut [f32], carry: &mut [f32]) {
         let h = b.units;
         let gh = self.gates() * h;
         let sw = self.saved_width(h);
         for i in 0..n {
             let sv = &b.saved[i * sw..(i + 1) * sw];
             let dh = &b.dh[i * h..(i + 1) * h];
-            let dg = &mut d_gates[i * gh..(i + 1) * gh];
+            let dg = &mut d_gates[i * ld..i * ld + gh];
             if !kept(b.keep, i, b.steps, b.time) {
                 // Padding was `h_t = h_{t-1}` (and `c_t = c_{t-1}`, so `dc` stays).
                 dg.fill(0.0);
+                if self == Cell::Gru {
+                    d_rec[i * gh..(i + 1) * gh].fill(0.0);
+                }
                 carry[i * h..(i + 1) * h].copy_from_slice(dh);
                 continue;
             }
             match self {
                 Cell::Simple(act) => {
+                    let row = i * b.steps + b.time;
                     dg.copy_from_slice(dh);
-                    act.backward(sv, &b.out[i * h..(i + 1) * h], dg);
+                    act.backward(&b.proj[row * h..(row + 1) * h], &b.out[i * h..(i + 1) * h], dg);
                 }
                 Cell::Lstm => lstm_back(sv, &b.c_prev[i * h..(i + 1) * h], dh, &mut dc[i * h..(i + 1) * h], dg),
-                Cell::Gru => gru_back(sv, &b.prev[i * h..(i + 1) * h], dh, dg, &mut carry[i * h..(i + 1) * h]),
+                Cell::Gru => gru_back(sv, &b.prev[i * h..(i + 1) * h], dh, dg, &mut d_rec[i * gh..(i + 1) * gh], &mut carry[i * h..(i + 1) * h]),
             }
-        }
-    }
-
-    /// GRU: turns the input-side gate gradients in `d_gates` into the
-    /// recurrent side's, where the candidate's part is scaled by the reset
-    /// gate (`n` sees `r_t·(W_hn·h + b_hn)`).
-    pub fn gru_recurrent_part(n: usize, h: usize, saved: &[f32], d_gates: &mut [f32]) {
-        let sw = Cell::Gru.saved_width(h);
-        for i in 0..n {
-            let rg = &saved[i * sw..i * sw + h];
-            let dn = &mut d_gates[i * 3 * h + 2 * h..(i + 1) * 3 * h];
-            dn.iter_mut().zip(rg).for_each(|(d, r)| *d *= r);
         }
     }
 }
@@ -249,19 +258,26 @@ fn lstm_back(sv: &[f32], c_prev: &[f32], dh: &[f32], dc: &mut [f32], dg: &mut [f
     }
 }
 
-/// GRU backward of one sample's row: saved `[r, z, n, r_n + b_hn]`.
+/// GRU backward of one sample's row: saved `[r, z, n, r_n + b_hn]`. The
+/// gate gradients go to `dg` (as the input projection sees them) and, in the
+/// same pass, to `drec` as the recurrent product sees them: the same for `r`
+/// and `z`, the candidate's scaled by the reset gate (`n` sees
+/// `r·(W_hn·h + b_hn)`).
 #[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
-fn gru_back(sv: &[f32], prev: &[f32], dh: &[f32], dg: &mut [f32], carry: &mut [f32]) {
+fn gru_back(sv: &[f32], prev: &[f32], dh: &[f32], dg: &mut [f32], drec: &mut [f32], carry: &mut [f32]) {
     let h = dh.len();
     let (rg, zg, ng, hh) = (&sv[..h], &sv[h..2 * h], &sv[2 * h..3 * h], &sv[3 * h..4 * h]);
     let (hp, carry) = (&prev[..h], &mut carry[..h]);
     let (dr, rest) = dg[..3 * h].split_at_mut(h);
     let (dz, dn) = rest.split_at_mut(h);
+    let (rr, rest) = drec[..3 * h].split_at_mut(h);
+    let (rz, rn) = rest.split_at_mut(h);
     for j in 0..h {
         let d_n = dh[j] * (1.0 - zg[j]) * (1.0 - ng[j] * ng[j]);
-        dr[j] = d_n * hh[j] * rg[j] * (1.0 - rg[j]);
-        dz[j] = dh[j] * (hp[j] - ng[j]) * zg[j] * (1.0 - zg[j]);
-        dn[j] = d_n;
+        let d_r = d_n * hh[j] * rg[j] * (1.0 - rg[j]);
+        let d_z = dh[j] * (hp[j] - ng[j]) * zg[j] * (1.0 - zg[j]);
+        (dr[j], dz[j], dn[j]) = (d_r, d_z, d_n);
+        (rr[j], rz[j], rn[j]) = (d_r, d_z, d_n * rg[j]);
         carry[j] = dh[j] * zg[j];
     }
 }
