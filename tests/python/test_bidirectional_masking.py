@@ -17,29 +17,9 @@ import ferronn as fn
 import recurrent_reference as rr
 import reference as ref
 
-KINDS = {"rnn": fn.SimpleRNN, "lstm": fn.LSTM, "gru": fn.GRU}
+from masked_sequences import F, H, KINDS, SPANS, direction as _direction, padded as _padded, randomise as _randomise
+
 MERGES = ("concat", "sum", "mul", "ave")
-F, H, T = 3, 4, 6
-#: (first real step, number of real steps) per sample: padded at the end, at the
-#: start, not at all, one real step, padded at both ends.
-SPANS = [(0, 4), (2, 4), (0, 6), (0, 1), (1, 3)]
-
-
-def _padded(seed=0):
-    rng = np.random.default_rng(seed)
-    x = np.zeros((len(SPANS), T, F), np.float32)
-    for i, (a, n) in enumerate(SPANS):
-        x[i, a:a + n] = rng.normal(size=(n, F))  # never exactly 0: every real step stays
-    return x
-
-
-def _randomise(model, seed=1):
-    rng = np.random.default_rng(seed)
-    model.set_weights([rng.normal(0.0, 0.5, w.shape).astype(np.float32) for w in model.get_weights()])
-
-
-def _direction(p, name):
-    return {k[len(name) + 1:]: v for k, v in p.items() if k.startswith(name + ".")}
 
 
 def masked_bidir(cell, x, p, seq, merge, mask):

@@ -22,35 +22,13 @@ from ferronn import ConfigError, ExportError, MaskWarning
 import recurrent_reference as rr
 import reference as ref
 
-KINDS = {"rnn": fn.SimpleRNN, "lstm": fn.LSTM, "gru": fn.GRU}
-F, H, T = 3, 4, 6
-#: (first real step, number of real steps) per sample: padded at the end, at the
-#: start, not at all, one real step, padded at both ends.
-SPANS = [(0, 4), (2, 4), (0, 6), (0, 1), (1, 3)]
-
-
-def _padded(seed=0):
-    rng = np.random.default_rng(seed)
-    x = np.zeros((len(SPANS), T, F), np.float32)
-    for i, (a, n) in enumerate(SPANS):
-        x[i, a:a + n] = rng.normal(size=(n, F))  # never exactly 0: every real step stays
-    return x
-
-
-def _randomise(model, seed=1):
-    rng = np.random.default_rng(seed)
-    model.set_weights([rng.normal(0.0, 0.5, w.shape).astype(np.float32) for w in model.get_weights()])
-
+from masked_sequences import F, H, KINDS, SPANS, T, direction as _direction, padded as _padded, randomise as _randomise
 
 def _pooled_model(middle, steps=T, seed=0):
     model = fn.Sequential([fn.Masking(0.0), middle, fn.GlobalAvgPool1D(), fn.Dense(2)],
                           input_shape=(steps, F), seed=seed)
     model.compile(optimizer=fn.optim.SGD(lr=0.0), loss="mse")
     return model
-
-
-def _direction(p, name):
-    return {k[len(name) + 1:]: v for k, v in p.items() if k.startswith(name + ".")}
 
 
 def _states(cell, x, p, bidirectional):
