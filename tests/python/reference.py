@@ -531,3 +531,21 @@ class Adagrad(ControlledOptimizer):
 
 __all__ += ["BIAS_AND_NORM", "clip_gradients", "decay_mask", "ControlledOptimizer", "ControlledSGD",
             "ControlledAdam", "ControlledAdamW", "RMSprop", "Adagrad"]
+
+
+def _arrays(result):
+    """The arrays in a (possibly nested) tuple or list, in order."""
+    if isinstance(result, (list, tuple)):
+        return [a for item in result for a in _arrays(item)]
+    return [np.asarray(result)]
+
+
+def assert_same_on_threads(train, counts=(1, 2, 3)) -> None:
+    """`train(threads)` (weights, outputs, ... as arrays or nested lists of arrays) gives
+    bit-identical results for every thread count in `counts`."""
+    first = _arrays(train(counts[0]))
+    for threads in counts[1:]:
+        other = _arrays(train(threads))
+        assert len(other) == len(first)
+        for a, b in zip(first, other):
+            np.testing.assert_array_equal(a, b, err_msg=f"{threads} threads")
