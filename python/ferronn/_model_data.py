@@ -5,6 +5,7 @@ N-D outputs are reshaped back; targets are checked against the output width."""
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any, Optional
 
@@ -14,6 +15,14 @@ from . import _keras_methods as _km, _validate, names as _names
 from .errors import DTypeError, ShapeError
 
 __all__ = ["ShapedData", "declared_shape"]
+
+
+def built_shape(net: Any) -> tuple[tuple[int, ...], bool]:
+    """The per-sample input shape a core network was built for, and whether it takes
+    sequences of any length (both read from one parse of its spec)."""
+    spec = json.loads(net.spec_json)
+    shape = spec.get("input_shape")
+    return (tuple(int(d) for d in shape) if shape else (int(net.input_dim),)), bool(spec.get("variable_steps", False))
 
 
 def declared_shape(shape: tuple[Any, ...]) -> tuple[tuple[int, ...], bool]:

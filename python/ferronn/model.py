@@ -23,7 +23,7 @@ from . import summary as _summary
 from . import _keras_methods as _km
 from . import _model_data
 from ._mask_flow import check_mask_flow
-from ._model_data import ShapedData
+from ._model_data import ShapedData, built_shape
 
 __all__ = ["Sequential", "load"]
 
@@ -209,8 +209,7 @@ class Sequential(_km.KerasMethods, ShapedData):
 
     def _install(self, net: Any, seed: int) -> None:
         self._net, self.input_dim, self.seed = net, int(net.input_dim), seed
-        self._sample_shape = _net_input_shape(net)
-        self._variable_steps = bool(json.loads(net.spec_json).get("variable_steps", False))
+        self._sample_shape, self._variable_steps = built_shape(net)
         self._output_shapes(self._sample_shape)
         self._epochs_trained = 0
         self._bind_layers()
@@ -588,12 +587,6 @@ class Sequential(_km.KerasMethods, ShapedData):
     def __repr__(self) -> str:
         inner = ", ".join(repr(layer) for layer in self.layers)
         return f"Sequential([{inner}])"
-
-
-def _net_input_shape(net: Any) -> tuple[int, ...]:
-    """The per-sample input shape a core network was built for."""
-    shape = json.loads(net.spec_json).get("input_shape")
-    return tuple(int(d) for d in shape) if shape else (int(net.input_dim),)
 
 
 def load(path: Union[str, os.PathLike]) -> Sequential:
