@@ -101,6 +101,15 @@ fn allocations_of(f: impl FnOnce()) -> usize {
     allocations() - before
 }
 
+/// Allocations made by `steps` train_steps of `net` on `(x, y)`.
+fn steps_allocations(net: &mut Network, x: MatRef<'_>, y: &[i64], steps: usize) -> usize {
+    allocations_of(|| {
+        for _ in 0..steps {
+            net.train_step(x, Targets::Labels(y), None).unwrap();
+        }
+    })
+}
+
 #[test]
 fn steady_state_training_and_prediction_allocate_nothing() {
     let (x, y) = blobs(64);
@@ -192,13 +201,7 @@ fn steady_state_conv_step_allocates_only_inside_gemm() {
         for _ in 0..3 {
             net.train_step(x.view(), Targets::Labels(&y), None).unwrap();
         }
-        let count = |steps: usize, net: &mut Network| {
-            let before = allocations();
-            for _ in 0..steps {
-                net.train_step(x.view(), Targets::Labels(&y), None).unwrap();
-            }
-            allocations() - before
-        };
+        let count = |steps: usize, net: &mut Network| steps_allocations(net, x.view(), &y, steps);
         let one = count(1, &mut net);
         assert_eq!(count(10, &mut net), 10 * one, "net {i}: allocations per step must not change between steps");
         // What remains are the `gemm` crate's packing buffers (one to three per call here,
@@ -340,13 +343,7 @@ fn steady_state_recurrent_and_bidirectional_steps_allocate_nothing() {
         for _ in 0..3 {
             net.train_step(x.view(), Targets::Labels(&y), None).unwrap();
         }
-        let count = |steps: usize, net: &mut Network| {
-            let before = allocations();
-            for _ in 0..steps {
-                net.train_step(x.view(), Targets::Labels(&y), None).unwrap();
-            }
-            allocations() - before
-        };
+        let count = |steps: usize, net: &mut Network| steps_allocations(net, x.view(), &y, steps);
         let one = count(1, &mut net);
         assert_eq!(count(10, &mut net), 10 * one, "allocations per step must not change between steps");
         one
