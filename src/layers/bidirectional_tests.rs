@@ -3,14 +3,13 @@
 //! run in both directions and merged as Keras does, with and without step
 //! masks, at another sequence length; thread-count determinism, named errors.
 
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::layers::bidirectional::{BidirectionalSpec, MergeMode};
 use crate::layers::recurrent::CellKind;
-use crate::layers::bidirectional::Bidirectional;
 use crate::layers::recurrent_tests::{reference_masked, spec};
-use crate::layers::testkit::{check_grads, random, rel_err, run_in_pool, to64};
-use crate::layers::{Alloc, BuildLayer, Ctx, LayerKind, MaskFlow, ParamInfo, StepMask};
-use crate::tensor::{MatRef, Matrix};
+use crate::layers::testkit::{check_grads, random, rel_err, run_in_pool, to64, WithMask};
+use crate::layers::{Alloc, BuildLayer, Ctx, LayerKind, MaskFlow, StepMask};
+use crate::tensor::Matrix;
 
 fn bidir(cell: CellKind, t: usize, f: usize, h: usize, seq: bool, merge: MergeMode) -> BidirectionalSpec {
     BidirectionalSpec { forward: spec(cell, t, f, h, seq, false), backward: spec(cell, t, f, h, seq, true), merge_mode: merge }
@@ -125,31 +124,6 @@ fn directions_are_reachable_by_their_tensor_prefixes() {
     assert_eq!(sizes, [("forward", 4), ("backward", 4)]);
     let names: Vec<String> = layer.params().into_iter().map(|p| p.name).collect();
     assert!(names.iter().all(|n| n.starts_with("forward.") || n.starts_with("backward.")));
-}
-
-/// A bidirectional layer that always runs with one fixed step mask, so the
-/// shared finite-difference check sees the masked layer.
-struct WithMask<'m> {
-    inner: Bidirectional,
-    mask: &'m StepMask,
-}
-
-impl LayerKind for WithMask<'_> {
-    fn out_dim(&self) -> usize {
-        self.inner.out_dim()
-    }
-    fn params(&self) -> Vec<ParamInfo> {
-        self.inner.params()
-    }
-    fn forward(&mut self, x: MatRef<'_>, params: &[f32], buffers: &[f32], ctx: &Ctx) -> Result<()> {
-        self.inner.forward_masked(x, params, buffers, ctx, Some(self.mask))
-    }
-    fn output(&self) -> MatRef<'_> {
-        self.inner.output()
-    }
-    fn backward(&mut self, x: MatRef<'_>, params: &[f32], grads: &mut [f32], dy: &mut Matrix, dx: Option<&mut Matrix>) -> Result<()> {
-        self.inner.backward(x, params, grads, dy, dx)
-    }
 }
 
 /// Sample 0 padded at the end, 1 at the start, 2 in the middle, 3 not at

@@ -5,12 +5,10 @@
 
 use crate::error::Error;
 use crate::layers::recurrent::CellKind;
-use crate::error::Result;
-use crate::layers::recurrent::Recurrent;
 use crate::layers::recurrent_tests::{reference, reference_masked, spec};
-use crate::layers::testkit::{check_grads, random, run_in_pool};
-use crate::layers::{Alloc, BuildLayer, Chain, Ctx, LayerKind, LayerSpec, MaskingSpec, ParamInfo, StepMask};
-use crate::tensor::{MatRef, Matrix};
+use crate::layers::testkit::{check_grads, random, run_in_pool, WithMask};
+use crate::layers::{Alloc, BuildLayer, Chain, Ctx, LayerKind, LayerSpec, MaskingSpec, StepMask};
+use crate::tensor::Matrix;
 
 #[test]
 fn recurrent_layers_run_any_number_of_steps() {
@@ -77,31 +75,6 @@ fn fixed_layers_refuse_another_length_by_name() {
     assert_eq!(c.out_dim(), 1);
     let (mut e, _) = chain(r#"[{"type":"embedding","input_dim":3,"output_dim":2,"length":2}]"#, 2);
     assert!(matches!(e.resize(0), Err(Error::Shape(_))));
-}
-
-/// A recurrent layer that always runs with one fixed step mask, so the
-/// shared finite-difference check sees the masked layer.
-struct WithMask<'m> {
-    inner: Recurrent,
-    mask: &'m StepMask,
-}
-
-impl LayerKind for WithMask<'_> {
-    fn out_dim(&self) -> usize {
-        self.inner.out_dim()
-    }
-    fn params(&self) -> Vec<ParamInfo> {
-        self.inner.params()
-    }
-    fn forward(&mut self, x: MatRef<'_>, params: &[f32], buffers: &[f32], ctx: &Ctx) -> Result<()> {
-        self.inner.forward_masked(x, params, buffers, ctx, Some(self.mask))
-    }
-    fn output(&self) -> MatRef<'_> {
-        self.inner.output()
-    }
-    fn backward(&mut self, x: MatRef<'_>, params: &[f32], grads: &mut [f32], dy: &mut Matrix, dx: Option<&mut Matrix>) -> Result<()> {
-        self.inner.backward(x, params, grads, dy, dx)
-    }
 }
 
 /// Sample 0 padded at the end, sample 1 at the start, sample 2 in the

@@ -5,8 +5,10 @@
 use rand::Rng;
 
 use crate::init::rng_for;
-use crate::layers::kind::{Ctx, LayerKind};
-use crate::tensor::Matrix;
+use crate::error::Result;
+use crate::layers::kind::{Ctx, LayerKind, ParamInfo};
+use crate::layers::StepMask;
+use crate::tensor::{MatRef, Matrix};
 
 pub fn random(len: usize, stream: u64, lo: f32, hi: f32) -> Vec<f32> {
     let mut rng = rng_for(7, stream);
@@ -81,4 +83,29 @@ pub fn run_in_pool<L: LayerKind + Send + ?Sized>(layer: &mut L, threads: usize, 
         layer.backward(x.view(), params, &mut grads, &mut dy, Some(&mut dx)).unwrap();
         [layer.output().data.to_vec(), dx.into_vec(), grads, buffers]
     })
+}
+
+/// A layer that always runs with one fixed step mask, so that the shared
+/// finite-difference check ([`check_grads`]) sees the masked layer.
+pub struct WithMask<'m, L> {
+    pub inner: L,
+    pub mask: &'m StepMask,
+}
+
+impl<L: LayerKind> LayerKind for WithMask<'_, L> {
+    fn out_dim(&self) -> usize {
+        self.inner.out_dim()
+    }
+    fn params(&self) -> Vec<ParamInfo> {
+        self.inner.params()
+    }
+    fn forward(&mut self, x: MatRef<'_>, params: &[f32], buffers: &[f32], ctx: &Ctx) -> Result<()> {
+        self.inner.forward_masked(x, params, buffers, ctx, Some(self.mask))
+    }
+    fn output(&self) -> MatRef<'_> {
+        self.inner.output()
+    }
+    fn backward(&mut self, x: MatRef<'_>, params: &[f32], grads: &mut [f32], dy: &mut Matrix, dx: Option<&mut Matrix>) -> Result<()> {
+        self.inner.backward(x, params, grads, dy, dx)
+    }
 }
