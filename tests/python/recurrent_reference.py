@@ -61,3 +61,24 @@ def run(cell, x, p, return_sequences=False, go_backwards=False, act=np.tanh, mas
             out[n, k] = h
         last[n] = h
     return out if return_sequences else last
+
+
+def gradient_case(layer, seq, seed, batch, inputs, outputs, steps, features):
+    """``Dense(steps·features) → Reshape((steps, features)) → layer → [Flatten] → Dense(outputs)``
+    with every tensor drawn from N(0, 0.6²), trained by nothing (SGD at lr 0) on MSE; returns
+    the model, its tensors in float64 by name, and a batch ``(x, y)``. The first Dense's weight
+    gradient is xᵀ·(the layer's input gradient), so the finite-difference checks reach it."""
+    import ferronn as fn
+
+    layers = [fn.Dense(steps * features), fn.Reshape((steps, features)), layer]
+    model = fn.Sequential(layers + ([fn.Flatten()] if seq else []) + [fn.Dense(outputs)])
+    model.compile(optimizer=fn.optim.SGD(lr=0.0), loss="mse")
+    model.build(inputs, seed=0)
+    rng = np.random.default_rng(seed)
+    tensors = model._net.tensors()
+    weights = [rng.normal(0.0, 0.6, a.shape).astype(np.float32) for _, a, _ in tensors]
+    model.set_weights(weights)
+    x = rng.normal(size=(batch, inputs)).astype(np.float32)
+    y = rng.normal(size=(batch, outputs)).astype(np.float32)
+    params = {n: w.astype(np.float64) for (n, _, _), w in zip(tensors, weights)}
+    return model, params, x, y

@@ -112,18 +112,7 @@ def _grad_case(cell, seq, merge, back=False, seed=0):
     """``Dense(T·F) → Reshape((T, F)) → Bidirectional → [Flatten] → Dense(3)``: the
     first Dense's weight gradient is xᵀ·(the layer's input gradient)."""
     inner = KINDS[cell](H, return_sequences=seq, go_backwards=back)
-    layers = [fn.Dense(T * F), fn.Reshape((T, F)), fn.Bidirectional(inner, merge)]
-    model = fn.Sequential(layers + ([fn.Flatten()] if seq else []) + [fn.Dense(OUT)])
-    model.compile(optimizer=fn.optim.SGD(lr=0.0), loss="mse")
-    model.build(IN, seed=0)
-    rng = np.random.default_rng(seed)
-    tensors = model._net.tensors()
-    weights = [rng.normal(0.0, 0.6, a.shape).astype(np.float32) for _, a, _ in tensors]
-    model.set_weights(weights)
-    x = rng.normal(size=(BATCH, IN)).astype(np.float32)
-    y = rng.normal(size=(BATCH, OUT)).astype(np.float32)
-    params = {n: w.astype(np.float64) for (n, _, _), w in zip(tensors, weights)}
-    return model, params, x, y
+    return rr.gradient_case(fn.Bidirectional(inner, merge), seq, seed, BATCH, IN, OUT, T, F)
 
 
 def _net_out(x, ps, cell, seq, merge, back=False):

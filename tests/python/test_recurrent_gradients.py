@@ -33,19 +33,8 @@ def _net_out(x, params, cell, seq, back):
 
 
 def _case(cell, seq, back, seed=0, **kwargs):
-    layers = [fn.Dense(T * F), fn.Reshape((T, F)), KINDS[cell](H, return_sequences=seq, go_backwards=back, **kwargs)]
-    layers += [fn.Flatten()] if seq else []
-    model = fn.Sequential(layers + [fn.Dense(OUT)])
-    model.compile(optimizer=fn.optim.SGD(lr=0.0), loss="mse")
-    model.build(IN, seed=0)
-    rng = np.random.default_rng(seed)
-    tensors = model._net.tensors()
-    weights = [rng.normal(0.0, 0.6, a.shape).astype(np.float32) for _, a, _ in tensors]
-    model.set_weights(weights)
-    x = rng.normal(size=(BATCH, IN)).astype(np.float32)
-    y = rng.normal(size=(BATCH, OUT)).astype(np.float32)
-    params = {n: w.astype(np.float64) for (n, _, _), w in zip(tensors, weights)}
-    return model, params, x, y
+    layer = KINDS[cell](H, return_sequences=seq, go_backwards=back, **kwargs)
+    return rr.gradient_case(layer, seq, seed, BATCH, IN, OUT, T, F)
 
 
 @pytest.mark.parametrize("cell,seq,back", CASES)
