@@ -118,6 +118,7 @@ class ShapedData:
         shape = input_shape if input_shape is not None else self._sample_shape
         if input_shape is None and self._variable_steps and shape is not None and np.ndim(y) >= 2:
             shape = (int(np.shape(y)[1]), *shape[1:])  # per-step targets: this call's length is theirs
+        assert self.loss is not None  # targets are read by compiled models only
         if _names.loss_task(self.loss) == "labels":
             out = self._shape_chain(shape)[-1] if shape is not None else ()
             if len(out) == 2 and np.ndim(y) == 2:  # per-step scores [N, T, C]: per-step labels [N, T]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import types
 import warnings
 
 __all__ = ["warn_user"]
@@ -19,7 +20,7 @@ _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 def _user_stacklevel() -> int:
     """The ``stacklevel`` for ``warnings.warn`` called in this module's ``warn_user``
     that points at the innermost caller outside the package."""
-    frame = sys._getframe(2)  # the function that called warn_user: stacklevel 2 from there
+    frame: types.FrameType | None = sys._getframe(2)  # the function that called warn_user: stacklevel 2 from there
     level = 2
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR):
         frame = frame.f_back

@@ -43,7 +43,7 @@ FASHION_MNIST_CLASSES = (
 FASHION_MNIST_PATH = "/usr/share/datasets/fashion-mnist"
 
 # IDX dtype code -> big-endian numpy dtype, as the format defines them.
-_IDX_DTYPES = {
+_IDX_DTYPES: dict[int, np.dtype] = {
     0x08: np.dtype(">u1"),
     0x09: np.dtype(">i1"),
     0x0B: np.dtype(">i2"),
@@ -283,7 +283,7 @@ def _test_count(test_size, n: int) -> int:
     if isinstance(test_size, (float, np.floating)):
         if not 0.0 < test_size < 1.0:
             raise ConfigError(f"a float test_size must be in (0, 1), got {test_size}")
-        n_test = math.ceil(round(test_size * n, 9))  # 0.07 * 100 is 7.000000000000001, not 8
+        n_test = math.ceil(round(float(test_size) * n, 9))  # 0.07 * 100 is 7.000000000000001, not 8
     elif _validate.is_integer(test_size):
         n_test = int(test_size)
     else:

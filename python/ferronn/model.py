@@ -7,7 +7,7 @@ import json
 import math
 import os
 import threading
-from typing import Any, Callable, Iterable, Optional, Sequence, Union
+from typing import Any, Callable, Iterable, Optional, Sequence, Union, cast
 
 import numpy as np
 
@@ -41,7 +41,7 @@ def _serialised(method: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _new_seed() -> int:
-    return int(np.random.SeedSequence().entropy) & (2**63 - 1)
+    return int(cast(int, np.random.SeedSequence().entropy)) & (2**63 - 1)  # drawn from the OS: an int
 
 
 class Sequential(_km.KerasMethods, ShapedData):
@@ -359,12 +359,13 @@ class Sequential(_km.KerasMethods, ShapedData):
         # a rejected fit leaves the model exactly as it was (even unbuilt).
         # The first fit fixes the input shape (set when the network is installed).
         shape = self._sample_shape if self._sample_shape is not None else self._shape_of(x)
-        net, net_seed = (self._net, self.seed) if self._net is not None else self._new_net(shape, seed)
+        fresh = self._new_net(shape, seed) if self._net is None else None
+        net: Any = fresh[0] if fresh is not None else self._net
         net.check(xa, ya, sample_weight=weights)
         if validation is not None:
             net.check(*validation[:2], sample_weight=validation[2])
-        if self._net is None:
-            self._install(net, net_seed)
+        if fresh is not None:
+            self._install(*fresh)
         self._target_1d = np.ndim(y) == 1
         if initial_epoch is None:
             first, stop = self._epochs_trained, self._epochs_trained + int(epochs)
@@ -445,6 +446,7 @@ class Sequential(_km.KerasMethods, ShapedData):
         verbose = _km.predict_args(self, batch_size, verbose)
         out = self._logits(x)
         _km.report_predict(verbose, batch_size, len(out))
+        assert self.loss is not None  # a built model is compiled
         task = _names.loss_task(self.loss)
         if task == "labels":  # per-step scores [N, T, C] give per-step classes [N, T]
             return self._outputs(out).argmax(axis=-1)
@@ -454,6 +456,7 @@ class Sequential(_km.KerasMethods, ShapedData):
 
     def predict_proba(self, x: Any) -> np.ndarray:
         """Class probabilities (softmax, sigmoid, or exp of log-probabilities)."""
+        assert self.loss is not None  # a built model is compiled
         proba = _names.loss(self.loss).proba
         if proba is None:
             raise ConfigError(f"predict_proba needs a classification loss; this model uses {self.loss}")
@@ -576,7 +579,7 @@ class Sequential(_km.KerasMethods, ShapedData):
             if model._fused_output is None or kinds != [s.get("type") for s in json.loads(net.spec_json)["layers"]]:
                 raise ModelFileError("model file metadata field 'layers' does not match the network it stores")
         net.lr_scale, net.epoch = meta.lr_scale, meta.epoch
-        model.metrics = meta.metrics
+        model.metrics = list(meta.metrics)
         model._target_1d, model._epochs_trained = meta.target_1d, meta.epochs_trained
         model.optimizer._bind_model(model)
         model._net = net

@@ -12,7 +12,7 @@ Note the factor: Keras' ``l2(λ)`` penalises ``λ·Σw²``, whose gradient is ``
 
 from __future__ import annotations
 
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 import numpy as np
 
@@ -72,7 +72,7 @@ def get(value: Union[None, str, dict, Regularizer]) -> Optional[Regularizer]:
             raise ConfigError(f"a regularizer has keys l1 and l2, got {sorted(unknown)}")
         return Regularizer(value.get("l1", 0.0), value.get("l2", 0.0))
     if isinstance(value, str):
-        makers = {"l1": l1, "l2": l2, "l1_l2": l1_l2}
+        makers: dict[str, Callable[[], Regularizer]] = {"l1": l1, "l2": l2, "l1_l2": l1_l2}
         if value.lower() not in makers:
             raise UnknownNameError(f"unknown regularizer {value!r}; expected one of: l1, l2, l1_l2")
         return makers[value.lower()]()

@@ -67,6 +67,7 @@ def sample_weights(w: Any, n: int, name: str = "sample_weight") -> np.ndarray:
 def class_labels(model: "Sequential", y: np.ndarray) -> Optional[np.ndarray]:
     """The class of each sample for classification losses (None where there is none:
     mse, or binary cross-entropy with several outputs or soft targets)."""
+    assert model.loss is not None  # only compiled models train
     task = names.loss_task(model.loss)
     if task == "labels":
         return y

@@ -71,10 +71,10 @@ def padding_arg(padding: PadArg, rank: int, kind: str, causal: bool = False) -> 
         padding = (padding,) * rank
     if not isinstance(padding, (tuple, list)) or len(padding) != rank:
         raise ConfigError(f"{kind} padding must be 'valid', 'same', an integer or {rank} values, got {padding!r}")
-    pairs = []
+    pairs: list[tuple[int, int]] = []
     for p in padding:
-        pair = ints(p, 2, f"{kind} padding", low=0)
-        pairs.append(pair)
+        low, high = ints(p, 2, f"{kind} padding", low=0)
+        pairs.append((low, high))
     return tuple(pairs)
 
 

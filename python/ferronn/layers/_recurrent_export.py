@@ -20,7 +20,7 @@ returns sequences reverses ``Y`` along time.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Sequence, cast
 
 import numpy as np
 
@@ -63,7 +63,7 @@ def onnx_rnn_activation(name: str, alpha: Any, where: str) -> tuple[str, dict[st
         raise ExportError(f"layer {where} (SimpleRNN(activation={info.name!r})) cannot be exported to ONNX: its "
                           f"RNN operator takes the activations {', '.join(_ONNX_RNN_ACTIVATIONS)}")
     if info.name in ("leaky_relu", "elu"):
-        return op, {"activation_alpha": [float(info.default_alpha if alpha is None else alpha)]}
+        return op, {"activation_alpha": [float(cast(float, info.default_alpha if alpha is None else alpha))]}
     return op, {}
 
 

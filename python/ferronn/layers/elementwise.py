@@ -12,7 +12,7 @@ everywhere. A function missing here raises the tool's named error
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, cast
 
 import numpy as np
 
@@ -93,7 +93,7 @@ def onnx_nodes(g: Any, name: str, alpha: Optional[float], x: str, scope: str) ->
     if name in _ONNX_OPS:
         return g.node(_ONNX_OPS[name], [x], scope)
     if name in ("leaky_relu", "elu"):
-        return g.node("LeakyRelu" if name == "leaky_relu" else "Elu", [x], scope, alpha=float(alpha))
+        return g.node("LeakyRelu" if name == "leaky_relu" else "Elu", [x], scope, alpha=float(cast(float, alpha)))  # _resolve filled the default
     if name == "silu":
         return g.node("Mul", [x, g.node("Sigmoid", [x], scope)], scope)
     if name in ("gelu", "gelu_tanh"):

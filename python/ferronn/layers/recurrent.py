@@ -110,7 +110,7 @@ class _Recurrent(WeightOptions, Layer):
         shape = spec.get("input")
         if not isinstance(shape, list) or len(shape) != 2:
             raise ConfigError(f"recurrent layer spec needs its input shape [timesteps, features], got {shape!r}")
-        kwargs = {key: spec.get(key) for key in ("kernel_initializer", "bias_initializer", "kernel_regularizer",
+        kwargs: dict[str, Any] = {key: spec.get(key) for key in ("kernel_initializer", "bias_initializer", "kernel_regularizer",
                                                    "bias_regularizer", "recurrent_initializer", "recurrent_regularizer")}
         layer = kind(spec.get("units"), return_sequences=spec.get("return_sequences", False),  # type: ignore[arg-type]
                      go_backwards=spec.get("go_backwards", False), **kind._kind_kwargs(spec), **kwargs)
