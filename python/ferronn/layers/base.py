@@ -177,6 +177,14 @@ class Layer:
         return their mask from ``numpy_forward`` instead."""
         return False
 
+    def follows_steps(self) -> bool:
+        """Whether the layer works step by step along the time axis of sequences, so
+        that it takes any number of steps (the core's ``LayerKind::step_width``):
+        recurrent layers, Bidirectional, Embedding, Masking (``takes_sequences``), Dense
+        on the last axis, activations, Dropout, channels_last global 1-D pools. The ONNX
+        export gives the time axis a dynamic size only through such layers."""
+        return bool(getattr(self, "takes_sequences", False))
+
     def produces_mask(self) -> bool:
         """Whether this layer makes a new step mask (``Masking``, ``Embedding(mask_zero=True)``)."""
         return False
