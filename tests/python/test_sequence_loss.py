@@ -223,3 +223,35 @@ def test_validation_split_of_per_step_labels_takes_the_last_samples():
     ids, labels = np.tile(IDS, (3, 1)), np.tile(LABELS, (3, 1))
     history = model.fit(ids, labels, validation_split=0.25, epochs=1, verbose=0)
     assert history.history["val_loss"][0] == pytest.approx(model.evaluate(ids[9:], labels[9:])[0], rel=1e-6)
+
+
+@pytest.mark.parametrize("first", [False, True])
+def test_compiled_metrics_count_the_real_steps_as_the_loss(first):
+    """Regression metrics of per-step outputs carrying a mask average over the real steps,
+    so metrics=["mse"] equals the masked MSE loss; with ``first`` the mask is made after
+    another layer (ReLU zeroes the padded steps' negative values, then Masking)."""
+    model, x, y, mask = _masked_values_case("mse")
+    if first:
+        model = fn.Sequential([fn.ReLU(), *model.layers], input_shape=(None, 2), seed=0)
+        x = np.where(mask[..., None], np.abs(x), -1.0).astype(np.float32)
+    model.compile(optimizer=fn.optim.SGD(lr=0.0), loss="mse", metrics=["mse", "mae"])
+    loss, mse, mae = model.evaluate(x, y)
+    assert mse == pytest.approx(loss, rel=1e-6)
+    err = model.predict(x) - y
+    assert mae == pytest.approx(np.abs(err)[mask].mean(), rel=1e-6)
+    assert mae != pytest.approx(np.abs(err).mean(), rel=1e-3)  # the padded steps would change it
+
+
+def test_label_metrics_of_per_step_labels_score_each_real_step():
+    model = _tagger()
+    model.compile(optimizer=fn.optim.SGD(lr=0.0), loss="cross_entropy", metrics=["accuracy", "f1", "top_k_accuracy"])
+    _, acc, f1, top5 = model.evaluate(IDS, LABELS)
+    mask = IDS != 0
+    pred = model.predict(IDS)
+    assert acc == pytest.approx((pred == LABELS)[mask].mean())
+    assert f1 == pytest.approx(fn.metrics.f1_score(LABELS[mask], pred[mask]))
+    assert top5 == 1.0  # C = 5 classes: every real step's label is among the top 5
+    unmasked = _tagger(mask_zero=False)
+    unmasked.compile(optimizer=fn.optim.SGD(lr=0.0), loss="cross_entropy", metrics=["f1"])
+    _, f1_all = unmasked.evaluate(IDS, LABELS)
+    assert f1_all == pytest.approx(fn.metrics.f1_score(LABELS.ravel(), unmasked.predict(IDS).ravel()))

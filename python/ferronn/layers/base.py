@@ -189,6 +189,12 @@ class Layer:
         """Whether this layer makes a new step mask (``Masking``, ``Embedding(mask_zero=True)``)."""
         return False
 
+    def step_mask_of(self, h: np.ndarray) -> np.ndarray:
+        """A producer's step mask ``[N, T]`` (True: a real step) of its input rows ``h``,
+        as its ``numpy_forward`` returns it (the compiled metrics read it to leave the padded
+        steps out). Only producers have one."""
+        raise ConfigError(f"{type(self).__name__} makes no step mask")
+
     def consumes_mask(self) -> bool:
         """Whether this layer uses the step mask reaching it (the recurrent kinds,
         Bidirectional, GlobalAvgPool1D); ``passes_mask`` says whether it goes on."""
