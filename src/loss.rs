@@ -238,9 +238,9 @@ impl Loss {
         if let Targets::Steps { labels, steps } = *targets {
             return self.evaluate_steps(out, labels, steps, weights, mask, grad);
         }
-        if let (Loss::Mse, Targets::Values(t), Some(m)) = (self, targets, mask) {
+        if let (Targets::Values(t), Some(m)) = (targets, mask) {
             if m.rows() == out.rows && m.steps() > 0 && out.cols % m.steps() == 0 {
-                return mse_masked(out, *t, weights, m, grad);
+                return self.values_masked(out, *t, weights, m, grad);
             }
         }
         let (rows, cols) = (out.rows, out.cols);
@@ -305,6 +305,47 @@ impl Loss {
         stats
     }
 
+    /// [`Loss::evaluate`] of float targets on per-step outputs `[rows, steps, D]`
+    /// whose output carries a step mask (MSE, binary cross-entropy, Poisson):
+    /// each kept step's loss is its mean over `D`, and the batch loss their
+    /// mean over the kept steps (Keras' masked mean); padded steps get no
+    /// gradient and, for binary cross-entropy, no place in the accuracy.
+    /// `loss_sum` is that mean times the samples, as for per-step labels.
+    fn values_masked(&self, out: MatRef<'_>, t: MatRef<'_>, weights: Option<&[f32]>, mask: &StepMask, mut grad: Option<&mut [f32]>) -> LossStats {
+        let (rows, steps) = (out.rows, mask.steps());
+        let d = out.cols / steps;
+        let count = mask.as_slice().iter().filter(|&&k| k).count();
+        let inv = 1.0 / count.max(1) as f32;
+        let mut stats = LossStats { samples: rows as u64, ..Default::default() };
+        let mut total = 0.0f64;
+        for r in 0..rows {
+            let w = weights.map_or(1.0, |w| w[r]);
+            for s in 0..steps {
+                let at = r * out.cols + s * d;
+                let g = grad.as_deref_mut().map(|g| &mut g[at..at + d]);
+                if !mask.keep(r, s) {
+                    if let Some(g) = g {
+                        g.fill(0.0);
+                    }
+                    continue;
+                }
+                let (o, y) = (&out.data[at..at + d], &t.data[at..at + d]);
+                let (loss, correct, counted) = match self {
+                    Loss::Mse => (mse_row(o, y, inv * w, g), 0, 0),
+                    Loss::PoissonNll => (poisson_row(o, y, inv * w, g), 0, 0),
+                    Loss::BinaryCrossEntropy => bce_row(o, y, inv * w, g),
+                    // check_targets gives float targets only to the three above.
+                    Loss::CrossEntropy | Loss::Nll => (f64::NAN, 0, 0),
+                };
+                total += loss * w as f64;
+                stats.correct += correct;
+                stats.counted += counted;
+            }
+        }
+        stats.loss_sum = if count == 0 { 0.0 } else { total / count as f64 * rows as f64 };
+        stats
+    }
+
     /// Checks per-sample weights: one finite, non-negative value per sample.
     ///
     /// # Errors
@@ -320,34 +361,6 @@ impl Loss {
         }
         Ok(())
     }
-}
-
-/// MSE of per-step outputs `[rows, steps, D]` whose output carries a step
-/// mask: each kept step's mean over `D`, averaged over the kept steps (Keras'
-/// masked mean); padded steps get no gradient. `loss_sum` is that mean times
-/// the samples, as [`Loss::evaluate`]'s per-step labels.
-fn mse_masked(out: MatRef<'_>, t: MatRef<'_>, weights: Option<&[f32]>, mask: &StepMask, mut grad: Option<&mut [f32]>) -> LossStats {
-    let (rows, steps) = (out.rows, mask.steps());
-    let d = out.cols / steps;
-    let count = mask.as_slice().iter().filter(|&&k| k).count();
-    let inv = 1.0 / count.max(1) as f32;
-    let mut total = 0.0f64;
-    for r in 0..rows {
-        let w = weights.map_or(1.0, |w| w[r]);
-        for s in 0..steps {
-            let at = r * out.cols + s * d;
-            let g = grad.as_deref_mut().map(|g| &mut g[at..at + d]);
-            if !mask.keep(r, s) {
-                if let Some(g) = g {
-                    g.fill(0.0);
-                }
-                continue;
-            }
-            total += mse_row(&out.data[at..at + d], &t.data[at..at + d], inv * w, g) * w as f64;
-        }
-    }
-    let loss_sum = if count == 0 { 0.0 } else { total / count as f64 * rows as f64 };
-    LossStats { loss_sum, samples: rows as u64, correct: 0, counted: 0 }
 }
 
 /// log-sum-exp(z) - z_y, gradient (softmax(z) - onehot(y)) / B.
@@ -448,7 +461,7 @@ mod tests {
         assert!(msg.starts_with("unknown loss 'Hinge'; expected one of: cross_entropy (categorical_crossentropy"), "{msg}");
     }
 
-    /// Per-step cross-entropy and masked MSE: the loss is the mean over kept
+    /// Per-step cross-entropy and masked MSE, BCE and Poisson: the loss is the mean over kept
     /// steps, its gradient matches central differences, padded steps get none.
     #[test]
     fn per_step_losses_average_over_kept_steps() {
@@ -461,6 +474,8 @@ mod tests {
         for (loss, targets) in [
             (Loss::CrossEntropy, Targets::Steps { labels: &labels, steps }),
             (Loss::Mse, Targets::Values(MatRef::new(rows, steps * c, &values).unwrap())),
+            (Loss::BinaryCrossEntropy, Targets::Values(MatRef::new(rows, steps * c, &values).unwrap())),
+            (Loss::PoissonNll, Targets::Values(MatRef::new(rows, steps * c, &values).unwrap())),
         ] {
             let mean = |o: &[f32]| {
                 let s = loss.evaluate(MatRef::new(rows, steps * c, o).unwrap(), &targets, None, Some(&mask), None);
@@ -478,6 +493,9 @@ mod tests {
             // Sample 1's steps 1 and 2 are padding: no gradient, and their targets do not count.
             assert!(grad[steps * c + c..].iter().all(|&g| g == 0.0), "{loss:?}");
         }
+        // BCE's accuracy counts the outputs of kept steps only: 4 kept steps of c outputs.
+        let bce = Loss::BinaryCrossEntropy.evaluate(MatRef::new(rows, steps * c, &out).unwrap(), &Targets::Values(MatRef::new(rows, steps * c, &values).unwrap()), None, Some(&mask), None);
+        assert_eq!(bce.counted, 4 * c as u64);
         let all = Loss::CrossEntropy.evaluate(MatRef::new(rows, steps * c, &out).unwrap(), &Targets::Steps { labels: &labels, steps }, None, None, None);
         assert_eq!((all.counted, all.samples), (6, 2));
         let bad = Loss::CrossEntropy.check_targets(&Targets::Steps { labels: &[0, 4, 0, 0, 0, 0], steps }, rows, steps * c);

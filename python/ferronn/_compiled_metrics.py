@@ -4,7 +4,7 @@ the loss (``Sequential.compile`` and model files), and their values from predict
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 
@@ -48,15 +48,38 @@ def _resolve_metrics(metrics: Sequence[MetricSpec], loss: str) -> list[MetricSpe
     return out
 
 
+def _steps(y: np.ndarray, outputs: np.ndarray, task: str,
+           mask: Optional[np.ndarray]) -> Optional[tuple[np.ndarray, np.ndarray]]:
+    """Per-step targets and outputs (flat rows of ``[N, T, ...]``) as one row per real
+    step: per-step labels ``[N, T]`` with their scores, or with a step mask ``[N, T]``
+    reaching the output, its kept steps' targets and outputs. None when neither applies."""
+    if task == "labels" and y.ndim == 2:
+        steps = y.shape[1]
+    elif mask is not None:
+        steps = mask.shape[1]
+    else:
+        return None
+    keep = np.ones((len(y), steps), dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+    n = len(outputs)
+    out = outputs.reshape(n, steps, -1)[keep]
+    return (y[keep] if task == "labels" else y.reshape(n, steps, -1)[keep]), out
+
+
 def _metric_value(metric: MetricSpec, y: np.ndarray, outputs: np.ndarray, loss: Any,
-                  target_1d: bool) -> tuple[str, float]:
+                  target_1d: bool, mask: Optional[np.ndarray] = None) -> tuple[str, float]:
     """The name and value of ``metric`` on predictions ``outputs`` of targets ``y``, for a
-    model compiled with ``loss`` (``target_1d``: it was fitted on 1-d targets)."""
+    model compiled with ``loss`` (``target_1d``: it was fitted on 1-d targets). Per-step
+    outputs count each real step once, as the loss does: ``mask`` is the step mask reaching
+    the output (``_mask_flow.output_mask``), None when every step is real."""
     if callable(metric):
         key, fn, kind = getattr(metric, "__name__", "metric"), metric, "labels"
     else:
         key, fn, kind = _metrics.get(metric)
     task = _names.loss_task(loss)
+    per_step = _steps(y, outputs, task, mask)
+    if per_step is not None:
+        y, outputs = per_step
+        target_1d = False
     if task == "labels":
         truth, pred = y, (outputs if kind == "scores" else outputs.argmax(axis=1))
     elif task == "binary":

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+import numpy as np
+
 from ._warnings import warn_user
 from .errors import ConfigError, MaskWarning
 
-__all__ = ["check_mask_flow"]
+__all__ = ["check_mask_flow", "output_mask"]
 
 
 def check_mask_flow(layers: list[Any]) -> None:
@@ -43,3 +45,23 @@ def check_mask_flow(layers: list[Any]) -> None:
             source = (i, layer)
         elif source is not None and not layer.passes_mask():
             source = None
+
+
+def output_mask(model: Any, x: np.ndarray) -> Optional[np.ndarray]:
+    """The step mask ``[N, T]`` that reaches the output of ``model`` for its input rows
+    ``x`` (per-step outputs of padded sequences), or None: the steps the core's loss
+    averages over, for the compiled metrics to average over the same ones. The producer's
+    input is ``x`` when it comes first, else the NumPy forward of the layers before it."""
+    source: Optional[int] = None
+    for i, layer in enumerate(model.layers):
+        if layer.produces_mask():
+            source = i
+        elif source is not None and not layer.passes_mask():
+            source = None
+    if source is None:
+        return None
+    h = x
+    if source > 0:
+        from .diagnostics import _Reference, _tensors  # the reference forward, only for this rare case
+        h = _Reference(_tensors(model, np.float32), np.float32, False).run(model.layers[:source], x)
+    return model.layers[source].step_mask_of(h)

@@ -48,6 +48,25 @@ def _step_labels(y: Any, steps: int, name: str, whole_floats: bool) -> np.ndarra
     return np.ascontiguousarray(arr, dtype=np.int64)
 
 
+def _one_hot_steps(y: Any, out: tuple[int, int], name: str) -> np.ndarray:
+    """Per-step one-hot targets ``[N, T, C]`` (Keras' ``categorical_crossentropy`` on
+    per-step scores, e.g. ``to_categorical`` of ``[N, T]`` labels) as their labels
+    ``[N, T]``; ``ShapeError`` unless every step is one row of ``C`` with a single 1."""
+    arr = _validate.numeric_array(y, name)
+    steps, classes = out
+    if arr.shape[2] != classes:
+        raise ShapeError(f"{name} has per-step one-hot targets of shape {arr.shape}, but the model gives {classes} "
+                         f"classes per step; expected (N, {steps}, {classes}) or labels (N, {steps})")
+    hot = arr == 1
+    good = np.isin(arr, (0, 1)).all(axis=-1) & (hot.sum(axis=-1) == 1)
+    if not good.all():
+        i, t = (int(v) for v in np.argwhere(~good)[0])
+        raise ShapeError(f"{name} must hold per-step labels (N, {steps}) or one-hot rows (N, {steps}, {classes}) (a "
+                         f"single 1 per step, the rest 0), but sample {i}, step {t} is {arr[i, t][:12].tolist()}; "
+                         "soft labels have no ferronn counterpart")
+    return hot.argmax(axis=-1)
+
+
 def takes_sequences(layers: list[Any]) -> bool:
     """Whether the first layer reads sequences step by step (recurrent, Embedding,
     Masking), so that a model whose shape comes from its first data accepts other
@@ -123,6 +142,8 @@ class ShapedData:
             out = self._shape_chain(shape)[-1] if shape is not None else ()
             if len(out) == 2 and np.ndim(y) == 2:  # per-step scores [N, T, C]: per-step labels [N, T]
                 return _step_labels(y, int(out[0]), name, self._whole_float_labels)
+            if len(out) == 2 and np.ndim(y) == 3:  # per-step one-hot rows [N, T, C]: their labels
+                return _step_labels(_one_hot_steps(y, tuple(int(d) for d in out), name), int(out[0]), name, False)
             return _km.class_targets(y, name, self._whole_float_labels)
         if shape is not None and len(shape) > 1:
             out_dim = math.prod(self._shape_chain(shape)[-1])

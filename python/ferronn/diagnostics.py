@@ -172,7 +172,10 @@ def layer_outputs(model: Any, X: Any, nested: bool = False, dtype: Any = np.floa
     Computed in NumPy from the model's tensors (dropout is the identity, BatchNorm
     uses its running statistics), so the last value equals ``model.predict_raw(X)``
     up to rounding. ``nested=True`` adds the layers inside ``Residual`` blocks
-    (``"layers.2.block.0"``, ..., listed before their Residual). ``dtype=np.float64``
+    (``"layers.2.block.0"``, ..., listed before their Residual) and a ``Bidirectional``'s
+    two directions (``"layers.1.forward"``, ``"layers.1.backward"``, each in its own
+    reading order; given a step mask with ``return_sequences``, their padded steps are 0
+    as Keras' wrapped layers give them, not the carried-over state). ``dtype=np.float64``
     computes in double precision.
     """
     return {r.name: r.output for r in _records(model, X, dtype) if nested or r.name.count(".") == 1}

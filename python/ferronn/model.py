@@ -22,7 +22,7 @@ from .errors import ConfigError, ModelFileError, NotFittedError
 from . import summary as _summary
 from . import _keras_methods as _km
 from . import _model_data
-from ._mask_flow import check_mask_flow
+from ._mask_flow import check_mask_flow, output_mask
 from ._model_data import ShapedData, built_shape
 
 __all__ = ["Sequential", "load"]
@@ -150,7 +150,8 @@ class Sequential(_km.KerasMethods, ShapedData):
         activation="softmax")``, ``Softmax()``) before a cross-entropy loss, or in a sigmoid
         before the binary one, is trained in the fused logits form, numerically stable;
         ``predict_raw`` then returns probabilities. ``categorical_crossentropy`` also takes
-        one-hot targets.
+        one-hot targets (per-step ones ``[N, T, C]`` too). On per-step outputs of padded
+        sequences (a step mask reaching the output) every loss is the mean over the real steps.
 
         ``metrics``: names from ``ferronn.metrics.NAMES`` ("accuracy", "top_k_accuracy",
         "precision", "recall", "f1", "mae", "mse", "r2") or callables
@@ -162,6 +163,7 @@ class Sequential(_km.KerasMethods, ShapedData):
         computed at the end of each epoch with the weights the epoch ended with, on the
         whole training set (unlike Keras' running averages) and on the validation
         data. Averaged metrics use their defaults (macro precision/recall/f1, k=5).
+        Per-step outputs are scored step by step, over the real steps only when masked.
         """
         if not self.layers:
             raise ConfigError("the model has no layers; add at least one before compile()")
@@ -249,19 +251,21 @@ class Sequential(_km.KerasMethods, ShapedData):
         its counts, the others (when ``x``, ``y`` are given) from predictions with the
         current weights."""
         logs = {"loss": stats.mean_loss}
-        outputs = None
+        outputs = mask = None
         for m in self.metrics:
             if m == "accuracy":
                 logs[self._accuracy_key] = stats.accuracy
             elif x is not None and y is not None:
                 if outputs is None:
                     outputs = self._require_built("metrics").predict(x)
-                key, value = self._metric_value(m, y, outputs)
+                    mask = output_mask(self, x)  # the steps the loss counts
+                key, value = self._metric_value(m, y, outputs, mask)
                 logs[key] = value
         return logs
 
-    def _metric_value(self, metric: MetricSpec, y: np.ndarray, outputs: np.ndarray) -> tuple[str, float]:
-        return _metric_value(metric, y, outputs, self.loss, self._target_1d)
+    def _metric_value(self, metric: MetricSpec, y: np.ndarray, outputs: np.ndarray,
+                      mask: Optional[np.ndarray] = None) -> tuple[str, float]:
+        return _metric_value(metric, y, outputs, self.loss, self._target_1d, mask)
 
     def _end_epoch(self, epoch: int, stats: Any, x: np.ndarray, y: np.ndarray,
                    validation: Optional[tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]]) -> dict[str, float]:

@@ -11,7 +11,20 @@ removed and BatchNorm uses its running statistics. For a model of N-D samples
 (images, sequences) the input is ``["batch", *input_shape]`` in the model's own
 layout (and the output ``["batch", *output_shape]`` when that is N-D); it is
 flattened once (``Flatten``) and the layers pass flat rows between them, as the
-core stores them. Each layer becomes:
+core stores them.
+
+Sequences of any length (``input_shape=(None, F)``, or a model shaped by its first fit
+whose first layer reads sequences): when every layer the time axis passes through works
+step by step (recurrent layers, ``Bidirectional``, ``Embedding``, ``Dense`` on the last
+axis, activations, ``Dropout``, channels_last ``GlobalAvgPool1D`` / ``GlobalMaxPool1D``), the
+time axis is the dynamic dimension ``"steps"`` of the input (``["batch", "steps", F]``, or
+``["batch", "steps"]`` of token ids) and of an output that keeps it, and the reshapes
+between layers infer it (``Reshape`` to ``[0, -1, F]``: the batch kept, the steps
+inferred), so one file takes any length. A model whose weights fix the length (``Flatten``
+or ``Reshape`` and then ``Dense``; the model itself refuses other lengths) is exported at
+the length it was built for (one step for a model declared with ``None``).
+
+Each layer becomes:
 
 - ``Dense``: ``Gemm(x, W, b)`` (W stored [in, out], as ferronn keeps it), then its
   activation, if any.
@@ -43,8 +56,11 @@ core stores them. Each layer becomes:
   ``GlobalMaxPool`` / ``GlobalAveragePool`` then ``Flatten`` (output [N, C]).
 - ``Flatten`` / ``Reshape``: nothing (the rows are flat already, in row-major order).
 - ``BatchNorm(axis=1)`` on channels_first samples: ``BatchNormalization`` on [N, C, ...] as it is.
-- ``Dense`` and ``BatchNorm`` on N-D inputs (the last axis): ``Reshape`` to rows
-  [N·positions, features], the flat form above, ``Reshape`` back.
+- ``Dense`` on N-D inputs (the last axis): ``MatMul`` of the N-D value [N, ..., features]
+  by W (broadcast over the positions), ``Add`` of the bias, then its activation
+  (``Softmax(axis=-1)`` per position) and ``Flatten``.
+- ``BatchNorm`` on N-D inputs (the last axis): ``Reshape`` to rows [N·positions, features],
+  the flat form above, ``Reshape`` back.
 - ``Residual``: the block's nodes, then ``Add(x, block(x))``, with ``Gemm(x, P, p)`` in
   place of ``x`` when the block changes the width; on images and sequences the projection's
   1x1 strided ``Conv`` (and its ``BatchNormalization``) instead.
@@ -71,14 +87,14 @@ with no ONNX form raises ``ferronn.errors.ExportError`` naming the layer.
 from __future__ import annotations
 
 import os
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 
 from . import _core, _validate
 from ._files import atomic_write
 from ._optional import require
-from .errors import ExportError
+from .errors import ExportError, FerronnError
 
 __all__ = ["DEFAULT_OPSET", "MIN_OPSET", "to_onnx", "export_onnx"]
 
@@ -110,6 +126,9 @@ class _Graph:
         self._nchw: dict[str, str] = {}
         self._spatial: dict[str, tuple[tuple[int, ...], int, str]] = {}
         self._nd: dict[str, tuple[str, tuple[int, ...]]] = {}  # flat value -> (its N-D form, that shape)
+        #: The layer being added reads sequences of any length: the first axis of the N-D
+        #: shapes it reshapes to is the time axis, sized by the data (see ``reshape``).
+        self.dynamic_steps = False
 
     def has(self, name: str) -> bool:
         """Whether ferronn's tensor ``name`` exists (a Residual's projection)."""
@@ -147,9 +166,15 @@ class _Graph:
         return self.init(name, np.transpose(self.tensors[name].astype(np.float32, copy=False), axes))
 
     def reshape(self, x: str, shape: tuple[int, ...], scope: str) -> str:
-        """``x`` reshaped to ``[batch, *shape]`` (the batch inferred)."""
-        dims = self.init("const.shape." + "x".join(str(int(d)) for d in shape),
-                         np.array([-1, *shape], dtype=np.int64))
+        """``x`` reshaped to ``[batch, *shape]`` (the batch inferred). With ``dynamic_steps``
+        an N-D ``shape``'s first (time) axis is inferred instead and the batch kept from
+        ``x`` (``[0, -1, *shape[1:]]``), so the graph takes sequences of any length."""
+        if self.dynamic_steps and len(shape) > 1:
+            dims = self.init("const.shape.batch_steps." + "x".join(str(int(d)) for d in shape[1:]),
+                             np.array([0, -1, *shape[1:]], dtype=np.int64))
+        else:
+            dims = self.init("const.shape." + "x".join(str(int(d)) for d in shape),
+                             np.array([-1, *shape], dtype=np.int64))
         return self.node("Reshape", [x, dims], scope)
 
     def flatten(self, x: str, scope: str) -> str:
@@ -219,6 +244,24 @@ class _Graph:
         return x
 
 
+def _time_axes(model: Any) -> Optional[list[bool]]:
+    """For a model of sequences of any length whose time axis passes only through
+    layers that work step by step (``Layer.follows_steps``): whether each layer's input,
+    then the model's output, carries the time axis (found by comparing the shapes at two
+    lengths). None for any other model, which is exported at its built length."""
+    if not getattr(model, "_variable_steps", False) or model._sample_shape is None:
+        return None
+    rest = tuple(model._sample_shape[1:])
+    try:
+        a, b = ([(t, *rest)] + model._shape_chain((t, *rest)) for t in (2, 3))
+    except FerronnError:  # a layer that cannot take another length (Reshape)
+        return None
+    varies = [u != v for u, v in zip(a, b)]
+    if any(v and not layer.follows_steps() for layer, v in zip(model.layers, varies)):
+        return None  # e.g. Flatten then Dense: the weights fix the length
+    return varies
+
+
 def to_onnx(model: Any, opset: int = DEFAULT_OPSET) -> Any:
     """The ``onnx.ModelProto`` of a built model (see the module docstring); checked with
     ``onnx.checker.check_model``."""
@@ -232,17 +275,25 @@ def to_onnx(model: Any, opset: int = DEFAULT_OPSET) -> Any:
     in_shape = tuple(int(d) for d in (model._sample_shape or (net.input_dim,)))
     out_shape = tuple(int(d) for d in model._output_shapes(in_shape)[-1])
     x = g.flat_input("input", in_shape) if len(in_shape) > 1 else "input"  # layers work on flat rows
-    out = g.layers(model.layers, x, "layers")
+    steps = _time_axes(model)
+    out = x
+    for i, layer in enumerate(model.layers):
+        g.dynamic_steps = steps is not None and steps[i]
+        out = layer.onnx_nodes(g, out, f"layers.{i}")
+    g.dynamic_steps = steps is not None and steps[-1]
     if len(out_shape) > 1:
         out = g.reshape(out, out_shape, "output")
     g.nodes.append(onnx.helper.make_node("Identity", [out], ["output"], name="output"))
+
+    def dims(shape: tuple[int, ...], dynamic: bool) -> list[Any]:
+        return ["batch", "steps", *shape[1:]] if dynamic else ["batch", *shape]
     h = onnx.helper
     nodes = g.live_nodes("output")
     used = {i for node in nodes for i in node.input}
     graph = h.make_graph(
         nodes, "ferronn_sequential",
-        [h.make_tensor_value_info("input", onnx.TensorProto.FLOAT, ["batch", *in_shape])],
-        [h.make_tensor_value_info("output", onnx.TensorProto.FLOAT, ["batch", *out_shape])],
+        [h.make_tensor_value_info("input", onnx.TensorProto.FLOAT, dims(in_shape, steps is not None))],
+        [h.make_tensor_value_info("output", onnx.TensorProto.FLOAT, dims(out_shape, bool(steps and steps[-1])))],
         initializer=[i for i in g.inits if i.name in used])
     opsets = [h.make_opsetid("", opset)]
     proto = h.make_model(graph, opset_imports=opsets, producer_name="ferronn", producer_version=_core.__version__,

@@ -24,7 +24,7 @@ from . import _validate, names
 from ._warnings import warn_user
 from .callbacks import CallbackList, History
 from .epochs import EpochDriver
-from .errors import ConfigError, DTypeError, NonFiniteError, ShapeError
+from .errors import ConfigError, DTypeError, NonFiniteError, NotSupportedError, ShapeError
 
 if TYPE_CHECKING:
     from .model import Sequential
@@ -70,7 +70,7 @@ def class_labels(model: "Sequential", y: np.ndarray) -> Optional[np.ndarray]:
     assert model.loss is not None  # only compiled models train
     task = names.loss_task(model.loss)
     if task == "labels":
-        return y
+        return y if y.ndim == 1 else None  # per-step labels [N, T] give no one class per sample
     if task == "binary" and y.ndim == 2 and y.shape[1] == 1:
         col = y[:, 0]
         if np.isin(col, (0.0, 1.0)).all():
@@ -82,6 +82,12 @@ def class_weights(model: "Sequential", class_weight: Any, y: np.ndarray, n_class
     """Per-sample weights from a ``{class: weight}`` dict (classes not named weigh 1)."""
     if not isinstance(class_weight, Mapping):
         raise ConfigError(f"class_weight must be a dict {{class: weight}}, got {type(class_weight).__name__}")
+    if names.loss_task(model.loss) == "labels" and y.ndim == 2:
+        # Keras 3 (class_weight_to_sample_weights) makes one weight per sample from argmax(y, axis=-1):
+        # for per-step labels that is the index of a step, and one-hot steps fail; no per-step form.
+        raise NotSupportedError(f"class_weight with per-step labels (y of shape {y.shape}) is not supported: a "
+                                "class weight would have to weigh each step by its class, and the loss takes one "
+                                "weight per sample; pass sample_weight (one per sequence) instead")
     labels = class_labels(model, y)
     if labels is None:
         raise ConfigError("class_weight needs class labels: a cross_entropy or nll loss, or binary_cross_entropy "

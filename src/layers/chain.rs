@@ -7,6 +7,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::activation::Activation;
 use crate::error::{ensure_config, Error, Result};
+use crate::layers::mask::check_mask_flow;
 use crate::layers::{Alloc, Ctx, DenseSpec, Layer, LayerKind, LayerSpec, MaskFlow, ParamInfo, Recurrent, StepMask};
 use crate::regularizer::Penalty;
 use crate::tensor::{MatRef, Matrix};
@@ -41,7 +42,9 @@ impl Chain {
     /// Builds `specs` for inputs of width `in_dim`, taking tensor offsets from `alloc`.
     ///
     /// # Errors
-    /// `Error::Config`/`Error::UnknownName` for an invalid spec or an empty list.
+    /// `Error::Config`/`Error::UnknownName` for an invalid spec or an empty list,
+    /// and `Error::Config` when a step mask reaches a layer that refuses it
+    /// ([`check_mask_flow`]).
     pub fn build(specs: &[LayerSpec], in_dim: usize, alloc: &mut Alloc) -> Result<Chain> {
         ensure_config(!specs.is_empty(), || "a network (and a residual block) needs at least one layer".into())?;
         let mut layers = Vec::with_capacity(specs.len());
@@ -67,6 +70,7 @@ impl Chain {
             layers.push((i, layer));
             i += if fused.is_some() { 2 } else { 1 };
         }
+        check_mask_flow(layers.iter().map(|(i, l)| (*i, l)))?;
         Ok(Chain { layers, widths, mask_from: None, penalties })
     }
 

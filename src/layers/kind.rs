@@ -212,6 +212,16 @@ pub trait LayerKind {
         None
     }
 
+    /// Why a step mask of padded sequences must not reach this layer, or
+    /// `None` (the default: the kind passes the mask on, uses it, or ends it,
+    /// each as Keras 3 does). A kind that Keras would mask but this one cannot
+    /// (its output would silently count the padded steps), or one that would
+    /// read the mask along the wrong axis, says why; [`crate::layers::Chain::build`]
+    /// then refuses the network with `Error::Config`.
+    fn mask_refusal(&self) -> Option<&'static str> {
+        None
+    }
+
     /// L1/L2 penalties of layers nested inside this one (a residual block's);
     /// the chain that holds this layer collects its own layers' penalties itself.
     fn nested_penalties(&self) -> Vec<Penalty> {

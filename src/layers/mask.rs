@@ -8,7 +8,8 @@
 //! sample-major, indexed by input time step, and grows with the batch like
 //! every workspace (fallibly, never shrinking).
 
-use crate::error::{ensure_shape, try_grow, Result};
+use crate::error::{ensure_shape, try_grow, Error, Result};
+use crate::layers::{Layer, LayerKind};
 
 /// What a layer does with the step mask of its input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,5 +84,56 @@ impl StepMask {
         ensure_shape(self.rows == rows && self.steps == steps, || {
             format!("{who}: its input's step mask is for {} samples of {} steps, the input has {rows} samples of {steps} steps", self.rows, self.steps)
         })
+    }
+}
+
+/// `Error::Config` when the step mask of a producer reaches a layer that
+/// refuses it ([`LayerKind::mask_refusal`]), walking the mask as
+/// [`crate::layers::Chain::run`] hands it on (`(spec index, layer)` pairs, in
+/// order). The core so rejects by itself what the Python package's
+/// `_mask_flow.check_mask_flow` rejects before building, for networks whose
+/// spec comes straight to the core; layers that merely end the mask (Keras 3
+/// warns there) stay allowed.
+///
+/// # Errors
+/// As said, naming the layer and the producer.
+pub fn check_mask_flow<'a>(layers: impl IntoIterator<Item = (usize, &'a Layer)>) -> Result<()> {
+    let mut source: Option<usize> = None;
+    for (i, layer) in layers {
+        let flow = layer.mask_flow();
+        if let (Some(j), true) = (source, flow != MaskFlow::Produces) {
+            if let Some(why) = layer.mask_refusal() {
+                return Err(Error::Config(format!("layer {i} is reached by the step mask of padded sequences made by layer {j}: {why}")));
+            }
+        }
+        source = match flow {
+            MaskFlow::Ends => None,
+            MaskFlow::Keeps => source,
+            MaskFlow::Produces => Some(i),
+        };
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::error::Error;
+    use crate::layers::{Alloc, Chain, LayerSpec};
+
+    fn chain(json: &str) -> crate::error::Result<Chain> {
+        let specs: Vec<LayerSpec> = serde_json::from_str(json).unwrap();
+        Chain::build(&specs, 8, &mut Alloc::default())
+    }
+
+    /// A mask reaching BatchNorm or PReLU (through a layer that keeps it) is refused at
+    /// build; ended first (Flatten) or never made, the same layers build.
+    #[test]
+    fn a_mask_reaching_a_layer_that_refuses_it_is_a_config_error() {
+        for (bad, kind) in [(r#"{"type":"batch_norm"}"#, "BatchNorm"), (r#"{"type":"prelu"}"#, "PReLU")] {
+            let err = chain(&format!(r#"[{{"type":"masking","features":2}},{{"type":"dropout","rate":0.1}},{bad}]"#)).unwrap_err();
+            assert!(matches!(&err, Error::Config(m) if m.starts_with(&format!("layer 2 is reached by the step mask of padded sequences made by layer 0: {kind}"))), "{err}");
+            chain(&format!(r#"[{{"type":"masking","features":2}},{{"type":"flatten"}},{bad}]"#)).unwrap();
+            chain(&format!(r#"[{{"type":"dropout","rate":0.1}},{bad}]"#)).unwrap();
+        }
     }
 }

@@ -176,6 +176,10 @@ macro_rules! layer_kinds {
                 match self { $( Layer::$var(l) => l.step_mask(), )* }
             }
 
+            fn mask_refusal(&self) -> Option<&'static str> {
+                match self { $( Layer::$var(l) => l.mask_refusal(), )* }
+            }
+
             fn set_steps(&mut self, steps: usize) -> Result<()> {
                 match self { $( Layer::$var(l) => l.set_steps(steps), )* }
             }

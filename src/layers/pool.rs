@@ -286,6 +286,13 @@ impl LayerKind for Pool {
         (self.global && self.grid.h == 1 && self.grid.format == DataFormat::ChannelsLast).then_some(self.grid.c)
     }
 
+    /// The mask marks the first axis of `[timesteps, features]`; channels_first reads that axis as channels.
+    fn mask_refusal(&self) -> Option<&'static str> {
+        (self.uses_mask() && self.grid.format != DataFormat::ChannelsLast).then_some(
+            "GlobalAvgPool1D (channels_first): the mask marks the first axis of [timesteps, features], which channels_first reads as its channels; use channels_last",
+        )
+    }
+
     fn set_steps(&mut self, steps: usize) -> Result<()> {
         ensure_config(steps > 0, || "a global pooling layer needs at least one step, got none".into())?;
         let grid = Grid { w: steps, ..self.grid };

@@ -175,6 +175,11 @@ impl LayerKind for PRelu {
         self.dim
     }
 
+    /// Keras passes the mask through PReLU; here it would end, and the padded steps count after it.
+    fn mask_refusal(&self) -> Option<&'static str> {
+        Some("PReLU: Keras keeps the mask there, ferronn cannot, so the padded steps would be counted silently; remove the mask or move PReLU")
+    }
+
     fn params(&self) -> Vec<ParamInfo> {
         vec![ParamInfo::new("alpha", self.a_off, vec![self.n_alpha()])]
     }

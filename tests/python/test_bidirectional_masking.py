@@ -66,6 +66,25 @@ def test_padded_sequences_give_what_each_gives_alone(cell, seq, merge):
 
 
 @pytest.mark.parametrize("cell", list(KINDS))
+@pytest.mark.parametrize("flip", [False, True])
+def test_nested_layer_outputs_show_each_direction_as_keras(cell, flip):
+    """``layer_outputs(nested=True)``: each direction's own output, in its reading order,
+    with zeros at the padded steps (Keras' wrapped layers output zeros there) and the
+    carried-over state of the reference elsewhere."""
+    model = _model([fn.Masking(0.0), fn.Bidirectional(KINDS[cell](H, return_sequences=True, go_backwards=flip))])
+    x = _padded()
+    mask = np.any(x != 0.0, axis=-1)
+    p = {k: v.astype(np.float64) for k, v in model.layers[1].get_params().items()}
+    outs = fn.diagnostics.layer_outputs(model, x, nested=True, dtype=np.float64)
+    for name, back in (("forward", flip), ("backward", not flip)):
+        states = rr.run(cell, x.astype(np.float64), _direction(p, name), True, back, mask=mask)
+        order = mask[:, ::-1] if back else mask
+        got = outs[f"layers.1.{name}"].reshape(states.shape)
+        np.testing.assert_allclose(got, states * order[:, :, None], rtol=1e-10, atol=1e-12)
+        assert not got[~order].any() and states[~order].any()  # the carried states would show there
+
+
+@pytest.mark.parametrize("cell", list(KINDS))
 def test_stacked_layers_pass_the_mask_on(cell):
     kind = KINDS[cell]
     model = _model([fn.Masking(0.0), fn.Bidirectional(kind(H, return_sequences=True)),

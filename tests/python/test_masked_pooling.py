@@ -11,12 +11,14 @@ sequences, by finite differences, across thread counts, and for the named errors
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import numpy as np
 import pytest
 
 import ferronn as fn
+import ferronn.model as model_module
 from ferronn import ConfigError, ExportError, MaskWarning
 
 import recurrent_reference as rr
@@ -174,6 +176,26 @@ def test_a_channels_first_average_reached_by_a_mask_is_a_config_error():
                                           r"mask made by layer 0 \(Embedding\)"):
         fn.Sequential([fn.Embedding(5, 3, mask_zero=True), fn.GlobalAvgPool1D("channels_first")],
                       input_shape=(4,)).compile(loss="mse")
+
+
+@pytest.mark.parametrize("layers,where,kind", [
+    (lambda: [fn.Dense(F), fn.Masking(0.0), fn.BatchNorm(), fn.Flatten(), fn.Dense(1)], "layer 2", "BatchNorm"),
+    (lambda: [fn.Masking(0.0), fn.LSTM(H, return_sequences=True), fn.Dropout(0.1), fn.PReLU(), fn.Flatten(),
+              fn.Dense(1)], "layer 3", "PReLU"),
+    (lambda: [fn.Embedding(5, 3, mask_zero=True), fn.GlobalAvgPool1D("channels_first")], "layer 1",
+     r"GlobalAvgPool1D \(channels_first\)"),
+], ids=["BatchNorm", "PReLU", "channels_first"])
+def test_the_core_refuses_those_configurations_by_itself(layers, where, kind, monkeypatch):
+    """A network spec given straight to ``_core.Network`` (no Python check before it) is
+    refused by the core's own walk of the mask: the same configurations, ConfigError."""
+    monkeypatch.setattr(model_module, "check_mask_flow", lambda layers: None)  # only the core checks now
+    model = fn.Sequential(layers(), input_shape=(4,) if kind.startswith("GlobalAvg") else (T, F))
+    message = rf"{where} is reached by the step mask of padded sequences made by layer \d: {kind}"
+    with pytest.raises(ConfigError, match=message):
+        model.compile(loss="mse")  # builds the core network
+    assert model._net is None
+    with pytest.raises(ConfigError, match=message):
+        fn._core.Network(json.dumps(model._spec(model._sample_shape, 0)))
 
 
 def test_a_mask_that_is_used_or_ended_by_its_time_axis_raises_nothing():

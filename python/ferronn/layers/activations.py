@@ -114,6 +114,9 @@ class Activation(Layer):
     def passes_mask(self) -> bool:
         return True
 
+    def follows_steps(self) -> bool:
+        return True
+
     def __init__(self, name: str, alpha: Optional[float] = None) -> None:
         if not isinstance(name, str):
             raise ConfigError(f"activation name must be a string such as 'relu', got {name!r}")

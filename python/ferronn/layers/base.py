@@ -177,9 +177,23 @@ class Layer:
         return their mask from ``numpy_forward`` instead."""
         return False
 
+    def follows_steps(self) -> bool:
+        """Whether the layer works step by step along the time axis of sequences, so
+        that it takes any number of steps (the core's ``LayerKind::step_width``):
+        recurrent layers, Bidirectional, Embedding, Masking (``takes_sequences``), Dense
+        on the last axis, activations, Dropout, channels_last global 1-D pools. The ONNX
+        export gives the time axis a dynamic size only through such layers."""
+        return bool(getattr(self, "takes_sequences", False))
+
     def produces_mask(self) -> bool:
         """Whether this layer makes a new step mask (``Masking``, ``Embedding(mask_zero=True)``)."""
         return False
+
+    def step_mask_of(self, h: np.ndarray) -> np.ndarray:
+        """A producer's step mask ``[N, T]`` (True: a real step) of its input rows ``h``,
+        as its ``numpy_forward`` returns it (the compiled metrics read it to leave the padded
+        steps out). Only producers have one."""
+        raise ConfigError(f"{type(self).__name__} makes no step mask")
 
     def consumes_mask(self) -> bool:
         """Whether this layer uses the step mask reaching it (the recurrent kinds,

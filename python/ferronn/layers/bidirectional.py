@@ -197,9 +197,22 @@ class Bidirectional(Layer):
         bw = bw.reshape(n, -1, self.backward_layer.units)[:, ::-1]  # back in time order
         if keep is not None and self.return_sequences:  # Keras' zero_output_for_mask in both directions
             fw, bw = fw * keep[:, :, None], bw * keep[:, :, None]
+            self._zero_padded_records(ref, where, keep)
         merged = {"concat": lambda: np.concatenate([fw, bw], axis=-1), "sum": lambda: fw + bw,
                   "mul": lambda: fw * bw, "ave": lambda: 0.5 * (fw + bw)}[self.merge_mode]()
         return NumpyStep(merged.reshape(n, -1))
+
+    def _zero_padded_records(self, ref: Any, where: str, keep: np.ndarray) -> None:
+        """The two directions' records (``layer_outputs(nested=True)``) with zeros at the
+        padded steps, in each direction's reading order, as Keras' inner layers give them
+        (a padded step carries the state over, but outputs 0 with ``zero_output_for_mask``)."""
+        names = {f"{where}.forward": self.forward_layer, f"{where}.backward": self.backward_layer}
+        for record in ref.records:
+            layer = names.get(record.name)
+            if layer is not None:
+                order = keep[:, ::-1] if layer.go_backwards else keep
+                n = record.output.shape[0]
+                record.output = (record.output.reshape(n, order.shape[1], -1) * order[:, :, None]).reshape(n, -1)
 
     # -- interchange ----------------------------------------------------------
 

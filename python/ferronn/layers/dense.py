@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any, Optional, Union
 
 import numpy as np
@@ -82,6 +81,9 @@ class Dense(WeightOptions, Layer):
     def passes_mask(self) -> bool:
         return self._input_shape is not None and len(self._input_shape) > 1  # on the last axis of sequences
 
+    def follows_steps(self) -> bool:
+        return self.passes_mask()
+
     def numpy_forward(self, h: np.ndarray, p: Any, ref: Any, where: str) -> NumpyStep:
         features = p["weight"].shape[0]  # per position: the last axis of N-D inputs
         z = (h.reshape(-1, features) @ p["weight"] + p["bias"]).reshape(len(h), -1)
@@ -92,14 +94,16 @@ class Dense(WeightOptions, Layer):
     def onnx_nodes(self, g: Any, x: str, where: str) -> str:
         shape = self._input_shape
         nd = shape is not None and len(shape) > 1
-        if nd:  # on the last axis: one row per position through the same Gemm
-            x = g.reshape(x, (shape[-1],), where)  # type: ignore[index]
-        y = g.gemm(x, where, where)
+        if nd:  # on the last axis: MatMul broadcasts over the positions ([N, ..., F] @ [F, units])
+            y = g.node("MatMul", [g.nd(x, shape, where), g.weight(f"{where}.weight")], where)
+            y = g.node("Add", [y, g.weight(f"{where}.bias")], where)
+        else:
+            y = g.gemm(x, where, where)
         if self.activation == SOFTMAX_ACTIVATION:
             y = g.node("Softmax", [y], where, axis=-1)
         else:
             y = _elementwise.onnx_nodes(g, self.activation, self.alpha, y, where)
-        return g.reshape(y, (math.prod(shape[:-1]) * self.units,), where) if nd else y  # type: ignore[index]
+        return g.flat_nd(y, self.output_shape(shape), where) if nd else y  # type: ignore[arg-type]
 
     def torch_layout(self, layout: Any, d: int, f: str, t: str) -> TorchPart:
         if self._input_shape is not None and len(self._input_shape) > 1:

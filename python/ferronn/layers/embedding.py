@@ -86,12 +86,15 @@ class Embedding(Layer):
     def produces_mask(self) -> bool:
         return self.mask_zero
 
+    def step_mask_of(self, h: np.ndarray) -> np.ndarray:
+        return np.asarray(h) != 0  # id 0 is padding
+
     def numpy_forward(self, h: np.ndarray, p: Any, ref: Any, where: str) -> NumpyStep:
         ids = np.asarray(h)
         if not (np.all(ids == np.round(ids)) and ids.min(initial=0) >= 0 and ids.max(initial=0) < self.input_dim):
             raise LabelError(f"Embedding token ids must be whole numbers in [0, {self.input_dim}) ({where})")
         out = p["weight"][ids.astype(np.int64)].reshape(ids.shape[0], -1)
-        return NumpyStep(out, mask=ids != 0 if self.mask_zero else None)
+        return NumpyStep(out, mask=self.step_mask_of(ids) if self.mask_zero else None)
 
     def _no_mask(self, what: str, where: str) -> None:
         if getattr(self, "mask_zero", False):

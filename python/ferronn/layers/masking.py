@@ -68,10 +68,13 @@ class Masking(Layer):
         layer._built_for((1, features))
         return layer
 
+    def step_mask_of(self, h: np.ndarray) -> np.ndarray:
+        x = np.asarray(h).reshape(h.shape[0], -1, int((self._input_shape or (0, 1))[-1]))
+        return np.any(x != np.float32(self.mask_value), axis=-1)  # compared as the core does, in float32
+
     def numpy_forward(self, h: np.ndarray, p: Any, ref: Any, where: str) -> NumpyStep:
-        f = int((self._input_shape or (0, 1))[-1])
-        x = h.reshape(h.shape[0], -1, f)
-        keep = np.any(x != np.float32(self.mask_value), axis=-1)  # compared as the core does, in float32
+        keep = self.step_mask_of(h)
+        x = h.reshape(h.shape[0], keep.shape[1], -1)
         return NumpyStep((x * keep[..., None]).reshape(h.shape[0], -1), mask=keep)
 
     def __repr__(self) -> str:

@@ -94,7 +94,7 @@ class _Pool(Layer):
             raise ConfigError(f"pool layer spec pads {pads!r} are neither 'valid' nor 'same' for input {shape}")
         return layer
 
-    def _any_steps(self) -> bool:
+    def follows_steps(self) -> bool:
         """Whether this pool takes sequences of any length (the core's ``step_width``): a
         global pool over the rows of [timesteps, channels]."""
         return self.global_ and self.rank == 1 and self.data_format == "channels_last"
@@ -112,7 +112,7 @@ class _Pool(Layer):
     def numpy_forward(self, h: np.ndarray, p: Any, ref: Any, where: str) -> NumpyStep:
         shape = self._input_shape
         assert shape is not None, "the model records the input shape before the diagnostics run"
-        if self._any_steps():  # this call's number of steps, which may differ from the built one
+        if self.follows_steps():  # this call's number of steps, which may differ from the built one
             shape = (h.shape[1] // shape[-1], shape[-1])
         pool, strides, pads, out = self._geometry(shape)
         x = _grid.to_last(h, shape, self.rank, self.data_format)

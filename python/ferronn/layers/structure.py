@@ -46,6 +46,9 @@ class Dropout(Layer):
     def passes_mask(self) -> bool:
         return True
 
+    def follows_steps(self) -> bool:
+        return True
+
     def __init__(self, rate: float) -> None:
         self.rate = finite_float(rate, "Dropout rate", low=0.0, high=1.0, high_open=True)
 

@@ -213,6 +213,11 @@ impl LayerKind for BatchNorm {
         self.dim * self.positions
     }
 
+    /// Keras takes the batch statistics over the real steps only; these are over every row.
+    fn mask_refusal(&self) -> Option<&'static str> {
+        Some("BatchNorm: Keras keeps the mask there (its batch statistics count only the real steps), ferronn cannot, so the padded steps would be counted silently; remove the mask or move BatchNorm")
+    }
+
     fn params(&self) -> Vec<ParamInfo> {
         vec![ParamInfo::new("gamma", self.gamma_off, vec![self.dim]), ParamInfo::new("beta", self.beta_off, vec![self.dim])]
     }
