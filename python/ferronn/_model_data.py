@@ -143,7 +143,7 @@ class ShapedData:
             if len(out) == 2 and np.ndim(y) == 2:  # per-step scores [N, T, C]: per-step labels [N, T]
                 return _step_labels(y, int(out[0]), name, self._whole_float_labels)
             if len(out) == 2 and np.ndim(y) == 3:  # per-step one-hot rows [N, T, C]: their labels
-                return _step_labels(_one_hot_steps(y, tuple(int(d) for d in out), name), int(out[0]), name, False)
+                return _step_labels(_one_hot_steps(y, (int(out[0]), int(out[1])), name), int(out[0]), name, False)
             return _km.class_targets(y, name, self._whole_float_labels)
         if shape is not None and len(shape) > 1:
             out_dim = math.prod(self._shape_chain(shape)[-1])

@@ -259,13 +259,9 @@ class Sequential(_km.KerasMethods, ShapedData):
                 if outputs is None:
                     outputs = self._require_built("metrics").predict(x)
                     mask = output_mask(self, x)  # the steps the loss counts
-                key, value = self._metric_value(m, y, outputs, mask)
+                key, value = _metric_value(m, y, outputs, self.loss, self._target_1d, mask)
                 logs[key] = value
         return logs
-
-    def _metric_value(self, metric: MetricSpec, y: np.ndarray, outputs: np.ndarray,
-                      mask: Optional[np.ndarray] = None) -> tuple[str, float]:
-        return _metric_value(metric, y, outputs, self.loss, self._target_1d, mask)
 
     def _end_epoch(self, epoch: int, stats: Any, x: np.ndarray, y: np.ndarray,
                    validation: Optional[tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]]) -> dict[str, float]:

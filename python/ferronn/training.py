@@ -82,7 +82,7 @@ def class_weights(model: "Sequential", class_weight: Any, y: np.ndarray, n_class
     """Per-sample weights from a ``{class: weight}`` dict (classes not named weigh 1)."""
     if not isinstance(class_weight, Mapping):
         raise ConfigError(f"class_weight must be a dict {{class: weight}}, got {type(class_weight).__name__}")
-    if names.loss_task(model.loss) == "labels" and y.ndim == 2:
+    if model.loss is not None and names.loss_task(model.loss) == "labels" and y.ndim == 2:
         # Keras 3 (class_weight_to_sample_weights) makes one weight per sample from argmax(y, axis=-1):
         # for per-step labels that is the index of a step, and one-hot steps fail; no per-step form.
         raise NotSupportedError(f"class_weight with per-step labels (y of shape {y.shape}) is not supported: a "
