@@ -11,7 +11,7 @@
 use gemm::Parallelism;
 
 use crate::error::{ensure_shape, Result};
-use crate::kernels::{available_threads, blocked};
+use crate::kernels::{available_threads, blocked, gemv};
 use crate::tensor::{MatMut, MatRef};
 
 /// Whether an operand is used as stored or transposed.
@@ -151,6 +151,12 @@ fn product(a: MatRef<'_>, op_a: Op, a_ld: usize, b: MatRef<'_>, op_b: Op, c: Mat
         if !accumulate {
             c.data.chunks_mut(c_ld).take(m).for_each(|row| row[..n].fill(0.0));
         }
+        return Ok(());
+    }
+    if m == 1 && b_cs == 1 {
+        // One row times a row-major matrix (a one-sample dense forward): a
+        // register-blocked pass over `b`, bound by reading it (see `gemv`).
+        gemv::row_times_matrix(a.data, a_cs as usize, b.data, b_rs as usize, k, &mut c.data[..n], accumulate);
         return Ok(());
     }
     let threads = available_threads();
