@@ -11,7 +11,7 @@
 use gemm::Parallelism;
 
 use crate::error::{ensure_shape, Result};
-use crate::kernels::{available_threads, blocked};
+use crate::kernels::{available_threads, blocked, gemv};
 use crate::tensor::{MatMut, MatRef};
 
 /// Whether an operand is used as stored or transposed.
@@ -38,6 +38,18 @@ const PAR_FLOPS: usize = 1 << 18;
 /// operand, or a depth of at most two.
 fn vector_shaped(p: &blocked::Problem) -> bool {
     p.k <= 2 || (p.n == 1 && (p.lhs_rs == 1 || (p.lhs_cs == 1 && p.rhs_rs == 1))) || (p.m == 1 && (p.rhs_cs == 1 || (p.rhs_rs == 1 && p.lhs_cs == 1)))
+}
+
+/// Whether `c = op(a)·op(b)` (m×k·k×n) is cheaper with `op(a)` as the
+/// microkernels' left operand than with `op(b)ᵀ`: the input gradient `dy·Wᵀ`
+/// of a small batch. Viewed as `cᵀ = op(b)ᵀ·op(a)ᵀ` (the default, whose
+/// output the microkernels store as whole vectors), a transposed `op(b)`
+/// must be repacked into panels, all `n·k` of it (the whole weight matrix),
+/// on every call; with `op(a)` on the left only its `m·k` values are packed,
+/// but the `m·n` outputs are stored one by one (a row stride). Taken when
+/// the second costs less, and only when `op(b)ᵀ` would need packing at all.
+fn rows_as_lhs(m: usize, n: usize, k: usize, a_cs: isize, b_cs: isize) -> bool {
+    b_cs != 1 && a_cs == 1 && m.saturating_mul(n + k) < n.saturating_mul(k)
 }
 
 /// `c = op(a) · op(b)`, or `c += op(a) · op(b)` when `accumulate`.
@@ -153,14 +165,21 @@ fn product(a: MatRef<'_>, op_a: Op, a_ld: usize, b: MatRef<'_>, op_b: Op, c: Mat
         }
         return Ok(());
     }
+    if m == 1 && b_cs == 1 {
+        // One row times a row-major matrix (a one-sample dense forward): a
+        // register-blocked pass over `b`, bound by reading it (see `gemv`).
+        gemv::row_times_matrix(a.data, a_cs as usize, b.data, b_rs as usize, k, &mut c.data[..n], accumulate);
+        return Ok(());
+    }
     let threads = available_threads();
     let threads = if threads > 1 && m * n * k >= PAR_FLOPS { threads } else { 1 };
     // Column-major view for the microkernels: c^T (n×m) = op(b)^T · op(a)^T.
-    let problem = blocked::Problem {
+    let mut problem = blocked::Problem {
         m: n,
         n: m,
         k,
         dst: c.data.as_mut_ptr(),
+        dst_rs: 1,
         dst_cs: c_ld as isize,
         lhs: b.data.as_ptr(),
         lhs_rs: b_cs,
@@ -170,6 +189,27 @@ fn product(a: MatRef<'_>, op_a: Op, a_ld: usize, b: MatRef<'_>, op_b: Op, c: Mat
         rhs_cs: a_rs,
         accumulate,
     };
+    if pre.is_none() && !vector_shaped(&problem) && rows_as_lhs(m, n, k, a_cs, b_cs) {
+        // c (m×n) = op(a) · op(b) read column-major with row stride `c_ld`:
+        // the microkernels then pack `op(a)` instead of `op(b)ᵀ`. Each output
+        // is the same chain of products over the same depth blocks (`kc`
+        // depends on `k` alone), so the bits are those of the view above.
+        problem = blocked::Problem {
+            m,
+            n,
+            k,
+            dst: c.data.as_mut_ptr(),
+            dst_rs: c_ld as isize,
+            dst_cs: 1,
+            lhs: a.data.as_ptr(),
+            lhs_rs: a_rs,
+            lhs_cs: a_cs,
+            rhs: b.data.as_ptr(),
+            rhs_rs: b_rs,
+            rhs_cs: b_cs,
+            accumulate,
+        };
+    }
     // Vector-shaped products (one sample, one output unit, a depth of one or
     // two) take the crate's GEMV-style paths, which neither pack nor allocate.
     // SAFETY (both calls): the shape check above guarantees every index formed
@@ -283,7 +323,7 @@ mod tests {
     /// (or op) is ignored rather than read.
     #[test]
     fn packed_rhs_is_bit_identical_to_matmul() {
-        let shapes = [(128, 128, 512), (128, 512, 128), (33, 700, 90), (5, 7, 2), (1, 64, 64), (200, 1100, 70), (64, 9, 300)];
+        let shapes = [(128, 128, 512), (128, 512, 128), (33, 700, 90), (5, 7, 2), (1, 64, 64), (200, 1100, 70), (64, 9, 300), (32, 128, 256), (20, 300, 1000), (70, 1024, 1024)];
         for (case, &(m, k, n)) in shapes.iter().enumerate() {
             for &(ta, tb) in &[(false, false), (false, true), (true, false), (true, true)] {
                 let op = |t| if t { Op::T } else { Op::N };
