@@ -126,6 +126,7 @@ pub fn matmul_packed(a: MatRef<'_>, op_a: Op, b: MatRef<'_>, op_b: Op, packed: &
 /// # Errors
 /// `Error::Shape` when the shapes do not agree or a slice is too short for
 /// its stride.
+#[allow(clippy::too_many_arguments)]
 pub fn matmul_packed_rows(a: MatRef<'_>, a_ld: usize, b: MatRef<'_>, op_b: Op, packed: &PackedRhs, c: MatMut<'_>, c_ld: usize, accumulate: bool) -> Result<()> {
     check_strided(&a, a_ld, &c, c_ld)?;
     let pre = packed.packs(&b, op_b).then_some(&packed.panels);
