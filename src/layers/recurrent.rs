@@ -34,7 +34,6 @@ use serde::{Deserialize, Serialize};
 use crate::error::{checked_size, ensure_config, ensure_shape, try_grow, Result};
 use crate::init::{orthogonal, Init};
 use crate::kernels::gemm::{matmul, Op, PackedRhs};
-use crate::kernels::reduce::col_sums;
 use crate::layers::kind::{check_backward, BuildLayer};
 use crate::layers::recurrent_cells::Cell;
 use crate::layers::recurrent_pass::{self, BackRows, Dims, FwdRows};
@@ -350,17 +349,6 @@ impl LayerKind for Recurrent {
         let proj = &mut self.ws.proj[..nt * gh];
         matmul(xs, Op::N, MatRef { rows: gh, cols: f, data: w_ih }, Op::T, MatMut { rows: nt, cols: gh, data: proj }, false)?;
         let direct = self.cell.direct();
-        if direct {
-            // Both biases now, so that each step's product can accumulate onto its
-            // rows of `proj` and leave the whole pre-activation there.
-            for row in proj.chunks_exact_mut(gh) {
-                row.iter_mut().zip(b_ih.iter().zip(b_hh)).for_each(|(v, (b, c))| *v = *v + b + c);
-            }
-        } else {
-            for row in proj.chunks_exact_mut(gh) {
-                row.iter_mut().zip(b_ih).for_each(|(v, b)| *v += b);
-            }
-        }
         let (nh, sw) = (n * h, self.cell.saved_width(h));
         let w_hh_ref = MatRef { rows: gh, cols: h, data: w_hh };
         self.ws.w_hh_pack.pack(w_hh_ref, Op::T, n)?;
@@ -378,7 +366,7 @@ impl LayerKind for Recurrent {
             out: if self.return_sequences { ws.out.as_mut_slice() } else { &mut [] },
             keep: &ws.keep,
         };
-        recurrent_pass::forward(&dims, rows, w_hh_ref, &ws.w_hh_pack, b_hh)
+        recurrent_pass::forward(&dims, rows, w_hh_ref, &ws.w_hh_pack, [b_ih, b_hh])
     }
 
     fn output(&self) -> MatRef<'_> {
@@ -441,7 +429,7 @@ impl LayerKind for Recurrent {
         let d_in = MatRef { rows: nt, cols: gh, data: &ws.d_in[..nt * gh] };
         let xs = MatRef { rows: nt, cols: f, data: x.data };
         weight_ih_grad(d_in, xs, &mut ws.dw_t, &mut grads[o_ih..o_ih + gh * f])?;
-        col_sums(d_in.data, &mut grads[o_bi..o_bi + gh]);
+        recurrent_pass::column_sums(d_in.data, &mut grads[o_bi..o_bi + gh]);
         // `dW_hh = Σ d_gatesᵀ·h_{t-1}`: the states entering each step sit in
         // the rows of the gradients that meet them.
         let dw_hh = MatMut { rows: gh, cols: h, data: &mut grads[o_hh..o_hh + gh * h] };
@@ -452,7 +440,7 @@ impl LayerKind for Recurrent {
         } else {
             let d_rec = MatRef { rows: nt, cols: gh, data: &ws.d_rec[..nt * gh] };
             matmul(d_rec, Op::T, hs, Op::N, dw_hh, false)?;
-            col_sums(d_rec.data, &mut grads[o_bh..o_bh + gh]);
+            recurrent_pass::column_sums(d_rec.data, &mut grads[o_bh..o_bh + gh]);
         }
         if let Some(dx) = dx {
             dx.reshape_for(n, t * f)?;

@@ -4,7 +4,8 @@
 //! around them live in recurrent_pass.rs.
 //!
 //! Equations (PyTorch's, `x·W_ihᵀ + b_ih` in `proj`, `r = h·W_hhᵀ`; for
-//! SimpleRNN and LSTM the layer has already added `r + b_hh` to `proj`):
+//! SimpleRNN and LSTM the layer has already added `b_hh + r` to `proj`, for
+//! the GRU `b_hh`'s reset and update thirds):
 //! - SimpleRNN: `h' = act(proj + r + b_hh)`.
 //! - LSTM: `i, f, g, o = σ, σ, tanh, σ (proj + r + b_hh)`,
 //!   `c' = f·c + i·g`, `h' = o·tanh(c')`.
@@ -31,7 +32,7 @@ pub enum Cell {
 /// One sample's inputs to a forward step.
 pub struct RowFwd<'a> {
     /// SimpleRNN and LSTM: the whole pre-activation `[G·units]` (see
-    /// [`Cell::direct`]); GRU: `x·W_ihᵀ + b_ih`.
+    /// [`Cell::direct`]); GRU: `x·W_ihᵀ + b_ih` (`+ b_hh` for `r` and `z`).
     pub proj: &'a [f32],
     pub b_hh: &'a [f32],
     /// `h_{t-1}` and (LSTM) `c_{t-1}`, `[units]`.
@@ -82,6 +83,22 @@ impl Cell {
         }
     }
 
+    /// Adds the biases to one sample's input projection `p` (`x·W_ihᵀ`):
+    /// `p + b_ih + b_hh` for SimpleRNN and LSTM, whose step product then
+    /// accumulates onto it; the GRU's reset and update gates likewise, its
+    /// candidate only `b_ih` (its `b_hn` sits inside `r·(W_hn·h + b_hn)`).
+    pub fn add_biases(self, p: &mut [f32], b_ih: &[f32], b_hh: &[f32]) {
+        match self {
+            Cell::Gru => {
+                let two = 2 * b_ih.len() / 3;
+                let (rz, n) = p.split_at_mut(two);
+                add_two(rz, &b_ih[..two], &b_hh[..two]);
+                add_one(n, &b_ih[two..]);
+            }
+            _ => add_two(p, b_ih, b_hh),
+        }
+    }
+
     /// One sample's step: writes its saved values, `h_t` into `next` and
     /// (LSTM) `c_t` into `c_next`. The GRU's `rec` holds `h_{t-1}·W_hhᵀ` and
     /// is used as scratch for its pre-activations, so the nonlinearities run
@@ -103,7 +120,7 @@ impl Cell {
             }
             Cell::Gru => {
                 let (rz, nh) = rec.split_at_mut(2 * h);
-                add_into(rz, &p[..2 * h], &r.b_hh[..2 * h]);
+                add_one(rz, &p[..2 * h]);
                 sigmoid_slice(rz, &mut saved[..2 * h]);
                 let (gates, hh) = saved.split_at_mut(3 * h);
                 add3(hh, nh, &r.b_hh[2 * h..], &[]);
@@ -163,10 +180,16 @@ fn add3(out: &mut [f32], a: &[f32], b: &[f32], c: &[f32]) {
     }
 }
 
-/// `acc += a + b`.
+/// `v = v + a + b`, summed in that order.
 #[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
-fn add_into(acc: &mut [f32], a: &[f32], b: &[f32]) {
-    acc.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (x, y))| *o += x + y);
+fn add_two(v: &mut [f32], a: &[f32], b: &[f32]) {
+    v.iter_mut().zip(a.iter().zip(b)).for_each(|(v, (x, y))| *v = *v + x + y);
+}
+
+/// `v += a`.
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
+fn add_one(v: &mut [f32], a: &[f32]) {
+    v.iter_mut().zip(a).for_each(|(v, x)| *v += x);
 }
 
 /// `out = a·b`.

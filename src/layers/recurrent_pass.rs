@@ -154,14 +154,14 @@ impl Rows for FwdRows<'_> {
 }
 
 /// The recurrence forward over all steps, `proj` holding the input
-/// projection (plus both biases for SimpleRNN and LSTM) on entry; `w_hh`
-/// `[G·units, units]` packed as `W_hhᵀ` in `pack`.
-pub(super) fn forward(d: &Dims, rows: FwdRows<'_>, w_hh: MatRef<'_>, pack: &PackedRhs, b_hh: &[f32]) -> Result<()> {
+/// projection `x·W_ihᵀ` on entry; `w_hh` `[G·units, units]` packed as
+/// `W_hhᵀ` in `pack`; `biases` are `b_ih` and `b_hh`.
+pub(super) fn forward(d: &Dims, rows: FwdRows<'_>, w_hh: MatRef<'_>, pack: &PackedRhs, biases: [&[f32]; 2]) -> Result<()> {
     let parts = shares(rows.rows, d.units);
-    in_shares(rows, parts, &|r| forward_share(d, r, w_hh, pack, b_hh))
+    in_shares(rows, parts, &|r| forward_share(d, r, w_hh, pack, biases))
 }
 
-fn forward_share(d: &Dims, r: FwdRows<'_>, w_hh: MatRef<'_>, pack: &PackedRhs, b_hh: &[f32]) -> Result<()> {
+fn forward_share(d: &Dims, r: FwdRows<'_>, w_hh: MatRef<'_>, pack: &PackedRhs, [b_ih, b_hh]: [&[f32]; 2]) -> Result<()> {
     let (m, t, h, gh) = (r.rows, d.steps, d.units, d.gh());
     let sw = d.cell.saved_width(h);
     let (direct, lstm) = (d.cell.direct(), d.cell == Cell::Lstm);
@@ -175,6 +175,12 @@ fn forward_share(d: &Dims, r: FwdRows<'_>, w_hh: MatRef<'_>, pack: &PackedRhs, b
     }
     for s in 0..t {
         let time = d.time(s);
+        // The biases join the projection row by row just before the step's
+        // product lands on it (in parallel, and while the rows are in cache).
+        for i in 0..m {
+            let row = i * t + time;
+            d.cell.add_biases(&mut r.proj[row * gh..(row + 1) * gh], b_ih, b_hh);
+        }
         if s > 0 {
             // Onto the share's rows of `proj` (sample i's at row i·T + time),
             // from the states entering this step (the same rows of `hs`).
@@ -361,6 +367,33 @@ fn backward_share(d: &Dims, r: BackRows<'_>, w_hh: MatRef<'_>, pack: &PackedRhs)
     Ok(())
 }
 
+/// Column sums of the row-major `x` into `out` (a bias gradient over all
+/// steps), the columns split between threads: each column is still summed
+/// row by row in order, from zero, so the bits are `reduce::col_sums`' on any
+/// thread count.
+pub(super) fn column_sums(x: &[f32], out: &mut [f32]) {
+    let cols = out.len();
+    let parts = if x.len() >= 1 << 16 { available_threads().min(cols / 64).max(1) } else { 1 };
+    column_range_sums(x, cols, 0, out, parts);
+}
+
+/// Sums columns `first..first + out.len()` of `x` (`cols` wide) into `out`.
+fn column_range_sums(x: &[f32], cols: usize, first: usize, out: &mut [f32], parts: usize) {
+    if parts <= 1 {
+        out.fill(0.0);
+        let w = out.len();
+        for row in x.chunks_exact(cols) {
+            out.iter_mut().zip(&row[first..first + w]).for_each(|(o, v)| *o += *v);
+        }
+        return;
+    }
+    let left = parts / 2;
+    // Whole 16-value vectors on each side of the cut.
+    let at = (out.len() * left / parts).next_multiple_of(16).min(out.len());
+    let (a, b) = out.split_at_mut(at);
+    rayon::join(|| column_range_sums(x, cols, first, a, left), || column_range_sums(x, cols, first + at, b, parts - left));
+}
+
 #[cfg(test)]
 mod tests {
     use super::shares;
@@ -379,5 +412,21 @@ mod tests {
             assert_eq!(shares(7, 128), 1);
             assert_eq!(shares(128, 7), 1);
         });
+    }
+
+    /// Column sums split between threads give `col_sums`' bits.
+    #[test]
+    fn column_sums_match_the_serial_sums() {
+        for &(rows, cols) in &[(3584, 512), (700, 200), (5, 7), (4000, 130)] {
+            let x: Vec<f32> = (0..rows * cols).map(|i| ((i * 2_654_435_761usize) % 1000) as f32 / 333.0 - 1.5).collect();
+            let mut want = vec![0.0; cols];
+            crate::kernels::reduce::col_sums(&x, &mut want);
+            for threads in [1, 2, 3, 5] {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                let mut got = vec![f32::NAN; cols];
+                pool.install(|| super::column_sums(&x, &mut got));
+                assert_eq!(want, got, "{rows}x{cols} on {threads} threads");
+            }
+        }
     }
 }
