@@ -146,6 +146,7 @@ impl BuildLayer for RecurrentSpec {
             regs: [self.weights.kernel_regularizer, self.recurrent_regularizer, self.weights.bias_regularizer],
             offsets: [w_ih, w_hh, b_ih, b_hh],
             rows: 0,
+            shares: 1,
             ws: Workspace::default(),
             step_norms: None,
         })
@@ -172,9 +173,11 @@ struct Workspace {
     proj: Vec<f32>,
     /// GRU: one step's `h_{t-1}·W_hhᵀ`, `[batch, G·units]`.
     rec: Vec<f32>,
-    /// Per step: what the cell keeps for its backward, `[batch·T, ·]`.
+    /// Per step: what the cell keeps for its backward, `[batch·T, ·]` (step
+    /// by step within each share of the batch).
     saved: Vec<f32>,
-    /// The hidden (and LSTM cell) state entering each step, `[batch·T, units]`.
+    /// The hidden (and LSTM cell) state entering each step, `[batch·T,
+    /// units]` (`cs` step by step within each share).
     hs: Vec<f32>,
     cs: Vec<f32>,
     /// The final hidden (and cell) state, `[batch, units]`.
@@ -227,8 +230,10 @@ pub struct Recurrent {
     regs: [Option<Regularizer>; 3],
     /// Offsets of weight_ih, weight_hh, bias_ih, bias_hh.
     offsets: [usize; 4],
-    /// Samples in the last forward pass.
+    /// Samples in the last forward pass, and the shares it split them into
+    /// (its backward pass splits them alike, see recurrent_pass.rs).
     rows: usize,
+    shares: usize,
     ws: Workspace,
     /// When recording (diagnostics): `‖∂L/∂h_t‖` of the last backward pass
     /// per input time step `t` (see [`Recurrent::record_step_norms`]).
@@ -366,7 +371,8 @@ impl LayerKind for Recurrent {
             out: if self.return_sequences { ws.out.as_mut_slice() } else { &mut [] },
             keep: &ws.keep,
         };
-        recurrent_pass::forward(&dims, rows, w_hh_ref, &ws.w_hh_pack, [b_ih, b_hh])
+        self.shares = recurrent_pass::shares(n, h);
+        recurrent_pass::forward(&dims, rows, self.shares, w_hh_ref, &ws.w_hh_pack, [b_ih, b_hh])
     }
 
     fn output(&self) -> MatRef<'_> {
@@ -419,7 +425,7 @@ impl LayerKind for Recurrent {
             keep: &ws.keep,
             dy: dy.as_slice(),
         };
-        recurrent_pass::backward(&dims, rows, w_hh_ref, &ws.w_hh_pack)?;
+        recurrent_pass::backward(&dims, rows, self.shares, w_hh_ref, &ws.w_hh_pack)?;
         if let Some(norms) = self.step_norms.as_mut() {
             // Over the batch in sample order, whatever the shares were.
             norms.clear();

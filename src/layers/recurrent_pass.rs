@@ -16,14 +16,19 @@
 //! matrix-vector path). So results are the same whatever the number of
 //! shares, hence whatever the thread count.
 //!
-//! Layout (all sample-major by input time, so a share's rows are one
-//! contiguous piece of every buffer): `proj`, `d_in`, `d_rec` `[n·T, G·units]`,
-//! `saved` `[n·T, ·]`, `hs` and `cs` `[n·T, units]` holding at row
-//! `i·T + time` the state *entering* the step that reads input `time` (so
-//! `h_0 = 0` sits at the first step read), `last`/`c_last` `[n, units]` the
-//! final state. The states entering each step are then already in the rows
-//! of the gate gradients that meet them in `dW_hh = Σ d_gatesᵀ·h_{t-1}`: one
-//! GEMM over all steps, without a gather, also with `go_backwards`.
+//! Layout (a share's rows are one contiguous piece of every buffer):
+//! sample-major by input time for what the all-steps GEMMs read: `proj`,
+//! `d_in`, `d_rec` `[n·T, G·units]` and `hs` `[n·T, units]`, which holds at
+//! row `i·T + time` the state *entering* the step that reads input `time`
+//! (so `h_0 = 0` sits at the first step read). The states entering each
+//! step are then already in the rows of the gate gradients that meet them in
+//! `dW_hh = Σ d_gatesᵀ·h_{t-1}`: one GEMM over all steps, without a gather,
+//! also with `go_backwards`. What only the time loops read is kept step by
+//! step within each share (`[T, rows, ·]` in processing order), so the
+//! backward pass streams it: `saved` and (LSTM) `cs`, the cell state
+//! entering each step; the backward pass must therefore split the batch as
+//! its forward pass did (the caller keeps the forward's share count).
+//! `last`/`c_last` `[n, units]` hold the final state.
 
 use crate::error::Result;
 use crate::kernels::available_threads;
@@ -62,7 +67,8 @@ impl Dims {
     }
 }
 
-/// How many shares a pass over `n` samples splits into: one per thread, but
+/// How many shares a forward pass over `n` samples splits into (its backward
+/// pass uses the same): one per thread, but
 /// at least four rows each (never a one-row product, see the module docs),
 /// and a single share for layers too narrow or batches too small to gain.
 pub(super) fn shares(n: usize, units: usize) -> usize {
@@ -156,8 +162,7 @@ impl Rows for FwdRows<'_> {
 /// The recurrence forward over all steps, `proj` holding the input
 /// projection `x·W_ihᵀ` on entry; `w_hh` `[G·units, units]` packed as
 /// `W_hhᵀ` in `pack`; `biases` are `b_ih` and `b_hh`.
-pub(super) fn forward(d: &Dims, rows: FwdRows<'_>, w_hh: MatRef<'_>, pack: &PackedRhs, biases: [&[f32]; 2]) -> Result<()> {
-    let parts = shares(rows.rows, d.units);
+pub(super) fn forward(d: &Dims, rows: FwdRows<'_>, parts: usize, w_hh: MatRef<'_>, pack: &PackedRhs, biases: [&[f32]; 2]) -> Result<()> {
     in_shares(rows, parts, &|r| forward_share(d, r, w_hh, pack, biases))
 }
 
@@ -169,9 +174,9 @@ fn forward_share(d: &Dims, r: FwdRows<'_>, w_hh: MatRef<'_>, pack: &PackedRhs, [
     for i in 0..m {
         let row = i * t + first;
         r.hs[row * h..(row + 1) * h].fill(0.0);
-        if lstm {
-            r.cs[row * h..(row + 1) * h].fill(0.0);
-        }
+    }
+    if lstm {
+        r.cs[..m * h].fill(0.0);
     }
     for s in 0..t {
         let time = d.time(s);
@@ -198,15 +203,16 @@ fn forward_share(d: &Dims, r: FwdRows<'_>, w_hh: MatRef<'_>, pack: &PackedRhs, [
         let next = (s + 1 < t).then(|| d.time(s + 1));
         for i in 0..m {
             let row = i * t + time;
-            let saved = &mut r.saved[row * sw..(row + 1) * sw];
+            let step_row = s * m + i;
+            let saved = &mut r.saved[step_row * sw..(step_row + 1) * sw];
             let (prev, h_next) = match next {
                 Some(nt) => row_pair(&mut *r.hs, row, i * t + nt, h),
                 None => (&r.hs[row * h..(row + 1) * h], &mut r.last[i * h..(i + 1) * h]),
             };
             let (c_prev, c_next): (&[f32], &mut [f32]) = match (lstm, next) {
                 (false, _) => (&[], &mut []),
-                (true, Some(nt)) => row_pair(&mut *r.cs, row, i * t + nt, h),
-                (true, None) => (&r.cs[row * h..(row + 1) * h], &mut r.c_last[i * h..(i + 1) * h]),
+                (true, Some(_)) => row_pair(&mut *r.cs, step_row, step_row + m, h),
+                (true, None) => (&r.cs[step_row * h..(step_row + 1) * h], &mut r.c_last[i * h..(i + 1) * h]),
             };
             if !d.kept(r.keep, i, time) {
                 d.cell.pass_row(prev, c_prev, saved, h_next, c_next);
@@ -301,8 +307,7 @@ impl Rows for BackRows<'_> {
 /// fused cell backward gives the gate gradients and `dh_{t-1} = d_rec·W_hh`
 /// (plus the GRU's direct path); `w_hh` packed as `W_hh` in `pack`. The
 /// weight and input gradients are left to the caller's all-steps GEMMs.
-pub(super) fn backward(d: &Dims, rows: BackRows<'_>, w_hh: MatRef<'_>, pack: &PackedRhs) -> Result<()> {
-    let parts = shares(rows.rows, d.units);
+pub(super) fn backward(d: &Dims, rows: BackRows<'_>, parts: usize, w_hh: MatRef<'_>, pack: &PackedRhs) -> Result<()> {
     in_shares(rows, parts, &|r| backward_share(d, r, w_hh, pack))
 }
 
@@ -344,11 +349,11 @@ fn backward_share(d: &Dims, r: BackRows<'_>, w_hh: MatRef<'_>, pack: &PackedRhs)
                 None => &r.last[i * h..(i + 1) * h],
             };
             let inputs = RowBack {
-                saved: &r.saved[row * sw..(row + 1) * sw],
+                saved: &r.saved[(s * m + i) * sw..(s * m + i + 1) * sw],
                 proj: &r.proj[row * gh..(row + 1) * gh],
                 prev: &r.hs[row * h..(row + 1) * h],
                 out,
-                c_prev: if lstm { &r.cs[row * h..(row + 1) * h] } else { &[] },
+                c_prev: if lstm { &r.cs[(s * m + i) * h..(s * m + i + 1) * h] } else { &[] },
                 dh: dh_i,
             };
             d.cell.backward_row(&inputs, &mut r.dc[i * h..(i + 1) * h], d_gates, d_rec, carry_i);

@@ -209,6 +209,34 @@ fn results_do_not_depend_on_threads() {
     }
 }
 
+/// What the time loops keep is laid out by the forward pass's shares of the
+/// batch, so a backward pass run on another thread count (here: forward on
+/// the calling thread, backward on a pool of four, and the other way round)
+/// must follow the forward's split and give the same gradients.
+#[test]
+fn backward_follows_the_forward_split() {
+    let (t, f, h, n) = (6, 9, 16, 32);
+    for cell in [CellKind::SimpleRnn, CellKind::Lstm, CellKind::Gru] {
+        let mut layer = spec(cell, t, f, h, true, true).build(t * f, &mut Alloc::default()).unwrap();
+        let len: usize = layer.params().iter().map(|p| p.len()).sum();
+        let params = random(len, 21, -0.4, 0.4);
+        let x = Matrix::from_vec(n, t * f, random(n * t * f, 22, -1.0, 1.0)).unwrap();
+        let dy = Matrix::from_vec(n, t * h, random(n * t * h, 23, -1.0, 1.0)).unwrap();
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(4).build().unwrap();
+        let mut run = |fwd_pool: bool, back_pool: bool| {
+            let fwd = |layer: &mut crate::layers::recurrent::Recurrent| layer.forward(x.view(), &params, &[], &Ctx::default()).unwrap();
+            if fwd_pool { pool.install(|| fwd(&mut layer)) } else { fwd(&mut layer) }
+            let (mut grads, mut dx, mut g) = (vec![0.0; len], Matrix::default(), dy.clone());
+            let mut back = || layer.backward(x.view(), &params, &mut grads, &mut g, Some(&mut dx)).unwrap();
+            if back_pool { pool.install(back) } else { back() }
+            (grads, dx)
+        };
+        let one = run(false, false);
+        assert_eq!(one, run(false, true), "{cell:?}: forward on one thread, backward on four");
+        assert_eq!(one, run(true, false), "{cell:?}: forward on four threads, backward on one");
+    }
+}
+
 #[test]
 fn bad_specs_and_inputs_are_named_errors() {
     let mut alloc = Alloc::default();
