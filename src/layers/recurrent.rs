@@ -3,20 +3,20 @@
 //!
 //! Each sample's row holds its `T` steps one after the other (`[T, F]`), so
 //! the whole batch is also the `[batch·T, F]` matrix of every step: the input
-//! projection of all steps is one GEMM, and so are the input and `weight_ih`
-//! gradients. Only the recurrent product `h_{t-1}·W_hhᵀ` runs per step; the
-//! gate nonlinearities and the state update follow it in one fused pass per
-//! sample (recurrent_cells.rs). The time loops (recurrent_pass.rs) run by
-//! shares of the batch, one per thread, each through all steps with no
-//! meeting point between steps; every buffer is sample-major by input time,
-//! with the states entering each step in the rows of the gate gradients they
-//! meet, so the `weight_hh` gradient is again one GEMM over all steps.
-//! Results are bit-identical whatever the thread count (see
+//! and `weight_ih` gradients of all steps are one GEMM each. Forward, each
+//! step runs its input projection `x_t·W_ihᵀ`, its recurrent product
+//! `h_{t-1}·W_hhᵀ` (both right operands packed once per pass) and the fused
+//! gate pass of each sample (recurrent_cells.rs) while that step's rows are
+//! in cache. The time loops (recurrent_pass.rs) run by shares of the batch,
+//! one per thread, each through all steps with no meeting point between
+//! steps; the states entering each step sit in the rows of the gate
+//! gradients they meet, so the `weight_hh` gradient is again one GEMM over
+//! all steps. Results are bit-identical whatever the thread count (see
 //! recurrent_pass.rs).
 //!
-//! SimpleRNN and LSTM ([`Cell::direct`]) add both biases in the projection
-//! pass and let each step's product accumulate onto that step's (strided)
-//! rows of the projection, so the pre-activation is summed in the order
+//! SimpleRNN and LSTM ([`Cell::direct`]) add both biases to the step's
+//! projection and let the step's product accumulate onto it, so the
+//! pre-activation is summed in the order
 //! `(x·W_ihᵀ + b_ih + b_hh) + h·W_hhᵀ` (the GRU keeps the product apart and
 //! adds `rec + (proj + b_hh)`); backward their gate gradients are written once, in
 //! place in the buffer the `weight_ih` and input gradients read, and the
@@ -36,7 +36,7 @@ use crate::init::{orthogonal, Init};
 use crate::kernels::gemm::{matmul, Op, PackedRhs};
 use crate::layers::kind::{check_backward, BuildLayer};
 use crate::layers::recurrent_cells::Cell;
-use crate::layers::recurrent_pass::{self, BackRows, Dims, FwdRows};
+use crate::layers::recurrent_pass::{self, BackRows, Dims, FwdRows, Weights};
 use crate::layers::{ActivationSpec, Alloc, Ctx, InitSpec, LayerKind, MaskFlow, ParamInfo, StepMask, WeightSpec};
 use crate::regularizer::{Penalty, Regularizer};
 use crate::tensor::{MatMut, MatRef, Matrix};
@@ -168,8 +168,8 @@ impl CellKind {
 /// sample-major by input time (see recurrent_pass.rs).
 #[derive(Clone, Debug, Default)]
 struct Workspace {
-    /// `x·W_ihᵀ + b_ih` of every step, `[batch·T, G·units]` (SimpleRNN,
-    /// LSTM: `+ b_hh`, and the forward pass adds `h·W_hhᵀ` onto it).
+    /// One step's `x·W_ihᵀ + b_ih`, `[batch, G·units]` (SimpleRNN, LSTM:
+    /// `+ b_hh`, and the step's product adds `h·W_hhᵀ` onto it).
     proj: Vec<f32>,
     /// GRU: one step's `h_{t-1}·W_hhᵀ`, `[batch, G·units]`.
     rec: Vec<f32>,
@@ -196,8 +196,9 @@ struct Workspace {
     carry: Vec<f32>,
     /// When recording step norms: `‖∂L/∂h_t‖²` per sample and input step.
     norm_sq: Vec<f64>,
-    /// `W_hh` packed once per pass for the per-step products (as `W_hhᵀ` in
-    /// the forward, as `W_hh` in the backward).
+    /// `W_ih` and `W_hh` packed once per pass for the per-step products (as
+    /// `W_ihᵀ` and `W_hhᵀ` in the forward, `W_hh` in the backward).
+    w_ih_pack: PackedRhs,
     w_hh_pack: PackedRhs,
     /// `dW_ihᵀ` `[F, G·units]` before it is transposed into the gradient (see
     /// [`weight_ih_grad`]).
@@ -271,7 +272,7 @@ impl Recurrent {
         let nt = checked_size(n, t, name)?;
         let nh = checked_size(n, h, name)?;
         let ws = &mut self.ws;
-        grow(&mut ws.proj, checked_size(nt, gh, name)?, "the recurrent input projection")?;
+        grow(&mut ws.proj, checked_size(n, gh, name)?, "the recurrent input projection")?;
         if !self.cell.direct() {
             grow(&mut ws.rec, checked_size(n, gh, name)?, "the recurrent product")?;
         }
@@ -289,7 +290,7 @@ impl Recurrent {
     }
 
     fn dims(&self) -> Dims {
-        Dims { cell: self.cell, steps: self.steps, units: self.units, go_backwards: self.go_backwards, return_sequences: self.return_sequences }
+        Dims { cell: self.cell, steps: self.steps, features: self.features, units: self.units, go_backwards: self.go_backwards, return_sequences: self.return_sequences }
     }
 }
 
@@ -350,18 +351,17 @@ impl LayerKind for Recurrent {
         let (w_ih, w_hh) = (self.tensor(params, 0), self.tensor(params, 1));
         let (b_ih, b_hh) = (self.tensor(params, 2), self.tensor(params, 3));
         let nt = n * t;
-        let xs = MatRef { rows: nt, cols: f, data: x.data };
-        let proj = &mut self.ws.proj[..nt * gh];
-        matmul(xs, Op::N, MatRef { rows: gh, cols: f, data: w_ih }, Op::T, MatMut { rows: nt, cols: gh, data: proj }, false)?;
         let direct = self.cell.direct();
         let (nh, sw) = (n * h, self.cell.saved_width(h));
-        let w_hh_ref = MatRef { rows: gh, cols: h, data: w_hh };
+        let (w_ih_ref, w_hh_ref) = (MatRef { rows: gh, cols: f, data: w_ih }, MatRef { rows: gh, cols: h, data: w_hh });
+        self.ws.w_ih_pack.pack(w_ih_ref, Op::T, n)?;
         self.ws.w_hh_pack.pack(w_hh_ref, Op::T, n)?;
         let (lstm, dims) = (self.cell == Cell::Lstm, self.dims());
         let ws = &mut self.ws;
         let rows = FwdRows {
             rows: n,
-            proj: &mut ws.proj[..nt * gh],
+            x: x.data,
+            proj: &mut ws.proj[..n * gh],
             saved: &mut ws.saved[..nt * sw],
             hs: &mut ws.hs[..nt * h],
             cs: if lstm { &mut ws.cs[..nt * h] } else { &mut [] },
@@ -372,7 +372,8 @@ impl LayerKind for Recurrent {
             keep: &ws.keep,
         };
         self.shares = recurrent_pass::shares(n, h);
-        recurrent_pass::forward(&dims, rows, self.shares, w_hh_ref, &ws.w_hh_pack, [b_ih, b_hh])
+        let weights = Weights { w_ih: w_ih_ref, w_hh: w_hh_ref, ih_pack: &ws.w_ih_pack, hh_pack: &ws.w_hh_pack, b_ih, b_hh };
+        recurrent_pass::forward(&dims, rows, self.shares, &weights)
     }
 
     fn output(&self) -> MatRef<'_> {
@@ -418,7 +419,6 @@ impl LayerKind for Recurrent {
             carry: &mut ws.carry[..nh],
             norm_sq: if recording { &mut ws.norm_sq[..nt] } else { &mut [] },
             saved: &ws.saved[..nt * sw],
-            proj: &ws.proj[..nt * gh],
             hs: &ws.hs[..nt * h],
             cs: if lstm { &ws.cs[..nt * h] } else { &[] },
             last: &ws.last[..nh],

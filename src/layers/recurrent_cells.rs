@@ -42,10 +42,8 @@ pub struct RowFwd<'a> {
 
 /// One sample's inputs to a backward step.
 pub struct RowBack<'a> {
-    /// What the forward step saved.
+    /// What the forward step saved (SimpleRNN: its pre-activation).
     pub saved: &'a [f32],
-    /// SimpleRNN: its pre-activation (the forward pass's `proj` row).
-    pub proj: &'a [f32],
     /// `h_{t-1}`, `h_t` and (LSTM) `c_{t-1}`, `[units]`.
     pub prev: &'a [f32],
     pub out: &'a [f32],
@@ -73,11 +71,10 @@ impl Cell {
     }
 
     /// Values saved per sample and step: LSTM its four gates and `tanh(c')`;
-    /// GRU its three gates and `r_n + b_hn`; SimpleRNN nothing (its
-    /// pre-activation is read back from the layer's projection buffer).
+    /// GRU its three gates and `r_n + b_hn`; SimpleRNN its pre-activation.
     pub fn saved_width(self, units: usize) -> usize {
         units * match self {
-            Cell::Simple(_) => 0,
+            Cell::Simple(_) => 1,
             Cell::Lstm => 5,
             Cell::Gru => 4,
         }
@@ -107,8 +104,10 @@ impl Cell {
         let h = next.len();
         let p = r.proj;
         match self {
-            // Its pre-activation stays in `proj` for the backward pass.
-            Cell::Simple(act) => act.forward(p, next),
+            Cell::Simple(act) => {
+                saved.copy_from_slice(p);
+                act.forward(p, next);
+            }
             Cell::Lstm => {
                 sigmoid_slice(&p[..2 * h], &mut saved[..2 * h]);
                 tanh_slice(&p[2 * h..3 * h], &mut saved[2 * h..3 * h]);
@@ -151,7 +150,7 @@ impl Cell {
         match self {
             Cell::Simple(act) => {
                 d_gates.copy_from_slice(b.dh);
-                act.backward(b.proj, b.out, d_gates);
+                act.backward(b.saved, b.out, d_gates);
             }
             Cell::Lstm => lstm_back(b.saved, b.c_prev, b.dh, dc, d_gates),
             Cell::Gru => gru_back(b.saved, b.prev, b.dh, d_gates, d_rec, carry),

@@ -17,8 +17,8 @@
 //! shares, hence whatever the thread count.
 //!
 //! Layout (a share's rows are one contiguous piece of every buffer):
-//! sample-major by input time for what the all-steps GEMMs read: `proj`,
-//! `d_in`, `d_rec` `[n·T, G·units]` and `hs` `[n·T, units]`, which holds at
+//! sample-major by input time for what the all-steps GEMMs read: `d_in`,
+//! `d_rec` `[n·T, G·units]` and `hs` `[n·T, units]`, which holds at
 //! row `i·T + time` the state *entering* the step that reads input `time`
 //! (so `h_0 = 0` sits at the first step read). The states entering each
 //! step are then already in the rows of the gate gradients that meet them in
@@ -41,6 +41,7 @@ use crate::tensor::{MatMut, MatRef};
 pub(super) struct Dims {
     pub cell: Cell,
     pub steps: usize,
+    pub features: usize,
     pub units: usize,
     pub go_backwards: bool,
     pub return_sequences: bool,
@@ -120,11 +121,13 @@ fn row_pair(buf: &mut [f32], read: usize, write: usize, w: usize) -> (&[f32], &m
     }
 }
 
-/// The forward pass's buffers over some rows (see the module docs; `rec`
-/// `[n, G·units]` is the GRU's product scratch, `out` the `return_sequences`
-/// output `[n, T·units]` in processing order; unused ones are empty).
+/// The forward pass's buffers over some rows (see the module docs; `proj`
+/// `[n, G·units]` is one step's pre-activations, `rec` the GRU's product
+/// scratch as large, `out` the `return_sequences` output `[n, T·units]` in
+/// processing order; unused ones are empty), and its input `x` `[n, T·F]`.
 pub(super) struct FwdRows<'a> {
     pub rows: usize,
+    pub x: &'a [f32],
     pub proj: &'a mut [f32],
     pub saved: &'a mut [f32],
     pub hs: &'a mut [f32],
@@ -143,6 +146,7 @@ impl Rows for FwdRows<'_> {
 
     fn split(self, at: usize) -> (Self, Self) {
         let n = self.rows;
+        let (x, x2) = cut_ref(self.x, n, at);
         let (proj, proj2) = cut(self.proj, n, at);
         let (saved, saved2) = cut(self.saved, n, at);
         let (hs, hs2) = cut(self.hs, n, at);
@@ -153,21 +157,33 @@ impl Rows for FwdRows<'_> {
         let (out, out2) = cut(self.out, n, at);
         let (keep, keep2) = cut_ref(self.keep, n, at);
         (
-            FwdRows { rows: at, proj, saved, hs, cs, last, c_last, rec, out, keep },
-            FwdRows { rows: n - at, proj: proj2, saved: saved2, hs: hs2, cs: cs2, last: last2, c_last: c_last2, rec: rec2, out: out2, keep: keep2 },
+            FwdRows { rows: at, x, proj, saved, hs, cs, last, c_last, rec, out, keep },
+            FwdRows { rows: n - at, x: x2, proj: proj2, saved: saved2, hs: hs2, cs: cs2, last: last2, c_last: c_last2, rec: rec2, out: out2, keep: keep2 },
         )
     }
 }
 
-/// The recurrence forward over all steps, `proj` holding the input
-/// projection `x·W_ihᵀ` on entry; `w_hh` `[G·units, units]` packed as
-/// `W_hhᵀ` in `pack`; `biases` are `b_ih` and `b_hh`.
-pub(super) fn forward(d: &Dims, rows: FwdRows<'_>, parts: usize, w_hh: MatRef<'_>, pack: &PackedRhs, biases: [&[f32]; 2]) -> Result<()> {
-    in_shares(rows, parts, &|r| forward_share(d, r, w_hh, pack, biases))
+/// The weights of a pass: `W_ih` `[G·units, F]`, `W_hh` `[G·units, units]`
+/// and the packs of the per-step products' right operands (`W_ihᵀ` and
+/// `W_hhᵀ` forward, `W_hh` backward), `b_ih`, `b_hh`.
+pub(super) struct Weights<'a> {
+    pub w_ih: MatRef<'a>,
+    pub w_hh: MatRef<'a>,
+    pub ih_pack: &'a PackedRhs,
+    pub hh_pack: &'a PackedRhs,
+    pub b_ih: &'a [f32],
+    pub b_hh: &'a [f32],
 }
 
-fn forward_share(d: &Dims, r: FwdRows<'_>, w_hh: MatRef<'_>, pack: &PackedRhs, [b_ih, b_hh]: [&[f32]; 2]) -> Result<()> {
-    let (m, t, h, gh) = (r.rows, d.steps, d.units, d.gh());
+/// The recurrence forward over all steps: per step the input projection
+/// `x_t·W_ihᵀ` of the share's rows (in cache, where the step's product and
+/// gate pass then read it), the biases, `h_{t-1}·W_hhᵀ` and the gates.
+pub(super) fn forward(d: &Dims, rows: FwdRows<'_>, parts: usize, w: &Weights<'_>) -> Result<()> {
+    in_shares(rows, parts, &|r| forward_share(d, r, w))
+}
+
+fn forward_share(d: &Dims, r: FwdRows<'_>, w: &Weights<'_>) -> Result<()> {
+    let (m, t, f, h, gh) = (r.rows, d.steps, d.features, d.units, d.gh());
     let sw = d.cell.saved_width(h);
     let (direct, lstm) = (d.cell.direct(), d.cell == Cell::Lstm);
     let first = d.time(0);
@@ -180,22 +196,18 @@ fn forward_share(d: &Dims, r: FwdRows<'_>, w_hh: MatRef<'_>, pack: &PackedRhs, [
     }
     for s in 0..t {
         let time = d.time(s);
-        // The biases join the projection row by row just before the step's
-        // product lands on it (in parallel, and while the rows are in cache).
-        for i in 0..m {
-            let row = i * t + time;
-            d.cell.add_biases(&mut r.proj[row * gh..(row + 1) * gh], b_ih, b_hh);
+        // `x·W_ihᵀ` of the share's inputs at `time` (sample i's at row i·T + time).
+        let xt = MatRef { rows: m, cols: f, data: &r.x[time * f..] };
+        matmul_packed_rows_here(xt, t * f, w.w_ih, Op::T, w.ih_pack, MatMut { rows: m, cols: gh, data: &mut *r.proj }, gh, false)?;
+        for p in r.proj.chunks_exact_mut(gh) {
+            d.cell.add_biases(p, w.b_ih, w.b_hh);
         }
         if s > 0 {
-            // Onto the share's rows of `proj` (sample i's at row i·T + time),
-            // from the states entering this step (the same rows of `hs`).
+            // From the states entering this step (sample i's at row i·T + time
+            // of `hs`), onto the projection (SimpleRNN, LSTM) or apart (GRU).
             let prev = MatRef { rows: m, cols: h, data: &r.hs[time * h..] };
-            if direct {
-                let c = MatMut { rows: m, cols: gh, data: &mut r.proj[time * gh..] };
-                matmul_packed_rows_here(prev, t * h, w_hh, Op::T, pack, c, t * gh, true)?;
-            } else {
-                matmul_packed_rows_here(prev, t * h, w_hh, Op::T, pack, MatMut { rows: m, cols: gh, data: &mut *r.rec }, gh, false)?;
-            }
+            let (c, accumulate) = if direct { (&mut *r.proj, true) } else { (&mut *r.rec, false) };
+            matmul_packed_rows_here(prev, t * h, w.w_hh, Op::T, w.hh_pack, MatMut { rows: m, cols: gh, data: c }, gh, accumulate)?;
         } else if !direct {
             // h_0 = 0: its product is zero.
             r.rec.fill(0.0);
@@ -219,7 +231,7 @@ fn forward_share(d: &Dims, r: FwdRows<'_>, w_hh: MatRef<'_>, pack: &PackedRhs, [
                 continue;
             }
             let rec = if direct { &mut [][..] } else { &mut r.rec[i * gh..(i + 1) * gh] };
-            let inputs = RowFwd { proj: &r.proj[row * gh..(row + 1) * gh], b_hh, prev, c_prev };
+            let inputs = RowFwd { proj: &r.proj[i * gh..(i + 1) * gh], b_hh: w.b_hh, prev, c_prev };
             d.cell.forward_row(&inputs, rec, saved, h_next, c_next);
         }
     }
@@ -253,7 +265,6 @@ pub(super) struct BackRows<'a> {
     pub carry: &'a mut [f32],
     pub norm_sq: &'a mut [f64],
     pub saved: &'a [f32],
-    pub proj: &'a [f32],
     pub hs: &'a [f32],
     pub cs: &'a [f32],
     pub last: &'a [f32],
@@ -275,14 +286,13 @@ impl Rows for BackRows<'_> {
         let (carry, carry2) = cut(self.carry, n, at);
         let (norm_sq, norm_sq2) = cut(self.norm_sq, n, at);
         let (saved, saved2) = cut_ref(self.saved, n, at);
-        let (proj, proj2) = cut_ref(self.proj, n, at);
         let (hs, hs2) = cut_ref(self.hs, n, at);
         let (cs, cs2) = cut_ref(self.cs, n, at);
         let (last, last2) = cut_ref(self.last, n, at);
         let (keep, keep2) = cut_ref(self.keep, n, at);
         let (dy, dy2) = cut_ref(self.dy, n, at);
         (
-            BackRows { rows: at, d_in, d_rec, dh, dc, carry, norm_sq, saved, proj, hs, cs, last, keep, dy },
+            BackRows { rows: at, d_in, d_rec, dh, dc, carry, norm_sq, saved, hs, cs, last, keep, dy },
             BackRows {
                 rows: n - at,
                 d_in: d_in2,
@@ -292,7 +302,6 @@ impl Rows for BackRows<'_> {
                 carry: carry2,
                 norm_sq: norm_sq2,
                 saved: saved2,
-                proj: proj2,
                 hs: hs2,
                 cs: cs2,
                 last: last2,
@@ -350,7 +359,6 @@ fn backward_share(d: &Dims, r: BackRows<'_>, w_hh: MatRef<'_>, pack: &PackedRhs)
             };
             let inputs = RowBack {
                 saved: &r.saved[(s * m + i) * sw..(s * m + i + 1) * sw],
-                proj: &r.proj[row * gh..(row + 1) * gh],
                 prev: &r.hs[row * h..(row + 1) * h],
                 out,
                 c_prev: if lstm { &r.cs[(s * m + i) * h..(s * m + i + 1) * h] } else { &[] },
