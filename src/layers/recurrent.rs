@@ -34,6 +34,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{checked_size, ensure_config, ensure_shape, try_grow, Result};
 use crate::init::{orthogonal, Init};
 use crate::kernels::gemm::{matmul, Op, PackedRhs};
+use crate::kernels::reduce::col_sums;
 use crate::layers::kind::{check_backward, BuildLayer};
 use crate::layers::recurrent_cells::Cell;
 use crate::layers::recurrent_pass::{self, BackRows, Dims, FwdRows, Weights};
@@ -196,6 +197,10 @@ struct Workspace {
     carry: Vec<f32>,
     /// When recording step norms: `‖∂L/∂h_t‖²` per sample and input step.
     norm_sq: Vec<f64>,
+    /// Per sample, its gate gradients summed over the steps (`d_in`'s and the
+    /// GRU's `d_rec`'s), `[batch, G·units]`.
+    bias_in: Vec<f32>,
+    bias_rec: Vec<f32>,
     /// `W_ih` and `W_hh` packed once per pass for the per-step products (as
     /// `W_ihᵀ` and `W_hhᵀ` in the forward, `W_hh` in the backward).
     w_ih_pack: PackedRhs,
@@ -402,6 +407,11 @@ impl LayerKind for Recurrent {
         for v in [&mut ws.dh, &mut ws.dc, &mut ws.carry] {
             grow(v, nh, "the recurrent state gradient")?;
         }
+        let ngh = checked_size(n, gh, name)?;
+        grow(&mut ws.bias_in, ngh, "the recurrent bias gradient")?;
+        if !direct {
+            grow(&mut ws.bias_rec, ngh, "the recurrent bias gradient")?;
+        }
         let recording = self.step_norms.is_some();
         if recording {
             try_grow(&mut ws.norm_sq, nt, "the recurrent step norms")?;
@@ -418,6 +428,8 @@ impl LayerKind for Recurrent {
             dc: &mut ws.dc[..nh],
             carry: &mut ws.carry[..nh],
             norm_sq: if recording { &mut ws.norm_sq[..nt] } else { &mut [] },
+            bias_in: &mut ws.bias_in[..ngh],
+            bias_rec: if direct { &mut [] } else { &mut ws.bias_rec[..ngh] },
             saved: &ws.saved[..nt * sw],
             hs: &ws.hs[..nt * h],
             cs: if lstm { &ws.cs[..nt * h] } else { &[] },
@@ -435,7 +447,9 @@ impl LayerKind for Recurrent {
         let d_in = MatRef { rows: nt, cols: gh, data: &ws.d_in[..nt * gh] };
         let xs = MatRef { rows: nt, cols: f, data: x.data };
         weight_ih_grad(d_in, xs, &mut ws.dw_t, &mut grads[o_ih..o_ih + gh * f])?;
-        recurrent_pass::column_sums(d_in.data, &mut grads[o_bi..o_bi + gh]);
+        // The bias gradients: per-sample sums over the steps, summed over the
+        // samples in order (whatever the shares were).
+        col_sums(&ws.bias_in[..ngh], &mut grads[o_bi..o_bi + gh]);
         // `dW_hh = Σ d_gatesᵀ·h_{t-1}`: the states entering each step sit in
         // the rows of the gradients that meet them.
         let dw_hh = MatMut { rows: gh, cols: h, data: &mut grads[o_hh..o_hh + gh * h] };
@@ -446,7 +460,7 @@ impl LayerKind for Recurrent {
         } else {
             let d_rec = MatRef { rows: nt, cols: gh, data: &ws.d_rec[..nt * gh] };
             matmul(d_rec, Op::T, hs, Op::N, dw_hh, false)?;
-            recurrent_pass::column_sums(d_rec.data, &mut grads[o_bh..o_bh + gh]);
+            col_sums(&ws.bias_rec[..ngh], &mut grads[o_bh..o_bh + gh]);
         }
         if let Some(dx) = dx {
             dx.reshape_for(n, t * f)?;

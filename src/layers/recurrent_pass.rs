@@ -30,6 +30,8 @@
 //! its forward pass did (the caller keeps the forward's share count).
 //! `last`/`c_last` `[n, units]` hold the final state.
 
+use multiversion::multiversion;
+
 use crate::error::Result;
 use crate::kernels::available_threads;
 use crate::kernels::gemm::{matmul_packed_rows_here, Op, PackedRhs};
@@ -264,6 +266,11 @@ pub(super) struct BackRows<'a> {
     pub dc: &'a mut [f32],
     pub carry: &'a mut [f32],
     pub norm_sq: &'a mut [f64],
+    /// Per sample, the gate gradients summed over its steps: of `d_in` and
+    /// (GRU) of `d_rec`, `[n, G·units]` (the bias gradients, once summed
+    /// over the samples in order).
+    pub bias_in: &'a mut [f32],
+    pub bias_rec: &'a mut [f32],
     pub saved: &'a [f32],
     pub hs: &'a [f32],
     pub cs: &'a [f32],
@@ -285,6 +292,8 @@ impl Rows for BackRows<'_> {
         let (dc, dc2) = cut(self.dc, n, at);
         let (carry, carry2) = cut(self.carry, n, at);
         let (norm_sq, norm_sq2) = cut(self.norm_sq, n, at);
+        let (bias_in, bias_in2) = cut(self.bias_in, n, at);
+        let (bias_rec, bias_rec2) = cut(self.bias_rec, n, at);
         let (saved, saved2) = cut_ref(self.saved, n, at);
         let (hs, hs2) = cut_ref(self.hs, n, at);
         let (cs, cs2) = cut_ref(self.cs, n, at);
@@ -292,7 +301,7 @@ impl Rows for BackRows<'_> {
         let (keep, keep2) = cut_ref(self.keep, n, at);
         let (dy, dy2) = cut_ref(self.dy, n, at);
         (
-            BackRows { rows: at, d_in, d_rec, dh, dc, carry, norm_sq, saved, hs, cs, last, keep, dy },
+            BackRows { rows: at, d_in, d_rec, dh, dc, carry, norm_sq, bias_in, bias_rec, saved, hs, cs, last, keep, dy },
             BackRows {
                 rows: n - at,
                 d_in: d_in2,
@@ -301,6 +310,8 @@ impl Rows for BackRows<'_> {
                 dc: dc2,
                 carry: carry2,
                 norm_sq: norm_sq2,
+                bias_in: bias_in2,
+                bias_rec: bias_rec2,
                 saved: saved2,
                 hs: hs2,
                 cs: cs2,
@@ -328,6 +339,8 @@ fn backward_share(d: &Dims, r: BackRows<'_>, w_hh: MatRef<'_>, pack: &PackedRhs)
     dh.fill(0.0);
     carry.fill(0.0);
     r.dc.fill(0.0);
+    r.bias_in.fill(0.0);
+    r.bias_rec.fill(0.0);
     for s in (0..t).rev() {
         let time = d.time(s);
         if d.return_sequences {
@@ -365,6 +378,11 @@ fn backward_share(d: &Dims, r: BackRows<'_>, w_hh: MatRef<'_>, pack: &PackedRhs)
                 dh: dh_i,
             };
             d.cell.backward_row(&inputs, &mut r.dc[i * h..(i + 1) * h], d_gates, d_rec, carry_i);
+            // The bias gradients' share of this row, while it is in cache.
+            add_to(&mut r.bias_in[i * gh..(i + 1) * gh], d_gates);
+            if !direct {
+                add_to(&mut r.bias_rec[i * gh..(i + 1) * gh], d_rec);
+            }
         }
         if s == 0 {
             // The gradient w.r.t. h_0 (a constant zero state) is not needed.
@@ -380,31 +398,10 @@ fn backward_share(d: &Dims, r: BackRows<'_>, w_hh: MatRef<'_>, pack: &PackedRhs)
     Ok(())
 }
 
-/// Column sums of the row-major `x` into `out` (a bias gradient over all
-/// steps), the columns split between threads: each column is still summed
-/// row by row in order, from zero, so the bits are `reduce::col_sums`' on any
-/// thread count.
-pub(super) fn column_sums(x: &[f32], out: &mut [f32]) {
-    let cols = out.len();
-    let parts = if x.len() >= 1 << 16 { available_threads().min(cols / 64).max(1) } else { 1 };
-    column_range_sums(x, cols, 0, out, parts);
-}
-
-/// Sums columns `first..first + out.len()` of `x` (`cols` wide) into `out`.
-fn column_range_sums(x: &[f32], cols: usize, first: usize, out: &mut [f32], parts: usize) {
-    if parts <= 1 {
-        out.fill(0.0);
-        let w = out.len();
-        for row in x.chunks_exact(cols) {
-            out.iter_mut().zip(&row[first..first + w]).for_each(|(o, v)| *o += *v);
-        }
-        return;
-    }
-    let left = parts / 2;
-    // Whole 16-value vectors on each side of the cut.
-    let at = (out.len() * left / parts).next_multiple_of(16).min(out.len());
-    let (a, b) = out.split_at_mut(at);
-    rayon::join(|| column_range_sums(x, cols, first, a, left), || column_range_sums(x, cols, first + at, b, parts - left));
+/// `acc += v`.
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
+fn add_to(acc: &mut [f32], v: &[f32]) {
+    acc.iter_mut().zip(v).for_each(|(a, b)| *a += b);
 }
 
 #[cfg(test)]
@@ -425,21 +422,5 @@ mod tests {
             assert_eq!(shares(7, 128), 1);
             assert_eq!(shares(128, 7), 1);
         });
-    }
-
-    /// Column sums split between threads give `col_sums`' bits.
-    #[test]
-    fn column_sums_match_the_serial_sums() {
-        for &(rows, cols) in &[(3584, 512), (700, 200), (5, 7), (4000, 130)] {
-            let x: Vec<f32> = (0..rows * cols).map(|i| ((i * 2_654_435_761usize) % 1000) as f32 / 333.0 - 1.5).collect();
-            let mut want = vec![0.0; cols];
-            crate::kernels::reduce::col_sums(&x, &mut want);
-            for threads in [1, 2, 3, 5] {
-                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-                let mut got = vec![f32::NAN; cols];
-                pool.install(|| super::column_sums(&x, &mut got));
-                assert_eq!(want, got, "{rows}x{cols} on {threads} threads");
-            }
-        }
     }
 }
