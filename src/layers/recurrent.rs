@@ -365,7 +365,7 @@ impl LayerKind for Recurrent {
         let ws = &mut self.ws;
         let rows = FwdRows {
             rows: n,
-            x: x.data,
+            x: &x.data[..nt * f],
             proj: &mut ws.proj[..n * gh],
             saved: &mut ws.saved[..nt * sw],
             hs: &mut ws.hs[..nt * h],
@@ -398,7 +398,7 @@ impl LayerKind for Recurrent {
         let (nt, nh, sw) = (n * t, n * h, self.cell.saved_width(h));
         let name = self.kind.name();
         let (direct, lstm) = (self.cell.direct(), self.cell == Cell::Lstm);
-        let dims = self.dims();
+        let (dims, dy_len) = (self.dims(), n * self.out_dim());
         let ws = &mut self.ws;
         grow(&mut ws.d_in, checked_size(nt, gh, name)?, "the recurrent input-gradient workspace")?;
         if !direct {
@@ -435,7 +435,7 @@ impl LayerKind for Recurrent {
             cs: if lstm { &ws.cs[..nt * h] } else { &[] },
             last: &ws.last[..nh],
             keep: &ws.keep,
-            dy: dy.as_slice(),
+            dy: &dy.as_slice()[..dy_len],
         };
         recurrent_pass::backward(&dims, rows, self.shares, w_hh_ref, &ws.w_hh_pack)?;
         if let Some(norms) = self.step_norms.as_mut() {
