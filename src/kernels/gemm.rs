@@ -61,7 +61,7 @@ fn rows_as_lhs(m: usize, n: usize, k: usize, a_cs: isize, b_cs: isize) -> bool {
 /// `Error::Shape` when the shapes do not agree.
 pub fn matmul(a: MatRef<'_>, op_a: Op, b: MatRef<'_>, op_b: Op, c: MatMut<'_>, accumulate: bool) -> Result<()> {
     let (a_ld, c_ld) = (a.cols, c.cols);
-    product(a, op_a, a_ld, b, op_b, c, c_ld, accumulate, None)
+    product(a, op_a, a_ld, b, op_b, c, c_ld, accumulate, None, available_threads())
 }
 
 /// The right operand `op(b)` of a run of products `op(a)·op(b)`, packed once
@@ -123,7 +123,7 @@ impl PackedRhs {
 pub fn matmul_packed(a: MatRef<'_>, op_a: Op, b: MatRef<'_>, op_b: Op, packed: &PackedRhs, c: MatMut<'_>, accumulate: bool) -> Result<()> {
     let pre = packed.packs(&b, op_b).then_some(&packed.panels);
     let (a_ld, c_ld) = (a.cols, c.cols);
-    product(a, op_a, a_ld, b, op_b, c, c_ld, accumulate, pre)
+    product(a, op_a, a_ld, b, op_b, c, c_ld, accumulate, pre, available_threads())
 }
 
 /// [`matmul_packed`] with `a` (used as stored) and `c` read as row-strided
@@ -138,19 +138,44 @@ pub fn matmul_packed(a: MatRef<'_>, op_a: Op, b: MatRef<'_>, op_b: Op, packed: &
 /// # Errors
 /// `Error::Shape` when the shapes do not agree or a slice is too short for
 /// its stride.
+#[allow(clippy::too_many_arguments)]
 pub fn matmul_packed_rows(a: MatRef<'_>, a_ld: usize, b: MatRef<'_>, op_b: Op, packed: &PackedRhs, c: MatMut<'_>, c_ld: usize, accumulate: bool) -> Result<()> {
+    check_strided(&a, a_ld, &c, c_ld)?;
+    let pre = packed.packs(&b, op_b).then_some(&packed.panels);
+    product(a, Op::N, a_ld, b, op_b, c, c_ld, accumulate, pre, available_threads())
+}
+
+/// [`matmul_packed_rows`] on the calling thread alone, for callers that
+/// already split their work between threads by rows of `a` and `c` (a
+/// recurrent layer runs each share of its batch through all time steps on
+/// one thread). Splitting the rows changes no bits: each output element is
+/// summed over the same depth blocks, whose size depends on the depth alone,
+/// by one register-tile chain per element whatever the tile it falls in; only
+/// a one-row `a` (a matrix-vector product, summed otherwise) must be avoided
+/// unless the whole product has one row.
+///
+/// # Errors
+/// As [`matmul_packed_rows`].
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_packed_rows_here(a: MatRef<'_>, a_ld: usize, b: MatRef<'_>, op_b: Op, packed: &PackedRhs, c: MatMut<'_>, c_ld: usize, accumulate: bool) -> Result<()> {
+    check_strided(&a, a_ld, &c, c_ld)?;
+    let pre = packed.packs(&b, op_b).then_some(&packed.panels);
+    product(a, Op::N, a_ld, b, op_b, c, c_ld, accumulate, pre, 1)
+}
+
+/// That row-strided `a` and `c` slices reach their last rows.
+fn check_strided(a: &MatRef<'_>, a_ld: usize, c: &MatMut<'_>, c_ld: usize) -> Result<()> {
     let span = |rows: usize, cols: usize, ld: usize| if rows == 0 { 0 } else { (rows - 1) * ld + cols };
     ensure_shape(a_ld >= a.cols && c_ld >= c.cols && a.data.len() >= span(a.rows, a.cols, a_ld) && c.data.len() >= span(c.rows, c.cols, c_ld), || {
         format!("matmul: strided operands too short: a {}x{} every {a_ld} in {}, c {}x{} every {c_ld} in {}", a.rows, a.cols, a.data.len(), c.rows, c.cols, c.data.len())
-    })?;
-    let pre = packed.packs(&b, op_b).then_some(&packed.panels);
-    product(a, Op::N, a_ld, b, op_b, c, c_ld, accumulate, pre)
+    })
 }
 
 /// The product behind every entry point; `a_ld` and `c_ld` are the row
-/// strides of `a` and `c` (their `cols` for contiguous matrices).
+/// strides of `a` and `c` (their `cols` for contiguous matrices), `threads`
+/// the most it may use.
 #[allow(clippy::too_many_arguments)]
-fn product(a: MatRef<'_>, op_a: Op, a_ld: usize, b: MatRef<'_>, op_b: Op, c: MatMut<'_>, c_ld: usize, accumulate: bool, pre: Option<&blocked::PackedLhs>) -> Result<()> {
+fn product(a: MatRef<'_>, op_a: Op, a_ld: usize, b: MatRef<'_>, op_b: Op, c: MatMut<'_>, c_ld: usize, accumulate: bool, pre: Option<&blocked::PackedLhs>, threads: usize) -> Result<()> {
     let (m, k, a_rs, a_cs) = layout(&a, op_a, a_ld);
     let (k2, n, b_rs, b_cs) = layout(&b, op_b, b.cols);
     ensure_shape(k == k2 && c.rows == m && c.cols == n, || {
@@ -171,7 +196,6 @@ fn product(a: MatRef<'_>, op_a: Op, a_ld: usize, b: MatRef<'_>, op_b: Op, c: Mat
         gemv::row_times_matrix(a.data, a_cs as usize, b.data, b_rs as usize, k, &mut c.data[..n], accumulate);
         return Ok(());
     }
-    let threads = available_threads();
     let threads = if threads > 1 && m * n * k >= PAR_FLOPS { threads } else { 1 };
     // Column-major view for the microkernels: c^T (n×m) = op(b)^T · op(a)^T.
     let mut problem = blocked::Problem {
@@ -415,6 +439,39 @@ mod tests {
         let mut c = Matrix::zeros(4, 8);
         let short = MatRef { rows: 4, cols: 8, data: a.as_slice() };
         assert!(matmul_packed_rows(short, 9, b.view(), Op::T, &PackedRhs::new(), c.view_mut(), 8, false).is_err());
+    }
+
+    /// The rows of a product split between calls on one thread each (as a
+    /// recurrent layer splits its batch) give the bits of the whole product
+    /// on the pool: tile boundaries move, the sums do not. Depths past one
+    /// depth block (700) included; every share has at least two rows.
+    #[test]
+    fn a_product_split_by_rows_is_bit_identical() {
+        for &(m, k, n) in &[(128, 128, 512), (37, 128, 384), (20, 700, 96), (9, 33, 99), (64, 6, 40)] {
+            let (a_ld, c_ld) = (k + 3, n + 5);
+            let a = filled(m, a_ld, 11);
+            let b = filled(n, k, 12);
+            let mut packed = PackedRhs::new();
+            packed.pack(b.view(), Op::T, m).unwrap();
+            let c0 = filled(m, c_ld, 13);
+            for accumulate in [false, true] {
+                let mut whole = c0.clone();
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+                pool.install(|| {
+                    let c = MatMut { rows: m, cols: n, data: whole.as_mut_slice() };
+                    matmul_packed_rows(MatRef { rows: m, cols: k, data: a.as_slice() }, a_ld, b.view(), Op::T, &packed, c, c_ld, accumulate).unwrap();
+                });
+                for first in [2, 5, 6, 7, m / 2, m - 2] {
+                    let mut split = c0.clone();
+                    let (top, bottom) = split.as_mut_slice().split_at_mut(first * c_ld);
+                    let (a_top, a_bottom) = a.as_slice().split_at(first * a_ld);
+                    matmul_packed_rows_here(MatRef { rows: first, cols: k, data: a_top }, a_ld, b.view(), Op::T, &packed, MatMut { rows: first, cols: n, data: top }, c_ld, accumulate).unwrap();
+                    let rest = m - first;
+                    matmul_packed_rows_here(MatRef { rows: rest, cols: k, data: a_bottom }, a_ld, b.view(), Op::T, &packed, MatMut { rows: rest, cols: n, data: bottom }, c_ld, accumulate).unwrap();
+                    assert_eq!(whole, split, "{m}x{k}x{n} split after {first} rows, accumulate {accumulate}");
+                }
+            }
+        }
     }
 
     #[test]
