@@ -148,7 +148,7 @@ impl BuildLayer for RecurrentSpec {
             offsets: [w_ih, w_hh, b_ih, b_hh],
             rows: 0,
             shares: 1,
-            ws: Workspace::default(),
+            ws: Box::default(),
             step_norms: None,
         })
     }
@@ -240,7 +240,8 @@ pub struct Recurrent {
     /// (its backward pass splits them alike, see recurrent_pass.rs).
     rows: usize,
     shares: usize,
-    ws: Workspace,
+    /// Boxed: the buffers would make every `Layer` as large as a recurrent one.
+    ws: Box<Workspace>,
     /// When recording (diagnostics): `‖∂L/∂h_t‖` of the last backward pass
     /// per input time step `t` (see [`Recurrent::record_step_norms`]).
     step_norms: Option<Vec<f64>>,
