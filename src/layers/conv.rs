@@ -211,8 +211,10 @@ impl Conv {
     }
 
     /// Whether a group's kernel gradient is computed as its transpose
-    /// `dzᵀ·cols` (`[filters/groups, kg]`), for the same reason: then the
-    /// GEMM's tiles run along `kg` instead of fewer than 64 filters.
+    /// `dzᵀ·cols` (`[filters/groups, kg]`): the GEMM's column-major tiles (64
+    /// rows with AVX-512) then run along `kg` instead of fewer than 64 filters,
+    /// which would leave it the narrower microkernel. A shape-only choice, so
+    /// thread counts agree.
     fn transposed_kernel_gradient(&self) -> bool {
         self.filters / self.groups < 64 && self.kg >= 64
     }
