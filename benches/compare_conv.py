@@ -15,9 +15,10 @@ cross-entropy, ferronn's ``fit`` against an idiomatic PyTorch loop) of
   * Conv1D on sequences of 128 steps × 16 features: Conv1D(32, 5, relu) → MaxPool1D(2) →
     Conv1D(64, 5, relu) → GlobalMaxPool1D → Dense(10);
 
-and the single-image predict latency of the issue's CNN (µs). ferronn takes channels_last
-arrays, PyTorch its NCHW ones (the same values, transposed once before timing).
-onnxruntime is not compared yet: the convolution kinds have no ONNX export so far.
+and the single-image predict latency (µs) of the CNN and the ResNet-style model against
+PyTorch and onnxruntime (ferronn's own ``model.export_onnx`` graph, 1 and 2 intra-op
+threads; skipped with a message when onnxruntime or onnx is not installed). ferronn takes
+channels_last arrays, PyTorch its NCHW ones (the same values, transposed once before timing).
 """
 
 from __future__ import annotations
@@ -121,41 +122,58 @@ def bench_training(reps: int, warmup: int, n: int, batch_sizes: list[int], gemm_
 
 
 def bench_latency(calls: int, warmup: int) -> None:
-    model = ferronn_model("cnn")
-    x = np.random.default_rng(1).random((1, 28, 28, 1), dtype=np.float32)
-    peers: dict[str, Optional[Callable[[], list[float]]]] = {}
+    """Single-image predict of the CNN and the ResNet-style model: ferronn's predict_raw,
+    PyTorch in inference mode, and onnxruntime on ferronn's exported graph with 1 and 2
+    intra-op threads; interleaved in blocks of calls, median per call."""
+    block = min(calls, 100)
+    clock = time.perf_counter_ns
+    rows = []
 
-    def timed(f: Callable[[], Any]) -> Callable[[], list[float]]:
-        def run() -> list[float]:
+    def timed(f: Callable[[], Any]) -> Callable[[], list[int]]:
+        def run() -> list[int]:
             out = []
-            for _ in range(calls):
-                t = time.perf_counter()
+            for _ in range(block):
+                t = clock()
                 f()
-                out.append(time.perf_counter() - t)
+                out.append(clock() - t)
             return out
         return run
 
-    peers["ferronn"] = timed(lambda: model.predict_raw(x))
-    if torch is not None:
-        tmodel = torch_model("cnn").eval()
-        xt = torch.from_numpy(to_torch_layout(x))
+    for kind in ("cnn", "resnet"):
+        model = ferronn_model(kind)
+        x = np.random.default_rng(1).random((1, *SHAPES[kind]), dtype=np.float32)
+        model.predict_raw(x)
+        runs: dict[str, Optional[Callable[[], list[int]]]] = {"ferronn": timed(lambda: model.predict_raw(x)), "torch": None}
+        if torch is not None:
+            tmodel = torch_model(kind).eval()
+            xt = torch.from_numpy(to_torch_layout(x))
 
-        def torch_predict() -> Any:
-            with torch.inference_mode():
-                return tmodel(xt)
-        peers["torch"] = timed(torch_predict)
-    times = cmp.interleaved(peers, 3, warmup)
-    med = {k: 1e6 * statistics.median([t for run in v for t in run]) for k, v in times.items()}
-    cmp.print_table("single-image predict latency of the CNN, µs (median)", ("library", "µs"),
-                    [(k, cmp.fmt(v, ",.1f")) for k, v in med.items()])
+            def torch_predict() -> Any:
+                with torch.inference_mode():
+                    return tmodel(xt)
+            runs["torch"] = timed(torch_predict)
+        for t in (1, 2):
+            runs[f"ort{t}"] = cmp.peers.onnx_latency_block(cmp.peers.onnx_session(model, t), x, block)
+        times = cmp.interleaved(runs, max(1, calls // block), warmup)
+        med = {k: statistics.median(ns for b in v for ns in b) / 1e3 for k, v in times.items()}
+        rows.append((kind, *(cmp.fmt(med.get(k), ",.1f") for k in ("ferronn", "torch", "ort1", "ort2")),
+                     cmp.ratio(med.get("torch"), med["ferronn"]), cmp.ratio(med.get("ort1"), med["ferronn"])))
+    cmp.print_table(f"single-image predict latency, µs (median of {calls} calls each, interleaved in blocks of {block}; "
+                    "onnxruntime runs ferronn's model.export_onnx graph)",
+                    ("model", "ferronn", "torch", "onnxruntime 1 thr", "onnxruntime 2 thr",
+                     "torch/ferronn", "ort 1 thr/ferronn (>1: ferronn faster)"), rows)
 
 
 def main() -> None:
     p = cmp.model_bench_parser(__doc__.splitlines()[0], 4096, [64, 128])
+    p.add_argument("--latency-only", action="store_true", help="only the single-image latency table")
     args = p.parse_args()
     limiter, reps, warmup, n = cmp.start_model_bench(args, 5, 512)  # noqa: F841 (limiter kept alive)
-    gemm_rate = cmp.ferronn_gemm_rate(reps)
-    bench_training(reps, warmup, n, args.batch_sizes, gemm_rate)
+    cmp.peers.onnx_session(ferronn_model("conv1d"), 1)  # notes a missing onnxruntime/onnx up front
+    for pkg in cmp.peers.missing():
+        print(f"skipped: {pkg} not installed (its columns read n/a)")
+    if not args.latency_only:
+        bench_training(reps, warmup, n, args.batch_sizes, cmp.ferronn_gemm_rate(reps))
     bench_latency(50 if args.quick else 500, warmup)
     print(f"timed runs: {cmp.QUIET['runs']}; redone: {cmp.QUIET['redone']}; still disturbed: {cmp.QUIET['contaminated']}")
     if args.quick:

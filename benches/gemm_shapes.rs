@@ -1,7 +1,8 @@
 //! Per-shape timings of `matmul` on the products a training step actually runs:
 //! the three layers of 784-256-128-10 at batch 32/128/512 (forward, weight
 //! gradient, input gradient), the wide 784-1024-1024-10 model, the recurrent
-//! step product of `compare_rnn.py` and the convolutions of `compare_conv.py`.
+//! step product of `compare_rnn.py`, the convolutions of `compare_conv.py`
+//! and the one-sample products of `predict` (784-256-128-10 and 64-64-10).
 //!
 //! Run: `cargo bench --bench gemm_shapes -- [threads] [filter]` (default 2
 //! threads, every shape). Prints the median time per product over several
@@ -61,6 +62,10 @@ fn cases() -> Vec<Case> {
                 out.push(case(format!("mlp_b{batch}_L{i}_dx"), (batch, dout), Op::N, (din, dout), Op::T));
             }
         }
+    }
+    // One-sample inference (`predict` at batch 1): row times matrix.
+    for (i, &(din, dout)) in [(784, 256), (256, 128), (128, 10), (64, 64), (64, 10)].iter().enumerate() {
+        out.push(case(format!("predict_b1_L{i}_{din}x{dout}"), (1, din), Op::N, (din, dout), Op::N));
     }
     for (i, &(din, dout)) in [(784, 1024), (1024, 1024), (1024, 10)].iter().enumerate() {
         out.push(case(format!("wide_b512_L{i}_fwd"), (512, din), Op::N, (din, dout), Op::N));

@@ -155,6 +155,35 @@ fn steady_state_training_and_prediction_allocate_nothing() {
     assert!(matches!(net.predict_into(x.view(), wrong.view_mut()), Err(Error::Shape(_))));
 }
 
+/// A small batch through layers wide enough that the input gradients pack
+/// `dy` and store the output with a row stride (`rows_as_lhs` in
+/// kernels/gemm.rs), and one-sample predictions through the row×matrix
+/// kernel (kernels/gemv.rs): neither path allocates in the steady state.
+#[test]
+fn small_batch_and_one_sample_paths_allocate_nothing() {
+    let (x, y) = blobs(8);
+    let mut net = Network::new(spec(4, &[64, 48], 3, "cross_entropy", 2)).unwrap();
+    for _ in 0..2 {
+        net.train_step(x.view(), Targets::Labels(&y), None).unwrap();
+    }
+    let step = steps_allocations(&mut net, x.view(), &y, 5);
+    assert_eq!(step, 0, "train_step at batch 8 allocated {step} times in 5 steps");
+    let one = x.view().rows_range(0, 1);
+    let mut out = Matrix::zeros(1, 3);
+    net.predict_into(one, out.view_mut()).unwrap();
+    let n = allocations_of(|| {
+        for _ in 0..3 {
+            net.predict_into(one, out.view_mut()).unwrap();
+        }
+    });
+    assert_eq!(n, 0, "predict_into at batch 1 allocated {n} times");
+    // The one-sample path answers what the batch path answers for that row.
+    let batch = net.predict(x.view()).unwrap();
+    for (a, b) in out.as_slice().iter().zip(&batch.as_slice()[..3]) {
+        assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "batch-1 {a} vs batch-8 {b}");
+    }
+}
+
 #[test]
 fn steady_state_recurrent_step_allocates_nothing() {
     // LSTM, GRU and SimpleRNN over 5 steps of 3 features, batch 8: the per-step

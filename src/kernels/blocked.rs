@@ -13,7 +13,9 @@
 //! same instructions in the same order whatever the thread count.
 //!
 //! The problem is stated column-major, as the microkernels want it: `dst` is
-//! m×n with unit row stride; `lhs` m×k and `rhs` k×n have arbitrary strides.
+//! m×n, with unit row stride in the common case (the microkernels then store
+//! whole vectors; any other stride goes through their scalar store path);
+//! `lhs` m×k and `rhs` k×n have arbitrary strides.
 
 use std::cell::RefCell;
 
@@ -31,6 +33,7 @@ pub(crate) struct Problem {
     pub n: usize,
     pub k: usize,
     pub dst: *mut f32,
+    pub dst_rs: isize,
     pub dst_cs: isize,
     pub lhs: *const f32,
     pub lhs_rs: isize,
@@ -516,11 +519,11 @@ impl Block {
                 m_inner,
                 n_inner,
                 self.k_chunk,
-                p.dst.offset(row as isize + col as isize * p.dst_cs),
+                p.dst.offset(row as isize * p.dst_rs + col as isize * p.dst_cs),
                 lhs_panel,
                 rhs_panel,
                 p.dst_cs,
-                1,
+                p.dst_rs,
                 lhs_cs,
                 rhs_rs,
                 rhs_cs,

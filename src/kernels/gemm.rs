@@ -11,7 +11,7 @@
 use gemm::Parallelism;
 
 use crate::error::{ensure_shape, Result};
-use crate::kernels::{available_threads, blocked};
+use crate::kernels::{available_threads, blocked, gemv};
 use crate::tensor::{MatMut, MatRef};
 
 /// Whether an operand is used as stored or transposed.
@@ -40,6 +40,18 @@ fn vector_shaped(p: &blocked::Problem) -> bool {
     p.k <= 2 || (p.n == 1 && (p.lhs_rs == 1 || (p.lhs_cs == 1 && p.rhs_rs == 1))) || (p.m == 1 && (p.rhs_cs == 1 || (p.rhs_rs == 1 && p.lhs_cs == 1)))
 }
 
+/// Whether `c = op(a)·op(b)` (m×k·k×n) is cheaper with `op(a)` as the
+/// microkernels' left operand than with `op(b)ᵀ`: the input gradient `dy·Wᵀ`
+/// of a small batch. Viewed as `cᵀ = op(b)ᵀ·op(a)ᵀ` (the default, whose
+/// output the microkernels store as whole vectors), a transposed `op(b)`
+/// must be repacked into panels, all `n·k` of it (the whole weight matrix),
+/// on every call; with `op(a)` on the left only its `m·k` values are packed,
+/// but the `m·n` outputs are stored one by one (a row stride). Taken when
+/// the second costs less, and only when `op(b)ᵀ` would need packing at all.
+fn rows_as_lhs(m: usize, n: usize, k: usize, a_cs: isize, b_cs: isize) -> bool {
+    b_cs != 1 && a_cs == 1 && m.saturating_mul(n + k) < n.saturating_mul(k)
+}
+
 /// `c = op(a) · op(b)`, or `c += op(a) · op(b)` when `accumulate`.
 ///
 /// # Shapes
@@ -49,7 +61,7 @@ fn vector_shaped(p: &blocked::Problem) -> bool {
 /// `Error::Shape` when the shapes do not agree.
 pub fn matmul(a: MatRef<'_>, op_a: Op, b: MatRef<'_>, op_b: Op, c: MatMut<'_>, accumulate: bool) -> Result<()> {
     let (a_ld, c_ld) = (a.cols, c.cols);
-    product(a, op_a, a_ld, b, op_b, c, c_ld, accumulate, None)
+    product(a, op_a, a_ld, b, op_b, c, c_ld, accumulate, None, available_threads())
 }
 
 /// The right operand `op(b)` of a run of products `op(a)·op(b)`, packed once
@@ -111,7 +123,7 @@ impl PackedRhs {
 pub fn matmul_packed(a: MatRef<'_>, op_a: Op, b: MatRef<'_>, op_b: Op, packed: &PackedRhs, c: MatMut<'_>, accumulate: bool) -> Result<()> {
     let pre = packed.packs(&b, op_b).then_some(&packed.panels);
     let (a_ld, c_ld) = (a.cols, c.cols);
-    product(a, op_a, a_ld, b, op_b, c, c_ld, accumulate, pre)
+    product(a, op_a, a_ld, b, op_b, c, c_ld, accumulate, pre, available_threads())
 }
 
 /// [`matmul_packed`] with `a` (used as stored) and `c` read as row-strided
@@ -126,19 +138,44 @@ pub fn matmul_packed(a: MatRef<'_>, op_a: Op, b: MatRef<'_>, op_b: Op, packed: &
 /// # Errors
 /// `Error::Shape` when the shapes do not agree or a slice is too short for
 /// its stride.
+#[allow(clippy::too_many_arguments)]
 pub fn matmul_packed_rows(a: MatRef<'_>, a_ld: usize, b: MatRef<'_>, op_b: Op, packed: &PackedRhs, c: MatMut<'_>, c_ld: usize, accumulate: bool) -> Result<()> {
+    check_strided(&a, a_ld, &c, c_ld)?;
+    let pre = packed.packs(&b, op_b).then_some(&packed.panels);
+    product(a, Op::N, a_ld, b, op_b, c, c_ld, accumulate, pre, available_threads())
+}
+
+/// [`matmul_packed_rows`] on the calling thread alone, for callers that
+/// already split their work between threads by rows of `a` and `c` (a
+/// recurrent layer runs each share of its batch through all time steps on
+/// one thread). Splitting the rows changes no bits: each output element is
+/// summed over the same depth blocks, whose size depends on the depth alone,
+/// by one register-tile chain per element whatever the tile it falls in; only
+/// a one-row `a` (a matrix-vector product, summed otherwise) must be avoided
+/// unless the whole product has one row.
+///
+/// # Errors
+/// As [`matmul_packed_rows`].
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_packed_rows_here(a: MatRef<'_>, a_ld: usize, b: MatRef<'_>, op_b: Op, packed: &PackedRhs, c: MatMut<'_>, c_ld: usize, accumulate: bool) -> Result<()> {
+    check_strided(&a, a_ld, &c, c_ld)?;
+    let pre = packed.packs(&b, op_b).then_some(&packed.panels);
+    product(a, Op::N, a_ld, b, op_b, c, c_ld, accumulate, pre, 1)
+}
+
+/// That row-strided `a` and `c` slices reach their last rows.
+fn check_strided(a: &MatRef<'_>, a_ld: usize, c: &MatMut<'_>, c_ld: usize) -> Result<()> {
     let span = |rows: usize, cols: usize, ld: usize| if rows == 0 { 0 } else { (rows - 1) * ld + cols };
     ensure_shape(a_ld >= a.cols && c_ld >= c.cols && a.data.len() >= span(a.rows, a.cols, a_ld) && c.data.len() >= span(c.rows, c.cols, c_ld), || {
         format!("matmul: strided operands too short: a {}x{} every {a_ld} in {}, c {}x{} every {c_ld} in {}", a.rows, a.cols, a.data.len(), c.rows, c.cols, c.data.len())
-    })?;
-    let pre = packed.packs(&b, op_b).then_some(&packed.panels);
-    product(a, Op::N, a_ld, b, op_b, c, c_ld, accumulate, pre)
+    })
 }
 
 /// The product behind every entry point; `a_ld` and `c_ld` are the row
-/// strides of `a` and `c` (their `cols` for contiguous matrices).
+/// strides of `a` and `c` (their `cols` for contiguous matrices), `threads`
+/// the most it may use.
 #[allow(clippy::too_many_arguments)]
-fn product(a: MatRef<'_>, op_a: Op, a_ld: usize, b: MatRef<'_>, op_b: Op, c: MatMut<'_>, c_ld: usize, accumulate: bool, pre: Option<&blocked::PackedLhs>) -> Result<()> {
+fn product(a: MatRef<'_>, op_a: Op, a_ld: usize, b: MatRef<'_>, op_b: Op, c: MatMut<'_>, c_ld: usize, accumulate: bool, pre: Option<&blocked::PackedLhs>, threads: usize) -> Result<()> {
     let (m, k, a_rs, a_cs) = layout(&a, op_a, a_ld);
     let (k2, n, b_rs, b_cs) = layout(&b, op_b, b.cols);
     ensure_shape(k == k2 && c.rows == m && c.cols == n, || {
@@ -153,14 +190,20 @@ fn product(a: MatRef<'_>, op_a: Op, a_ld: usize, b: MatRef<'_>, op_b: Op, c: Mat
         }
         return Ok(());
     }
-    let threads = available_threads();
+    if m == 1 && b_cs == 1 {
+        // One row times a row-major matrix (a one-sample dense forward): a
+        // register-blocked pass over `b`, bound by reading it (see `gemv`).
+        gemv::row_times_matrix(a.data, a_cs as usize, b.data, b_rs as usize, k, &mut c.data[..n], accumulate);
+        return Ok(());
+    }
     let threads = if threads > 1 && m * n * k >= PAR_FLOPS { threads } else { 1 };
     // Column-major view for the microkernels: c^T (n×m) = op(b)^T · op(a)^T.
-    let problem = blocked::Problem {
+    let mut problem = blocked::Problem {
         m: n,
         n: m,
         k,
         dst: c.data.as_mut_ptr(),
+        dst_rs: 1,
         dst_cs: c_ld as isize,
         lhs: b.data.as_ptr(),
         lhs_rs: b_cs,
@@ -170,6 +213,27 @@ fn product(a: MatRef<'_>, op_a: Op, a_ld: usize, b: MatRef<'_>, op_b: Op, c: Mat
         rhs_cs: a_rs,
         accumulate,
     };
+    if pre.is_none() && !vector_shaped(&problem) && rows_as_lhs(m, n, k, a_cs, b_cs) {
+        // c (m×n) = op(a) · op(b) read column-major with row stride `c_ld`:
+        // the microkernels then pack `op(a)` instead of `op(b)ᵀ`. Each output
+        // is the same chain of products over the same depth blocks (`kc`
+        // depends on `k` alone), so the bits are those of the view above.
+        problem = blocked::Problem {
+            m,
+            n,
+            k,
+            dst: c.data.as_mut_ptr(),
+            dst_rs: c_ld as isize,
+            dst_cs: 1,
+            lhs: a.data.as_ptr(),
+            lhs_rs: a_rs,
+            lhs_cs: a_cs,
+            rhs: b.data.as_ptr(),
+            rhs_rs: b_rs,
+            rhs_cs: b_cs,
+            accumulate,
+        };
+    }
     // Vector-shaped products (one sample, one output unit, a depth of one or
     // two) take the crate's GEMV-style paths, which neither pack nor allocate.
     // SAFETY (both calls): the shape check above guarantees every index formed
@@ -283,7 +347,7 @@ mod tests {
     /// (or op) is ignored rather than read.
     #[test]
     fn packed_rhs_is_bit_identical_to_matmul() {
-        let shapes = [(128, 128, 512), (128, 512, 128), (33, 700, 90), (5, 7, 2), (1, 64, 64), (200, 1100, 70), (64, 9, 300)];
+        let shapes = [(128, 128, 512), (128, 512, 128), (33, 700, 90), (5, 7, 2), (1, 64, 64), (200, 1100, 70), (64, 9, 300), (32, 128, 256), (20, 300, 1000), (70, 1024, 1024)];
         for (case, &(m, k, n)) in shapes.iter().enumerate() {
             for &(ta, tb) in &[(false, false), (false, true), (true, false), (true, true)] {
                 let op = |t| if t { Op::T } else { Op::N };
@@ -375,6 +439,39 @@ mod tests {
         let mut c = Matrix::zeros(4, 8);
         let short = MatRef { rows: 4, cols: 8, data: a.as_slice() };
         assert!(matmul_packed_rows(short, 9, b.view(), Op::T, &PackedRhs::new(), c.view_mut(), 8, false).is_err());
+    }
+
+    /// The rows of a product split between calls on one thread each (as a
+    /// recurrent layer splits its batch) give the bits of the whole product
+    /// on the pool: tile boundaries move, the sums do not. Depths past one
+    /// depth block (700) included; every share has at least two rows.
+    #[test]
+    fn a_product_split_by_rows_is_bit_identical() {
+        for &(m, k, n) in &[(128, 128, 512), (37, 128, 384), (20, 700, 96), (9, 33, 99), (64, 6, 40)] {
+            let (a_ld, c_ld) = (k + 3, n + 5);
+            let a = filled(m, a_ld, 11);
+            let b = filled(n, k, 12);
+            let mut packed = PackedRhs::new();
+            packed.pack(b.view(), Op::T, m).unwrap();
+            let c0 = filled(m, c_ld, 13);
+            for accumulate in [false, true] {
+                let mut whole = c0.clone();
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+                pool.install(|| {
+                    let c = MatMut { rows: m, cols: n, data: whole.as_mut_slice() };
+                    matmul_packed_rows(MatRef { rows: m, cols: k, data: a.as_slice() }, a_ld, b.view(), Op::T, &packed, c, c_ld, accumulate).unwrap();
+                });
+                for first in [2, 5, 6, 7, m / 2, m - 2] {
+                    let mut split = c0.clone();
+                    let (top, bottom) = split.as_mut_slice().split_at_mut(first * c_ld);
+                    let (a_top, a_bottom) = a.as_slice().split_at(first * a_ld);
+                    matmul_packed_rows_here(MatRef { rows: first, cols: k, data: a_top }, a_ld, b.view(), Op::T, &packed, MatMut { rows: first, cols: n, data: top }, c_ld, accumulate).unwrap();
+                    let rest = m - first;
+                    matmul_packed_rows_here(MatRef { rows: rest, cols: k, data: a_bottom }, a_ld, b.view(), Op::T, &packed, MatMut { rows: rest, cols: n, data: bottom }, c_ld, accumulate).unwrap();
+                    assert_eq!(whole, split, "{m}x{k}x{n} split after {first} rows, accumulate {accumulate}");
+                }
+            }
+        }
     }
 
     #[test]

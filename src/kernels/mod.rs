@@ -2,6 +2,7 @@
 
 pub(crate) mod blocked;
 pub mod gemm;
+pub(crate) mod gemv;
 pub mod math;
 pub mod reduce;
 

@@ -170,9 +170,30 @@ fn conv_is_the_same_on_any_thread_count() {
         let (mut layer, params, _) = build(&case);
         let in_dim = case.hh() * case.w * case.c;
         let x = Matrix::from_vec(16, in_dim, random(16 * in_dim, 5, -1.0, 1.0)).unwrap();
-        let one = run_in_pool(&mut layer, 1, &x, &params, &[], &Ctx::inference());
-        for threads in [2, 3] {
-            assert_eq!(run_in_pool(&mut layer, threads, &x, &params, &[], &Ctx::inference()), one);
+        // One chunk for the batch, then chunks of 3 samples (the last of 1).
+        for bytes in [usize::MAX, 3 * 400 * 72 * 4 / case.groups] {
+            layer.set_chunk_bytes(bytes);
+            let one = run_in_pool(&mut layer, 1, &x, &params, &[], &Ctx::inference());
+            for threads in [2, 3] {
+                assert_eq!(run_in_pool(&mut layer, threads, &x, &params, &[], &Ctx::inference()), one);
+            }
+        }
+    }
+}
+
+#[test]
+fn chunked_conv_matches_the_definition_and_finite_differences() {
+    // One sample per chunk (the smallest budget), then chunks of two samples
+    // with a shorter last one: every chunk's im2col, product, kernel-gradient
+    // share and col2im, checked as a whole against the reference.
+    for (i, case) in cases().into_iter().enumerate() {
+        let (mut layer, params, x) = build(&case);
+        let rows = x.rows();
+        let per_sample = case.out()[0] * case.out()[1] * case.k[0] * case.k[1] * case.c / case.groups * 4;
+        for bytes in [1, 2 * per_sample] {
+            layer.set_chunk_bytes(bytes);
+            assert!(layer.chunk_samples() < rows, "case {i}: {bytes} bytes make one chunk");
+            check_grads(&mut layer, &x, &params, &mut [], &Ctx::inference(), |x, p| case.reference(x, p, rows));
         }
     }
 }

@@ -140,6 +140,40 @@ impl Window {
         self.k[0] * self.k[1]
     }
 
+    /// Whether one window row's cells of a channel group lie side by side in
+    /// the input (channels_last, all channels in the group, no horizontal
+    /// dilation), so that im2col and col2im move each window row as one span.
+    pub fn row_spans(&self, grid: &Grid, cg: usize) -> bool {
+        grid.format == DataFormat::ChannelsLast && cg == grid.c && self.dilation[1] == 1
+    }
+
+    /// For every output position `r` (row-major) and window row `ky` inside
+    /// the input: `f(r, offset of the window row in the im2col row, lo, hi,
+    /// input offset of cell lo)`, where cells `lo..hi` of the window row fall
+    /// inside the input (`lo == hi` when none does) and the others in the
+    /// padding. Window rows wholly in the padding are passed with `lo == hi == 0`.
+    /// Only for [`Window::row_spans`] geometry.
+    #[inline]
+    fn each_span(&self, grid: &Grid, mut f: impl FnMut(usize, usize, usize, usize, usize)) {
+        let (c, k1) = (grid.c, self.k[1]);
+        for oy in 0..self.out[0] {
+            for ox in 0..self.out[1] {
+                let r = oy * self.out[1] + ox;
+                // Input column of cell 0, possibly left of the input (in the padding).
+                let x0 = (ox * self.stride[1]) as isize - self.pad_begin[1] as isize;
+                let lo = (-x0).clamp(0, k1 as isize) as usize;
+                let hi = (grid.w as isize - x0).clamp(0, k1 as isize) as usize;
+                for ky in 0..self.k[0] {
+                    let iy = (oy * self.stride[0] + ky * self.dilation[0]).checked_sub(self.pad_begin[0]).filter(|&iy| iy < grid.h);
+                    match iy {
+                        Some(iy) if lo < hi => f(r, ky * k1 * c, lo, hi, (iy * grid.w + (x0 + lo as isize) as usize) * c),
+                        _ => f(r, ky * k1 * c, 0, 0, 0),
+                    }
+                }
+            }
+        }
+    }
+
     /// The input row and column of window cell `(ky, kx)` at output `(oy, ox)`,
     /// or `None` when it falls in the padding.
     #[inline]
@@ -171,6 +205,17 @@ pub fn im2col(x: &[f32], grid: &Grid, win: &Window, c0: usize, cg: usize, cols: 
     let in_len = grid.h * grid.w * grid.c;
     let row = win.cells() * cg;
     let (sy, sx, sc) = grid.strides();
+    if win.row_spans(grid, cg) {
+        per_sample(cols, win.positions() * row, |n, out| {
+            win.each_span(grid, |r, at, lo, hi, src| {
+                let dst = &mut out[r * row + at..][..win.k[1] * cg];
+                dst[..lo * cg].fill(0.0);
+                dst[hi * cg..].fill(0.0);
+                copy_span(&mut dst[lo * cg..hi * cg], &x[n * in_len + src..][..(hi - lo) * cg]);
+            });
+        });
+        return;
+    }
     per_sample(cols, win.positions() * row, |n, out| {
         let xs = &x[n * in_len..(n + 1) * in_len];
         for oy in 0..win.out[0] {
@@ -204,6 +249,17 @@ pub fn col2im(cols: &[f32], grid: &Grid, win: &Window, c0: usize, cg: usize, dx:
     let in_len = grid.h * grid.w * grid.c;
     let row = win.cells() * cg;
     let (sy, sx, sc) = grid.strides();
+    if win.row_spans(grid, cg) {
+        per_sample(dx, in_len, |n, xs| {
+            let src = &cols[n * win.positions() * row..][..win.positions() * row];
+            win.each_span(grid, |r, at, lo, hi, to| {
+                if hi > lo {
+                    add_into(&mut xs[to..to + (hi - lo) * cg], &src[r * row + at + lo * cg..][..(hi - lo) * cg]);
+                }
+            });
+        });
+        return;
+    }
     per_sample(dx, in_len, |n, xs| {
         let src = &cols[n * win.positions() * row..][..win.positions() * row];
         for oy in 0..win.out[0] {
@@ -225,6 +281,22 @@ pub fn col2im(cols: &[f32], grid: &Grid, win: &Window, c0: usize, cg: usize, dx:
             }
         }
     });
+}
+
+/// `dst = src` for the short spans of im2col (a window row: a few channels
+/// times the kernel width): whole 16-value blocks as fixed-size copies, which
+/// compile to vector moves instead of a `memcpy` call per span.
+#[inline]
+fn copy_span(dst: &mut [f32], src: &[f32]) {
+    let mut d = dst.chunks_exact_mut(16);
+    let mut s = src.chunks_exact(16);
+    for (a, b) in (&mut d).zip(&mut s) {
+        let b: &[f32; 16] = b.try_into().expect("a 16-value block");
+        a.copy_from_slice(b);
+    }
+    for (a, b) in d.into_remainder().iter_mut().zip(s.remainder()) {
+        *a = *b;
+    }
 }
 
 /// `dst[i] += src[i]`, vectorised.
@@ -277,19 +349,23 @@ mod tests {
 
     #[test]
     fn col2im_is_the_adjoint_of_im2col() {
-        // <im2col(x), c> == <x, col2im(c)> for both layouts, with padding, stride and dilation.
-        for format in [DataFormat::ChannelsLast, DataFormat::ChannelsFirst] {
+        // <im2col(x), c> == <x, col2im(c)> for both layouts, with padding, stride and dilation;
+        // two of four channels (per-cell copies), and all four (channels_last: window rows
+        // moved as spans, including rows and cells wholly in the padding).
+        let cases = [(DataFormat::ChannelsLast, 1, 2), (DataFormat::ChannelsFirst, 1, 2), (DataFormat::ChannelsLast, 0, 4), (DataFormat::ChannelsFirst, 0, 4)];
+        for (format, c0, cg) in cases {
             let g = Grid { h: 5, w: 6, c: 4, format };
-            let win = Window::new(&g, 2, &[2, 3], &[2, 1], &[2, 1], &[1, 1, 0, 2], "t").unwrap();
+            let win = Window::new(&g, 2, &[2, 3], &[2, 1], &[2, 1], &[1, 1, 3, 2], "t").unwrap();
+            assert_eq!(win.row_spans(&g, cg), format == DataFormat::ChannelsLast && cg == 4);
             let n = 2;
             let x: Vec<f32> = (0..n * 120).map(|i| ((i * 37 % 17) as f32) - 8.0).collect();
             let rows = n * win.positions();
-            let k = win.cells() * 2;
+            let k = win.cells() * cg;
             let c: Vec<f32> = (0..rows * k).map(|i| ((i * 13 % 11) as f32) - 5.0).collect();
-            let mut cols = vec![0.0; rows * k];
-            im2col(&x, &g, &win, 1, 2, &mut cols);
+            let mut cols = vec![f32::NAN; rows * k];
+            im2col(&x, &g, &win, c0, cg, &mut cols);
             let mut dx = vec![0.0; x.len()];
-            col2im(&c, &g, &win, 1, 2, &mut dx);
+            col2im(&c, &g, &win, c0, cg, &mut dx);
             let lhs: f64 = cols.iter().zip(&c).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum();
             let rhs: f64 = x.iter().zip(&dx).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum();
             assert_eq!(lhs, rhs);

@@ -34,6 +34,7 @@ mod pool_mask_tests;
 pub mod prelu;
 pub mod recurrent;
 pub mod recurrent_cells;
+mod recurrent_pass;
 #[cfg(test)]
 mod recurrent_tests;
 pub mod reshape;

@@ -3,22 +3,24 @@
 //!
 //! Each sample's row holds its `T` steps one after the other (`[T, F]`), so
 //! the whole batch is also the `[batch·T, F]` matrix of every step: the input
-//! projection of all steps is one GEMM, and so are the input and `weight_ih`
-//! gradients. Only the recurrent product `h_{t-1}·W_hhᵀ` runs per step; the
-//! gate nonlinearities and the state update follow it in one fused pass
-//! (recurrent_cells.rs). Hidden states and saved gates are kept time-major
-//! (`[T, batch, ·]`) so each step's slice is contiguous, and the `weight_hh`
-//! gradient is again one GEMM over all steps. The elementwise passes run on
-//! the calling thread and the GEMMs split only their output, so results are
-//! bit-identical whatever the thread count.
+//! and `weight_ih` gradients of all steps are one GEMM each. Forward, each
+//! step runs its input projection `x_t·W_ihᵀ`, its recurrent product
+//! `h_{t-1}·W_hhᵀ` (both right operands packed once per pass) and the fused
+//! gate pass of each sample (recurrent_cells.rs) while that step's rows are
+//! in cache. The time loops (recurrent_pass.rs) run by shares of the batch,
+//! one per thread, each through all steps with no meeting point between
+//! steps; the states entering each step sit in the rows of the gate
+//! gradients they meet, so the `weight_hh` gradient is again one GEMM over
+//! all steps. Results are bit-identical whatever the thread count (see
+//! recurrent_pass.rs).
 //!
-//! SimpleRNN and LSTM ([`Cell::direct`]) add both biases in the projection
-//! pass and let each step's product accumulate onto that step's (strided)
-//! rows of the projection, so the pre-activation is `(x·W_ihᵀ + b_ih + b_hh)
-//! + h·W_hhᵀ` summed in that order (the GRU keeps the product apart and adds
-//! `proj + rec + b_hh`); backward their gate gradients are written once, in
-//! place in the sample-major buffer the `weight_ih` and input gradients read,
-//! and the per-step product reads them there.
+//! SimpleRNN and LSTM ([`Cell::direct`]) add both biases to the step's
+//! projection and let the step's product accumulate onto it, so the
+//! pre-activation is summed in the order
+//! `(x·W_ihᵀ + b_ih + b_hh) + h·W_hhᵀ` (the GRU keeps the product apart and
+//! adds `rec + (proj + b_hh)`); backward their gate gradients are written once, in
+//! place in the buffer the `weight_ih` and input gradients read, and the
+//! per-step product reads them there.
 //!
 //! Parameters use PyTorch's layout and gate order, so its `state_dict` maps
 //! one to one: `weight_ih` `[G·units, F]` (`weight_ih_l0`), `weight_hh`
@@ -31,10 +33,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{checked_size, ensure_config, ensure_shape, try_grow, Result};
 use crate::init::{orthogonal, Init};
-use crate::kernels::gemm::{matmul, matmul_packed, matmul_packed_rows, Op, PackedRhs};
+use crate::kernels::gemm::{matmul, Op, PackedRhs};
 use crate::kernels::reduce::col_sums;
 use crate::layers::kind::{check_backward, BuildLayer};
-use crate::layers::recurrent_cells::{Cell, StepBack, StepFwd};
+use crate::layers::recurrent_cells::Cell;
+use crate::layers::recurrent_pass::{self, BackRows, Dims, FwdRows, Weights};
 use crate::layers::{ActivationSpec, Alloc, Ctx, InitSpec, LayerKind, MaskFlow, ParamInfo, StepMask, WeightSpec};
 use crate::regularizer::{Penalty, Regularizer};
 use crate::tensor::{MatMut, MatRef, Matrix};
@@ -144,7 +147,8 @@ impl BuildLayer for RecurrentSpec {
             regs: [self.weights.kernel_regularizer, self.recurrent_regularizer, self.weights.bias_regularizer],
             offsets: [w_ih, w_hh, b_ih, b_hh],
             rows: 0,
-            ws: Workspace::default(),
+            shares: 1,
+            ws: Box::default(),
             step_norms: None,
         })
     }
@@ -161,34 +165,45 @@ impl CellKind {
     }
 }
 
-/// The buffers of one forward and backward pass, grown to the largest batch.
+/// The buffers of one forward and backward pass, grown to the largest batch;
+/// sample-major by input time (see recurrent_pass.rs).
 #[derive(Clone, Debug, Default)]
 struct Workspace {
-    /// `x·W_ihᵀ + b_ih` of every step, sample-major `[batch·T, G·units]`
-    /// (SimpleRNN, LSTM: `+ b_hh`, and the forward pass adds `h·W_hhᵀ` onto it).
+    /// One step's `x·W_ihᵀ + b_ih`, `[batch, G·units]` (SimpleRNN, LSTM:
+    /// `+ b_hh`, and the step's product adds `h·W_hhᵀ` onto it).
     proj: Vec<f32>,
     /// GRU: one step's `h_{t-1}·W_hhᵀ`, `[batch, G·units]`.
     rec: Vec<f32>,
-    /// Per step (time-major `[T, batch, ·]`): what the cell keeps for its backward.
+    /// Per step: what the cell keeps for its backward, `[batch·T, ·]` (step
+    /// by step within each share of the batch).
     saved: Vec<f32>,
-    /// Hidden states `h_0 = 0, h_1, .., h_T`, `[T+1, batch, units]`.
+    /// The hidden (and LSTM cell) state entering each step, `[batch·T,
+    /// units]` (`cs` step by step within each share).
     hs: Vec<f32>,
-    /// LSTM: cell states `c_0 = 0, .., c_T`, as `hs`.
     cs: Vec<f32>,
-    /// `return_sequences`: the output, sample-major `[batch, T·units]`.
+    /// The final hidden (and cell) state, `[batch, units]`.
+    last: Vec<f32>,
+    c_last: Vec<f32>,
+    /// `return_sequences`: the output, `[batch, T·units]` in processing order.
     out: Matrix,
-    /// Gradients w.r.t. the gate pre-activations: of the input projection
-    /// (sample-major, as `proj`) and (GRU) of the recurrent product
-    /// (time-major). SimpleRNN and LSTM have one set, in `d_in`, and use
-    /// `d_rec` for the hidden states gathered into `d_in`'s row order.
+    /// Gradients w.r.t. the gate pre-activations, `[batch·T, G·units]`: as
+    /// the input projection sees them and (GRU only) as its recurrent
+    /// product sees them.
     d_in: Vec<f32>,
     d_rec: Vec<f32>,
     /// The gradient flowing into `h_t` (and an LSTM's `c_t`), and its next value.
     dh: Vec<f32>,
     dc: Vec<f32>,
     carry: Vec<f32>,
-    /// `W_hh` packed once per pass for the per-step products (as `W_hhᵀ` in
-    /// the forward, as `W_hh` in the backward).
+    /// When recording step norms: `‖∂L/∂h_t‖²` per sample and input step.
+    norm_sq: Vec<f64>,
+    /// Per sample, its gate gradients summed over the steps (`d_in`'s and the
+    /// GRU's `d_rec`'s), `[batch, G·units]`.
+    bias_in: Vec<f32>,
+    bias_rec: Vec<f32>,
+    /// `W_ih` and `W_hh` packed once per pass for the per-step products (as
+    /// `W_ihᵀ` and `W_hhᵀ` in the forward, `W_hh` in the backward).
+    w_ih_pack: PackedRhs,
     w_hh_pack: PackedRhs,
     /// `dW_ihᵀ` `[F, G·units]` before it is transposed into the gradient (see
     /// [`weight_ih_grad`]).
@@ -221,9 +236,12 @@ pub struct Recurrent {
     regs: [Option<Regularizer>; 3],
     /// Offsets of weight_ih, weight_hh, bias_ih, bias_hh.
     offsets: [usize; 4],
-    /// Samples in the last forward pass.
+    /// Samples in the last forward pass, and the shares it split them into
+    /// (its backward pass splits them alike, see recurrent_pass.rs).
     rows: usize,
-    ws: Workspace,
+    shares: usize,
+    /// Boxed: the buffers would make every `Layer` as large as a recurrent one.
+    ws: Box<Workspace>,
     /// When recording (diagnostics): `‖∂L/∂h_t‖` of the last backward pass
     /// per input time step `t` (see [`Recurrent::record_step_norms`]).
     step_norms: Option<Vec<f64>>,
@@ -247,15 +265,6 @@ impl Recurrent {
         self.steps * self.features
     }
 
-    /// The input time index of processing step `s`.
-    fn time(&self, s: usize) -> usize {
-        if self.go_backwards {
-            self.steps - 1 - s
-        } else {
-            s
-        }
-    }
-
     fn check_input(&self, x: MatRef<'_>) -> Result<()> {
         let (t, f) = (self.steps, self.features);
         ensure_shape(x.cols == self.in_len(), || {
@@ -269,19 +278,25 @@ impl Recurrent {
         let nt = checked_size(n, t, name)?;
         let nh = checked_size(n, h, name)?;
         let ws = &mut self.ws;
-        grow(&mut ws.proj, checked_size(nt, gh, name)?, "the recurrent input projection")?;
+        grow(&mut ws.proj, checked_size(n, gh, name)?, "the recurrent input projection")?;
         if !self.cell.direct() {
             grow(&mut ws.rec, checked_size(n, gh, name)?, "the recurrent product")?;
         }
         grow(&mut ws.saved, checked_size(nt, self.cell.saved_width(h), name)?, "the recurrent gate values")?;
-        grow(&mut ws.hs, checked_size(nh, t + 1, name)?, "the recurrent hidden states")?;
+        grow(&mut ws.hs, checked_size(nt, h, name)?, "the recurrent hidden states")?;
+        grow(&mut ws.last, nh, "the recurrent hidden states")?;
         if self.cell == Cell::Lstm {
-            grow(&mut ws.cs, checked_size(nh, t + 1, name)?, "the LSTM cell states")?;
+            grow(&mut ws.cs, checked_size(nt, h, name)?, "the LSTM cell states")?;
+            grow(&mut ws.c_last, nh, "the LSTM cell states")?;
         }
         if self.return_sequences {
             ws.out.reshape_for(n, checked_size(t, h, name)?)?;
         }
         Ok(())
+    }
+
+    fn dims(&self) -> Dims {
+        Dims { cell: self.cell, steps: self.steps, features: self.features, units: self.units, go_backwards: self.go_backwards, return_sequences: self.return_sequences }
     }
 }
 
@@ -342,57 +357,29 @@ impl LayerKind for Recurrent {
         let (w_ih, w_hh) = (self.tensor(params, 0), self.tensor(params, 1));
         let (b_ih, b_hh) = (self.tensor(params, 2), self.tensor(params, 3));
         let nt = n * t;
-        let xs = MatRef { rows: nt, cols: f, data: x.data };
-        let proj = &mut self.ws.proj[..nt * gh];
-        matmul(xs, Op::N, MatRef { rows: gh, cols: f, data: w_ih }, Op::T, MatMut { rows: nt, cols: gh, data: proj }, false)?;
         let direct = self.cell.direct();
-        if direct {
-            // Both biases now, so that each step's product can accumulate onto its
-            // rows of `proj` and leave the whole pre-activation there.
-            for row in proj.chunks_exact_mut(gh) {
-                row.iter_mut().zip(b_ih.iter().zip(b_hh)).for_each(|(v, (b, c))| *v = *v + b + c);
-            }
-        } else {
-            for row in proj.chunks_exact_mut(gh) {
-                row.iter_mut().zip(b_ih).for_each(|(v, b)| *v += b);
-            }
-        }
-        let nh = n * h;
-        let sw = self.cell.saved_width(h);
-        self.ws.hs[..nh].fill(0.0);
-        let lstm = self.cell == Cell::Lstm;
-        if lstm {
-            self.ws.cs[..nh].fill(0.0);
-        }
-        let w_hh_ref = MatRef { rows: gh, cols: h, data: w_hh };
+        let (nh, sw) = (n * h, self.cell.saved_width(h));
+        let (w_ih_ref, w_hh_ref) = (MatRef { rows: gh, cols: f, data: w_ih }, MatRef { rows: gh, cols: h, data: w_hh });
+        self.ws.w_ih_pack.pack(w_ih_ref, Op::T, n)?;
         self.ws.w_hh_pack.pack(w_hh_ref, Op::T, n)?;
-        for s in 0..t {
-            let time = self.time(s);
-            let (prev, next) = self.ws.hs[s * nh..(s + 2) * nh].split_at_mut(nh);
-            let (c_prev, c_next) = if lstm { self.ws.cs[s * nh..(s + 2) * nh].split_at_mut(nh) } else { (&mut [][..], &mut [][..]) };
-            let rec = if direct { &mut [][..] } else { &mut self.ws.rec[..n * gh] };
-            let prev_ref = MatRef { rows: n, cols: h, data: prev };
-            if direct {
-                // Onto this step's rows of `proj` (sample i's at row i·T + time).
-                let rows = MatMut { rows: n, cols: gh, data: &mut self.ws.proj[time * gh..nt * gh] };
-                matmul_packed_rows(prev_ref, h, w_hh_ref, Op::T, &self.ws.w_hh_pack, rows, t * gh, true)?;
-            } else {
-                matmul_packed(prev_ref, Op::N, w_hh_ref, Op::T, &self.ws.w_hh_pack, MatMut { rows: n, cols: gh, data: rec }, false)?;
-            }
-            let saved = &mut self.ws.saved[s * n * sw..(s + 1) * n * sw];
-            let step = StepFwd { units: h, proj: &self.ws.proj, steps: t, time, b_hh, prev, c_prev, keep: &self.ws.keep };
-            self.cell.forward_step(n, &step, rec, saved, next, c_next);
-        }
-        if self.return_sequences {
-            let out = self.ws.out.as_mut_slice();
-            for s in 0..t {
-                let hs = &self.ws.hs[(s + 1) * nh..(s + 2) * nh];
-                for (i, row) in hs.chunks_exact(h).enumerate() {
-                    out[(i * t + s) * h..(i * t + s + 1) * h].copy_from_slice(row);
-                }
-            }
-        }
-        Ok(())
+        let (lstm, dims) = (self.cell == Cell::Lstm, self.dims());
+        let ws = &mut self.ws;
+        let rows = FwdRows {
+            rows: n,
+            x: &x.data[..nt * f],
+            proj: &mut ws.proj[..n * gh],
+            saved: &mut ws.saved[..nt * sw],
+            hs: &mut ws.hs[..nt * h],
+            cs: if lstm { &mut ws.cs[..nt * h] } else { &mut [] },
+            last: &mut ws.last[..nh],
+            c_last: if lstm { &mut ws.c_last[..nh] } else { &mut [] },
+            rec: if direct { &mut [] } else { &mut ws.rec[..n * gh] },
+            out: if self.return_sequences { ws.out.as_mut_slice() } else { &mut [] },
+            keep: &ws.keep,
+        };
+        self.shares = recurrent_pass::shares(n, h);
+        let weights = Weights { w_ih: w_ih_ref, w_hh: w_hh_ref, ih_pack: &ws.w_ih_pack, hh_pack: &ws.w_hh_pack, b_ih, b_hh };
+        recurrent_pass::forward(&dims, rows, self.shares, &weights)
     }
 
     fn output(&self) -> MatRef<'_> {
@@ -400,96 +387,81 @@ impl LayerKind for Recurrent {
         if self.return_sequences {
             return MatRef { rows: n, cols: self.steps * self.units, data: &self.ws.out.as_slice()[..n * self.steps * self.units] };
         }
-        let nh = n * self.units;
-        MatRef { rows: n, cols: self.units, data: &self.ws.hs[self.steps * nh..(self.steps + 1) * nh] }
+        MatRef { rows: n, cols: self.units, data: &self.ws.last[..n * self.units] }
     }
 
-    /// Backpropagation through time: per step (last to first) the fused
-    /// cell backward gives the gate gradients and `dh_{t-1} = d_rec·W_hh`
-    /// (plus the GRU's direct path); then one GEMM each for `dW_ih`, `dW_hh`
-    /// and `dx`, and column sums for the biases.
+    /// Backpropagation through time (recurrent_pass.rs gives the gate
+    /// gradients of every step), then one GEMM each for `dW_ih`, `dW_hh` and
+    /// `dx`, and column sums for the biases.
     fn backward(&mut self, x: MatRef<'_>, params: &[f32], grads: &mut [f32], dy: &mut Matrix, dx: Option<&mut Matrix>) -> Result<()> {
         check_backward(self.kind.name(), x, dy, self.rows, self.in_len(), self.out_dim())?;
         let (n, t, f, h, gh) = (self.rows, self.steps, self.features, self.units, self.gh());
         let (nt, nh, sw) = (n * t, n * h, self.cell.saved_width(h));
         let name = self.kind.name();
-        let direct = self.cell.direct();
+        let (direct, lstm) = (self.cell.direct(), self.cell == Cell::Lstm);
+        let (dims, dy_len) = (self.dims(), n * self.out_dim());
         let ws = &mut self.ws;
         grow(&mut ws.d_in, checked_size(nt, gh, name)?, "the recurrent input-gradient workspace")?;
-        grow(&mut ws.d_rec, checked_size(nt, gh, name)?, "the recurrent gradient workspace")?;
+        if !direct {
+            grow(&mut ws.d_rec, checked_size(nt, gh, name)?, "the recurrent gradient workspace")?;
+        }
         for v in [&mut ws.dh, &mut ws.dc, &mut ws.carry] {
             grow(v, nh, "the recurrent state gradient")?;
-            v[..nh].fill(0.0);
+        }
+        let ngh = checked_size(n, gh, name)?;
+        grow(&mut ws.bias_in, ngh, "the recurrent bias gradient")?;
+        if !direct {
+            grow(&mut ws.bias_rec, ngh, "the recurrent bias gradient")?;
+        }
+        let recording = self.step_norms.is_some();
+        if recording {
+            try_grow(&mut ws.norm_sq, nt, "the recurrent step norms")?;
+            ws.norm_sq.resize(nt, 0.0);
         }
         let w_hh = &params[self.offsets[1]..self.offsets[1] + gh * h];
         let w_hh_ref = MatRef { rows: gh, cols: h, data: w_hh };
         ws.w_hh_pack.pack(w_hh_ref, Op::N, n)?;
-        let dy = dy.as_slice();
-        for s in (0..t).rev() {
-            let ts = if self.go_backwards { t - 1 - s } else { s };
-            let dh = &mut ws.dh[..nh];
-            if self.return_sequences {
-                for (i, d) in dh.chunks_exact_mut(h).enumerate() {
-                    d.iter_mut().zip(&dy[(i * t + s) * h..(i * t + s + 1) * h]).for_each(|(a, b)| *a += b);
-                }
-            } else if s == t - 1 {
-                dh.copy_from_slice(&dy[..nh]);
-            }
-            if let Some(norms) = self.step_norms.as_mut() {
-                record_norm(norms, ts, t, h, &ws.dh[..nh], &ws.keep);
-            }
-            let c_prev = if self.cell == Cell::Lstm { &ws.cs[s * nh..(s + 1) * nh] } else { &[][..] };
-            let back = StepBack {
-                units: h,
-                saved: &ws.saved[s * n * sw..(s + 1) * n * sw],
-                proj: &ws.proj[..nt * gh],
-                prev: &ws.hs[s * nh..(s + 1) * nh],
-                out: &ws.hs[(s + 1) * nh..(s + 2) * nh],
-                c_prev,
-                dh: &ws.dh[..nh],
-                keep: &ws.keep,
-                steps: t,
-                time: ts,
-            };
-            let carry = MatMut { rows: n, cols: h, data: &mut ws.carry[..nh] };
-            // The gate gradients go straight into this step's rows of the
-            // sample-major `d_in` (sample i's at row i·T + time); the GRU's, as
-            // its recurrent product sees them, also into the time-major `d_rec`.
-            let d_step = &mut ws.d_in[ts * gh..nt * gh];
-            let d_rec = if direct { &mut [][..] } else { &mut ws.d_rec[s * n * gh..(s + 1) * n * gh] };
-            self.cell.backward_step(n, &back, &mut ws.dc[..nh], d_step, t * gh, d_rec, carry.data);
-            if direct {
-                // Both products see the same gate gradients: read them in place.
-                matmul_packed_rows(MatRef { rows: n, cols: gh, data: d_step }, t * gh, w_hh_ref, Op::N, &ws.w_hh_pack, carry, h, true)?;
-            } else {
-                matmul_packed(MatRef { rows: n, cols: gh, data: d_rec }, Op::N, w_hh_ref, Op::N, &ws.w_hh_pack, carry, true)?;
-            }
-            std::mem::swap(&mut ws.dh, &mut ws.carry);
-            ws.carry[..nh].fill(0.0);
+        let rows = BackRows {
+            rows: n,
+            d_in: &mut ws.d_in[..nt * gh],
+            d_rec: if direct { &mut [] } else { &mut ws.d_rec[..nt * gh] },
+            dh: &mut ws.dh[..nh],
+            dc: &mut ws.dc[..nh],
+            carry: &mut ws.carry[..nh],
+            norm_sq: if recording { &mut ws.norm_sq[..nt] } else { &mut [] },
+            bias_in: &mut ws.bias_in[..ngh],
+            bias_rec: if direct { &mut [] } else { &mut ws.bias_rec[..ngh] },
+            saved: &ws.saved[..nt * sw],
+            hs: &ws.hs[..nt * h],
+            cs: if lstm { &ws.cs[..nt * h] } else { &[] },
+            last: &ws.last[..nh],
+            keep: &ws.keep,
+            dy: &dy.as_slice()[..dy_len],
+        };
+        recurrent_pass::backward(&dims, rows, self.shares, w_hh_ref, &ws.w_hh_pack)?;
+        if let Some(norms) = self.step_norms.as_mut() {
+            // Over the batch in sample order, whatever the shares were.
+            norms.clear();
+            norms.extend((0..t).map(|time| (0..n).map(|i| ws.norm_sq[i * t + time]).sum::<f64>().sqrt()));
         }
         let [o_ih, o_hh, o_bi, o_bh] = self.offsets;
         let d_in = MatRef { rows: nt, cols: gh, data: &ws.d_in[..nt * gh] };
         let xs = MatRef { rows: nt, cols: f, data: x.data };
         weight_ih_grad(d_in, xs, &mut ws.dw_t, &mut grads[o_ih..o_ih + gh * f])?;
-        col_sums(d_in.data, &mut grads[o_bi..o_bi + gh]);
+        // The bias gradients: per-sample sums over the steps, summed over the
+        // samples in order (whatever the shares were).
+        col_sums(&ws.bias_in[..ngh], &mut grads[o_bi..o_bi + gh]);
+        // `dW_hh = Σ d_gatesᵀ·h_{t-1}`: the states entering each step sit in
+        // the rows of the gradients that meet them.
         let dw_hh = MatMut { rows: gh, cols: h, data: &mut grads[o_hh..o_hh + gh * h] };
+        let hs = MatRef { rows: nt, cols: h, data: &ws.hs[..nt * h] };
         if direct {
-            // `dW_hh = Σ d_gatesᵀ·h_{t-1}` over `d_in`'s sample-major rows: the
-            // states entering each step gathered into the same row order (a
-            // quarter of the copy of the LSTM's gate gradients it replaces).
-            let hs_rows = &mut ws.d_rec[..nt * h];
-            for s in 0..t {
-                let ts = if self.go_backwards { t - 1 - s } else { s };
-                for (i, row) in ws.hs[s * nh..(s + 1) * nh].chunks_exact(h).enumerate() {
-                    hs_rows[(i * t + ts) * h..(i * t + ts + 1) * h].copy_from_slice(row);
-                }
-            }
-            matmul(d_in, Op::T, MatRef { rows: nt, cols: h, data: hs_rows }, Op::N, dw_hh, false)?;
+            matmul(d_in, Op::T, hs, Op::N, dw_hh, false)?;
             grads.copy_within(o_bi..o_bi + gh, o_bh);
         } else {
             let d_rec = MatRef { rows: nt, cols: gh, data: &ws.d_rec[..nt * gh] };
-            matmul(d_rec, Op::T, MatRef { rows: nt, cols: h, data: &ws.hs[..nt * h] }, Op::N, dw_hh, false)?;
-            col_sums(d_rec.data, &mut grads[o_bh..o_bh + gh]);
+            matmul(d_rec, Op::T, hs, Op::N, dw_hh, false)?;
+            col_sums(&ws.bias_rec[..ngh], &mut grads[o_bh..o_bh + gh]);
         }
         if let Some(dx) = dx {
             dx.reshape_for(n, t * f)?;
@@ -579,14 +551,4 @@ fn weight_ih_grad(d_in: MatRef<'_>, x: MatRef<'_>, scratch: &mut Vec<f32>, out: 
         }
     }
     Ok(())
-}
-
-/// Stores `‖dh‖` (`[batch, units]`, summed in f64) at `norms[time]`, sizing
-/// `norms` to `steps`; with a step mask `keep` (`[batch, steps]`, empty:
-/// none) over the samples whose step `time` is real.
-fn record_norm(norms: &mut Vec<f64>, time: usize, steps: usize, units: usize, dh: &[f32], keep: &[bool]) {
-    norms.resize(steps, 0.0);
-    let real = |i: usize| keep.is_empty() || keep[i * steps + time];
-    let sq: f64 = dh.chunks_exact(units).enumerate().filter(|&(i, _)| real(i)).flat_map(|(_, r)| r).map(|&v| f64::from(v) * f64::from(v)).sum();
-    norms[time] = sq.sqrt();
 }

@@ -1,10 +1,11 @@
-//! The per-step arithmetic of the recurrent cells, each step one fused pass
-//! over the batch: bias add, gate nonlinearities and state update forward;
-//! the chain rule through them backward. The matrix products around them
-//! live in recurrent.rs.
+//! The per-step arithmetic of the recurrent cells, one sample's row at a
+//! time, fused: bias add, gate nonlinearities and state update forward; the
+//! chain rule through them backward. The time loops and the matrix products
+//! around them live in recurrent_pass.rs.
 //!
 //! Equations (PyTorch's, `x·W_ihᵀ + b_ih` in `proj`, `r = h·W_hhᵀ`; for
-//! SimpleRNN and LSTM the layer has already added `r + b_hh` to `proj`):
+//! SimpleRNN and LSTM the layer has already added `b_hh + r` to `proj`, for
+//! the GRU `b_hh`'s reset and update thirds):
 //! - SimpleRNN: `h' = act(proj + r + b_hh)`.
 //! - LSTM: `i, f, g, o = σ, σ, tanh, σ (proj + r + b_hh)`,
 //!   `c' = f·c + i·g`, `h' = o·tanh(c')`.
@@ -28,45 +29,27 @@ pub enum Cell {
     Gru,
 }
 
-/// The inputs of one forward step over `n` samples.
-pub struct StepFwd<'a> {
-    pub units: usize,
-    /// The input projections, sample-major `[n·steps, G·units]`; this step
-    /// reads row `i·steps + time` for sample `i`.
+/// One sample's inputs to a forward step.
+pub struct RowFwd<'a> {
+    /// SimpleRNN and LSTM: the whole pre-activation `[G·units]` (see
+    /// [`Cell::direct`]); GRU: `x·W_ihᵀ + b_ih` (`+ b_hh` for `r` and `z`).
     pub proj: &'a [f32],
-    pub steps: usize,
-    pub time: usize,
     pub b_hh: &'a [f32],
-    /// `h_{t-1}` and (LSTM) `c_{t-1}`, `[n, units]`.
+    /// `h_{t-1}` and (LSTM) `c_{t-1}`, `[units]`.
     pub prev: &'a [f32],
     pub c_prev: &'a [f32],
-    /// The step mask, sample-major `[n, steps]` by input time (empty: no mask).
-    pub keep: &'a [bool],
 }
 
-/// The inputs of one backward step over `n` samples.
-pub struct StepBack<'a> {
-    pub units: usize,
-    /// What the forward step saved.
+/// One sample's inputs to a backward step.
+pub struct RowBack<'a> {
+    /// What the forward step saved (SimpleRNN: its pre-activation).
     pub saved: &'a [f32],
-    /// The forward pass's `proj` (as in [`StepFwd`]): SimpleRNN's
-    /// pre-activations, read at row `i·steps + time`.
-    pub proj: &'a [f32],
-    /// `h_{t-1}`, `h_t` and (LSTM) `c_{t-1}`, `[n, units]`.
+    /// `h_{t-1}`, `h_t` and (LSTM) `c_{t-1}`, `[units]`.
     pub prev: &'a [f32],
     pub out: &'a [f32],
     pub c_prev: &'a [f32],
     /// The gradient w.r.t. `h_t`.
     pub dh: &'a [f32],
-    /// The step mask as in [`StepFwd`], with this step's input time.
-    pub keep: &'a [bool],
-    pub steps: usize,
-    pub time: usize,
-}
-
-/// Whether sample `i` has a real (not padded) step at `time`.
-fn kept(keep: &[bool], i: usize, steps: usize, time: usize) -> bool {
-    keep.is_empty() || keep[i * steps + time]
 }
 
 impl Cell {
@@ -88,106 +71,98 @@ impl Cell {
     }
 
     /// Values saved per sample and step: LSTM its four gates and `tanh(c')`;
-    /// GRU its three gates and `r_n + b_hn`; SimpleRNN nothing (its
-    /// pre-activation is read back from the layer's projection buffer).
+    /// GRU its three gates and `r_n + b_hn`; SimpleRNN its pre-activation.
     pub fn saved_width(self, units: usize) -> usize {
         units * match self {
-            Cell::Simple(_) => 0,
+            Cell::Simple(_) => 1,
             Cell::Lstm => 5,
             Cell::Gru => 4,
         }
     }
 
-    /// One step: writes the saved values, `h_t` into `next` and (LSTM) `c_t`
-    /// into `c_next`. SimpleRNN and LSTM read their whole pre-activations
-    /// from `proj`, where the layer has already added both biases and this
-    /// step's `h_{t-1}·W_hhᵀ` (see [`Cell::direct`]); `rec` is unused then.
-    /// The GRU's `rec` holds `h_{t-1}·W_hhᵀ` and is used as scratch for its
-    /// pre-activations, so the nonlinearities run as the vectorised slice
-    /// kernels.
-    pub fn forward_step(self, n: usize, s: &StepFwd<'_>, rec: &mut [f32], saved: &mut [f32], next: &mut [f32], c_next: &mut [f32]) {
-        let h = s.units;
-        let gh = self.gates() * h;
-        let sw = self.saved_width(h);
-        for i in 0..n {
-            let row = i * s.steps + s.time;
-            let p = &s.proj[row * gh..(row + 1) * gh];
-            let sv = &mut saved[i * sw..(i + 1) * sw];
-            let hn = &mut next[i * h..(i + 1) * h];
-            if !kept(s.keep, i, s.steps, s.time) {
-                // Padding: the state carries over unchanged (the saved values are not
-                // read but zeroed, so that nothing stale meets the zero gradient).
-                sv.fill(0.0);
-                hn.copy_from_slice(&s.prev[i * h..(i + 1) * h]);
-                if self == Cell::Lstm {
-                    c_next[i * h..(i + 1) * h].copy_from_slice(&s.c_prev[i * h..(i + 1) * h]);
-                }
-                continue;
+    /// Adds the biases to one sample's input projection `p` (`x·W_ihᵀ`):
+    /// `p + b_ih + b_hh` for SimpleRNN and LSTM, whose step product then
+    /// accumulates onto it; the GRU's reset and update gates likewise, its
+    /// candidate only `b_ih` (its `b_hn` sits inside `r·(W_hn·h + b_hn)`).
+    pub fn add_biases(self, p: &mut [f32], b_ih: &[f32], b_hh: &[f32]) {
+        match self {
+            Cell::Gru => {
+                let two = 2 * b_ih.len() / 3;
+                let (rz, n) = p.split_at_mut(two);
+                add_two(rz, &b_ih[..two], &b_hh[..two]);
+                add_one(n, &b_ih[two..]);
             }
-            match self {
-                // Its pre-activation stays in `proj` for the backward pass.
-                Cell::Simple(act) => act.forward(p, hn),
-                Cell::Lstm => {
-                    sigmoid_slice(&p[..2 * h], &mut sv[..2 * h]);
-                    tanh_slice(&p[2 * h..3 * h], &mut sv[2 * h..3 * h]);
-                    sigmoid_slice(&p[3 * h..], &mut sv[3 * h..4 * h]);
-                    let cn = &mut c_next[i * h..(i + 1) * h];
-                    lstm_cell(&sv[..4 * h], &s.c_prev[i * h..(i + 1) * h], cn);
-                    let (gates, tc) = sv.split_at_mut(4 * h);
-                    tanh_slice(cn, tc);
-                    mul_into(hn, &gates[3 * h..], tc);
-                }
-                Cell::Gru => {
-                    let (rz, nh) = rec[i * gh..(i + 1) * gh].split_at_mut(2 * h);
-                    add_into(rz, &p[..2 * h], &s.b_hh[..2 * h]);
-                    sigmoid_slice(rz, &mut sv[..2 * h]);
-                    let (gates, hh) = sv.split_at_mut(3 * h);
-                    add3(hh, nh, &s.b_hh[2 * h..], &[]);
-                    gru_candidate(nh, &p[2 * h..], &gates[..h], hh);
-                    tanh_slice(nh, &mut gates[2 * h..]);
-                    gru_state(hn, &gates[h..2 * h], &gates[2 * h..], &s.prev[i * h..(i + 1) * h]);
-                }
+            _ => add_two(p, b_ih, b_hh),
+        }
+    }
+
+    /// One sample's step: writes its saved values, `h_t` into `next` and
+    /// (LSTM) `c_t` into `c_next`. The GRU's `rec` holds `h_{t-1}·W_hhᵀ` and
+    /// is used as scratch for its pre-activations, so the nonlinearities run
+    /// as the vectorised slice kernels; the others leave it unused.
+    pub fn forward_row(self, r: &RowFwd<'_>, rec: &mut [f32], saved: &mut [f32], next: &mut [f32], c_next: &mut [f32]) {
+        let h = next.len();
+        let p = r.proj;
+        match self {
+            Cell::Simple(act) => {
+                saved.copy_from_slice(p);
+                act.forward(p, next);
+            }
+            Cell::Lstm => {
+                sigmoid_slice(&p[..2 * h], &mut saved[..2 * h]);
+                tanh_slice(&p[2 * h..3 * h], &mut saved[2 * h..3 * h]);
+                sigmoid_slice(&p[3 * h..], &mut saved[3 * h..4 * h]);
+                lstm_cell(&saved[..4 * h], r.c_prev, c_next);
+                let (gates, tc) = saved.split_at_mut(4 * h);
+                tanh_slice(c_next, tc);
+                mul_into(next, &gates[3 * h..], tc);
+            }
+            Cell::Gru => {
+                let (rz, nh) = rec.split_at_mut(2 * h);
+                add_one(rz, &p[..2 * h]);
+                sigmoid_slice(rz, &mut saved[..2 * h]);
+                let (gates, hh) = saved.split_at_mut(3 * h);
+                add3(hh, nh, &r.b_hh[2 * h..], &[]);
+                gru_candidate(nh, &p[2 * h..], &gates[..h], hh);
+                tanh_slice(nh, &mut gates[2 * h..]);
+                gru_state(next, &gates[h..2 * h], &gates[2 * h..], r.prev);
             }
         }
     }
 
-    /// One step back: the gradients w.r.t. the gate pre-activations (as the
-    /// input projection sees them) into `d_gates`, sample `i`'s row at
-    /// `d_gates[i·ld..]` (`ld >= G·units`: a step's rows may lie inside a
-    /// sample-major `[n·T, G·units]` buffer); the part of
-    /// `dh_{t-1}` that bypasses `W_hh` (GRU's `z·dh`) into `carry`; and
-    /// (LSTM) `dc` replaced by the gradient w.r.t. `c_{t-1}`. `carry` must
-    /// hold zeros on entry. The GRU also writes its gate gradients as its
-    /// recurrent product sees them into `d_rec` `[n, G·units]` (the others,
-    /// whose two products see the same gradients, leave it empty).
-    #[allow(clippy::too_many_arguments)]
-    pub fn backward_step(self, n: usize, b: &StepBack<'_>, dc: &mut [f32], d_gates: &mut [f32], ld: usize, d_rec: &mut [f32], carry: &mut [f32]) {
-        let h = b.units;
-        let gh = self.gates() * h;
-        let sw = self.saved_width(h);
-        for i in 0..n {
-            let sv = &b.saved[i * sw..(i + 1) * sw];
-            let dh = &b.dh[i * h..(i + 1) * h];
-            let dg = &mut d_gates[i * ld..i * ld + gh];
-            if !kept(b.keep, i, b.steps, b.time) {
-                // Padding was `h_t = h_{t-1}` (and `c_t = c_{t-1}`, so `dc` stays).
-                dg.fill(0.0);
-                if self == Cell::Gru {
-                    d_rec[i * gh..(i + 1) * gh].fill(0.0);
-                }
-                carry[i * h..(i + 1) * h].copy_from_slice(dh);
-                continue;
+    /// A padded step of one sample: the state carries over unchanged (the
+    /// saved values are not read but zeroed, so that nothing stale meets the
+    /// zero gradient).
+    pub fn pass_row(self, prev: &[f32], c_prev: &[f32], saved: &mut [f32], next: &mut [f32], c_next: &mut [f32]) {
+        saved.fill(0.0);
+        next.copy_from_slice(prev);
+        c_next.copy_from_slice(c_prev);
+    }
+
+    /// One sample's step back: the gradients w.r.t. the gate pre-activations
+    /// (as the input projection sees them) into `d_gates` `[G·units]`; the
+    /// part of `dh_{t-1}` that bypasses `W_hh` (GRU's `z·dh`) into `carry`,
+    /// which must hold zeros on entry; and (LSTM) `dc` replaced by the
+    /// gradient w.r.t. `c_{t-1}`. The GRU also writes its gate gradients as
+    /// its recurrent product sees them into `d_rec` (the others, whose two
+    /// products see the same gradients, are given it empty).
+    pub fn backward_row(self, b: &RowBack<'_>, dc: &mut [f32], d_gates: &mut [f32], d_rec: &mut [f32], carry: &mut [f32]) {
+        match self {
+            Cell::Simple(act) => {
+                d_gates.copy_from_slice(b.dh);
+                act.backward(b.saved, b.out, d_gates);
             }
-            match self {
-                Cell::Simple(act) => {
-                    let row = i * b.steps + b.time;
-                    dg.copy_from_slice(dh);
-                    act.backward(&b.proj[row * h..(row + 1) * h], &b.out[i * h..(i + 1) * h], dg);
-                }
-                Cell::Lstm => lstm_back(sv, &b.c_prev[i * h..(i + 1) * h], dh, &mut dc[i * h..(i + 1) * h], dg),
-                Cell::Gru => gru_back(sv, &b.prev[i * h..(i + 1) * h], dh, dg, &mut d_rec[i * gh..(i + 1) * gh], &mut carry[i * h..(i + 1) * h]),
-            }
+            Cell::Lstm => lstm_back(b.saved, b.c_prev, b.dh, dc, d_gates),
+            Cell::Gru => gru_back(b.saved, b.prev, b.dh, d_gates, d_rec, carry),
         }
+    }
+
+    /// A padded step back: it was `h_t = h_{t-1}` (and `c_t = c_{t-1}`, so
+    /// `dc` stays), so its gates get no gradient and `dh` passes on whole.
+    pub fn pass_row_back(self, dh: &[f32], d_gates: &mut [f32], d_rec: &mut [f32], carry: &mut [f32]) {
+        d_gates.fill(0.0);
+        d_rec.fill(0.0);
+        carry.copy_from_slice(dh);
     }
 }
 
@@ -204,10 +179,16 @@ fn add3(out: &mut [f32], a: &[f32], b: &[f32], c: &[f32]) {
     }
 }
 
-/// `acc += a + b`.
+/// `v = v + a + b`, summed in that order.
 #[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
-fn add_into(acc: &mut [f32], a: &[f32], b: &[f32]) {
-    acc.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (x, y))| *o += x + y);
+fn add_two(v: &mut [f32], a: &[f32], b: &[f32]) {
+    v.iter_mut().zip(a.iter().zip(b)).for_each(|(v, (x, y))| *v = *v + x + y);
+}
+
+/// `v += a`.
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
+fn add_one(v: &mut [f32], a: &[f32]) {
+    v.iter_mut().zip(a).for_each(|(v, x)| *v += x);
 }
 
 /// `out = a·b`.

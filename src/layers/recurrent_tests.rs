@@ -5,8 +5,8 @@
 use crate::error::Error;
 use crate::layers::embedding::EmbeddingSpec;
 use crate::layers::recurrent::{CellKind, RecurrentSpec};
-use crate::layers::testkit::{check_grads, random, run_in_pool};
-use crate::layers::{ActivationSpec, Alloc, BuildLayer, Ctx, LayerKind, WeightSpec};
+use crate::layers::testkit::{check_grads, random, run_in_pool, WithMask};
+use crate::layers::{ActivationSpec, Alloc, BuildLayer, Ctx, LayerKind, StepMask, WeightSpec};
 use crate::tensor::Matrix;
 
 pub(super) fn spec(cell: CellKind, t: usize, f: usize, h: usize, seq: bool, back: bool) -> RecurrentSpec {
@@ -155,18 +155,85 @@ fn init_follows_keras_defaults() {
     assert!(params[infos[0].range()].iter().all(|v| v.abs() <= limit));
 }
 
+/// The passes split the batch into one share per thread (40 samples: four
+/// shares on four threads, two on two), so this compares the one-share
+/// results with several splits: forward, input and parameter gradients and
+/// the per-step gradient norms, with and without a step mask, in both
+/// reading directions, with and without `return_sequences`.
 #[test]
 fn results_do_not_depend_on_threads() {
     // run_in_pool feeds an output gradient shaped as x: units = features.
     let (t, f, h, n) = (7, 33, 33, 40);
+    let mut mask = StepMask::default();
+    mask.fill(n, t, |i, s| (i * 7 + s * 3) % 5 != 0).unwrap();
     for cell in [CellKind::SimpleRnn, CellKind::Lstm, CellKind::Gru] {
-        let mut layer = spec(cell, t, f, h, true, false).build(t * f, &mut Alloc::default()).unwrap();
+        for (back, masked) in [(false, false), (true, false), (false, true), (true, true)] {
+            let mut layer = spec(cell, t, f, h, true, back).build(t * f, &mut Alloc::default()).unwrap();
+            let len: usize = layer.params().iter().map(|p| p.len()).sum();
+            let params = random(len, 8, -0.3, 0.3);
+            let x = Matrix::from_vec(n, t * f, random(n * t * f, 9, -1.0, 1.0)).unwrap();
+            layer.record_step_norms(true);
+            let mut runs = Vec::new();
+            for threads in [1, 2, 4] {
+                let got = if masked {
+                    let mut with = WithMask { inner: layer.clone(), mask: &mask };
+                    let got = run_in_pool(&mut with, threads, &x, &params, &[], &Ctx::default());
+                    (got, with.inner.step_norms().unwrap().to_vec())
+                } else {
+                    let got = run_in_pool(&mut layer, threads, &x, &params, &[], &Ctx::default());
+                    (got, layer.step_norms().unwrap().to_vec())
+                };
+                assert_eq!(got.1.len(), t);
+                runs.push(got);
+            }
+            assert_eq!(runs[0], runs[1], "{cell:?} go_backwards {back} masked {masked}: 1 vs 2 threads");
+            assert_eq!(runs[0], runs[2], "{cell:?} go_backwards {back} masked {masked}: 1 vs 4 threads");
+        }
+        // The last state only (its gradient enters at the last step).
+        let mut layer = spec(cell, t, f, h, false, false).build(t * f, &mut Alloc::default()).unwrap();
         let len: usize = layer.params().iter().map(|p| p.len()).sum();
-        let params = random(len, 8, -0.3, 0.3);
-        let x = Matrix::from_vec(n, t * f, random(n * t * f, 9, -1.0, 1.0)).unwrap();
-        let one = run_in_pool(&mut layer, 1, &x, &params, &[], &Ctx::default());
-        let four = run_in_pool(&mut layer, 4, &x, &params, &[], &Ctx::default());
-        assert_eq!(one, four, "{cell:?}");
+        let params = random(len, 10, -0.3, 0.3);
+        let x = Matrix::from_vec(n, t * f, random(n * t * f, 11, -1.0, 1.0)).unwrap();
+        let dy = Matrix::from_vec(n, h, random(n * h, 12, -1.0, 1.0)).unwrap();
+        let mut run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| {
+                layer.forward(x.view(), &params, &[], &Ctx::default()).unwrap();
+                let (mut grads, mut dx, mut dy) = (vec![0.0; len], Matrix::default(), dy.clone());
+                layer.backward(x.view(), &params, &mut grads, &mut dy, Some(&mut dx)).unwrap();
+                (layer.output().data.to_vec(), grads, dx)
+            })
+        };
+        let one = run(1);
+        assert_eq!(one, run(4), "{cell:?} without return_sequences");
+    }
+}
+
+/// What the time loops keep is laid out by the forward pass's shares of the
+/// batch, so a backward pass run on another thread count (here: forward on
+/// the calling thread, backward on a pool of four, and the other way round)
+/// must follow the forward's split and give the same gradients.
+#[test]
+fn backward_follows_the_forward_split() {
+    let (t, f, h, n) = (6, 9, 16, 32);
+    for cell in [CellKind::SimpleRnn, CellKind::Lstm, CellKind::Gru] {
+        let mut layer = spec(cell, t, f, h, true, true).build(t * f, &mut Alloc::default()).unwrap();
+        let len: usize = layer.params().iter().map(|p| p.len()).sum();
+        let params = random(len, 21, -0.4, 0.4);
+        let x = Matrix::from_vec(n, t * f, random(n * t * f, 22, -1.0, 1.0)).unwrap();
+        let dy = Matrix::from_vec(n, t * h, random(n * t * h, 23, -1.0, 1.0)).unwrap();
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(4).build().unwrap();
+        let mut run = |fwd_pool: bool, back_pool: bool| {
+            let fwd = |layer: &mut crate::layers::recurrent::Recurrent| layer.forward(x.view(), &params, &[], &Ctx::default()).unwrap();
+            if fwd_pool { pool.install(|| fwd(&mut layer)) } else { fwd(&mut layer) }
+            let (mut grads, mut dx, mut g) = (vec![0.0; len], Matrix::default(), dy.clone());
+            let mut back = || layer.backward(x.view(), &params, &mut grads, &mut g, Some(&mut dx)).unwrap();
+            if back_pool { pool.install(back) } else { back() }
+            (grads, dx)
+        };
+        let one = run(false, false);
+        assert_eq!(one, run(false, true), "{cell:?}: forward on one thread, backward on four");
+        assert_eq!(one, run(true, false), "{cell:?}: forward on four threads, backward on one");
     }
 }
 
