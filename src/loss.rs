@@ -271,38 +271,19 @@ impl Loss {
     /// batch's mean over its kept steps times its samples (so means over
     /// batches weigh batches by their samples, as for every other loss), and
     /// the accuracy counts kept steps.
-    fn evaluate_steps(&self, out: MatRef<'_>, labels: &[i64], steps: usize, weights: Option<&[f32]>, mask: Option<&StepMask>, mut grad: Option<&mut [f32]>) -> LossStats {
+    fn evaluate_steps(&self, out: MatRef<'_>, labels: &[i64], steps: usize, weights: Option<&[f32]>, mask: Option<&StepMask>, grad: Option<&mut [f32]>) -> LossStats {
         let (rows, cols) = (out.rows, out.cols);
         let c = cols / steps.max(1);
         let mask = mask.filter(|m| m.rows() == rows && m.steps() == steps);
-        let kept = |r: usize, s: usize| mask.is_none_or(|m| m.keep(r, s));
         let count = mask.map_or(rows * steps, |m| m.as_slice().iter().filter(|&&k| k).count());
-        let inv = 1.0 / count.max(1) as f32;
-        let mut stats = LossStats { samples: rows as u64, ..Default::default() };
-        let mut total = 0.0f64;
-        for r in 0..rows {
-            let w = weights.map_or(1.0, |w| w[r]);
-            for s in 0..steps {
-                let at = r * cols + s * c;
-                let g = grad.as_deref_mut().map(|g| &mut g[at..at + c]);
-                if !kept(r, s) {
-                    if let Some(g) = g {
-                        g.fill(0.0);
-                    }
-                    continue;
-                }
-                let (o, y) = (&out.data[at..at + c], labels[r * steps + s] as usize);
-                let (loss, correct, counted) = match self {
-                    Loss::Nll => nll_row(o, y, inv * w, g),
-                    _ => cross_entropy_row(o, y, inv * w, g),
-                };
-                total += loss * w as f64;
-                stats.correct += correct;
-                stats.counted += counted;
+        let kept = |r: usize, s: usize| mask.is_none_or(|m| m.keep(r, s));
+        mean_over_kept_steps(rows, steps, c, count, weights, kept, grad, |r, s, at, scale, g| {
+            let (o, y) = (&out.data[at..at + c], labels[r * steps + s] as usize);
+            match self {
+                Loss::Nll => nll_row(o, y, scale, g),
+                _ => cross_entropy_row(o, y, scale, g),
             }
-        }
-        stats.loss_sum = if count == 0 { 0.0 } else { total / count as f64 * rows as f64 };
-        stats
+        })
     }
 
     /// [`Loss::evaluate`] of float targets on per-step outputs `[rows, steps, D]`
@@ -311,39 +292,20 @@ impl Loss {
     /// mean over the kept steps (Keras' masked mean); padded steps get no
     /// gradient and, for binary cross-entropy, no place in the accuracy.
     /// `loss_sum` is that mean times the samples, as for per-step labels.
-    fn values_masked(&self, out: MatRef<'_>, t: MatRef<'_>, weights: Option<&[f32]>, mask: &StepMask, mut grad: Option<&mut [f32]>) -> LossStats {
+    fn values_masked(&self, out: MatRef<'_>, t: MatRef<'_>, weights: Option<&[f32]>, mask: &StepMask, grad: Option<&mut [f32]>) -> LossStats {
         let (rows, steps) = (out.rows, mask.steps());
         let d = out.cols / steps;
         let count = mask.as_slice().iter().filter(|&&k| k).count();
-        let inv = 1.0 / count.max(1) as f32;
-        let mut stats = LossStats { samples: rows as u64, ..Default::default() };
-        let mut total = 0.0f64;
-        for r in 0..rows {
-            let w = weights.map_or(1.0, |w| w[r]);
-            for s in 0..steps {
-                let at = r * out.cols + s * d;
-                let g = grad.as_deref_mut().map(|g| &mut g[at..at + d]);
-                if !mask.keep(r, s) {
-                    if let Some(g) = g {
-                        g.fill(0.0);
-                    }
-                    continue;
-                }
-                let (o, y) = (&out.data[at..at + d], &t.data[at..at + d]);
-                let (loss, correct, counted) = match self {
-                    Loss::Mse => (mse_row(o, y, inv * w, g), 0, 0),
-                    Loss::PoissonNll => (poisson_row(o, y, inv * w, g), 0, 0),
-                    Loss::BinaryCrossEntropy => bce_row(o, y, inv * w, g),
-                    // check_targets gives float targets only to the three above.
-                    Loss::CrossEntropy | Loss::Nll => (f64::NAN, 0, 0),
-                };
-                total += loss * w as f64;
-                stats.correct += correct;
-                stats.counted += counted;
+        mean_over_kept_steps(rows, steps, d, count, weights, |r, s| mask.keep(r, s), grad, |_, _, at, scale, g| {
+            let (o, y) = (&out.data[at..at + d], &t.data[at..at + d]);
+            match self {
+                Loss::Mse => (mse_row(o, y, scale, g), 0, 0),
+                Loss::PoissonNll => (poisson_row(o, y, scale, g), 0, 0),
+                Loss::BinaryCrossEntropy => bce_row(o, y, scale, g),
+                // check_targets gives float targets only to the three above.
+                Loss::CrossEntropy | Loss::Nll => (f64::NAN, 0, 0),
             }
-        }
-        stats.loss_sum = if count == 0 { 0.0 } else { total / count as f64 * rows as f64 };
-        stats
+        })
     }
 
     /// Checks per-sample weights: one finite, non-negative value per sample.
@@ -361,6 +323,47 @@ impl Loss {
         }
         Ok(())
     }
+}
+
+/// The per-step loss shared by per-step labels and masked float targets: the
+/// mean over the `count` kept steps of `[rows, steps, width]` outputs, each
+/// step's `row(r, s, offset, scale, grad)` called with its sample weight over
+/// `count` as the gradient scale; padded steps get a zero gradient and no
+/// place in the accuracy. `loss_sum` is that mean times the samples, so means
+/// over batches weigh batches by their samples, as for every other loss.
+#[allow(clippy::too_many_arguments)]
+fn mean_over_kept_steps(
+    rows: usize,
+    steps: usize,
+    width: usize,
+    count: usize,
+    weights: Option<&[f32]>,
+    kept: impl Fn(usize, usize) -> bool,
+    mut grad: Option<&mut [f32]>,
+    mut row: impl FnMut(usize, usize, usize, f32, Option<&mut [f32]>) -> (f64, u64, u64),
+) -> LossStats {
+    let inv = 1.0 / count.max(1) as f32;
+    let mut stats = LossStats { samples: rows as u64, ..Default::default() };
+    let mut total = 0.0f64;
+    for r in 0..rows {
+        let w = weights.map_or(1.0, |w| w[r]);
+        for s in 0..steps {
+            let at = (r * steps + s) * width;
+            let g = grad.as_deref_mut().map(|g| &mut g[at..at + width]);
+            if !kept(r, s) {
+                if let Some(g) = g {
+                    g.fill(0.0);
+                }
+                continue;
+            }
+            let (loss, correct, counted) = row(r, s, at, inv * w, g);
+            total += loss * w as f64;
+            stats.correct += correct;
+            stats.counted += counted;
+        }
+    }
+    stats.loss_sum = if count == 0 { 0.0 } else { total / count as f64 * rows as f64 };
+    stats
 }
 
 /// log-sum-exp(z) - z_y, gradient (softmax(z) - onehot(y)) / B.
