@@ -12,9 +12,7 @@ compare the rounds: one process per build, since two builds cannot share one pro
 """
 
 import os
-import statistics
 import sys
-import time
 
 import numpy as np
 
@@ -23,6 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ferronn as fn  # noqa: E402
 
 from compare_conv import SHAPES, ferronn_model  # noqa: E402
+from timing import wall_and_cpu  # noqa: E402
 
 
 def main() -> None:
@@ -34,14 +33,9 @@ def main() -> None:
     y = rng.integers(0, 10, n)
     model = ferronn_model(kind)
     model.fit(X, y, epochs=1, batch_size=bs, verbose=0)
-    walls, cpus = [], []
-    for _ in range(5):
-        t, c = time.perf_counter(), time.process_time()
-        model.fit(X, y, epochs=1, batch_size=bs, verbose=0)
-        walls.append(time.perf_counter() - t)
-        cpus.append(time.process_time() - c)
+    wall, cpu = wall_and_cpu(lambda: model.fit(X, y, epochs=1, batch_size=bs, verbose=0), 5)
     steps = -(-n // bs)
-    print(f"{n / statistics.median(walls):.0f} {1e3 * statistics.median(cpus) / steps:.2f}")
+    print(f"{n / wall:.0f} {1e3 * cpu / steps:.2f}")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 
 SAMPLES, F, H, C = 2048, 28, 128, 10
 
@@ -39,14 +38,12 @@ def run_one(kind: str, batch: int, steps: int, threads: int) -> None:
     model = fn.Sequential([layer(H), fn.Dense(C)], input_shape=(steps, F), seed=0)
     model.compile(optimizer=fn.optim.Adam(1e-3), loss="cross_entropy")
     model.fit(X, y, epochs=1, batch_size=batch, verbose=0)
-    walls, cpus = [], []
-    for _ in range(3):
-        wall, cpu = time.perf_counter(), time.process_time()
-        model.fit(X, y, epochs=1, batch_size=batch, verbose=0)
-        walls.append(time.perf_counter() - wall)
-        cpus.append(time.process_time() - cpu)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from timing import wall_and_cpu
+
+    wall, cpu = wall_and_cpu(lambda: model.fit(X, y, epochs=1, batch_size=batch, verbose=0), 3)
     per_epoch = SAMPLES / batch
-    print(f"{SAMPLES / statistics.median(walls):.1f} {statistics.median(cpus) / per_epoch * 1e3:.4f}")
+    print(f"{SAMPLES / wall:.1f} {cpu / per_epoch * 1e3:.4f}")
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ than 10%; QUIET counts the runs, the redone and the still-disturbed ones.
 from __future__ import annotations
 
 import os
+import statistics
 import time
 from typing import Any, Callable, Optional, Sequence
 
@@ -78,6 +79,19 @@ def interleaved(runs: dict[str, Optional[Callable[[], Any]]], reps: int, warmup:
         for k, f in live.items():
             times[k].append(clean_run(f))
     return times
+
+
+def wall_and_cpu(run: Callable[[], Any], repeats: int) -> tuple[float, float]:
+    """Median wall seconds and median process CPU seconds (all threads together) of
+    ``repeats`` calls of ``run``: the A/B scripts' measure, since on a shared machine CPU
+    time moves less than wall time."""
+    walls, cpus = [], []
+    for _ in range(repeats):
+        wall, cpu = time.perf_counter(), time.process_time()
+        run()
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return statistics.median(walls), statistics.median(cpus)
 
 
 def fmt(x: Optional[float], spec: str = ",.0f") -> str:
