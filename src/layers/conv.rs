@@ -108,6 +108,7 @@ impl BuildLayer for ConvSpec {
             zero_bias: vec![0.0; f],
             rows: 0,
             chunk_bytes: CHUNK_BYTES,
+            min_chunk_samples: MIN_CHUNK_SAMPLES,
             cols: Vec::new(),
             dcols: Vec::new(),
             z: Matrix::zeros(0, f),
@@ -132,6 +133,13 @@ impl BuildLayer for ConvSpec {
 /// memory. Depends on the shape alone, so every thread count chunks alike.
 const CHUNK_BYTES: usize = 1 << 20;
 
+/// The fewest samples a chunk holds, whatever its bytes: im2col and col2im
+/// split a chunk between threads by samples, so a one-sample chunk (a 32×32
+/// image with 32 input channels already fills [`CHUNK_BYTES`]) would leave
+/// the other threads idle in those passes. A constant, not the thread count,
+/// so every thread count chunks alike.
+const MIN_CHUNK_SAMPLES: usize = 4;
+
 /// A built convolution; see the module docs for its weight layout.
 #[derive(Clone, Debug)]
 pub struct Conv {
@@ -154,6 +162,8 @@ pub struct Conv {
     rows: usize,
     /// The im2col bytes a chunk of samples aims at ([`CHUNK_BYTES`]; tests lower it).
     chunk_bytes: usize,
+    /// The fewest samples in a chunk ([`MIN_CHUNK_SAMPLES`]; tests lower it).
+    min_chunk_samples: usize,
     /// im2col of one chunk of samples and one group, `[chunk · positions, kg]`.
     cols: Vec<f32>,
     /// The input gradient's columns of one chunk, shaped as `cols` (before col2im).
@@ -200,7 +210,7 @@ impl Conv {
     /// Samples per chunk (see [`CHUNK_BYTES`]).
     pub(crate) fn chunk_samples(&self) -> usize {
         let per_sample = self.out_positions().saturating_mul(self.kg).saturating_mul(std::mem::size_of::<f32>());
-        (self.chunk_bytes / per_sample.max(1)).max(1)
+        (self.chunk_bytes / per_sample.max(1)).max(self.min_chunk_samples)
     }
 
     /// Sets the im2col bytes a chunk aims at (tests use it to run many chunks
@@ -208,6 +218,7 @@ impl Conv {
     #[cfg(test)]
     pub(crate) fn set_chunk_bytes(&mut self, bytes: usize) {
         self.chunk_bytes = bytes;
+        self.min_chunk_samples = 1;
     }
 
     /// Whether a group's kernel gradient is computed as its transpose
