@@ -17,7 +17,8 @@ import ferronn as fn
 import recurrent_reference as rr
 import reference as ref
 
-from masked_sequences import F, H, KINDS, SPANS, direction as _direction, padded as _padded, randomise as _randomise
+from masked_sequences import F, H, KINDS, SPANS, check_embedded_gradients, direction as _direction, padded as _padded, \
+    randomise as _randomise, train_padded
 
 MERGES = ("concat", "sum", "mul", "ave")
 
@@ -122,28 +123,8 @@ def test_masked_gradients_match_finite_differences(cell, seq, merge):
     """Embedding(mask_zero) → Bidirectional → [Flatten] → Dense, MSE: every tensor
     against central differences of the masked float64 reference. The table's
     gradient is the layer's input gradient gathered by id, so it checks that too."""
-    layers = [fn.Embedding(6, F, mask_zero=True), fn.Bidirectional(KINDS[cell](H, return_sequences=seq), merge)]
-    layers += [fn.Flatten()] if seq else []
-    model = fn.Sequential(layers + [fn.Dense(2)], input_shape=(5,), seed=0)
-    model.compile(optimizer=fn.optim.SGD(lr=0.0), loss="mse")
-    _randomise(model, 5)
-    ids = np.array([[3, 1, 0, 0, 0], [0, 0, 2, 5, 4], [1, 0, 2, 0, 3], [0, 0, 0, 0, 0]])
-    y = np.random.default_rng(6).normal(size=(4, 2)).astype(np.float32)
-    params = {n: a.astype(np.float64) for n, a, _ in model._net.tensors()}
-    last = "layers.3" if seq else "layers.2"
-
-    def loss(ps):
-        inner = {k[len("layers.1."):]: v for k, v in ps.items() if k.startswith("layers.1.")}
-        h = masked_bidir(cell, ps["layers.0.weight"][ids], inner, seq, merge, ids != 0).reshape(len(ids), -1)
-        return ref.loss("mse", h @ ps[f"{last}.weight"] + ps[f"{last}.bias"], y.astype(np.float64))
-
-    assert model.train_step(ids, y) == pytest.approx(loss(params), rel=1e-5)
-    grads = dict(model._net.grads())
-    assert np.all(grads["layers.0.weight"][0] == 0.0)
-    ref.assert_grads_match(grads, params, loss, f"{cell} {merge}")
-    report = fn.diagnostics.check_gradients(model, ids, y, n_checks=None)  # the NumPy reference masks too
-    assert report.passed, report
-
+    middle = [fn.Bidirectional(KINDS[cell](H, return_sequences=seq), merge)] + ([fn.Flatten()] if seq else [])
+    check_embedded_gradients(middle, lambda x, p, mask: masked_bidir(cell, x, p, seq, merge, mask), f"{cell} {merge}")
 
 @pytest.mark.parametrize("cell", list(KINDS))
 @pytest.mark.parametrize("seq", [False, True])
@@ -167,19 +148,8 @@ def test_any_sequence_length_matches_the_reference(cell, seq):
 
 
 def _train_masked(threads):
-    before = fn.get_num_threads()
-    try:
-        fn.set_num_threads(threads)
-        model = fn.Sequential([fn.Masking(0.0), fn.Bidirectional(fn.LSTM(20, return_sequences=True)),
-                               fn.Bidirectional(fn.GRU(12), "mul"), fn.Dense(3)], input_shape=(None, F), seed=3)
-        model.compile(optimizer=fn.optim.Adam(1e-2, global_clipnorm=1.0), loss="cross_entropy")
-        x = np.concatenate([_padded(s) for s in range(12)])
-        y = np.random.default_rng(7).integers(0, 3, len(x))
-        model.fit(x, y, epochs=2, batch_size=16, verbose=0, seed=1)
-        return [model.predict_raw(x)] + model.get_weights()
-    finally:
-        fn.set_num_threads(before)
-
+    layers = [fn.Masking(0.0), fn.Bidirectional(fn.LSTM(20, return_sequences=True)), fn.Bidirectional(fn.GRU(12), "mul")]
+    return train_padded(threads, layers, (None, F), fn.optim.Adam(1e-2, global_clipnorm=1.0))
 
 def test_masked_training_is_identical_across_thread_counts():
     ref.assert_same_on_threads(_train_masked)

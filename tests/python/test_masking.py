@@ -13,7 +13,7 @@ import pytest
 import ferronn as fn
 
 import recurrent_reference as rr
-import reference as ref
+from masked_sequences import check_embedded_gradients, randomise as _randomise
 
 KINDS = {"rnn": fn.SimpleRNN, "lstm": fn.LSTM, "gru": fn.GRU}
 F, H, T = 3, 4, 6
@@ -26,11 +26,6 @@ def _padded(seed=0):
     for i, n in enumerate(LENGTHS):
         x[i, :n] = rng.normal(size=(n, F))  # never exactly 0: every real step stays
     return x
-
-
-def _randomise(model, seed=1):
-    rng = np.random.default_rng(seed)
-    model.set_weights([rng.normal(0.0, 0.5, w.shape).astype(np.float32) for w in model.get_weights()])
 
 
 def _masked_model(cell, seq, back, stacked=False):
@@ -101,29 +96,8 @@ def test_masked_gradients_match_finite_differences(cell, seq, back):
     central differences of the float64 reference with the mask. The table's gradient
     is the recurrent layer's input gradient gathered by id, so it checks that too; id 0
     (padding) gets none."""
-    layers = [fn.Embedding(6, F, mask_zero=True), KINDS[cell](H, return_sequences=seq, go_backwards=back)]
-    layers += [fn.Flatten()] if seq else []
-    model = fn.Sequential(layers + [fn.Dense(2)], input_shape=(5,), seed=0)
-    model.compile(optimizer=fn.optim.SGD(lr=0.0), loss="mse")
-    _randomise(model, 5)
-    ids = np.array([[3, 1, 0, 0, 0], [0, 0, 2, 5, 4], [1, 0, 2, 0, 3], [0, 0, 0, 0, 0]])
-    y = np.random.default_rng(6).normal(size=(4, 2)).astype(np.float32)
-    params = {n: a.astype(np.float64) for n, a, _ in model._net.tensors()}
-    last = "layers.3" if seq else "layers.2"
-
-    def loss(ps):
-        x = ps["layers.0.weight"][ids]
-        local = {k.split(".", 2)[2]: v for k, v in ps.items() if k.startswith("layers.1.")}
-        h = rr.run(cell, x, local, seq, back, mask=ids != 0).reshape(len(ids), -1)
-        return ref.loss("mse", h @ ps[f"{last}.weight"] + ps[f"{last}.bias"], y.astype(np.float64))
-
-    assert model.train_step(ids, y) == pytest.approx(loss(params), rel=1e-5)
-    grads = dict(model._net.grads())
-    assert np.all(grads["layers.0.weight"][0] == 0.0)
-    ref.assert_grads_match(grads, params, loss, cell)
-    report = fn.diagnostics.check_gradients(model, ids, y, n_checks=None)  # the NumPy reference masks too
-    assert report.passed, report
-
+    middle = [KINDS[cell](H, return_sequences=seq, go_backwards=back)] + ([fn.Flatten()] if seq else [])
+    check_embedded_gradients(middle, lambda x, p, mask: rr.run(cell, x, p, seq, back, mask=mask), cell)
 
 def test_a_fully_masked_sequence_gives_the_initial_state():
     model = _masked_model("lstm", False, False)
