@@ -43,6 +43,11 @@ def _states(cell, x, p, bidirectional):
     return np.concatenate([fw, bw], axis=-1)
 
 
+def _float64_params(model, index):
+    """Layer ``index``'s tensors in float64, for the references."""
+    return {k: v.astype(np.float64) for k, v in model.layers[index].get_params().items()}
+
+
 @pytest.mark.parametrize("cell", list(KINDS))
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_the_average_of_padded_sequences_is_that_of_their_real_steps(cell, bidirectional):
@@ -51,8 +56,7 @@ def test_the_average_of_padded_sequences_is_that_of_their_real_steps(cell, bidir
     _randomise(model)
     x = _padded()
     out = model.predict(x)
-    p = {k: v.astype(np.float64) for k, v in model.layers[1].get_params().items()}
-    d = {k: v.astype(np.float64) for k, v in model.layers[3].get_params().items()}
+    p, d = _float64_params(model, 1), _float64_params(model, 3)
     for i, (a, n) in enumerate(SPANS):
         real = x[i:i + 1, a:a + n].astype(np.float64)
         want = _states(cell, real, p, bidirectional).mean(axis=1) @ d["weight"] + d["bias"]
@@ -224,8 +228,7 @@ def test_global_sequence_pools_take_any_length(pool):
     _randomise(model)
     x = _padded()
     out = model.predict(x)
-    p = {k: v.astype(np.float64) for k, v in model.layers[1].get_params().items()}
-    d = {k: v.astype(np.float64) for k, v in model.layers[3].get_params().items()}
+    p, d = _float64_params(model, 1), _float64_params(model, 3)
     for i, (a, n) in enumerate(SPANS):
         alone = model.predict(x[i:i + 1, a:a + n])  # another length, no padding
         states = rr.run("gru", x[i:i + 1, a:a + n].astype(np.float64), p, True, False)
