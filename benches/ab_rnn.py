@@ -3,7 +3,8 @@
     python benches/ab_rnn.py BUILD_A/python BUILD_B/python [--rounds 5] [--threads 2]
         [--cases lstm:128:28 gru:32:28 rnn:128:100]
 
-Each case is ``kind:batch:T`` (kind: lstm, gru, rnn) for ``layer(128) → Dense(10)`` on 2048
+Each case is ``kind:batch:T`` (kind: lstm, gru, rnn; lstm2, gru2, rnn2 for two stacked layers,
+the first returning sequences) for ``layer(128) → Dense(10)`` on 2048
 sequences of T steps of 28 features, Adam 1e-3, cross-entropy, as in compare_rnn.py. Each
 round runs every case once per build, one process per run (two builds of the package cannot
 share one process), alternating which build goes first; a run is one warm-up epoch and three
@@ -31,11 +32,15 @@ def run_one(kind: str, batch: int, steps: int, threads: int) -> None:
     import ferronn as fn
 
     fn.set_num_threads(threads)
-    layer = {"lstm": fn.LSTM, "gru": fn.GRU, "rnn": fn.SimpleRNN}[kind]
+    # A trailing "2" stacks two layers (the first with return_sequences), so
+    # the second's input gradient is computed too.
+    stacked = kind.endswith("2")
+    layer = {"lstm": fn.LSTM, "gru": fn.GRU, "rnn": fn.SimpleRNN}[kind.rstrip("2")]
     rng = np.random.default_rng(0)
     X = rng.standard_normal((SAMPLES, steps, F), dtype=np.float32)
     y = rng.integers(0, C, SAMPLES)
-    model = fn.Sequential([layer(H), fn.Dense(C)], input_shape=(steps, F), seed=0)
+    first = [layer(H, return_sequences=True)] if stacked else []
+    model = fn.Sequential([*first, layer(H), fn.Dense(C)], input_shape=(steps, F), seed=0)
     model.compile(optimizer=fn.optim.Adam(1e-3), loss="cross_entropy")
     model.fit(X, y, epochs=1, batch_size=batch, verbose=0)
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

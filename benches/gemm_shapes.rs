@@ -86,6 +86,15 @@ fn cases() -> Vec<Case> {
         out.extend([back, fwd_packed, back_packed]);
         out.push(case(format!("{cell}_b128_proj_fwd"), (128 * 28, 28), Op::N, (gh, 28), Op::T));
         out.push(case(format!("{cell}_b128_dWhh"), (128 * 28, gh), Op::T, (128 * 28, 128), Op::N));
+        // The all-steps products with the F = 28 input side: `dW_ih` both
+        // ways round, `dx`, and `dW_ih` and `dW_hh` as one product over
+        // `[x | h]` (F + units columns), both ways round.
+        out.push(case(format!("{cell}_b128_dWhh_t"), (128 * 28, 128), Op::T, (128 * 28, gh), Op::N));
+        out.push(case(format!("{cell}_b128_dWih"), (128 * 28, gh), Op::T, (128 * 28, 28), Op::N));
+        out.push(case(format!("{cell}_b128_dWih_t"), (128 * 28, 28), Op::T, (128 * 28, gh), Op::N));
+        out.push(case(format!("{cell}_b128_dx"), (128 * 28, gh), Op::N, (gh, 28), Op::N));
+        out.push(case(format!("{cell}_b128_dWcat"), (128 * 28, gh), Op::T, (128 * 28, 156), Op::N));
+        out.push(case(format!("{cell}_b128_dWcat_t"), (128 * 28, 156), Op::T, (128 * 28, gh), Op::N));
     }
     for batch in [64, 128] {
         let (r1, r2) = (batch * 28 * 28, batch * 14 * 14);
