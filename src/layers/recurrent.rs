@@ -2,8 +2,10 @@
 //! trained by backpropagation through time inside the one-call step.
 //!
 //! Each sample's row holds its `T` steps one after the other (`[T, F]`), so
-//! the whole batch is also the `[batch·T, F]` matrix of every step: the input
-//! and `weight_ih` gradients of all steps are one GEMM each. Forward, each
+//! the whole batch is also the `[batch·T, F]` matrix of every step: the
+//! `weight_ih` gradient of all steps is one GEMM (the input gradient is
+//! computed step by step, while each step's gate gradients are in cache, with
+//! the same sums). Forward, each
 //! step runs its input projection `x_t·W_ihᵀ`, its recurrent product
 //! `h_{t-1}·W_hhᵀ` (both right operands packed once per pass) and the fused
 //! gate pass of each sample (recurrent_cells.rs) while that step's rows are
@@ -37,7 +39,7 @@ use crate::kernels::gemm::{matmul, Op, PackedRhs};
 use crate::kernels::reduce::col_sums;
 use crate::layers::kind::{check_backward, BuildLayer};
 use crate::layers::recurrent_cells::Cell;
-use crate::layers::recurrent_pass::{self, BackRows, Dims, FwdRows, Weights};
+use crate::layers::recurrent_pass::{self, BackRows, BackWeights, Dims, FwdRows, Weights};
 use crate::layers::{ActivationSpec, Alloc, Ctx, InitSpec, LayerKind, MaskFlow, ParamInfo, StepMask, WeightSpec};
 use crate::regularizer::{Penalty, Regularizer};
 use crate::tensor::{MatMut, MatRef, Matrix};
@@ -197,8 +199,9 @@ struct Workspace {
     carry: Vec<f32>,
     /// When recording step norms: `‖∂L/∂h_t‖²` per sample and input step.
     norm_sq: Vec<f64>,
-    /// Per sample, its gate gradients summed over the steps (`d_in`'s and the
-    /// GRU's `d_rec`'s), `[batch, G·units]`.
+    /// Per sample, its gate gradients summed over the steps: `d_in`'s
+    /// `[batch, G·units]` and the candidate third of the GRU's `d_rec`'s
+    /// `[batch, units]`.
     bias_in: Vec<f32>,
     bias_rec: Vec<f32>,
     /// `W_ih` and `W_hh` packed once per pass for the per-step products (as
@@ -391,8 +394,9 @@ impl LayerKind for Recurrent {
     }
 
     /// Backpropagation through time (recurrent_pass.rs gives the gate
-    /// gradients of every step), then one GEMM each for `dW_ih`, `dW_hh` and
-    /// `dx`, and column sums for the biases.
+    /// gradients of every step, their per-sample sums and `dx` step by step),
+    /// then one GEMM each for `dW_ih` and `dW_hh`, and column sums for the
+    /// biases.
     fn backward(&mut self, x: MatRef<'_>, params: &[f32], grads: &mut [f32], dy: &mut Matrix, dx: Option<&mut Matrix>) -> Result<()> {
         check_backward(self.kind.name(), x, dy, self.rows, self.in_len(), self.out_dim())?;
         let (n, t, f, h, gh) = (self.rows, self.steps, self.features, self.units, self.gh());
@@ -411,7 +415,7 @@ impl LayerKind for Recurrent {
         let ngh = checked_size(n, gh, name)?;
         grow(&mut ws.bias_in, ngh, "the recurrent bias gradient")?;
         if !direct {
-            grow(&mut ws.bias_rec, ngh, "the recurrent bias gradient")?;
+            grow(&mut ws.bias_rec, nh, "the recurrent bias gradient")?;
         }
         let recording = self.step_norms.is_some();
         if recording {
@@ -421,6 +425,16 @@ impl LayerKind for Recurrent {
         let w_hh = &params[self.offsets[1]..self.offsets[1] + gh * h];
         let w_hh_ref = MatRef { rows: gh, cols: h, data: w_hh };
         ws.w_hh_pack.pack(w_hh_ref, Op::N, n)?;
+        let [o_ih, o_hh, o_bi, o_bh] = self.offsets;
+        let w_ih_ref = MatRef { rows: gh, cols: f, data: &params[o_ih..o_ih + gh * f] };
+        let dx = match dx {
+            Some(dx) => {
+                dx.reshape_for(n, t * f)?;
+                ws.w_ih_pack.pack(w_ih_ref, Op::N, n)?;
+                dx.as_mut_slice()
+            }
+            None => &mut [],
+        };
         let rows = BackRows {
             rows: n,
             d_in: &mut ws.d_in[..nt * gh],
@@ -430,21 +444,22 @@ impl LayerKind for Recurrent {
             carry: &mut ws.carry[..nh],
             norm_sq: if recording { &mut ws.norm_sq[..nt] } else { &mut [] },
             bias_in: &mut ws.bias_in[..ngh],
-            bias_rec: if direct { &mut [] } else { &mut ws.bias_rec[..ngh] },
+            bias_rec: if direct { &mut [] } else { &mut ws.bias_rec[..nh] },
             saved: &ws.saved[..nt * sw],
             hs: &ws.hs[..nt * h],
             cs: if lstm { &ws.cs[..nt * h] } else { &[] },
             last: &ws.last[..nh],
             keep: &ws.keep,
             dy: &dy.as_slice()[..dy_len],
+            dx,
         };
-        recurrent_pass::backward(&dims, rows, self.shares, w_hh_ref, &ws.w_hh_pack)?;
+        let weights = BackWeights { w_hh: w_hh_ref, hh_pack: &ws.w_hh_pack, w_ih: w_ih_ref, ih_pack: &ws.w_ih_pack };
+        recurrent_pass::backward(&dims, rows, self.shares, &weights)?;
         if let Some(norms) = self.step_norms.as_mut() {
             // Over the batch in sample order, whatever the shares were.
             norms.clear();
             norms.extend((0..t).map(|time| (0..n).map(|i| ws.norm_sq[i * t + time]).sum::<f64>().sqrt()));
         }
-        let [o_ih, o_hh, o_bi, o_bh] = self.offsets;
         let d_in = MatRef { rows: nt, cols: gh, data: &ws.d_in[..nt * gh] };
         let xs = MatRef { rows: nt, cols: f, data: x.data };
         weight_ih_grad(d_in, xs, &mut ws.dw_t, &mut grads[o_ih..o_ih + gh * f])?;
@@ -461,12 +476,10 @@ impl LayerKind for Recurrent {
         } else {
             let d_rec = MatRef { rows: nt, cols: gh, data: &ws.d_rec[..nt * gh] };
             matmul(d_rec, Op::T, hs, Op::N, dw_hh, false)?;
-            col_sums(&ws.bias_rec[..ngh], &mut grads[o_bh..o_bh + gh]);
-        }
-        if let Some(dx) = dx {
-            dx.reshape_for(n, t * f)?;
-            let w_ih = &params[o_ih..o_ih + gh * f];
-            matmul(d_in, Op::N, MatRef { rows: gh, cols: f, data: w_ih }, Op::N, MatMut { rows: nt, cols: f, data: dx.as_mut_slice() }, false)?;
+            // The reset and update thirds of `d_rec` are `d_in`'s: the same
+            // values summed in the same order.
+            grads.copy_within(o_bi..o_bi + 2 * h, o_bh);
+            col_sums(&ws.bias_rec[..nh], &mut grads[o_bh + 2 * h..o_bh + gh]);
         }
         Ok(())
     }

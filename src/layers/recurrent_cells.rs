@@ -146,14 +146,21 @@ impl Cell {
     /// gradient w.r.t. `c_{t-1}`. The GRU also writes its gate gradients as
     /// its recurrent product sees them into `d_rec` (the others, whose two
     /// products see the same gradients, are given it empty).
-    pub fn backward_row(self, b: &RowBack<'_>, dc: &mut [f32], d_gates: &mut [f32], d_rec: &mut [f32], carry: &mut [f32]) {
+    ///
+    /// The sample's bias-gradient sums gather in the same pass, while the
+    /// values are in registers: `bias_in += d_gates` and (GRU) `bias_rec_n +=`
+    /// the candidate third of `d_rec` (its reset and update thirds equal
+    /// `d_gates`', so their sums are `bias_in`'s).
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward_row(self, b: &RowBack<'_>, dc: &mut [f32], d_gates: &mut [f32], d_rec: &mut [f32], carry: &mut [f32], bias_in: &mut [f32], bias_rec_n: &mut [f32]) {
         match self {
             Cell::Simple(act) => {
                 d_gates.copy_from_slice(b.dh);
                 act.backward(b.saved, b.out, d_gates);
+                add_one(bias_in, d_gates);
             }
-            Cell::Lstm => lstm_back(b.saved, b.c_prev, b.dh, dc, d_gates),
-            Cell::Gru => gru_back(b.saved, b.prev, b.dh, d_gates, d_rec, carry),
+            Cell::Lstm => lstm_back(b.saved, b.c_prev, b.dh, dc, d_gates, bias_in),
+            Cell::Gru => gru_back(b.saved, b.prev, b.dh, d_gates, d_rec, carry, bias_in, bias_rec_n),
         }
     }
 
@@ -220,21 +227,27 @@ fn gru_state(out: &mut [f32], z: &[f32], n: &[f32], prev: &[f32]) {
     out.iter_mut().zip(z.iter().zip(n).zip(prev)).for_each(|(o, ((z, n), p))| *o = (1.0 - z) * n + z * p);
 }
 
-/// LSTM backward of one sample's row: saved `[i, f, g, o, tanh(c')]`.
+/// LSTM backward of one sample's row: saved `[i, f, g, o, tanh(c')]`; the
+/// gate gradients are also added to the sample's bias sums `bias` `[4·units]`.
 #[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
-fn lstm_back(sv: &[f32], c_prev: &[f32], dh: &[f32], dc: &mut [f32], dg: &mut [f32]) {
+fn lstm_back(sv: &[f32], c_prev: &[f32], dh: &[f32], dc: &mut [f32], dg: &mut [f32], bias: &mut [f32]) {
     let h = dh.len();
     let (ig, fg, gg, og, tc) = (&sv[..h], &sv[h..2 * h], &sv[2 * h..3 * h], &sv[3 * h..4 * h], &sv[4 * h..5 * h]);
     let (cp, dc) = (&c_prev[..h], &mut dc[..h]);
     let (di, rest) = dg[..4 * h].split_at_mut(h);
     let (df, rest) = rest.split_at_mut(h);
     let (dgg, d_o) = rest.split_at_mut(h);
+    let (bi, rest) = bias[..4 * h].split_at_mut(h);
+    let (bf, rest) = rest.split_at_mut(h);
+    let (bg, bo) = rest.split_at_mut(h);
     for j in 0..h {
         let dct = dc[j] + dh[j] * og[j] * (1.0 - tc[j] * tc[j]);
-        di[j] = dct * gg[j] * ig[j] * (1.0 - ig[j]);
-        df[j] = dct * cp[j] * fg[j] * (1.0 - fg[j]);
-        dgg[j] = dct * ig[j] * (1.0 - gg[j] * gg[j]);
-        d_o[j] = dh[j] * tc[j] * og[j] * (1.0 - og[j]);
+        let d_i = dct * gg[j] * ig[j] * (1.0 - ig[j]);
+        let d_f = dct * cp[j] * fg[j] * (1.0 - fg[j]);
+        let d_g = dct * ig[j] * (1.0 - gg[j] * gg[j]);
+        let d_out = dh[j] * tc[j] * og[j] * (1.0 - og[j]);
+        (di[j], df[j], dgg[j], d_o[j]) = (d_i, d_f, d_g, d_out);
+        (bi[j], bf[j], bg[j], bo[j]) = (bi[j] + d_i, bf[j] + d_f, bg[j] + d_g, bo[j] + d_out);
         dc[j] = dct * fg[j];
     }
 }
@@ -243,9 +256,11 @@ fn lstm_back(sv: &[f32], c_prev: &[f32], dh: &[f32], dc: &mut [f32], dg: &mut [f
 /// gate gradients go to `dg` (as the input projection sees them) and, in the
 /// same pass, to `drec` as the recurrent product sees them: the same for `r`
 /// and `z`, the candidate's scaled by the reset gate (`n` sees
-/// `r·(W_hn·h + b_hn)`).
+/// `r·(W_hn·h + b_hn)`). The bias sums gather in the same pass: `bias_in`
+/// `[3·units]` of `dg`, `bias_rec_n` `[units]` of the candidate third of `drec`.
+#[allow(clippy::too_many_arguments)]
 #[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
-fn gru_back(sv: &[f32], prev: &[f32], dh: &[f32], dg: &mut [f32], drec: &mut [f32], carry: &mut [f32]) {
+fn gru_back(sv: &[f32], prev: &[f32], dh: &[f32], dg: &mut [f32], drec: &mut [f32], carry: &mut [f32], bias_in: &mut [f32], bias_rec_n: &mut [f32]) {
     let h = dh.len();
     let (rg, zg, ng, hh) = (&sv[..h], &sv[h..2 * h], &sv[2 * h..3 * h], &sv[3 * h..4 * h]);
     let (hp, carry) = (&prev[..h], &mut carry[..h]);
@@ -253,12 +268,18 @@ fn gru_back(sv: &[f32], prev: &[f32], dh: &[f32], dg: &mut [f32], drec: &mut [f3
     let (dz, dn) = rest.split_at_mut(h);
     let (rr, rest) = drec[..3 * h].split_at_mut(h);
     let (rz, rn) = rest.split_at_mut(h);
+    let (br, rest) = bias_in[..3 * h].split_at_mut(h);
+    let (bz, bn) = rest.split_at_mut(h);
+    let brn = &mut bias_rec_n[..h];
     for j in 0..h {
         let d_n = dh[j] * (1.0 - zg[j]) * (1.0 - ng[j] * ng[j]);
         let d_r = d_n * hh[j] * rg[j] * (1.0 - rg[j]);
         let d_z = dh[j] * (hp[j] - ng[j]) * zg[j] * (1.0 - zg[j]);
+        let d_rn = d_n * rg[j];
         (dr[j], dz[j], dn[j]) = (d_r, d_z, d_n);
-        (rr[j], rz[j], rn[j]) = (d_r, d_z, d_n * rg[j]);
+        (rr[j], rz[j], rn[j]) = (d_r, d_z, d_rn);
+        (br[j], bz[j], bn[j]) = (br[j] + d_r, bz[j] + d_z, bn[j] + d_n);
+        brn[j] += d_rn;
         carry[j] = dh[j] * zg[j];
     }
 }

@@ -30,8 +30,6 @@
 //! its forward pass did (the caller keeps the forward's share count).
 //! `last`/`c_last` `[n, units]` hold the final state.
 
-use multiversion::multiversion;
-
 use crate::error::Result;
 use crate::kernels::available_threads;
 use crate::kernels::gemm::{matmul_packed_rows_here, Op, PackedRhs};
@@ -266,9 +264,10 @@ pub(super) struct BackRows<'a> {
     pub dc: &'a mut [f32],
     pub carry: &'a mut [f32],
     pub norm_sq: &'a mut [f64],
-    /// Per sample, the gate gradients summed over its steps: of `d_in` and
-    /// (GRU) of `d_rec`, `[n, G·units]` (the bias gradients, once summed
-    /// over the samples in order).
+    /// Per sample, the gate gradients summed over its steps: of `d_in`
+    /// `[n, G·units]` and (GRU) of the candidate third of `d_rec` `[n,
+    /// units]` (the bias gradients, once summed over the samples in order;
+    /// the GRU's other two thirds of `d_rec` equal `d_in`'s).
     pub bias_in: &'a mut [f32],
     pub bias_rec: &'a mut [f32],
     pub saved: &'a [f32],
@@ -277,6 +276,9 @@ pub(super) struct BackRows<'a> {
     pub last: &'a [f32],
     pub keep: &'a [bool],
     pub dy: &'a [f32],
+    /// The input gradient `[n, T·F]` (empty: not wanted), each step's rows
+    /// computed while that step's gate gradients are in cache.
+    pub dx: &'a mut [f32],
 }
 
 impl Rows for BackRows<'_> {
@@ -300,8 +302,9 @@ impl Rows for BackRows<'_> {
         let (last, last2) = cut_ref(self.last, n, at);
         let (keep, keep2) = cut_ref(self.keep, n, at);
         let (dy, dy2) = cut_ref(self.dy, n, at);
+        let (dx, dx2) = cut(self.dx, n, at);
         (
-            BackRows { rows: at, d_in, d_rec, dh, dc, carry, norm_sq, bias_in, bias_rec, saved, hs, cs, last, keep, dy },
+            BackRows { rows: at, d_in, d_rec, dh, dc, carry, norm_sq, bias_in, bias_rec, saved, hs, cs, last, keep, dy, dx },
             BackRows {
                 rows: n - at,
                 d_in: d_in2,
@@ -318,20 +321,34 @@ impl Rows for BackRows<'_> {
                 last: last2,
                 keep: keep2,
                 dy: dy2,
+                dx: dx2,
             },
         )
     }
 }
 
-/// Backpropagation through time over all steps, last to first: per step the
-/// fused cell backward gives the gate gradients and `dh_{t-1} = d_rec·W_hh`
-/// (plus the GRU's direct path); `w_hh` packed as `W_hh` in `pack`. The
-/// weight and input gradients are left to the caller's all-steps GEMMs.
-pub(super) fn backward(d: &Dims, rows: BackRows<'_>, parts: usize, w_hh: MatRef<'_>, pack: &PackedRhs) -> Result<()> {
-    in_shares(rows, parts, &|r| backward_share(d, r, w_hh, pack))
+/// The weights of a backward pass: `W_hh` and `W_ih` with their packs (as
+/// themselves, the right operands of `dh_{t-1} = d_rec·W_hh` and `dx_t =
+/// d_in·W_ih`; `ih_pack` is read only when `dx` is wanted).
+pub(super) struct BackWeights<'a> {
+    pub w_hh: MatRef<'a>,
+    pub hh_pack: &'a PackedRhs,
+    pub w_ih: MatRef<'a>,
+    pub ih_pack: &'a PackedRhs,
 }
 
-fn backward_share(d: &Dims, r: BackRows<'_>, w_hh: MatRef<'_>, pack: &PackedRhs) -> Result<()> {
+/// Backpropagation through time over all steps, last to first: per step the
+/// fused cell backward gives the gate gradients, `dh_{t-1} = d_rec·W_hh`
+/// (plus the GRU's direct path) and (when wanted) the step's input gradient
+/// `dx_t = d_in·W_ih`, its rows summed exactly as one all-steps product
+/// would (see [`matmul_packed_rows_here`]) but while the gate gradients are
+/// still in cache. The weight gradients are left to the caller's all-steps
+/// GEMMs.
+pub(super) fn backward(d: &Dims, rows: BackRows<'_>, parts: usize, w: &BackWeights<'_>) -> Result<()> {
+    in_shares(rows, parts, &|r| backward_share(d, r, w))
+}
+
+fn backward_share(d: &Dims, r: BackRows<'_>, w: &BackWeights<'_>) -> Result<()> {
     let (m, t, h, gh) = (r.rows, d.steps, d.units, d.gh());
     let sw = d.cell.saved_width(h);
     let (direct, lstm) = (d.cell.direct(), d.cell == Cell::Lstm);
@@ -377,12 +394,13 @@ fn backward_share(d: &Dims, r: BackRows<'_>, w_hh: MatRef<'_>, pack: &PackedRhs)
                 c_prev: if lstm { &r.cs[(s * m + i) * h..(s * m + i + 1) * h] } else { &[] },
                 dh: dh_i,
             };
-            d.cell.backward_row(&inputs, &mut r.dc[i * h..(i + 1) * h], d_gates, d_rec, carry_i);
-            // The bias gradients' share of this row, while it is in cache.
-            add_to(&mut r.bias_in[i * gh..(i + 1) * gh], d_gates);
-            if !direct {
-                add_to(&mut r.bias_rec[i * gh..(i + 1) * gh], d_rec);
-            }
+            let bias_rec = if direct { &mut [][..] } else { &mut r.bias_rec[i * h..(i + 1) * h] };
+            d.cell.backward_row(&inputs, &mut r.dc[i * h..(i + 1) * h], d_gates, d_rec, carry_i, &mut r.bias_in[i * gh..(i + 1) * gh], bias_rec);
+        }
+        if !r.dx.is_empty() {
+            let f = d.features;
+            let a = MatRef { rows: m, cols: gh, data: &r.d_in[time * gh..] };
+            matmul_packed_rows_here(a, t * gh, w.w_ih, Op::N, w.ih_pack, MatMut { rows: m, cols: f, data: &mut r.dx[time * f..] }, t * f, false)?;
         }
         if s == 0 {
             // The gradient w.r.t. h_0 (a constant zero state) is not needed.
@@ -391,17 +409,11 @@ fn backward_share(d: &Dims, r: BackRows<'_>, w_hh: MatRef<'_>, pack: &PackedRhs)
         // The share's gate-gradient rows of this step, in place.
         let grads = if direct { &*r.d_in } else { &*r.d_rec };
         let a = MatRef { rows: m, cols: gh, data: &grads[time * gh..] };
-        matmul_packed_rows_here(a, t * gh, w_hh, Op::N, pack, MatMut { rows: m, cols: h, data: &mut *carry }, h, true)?;
+        matmul_packed_rows_here(a, t * gh, w.w_hh, Op::N, w.hh_pack, MatMut { rows: m, cols: h, data: &mut *carry }, h, true)?;
         std::mem::swap(&mut dh, &mut carry);
         carry.fill(0.0);
     }
     Ok(())
-}
-
-/// `acc += v`.
-#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
-fn add_to(acc: &mut [f32], v: &[f32]) {
-    acc.iter_mut().zip(v).for_each(|(a, b)| *a += b);
 }
 
 #[cfg(test)]
