@@ -19,7 +19,7 @@
 use crate::activation::Activation;
 use multiversion::multiversion;
 
-use crate::kernels::math::{sigmoid_slice, tanh_slice};
+use crate::kernels::math::{sigmoid, sigmoid_slice, tanh, tanh_slice};
 
 /// A recurrence and what it saves per step for its backward pass.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -97,10 +97,13 @@ impl Cell {
     }
 
     /// One sample's step: writes its saved values, `h_t` into `next` and
-    /// (LSTM) `c_t` into `c_next`. The GRU's `rec` holds `h_{t-1}·W_hhᵀ` and
-    /// is used as scratch for its pre-activations, so the nonlinearities run
-    /// as the vectorised slice kernels; the others leave it unused.
-    pub fn forward_row(self, r: &RowFwd<'_>, rec: &mut [f32], saved: &mut [f32], next: &mut [f32], c_next: &mut [f32]) {
+    /// (LSTM) `c_t` into `c_next`. The GRU's `rec` holds `h_{t-1}·W_hhᵀ`; the
+    /// others leave it unused. The GRU runs as one fused pass over the units
+    /// (its nonlinearities the vectorised ones of kernels/math.rs, inlined,
+    /// so each value has the bits the slice kernels give); the LSTM as
+    /// separate passes, which measured faster than one fused pass with its
+    /// five nonlinearities.
+    pub fn forward_row(self, r: &RowFwd<'_>, rec: &[f32], saved: &mut [f32], next: &mut [f32], c_next: &mut [f32]) {
         let h = next.len();
         let p = r.proj;
         match self {
@@ -117,16 +120,7 @@ impl Cell {
                 tanh_slice(c_next, tc);
                 mul_into(next, &gates[3 * h..], tc);
             }
-            Cell::Gru => {
-                let (rz, nh) = rec.split_at_mut(2 * h);
-                add_one(rz, &p[..2 * h]);
-                sigmoid_slice(rz, &mut saved[..2 * h]);
-                let (gates, hh) = saved.split_at_mut(3 * h);
-                add3(hh, nh, &r.b_hh[2 * h..], &[]);
-                gru_candidate(nh, &p[2 * h..], &gates[..h], hh);
-                tanh_slice(nh, &mut gates[2 * h..]);
-                gru_state(next, &gates[h..2 * h], &gates[2 * h..], r.prev);
-            }
+            Cell::Gru => gru_step(p, rec, &r.b_hh[2 * h..], r.prev, saved, next),
         }
     }
 
@@ -176,16 +170,6 @@ impl Cell {
 // Row kernels: plain loops over equal-length slices, multiversioned so that
 // each is vectorised for the CPU it runs on.
 
-/// `out = a + b + c` (`c` may be empty: `out = a + b`).
-#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
-fn add3(out: &mut [f32], a: &[f32], b: &[f32], c: &[f32]) {
-    if c.is_empty() {
-        out.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (x, y))| *o = x + y);
-    } else {
-        out.iter_mut().zip(a.iter().zip(b).zip(c)).for_each(|(o, ((x, y), z))| *o = x + y + z);
-    }
-}
-
 /// `v = v + a + b`, summed in that order.
 #[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
 fn add_two(v: &mut [f32], a: &[f32], b: &[f32]) {
@@ -215,16 +199,26 @@ fn lstm_cell(gates: &[f32], c_prev: &[f32], c: &mut [f32]) {
     }
 }
 
-/// GRU candidate pre-activation in place: `nh ← p_n + r·hh`.
+/// GRU step of one sample's row: `p` the input side (`+ b_hh` for `r` and
+/// `z`), `rec` `h·W_hhᵀ`, `b_n` the candidate's `b_hh` third:
+/// `r, z = σ(rec + p)`, `n = tanh(p_n + r·(rec_n + b_n))`,
+/// `h' = (1 − z)·n + z·h`; saves `[r, z, n, rec_n + b_n]`.
 #[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
-fn gru_candidate(nh: &mut [f32], p_n: &[f32], r: &[f32], hh: &[f32]) {
-    nh.iter_mut().zip(p_n.iter().zip(r).zip(hh)).for_each(|(o, ((p, r), hh))| *o = p + r * hh);
-}
-
-/// GRU state `h' = (1 − z)·n + z·h`.
-#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
-fn gru_state(out: &mut [f32], z: &[f32], n: &[f32], prev: &[f32]) {
-    out.iter_mut().zip(z.iter().zip(n).zip(prev)).for_each(|(o, ((z, n), p))| *o = (1.0 - z) * n + z * p);
+fn gru_step(p: &[f32], rec: &[f32], b_n: &[f32], prev: &[f32], saved: &mut [f32], out: &mut [f32]) {
+    let h = out.len();
+    let (pr, pz, pn) = (&p[..h], &p[h..2 * h], &p[2 * h..3 * h]);
+    let (rr, rz, rn) = (&rec[..h], &rec[h..2 * h], &rec[2 * h..3 * h]);
+    let (b_n, prev) = (&b_n[..h], &prev[..h]);
+    let (sr, rest) = saved[..4 * h].split_at_mut(h);
+    let (sz, rest) = rest.split_at_mut(h);
+    let (sn, shh) = rest.split_at_mut(h);
+    for j in 0..h {
+        let (r, z) = (sigmoid(rr[j] + pr[j]), sigmoid(rz[j] + pz[j]));
+        let hh = rn[j] + b_n[j];
+        let n = tanh(pn[j] + r * hh);
+        (sr[j], sz[j], sn[j], shh[j]) = (r, z, n, hh);
+        out[j] = (1.0 - z) * n + z * prev[j];
+    }
 }
 
 /// LSTM backward of one sample's row: saved `[i, f, g, o, tanh(c')]`; the

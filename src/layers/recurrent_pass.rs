@@ -230,7 +230,7 @@ fn forward_share(d: &Dims, r: FwdRows<'_>, w: &Weights<'_>) -> Result<()> {
                 d.cell.pass_row(prev, c_prev, saved, h_next, c_next);
                 continue;
             }
-            let rec = if direct { &mut [][..] } else { &mut r.rec[i * gh..(i + 1) * gh] };
+            let rec = if direct { &[][..] } else { &r.rec[i * gh..(i + 1) * gh] };
             let inputs = RowFwd { proj: &r.proj[i * gh..(i + 1) * gh], b_hh: w.b_hh, prev, c_prev };
             d.cell.forward_row(&inputs, rec, saved, h_next, c_next);
         }
