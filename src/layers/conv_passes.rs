@@ -1,0 +1,259 @@
+//! The batched passes of a convolution, chunk by chunk, whole chunks per thread.
+//!
+//! The batch is cut into chunks of samples whose size depends on the shapes
+//! alone (see [`Conv::chunk_samples`]). With more than one chunk and more than
+//! one thread, each thread takes whole chunks: its im2col, the product, the
+//! bias and activation (forward), or the kernel-gradient share, the input
+//! gradient's product and col2im (backward), all on that thread while the
+//! chunk's patch matrix sits in its own cache. That is one fork per pass and
+//! channel group instead of one per product and chunk, and no product is split
+//! into slivers too small to share well.
+//!
+//! Determinism: a chunk's values are computed by the same kernels whichever
+//! thread runs them (every kernel gives the same bits on any number of
+//! threads, so running one on a single thread changes nothing). The kernel
+//! gradient, the one sum across chunks, is summed per *partial group* of
+//! consecutive chunks into the group's own buffer, then over the groups in
+//! order; groups, like chunks, follow from the shapes alone. So the result is
+//! the same on 1, 2 or 64 threads.
+
+use std::sync::{Mutex, PoisonError};
+
+use rayon::prelude::*;
+
+use crate::activation::{add_bias, Activation};
+use crate::error::{checked_size, try_grow, Result};
+use crate::kernels::gemm::{matmul, Op};
+use crate::kernels::{available_threads, on_this_thread};
+use crate::layers::grid::{col2im, im2col, DataFormat};
+use crate::tensor::{MatMut, MatRef};
+
+use super::Conv;
+
+/// The most partial groups a kernel gradient is summed in (see the module
+/// docs): enough tasks for every thread of a large machine to take some, few
+/// enough that adding up the groups' buffers stays a small pass.
+pub(super) const MAX_PARTIALS: usize = 16;
+
+/// One thread's scratch for the chunks it runs.
+#[derive(Debug, Default)]
+pub(super) struct ChunkWs {
+    /// im2col of one chunk and one group, `[chunk · positions, kg]`.
+    cols: Vec<f32>,
+    /// The input gradient's columns of one chunk, shaped as `cols` (before col2im).
+    dcols: Vec<f32>,
+    /// One group's output (or output-gradient) columns of one chunk,
+    /// `[chunk · positions, filters/groups]` (groups > 1).
+    pack: Vec<f32>,
+}
+
+/// A workspace per pool thread, each behind its own (never contended) lock:
+/// a task locks the slot of the thread it runs on. Nothing inside a task
+/// enters the pool ([`on_this_thread`]), so a thread never runs a second task
+/// while it holds its slot.
+#[derive(Debug, Default)]
+pub(super) struct Slots(Vec<Mutex<ChunkWs>>);
+
+/// Clones start empty: the slots are scratch, refilled by every pass.
+impl Clone for Slots {
+    fn clone(&self) -> Self {
+        Slots::default()
+    }
+}
+
+/// `v` grown fallibly to at least `len` values (never shrunk).
+fn at_least(v: &mut Vec<f32>, len: usize, what: &str) -> Result<()> {
+    if v.len() < len {
+        try_grow(v, len, what)?;
+        v.resize(len, 0.0);
+    }
+    Ok(())
+}
+
+impl Slots {
+    /// At least `threads` workspaces of at least these sizes (growing fallibly).
+    fn reserve(&mut self, threads: usize, cols: usize, dcols: usize, pack: usize) -> Result<()> {
+        while self.0.len() < threads.max(1) {
+            self.0.push(Mutex::new(ChunkWs::default()));
+        }
+        for slot in &mut self.0 {
+            let ws = slot.get_mut().unwrap_or_else(PoisonError::into_inner);
+            at_least(&mut ws.cols, cols, "the Conv im2col workspace")?;
+            at_least(&mut ws.dcols, dcols, "the Conv input-gradient workspace")?;
+            at_least(&mut ws.pack, pack, "the Conv group workspace")?;
+        }
+        Ok(())
+    }
+
+    /// Runs `f(task, part, extra part, workspace)` for each `part_len`-long
+    /// part of `parts` (and the matching `extra_len`-long part of `extra`):
+    /// on the pool, whole tasks per thread, when `parallel`; else in order on
+    /// the calling thread, whose kernels may then use the pool themselves.
+    fn run<F>(&self, parallel: bool, parts: &mut [f32], part_len: usize, extra: Option<(&mut [f32], usize)>, f: F) -> Result<()>
+    where
+        F: Fn(usize, &mut [f32], Option<&mut [f32]>, &mut ChunkWs) -> Result<()> + Sync,
+    {
+        if !parallel {
+            let mut ws = self.0[0].lock().unwrap_or_else(PoisonError::into_inner);
+            return match extra {
+                Some((e, el)) => parts.chunks_mut(part_len).zip(e.chunks_mut(el)).enumerate().try_for_each(|(t, (p, e))| f(t, p, Some(e), &mut ws)),
+                None => parts.chunks_mut(part_len).enumerate().try_for_each(|(t, p)| f(t, p, None, &mut ws)),
+            };
+        }
+        let task = |t: usize, p: &mut [f32], e: Option<&mut [f32]>| {
+            let slot = rayon::current_thread_index().unwrap_or(0) % self.0.len();
+            let mut ws = self.0[slot].lock().unwrap_or_else(PoisonError::into_inner);
+            on_this_thread(|| f(t, p, e, &mut ws))
+        };
+        match extra {
+            Some((e, el)) => parts.par_chunks_mut(part_len).zip(e.par_chunks_mut(el)).enumerate().try_for_each(|(t, (p, e))| task(t, p, Some(e))),
+            None => parts.par_chunks_mut(part_len).enumerate().try_for_each(|(t, p)| task(t, p, None)),
+        }
+    }
+}
+
+/// How a batch of `n` samples is cut: chunks of `step` samples (the last may
+/// be shorter), and partial groups of `per_group` consecutive chunks.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Plan {
+    pub step: usize,
+    pub chunks: usize,
+    pub per_group: usize,
+    pub groups: usize,
+}
+
+impl Plan {
+    pub(super) fn new(n: usize, step: usize) -> Plan {
+        let chunks = n.div_ceil(step.max(1)).max(1);
+        let per_group = chunks.div_ceil(MAX_PARTIALS);
+        Plan { step: step.max(1), chunks, per_group, groups: chunks.div_ceil(per_group) }
+    }
+}
+
+impl Conv {
+    /// Grows every workspace of the chunked passes for `n` samples (and
+    /// the input gradient's when `dx`); returns the batch's plan.
+    pub(super) fn reserve_chunks(&mut self, n: usize, dx: bool) -> Result<Plan> {
+        let (p, kg, fg) = (self.out_positions(), self.kg, self.filters / self.groups);
+        let plan = Plan::new(n, self.chunk_samples(n));
+        let rows = checked_size(plan.step.min(n), p, "Conv chunk rows")?;
+        let cols = checked_size(rows, kg, "Conv im2col")?;
+        let pack = if self.groups > 1 { checked_size(rows, fg, "Conv group output")? } else { 0 };
+        self.slots.reserve(available_threads(), cols, if dx { cols } else { 0 }, pack)?;
+        Ok(plan)
+    }
+
+    /// The forward pass over `x` into `self.z` (and `self.a`), chunk by chunk.
+    /// `bias` is `None` without one.
+    pub(super) fn forward_chunks(&mut self, x: MatRef<'_>, weight: &[f32], bias: Option<&[f32]>, plan: Plan) -> Result<()> {
+        let (g, fg, cg, kg, f, p) = (self.groups, self.filters / self.groups, self.grid.c / self.groups, self.kg, self.filters, self.out_positions());
+        let in_len = self.grid.h * self.grid.w * self.grid.c;
+        let parallel = plan.chunks > 1 && available_threads() > 1;
+        let (grid, win, act, rows) = (self.grid, self.win, self.act, x.rows * p);
+        let bias = bias.unwrap_or(&self.zero_bias);
+        for gi in 0..g {
+            if g > 1 {
+                Self::gather(weight, f, gi, fg, &mut self.wpack);
+            }
+            let wg: &[f32] = if g == 1 { weight } else { &self.wpack };
+            let last = gi + 1 == g;
+            let z = &mut self.z.as_mut_slice()[..rows * f];
+            let a = (act != Activation::Identity).then(|| (&mut self.a.as_mut_slice()[..rows * f], plan.step * p * f));
+            self.slots.run(parallel, z, plan.step * p * f, a, |c, z, a, ws| {
+                let (n0, cr) = (c * plan.step, z.len() / f);
+                let n1 = n0 + cr / p;
+                let cols = &mut ws.cols[..cr * kg];
+                im2col(&x.data[n0 * in_len..n1 * in_len], &grid, &win, gi * cg, cg, cols);
+                let cols = MatRef { rows: cr, cols: kg, data: cols };
+                if g == 1 {
+                    matmul(cols, Op::N, MatRef { rows: kg, cols: f, data: wg }, Op::N, MatMut { rows: cr, cols: f, data: z }, false)?;
+                } else {
+                    let pack = &mut ws.pack[..cr * fg];
+                    matmul(cols, Op::N, MatRef { rows: kg, cols: fg, data: wg }, Op::N, MatMut { rows: cr, cols: fg, data: pack }, false)?;
+                    Self::scatter(z, f, gi, fg, pack);
+                }
+                if last {
+                    match a {
+                        None => add_bias(z, bias),
+                        Some(a) => act.add_bias_activate(z, bias, a),
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The kernel gradient (into `gw`, the layer's weight gradient) and, when
+    /// `dx` is given, the input gradient, from `dz` (channels_last, after the
+    /// activation's derivative), chunk by chunk.
+    pub(super) fn backward_chunks(&mut self, x: MatRef<'_>, weight: &[f32], dz: &[f32], gw: &mut [f32], mut dx: Option<&mut [f32]>, plan: Plan) -> Result<()> {
+        let (g, fg, cg, kg, f, p) = (self.groups, self.filters / self.groups, self.grid.c / self.groups, self.kg, self.filters, self.out_positions());
+        let in_len = self.grid.h * self.grid.w * self.grid.c;
+        let (grid, win, transposed, samples) = (self.grid, self.win, self.transposed_kernel_gradient(), x.rows);
+        let parallel = plan.groups > 1 && available_threads() > 1;
+        let part = kg * fg;
+        let group_samples = plan.per_group * plan.step;
+        for gi in 0..g {
+            if g > 1 {
+                Self::gather(weight, f, gi, fg, &mut self.wpack);
+            }
+            let wg: &[f32] = if g == 1 { weight } else { &self.wpack };
+            let partials = &mut self.partials[..plan.groups * part];
+            let dxs = dx.as_deref_mut().map(|d| (&mut d[..samples * in_len], group_samples * in_len));
+            self.slots.run(parallel, partials, part, dxs, |t, wgrad, mut dxg, ws| {
+                let first = t * plan.per_group;
+                for c in first..(first + plan.per_group).min(plan.chunks) {
+                    let (n0, n1) = (c * plan.step, ((c + 1) * plan.step).min(samples));
+                    let cr = (n1 - n0) * p;
+                    let cols = &mut ws.cols[..cr * kg];
+                    im2col(&x.data[n0 * in_len..n1 * in_len], &grid, &win, gi * cg, cg, cols);
+                    let cols = MatRef { rows: cr, cols: kg, data: cols };
+                    let dzc: &[f32] = if g == 1 {
+                        &dz[n0 * p * f..n1 * p * f]
+                    } else {
+                        Self::gather(&dz[n0 * p * f..n1 * p * f], f, gi, fg, &mut ws.pack[..cr * fg]);
+                        &ws.pack[..cr * fg]
+                    };
+                    let dzc = MatRef { rows: cr, cols: fg, data: dzc };
+                    if transposed {
+                        matmul(dzc, Op::T, cols, Op::N, MatMut { rows: fg, cols: kg, data: wgrad }, c > first)?;
+                    } else {
+                        matmul(cols, Op::T, dzc, Op::N, MatMut { rows: kg, cols: fg, data: wgrad }, c > first)?;
+                    }
+                    if let Some(dxg) = dxg.as_deref_mut() {
+                        let dcols = &mut ws.dcols[..cr * kg];
+                        matmul(dzc, Op::N, MatRef { rows: kg, cols: fg, data: wg }, Op::T, MatMut { rows: cr, cols: kg, data: dcols }, false)?;
+                        let dxc = &mut dxg[(n0 - first * plan.step) * in_len..(n1 - first * plan.step) * in_len];
+                        if gi == 0 {
+                            dxc.fill(0.0);
+                        }
+                        col2im(dcols, &grid, &win, gi * cg, cg, dxc);
+                    }
+                }
+                Ok(())
+            })?;
+            // The groups' sums, added in group order (see the module docs).
+            let (sum, rest) = self.partials.split_at_mut(part);
+            for other in rest[..(plan.groups - 1) * part].chunks_exact(part) {
+                crate::layers::grid::add_into(sum, other);
+            }
+            if transposed {
+                // The small `[fg, kg]` sum transposed into the group's columns.
+                for (j, row) in sum.chunks_exact(kg).enumerate() {
+                    for (i, &v) in row.iter().enumerate() {
+                        gw[i * f + gi * fg + j] = v;
+                    }
+                }
+            } else {
+                Self::scatter(gw, f, gi, fg, sum);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the output is stored channels_first (and so transposed).
+    pub(super) fn channels_first(&self) -> bool {
+        self.grid.format == DataFormat::ChannelsFirst
+    }
+}
