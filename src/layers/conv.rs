@@ -25,7 +25,6 @@ use serde::{Deserialize, Serialize};
 use crate::activation::Activation;
 use crate::error::{checked_size, ensure_config, ensure_shape, Result};
 use crate::init::Init;
-use crate::kernels::reduce::col_sums;
 use crate::layers::grid::{transpose_samples, DataFormat, Grid, Window};
 use crate::layers::kind::{check_backward, BuildLayer};
 use crate::layers::{ActivationSpec, Alloc, Ctx, LayerKind, ParamInfo, WeightSpec};
@@ -120,6 +119,7 @@ impl BuildLayer for ConvSpec {
             dz: Matrix::default(),
             wpack: Vec::new(),
             partials: Vec::new(),
+            bias_partials: Vec::new(),
         })
     }
 
@@ -191,6 +191,8 @@ pub struct Conv {
     /// `conv_passes`): each `[kg, filters/groups]`, or its transpose when that
     /// is the faster product (see [`Conv::transposed_kernel_gradient`]).
     partials: Vec<f32>,
+    /// The bias gradient, one sum per partial group of chunks.
+    bias_partials: Vec<f32>,
 }
 
 /// `v` resized to `len` values, growing fallibly.
@@ -272,6 +274,10 @@ impl Conv {
             if self.partials.len() < len {
                 grow(&mut self.partials, len, "the Conv kernel-gradient sums")?;
             }
+            let len = checked_size(plan.groups, self.filters, "Conv bias-gradient sums")?;
+            if self.bias_partials.len() < len {
+                grow(&mut self.bias_partials, len, "the Conv bias-gradient sums")?;
+            }
         }
         if self.groups > 1 {
             self.wpack.resize(kg * fg, 0.0);
@@ -333,7 +339,7 @@ impl LayerKind for Conv {
         MatRef { rows: self.rows, cols: self.out_dim(), data }
     }
 
-    /// `dz = dy ⊙ f'(z)`, `db = Σ dz`; then per group, per chunk of samples,
+    /// `dz = dy ⊙ f'(z)`, `db = Σ dz`, then per group, per chunk of samples,
     /// the chunk's im2col again (cheaper than keeping the whole batch's), its
     /// share of `dW = colsᵀ·dz`, and the input gradient's columns `dz·Wᵀ`
     /// scattered back by col2im (`conv_passes`).
@@ -355,15 +361,10 @@ impl LayerKind for Conv {
         } else {
             dy.as_mut_slice()
         };
-        if self.act != Activation::Identity {
-            self.act.backward(self.z.as_slice(), self.a.as_slice(), dz);
-        }
         let (gw, gb) = grads[self.w_off..].split_at_mut(w_len);
-        if self.use_bias {
-            col_sums(dz, &mut gb[self.b_off - self.w_off - w_len..][..f]);
-        }
+        let gb = self.use_bias.then(|| &mut gb[self.b_off - self.w_off - w_len..][..f]);
         let weight = &params[self.w_off..self.w_off + w_len];
-        let done = self.backward_chunks(x, weight, dz, gw, dx.map(|d| d.as_mut_slice()), plan);
+        let done = self.backward_chunks(x, weight, dz, gw, gb, dx.map(|d| d.as_mut_slice()), plan);
         self.dz = dz_t;
         done
     }

@@ -17,6 +17,7 @@
 //! order; groups, like chunks, follow from the shapes alone. So the result is
 //! the same on 1, 2 or 64 threads.
 
+use std::marker::PhantomData;
 use std::sync::{Mutex, PoisonError};
 
 use rayon::prelude::*;
@@ -24,8 +25,9 @@ use rayon::prelude::*;
 use crate::activation::{add_bias, Activation};
 use crate::error::{checked_size, try_grow, Result};
 use crate::kernels::gemm::{matmul, Op};
+use crate::kernels::reduce::col_sums;
 use crate::kernels::{available_threads, on_this_thread};
-use crate::layers::grid::{col2im, im2col, DataFormat};
+use crate::layers::grid::{add_into, col2im, im2col, DataFormat};
 use crate::tensor::{MatMut, MatRef};
 
 use super::Conv;
@@ -85,30 +87,55 @@ impl Slots {
         Ok(())
     }
 
-    /// Runs `f(task, part, extra part, workspace)` for each `part_len`-long
-    /// part of `parts` (and the matching `extra_len`-long part of `extra`):
-    /// on the pool, whole tasks per thread, when `parallel`; else in order on
-    /// the calling thread, whose kernels may then use the pool themselves.
-    fn run<F>(&self, parallel: bool, parts: &mut [f32], part_len: usize, extra: Option<(&mut [f32], usize)>, f: F) -> Result<()>
+    /// Runs `f(task, workspace)` for tasks `0..tasks`: on the pool, whole
+    /// tasks per thread, when `parallel`; else in order on the calling thread,
+    /// whose kernels may then use the pool themselves.
+    fn run<F>(&self, parallel: bool, tasks: usize, f: F) -> Result<()>
     where
-        F: Fn(usize, &mut [f32], Option<&mut [f32]>, &mut ChunkWs) -> Result<()> + Sync,
+        F: Fn(usize, &mut ChunkWs) -> Result<()> + Sync,
     {
         if !parallel {
             let mut ws = self.0[0].lock().unwrap_or_else(PoisonError::into_inner);
-            return match extra {
-                Some((e, el)) => parts.chunks_mut(part_len).zip(e.chunks_mut(el)).enumerate().try_for_each(|(t, (p, e))| f(t, p, Some(e), &mut ws)),
-                None => parts.chunks_mut(part_len).enumerate().try_for_each(|(t, p)| f(t, p, None, &mut ws)),
-            };
+            return (0..tasks).try_for_each(|t| f(t, &mut ws));
         }
-        let task = |t: usize, p: &mut [f32], e: Option<&mut [f32]>| {
+        (0..tasks).into_par_iter().try_for_each(|t| {
             let slot = rayon::current_thread_index().unwrap_or(0) % self.0.len();
             let mut ws = self.0[slot].lock().unwrap_or_else(PoisonError::into_inner);
-            on_this_thread(|| f(t, p, e, &mut ws))
-        };
-        match extra {
-            Some((e, el)) => parts.par_chunks_mut(part_len).zip(e.par_chunks_mut(el)).enumerate().try_for_each(|(t, (p, e))| task(t, p, Some(e))),
-            None => parts.par_chunks_mut(part_len).enumerate().try_for_each(|(t, p)| task(t, p, None)),
-        }
+            on_this_thread(|| f(t, &mut ws))
+        })
+    }
+}
+
+/// A mutable slice that parallel tasks write in parts that never overlap
+/// (each task its own chunk's rows): the parts' bounds come from the plan,
+/// which no borrow checker can see, so each task takes its part through
+/// [`Disjoint::part`], whose caller promises the ranges are disjoint.
+struct Disjoint<'a> {
+    ptr: *mut f32,
+    len: usize,
+    _slice: PhantomData<&'a mut [f32]>,
+}
+
+// SAFETY: a `Disjoint` is a `&mut [f32]` whose parts go to different threads;
+// `part`'s contract keeps them from overlapping.
+unsafe impl Send for Disjoint<'_> {}
+unsafe impl Sync for Disjoint<'_> {}
+
+impl<'a> Disjoint<'a> {
+    fn new(s: &'a mut [f32]) -> Self {
+        Disjoint { ptr: s.as_mut_ptr(), len: s.len(), _slice: PhantomData }
+    }
+
+    /// Values `start..end` (checked against the slice's length).
+    ///
+    /// # Safety
+    /// No two parts in use at the same time may overlap.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn part(&self, start: usize, end: usize) -> &'a mut [f32] {
+        assert!(start <= end && end <= self.len, "a part {start}..{end} outside {} values", self.len);
+        // SAFETY: inside the slice (checked above), which outlives 'a; not
+        // aliased, by the caller's promise.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(start), end - start) }
     }
 }
 
@@ -157,11 +184,13 @@ impl Conv {
             }
             let wg: &[f32] = if g == 1 { weight } else { &self.wpack };
             let last = gi + 1 == g;
-            let z = &mut self.z.as_mut_slice()[..rows * f];
-            let a = (act != Activation::Identity).then(|| (&mut self.a.as_mut_slice()[..rows * f], plan.step * p * f));
-            self.slots.run(parallel, z, plan.step * p * f, a, |c, z, a, ws| {
-                let (n0, cr) = (c * plan.step, z.len() / f);
-                let n1 = n0 + cr / p;
+            let z = Disjoint::new(&mut self.z.as_mut_slice()[..rows * f]);
+            let a = (act != Activation::Identity).then(|| Disjoint::new(&mut self.a.as_mut_slice()[..rows * f]));
+            self.slots.run(parallel, plan.chunks, |c, ws| {
+                let (n0, n1) = (c * plan.step, ((c + 1) * plan.step).min(x.rows));
+                let cr = (n1 - n0) * p;
+                // SAFETY: chunk c alone touches rows n0..n1.
+                let z = unsafe { z.part(n0 * p * f, n1 * p * f) };
                 let cols = &mut ws.cols[..cr * kg];
                 im2col(&x.data[n0 * in_len..n1 * in_len], &grid, &win, gi * cg, cg, cols);
                 let cols = MatRef { rows: cr, cols: kg, data: cols };
@@ -173,9 +202,10 @@ impl Conv {
                     Self::scatter(z, f, gi, fg, pack);
                 }
                 if last {
-                    match a {
+                    match &a {
                         None => add_bias(z, bias),
-                        Some(a) => act.add_bias_activate(z, bias, a),
+                        // SAFETY: as z.
+                        Some(a) => act.add_bias_activate(z, bias, unsafe { a.part(n0 * p * f, n1 * p * f) }),
                     }
                 }
                 Ok(())
@@ -184,35 +214,56 @@ impl Conv {
         Ok(())
     }
 
-    /// The kernel gradient (into `gw`, the layer's weight gradient) and, when
-    /// `dx` is given, the input gradient, from `dz` (channels_last, after the
-    /// activation's derivative), chunk by chunk.
-    pub(super) fn backward_chunks(&mut self, x: MatRef<'_>, weight: &[f32], dz: &[f32], gw: &mut [f32], mut dx: Option<&mut [f32]>, plan: Plan) -> Result<()> {
+    /// From `dz` (channels_last, the output gradient): `dz ⊙ f'(z)` in
+    /// place, the bias gradient (into `gb` when there is a bias), the kernel
+    /// gradient (into `gw`, the layer's weight gradient) and, when `dx` is
+    /// given, the input gradient, chunk by chunk. The derivative and the bias
+    /// sums run per partial group, on rows the group's products read next
+    /// while they are cached; the bias sums, like the kernel's, are summed per
+    /// group, then over the groups in order.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn backward_chunks(&mut self, x: MatRef<'_>, weight: &[f32], dz: &mut [f32], gw: &mut [f32], gb: Option<&mut [f32]>, dx: Option<&mut [f32]>, plan: Plan) -> Result<()> {
         let (g, fg, cg, kg, f, p) = (self.groups, self.filters / self.groups, self.grid.c / self.groups, self.kg, self.filters, self.out_positions());
         let in_len = self.grid.h * self.grid.w * self.grid.c;
-        let (grid, win, transposed, samples) = (self.grid, self.win, self.transposed_kernel_gradient(), x.rows);
+        let (grid, win, act, transposed, samples) = (self.grid, self.win, self.act, self.transposed_kernel_gradient(), x.rows);
         let parallel = plan.groups > 1 && available_threads() > 1;
         let part = kg * fg;
-        let group_samples = plan.per_group * plan.step;
+        let with_bias = gb.is_some();
+        let (z, a) = (self.z.as_slice(), self.a.as_slice());
+        let dz = Disjoint::new(&mut dz[..samples * p * f]);
+        let dx = dx.map(|d| Disjoint::new(&mut d[..samples * in_len]));
         for gi in 0..g {
             if g > 1 {
                 Self::gather(weight, f, gi, fg, &mut self.wpack);
             }
             let wg: &[f32] = if g == 1 { weight } else { &self.wpack };
-            let partials = &mut self.partials[..plan.groups * part];
-            let dxs = dx.as_deref_mut().map(|d| (&mut d[..samples * in_len], group_samples * in_len));
-            self.slots.run(parallel, partials, part, dxs, |t, wgrad, mut dxg, ws| {
+            let partials = Disjoint::new(&mut self.partials[..plan.groups * part]);
+            let bias_sums = Disjoint::new(&mut self.bias_partials[..if with_bias { plan.groups * f } else { 0 }]);
+            self.slots.run(parallel, plan.groups, |t, ws| {
                 let first = t * plan.per_group;
+                let (g0, g1) = (first * plan.step, ((first + plan.per_group) * plan.step).min(samples));
+                // SAFETY: group t alone touches its samples g0..g1, its kernel and bias sums.
+                let (dzg, wgrad) = unsafe { (dz.part(g0 * p * f, g1 * p * f), partials.part(t * part, (t + 1) * part)) };
+                if gi == 0 {
+                    if act != Activation::Identity {
+                        act.backward(&z[g0 * p * f..g1 * p * f], if a.is_empty() { a } else { &a[g0 * p * f..g1 * p * f] }, dzg);
+                    }
+                    if with_bias {
+                        col_sums(dzg, unsafe { bias_sums.part(t * f, (t + 1) * f) });
+                    }
+                }
+                let mut dxg = dx.as_ref().map(|d| unsafe { d.part(g0 * in_len, g1 * in_len) });
                 for c in first..(first + plan.per_group).min(plan.chunks) {
                     let (n0, n1) = (c * plan.step, ((c + 1) * plan.step).min(samples));
                     let cr = (n1 - n0) * p;
                     let cols = &mut ws.cols[..cr * kg];
                     im2col(&x.data[n0 * in_len..n1 * in_len], &grid, &win, gi * cg, cg, cols);
                     let cols = MatRef { rows: cr, cols: kg, data: cols };
+                    let dzc = &dzg[(n0 - g0) * p * f..(n1 - g0) * p * f];
                     let dzc: &[f32] = if g == 1 {
-                        &dz[n0 * p * f..n1 * p * f]
+                        dzc
                     } else {
-                        Self::gather(&dz[n0 * p * f..n1 * p * f], f, gi, fg, &mut ws.pack[..cr * fg]);
+                        Self::gather(dzc, f, gi, fg, &mut ws.pack[..cr * fg]);
                         &ws.pack[..cr * fg]
                     };
                     let dzc = MatRef { rows: cr, cols: fg, data: dzc };
@@ -224,7 +275,7 @@ impl Conv {
                     if let Some(dxg) = dxg.as_deref_mut() {
                         let dcols = &mut ws.dcols[..cr * kg];
                         matmul(dzc, Op::N, MatRef { rows: kg, cols: fg, data: wg }, Op::T, MatMut { rows: cr, cols: kg, data: dcols }, false)?;
-                        let dxc = &mut dxg[(n0 - first * plan.step) * in_len..(n1 - first * plan.step) * in_len];
+                        let dxc = &mut dxg[(n0 - g0) * in_len..(n1 - g0) * in_len];
                         if gi == 0 {
                             dxc.fill(0.0);
                         }
@@ -236,7 +287,7 @@ impl Conv {
             // The groups' sums, added in group order (see the module docs).
             let (sum, rest) = self.partials.split_at_mut(part);
             for other in rest[..(plan.groups - 1) * part].chunks_exact(part) {
-                crate::layers::grid::add_into(sum, other);
+                add_into(sum, other);
             }
             if transposed {
                 // The small `[fg, kg]` sum transposed into the group's columns.
@@ -247,6 +298,12 @@ impl Conv {
                 }
             } else {
                 Self::scatter(gw, f, gi, fg, sum);
+            }
+        }
+        if let Some(gb) = gb {
+            gb.copy_from_slice(&self.bias_partials[..f]);
+            for other in self.bias_partials[f..plan.groups * f].chunks_exact(f) {
+                add_into(gb, other);
             }
         }
         Ok(())
