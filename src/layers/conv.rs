@@ -179,7 +179,7 @@ pub struct Conv {
     slots: passes::Slots,
     /// Pre-activation, channels_last: `[batch · positions, filters]`.
     z: Matrix,
-    /// Post-activation (unused for the identity).
+    /// Post-activation (unused when `z` holds the output, see [`Conv::output_in_z`]).
     a: Matrix,
     /// channels_first: the output, transposed from `z` or `a`.
     out: Matrix,
@@ -211,8 +211,11 @@ impl Conv {
         self.win.positions()
     }
 
-    fn is_identity(&self) -> bool {
-        self.act == Activation::Identity
+    /// Whether `z` holds the output itself, the pre-activation never kept:
+    /// for the identity, and for ReLU, whose derivative its output gives
+    /// (one `[batch · positions, filters]` buffer fewer to write and read).
+    fn output_in_z(&self) -> bool {
+        self.act.output_gives_derivative()
     }
 
     /// Samples per chunk of a batch of `n` (see [`CHUNK_BYTES`] and
@@ -265,7 +268,7 @@ impl Conv {
         checked_size(n, p, "Conv output rows")?;
         let plan = self.reserve_chunks(n, dx)?;
         self.z.resize_rows(n * p)?;
-        if !self.is_identity() {
+        if !self.output_in_z() {
             self.a.resize_rows(n * p)?;
         }
         if backward {
@@ -324,14 +327,14 @@ impl LayerKind for Conv {
         let bias = self.use_bias.then(|| &params[self.b_off..self.b_off + f]);
         self.forward_chunks(x, weight, bias, plan)?;
         if self.channels_first() {
-            let src = if self.is_identity() { self.z.as_slice() } else { self.a.as_slice() };
+            let src = if self.output_in_z() { self.z.as_slice() } else { self.a.as_slice() };
             transpose_samples(src, p, f, self.out.as_mut_slice());
         }
         Ok(())
     }
 
     fn output(&self) -> MatRef<'_> {
-        let data = match (self.grid.format, self.is_identity()) {
+        let data = match (self.grid.format, self.output_in_z()) {
             (DataFormat::ChannelsFirst, _) => self.out.as_slice(),
             (_, true) => self.z.as_slice(),
             (_, false) => self.a.as_slice(),

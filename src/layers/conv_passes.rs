@@ -170,7 +170,8 @@ impl Conv {
         Ok(plan)
     }
 
-    /// The forward pass over `x` into `self.z` (and `self.a`), chunk by chunk.
+    /// The forward pass over `x` into `self.z` (and `self.a` unless
+    /// [`Conv::output_in_z`]), chunk by chunk.
     /// `bias` is `None` without one.
     pub(super) fn forward_chunks(&mut self, x: MatRef<'_>, weight: &[f32], bias: Option<&[f32]>, plan: Plan) -> Result<()> {
         let (g, fg, cg, kg, f, p) = (self.groups, self.filters / self.groups, self.grid.c / self.groups, self.kg, self.filters, self.out_positions());
@@ -185,7 +186,8 @@ impl Conv {
             let wg: &[f32] = if g == 1 { weight } else { &self.wpack };
             let last = gi + 1 == g;
             let z = Disjoint::new(&mut self.z.as_mut_slice()[..rows * f]);
-            let a = (act != Activation::Identity).then(|| Disjoint::new(&mut self.a.as_mut_slice()[..rows * f]));
+            let in_z = act.output_gives_derivative();
+            let a = (!in_z).then(|| Disjoint::new(&mut self.a.as_mut_slice()[..rows * f]));
             self.slots.run(parallel, plan.chunks, |c, ws| {
                 let (n0, n1) = (c * plan.step, ((c + 1) * plan.step).min(x.rows));
                 let cr = (n1 - n0) * p;
@@ -203,7 +205,8 @@ impl Conv {
                 }
                 if last {
                     match &a {
-                        None => add_bias(z, bias),
+                        None if act == Activation::Identity => add_bias(z, bias),
+                        None => act.add_bias_activate_in_place(z, bias),
                         // SAFETY: as z.
                         Some(a) => act.add_bias_activate(z, bias, unsafe { a.part(n0 * p * f, n1 * p * f) }),
                     }
@@ -229,7 +232,9 @@ impl Conv {
         let parallel = plan.groups > 1 && available_threads() > 1;
         let part = kg * fg;
         let with_bias = gb.is_some();
-        let (z, a) = (self.z.as_slice(), self.a.as_slice());
+        // The output stands in for the pre-activation when it alone is kept.
+        let z = self.z.as_slice();
+        let a = if act.output_gives_derivative() { z } else { self.a.as_slice() };
         let dz = Disjoint::new(&mut dz[..samples * p * f]);
         let dx = dx.map(|d| Disjoint::new(&mut d[..samples * in_len]));
         for gi in 0..g {
@@ -246,7 +251,7 @@ impl Conv {
                 let (dzg, wgrad) = unsafe { (dz.part(g0 * p * f, g1 * p * f), partials.part(t * part, (t + 1) * part)) };
                 if gi == 0 {
                     if act != Activation::Identity {
-                        act.backward(&z[g0 * p * f..g1 * p * f], if a.is_empty() { a } else { &a[g0 * p * f..g1 * p * f] }, dzg);
+                        act.backward(&z[g0 * p * f..g1 * p * f], &a[g0 * p * f..g1 * p * f], dzg);
                     }
                     if with_bias {
                         col_sums(dzg, unsafe { bias_sums.part(t * f, (t + 1) * f) });
