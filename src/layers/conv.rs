@@ -135,11 +135,14 @@ impl BuildLayer for ConvSpec {
 /// memory. Depends on the shape alone, so every thread count chunks alike.
 const CHUNK_BYTES: usize = 1 << 20;
 
-/// The fewest samples a chunk holds, whatever its bytes (a 32×32 image with
-/// 32 input channels alone fills [`CHUNK_BYTES`]): a product over one such
-/// sample is too short a task to hand to a thread. A constant, not the thread
-/// count, so every thread count chunks alike.
-const MIN_CHUNK_SAMPLES: usize = 4;
+/// The fewest samples a chunk holds, whatever its bytes. One: each thread
+/// takes whole chunks, so a sample whose patch matrix alone fills
+/// [`CHUNK_BYTES`] (a 32×32 image with 32 input channels) is still a task of
+/// its own that stays in its thread's cache. (When a chunk's im2col and
+/// col2im were split between threads by samples, the floor was four, or the
+/// second core idled in those passes.) A constant, not the thread count, so
+/// every thread count chunks alike.
+const MIN_CHUNK_SAMPLES: usize = 1;
 
 /// A batch is cut into at least this many chunks when each can still hold
 /// [`MIN_CHUNK_SAMPLES`] (the first layer's small patch matrices would
