@@ -162,6 +162,15 @@ fn bias_rows(z: &mut [f32], bias: &[f32], out: &mut [f32], f: impl Fn(f32) -> f3
 }
 
 #[inline(always)]
+fn bias_rows_in_place(z: &mut [f32], bias: &[f32], f: impl Fn(f32) -> f32) {
+    for zr in z.chunks_exact_mut(bias.len()) {
+        for (zv, &b) in zr.iter_mut().zip(bias) {
+            *zv = f(*zv + b);
+        }
+    }
+}
+
+#[inline(always)]
 fn scale_by_derivative(z: &[f32], y: &[f32], grad: &mut [f32], d: impl Fn(f32, f32) -> f32) {
     for ((g, &zv), &yv) in grad.iter_mut().zip(z).zip(y) {
         *g *= d(zv, yv);
@@ -176,6 +185,11 @@ fn forward_chunk(act: Activation, x: &[f32], out: &mut [f32]) {
 #[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
 fn bias_activate_chunk(act: Activation, z: &mut [f32], bias: &[f32], out: &mut [f32]) {
     dispatch_forward!(act, bias_rows(z, bias, out))
+}
+
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
+fn bias_activate_in_place_chunk(act: Activation, z: &mut [f32], bias: &[f32]) {
+    dispatch_forward!(act, bias_rows_in_place(z, bias))
 }
 
 #[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
@@ -258,6 +272,29 @@ impl Activation {
         }
     }
 
+    /// Whether [`Activation::backward`] gives the same bits when handed the
+    /// output `f(z)` in place of `z`, so a layer may keep the output alone:
+    /// ReLU (`f(z) > 0` exactly when `z > 0`, NaN and -0 included) and the
+    /// identity.
+    pub fn output_gives_derivative(&self) -> bool {
+        matches!(self, Activation::Relu | Activation::Identity)
+    }
+
+    /// `z[r, j] = f(z[r, j] + bias[j])` in place, on the calling thread (for
+    /// callers that split their work themselves): the values of
+    /// [`Activation::add_bias_activate`]'s `out`, when the pre-activation
+    /// need not be kept (see [`Activation::output_gives_derivative`]).
+    ///
+    /// # Shapes
+    /// `z` is row-major `rows × bias.len()`; with an empty `bias` nothing happens.
+    pub fn add_bias_activate_in_place(&self, z: &mut [f32], bias: &[f32]) {
+        if bias.is_empty() {
+            return;
+        }
+        debug_assert_eq!(z.len() % bias.len(), 0, "z is not whole rows");
+        bias_activate_in_place_chunk(*self, z, bias);
+    }
+
     /// Chain rule through f: `grad[i] *= f'(z[i])`, where `y = f(z)` is the
     /// forward output (cheaper than recomputing f for sigmoid, tanh and elu).
     ///
@@ -294,6 +331,22 @@ mod tests {
         let mut g = [1.0; 4];
         Activation::Relu.backward(&x, &y, &mut g);
         assert_eq!(&g[..3], &[0.0, 0.0, 1.0], "derivative at exactly 0 is 0");
+    }
+
+    #[test]
+    fn in_place_relu_and_its_derivative_from_the_output_match() {
+        let z0: Vec<f32> = vec![-1.5, -0.0, 0.0, 0.25, 3.0, f32::NAN, -2.0, 1e-30];
+        let bias = [0.5, -0.25];
+        let (mut z, mut out) = (z0.clone(), vec![0.0; 8]);
+        Activation::Relu.add_bias_activate(&mut z, &bias, &mut out);
+        let mut inplace = z0.clone();
+        Activation::Relu.add_bias_activate_in_place(&mut inplace, &bias);
+        assert_eq!(inplace.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), out.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+        assert!(Activation::Relu.output_gives_derivative() && !Activation::Tanh.output_gives_derivative());
+        let (mut from_z, mut from_y) = (vec![1.0; 8], vec![1.0; 8]);
+        Activation::Relu.backward(&z, &out, &mut from_z);
+        Activation::Relu.backward(&out, &out, &mut from_y);
+        assert_eq!(from_z, from_y);
     }
 
     #[test]

@@ -3,15 +3,16 @@
 //! add and the activation fused into one pass over the GEMM's output.
 //!
 //! The batch is processed in chunks of samples whose im2col matrix is about
-//! one L2 cache in size (`CHUNK_BYTES`): im2col, the GEMM (threaded by the
-//! GEMM crate over output tiles) and the bias and activation run chunk by
-//! chunk while the patch matrix is cached. Building the whole batch's matrix
-//! at once streamed ~150 MB per layer through memory for 32×32 images and was
-//! a third slower on the ResNet-style benchmark. The backward pass rebuilds
-//! each chunk's im2col (a copy, cheaper than keeping the batch's), adds its
-//! share of the kernel gradient (chunks summed in order) and scatters its
-//! input gradient back by col2im. Chunk sizes depend on the shape alone and
-//! every other loop runs per sample, so results do not depend on threads.
+//! one L2 cache in size (`CHUNK_BYTES`): im2col, the GEMM and the bias and
+//! activation run chunk by chunk while the patch matrix is cached, each
+//! thread taking whole chunks (`conv_passes`). Building the whole batch's
+//! matrix at once streamed ~150 MB per layer through memory for 32×32 images
+//! and was a third slower on the ResNet-style benchmark. The backward pass
+//! rebuilds each chunk's im2col (a copy, cheaper than keeping the batch's),
+//! adds its share of the kernel gradient (per fixed group of chunks, the
+//! groups summed in order) and scatters its input gradient back by col2im.
+//! Chunks and groups depend on the shapes alone, so results do not depend on
+//! threads.
 //!
 //! Weight layout: `weight` is `[kh, kw, in/groups, filters]` (`[k, in/groups,
 //! filters]` for Conv1D), Keras' layout for both data formats; filter `f`
@@ -21,16 +22,17 @@
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::activation::{add_bias, Activation};
+use crate::activation::Activation;
 use crate::error::{checked_size, ensure_config, ensure_shape, Result};
 use crate::init::Init;
-use crate::kernels::gemm::{matmul, Op};
-use crate::kernels::reduce::col_sums;
-use crate::layers::grid::{col2im, im2col, transpose_samples, DataFormat, Grid, Window};
+use crate::layers::grid::{transpose_samples, DataFormat, Grid, Window};
 use crate::layers::kind::{check_backward, BuildLayer};
 use crate::layers::{ActivationSpec, Alloc, Ctx, LayerKind, ParamInfo, WeightSpec};
 use crate::regularizer::Regularizer;
-use crate::tensor::{MatMut, MatRef, Matrix};
+use crate::tensor::{MatRef, Matrix};
+
+#[path = "conv_passes.rs"]
+mod passes;
 
 /// `{"type": "conv", "input": [h, w, c], "filters": .., "kernel": [kh, kw], ..}`:
 /// a convolution built for inputs of the stated per-sample shape (in the
@@ -109,15 +111,15 @@ impl BuildLayer for ConvSpec {
             rows: 0,
             chunk_bytes: CHUNK_BYTES,
             min_chunk_samples: MIN_CHUNK_SAMPLES,
-            cols: Vec::new(),
-            dcols: Vec::new(),
+            target_chunks: TARGET_CHUNKS,
+            slots: passes::Slots::default(),
             z: Matrix::zeros(0, f),
             a: Matrix::zeros(0, f),
             out: Matrix::default(),
             dz: Matrix::default(),
-            pack: Vec::new(),
             wpack: Vec::new(),
-            wgrad: Vec::new(),
+            partials: Vec::new(),
+            bias_partials: Vec::new(),
         })
     }
 
@@ -133,12 +135,21 @@ impl BuildLayer for ConvSpec {
 /// memory. Depends on the shape alone, so every thread count chunks alike.
 const CHUNK_BYTES: usize = 1 << 20;
 
-/// The fewest samples a chunk holds, whatever its bytes: im2col and col2im
-/// split a chunk between threads by samples, so a one-sample chunk (a 32×32
-/// image with 32 input channels already fills [`CHUNK_BYTES`]) would leave
-/// the other threads idle in those passes. A constant, not the thread count,
-/// so every thread count chunks alike.
-const MIN_CHUNK_SAMPLES: usize = 4;
+/// The fewest samples a chunk holds, whatever its bytes. One: each thread
+/// takes whole chunks, so a sample whose patch matrix alone fills
+/// [`CHUNK_BYTES`] (a 32×32 image with 32 input channels) is still a task of
+/// its own that stays in its thread's cache. (When a chunk's im2col and
+/// col2im were split between threads by samples, the floor was four, or the
+/// second core idled in those passes.) A constant, not the thread count, so
+/// every thread count chunks alike.
+const MIN_CHUNK_SAMPLES: usize = 1;
+
+/// A batch is cut into at least this many chunks when each can still hold
+/// [`MIN_CHUNK_SAMPLES`] (the first layer's small patch matrices would
+/// otherwise give a batch of 128 four chunks, the last short): threads take
+/// whole chunks, and more of them balance better. Fixed, so every thread
+/// count chunks alike.
+const TARGET_CHUNKS: usize = 8;
 
 /// A built convolution; see the module docs for its weight layout.
 #[derive(Clone, Debug)]
@@ -164,27 +175,27 @@ pub struct Conv {
     chunk_bytes: usize,
     /// The fewest samples in a chunk ([`MIN_CHUNK_SAMPLES`]; tests lower it).
     min_chunk_samples: usize,
-    /// im2col of one chunk of samples and one group, `[chunk · positions, kg]`.
-    cols: Vec<f32>,
-    /// The input gradient's columns of one chunk, shaped as `cols` (before col2im).
-    dcols: Vec<f32>,
+    /// The chunks a batch is cut into at least ([`TARGET_CHUNKS`]; tests set 1).
+    target_chunks: usize,
+    /// Per-thread scratch of the chunked passes (im2col, input-gradient
+    /// columns, a group's output columns).
+    slots: passes::Slots,
     /// Pre-activation, channels_last: `[batch · positions, filters]`.
     z: Matrix,
-    /// Post-activation (unused for the identity).
+    /// Post-activation (unused when `z` holds the output, see [`Conv::output_in_z`]).
     a: Matrix,
     /// channels_first: the output, transposed from `z` or `a`.
     out: Matrix,
     /// channels_first: the output gradient transposed to channels_last.
     dz: Matrix,
-    /// One group's output (or output-gradient) columns of one chunk,
-    /// `[chunk · positions, filters/groups]` (groups > 1).
-    pack: Vec<f32>,
     /// One group's kernel, `[kg, filters/groups]` (groups > 1).
     wpack: Vec<f32>,
-    /// One group's kernel gradient, summed over the chunks: `[kg,
-    /// filters/groups]`, or its transpose when that is the faster product
-    /// (see [`Conv::transposed_kernel_gradient`]).
-    wgrad: Vec<f32>,
+    /// One group's kernel gradient, one sum per partial group of chunks (see
+    /// `conv_passes`): each `[kg, filters/groups]`, or its transpose when that
+    /// is the faster product (see [`Conv::transposed_kernel_gradient`]).
+    partials: Vec<f32>,
+    /// The bias gradient, one sum per partial group of chunks.
+    bias_partials: Vec<f32>,
 }
 
 /// `v` resized to `len` values, growing fallibly.
@@ -203,22 +214,29 @@ impl Conv {
         self.win.positions()
     }
 
-    fn is_identity(&self) -> bool {
-        self.act == Activation::Identity
+    /// Whether `z` holds the output itself, the pre-activation never kept:
+    /// for the identity, and for ReLU, whose derivative its output gives
+    /// (one `[batch · positions, filters]` buffer fewer to write and read).
+    fn output_in_z(&self) -> bool {
+        self.act.output_gives_derivative()
     }
 
-    /// Samples per chunk (see [`CHUNK_BYTES`]).
-    pub(crate) fn chunk_samples(&self) -> usize {
+    /// Samples per chunk of a batch of `n` (see [`CHUNK_BYTES`] and
+    /// [`TARGET_CHUNKS`]): a function of the shapes alone.
+    pub(crate) fn chunk_samples(&self, n: usize) -> usize {
         let per_sample = self.out_positions().saturating_mul(self.kg).saturating_mul(std::mem::size_of::<f32>());
-        (self.chunk_bytes / per_sample.max(1)).max(self.min_chunk_samples)
+        let by_bytes = (self.chunk_bytes / per_sample.max(1)).max(self.min_chunk_samples);
+        let by_count = n.div_ceil(self.target_chunks.max(1)).max(self.min_chunk_samples);
+        by_bytes.min(by_count).max(1)
     }
 
-    /// Sets the im2col bytes a chunk aims at (tests use it to run many chunks
-    /// on small inputs).
+    /// Sets the im2col bytes a chunk aims at, and nothing else (tests use it
+    /// to run many chunks, or one, on small inputs).
     #[cfg(test)]
     pub(crate) fn set_chunk_bytes(&mut self, bytes: usize) {
         self.chunk_bytes = bytes;
         self.min_chunk_samples = 1;
+        self.target_chunks = 1;
     }
 
     /// Whether a group's kernel gradient is computed as its transpose
@@ -245,27 +263,35 @@ impl Conv {
         }
     }
 
-    /// Grows the workspaces for `n` samples (fallibly); returns the rows of
-    /// the largest chunk.
-    fn reserve(&mut self, n: usize) -> Result<usize> {
+    /// Grows the workspaces for `n` samples (fallibly): the outputs, and for
+    /// the backward pass (`backward`) the kernel gradient's partial sums and,
+    /// with `dx`, the input gradient's columns. Returns the batch's chunks.
+    fn reserve(&mut self, n: usize, backward: bool, dx: bool) -> Result<passes::Plan> {
         let (p, kg, fg) = (self.out_positions(), self.kg, self.filters / self.groups);
         checked_size(n, p, "Conv output rows")?;
-        let chunk = checked_size(self.chunk_samples().min(n), p, "Conv chunk rows")?;
-        grow(&mut self.cols, checked_size(chunk, kg, "Conv im2col")?, "the Conv im2col workspace")?;
+        let plan = self.reserve_chunks(n, dx)?;
         self.z.resize_rows(n * p)?;
-        if !self.is_identity() {
+        if !self.output_in_z() {
             self.a.resize_rows(n * p)?;
         }
-        // The weight's size (kg · filters) was checked at build.
-        self.wgrad.resize(kg * fg, 0.0);
+        if backward {
+            // The weight's size (kg · filters) was checked at build; there are at most MAX_PARTIALS groups.
+            let len = checked_size(plan.groups, kg * fg, "Conv kernel-gradient sums")?;
+            if self.partials.len() < len {
+                grow(&mut self.partials, len, "the Conv kernel-gradient sums")?;
+            }
+            let len = checked_size(plan.groups, self.filters, "Conv bias-gradient sums")?;
+            if self.bias_partials.len() < len {
+                grow(&mut self.bias_partials, len, "the Conv bias-gradient sums")?;
+            }
+        }
         if self.groups > 1 {
-            grow(&mut self.pack, checked_size(chunk, fg, "Conv group output")?, "the Conv group workspace")?;
             self.wpack.resize(kg * fg, 0.0);
         }
         if self.grid.format == DataFormat::ChannelsFirst {
             self.out.reshape_for(n, checked_size(p, self.filters, "Conv output")?)?;
         }
-        Ok(chunk)
+        Ok(plan)
     }
 }
 
@@ -297,47 +323,21 @@ impl LayerKind for Conv {
     fn forward(&mut self, x: MatRef<'_>, params: &[f32], _buffers: &[f32], _ctx: &Ctx) -> Result<()> {
         let in_len = self.grid.h * self.grid.w * self.grid.c;
         ensure_shape(x.cols == in_len, || format!("Conv expects inputs of {in_len} values per sample, got {}", x.cols))?;
-        self.reserve(x.rows)?;
+        let plan = self.reserve(x.rows, false, false)?;
         self.rows = x.rows;
-        let (g, fg, cg, kg, f, p) = (self.groups, self.filters / self.groups, self.grid.c / self.groups, self.kg, self.filters, self.out_positions());
-        let (step, identity) = (self.chunk_samples(), self.is_identity());
+        let (f, p) = (self.filters, self.out_positions());
         let weight = &params[self.w_off..self.w_off + self.w_len()];
-        let bias = if self.use_bias { &params[self.b_off..self.b_off + f] } else { &self.zero_bias[..] };
-        for gi in 0..g {
-            if g > 1 {
-                Self::gather(weight, f, gi, fg, &mut self.wpack);
-            }
-            for n0 in (0..x.rows).step_by(step) {
-                let (n1, cr) = ((n0 + step).min(x.rows), (step.min(x.rows - n0)) * p);
-                let cols = &mut self.cols[..cr * kg];
-                im2col(&x.data[n0 * in_len..n1 * in_len], &self.grid, &self.win, gi * cg, cg, cols);
-                let cols = MatRef { rows: cr, cols: kg, data: cols };
-                let z = &mut self.z.as_mut_slice()[n0 * p * f..n1 * p * f];
-                if g == 1 {
-                    matmul(cols, Op::N, MatRef { rows: kg, cols: f, data: weight }, Op::N, MatMut { rows: cr, cols: f, data: z }, false)?;
-                } else {
-                    let pack = &mut self.pack[..cr * fg];
-                    matmul(cols, Op::N, MatRef { rows: kg, cols: fg, data: &self.wpack }, Op::N, MatMut { rows: cr, cols: fg, data: pack }, false)?;
-                    Self::scatter(z, f, gi, fg, pack);
-                }
-                if gi + 1 == g {
-                    if identity {
-                        add_bias(z, bias);
-                    } else {
-                        self.act.add_bias_activate(z, bias, &mut self.a.as_mut_slice()[n0 * p * f..n1 * p * f]);
-                    }
-                }
-            }
-        }
-        if self.grid.format == DataFormat::ChannelsFirst {
-            let src = if identity { self.z.as_slice() } else { self.a.as_slice() };
+        let bias = self.use_bias.then(|| &params[self.b_off..self.b_off + f]);
+        self.forward_chunks(x, weight, bias, plan)?;
+        if self.channels_first() {
+            let src = if self.output_in_z() { self.z.as_slice() } else { self.a.as_slice() };
             transpose_samples(src, p, f, self.out.as_mut_slice());
         }
         Ok(())
     }
 
     fn output(&self) -> MatRef<'_> {
-        let data = match (self.grid.format, self.is_identity()) {
+        let data = match (self.grid.format, self.output_in_z()) {
             (DataFormat::ChannelsFirst, _) => self.out.as_slice(),
             (_, true) => self.z.as_slice(),
             (_, false) => self.a.as_slice(),
@@ -345,82 +345,33 @@ impl LayerKind for Conv {
         MatRef { rows: self.rows, cols: self.out_dim(), data }
     }
 
-    /// `dz = dy ⊙ f'(z)`, `db = Σ dz`; then per group, per chunk of samples,
+    /// `dz = dy ⊙ f'(z)`, `db = Σ dz`, then per group, per chunk of samples,
     /// the chunk's im2col again (cheaper than keeping the whole batch's), its
-    /// share of `dW = colsᵀ·dz` (summed over the chunks in order), and the
-    /// input gradient's columns `dz·Wᵀ` scattered back by col2im.
+    /// share of `dW = colsᵀ·dz`, and the input gradient's columns `dz·Wᵀ`
+    /// scattered back by col2im (`conv_passes`).
     fn backward(&mut self, x: MatRef<'_>, params: &[f32], grads: &mut [f32], dy: &mut Matrix, dx: Option<&mut Matrix>) -> Result<()> {
         let in_len = self.grid.h * self.grid.w * self.grid.c;
         check_backward("Conv", x, dy, self.rows, in_len, self.out_dim())?;
-        let (p, w_len, samples) = (self.out_positions(), self.w_len(), self.rows);
-        let (g, fg, cg, kg, f) = (self.groups, self.filters / self.groups, self.grid.c / self.groups, self.kg, self.filters);
-        let chunk = self.reserve(samples)?;
-        let (step, transposed) = (self.chunk_samples(), self.transposed_kernel_gradient());
+        let (p, w_len, samples, f) = (self.out_positions(), self.w_len(), self.rows, self.filters);
+        let plan = self.reserve(samples, true, dx.is_some())?;
         let mut dx = dx;
         if let Some(dx) = dx.as_deref_mut() {
-            grow(&mut self.dcols, chunk * kg, "the Conv input-gradient workspace")?;
             dx.reshape_for(samples, in_len)?;
         }
         // dz, channels_last [rows, filters]: dy itself, or dy transposed.
-        let dz: &mut [f32] = if self.grid.format == DataFormat::ChannelsFirst {
-            self.dz.reshape_for(samples * p, f)?;
-            transpose_samples(dy.as_slice(), f, p, self.dz.as_mut_slice());
-            self.dz.as_mut_slice()
+        let mut dz_t = std::mem::take(&mut self.dz);
+        let dz: &mut [f32] = if self.channels_first() {
+            dz_t.reshape_for(samples * p, f)?;
+            transpose_samples(dy.as_slice(), f, p, dz_t.as_mut_slice());
+            dz_t.as_mut_slice()
         } else {
             dy.as_mut_slice()
         };
-        if self.act != Activation::Identity {
-            self.act.backward(self.z.as_slice(), self.a.as_slice(), dz);
-        }
         let (gw, gb) = grads[self.w_off..].split_at_mut(w_len);
-        if self.use_bias {
-            col_sums(dz, &mut gb[self.b_off - self.w_off - w_len..][..f]);
-        }
+        let gb = self.use_bias.then(|| &mut gb[self.b_off - self.w_off - w_len..][..f]);
         let weight = &params[self.w_off..self.w_off + w_len];
-        for gi in 0..g {
-            if g > 1 {
-                Self::gather(weight, f, gi, fg, &mut self.wpack);
-            }
-            let wg = if g == 1 { weight } else { &self.wpack[..] };
-            for n0 in (0..samples).step_by(step) {
-                let (n1, cr) = ((n0 + step).min(samples), (step.min(samples - n0)) * p);
-                let cols = &mut self.cols[..cr * kg];
-                im2col(&x.data[n0 * in_len..n1 * in_len], &self.grid, &self.win, gi * cg, cg, cols);
-                let cols = MatRef { rows: cr, cols: kg, data: cols };
-                let dzc: &[f32] = if g == 1 {
-                    &dz[n0 * p * f..n1 * p * f]
-                } else {
-                    Self::gather(&dz[n0 * p * f..n1 * p * f], f, gi, fg, &mut self.pack[..cr * fg]);
-                    &self.pack[..cr * fg]
-                };
-                let dzc = MatRef { rows: cr, cols: fg, data: dzc };
-                let wgrad = &mut self.wgrad[..kg * fg];
-                if transposed {
-                    matmul(dzc, Op::T, cols, Op::N, MatMut { rows: fg, cols: kg, data: wgrad }, n0 > 0)?;
-                } else {
-                    matmul(cols, Op::T, dzc, Op::N, MatMut { rows: kg, cols: fg, data: wgrad }, n0 > 0)?;
-                }
-                if let Some(dx) = dx.as_deref_mut() {
-                    let dcols = &mut self.dcols[..cr * kg];
-                    matmul(dzc, Op::N, MatRef { rows: kg, cols: fg, data: wg }, Op::T, MatMut { rows: cr, cols: kg, data: dcols }, false)?;
-                    let dxc = &mut dx.as_mut_slice()[n0 * in_len..n1 * in_len];
-                    if gi == 0 {
-                        dxc.fill(0.0);
-                    }
-                    col2im(dcols, &self.grid, &self.win, gi * cg, cg, dxc);
-                }
-            }
-            if transposed {
-                // The small `[fg, kg]` sum transposed into the group's columns.
-                for (j, row) in self.wgrad.chunks_exact(kg).enumerate() {
-                    for (i, &v) in row.iter().enumerate() {
-                        gw[i * f + gi * fg + j] = v;
-                    }
-                }
-            } else {
-                Self::scatter(gw, f, gi, fg, &self.wgrad);
-            }
-        }
-        Ok(())
+        let done = self.backward_chunks(x, weight, dz, gw, gb, dx.map(|d| d.as_mut_slice()), plan);
+        self.dz = dz_t;
+        done
     }
 }

@@ -182,6 +182,41 @@ fn conv_is_the_same_on_any_thread_count() {
 }
 
 #[test]
+fn uneven_chunk_groups_are_the_same_on_any_thread_count() {
+    // 37 one-sample chunks: more than MAX_PARTIALS, so each partial group of
+    // the kernel gradient takes three chunks and the last group one; the
+    // threads take whole groups (backward) and chunks (forward) in any order.
+    let case = Case { h: 6, w: 7, c: 4, f: 5, k: [3, 3], pads: [1, 1, 1, 1], act: "relu", ..base() };
+    let case_g = Case { groups: 2, f: 6, format: DataFormat::ChannelsFirst, act: "tanh", ..case };
+    for case in [case, case_g] {
+        let (mut layer, params, _) = build(&case);
+        let in_dim = case.hh() * case.w * case.c;
+        let rows = 37;
+        let x = Matrix::from_vec(rows, in_dim, random(rows * in_dim, 6, -1.0, 1.0)).unwrap();
+        layer.set_chunk_bytes(1);
+        assert_eq!(layer.chunk_samples(rows), 1);
+        // run_in_pool's output gradient is shaped like x: give it a same-sized output.
+        let out = layer.out_dim();
+        let mut runs = Vec::new();
+        for threads in [1, 2, 3, 4] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            runs.push(pool.install(|| {
+                layer.forward(x.view(), &params, &[], &Ctx::inference()).unwrap();
+                let y = layer.output().data.to_vec();
+                let mut dy = Matrix::from_vec(rows, out, y.iter().map(|v| v.cos()).collect()).unwrap();
+                let (mut grads, mut dx) = (vec![0.0; params.len()], Matrix::default());
+                layer.backward(x.view(), &params, &mut grads, &mut dy, Some(&mut dx)).unwrap();
+                (y, dx.into_vec(), grads)
+            }));
+        }
+        assert!(runs.iter().all(|r| *r == runs[0]), "results depend on the thread count");
+        // And they are right: the same chunking checked against the definition.
+        let small = Matrix::from_vec(3, in_dim, x.as_slice()[..3 * in_dim].to_vec()).unwrap();
+        check_grads(&mut layer, &small, &params, &mut [], &Ctx::inference(), |x, p| case.reference(x, p, 3));
+    }
+}
+
+#[test]
 fn chunked_conv_matches_the_definition_and_finite_differences() {
     // One sample per chunk (the smallest budget), then chunks of two samples
     // with a shorter last one: every chunk's im2col, product, kernel-gradient
@@ -192,7 +227,7 @@ fn chunked_conv_matches_the_definition_and_finite_differences() {
         let per_sample = case.out()[0] * case.out()[1] * case.k[0] * case.k[1] * case.c / case.groups * 4;
         for bytes in [1, 2 * per_sample] {
             layer.set_chunk_bytes(bytes);
-            assert!(layer.chunk_samples() < rows, "case {i}: {bytes} bytes make one chunk");
+            assert!(layer.chunk_samples(rows) < rows, "case {i}: {bytes} bytes make one chunk");
             check_grads(&mut layer, &x, &params, &mut [], &Ctx::inference(), |x, p| case.reference(x, p, rows));
         }
     }

@@ -301,7 +301,7 @@ fn copy_span(dst: &mut [f32], src: &[f32]) {
 
 /// `dst[i] += src[i]`, vectorised.
 #[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
-fn add_into(dst: &mut [f32], src: &[f32]) {
+pub(crate) fn add_into(dst: &mut [f32], src: &[f32]) {
     dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
 }
 
