@@ -184,6 +184,33 @@ fn small_batch_and_one_sample_paths_allocate_nothing() {
     }
 }
 
+/// A one-sample predict through a layer wide enough to share its columns with
+/// the helper thread (src/handoff.rs) allocates nothing on the calling thread
+/// once the helper is running, and the helper's half allocates nothing at all
+/// (it is the same register-blocked kernel, on borrowed slices).
+#[test]
+fn one_sample_predict_with_the_helper_allocates_nothing() {
+    let before = ferronn::threads::num_threads();
+    ferronn::threads::set_num_threads(2).unwrap();
+    let net = Network::new(spec(784, &[256], 10, "cross_entropy", 4)).unwrap();
+    let x = Matrix::from_vec(1, 784, (0..784).map(|i| (i % 11) as f32 * 0.1 - 0.5).collect()).unwrap();
+    let mut out = Matrix::zeros(1, 10);
+    for _ in 0..3 {
+        net.predict_into(x.view(), out.view_mut()).unwrap();
+    }
+    let n = allocations_of(|| {
+        for _ in 0..50 {
+            net.predict_into(x.view(), out.view_mut()).unwrap();
+        }
+    });
+    assert_eq!(n, 0, "a one-sample predict with the helper allocated {n} times in 50 calls");
+    ferronn::threads::set_num_threads(1).unwrap();
+    let mut alone = Matrix::zeros(1, 10);
+    net.predict_into(x.view(), alone.view_mut()).unwrap();
+    ferronn::threads::set_num_threads(before).unwrap();
+    assert_eq!(out, alone, "the helper changed the bits");
+}
+
 #[test]
 fn steady_state_recurrent_step_allocates_nothing() {
     // LSTM, GRU and SimpleRNN over 5 steps of 3 features, batch 8: the per-step
