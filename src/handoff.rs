@@ -23,7 +23,7 @@
 //! instructions whichever thread runs it (by output columns of a product), so
 //! results do not depend on whether, or how much, the helper helped.
 
-use std::cell::UnsafeCell;
+use std::cell::{Cell, UnsafeCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering::*};
 use std::sync::OnceLock;
@@ -127,6 +127,33 @@ pub(crate) fn wake() {
 /// thread allowed (`set_num_threads`), and not already inside the rayon pool.
 pub(crate) fn usable() -> bool {
     crate::threads::num_threads_cached() > 1 && rayon::current_thread_index().is_none()
+}
+
+thread_local! {
+    /// Set while this thread runs a one-sample inference pass that may share
+    /// its large products with the helper (see [`sharing`]).
+    static SHARING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` (a one-sample inference pass) with its large products shared with
+/// the helper: the helper is woken now, so that it is spinning when the first
+/// one starts. Only inference opts in; every other product keeps its path.
+pub(crate) fn one_sample<R>(f: impl FnOnce() -> R) -> R {
+    wake();
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            SHARING.with(|s| s.set(self.0));
+        }
+    }
+    let _reset = Reset(SHARING.with(|s| s.replace(true)));
+    f()
+}
+
+/// Whether a product on this thread should offer half of itself to the
+/// helper: inside [`one_sample`] (which is entered only when [`usable`]).
+pub(crate) fn sharing() -> bool {
+    SHARING.with(Cell::get)
 }
 
 /// Runs `first` on the calling thread and `second` on the helper when it takes

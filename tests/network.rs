@@ -204,11 +204,33 @@ fn one_sample_predict_with_the_helper_allocates_nothing() {
         }
     });
     assert_eq!(n, 0, "a one-sample predict with the helper allocated {n} times in 50 calls");
+    // A one-image convolution (28x28x1 -> 32 filters -> pool -> 64 filters):
+    // the second convolution's product gives half its rows to the helper.
+    let cnn = r#"{"input_dim":784,"input_shape":[28,28,1],"layers":[
+        {"type":"conv","input":[28,28,1],"filters":32,"kernel":[3,3],"strides":[1,1],"pads":[1,1,1,1],"dilation":[1,1],"activation":"relu"},
+        {"type":"pool","mode":"max","input":[28,28,32],"pool":[2,2],"strides":[2,2],"pads":[0,0,0,0]},
+        {"type":"conv","input":[14,14,32],"filters":64,"kernel":[3,3],"strides":[1,1],"pads":[1,1,1,1],"dilation":[1,1],"activation":"relu"},
+        {"type":"flatten"},{"type":"dense","units":10}],
+        "loss":"cross_entropy","optimizer":{"name":"adam","lr":0.01,"beta1":0.9,"beta2":0.999,"eps":1e-8,"weight_decay":0.0},"seed":0}"#;
+    let cnn = Network::new(serde_json::from_str(cnn).unwrap()).unwrap();
+    let mut cnn_out = Matrix::zeros(1, 10);
+    for _ in 0..3 {
+        cnn.predict_into(x.view(), cnn_out.view_mut()).unwrap();
+    }
+    let n = allocations_of(|| {
+        for _ in 0..20 {
+            cnn.predict_into(x.view(), cnn_out.view_mut()).unwrap();
+        }
+    });
+    assert_eq!(n, 0, "a one-image CNN predict with the helper allocated {n} times in 20 calls");
     ferronn::threads::set_num_threads(1).unwrap();
     let mut alone = Matrix::zeros(1, 10);
     net.predict_into(x.view(), alone.view_mut()).unwrap();
+    let mut cnn_alone = Matrix::zeros(1, 10);
+    cnn.predict_into(x.view(), cnn_alone.view_mut()).unwrap();
     ferronn::threads::set_num_threads(before).unwrap();
     assert_eq!(out, alone, "the helper changed the bits");
+    assert_eq!(cnn_out, cnn_alone, "the helper changed the CNN's bits");
 }
 
 #[test]

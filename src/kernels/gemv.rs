@@ -37,14 +37,14 @@ pub(crate) fn row_times_matrix(x: &[f32], x_stride: usize, b: &[f32], ldb: usize
 
 /// [`row_times_matrix`], its output columns split in two, the second part run
 /// by the helper thread (`crate::handoff`) when the product is large enough and
-/// the caller may use it. Every output is the same chain whichever thread
+/// the caller is in a one-sample inference pass. Every output is the same chain whichever thread
 /// computes it, so the bits are those of [`row_times_matrix`].
 ///
 /// # Panics
 /// As [`row_times_matrix`].
 pub(crate) fn row_times_matrix_shared(x: &[f32], x_stride: usize, b: &[f32], ldb: usize, k: usize, y: &mut [f32], accumulate: bool) {
     let n = y.len();
-    if n < 32 || k.saturating_mul(n) < SHARE_MACS || !crate::handoff::usable() {
+    if n < 32 || k.saturating_mul(n) < SHARE_MACS || !crate::handoff::sharing() {
         return kernel(x, x_stride, b, ldb, k, y, accumulate);
     }
     split_with_helper(x, x_stride, b, ldb, k, y, accumulate);

@@ -186,3 +186,24 @@ def test_one_sample_predict_with_the_helper_thread_is_bit_identical() -> None:
     assert _in_threads(8, work) == [0] * 8
     # The one-sample path agrees with the batch path to rounding (different summation order).
     np.testing.assert_allclose(np.concatenate(want), model.predict_raw(rows), rtol=1e-5, atol=1e-5)
+
+
+def test_one_image_cnn_predict_with_the_helper_thread_is_bit_identical() -> None:
+    """A one-image CNN predict gives half the rows of its large convolution products
+    to the helper thread when two threads are allowed: the one-thread bits, also
+    from 4 Python threads at once."""
+    rng = np.random.default_rng(6)
+    model = fn.Sequential([fn.Conv2D(16, 3, padding="same", activation="relu"), fn.MaxPool2D(2),
+                           fn.Conv2D(32, 3, padding="same", activation="relu"), fn.MaxPool2D(2), fn.Flatten(),
+                           fn.Dense(10)], input_shape=(28, 28, 1), seed=2)
+    model.compile(optimizer="adam", loss="cross_entropy")
+    images = rng.random((4, 28, 28, 1), dtype=np.float32)
+    fn.set_num_threads(1)
+    want = [model.predict_raw(images[i:i + 1]) for i in range(4)]
+    fn.set_num_threads(2)
+
+    def work(i: int) -> int:
+        return sum(not np.array_equal(model.predict_raw(images[i:i + 1]), want[i]) for _ in range(100))
+
+    assert work(0) == 0
+    assert _in_threads(4, work) == [0] * 4
