@@ -166,8 +166,10 @@ pub(crate) fn both(first: impl FnOnce(), second: &(dyn Fn() + Sync)) {
         second();
         return;
     };
-    if SLOT.owner.compare_exchange(false, true, Acquire, Relaxed).is_err() {
-        // Another caller has the helper: do it all here.
+    if SLOT.sleeping.load(Relaxed) || SLOT.owner.compare_exchange(false, true, Acquire, Relaxed).is_err() {
+        // The helper sleeps (waking it now would cost the caller a system call
+        // and come too late for this product; `wake` on entry to a call is the
+        // time for that), or another caller has it: do it all here.
         first();
         second();
         return;
@@ -180,6 +182,7 @@ pub(crate) fn both(first: impl FnOnce(), second: &(dyn Fn() + Sync)) {
     unsafe { *SLOT.job.get() = Some(Job(erased)) };
     SLOT.state.store(POSTED, SeqCst);
     if SLOT.sleeping.load(SeqCst) {
+        // It went to sleep just now: whoever gets there first runs the half.
         thread.unpark();
     }
     let mut guard = Settle { armed: true };

@@ -18,6 +18,9 @@
 /// their columns with the helper thread when it may be used
 /// (`crate::handoff`). At 256×128 (1.2 µs) the post and take-back alone cost
 /// ~0.4 µs when the helper is not ready, about what a taken half saves.
+/// Only outputs at least `2·WIDE` wide are split: a half narrower than
+/// [`WIDE`] runs fewer independent chains than hide the FMA latency, so each
+/// half took as long as the whole (3136×128 in the CNN: +13 µs per call).
 pub(crate) const SHARE_MACS: usize = 1 << 17;
 
 /// Outputs per register block: 8 AVX-512 vectors (16 AVX2 ones), enough
@@ -44,7 +47,7 @@ pub(crate) fn row_times_matrix(x: &[f32], x_stride: usize, b: &[f32], ldb: usize
 /// As [`row_times_matrix`].
 pub(crate) fn row_times_matrix_shared(x: &[f32], x_stride: usize, b: &[f32], ldb: usize, k: usize, y: &mut [f32], accumulate: bool) {
     let n = y.len();
-    if n < 32 || k.saturating_mul(n) < SHARE_MACS || !crate::handoff::sharing() {
+    if n < 2 * WIDE || k.saturating_mul(n) < SHARE_MACS || !crate::handoff::sharing() {
         return kernel(x, x_stride, b, ldb, k, y, accumulate);
     }
     split_with_helper(x, x_stride, b, ldb, k, y, accumulate);
