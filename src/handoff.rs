@@ -11,8 +11,8 @@
 //!   busy, descheduled or missing helper costs the caller nothing but its own
 //!   work; it waits only for a half the helper is already running;
 //! - after each job the helper spins for [`SPIN`] waiting for the next one (the
-//!   next layer, the next call), then parks; a parked helper uses no CPU, and
-//!   [`wake`] unparks it ahead of a call that will need it;
+//!   next layer, the next call), then parks; a parked helper uses no CPU; a
+//!   product that finds it asleep runs alone and wakes it for the next one;
 //! - one caller uses the helper at a time (a `try` lock): a second thread
 //!   predicting at the same moment does all its work itself, so concurrent
 //!   callers never wait on each other;
@@ -111,8 +111,8 @@ fn serve() {
     }
 }
 
-/// Unparks the helper if it sleeps, so that it is spinning by the time the
-/// caller posts work (a one-sample call does this on entry).
+/// Unparks the helper if it sleeps (starting it on first use), so that it is
+/// spinning when the next product is posted.
 pub(crate) fn wake() {
     if SLOT.sleeping.load(SeqCst) {
         if let Some(t) = SLOT.helper.get().and_then(Option::as_ref) {
@@ -136,10 +136,10 @@ thread_local! {
 }
 
 /// Runs `f` (a one-sample inference pass) with its large products shared with
-/// the helper: the helper is woken now, so that it is spinning when the first
-/// one starts. Only inference opts in; every other product keeps its path.
+/// the helper. Only inference opts in; every other product keeps its path. (The
+/// helper is woken by the first product that finds it asleep, not here: a
+/// model with no product wide enough to share never wakes it.)
 pub(crate) fn one_sample<R>(f: impl FnOnce() -> R) -> R {
-    wake();
     struct Reset(bool);
     impl Drop for Reset {
         fn drop(&mut self) {
@@ -166,10 +166,16 @@ pub(crate) fn both(first: impl FnOnce(), second: &(dyn Fn() + Sync)) {
         second();
         return;
     };
-    if SLOT.sleeping.load(Relaxed) || SLOT.owner.compare_exchange(false, true, Acquire, Relaxed).is_err() {
-        // The helper sleeps (waking it now would cost the caller a system call
-        // and come too late for this product; `wake` on entry to a call is the
-        // time for that), or another caller has it: do it all here.
+    if SLOT.sleeping.load(Relaxed) {
+        // Woken now it would come too late for this product: wake it for the
+        // next one (the next layer, the next call) and do this one here.
+        wake();
+        first();
+        second();
+        return;
+    }
+    if SLOT.owner.compare_exchange(false, true, Acquire, Relaxed).is_err() {
+        // Another caller has the helper: do it all here.
         first();
         second();
         return;

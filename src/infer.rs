@@ -24,11 +24,10 @@ use crate::handoff;
 /// Rows per forward chunk in `predict`/`evaluate`, bounding workspace memory.
 const INFER_CHUNK: usize = 1024;
 
-/// One-sample calls of models with at least this many parameters may share
-/// their large products with the helper thread (`crate::handoff`); smaller
-/// models never use it. (A convolution's product can be large with few
-/// parameters, so the bar is low: each product decides again by its size.)
-const WAKE_PARAMS: usize = 1 << 14;
+/// One-sample calls of models with at least this many parameters (enough for
+/// one product the helper shares) may share their large products with the
+/// helper thread (`crate::handoff`); smaller models never use it.
+const WAKE_PARAMS: usize = crate::kernels::gemv::SHARE_MACS;
 
 /// Spare chains kept at most: more concurrent callers than this still work,
 /// the extra ones just clone a chain per call.
@@ -76,8 +75,8 @@ impl Network {
                 threads::install(|| f(chain))
             } else {
                 if rows == 1 && self.core.params.len() >= WAKE_PARAMS && handoff::usable() {
-                    // Large products ahead share their columns (or rows) with
-                    // the helper thread.
+                    // Large matrix-vector products ahead share their columns
+                    // with the helper thread.
                     return handoff::one_sample(|| f(chain));
                 }
                 f(chain)

@@ -176,65 +176,6 @@ fn check_strided(a: &MatRef<'_>, a_ld: usize, c: &MatMut<'_>, c_ld: usize) -> Re
 /// the most it may use.
 #[allow(clippy::too_many_arguments)]
 fn product(a: MatRef<'_>, op_a: Op, a_ld: usize, b: MatRef<'_>, op_b: Op, c: MatMut<'_>, c_ld: usize, accumulate: bool, pre: Option<&blocked::PackedLhs>, threads: usize) -> Result<()> {
-    if threads == 1 && op_a == Op::N && a.rows >= 2 * SHARE_MIN_ROWS && crate::handoff::sharing() && a.rows.saturating_mul(a.cols).saturating_mul(c.cols) >= SHARE_FLOPS {
-        return product_shared(a, a_ld, b, op_b, c, c_ld, accumulate, pre);
-    }
-    product_here(a, op_a, a_ld, b, op_b, c, c_ld, accumulate, pre, threads)
-}
-
-/// Products of at least this many multiply-adds in a one-sample inference pass
-/// (a convolution's, `[positions, k]·[k, filters]`) give half their rows to the
-/// helper thread (`crate::handoff`).
-const SHARE_FLOPS: usize = 1 << 18;
-
-/// The fewest rows of a share: a share of one row would take the
-/// matrix-vector path and sum in another order.
-const SHARE_MIN_ROWS: usize = 8;
-
-/// [`product_here`] on one thread, its rows split in two and the second part
-/// offered to the helper thread. Splitting the rows changes no bits (see
-/// [`matmul_packed_rows_here`]; every share has at least [`SHARE_MIN_ROWS`]).
-#[allow(clippy::too_many_arguments)]
-fn product_shared(a: MatRef<'_>, a_ld: usize, b: MatRef<'_>, op_b: Op, c: MatMut<'_>, c_ld: usize, accumulate: bool, pre: Option<&blocked::PackedLhs>) -> Result<()> {
-    let (m, k, n) = (a.rows, a.cols, c.cols);
-    let (k2, n2, _, _) = layout(&b, op_b, b.cols);
-    ensure_shape(k == k2 && c.rows == m && n == n2 && a_ld >= k && c_ld >= n && a.data.len() >= (m - 1) * a_ld + k && c.data.len() >= (m - 1) * c_ld + n, || {
-        format!("matmul: op(a) is {m}x{k}, op(b) is {k2}x{n2}, output is {}x{n}; expected {m}x{n2} with equal inner sizes", c.rows)
-    })?;
-    let top = m / 2;
-    let (c_top, c_bottom) = c.data.split_at_mut(top * c_ld);
-    let (a_top, a_bottom) = a.data.split_at(top * a_ld);
-    let bottom = SharedRows(c_bottom.as_mut_ptr(), c_bottom.len());
-    let rest = move || {
-        // SAFETY: `handoff::both` runs this once at a time while `c` stays
-        // borrowed by this function; nothing else writes these rows.
-        let data = unsafe { std::slice::from_raw_parts_mut(bottom.ptr(), bottom.1) };
-        let c = MatMut { rows: m - top, cols: n, data };
-        // The shapes were checked above, so this cannot fail.
-        let _ = product_here(MatRef { rows: m - top, cols: k, data: a_bottom }, Op::N, a_ld, b, op_b, c, c_ld, accumulate, pre, 1);
-    };
-    let mut first = Ok(());
-    crate::handoff::both(|| first = product_here(MatRef { rows: top, cols: k, data: a_top }, Op::N, a_ld, b, op_b, MatMut { rows: top, cols: n, data: c_top }, c_ld, accumulate, pre, 1), &rest);
-    first
-}
-
-/// Rows of the output handed to the helper thread.
-#[derive(Clone, Copy)]
-struct SharedRows(*mut f32, usize);
-// SAFETY: see `product_shared`: one writer at a time, joined before return.
-unsafe impl Send for SharedRows {}
-unsafe impl Sync for SharedRows {}
-
-impl SharedRows {
-    /// The pointer (a method, so closures capture the whole wrapper).
-    fn ptr(&self) -> *mut f32 {
-        self.0
-    }
-}
-
-/// [`product`] without the offer to the helper.
-#[allow(clippy::too_many_arguments)]
-fn product_here(a: MatRef<'_>, op_a: Op, a_ld: usize, b: MatRef<'_>, op_b: Op, c: MatMut<'_>, c_ld: usize, accumulate: bool, pre: Option<&blocked::PackedLhs>, threads: usize) -> Result<()> {
     let (m, k, a_rs, a_cs) = layout(&a, op_a, a_ld);
     let (k2, n, b_rs, b_cs) = layout(&b, op_b, b.cols);
     ensure_shape(k == k2 && c.rows == m && c.cols == n, || {
@@ -533,34 +474,6 @@ mod tests {
                     let rest = m - first;
                     matmul_packed_rows_here(MatRef { rows: rest, cols: k, data: a_bottom }, a_ld, b.view(), Op::T, &packed, MatMut { rows: rest, cols: n, data: bottom }, c_ld, accumulate).unwrap();
                     assert_eq!(whole, split, "{m}x{k}x{n} split after {first} rows, accumulate {accumulate}");
-                }
-            }
-        }
-    }
-
-    /// A one-sample pass's product with its rows split between the caller and
-    /// the helper thread (`product_shared`) gives the bits of the unsplit
-    /// product on one thread, overwriting or accumulating, packed or not,
-    /// whichever thread ran the second half (repeated so both happen).
-    #[test]
-    fn rows_shared_with_the_helper_are_bit_identical() {
-        for &(m, k, n) in &[(196, 288, 64), (1024, 27, 32), (16, 9, 5), (33, 700, 90), (784, 9, 32)] {
-            let (a_ld, c_ld) = (k + 1, n + 2);
-            let a = filled(m, a_ld, 21);
-            let b = filled(k, n, 22);
-            let mut packed = PackedRhs::new();
-            packed.pack(b.view(), Op::N, m).unwrap();
-            let c0 = filled(m, c_ld, 23);
-            for accumulate in [false, true] {
-                for pre in [None, Some(&packed.panels)] {
-                    let mut want = c0.clone();
-                    let av = || MatRef { rows: m, cols: k, data: a.as_slice() };
-                    product_here(av(), Op::N, a_ld, b.view(), Op::N, MatMut { rows: m, cols: n, data: want.as_mut_slice() }, c_ld, accumulate, pre, 1).unwrap();
-                    for _ in 0..20 {
-                        let mut got = c0.clone();
-                        product_shared(av(), a_ld, b.view(), Op::N, MatMut { rows: m, cols: n, data: got.as_mut_slice() }, c_ld, accumulate, pre).unwrap();
-                        assert_eq!(want, got, "{m}x{k}x{n} accumulate {accumulate} packed {}", pre.is_some());
-                    }
                 }
             }
         }

@@ -189,9 +189,9 @@ def test_one_sample_predict_with_the_helper_thread_is_bit_identical() -> None:
 
 
 def test_one_image_cnn_predict_with_the_helper_thread_is_bit_identical() -> None:
-    """A one-image CNN predict gives half the rows of its large convolution products
-    to the helper thread when two threads are allowed: the one-thread bits, also
-    from 4 Python threads at once."""
+    """A one-image CNN predict with two threads allowed (the helper thread is woken,
+    its Dense may share columns) gives the one-thread bits, also from 4 Python
+    threads at once."""
     rng = np.random.default_rng(6)
     model = fn.Sequential([fn.Conv2D(16, 3, padding="same", activation="relu"), fn.MaxPool2D(2),
                            fn.Conv2D(32, 3, padding="same", activation="relu"), fn.MaxPool2D(2), fn.Flatten(),
