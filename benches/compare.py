@@ -12,7 +12,7 @@ the median over the repetitions.
      (one Rust call per batch, from Python) against an idiomatic PyTorch loop and JAX;
   b. square float32 GEMM GFLOP/s of ferronn (`fn.functional.matmul`), numpy and
      torch (`cargo bench --bench gemm` adds dense-layer shapes and faer);
-  c. single-sample predict latency (µs);
+  c. predict latency (µs) of one sample, and throughput (samples/s) at batch 32 and 1024;
   d. the cost of training control inside the Rust step: a per-batch cosine
      schedule, gradient clipping (global norm and value) and an L2 penalty on
      every kernel, against plain Adam on the same model (ferronn only);
@@ -255,42 +255,48 @@ def bench_gemm(reps: int, warmup: int) -> Optional[float]:
     return rate
 
 
-# -- c. single-sample latency ---------------------------------------------------------
+# -- c. predict latency (batch 1) and throughput (batch 32, 1024) ----------------------
+
+def timed_block(call: Callable[[], Any], block: int) -> Callable[[], list[int]]:
+    """`block` calls of `call`, each timed in ns."""
+    clock = time.perf_counter_ns
+
+    def run() -> list[int]:
+        out = []
+        for _ in range(block):
+            t = clock()
+            call()
+            out.append(clock() - t)
+        return out
+
+    return run
+
+
+def predict_runs(model: fn.Sequential, x: np.ndarray, dims: list[int], block: int) -> dict[str, Optional[Callable[[], list[int]]]]:
+    """ferronn's `predict_raw`, PyTorch's eval forward and onnxruntime (ferronn's own
+    exported graph, 1 and 2 intra-op threads) on the same rows, `block` timed calls each."""
+    runs: dict[str, Optional[Callable[[], list[int]]]] = {"ferronn": timed_block(lambda: model.predict_raw(x), block), "torch": None}
+    if torch is not None:
+        tmodel, tx = torch_mlp(dims).eval(), torch.from_numpy(x)
+
+        def torch_call() -> None:
+            with torch.inference_mode():
+                tmodel(tx)
+
+        runs["torch"] = timed_block(torch_call, block)
+    for t in (1, 2):
+        runs[f"ort{t}"] = peers.onnx_latency_block(peers.onnx_session(model, t), x, block)
+    return runs
+
 
 def bench_latency(calls: int, warmup: int) -> None:
     rows = []
     rng = np.random.default_rng(2)
     block = 500  # calls per side before switching, so both see the same conditions
-    clock = time.perf_counter_ns
     for dims in ([64, 64, 10], [784, 256, 128, 10]):
         model = ferronn_mlp(dims)
         x = rng.standard_normal((1, dims[0]), dtype=np.float32)
-
-        def ferronn_block() -> list[int]:
-            out = []
-            for _ in range(block):
-                t = clock()
-                model.predict_raw(x)
-                out.append(clock() - t)
-            return out
-
-        torch_block = None
-        if torch is not None:
-            tmodel, tx = torch_mlp(dims).eval(), torch.from_numpy(x)
-
-            def torch_block() -> list[int]:
-                out = []
-                for _ in range(block):
-                    t = clock()
-                    with torch.inference_mode():
-                        tmodel(tx)
-                    out.append(clock() - t)
-                return out
-
-        runs = {"ferronn": ferronn_block, "torch": torch_block}
-        for t in (1, 2):  # ONNX Runtime on ferronn's own exported graph, 1 and 2 intra-op threads
-            runs[f"ort{t}"] = peers.onnx_latency_block(peers.onnx_session(model, t), x, block)
-        blocks = interleaved(runs, max(1, calls // block), warmup)
+        blocks = interleaved(predict_runs(model, x, dims, block), max(1, calls // block), warmup)
         med = {k: statistics.median(ns for b in v for ns in b) / 1e3 for k, v in blocks.items()}
         rows.append(("-".join(map(str, dims)), *(fmt(med.get(k), ".1f") for k in ("ferronn", "torch", "ort1", "ort2")),
                      ratio(med.get("torch"), med["ferronn"]), ratio(med.get("ort1"), med["ferronn"])))
@@ -298,6 +304,28 @@ def bench_latency(calls: int, warmup: int) -> None:
                 "onnxruntime runs ferronn's model.export_onnx graph)",
                 ("model", "ferronn", "torch", "onnxruntime 1 thr", "onnxruntime 2 thr",
                  "torch/ferronn", "ort 1 thr/ferronn (>1: ferronn faster)"), rows)
+    bench_batch_predict(calls, warmup)
+
+
+def bench_batch_predict(calls: int, warmup: int) -> None:
+    """Batch 32 and 1024 through 784-256-128-10: samples/s from the median call
+    (the issue's bar is onnxruntime's 2-thread throughput)."""
+    rows = []
+    rng = np.random.default_rng(3)
+    dims = [784, 256, 128, 10]
+    model = ferronn_mlp(dims)
+    for batch in (32, 1024):
+        x = rng.standard_normal((batch, dims[0]), dtype=np.float32)
+        n = max(20, calls * 32 // (batch * 10))  # about the same time per batch size
+        block = max(10, n // 10)
+        blocks = interleaved(predict_runs(model, x, dims, block), max(1, n // block), warmup)
+        med = {k: statistics.median(ns for b in v for ns in b) / 1e3 for k, v in blocks.items()}
+        rate = {k: batch / (us * 1e-6) for k, us in med.items()}
+        rows.append((str(batch), *(f"{fmt(med.get(k), '.1f')} ({fmt(rate.get(k))}/s)" for k in ("ferronn", "torch", "ort1", "ort2")),
+                     ratio(rate["ferronn"], rate.get("ort2"))))
+    print_table("c. batch predict of 784-256-128-10, µs per call (samples/s) (median call; interleaved blocks)",
+                ("batch", "ferronn", "torch", "onnxruntime 1 thr", "onnxruntime 2 thr",
+                 "ferronn/ort 2 thr samples/s (>1: ferronn faster)"), rows)
 
 
 # -- d. training-control overhead ---------------------------------------------------

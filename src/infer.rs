@@ -19,9 +19,15 @@ use crate::network::{Network, POOL_WORK};
 use crate::regularizer;
 use crate::tensor::{MatMut, MatRef, Matrix};
 use crate::threads;
+use crate::handoff;
 
 /// Rows per forward chunk in `predict`/`evaluate`, bounding workspace memory.
 const INFER_CHUNK: usize = 1024;
+
+/// One-sample calls of models with at least this many parameters (enough for
+/// one product the helper shares) may share their large products with the
+/// helper thread (`crate::handoff`); smaller models never use it.
+const WAKE_PARAMS: usize = crate::kernels::gemv::SHARE_MACS;
 
 /// Spare chains kept at most: more concurrent callers than this still work,
 /// the extra ones just clone a chain per call.
@@ -59,14 +65,20 @@ impl Workspaces {
 
 impl Network {
     /// Runs `f` on an inference workspace, in the thread pool when `rows`
-    /// samples make enough work for it. One sample never goes to the pool: its
-    /// products are matrix-vector ones that run on one thread anyway, so the
-    /// hand-over to a pool thread and back would be pure latency.
+    /// samples make enough work for it. One sample never goes to the pool (the
+    /// hand-over to a pool thread and back would be pure latency); its large
+    /// matrix-vector products share their columns with the helper thread
+    /// instead (`crate::handoff`).
     fn infer_with<R: Send>(&self, rows: usize, f: impl FnOnce(&mut Chain) -> R + Send) -> R {
         self.infer.with(&self.core.chain, |chain| {
             if rows > 1 && rows.saturating_mul(self.core.params.len()) >= POOL_WORK {
                 threads::install(|| f(chain))
             } else {
+                if rows == 1 && self.core.params.len() >= WAKE_PARAMS && handoff::usable() {
+                    // Large matrix-vector products ahead share their columns
+                    // with the helper thread.
+                    return handoff::one_sample(|| f(chain));
+                }
                 f(chain)
             }
         })

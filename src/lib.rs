@@ -5,6 +5,7 @@
 
 pub mod activation;
 pub mod error;
+mod handoff;
 mod infer;
 pub mod init;
 pub mod io;

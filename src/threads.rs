@@ -5,6 +5,7 @@
 //! ferronn keeps its own pool behind a lock and swaps it on a change; work enters
 //! it through [`install`].
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use rayon::{ThreadPool, ThreadPoolBuilder};
@@ -12,6 +13,10 @@ use rayon::{ThreadPool, ThreadPoolBuilder};
 use crate::error::{Error, Result};
 
 static POOL: RwLock<Option<Arc<ThreadPool>>> = RwLock::new(None);
+
+/// The pool's size once known (0 before the pool exists), read without the lock
+/// on every one-sample call.
+static THREADS: AtomicUsize = AtomicUsize::new(0);
 
 fn available_cores() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
@@ -34,7 +39,9 @@ fn pool() -> Arc<ThreadPool> {
     if slot.is_none() {
         // Building a pool of the machine's size only fails if the OS refuses
         // threads; fall back to one thread rather than failing every call.
-        *slot = Some(build(available_cores()).or_else(|_| build(1)).expect("a one-thread pool"));
+        let built = build(available_cores()).or_else(|_| build(1)).expect("a one-thread pool");
+        THREADS.store(built.current_num_threads(), Ordering::Relaxed);
+        *slot = Some(built);
     }
     slot.as_ref().map(Arc::clone).expect("pool was just set")
 }
@@ -48,13 +55,23 @@ pub fn set_num_threads(n: usize) -> Result<()> {
         return Err(Error::Config("num_threads must be at least 1, got 0".into()));
     }
     let new = build(n)?;
-    *POOL.write().unwrap_or_else(|e| e.into_inner()) = Some(new);
+    let mut slot = POOL.write().unwrap_or_else(|e| e.into_inner());
+    THREADS.store(new.current_num_threads(), Ordering::Relaxed);
+    *slot = Some(new);
     Ok(())
 }
 
 /// The number of threads kernels use; by default every available core.
 pub fn num_threads() -> usize {
     pool().current_num_threads()
+}
+
+/// [`num_threads`] without taking the pool's lock (after the first call).
+pub(crate) fn num_threads_cached() -> usize {
+    match THREADS.load(Ordering::Relaxed) {
+        0 => num_threads(),
+        n => n,
+    }
 }
 
 /// Runs `f` inside ferronn's pool, so that rayon calls in it use that pool.

@@ -184,6 +184,56 @@ fn small_batch_and_one_sample_paths_allocate_nothing() {
     }
 }
 
+/// A one-sample predict through a layer wide enough to share its columns with
+/// the helper thread (src/handoff.rs) allocates nothing on the calling thread
+/// once the helper is running, and the helper's half allocates nothing at all
+/// (it is the same register-blocked kernel, on borrowed slices). A CNN under
+/// the same settings stays allocation-free and bit-identical too.
+#[test]
+fn one_sample_predict_with_the_helper_allocates_nothing() {
+    let before = ferronn::threads::num_threads();
+    ferronn::threads::set_num_threads(2).unwrap();
+    let net = Network::new(spec(784, &[256], 10, "cross_entropy", 4)).unwrap();
+    let x = Matrix::from_vec(1, 784, (0..784).map(|i| (i % 11) as f32 * 0.1 - 0.5).collect()).unwrap();
+    let mut out = Matrix::zeros(1, 10);
+    for _ in 0..3 {
+        net.predict_into(x.view(), out.view_mut()).unwrap();
+    }
+    let n = allocations_of(|| {
+        for _ in 0..50 {
+            net.predict_into(x.view(), out.view_mut()).unwrap();
+        }
+    });
+    assert_eq!(n, 0, "a one-sample predict with the helper allocated {n} times in 50 calls");
+    // A one-image CNN (28x28x1 -> 32 filters -> pool -> 64 filters -> Dense):
+    // the Dense's 12544x10 product is too narrow to share, the rest runs as before.
+    let cnn = r#"{"input_dim":784,"input_shape":[28,28,1],"layers":[
+        {"type":"conv","input":[28,28,1],"filters":32,"kernel":[3,3],"strides":[1,1],"pads":[1,1,1,1],"dilation":[1,1],"activation":"relu"},
+        {"type":"pool","mode":"max","input":[28,28,32],"pool":[2,2],"strides":[2,2],"pads":[0,0,0,0]},
+        {"type":"conv","input":[14,14,32],"filters":64,"kernel":[3,3],"strides":[1,1],"pads":[1,1,1,1],"dilation":[1,1],"activation":"relu"},
+        {"type":"flatten"},{"type":"dense","units":10}],
+        "loss":"cross_entropy","optimizer":{"name":"adam","lr":0.01,"beta1":0.9,"beta2":0.999,"eps":1e-8,"weight_decay":0.0},"seed":0}"#;
+    let cnn = Network::new(serde_json::from_str(cnn).unwrap()).unwrap();
+    let mut cnn_out = Matrix::zeros(1, 10);
+    for _ in 0..3 {
+        cnn.predict_into(x.view(), cnn_out.view_mut()).unwrap();
+    }
+    let n = allocations_of(|| {
+        for _ in 0..20 {
+            cnn.predict_into(x.view(), cnn_out.view_mut()).unwrap();
+        }
+    });
+    assert_eq!(n, 0, "a one-image CNN predict with the helper allocated {n} times in 20 calls");
+    ferronn::threads::set_num_threads(1).unwrap();
+    let mut alone = Matrix::zeros(1, 10);
+    net.predict_into(x.view(), alone.view_mut()).unwrap();
+    let mut cnn_alone = Matrix::zeros(1, 10);
+    cnn.predict_into(x.view(), cnn_alone.view_mut()).unwrap();
+    ferronn::threads::set_num_threads(before).unwrap();
+    assert_eq!(out, alone, "the helper changed the bits");
+    assert_eq!(cnn_out, cnn_alone, "the helper changed the CNN's bits");
+}
+
 #[test]
 fn steady_state_recurrent_step_allocates_nothing() {
     // LSTM, GRU and SimpleRNN over 5 steps of 3 features, batch 8: the per-step

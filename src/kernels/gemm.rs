@@ -192,7 +192,12 @@ fn product(a: MatRef<'_>, op_a: Op, a_ld: usize, b: MatRef<'_>, op_b: Op, c: Mat
     }
     if m == 1 && b_cs == 1 {
         // One row times a row-major matrix (a one-sample dense forward): a
-        // register-blocked pass over `b`, bound by reading it (see `gemv`).
+        // register-blocked pass over `b`, bound by reading it (see `gemv`);
+        // a large one outside the pool shares its columns with the helper thread.
+        if threads == 1 {
+            gemv::row_times_matrix_shared(a.data, a_cs as usize, b.data, b_rs as usize, k, &mut c.data[..n], accumulate);
+            return Ok(());
+        }
         gemv::row_times_matrix(a.data, a_cs as usize, b.data, b_rs as usize, k, &mut c.data[..n], accumulate);
         return Ok(());
     }

@@ -164,3 +164,46 @@ def test_huge_predict_output_raises_allocation_error_and_model_still_works() -> 
         model(x)
     assert time.perf_counter() - t < 5
     assert model.predict_raw(x[:2]).shape == (2, 10**6)
+
+
+def test_one_sample_predict_with_the_helper_thread_is_bit_identical() -> None:
+    """A one-sample predict shares its wide products with ferronn's helper thread
+    when two threads are allowed; the outputs are the one-thread bits, also from
+    8 Python threads at once (one of them uses the helper, the others do all the work)."""
+    rng = np.random.default_rng(5)
+    model = fn.Sequential([fn.Dense(256, activation="relu"), fn.Dense(128, activation="relu"), fn.Dense(10)],
+                          input_dim=784, seed=1)
+    model.compile(optimizer="adam", loss="cross_entropy")
+    rows = rng.normal(size=(8, 784)).astype(np.float32)
+    fn.set_num_threads(1)
+    want = [model.predict_raw(rows[i:i + 1]) for i in range(8)]
+    fn.set_num_threads(2)
+    assert all(np.array_equal(model.predict_raw(rows[i:i + 1]), want[i]) for i in range(8))
+
+    def work(i: int) -> int:
+        return sum(not np.array_equal(model.predict_raw(rows[i:i + 1]), want[i]) for _ in range(300))
+
+    assert _in_threads(8, work) == [0] * 8
+    # The one-sample path agrees with the batch path to rounding (different summation order).
+    np.testing.assert_allclose(np.concatenate(want), model.predict_raw(rows), rtol=1e-5, atol=1e-5)
+
+
+def test_one_image_cnn_predict_with_the_helper_thread_is_bit_identical() -> None:
+    """A one-image CNN predict with two threads allowed (the helper thread is woken,
+    its Dense may share columns) gives the one-thread bits, also from 4 Python
+    threads at once."""
+    rng = np.random.default_rng(6)
+    model = fn.Sequential([fn.Conv2D(16, 3, padding="same", activation="relu"), fn.MaxPool2D(2),
+                           fn.Conv2D(32, 3, padding="same", activation="relu"), fn.MaxPool2D(2), fn.Flatten(),
+                           fn.Dense(10)], input_shape=(28, 28, 1), seed=2)
+    model.compile(optimizer="adam", loss="cross_entropy")
+    images = rng.random((4, 28, 28, 1), dtype=np.float32)
+    fn.set_num_threads(1)
+    want = [model.predict_raw(images[i:i + 1]) for i in range(4)]
+    fn.set_num_threads(2)
+
+    def work(i: int) -> int:
+        return sum(not np.array_equal(model.predict_raw(images[i:i + 1]), want[i]) for _ in range(100))
+
+    assert work(0) == 0
+    assert _in_threads(4, work) == [0] * 4
