@@ -117,12 +117,13 @@ impl Core {
         }
         // Sized fallibly here, so the update itself allocates nothing.
         self.optimizer.prepare(self.grads.len())?;
-        self.optimizer.step(self.params.write(), &self.grads);
+        let top = self.optimizer.step(self.params.write(), &self.grads);
         // An update can also overflow from finite gradients (a huge rate), and
         // an optimizer's state can overflow (Adam's `g²`): its kernel then
-        // writes NaN weights (`optim::adam::poison`), so this one pass covers
-        // weights and state; it also gives the next step's penalty and bound.
-        if !self.params.check(&self.penalties) {
+        // writes NaN weights (`optim::adam::poison`), so the largest |w| the
+        // update saw covers weights and state; with the penalty over the
+        // regularized tensors it also gives the next step's penalty and bound.
+        if !self.params.check(top, &self.penalties) {
             if bounded {
                 // Unreachable while the bounds are right; said loudly rather
                 // than leaving the undone weights unexplained.
