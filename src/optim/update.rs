@@ -32,6 +32,15 @@ pub(crate) trait Rule<const N: usize>: Sync {
     /// Updates `p` in place from the gradients `g` and the state; all slices
     /// have the same length.
     fn update(&self, p: &mut [f32], g: &[f32], state: [&mut [f32]; N]);
+
+    /// [`Rule::update`], returning the largest `|p|` written as
+    /// [`max_abs_bits`] gives it. By default a second read of `p` (a chunk
+    /// the caller just updated, so from L1); a rule may take it inside its
+    /// own loop instead (Adam, the common case, does).
+    fn update_max(&self, p: &mut [f32], g: &[f32], state: [&mut [f32]; N]) -> u32 {
+        self.update(p, g, state);
+        max_abs_bits(p)
+    }
 }
 
 /// Applies `rule` to `p`, the parameters at `range` of the whole vector, with
@@ -73,8 +82,7 @@ fn serial<R: Rule<N>, const N: usize>(rule: &R, p: &mut [f32], g: &[f32], mut st
         let end = (at + PAR_CHUNK).min(p.len());
         let chunk = state.each_mut().map(|s| s.get_mut(at..end).unwrap_or_default());
         let pc = &mut p[at..end];
-        rule.update(pc, g.get(at..end).unwrap_or_default(), chunk);
-        top = top.max(max_abs_bits(pc));
+        top = top.max(rule.update_max(pc, g.get(at..end).unwrap_or_default(), chunk));
         at = end;
     }
     top
