@@ -61,6 +61,18 @@ pub fn max_abs_bits(x: &[f32]) -> u32 {
     x.chunks(1024).fold(0u32, |top, c| c.iter().fold(top, |m, v| m.max(v.to_bits() & ABS)))
 }
 
+/// [`max_abs`] on the thread pool in fixed chunks when `x` is large (the
+/// training step's read of every gradient, which the GEMMs of both threads
+/// just wrote). A maximum is exact in any order, so the result is the same on
+/// any number of threads.
+pub fn par_max_abs(x: &[f32]) -> f32 {
+    use rayon::prelude::*;
+    if !super::parallel_for(x.len()) {
+        return max_abs(x);
+    }
+    abs_bits_to_f32(x.par_chunks(super::PAR_CHUNK).map(max_abs_bits).max().unwrap_or(0))
+}
+
 /// A [`max_abs_bits`] result as the magnitude it stands for, `+inf` for any
 /// NaN or infinite pattern.
 pub fn abs_bits_to_f32(bits: u32) -> f32 {
@@ -121,5 +133,12 @@ mod tests {
             assert_eq!(max_abs_bits(a).max(max_abs_bits(b)), max_abs_bits(&x));
         }
         assert_eq!(abs_bits_to_f32(max_abs_bits(&x)), f32::INFINITY);
+        // On the pool, in chunks: the same maximum, NaN or not.
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        let mut big: Vec<f32> = (0..(1 << 16) + 5).map(|i| (i % 977) as f32 - 500.0).collect();
+        assert_eq!(pool.install(|| par_max_abs(&big)), max_abs(&big));
+        assert_eq!(par_max_abs(&big), 500.0);
+        big[(1 << 16) + 2] = f32::NAN;
+        assert_eq!(pool.install(|| par_max_abs(&big)), f32::INFINITY);
     }
 }
