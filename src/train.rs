@@ -25,7 +25,7 @@ use rand::seq::SliceRandom;
 
 use crate::error::{ensure_config, try_copy, Error, Result};
 use crate::init::rng_for;
-use crate::kernels::reduce::{all_finite, max_abs};
+use crate::kernels::reduce::{all_finite, par_max_abs};
 use crate::loss::{LossStats, Targets};
 use crate::network::{Core, Network, Snapshot, STREAM_SHUFFLE};
 use crate::regularizer;
@@ -106,7 +106,7 @@ impl Core {
         // makes the updated weights NaN/inf, which the check after the update
         // catches. With `Undo::Lazy` the gradient's pass gives the bound.
         let bounded = undo == Undo::Lazy && {
-            let (g_max, p_max) = (max_abs(&self.grads), self.params.max_abs());
+            let (g_max, p_max) = (par_max_abs(&self.grads), self.params.max_abs());
             self.optimizer.update_stays_finite(self.grads.len(), g_max, p_max, lr)
         };
         if undo == Undo::Lazy && !bounded {
