@@ -123,8 +123,8 @@ pub fn total(penalties: &[Penalty], params: &[f32]) -> f64 {
 /// known. Reading is free (it derefs to `[f32]`); every write goes through
 /// [`Weights::write`], which forgets the penalty, so no path that changes the
 /// parameters can leave a stale one behind. The post-update [`Weights::check`]
-/// computes it on its pass anyway, for the next step to report, and the
-/// largest magnitude with it (the training step's bound on its update, see
+/// computes it, for the next step to report, and keeps the largest magnitude
+/// the update found (the training step's bound on its update, see
 /// `optim::bound`), forgotten on a write likewise.
 #[derive(Clone, Debug)]
 pub(crate) struct Weights {
@@ -165,29 +165,20 @@ impl Weights {
         *self.penalty.get_or_insert_with(|| total(penalties, values))
     }
 
-    /// Whether every value is finite; caches the penalty and the largest
-    /// magnitude on the way (one pass over the values, plus one over the
-    /// regularized tensors). `penalties` must be sorted by range.
-    pub(crate) fn check(&mut self, penalties: &[Penalty]) -> bool {
-        let w = &self.values;
-        if penalties.is_empty() {
-            let top = max_abs(w);
-            self.max_abs = Some(top);
-            return top.is_finite();
-        }
-        let (mut ok, mut penalty, mut at, mut top) = (true, 0.0, 0, 0.0f32);
-        for p in penalties {
-            let r = p.range.clone();
-            top = top.max(max_abs(&w[at.min(r.start)..r.start])).max(max_abs(&w[r.clone()]));
-            if p.reg.l1 != 0.0 || p.reg.l2 != 0.0 {
-                let (finite, abs, sq) = finite_sums(&w[r.clone()], p.reg.l1 != 0.0, p.reg.l2 != 0.0);
+    /// Whether every value is finite, given the largest `|w|` (`top`, `+inf`
+    /// for a non-finite value), which the optimizer's update takes on its own
+    /// pass; caches it and the penalty, reading only the regularized tensors
+    /// (for their sums, which also catch a square that overflows).
+    pub(crate) fn check(&mut self, top: f32, penalties: &[Penalty]) -> bool {
+        debug_assert_eq!(top.to_bits(), max_abs(&self.values).to_bits(), "a stale maximum");
+        let (mut ok, mut penalty) = (top.is_finite(), 0.0);
+        if ok {
+            for p in penalties.iter().filter(|p| p.reg.l1 != 0.0 || p.reg.l2 != 0.0) {
+                let (finite, abs, sq) = finite_sums(&self.values[p.range.clone()], p.reg.l1 != 0.0, p.reg.l2 != 0.0);
                 ok &= finite;
                 penalty += p.reg.l1 as f64 * abs + p.reg.l2 as f64 * sq;
             }
-            at = at.max(r.end);
         }
-        top = top.max(max_abs(&w[at..]));
-        ok &= top.is_finite();
         self.max_abs = Some(top);
         self.penalty = ok.then_some(penalty);
         ok

@@ -25,7 +25,7 @@ use rand::seq::SliceRandom;
 
 use crate::error::{ensure_config, try_copy, Error, Result};
 use crate::init::rng_for;
-use crate::kernels::reduce::{all_finite, max_abs};
+use crate::kernels::reduce::{all_finite, par_max_abs};
 use crate::loss::{LossStats, Targets};
 use crate::network::{Core, Network, Snapshot, STREAM_SHUFFLE};
 use crate::regularizer;
@@ -106,7 +106,7 @@ impl Core {
         // makes the updated weights NaN/inf, which the check after the update
         // catches. With `Undo::Lazy` the gradient's pass gives the bound.
         let bounded = undo == Undo::Lazy && {
-            let (g_max, p_max) = (max_abs(&self.grads), self.params.max_abs());
+            let (g_max, p_max) = (par_max_abs(&self.grads), self.params.max_abs());
             self.optimizer.update_stays_finite(self.grads.len(), g_max, p_max, lr)
         };
         if undo == Undo::Lazy && !bounded {
@@ -117,12 +117,13 @@ impl Core {
         }
         // Sized fallibly here, so the update itself allocates nothing.
         self.optimizer.prepare(self.grads.len())?;
-        self.optimizer.step(self.params.write(), &self.grads);
+        let top = self.optimizer.step(self.params.write(), &self.grads);
         // An update can also overflow from finite gradients (a huge rate), and
         // an optimizer's state can overflow (Adam's `g²`): its kernel then
-        // writes NaN weights (`optim::adam::poison`), so this one pass covers
-        // weights and state; it also gives the next step's penalty and bound.
-        if !self.params.check(&self.penalties) {
+        // writes NaN weights (`optim::adam::poison`), so the largest |w| the
+        // update saw covers weights and state; with the penalty over the
+        // regularized tensors it also gives the next step's penalty and bound.
+        if !self.params.check(top, &self.penalties) {
             if bounded {
                 // Unreachable while the bounds are right; said loudly rather
                 // than leaving the undone weights unexplained.

@@ -41,19 +41,43 @@ pub fn all_finite(x: &[f32]) -> bool {
 }
 
 /// The largest `|x|`, or `+inf` when a value is NaN or infinite (0 for an
-/// empty slice). Compares the bit patterns with the sign cleared: for finite
+/// empty slice): [`max_abs_bits`] read back as a float.
+pub fn max_abs(x: &[f32]) -> f32 {
+    abs_bits_to_f32(max_abs_bits(x))
+}
+
+/// The largest of the values' bit patterns with the sign cleared. For finite
 /// floats their order is the order of the magnitudes, and every NaN and inf
 /// pattern lies above every finite one, so one integer max per value (it
 /// vectorises like [`all_finite`]) gives both the bound and the finiteness.
-/// Compiled for AVX-512 and AVX2 too: the baseline x86-64 target has no
-/// unsigned 32-bit vector max, and this pass over every weight after each
-/// update took ~7% of a batch-32 training step.
+/// A maximum is exact in any order: the maxima of pieces combine with `max`
+/// into the same result, however the pieces were cut (the optimizer update
+/// takes it per chunk, see `optim::update`). Compiled for AVX-512 and AVX2 too:
+/// the baseline x86-64 target has no unsigned 32-bit vector max, and a pass
+/// over every weight after each update took ~7% of a batch-32 training step.
 #[multiversion::multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
-pub fn max_abs(x: &[f32]) -> f32 {
+pub fn max_abs_bits(x: &[f32]) -> u32 {
     const ABS: u32 = 0x7fff_ffff;
+    x.chunks(1024).fold(0u32, |top, c| c.iter().fold(top, |m, v| m.max(v.to_bits() & ABS)))
+}
+
+/// [`max_abs`] on the thread pool in fixed chunks when `x` is large (the
+/// training step's read of every gradient, which the GEMMs of both threads
+/// just wrote). A maximum is exact in any order, so the result is the same on
+/// any number of threads.
+pub fn par_max_abs(x: &[f32]) -> f32 {
+    use rayon::prelude::*;
+    if !super::parallel_for(x.len()) {
+        return max_abs(x);
+    }
+    abs_bits_to_f32(x.par_chunks(super::PAR_CHUNK).map(max_abs_bits).max().unwrap_or(0))
+}
+
+/// A [`max_abs_bits`] result as the magnitude it stands for, `+inf` for any
+/// NaN or infinite pattern.
+pub fn abs_bits_to_f32(bits: u32) -> f32 {
     const INF: u32 = 0x7f80_0000;
-    let top = x.chunks(1024).fold(0u32, |top, c| c.iter().fold(top, |m, v| m.max(v.to_bits() & ABS)));
-    if top >= INF { f32::INFINITY } else { f32::from_bits(top) }
+    if bits >= INF { f32::INFINITY } else { f32::from_bits(bits) }
 }
 
 #[cfg(test)]
@@ -102,5 +126,19 @@ mod tests {
         }
         assert_eq!(max_abs(&[]), 0.0);
         assert_eq!(max_abs(&[-0.0, 1e-45]), 1e-45);
+        // Pieces combine with `max` into the whole's maximum, wherever the cut.
+        x[2999] = f32::NAN;
+        for cut in [0, 17, 18, 1024, 2999, 3000] {
+            let (a, b) = x.split_at(cut);
+            assert_eq!(max_abs_bits(a).max(max_abs_bits(b)), max_abs_bits(&x));
+        }
+        assert_eq!(abs_bits_to_f32(max_abs_bits(&x)), f32::INFINITY);
+        // On the pool, in chunks: the same maximum, NaN or not.
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        let mut big: Vec<f32> = (0..(1 << 16) + 5).map(|i| (i % 977) as f32 - 500.0).collect();
+        assert_eq!(pool.install(|| par_max_abs(&big)), max_abs(&big));
+        assert_eq!(par_max_abs(&big), 500.0);
+        big[(1 << 16) + 2] = f32::NAN;
+        assert_eq!(pool.install(|| par_max_abs(&big)), f32::INFINITY);
     }
 }

@@ -163,11 +163,13 @@ impl AdamStep {
 /// The Adam/AdamW update over one chunk, compiled for AVX-512 and AVX2 and
 /// picked at run time: the default x86-64 target would only use 4-lane SSE.
 /// No fused multiply-add is introduced, so every target gives the same bits.
+/// Returns the largest `|p|` written as `max_abs_bits` would (one integer
+/// max per value, in the loop: the finiteness check reads nothing again).
 #[multiversion::multiversion(targets(
     "x86_64+avx512f+avx512bw+avx512vl+avx512dq",
     "x86_64+avx2+fma"
 ))]
-fn adam_kernel(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], k: [f32; 8], l2: f32, clip: Option<(f32, f32)>) {
+fn adam_kernel(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], k: [f32; 8], l2: f32, clip: Option<(f32, f32)>) -> u32 {
     // Separate loops so a zero decay adds nothing, as in PyTorch, rather
     // than `0 * p`, which is NaN for an infinite weight; clipping likewise.
     match (clip, l2 == 0.0) {
@@ -186,8 +188,9 @@ fn adam_loop(
     v: &mut [f32],
     k: [f32; 8],
     grad: impl Fn(f32, f32) -> f32,
-) {
+) -> u32 {
     let [b1, b2, c1, c2, step, bc2, eps, shrink] = k;
+    let mut top = 0u32;
     for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
         // Multiplying by exactly 1.0 (Adam) leaves the weight bit-identical.
         let w = *p * shrink;
@@ -196,8 +199,13 @@ fn adam_loop(
         *v = b2 * *v + c2 * g * g;
         let denom = v.sqrt() / bc2 + eps;
         *p = w - step * (*m / denom) - poison(*v);
+        top = top.max(p.to_bits() & ABS);
     }
+    top
 }
+
+/// Clears the sign bit (see `max_abs_bits`).
+const ABS: u32 = 0x7fff_ffff;
 
 /// The AMSGrad variant of [`adam_kernel`], with the running maximum `vmax`.
 #[multiversion::multiversion(targets(
@@ -289,8 +297,12 @@ impl AdamStep {
 impl Rule<2> for AdamStep {
     const STATE_NAMES: [&'static str; 2] = ["exp_avg", "exp_avg_sq"];
 
-    fn update(&self, p: &mut [f32], g: &[f32], [m, v]: [&mut [f32]; 2]) {
-        adam_kernel(p, g, m, v, self.scalars(), self.l2, self.clip);
+    fn update(&self, p: &mut [f32], g: &[f32], state: [&mut [f32]; 2]) {
+        self.update_max(p, g, state);
+    }
+
+    fn update_max(&self, p: &mut [f32], g: &[f32], [m, v]: [&mut [f32]; 2]) -> u32 {
+        adam_kernel(p, g, m, v, self.scalars(), self.l2, self.clip)
     }
 }
 

@@ -35,6 +35,7 @@ pub use sgd::SgdConfig;
 use std::ops::Range;
 
 use crate::error::{ensure_config, Error, Result};
+use crate::kernels::reduce::abs_bits_to_f32;
 use crate::layers::ParamInfo;
 use layout::Layout;
 use update::{apply, Rule};
@@ -149,10 +150,14 @@ impl Optimizer {
     /// pool in fixed chunks and norms are summed in a fixed order, so the
     /// result does not depend on the number of threads.
     ///
+    /// Returns the largest `|p|` of the updated parameters, `+inf` when one
+    /// of them is not finite (taken chunk by chunk inside the update, so the
+    /// caller's finiteness check needs no pass of its own).
+    ///
     /// # Shapes
     /// `params.len() == grads.len()`; a mismatch is a caller bug (checked in
     /// debug builds; release builds update only the common prefix).
-    pub fn step(&mut self, params: &mut [f32], grads: &[f32]) {
+    pub fn step(&mut self, params: &mut [f32], grads: &[f32]) -> f32 {
         debug_assert_eq!(
             params.len(),
             grads.len(),
@@ -202,11 +207,13 @@ impl Optimizer {
             grads
         };
         let (t, bufs) = (self.t, &mut self.bufs);
+        let mut top = 0;
         for (r, decay, extra_l2) in runs {
             let (p, g) = (&mut params[r.clone()], &grads[r.clone()]);
-            apply(&self.config, t, *decay, *extra_l2, fused, p, g, bufs, r.clone());
+            top = top.max(apply(&self.config, t, *decay, *extra_l2, fused, p, g, bufs, r.clone()));
         }
         self.carry_bounds();
+        abs_bits_to_f32(top)
     }
 
     /// The named state buffers, e.g. `[("momentum_buffer", ..)]` or

@@ -2,11 +2,19 @@
 //! implements, and [`apply`], which picks the rule for a configuration and
 //! drives it over a run of parameters, in fixed chunks on the thread pool
 //! when the run is large.
+//!
+//! The driver also returns the largest magnitude of the weights it wrote,
+//! taken chunk by chunk right after each chunk's update, while the chunk is
+//! still in L1: the training step's finiteness check then needs no pass of
+//! its own over every weight (it was one more read of the whole vector per
+//! step, from L2 or beyond). A maximum is exact in any order, so the result
+//! is the same however the chunks were shared between threads.
 
 use std::ops::Range;
 
 use super::bound::{Peak, Sizes};
 use super::{adagrad, adam, rmsprop, sgd, OptimizerConfig};
+use crate::kernels::reduce::max_abs_bits;
 use crate::kernels::{parallel_for, PAR_CHUNK};
 
 /// One algorithm's update of a contiguous run of parameters, with its `N`
@@ -24,17 +32,28 @@ pub(crate) trait Rule<const N: usize>: Sync {
     /// Updates `p` in place from the gradients `g` and the state; all slices
     /// have the same length.
     fn update(&self, p: &mut [f32], g: &[f32], state: [&mut [f32]; N]);
+
+    /// [`Rule::update`], returning the largest `|p|` written as
+    /// [`max_abs_bits`] gives it. By default a second read of `p` (a chunk
+    /// the caller just updated, so from L1); a rule may take it inside its
+    /// own loop instead (Adam, the common case, does).
+    fn update_max(&self, p: &mut [f32], g: &[f32], state: [&mut [f32]; N]) -> u32 {
+        self.update(p, g, state);
+        max_abs_bits(p)
+    }
 }
 
 /// Applies `rule` to `p`, the parameters at `range` of the whole vector, with
 /// the same range of each state buffer; in fixed chunks on the pool when large.
+/// Returns the largest `|p|` written, as [`max_abs_bits`] gives it (at least
+/// the bits of `+inf` when a written value is not finite).
 pub(super) fn drive<R: Rule<N>, const N: usize>(
     rule: &R,
     p: &mut [f32],
     g: &[f32],
     bufs: &mut [Vec<f32>],
     range: Range<usize>,
-) {
+) -> u32 {
     let mut bufs = bufs.iter_mut();
     // The caller sized one buffer per state name; the empty fallback only keeps
     // a broken invariant from panicking (zip then updates nothing).
@@ -48,19 +67,33 @@ pub(super) fn drive<R: Rule<N>, const N: usize>(
         "state sized for another model"
     );
     if parallel_for(p.len()) {
-        split(rule, p, g, state);
+        split(rule, p, g, state)
     } else {
-        rule.update(p, g, state);
+        serial(rule, p, g, state)
     }
+}
+
+/// The update of one piece, chunk by chunk on the calling thread: each
+/// chunk's maximum is read back while the chunk is in L1.
+fn serial<R: Rule<N>, const N: usize>(rule: &R, p: &mut [f32], g: &[f32], mut state: [&mut [f32]; N]) -> u32 {
+    let mut top = 0;
+    let mut at = 0;
+    while at < p.len() {
+        let end = (at + PAR_CHUNK).min(p.len());
+        let chunk = state.each_mut().map(|s| s.get_mut(at..end).unwrap_or_default());
+        let pc = &mut p[at..end];
+        top = top.max(rule.update_max(pc, g.get(at..end).unwrap_or_default(), chunk));
+        at = end;
+    }
+    top
 }
 
 /// Halves the run at a chunk boundary until each piece is one `PAR_CHUNK`
 /// chunk. Recursive `join` rather than `par_chunks` because the number of state
 /// slices to zip with varies by algorithm.
-fn split<R: Rule<N>, const N: usize>(rule: &R, p: &mut [f32], g: &[f32], state: [&mut [f32]; N]) {
+fn split<R: Rule<N>, const N: usize>(rule: &R, p: &mut [f32], g: &[f32], state: [&mut [f32]; N]) -> u32 {
     if p.len() <= PAR_CHUNK {
-        rule.update(p, g, state);
-        return;
+        return serial(rule, p, g, state);
     }
     let mid = p.len().div_ceil(PAR_CHUNK) / 2 * PAR_CHUNK;
     let (p_lo, p_hi) = p.split_at_mut(mid);
@@ -68,15 +101,17 @@ fn split<R: Rule<N>, const N: usize>(rule: &R, p: &mut [f32], g: &[f32], state: 
     let mut halves = state.map(|s| s.split_at_mut(mid.min(s.len())));
     let s_lo = halves.each_mut().map(|h| std::mem::take(&mut h.0));
     let s_hi = halves.map(|h| h.1);
-    rayon::join(
+    let (lo, hi) = rayon::join(
         || split(rule, p_lo, g_lo, s_lo),
         || split(rule, p_hi, g_hi, s_hi),
     );
+    lo.max(hi)
 }
 
 /// One update of the parameters at `range` (`p` and `g` are that range), with
 /// weight decay when `decay`, else none, and `extra_l2·p` added to the
-/// gradient (an L2 regularizer's gradient).
+/// gradient (an L2 regularizer's gradient). Returns the largest `|p|` written,
+/// as [`drive`].
 #[allow(clippy::too_many_arguments)]
 pub(super) fn apply(
     config: &OptimizerConfig,
@@ -88,7 +123,7 @@ pub(super) fn apply(
     g: &[f32],
     bufs: &mut [Vec<f32>],
     range: Range<usize>,
-) {
+) -> u32 {
     let wd = if decay { config.weight_decay() } else { 0.0 };
     // SGD, Adam, RMSprop and Adagrad put weight decay into the gradient, so the
     // regularizer's coefficient simply adds to it; AdamW keeps them apart.
