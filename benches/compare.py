@@ -4,8 +4,9 @@
 
 Every library gets the same thread count and the same synthetic data; timed runs
 are interleaved (ferronn, torch, ferronn, ...) after a warm-up, each starts on an
-idle machine and is redone if other processes took CPU meanwhile; each number is
-the median over the repetitions.
+idle machine with one untimed run of its own (so it is timed warm, as a training loop
+runs; --cold skips that) and is redone if other processes took CPU meanwhile; each
+number is the median over the repetitions.
 
   a. training throughput (samples/s, and GFLOP/s) of the same MLP, Adam(1e-3) +
      cross-entropy: ferronn's `fit` (one Rust call per epoch) and a `train_step` loop
@@ -72,6 +73,8 @@ def model_bench_parser(description: str, samples: int, batch_sizes: list[int]) -
     p.add_argument("--batch-sizes", type=int, nargs="+", default=batch_sizes,
                    help=f"batch sizes (default {' '.join(map(str, batch_sizes))})")
     p.add_argument("--max-wait", type=float, default=60.0, help="seconds to wait for an idle machine per timed run")
+    p.add_argument("--cold", action="store_true",
+                   help="time each run straight after the idle wait, without an untimed warm run first (the protocol of runs before 2026-12)")
     return p
 
 
@@ -80,6 +83,7 @@ def start_model_bench(args: argparse.Namespace, reps: int, quick_samples: int) -
     returns the thread limiter (keep it alive for the whole run), repetitions, warm-up runs
     and samples per epoch."""
     QUIET["max_wait"] = args.max_wait
+    QUIET["warm"] = not args.cold
     limiter = set_threads(args.threads)
     print_environment(args.threads)
     n = min(args.samples, quick_samples) if args.quick else args.samples
@@ -405,8 +409,11 @@ def main() -> None:
     p.add_argument("--max-wait", type=float, default=60.0,
                    help="seconds to wait for an idle machine before each timed run (0: never wait)")
     p.add_argument("--sections", default="abcde", help="which sections to run (default abcde)")
+    p.add_argument("--cold", action="store_true",
+                   help="time each run straight after the idle wait, without an untimed warm run first (the protocol of runs before 2026-12)")
     args = p.parse_args()
     QUIET["max_wait"] = args.max_wait
+    QUIET["warm"] = not args.cold
     limiter = set_threads(args.threads)  # noqa: F841 (kept alive for the whole run)
     jax = peers.load_jax(args.threads) if "a" in args.sections else None
     print_environment(args.threads)

@@ -14,7 +14,7 @@ import statistics
 import time
 from typing import Any, Callable, Optional, Sequence
 
-QUIET = {"max_wait": 60.0, "runs": 0, "redone": 0, "contaminated": 0}
+QUIET = {"max_wait": 60.0, "warm": True, "runs": 0, "redone": 0, "contaminated": 0}
 HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
@@ -48,10 +48,19 @@ def wait_quiet(threshold: float = 0.10, interval: float = 0.25) -> None:
 def clean_run(f: Callable[[], Any], tries: int = 4) -> Any:
     """Runs `f` on a quiet machine; redoes it (up to `tries` times) when other
     processes took more than 10% of the cores meanwhile (a shared 2-core machine
-    halves any timing during a concurrent build)."""
+    halves any timing during a concurrent build).
+
+    After the idle wait, `f` runs once untimed before the timed run (when
+    QUIET["warm"]): on the 2-core VM the first ~30 ms after 0.3 s of idle cores ran
+    far slower than a steady loop (a 29 ms epoch of 784-256-128-10 at batch 128,
+    median of 5: ferronn 136k → 84k samples/s, PyTorch 76k → 63k, JAX's scanned
+    epoch 127k → 68k), so without it every library was timed from a cold start,
+    by different amounts, rather than as a training loop runs."""
     QUIET["runs"] += 1
     for attempt in range(tries):
         wait_quiet()
+        if QUIET["warm"]:
+            f()
         b0, t0 = cpu_jiffies()
         c0 = own_cpu()
         result = f()
