@@ -26,7 +26,6 @@ from __future__ import annotations
 import os
 import statistics
 import sys
-import time
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -126,18 +125,10 @@ def bench_latency(calls: int, warmup: int) -> None:
     PyTorch in inference mode, and onnxruntime on ferronn's exported graph with 1 and 2
     intra-op threads; interleaved in blocks of calls, median per call."""
     block = min(calls, 100)
-    clock = time.perf_counter_ns
     rows = []
 
     def timed(f: Callable[[], Any]) -> Callable[[], list[int]]:
-        def run() -> list[int]:
-            out = []
-            for _ in range(block):
-                t = clock()
-                f()
-                out.append(clock() - t)
-            return out
-        return run
+        return cmp.timed_block(f, block)
 
     for kind in ("cnn", "resnet"):
         model = ferronn_model(kind)

@@ -195,15 +195,19 @@ fn one_sample_predict_with_the_helper_allocates_nothing() {
     ferronn::threads::set_num_threads(2).unwrap();
     let net = Network::new(spec(784, &[256], 10, "cross_entropy", 4)).unwrap();
     let x = Matrix::from_vec(1, 784, (0..784).map(|i| (i % 11) as f32 * 0.1 - 0.5).collect()).unwrap();
-    let mut out = Matrix::zeros(1, 10);
-    for _ in 0..3 {
-        net.predict_into(x.view(), out.view_mut()).unwrap();
-    }
-    let n = allocations_of(|| {
-        for _ in 0..50 {
+    // Three warm-up calls, then the allocations of `calls` more.
+    let steady = |net: &Network, out: &mut Matrix, calls: usize| {
+        for _ in 0..3 {
             net.predict_into(x.view(), out.view_mut()).unwrap();
         }
-    });
+        allocations_of(|| {
+            for _ in 0..calls {
+                net.predict_into(x.view(), out.view_mut()).unwrap();
+            }
+        })
+    };
+    let mut out = Matrix::zeros(1, 10);
+    let n = steady(&net, &mut out, 50);
     assert_eq!(n, 0, "a one-sample predict with the helper allocated {n} times in 50 calls");
     // A one-image CNN (28x28x1 -> 32 filters -> pool -> 64 filters -> Dense):
     // the Dense's 12544x10 product is too narrow to share, the rest runs as before.
@@ -215,14 +219,7 @@ fn one_sample_predict_with_the_helper_allocates_nothing() {
         "loss":"cross_entropy","optimizer":{"name":"adam","lr":0.01,"beta1":0.9,"beta2":0.999,"eps":1e-8,"weight_decay":0.0},"seed":0}"#;
     let cnn = Network::new(serde_json::from_str(cnn).unwrap()).unwrap();
     let mut cnn_out = Matrix::zeros(1, 10);
-    for _ in 0..3 {
-        cnn.predict_into(x.view(), cnn_out.view_mut()).unwrap();
-    }
-    let n = allocations_of(|| {
-        for _ in 0..20 {
-            cnn.predict_into(x.view(), cnn_out.view_mut()).unwrap();
-        }
-    });
+    let n = steady(&cnn, &mut cnn_out, 20);
     assert_eq!(n, 0, "a one-image CNN predict with the helper allocated {n} times in 20 calls");
     ferronn::threads::set_num_threads(1).unwrap();
     let mut alone = Matrix::zeros(1, 10);
