@@ -126,7 +126,7 @@ pub(crate) fn wake() {
 /// Whether a one-sample call on this thread may use the helper: more than one
 /// thread allowed (`set_num_threads`), and not already inside the rayon pool.
 pub(crate) fn usable() -> bool {
-    crate::threads::num_threads_cached() > 1 && rayon::current_thread_index().is_none()
+    crate::threads::num_threads() > 1 && rayon::current_thread_index().is_none()
 }
 
 thread_local! {
@@ -140,14 +140,7 @@ thread_local! {
 /// helper is woken by the first product that finds it asleep, not here: a
 /// model with no product wide enough to share never wakes it.)
 pub(crate) fn one_sample<R>(f: impl FnOnce() -> R) -> R {
-    struct Reset(bool);
-    impl Drop for Reset {
-        fn drop(&mut self) {
-            SHARING.with(|s| s.set(self.0));
-        }
-    }
-    let _reset = Reset(SHARING.with(|s| s.replace(true)));
-    f()
+    crate::kernels::with_flag_set(&SHARING, f)
 }
 
 /// Whether a product on this thread should offer half of itself to the

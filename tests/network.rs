@@ -122,11 +122,7 @@ fn steady_state_training_and_prediction_allocate_nothing() {
     for _ in 0..2 {
         net.train_step(x.view(), Targets::Labels(&y), None).unwrap();
     }
-    let step = allocations_of(|| {
-        for _ in 0..5 {
-            net.train_step(x.view(), Targets::Labels(&y), None).unwrap();
-        }
-    });
+    let step = steps_allocations(&mut net, x.view(), &y, 5);
     assert_eq!(step, 0, "train_step allocated {step} times in 5 steps");
 
     // An epoch chunk of shuffled batches (the order is drawn once per epoch).

@@ -38,14 +38,19 @@ pub fn available_threads() -> usize {
 /// the work runs. Nothing inside `f` enters the pool, so a pool thread running
 /// `f` never picks up another task until `f` returns.
 pub fn on_this_thread<R>(f: impl FnOnce() -> R) -> R {
-    /// Restores the previous state, also when `f` unwinds.
-    struct Restore(bool);
+    with_flag_set(&HERE_ONLY, f)
+}
+
+/// Runs `f` with the thread-local `flag` set, then restores its previous
+/// value, also when `f` unwinds (so nested calls keep the outer setting).
+pub(crate) fn with_flag_set<R>(flag: &'static std::thread::LocalKey<std::cell::Cell<bool>>, f: impl FnOnce() -> R) -> R {
+    struct Restore(&'static std::thread::LocalKey<std::cell::Cell<bool>>, bool);
     impl Drop for Restore {
         fn drop(&mut self) {
-            HERE_ONLY.with(|h| h.set(self.0));
+            self.0.with(|h| h.set(self.1));
         }
     }
-    let _restore = Restore(HERE_ONLY.with(|h| h.replace(true)));
+    let _restore = Restore(flag, flag.with(|h| h.replace(true)));
     f()
 }
 
