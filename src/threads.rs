@@ -61,15 +61,12 @@ pub fn set_num_threads(n: usize) -> Result<()> {
     Ok(())
 }
 
-/// The number of threads kernels use; by default every available core.
+/// The number of threads kernels use; by default every available core. Read
+/// without taking the pool's lock once the pool exists (every one-sample call
+/// asks).
 pub fn num_threads() -> usize {
-    pool().current_num_threads()
-}
-
-/// [`num_threads`] without taking the pool's lock (after the first call).
-pub(crate) fn num_threads_cached() -> usize {
     match THREADS.load(Ordering::Relaxed) {
-        0 => num_threads(),
+        0 => pool().current_num_threads(),
         n => n,
     }
 }
