@@ -61,7 +61,7 @@ fn rows_as_lhs(m: usize, n: usize, k: usize, a_cs: isize, b_cs: isize) -> bool {
 /// `Error::Shape` when the shapes do not agree.
 pub fn matmul(a: MatRef<'_>, op_a: Op, b: MatRef<'_>, op_b: Op, c: MatMut<'_>, accumulate: bool) -> Result<()> {
     let (a_ld, c_ld) = (a.cols, c.cols);
-    product(a, op_a, a_ld, b, op_b, c, c_ld, accumulate, None, available_threads())
+    product(a, op_a, a_ld, b, op_b, b.cols, c, c_ld, accumulate, None, available_threads())
 }
 
 /// The right operand `op(b)` of a run of products `op(a)·op(b)`, packed once
@@ -123,7 +123,7 @@ impl PackedRhs {
 pub fn matmul_packed(a: MatRef<'_>, op_a: Op, b: MatRef<'_>, op_b: Op, packed: &PackedRhs, c: MatMut<'_>, accumulate: bool) -> Result<()> {
     let pre = packed.packs(&b, op_b).then_some(&packed.panels);
     let (a_ld, c_ld) = (a.cols, c.cols);
-    product(a, op_a, a_ld, b, op_b, c, c_ld, accumulate, pre, available_threads())
+    product(a, op_a, a_ld, b, op_b, b.cols, c, c_ld, accumulate, pre, available_threads())
 }
 
 /// [`matmul_packed`] with `a` (used as stored) and `c` read as row-strided
@@ -142,7 +142,7 @@ pub fn matmul_packed(a: MatRef<'_>, op_a: Op, b: MatRef<'_>, op_b: Op, packed: &
 pub fn matmul_packed_rows(a: MatRef<'_>, a_ld: usize, b: MatRef<'_>, op_b: Op, packed: &PackedRhs, c: MatMut<'_>, c_ld: usize, accumulate: bool) -> Result<()> {
     check_strided(&a, a_ld, &c, c_ld)?;
     let pre = packed.packs(&b, op_b).then_some(&packed.panels);
-    product(a, Op::N, a_ld, b, op_b, c, c_ld, accumulate, pre, available_threads())
+    product(a, Op::N, a_ld, b, op_b, b.cols, c, c_ld, accumulate, pre, available_threads())
 }
 
 /// [`matmul_packed_rows`] on the calling thread alone, for callers that
@@ -160,7 +160,7 @@ pub fn matmul_packed_rows(a: MatRef<'_>, a_ld: usize, b: MatRef<'_>, op_b: Op, p
 pub fn matmul_packed_rows_here(a: MatRef<'_>, a_ld: usize, b: MatRef<'_>, op_b: Op, packed: &PackedRhs, c: MatMut<'_>, c_ld: usize, accumulate: bool) -> Result<()> {
     check_strided(&a, a_ld, &c, c_ld)?;
     let pre = packed.packs(&b, op_b).then_some(&packed.panels);
-    product(a, Op::N, a_ld, b, op_b, c, c_ld, accumulate, pre, 1)
+    product(a, Op::N, a_ld, b, op_b, b.cols, c, c_ld, accumulate, pre, 1)
 }
 
 /// That row-strided `a` and `c` slices reach their last rows.
@@ -171,13 +171,33 @@ fn check_strided(a: &MatRef<'_>, a_ld: usize, c: &MatMut<'_>, c_ld: usize) -> Re
     })
 }
 
-/// The product behind every entry point; `a_ld` and `c_ld` are the row
-/// strides of `a` and `c` (their `cols` for contiguous matrices), `threads`
-/// the most it may use.
+/// [`matmul`] with `a` and `b` read as row-strided matrices (as stored,
+/// before `op`): row `i` of `a` starts at `a.data[i·a_ld]`, of `b` at
+/// `b.data[i·b_ld]`; `c` is contiguous. A recurrent layer uses it for
+/// column ranges of a wider buffer (the GRU keeps its two sets of gate
+/// gradients interleaved in one row per sample and step). Each output element
+/// is summed exactly as by `matmul` on contiguous copies.
+///
+/// # Errors
+/// `Error::Shape` when the shapes do not agree or a slice is too short for
+/// its stride.
 #[allow(clippy::too_many_arguments)]
-fn product(a: MatRef<'_>, op_a: Op, a_ld: usize, b: MatRef<'_>, op_b: Op, c: MatMut<'_>, c_ld: usize, accumulate: bool, pre: Option<&blocked::PackedLhs>, threads: usize) -> Result<()> {
+pub fn matmul_strided(a: MatRef<'_>, op_a: Op, a_ld: usize, b: MatRef<'_>, op_b: Op, b_ld: usize, c: MatMut<'_>, accumulate: bool) -> Result<()> {
+    let span = |m: &MatRef<'_>, ld: usize| if m.rows == 0 { 0 } else { (m.rows - 1) * ld + m.cols };
+    ensure_shape(a_ld >= a.cols && b_ld >= b.cols && a.data.len() >= span(&a, a_ld) && b.data.len() >= span(&b, b_ld) && c.data.len() >= c.rows * c.cols, || {
+        format!("matmul: strided operands too short: a {}x{} every {a_ld} in {}, b {}x{} every {b_ld} in {}", a.rows, a.cols, a.data.len(), b.rows, b.cols, b.data.len())
+    })?;
+    let c_ld = c.cols;
+    product(a, op_a, a_ld, b, op_b, b_ld, c, c_ld, accumulate, None, available_threads())
+}
+
+/// The product behind every entry point; `a_ld`, `b_ld` and `c_ld` are the
+/// row strides of `a`, `b` and `c` (their `cols` for contiguous matrices),
+/// `threads` the most it may use.
+#[allow(clippy::too_many_arguments)]
+fn product(a: MatRef<'_>, op_a: Op, a_ld: usize, b: MatRef<'_>, op_b: Op, b_ld: usize, c: MatMut<'_>, c_ld: usize, accumulate: bool, pre: Option<&blocked::PackedLhs>, threads: usize) -> Result<()> {
     let (m, k, a_rs, a_cs) = layout(&a, op_a, a_ld);
-    let (k2, n, b_rs, b_cs) = layout(&b, op_b, b.cols);
+    let (k2, n, b_rs, b_cs) = layout(&b, op_b, b_ld);
     ensure_shape(k == k2 && c.rows == m && c.cols == n, || {
         format!("matmul: op(a) is {m}x{k}, op(b) is {k2}x{n}, output is {}x{}; expected {m}x{n} with equal inner sizes", c.rows, c.cols)
     })?;
@@ -444,6 +464,45 @@ mod tests {
         let mut c = Matrix::zeros(4, 8);
         let short = MatRef { rows: 4, cols: 8, data: a.as_slice() };
         assert!(matmul_packed_rows(short, 9, b.view(), Op::T, &PackedRhs::new(), c.view_mut(), 8, false).is_err());
+    }
+
+    /// Column ranges of wider buffers as `a` and `b`, in every transpose
+    /// combination (the all-steps weight-gradient products of a GRU read its
+    /// interleaved gate gradients so), give the bits of contiguous copies,
+    /// overwriting or accumulating, on one thread or several.
+    #[test]
+    fn strided_operands_match_contiguous_copies() {
+        let narrow = |m: &Matrix, cols: usize, skip: usize| -> Matrix {
+            let rows: Vec<f32> = m.as_slice().chunks(m.cols()).flat_map(|r| r[skip..skip + cols].to_vec()).collect();
+            Matrix::from_vec(m.rows(), cols, rows).unwrap()
+        };
+        for &(m, k, n) in &[(384, 3584, 128), (28, 3584, 384), (7, 13, 5), (65, 700, 129), (3, 2, 4)] {
+            for &(ta, tb) in &[(false, false), (true, false), (false, true), (true, true)] {
+                let (ar, ac) = if ta { (k, m) } else { (m, k) };
+                let (br, bc) = if tb { (n, k) } else { (k, n) };
+                let (a_wide, b_wide) = (filled(ar, ac + 7, 21), filled(br, bc + 3, 22));
+                let (a, b) = (narrow(&a_wide, ac, 5), narrow(&b_wide, bc, 1));
+                let op = |t| if t { Op::T } else { Op::N };
+                for accumulate in [false, true] {
+                    for threads in [1, 2, 3] {
+                        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                        let (mut want, mut got) = (filled(m, n, 23), filled(m, n, 23));
+                        pool.install(|| {
+                            matmul(a.view(), op(ta), b.view(), op(tb), want.view_mut(), accumulate).unwrap();
+                            let a_view = MatRef { rows: ar, cols: ac, data: &a_wide.as_slice()[5..] };
+                            let b_view = MatRef { rows: br, cols: bc, data: &b_wide.as_slice()[1..] };
+                            matmul_strided(a_view, op(ta), ac + 7, b_view, op(tb), bc + 3, got.view_mut(), accumulate).unwrap();
+                        });
+                        assert_eq!(got, want, "{m}x{k}x{n} ta {ta} tb {tb} accumulate {accumulate}, {threads} threads");
+                    }
+                }
+            }
+        }
+        // A slice too short for its stride is a shape error, not a bad access.
+        let (a, b) = (filled(4, 8, 1), filled(8, 8, 2));
+        let mut c = Matrix::zeros(4, 8);
+        assert!(matmul_strided(a.view(), Op::N, 9, b.view(), Op::N, 8, c.view_mut(), false).is_err());
+        assert!(matmul_strided(a.view(), Op::N, 8, b.view(), Op::N, 7, c.view_mut(), false).is_err());
     }
 
     /// The rows of a product split between calls on one thread each (as a
