@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{checked_size, ensure_config, ensure_shape, try_grow, Result};
 use crate::init::{orthogonal, Init};
-use crate::kernels::gemm::{matmul, Op, PackedRhs};
+use crate::kernels::gemm::{matmul_strided, Op, PackedRhs};
 use crate::kernels::reduce::col_sums;
 use crate::layers::kind::{check_backward, BuildLayer};
 use crate::layers::recurrent_cells::Cell;
@@ -188,11 +188,13 @@ struct Workspace {
     c_last: Vec<f32>,
     /// `return_sequences`: the output, `[batch, T·units]` in processing order.
     out: Matrix,
-    /// Gradients w.r.t. the gate pre-activations, `[batch·T, G·units]`: as
-    /// the input projection sees them and (GRU only) as its recurrent
-    /// product sees them.
+    /// Gradients w.r.t. the gate pre-activations, `[batch·T, grad_width]`:
+    /// as the input projection and as the recurrent product see them (the
+    /// GRU's two sets interleaved, see [`Cell::grad_width`]).
     d_in: Vec<f32>,
-    d_rec: Vec<f32>,
+    /// GRU, when the input gradient is wanted: `W_ih` with its candidate
+    /// rows first, the order of its input-side gate gradients.
+    w_ih_lead: Vec<f32>,
     /// The gradient flowing into `h_t` (and an LSTM's `c_t`), and its next value.
     dh: Vec<f32>,
     dc: Vec<f32>,
@@ -200,7 +202,7 @@ struct Workspace {
     /// When recording step norms: `‖∂L/∂h_t‖²` per sample and input step.
     norm_sq: Vec<f64>,
     /// Per sample, its gate gradients summed over the steps: `d_in`'s
-    /// `[batch, G·units]` and the candidate third of the GRU's `d_rec`'s
+    /// `[batch, G·units]` and the GRU's recurrent candidate `d_rn`'s
     /// `[batch, units]`.
     bias_in: Vec<f32>,
     bias_rec: Vec<f32>,
@@ -404,11 +406,9 @@ impl LayerKind for Recurrent {
         let name = self.kind.name();
         let (direct, lstm) = (self.cell.direct(), self.cell == Cell::Lstm);
         let (dims, dy_len) = (self.dims(), n * self.out_dim());
+        let (dw, rec_at, lead) = (self.cell.grad_width(h), self.cell.rec_offset(h), self.cell.in_lead(h));
         let ws = &mut self.ws;
-        grow(&mut ws.d_in, checked_size(nt, gh, name)?, "the recurrent input-gradient workspace")?;
-        if !direct {
-            grow(&mut ws.d_rec, checked_size(nt, gh, name)?, "the recurrent gradient workspace")?;
-        }
+        grow(&mut ws.d_in, checked_size(nt, dw, name)?, "the recurrent gate-gradient workspace")?;
         for v in [&mut ws.dh, &mut ws.dc, &mut ws.carry] {
             grow(v, nh, "the recurrent state gradient")?;
         }
@@ -426,7 +426,15 @@ impl LayerKind for Recurrent {
         let w_hh_ref = MatRef { rows: gh, cols: h, data: w_hh };
         ws.w_hh_pack.pack(w_hh_ref, Op::N, n)?;
         let [o_ih, o_hh, o_bi, o_bh] = self.offsets;
-        let w_ih_ref = MatRef { rows: gh, cols: f, data: &params[o_ih..o_ih + gh * f] };
+        let w_ih = &params[o_ih..o_ih + gh * f];
+        if dx.is_some() && lead > 0 {
+            // `W_ih`'s rows in the order of the input-side gate gradients.
+            grow(&mut ws.w_ih_lead, gh * f, "the recurrent input weights")?;
+            let at = (gh - lead) * f;
+            ws.w_ih_lead[..lead * f].copy_from_slice(&w_ih[at..]);
+            ws.w_ih_lead[lead * f..gh * f].copy_from_slice(&w_ih[..at]);
+        }
+        let w_ih_ref = MatRef { rows: gh, cols: f, data: if lead > 0 && dx.is_some() { &ws.w_ih_lead[..gh * f] } else { w_ih } };
         let dx = match dx {
             Some(dx) => {
                 dx.reshape_for(n, t * f)?;
@@ -437,8 +445,7 @@ impl LayerKind for Recurrent {
         };
         let rows = BackRows {
             rows: n,
-            d_in: &mut ws.d_in[..nt * gh],
-            d_rec: if direct { &mut [] } else { &mut ws.d_rec[..nt * gh] },
+            d_in: &mut ws.d_in[..nt * dw],
             dh: &mut ws.dh[..nh],
             dc: &mut ws.dc[..nh],
             carry: &mut ws.carry[..nh],
@@ -460,24 +467,24 @@ impl LayerKind for Recurrent {
             norms.clear();
             norms.extend((0..t).map(|time| (0..n).map(|i| ws.norm_sq[i * t + time]).sum::<f64>().sqrt()));
         }
-        let d_in = MatRef { rows: nt, cols: gh, data: &ws.d_in[..nt * gh] };
+        let d_in = MatRef { rows: nt, cols: gh, data: &ws.d_in[..nt * dw] };
         let xs = MatRef { rows: nt, cols: f, data: x.data };
-        weight_ih_grad(d_in, xs, &mut ws.dw_t, &mut grads[o_ih..o_ih + gh * f])?;
+        weight_ih_grad(d_in, dw, lead, xs, &mut ws.dw_t, &mut grads[o_ih..o_ih + gh * f])?;
         // The bias gradients: per-sample sums over the steps, summed over the
         // samples in order (whatever the shares were).
         col_sums(&ws.bias_in[..ngh], &mut grads[o_bi..o_bi + gh]);
         // `dW_hh = Σ d_gatesᵀ·h_{t-1}`: the states entering each step sit in
         // the rows of the gradients that meet them.
+        // The GRU's recurrent-side gradients are the columns from `rec_at`.
         let dw_hh = MatMut { rows: gh, cols: h, data: &mut grads[o_hh..o_hh + gh * h] };
         let hs = MatRef { rows: nt, cols: h, data: &ws.hs[..nt * h] };
+        let d_rec = MatRef { rows: nt, cols: gh, data: &ws.d_in[rec_at..nt * dw] };
+        matmul_strided(d_rec, Op::T, dw, hs, Op::N, h, dw_hh, false)?;
         if direct {
-            matmul(d_in, Op::T, hs, Op::N, dw_hh, false)?;
             grads.copy_within(o_bi..o_bi + gh, o_bh);
         } else {
-            let d_rec = MatRef { rows: nt, cols: gh, data: &ws.d_rec[..nt * gh] };
-            matmul(d_rec, Op::T, hs, Op::N, dw_hh, false)?;
-            // The reset and update thirds of `d_rec` are `d_in`'s: the same
-            // values summed in the same order.
+            // The recurrent reset and update gradients are the input side's:
+            // the same values summed in the same order.
             grads.copy_within(o_bi..o_bi + 2 * h, o_bh);
             col_sums(&ws.bias_rec[..nh], &mut grads[o_bh + 2 * h..o_bh + gh]);
         }
@@ -544,23 +551,33 @@ impl Recurrent {
     }
 }
 
-/// `dW_ih = d_inᵀ·x` (`[G·units, F]`) over all steps. The microkernels tile
-/// their output in 64-row (AVX-512) panels along its columns here, so with
-/// few features (F = 28: one half-empty 32-row tile) the product is computed
-/// transposed, `xᵀ·d_in` with the wide `G·units` side on the full tiles, into
-/// `scratch` and transposed back (a `G·units × F` copy, small next to the
-/// product's `N·T` depth).
-fn weight_ih_grad(d_in: MatRef<'_>, x: MatRef<'_>, scratch: &mut Vec<f32>, out: &mut [f32]) -> Result<()> {
+/// `dW_ih = d_inᵀ·x` (`[G·units, F]`) over all steps; `d_in`'s rows lie
+/// `d_ld` apart, and its first `lead` columns belong to `W_ih`'s last rows
+/// (see [`Cell::in_lead`]). The microkernels tile their output in 64-row
+/// (AVX-512) panels along its columns here, so with few features (F = 28:
+/// one half-empty 32-row tile) the product is computed transposed, `xᵀ·d_in`
+/// with the wide `G·units` side on the full tiles, into `scratch` and
+/// transposed back (a `G·units × F` copy, small next to the product's `N·T`
+/// depth), the rows put in `W_ih`'s order on the way.
+fn weight_ih_grad(d_in: MatRef<'_>, d_ld: usize, lead: usize, x: MatRef<'_>, scratch: &mut Vec<f32>, out: &mut [f32]) -> Result<()> {
     let (gh, f) = (d_in.cols, x.cols);
-    if f >= gh {
-        return matmul(d_in, Op::T, x, Op::N, MatMut { rows: gh, cols: f, data: out }, false);
+    let row_of = |c: usize| (c + gh - lead) % gh;
+    if f >= gh && lead == 0 {
+        return matmul_strided(d_in, Op::T, d_ld, x, Op::N, f, MatMut { rows: gh, cols: f, data: out }, false);
     }
     grow(scratch, gh * f, "the recurrent weight_ih gradient")?;
     let t = &mut scratch[..gh * f];
-    matmul(x, Op::T, d_in, Op::N, MatMut { rows: f, cols: gh, data: t }, false)?;
+    if f >= gh {
+        matmul_strided(d_in, Op::T, d_ld, x, Op::N, f, MatMut { rows: gh, cols: f, data: t }, false)?;
+        for (c, row) in t.chunks_exact(f).enumerate() {
+            out[row_of(c) * f..(row_of(c) + 1) * f].copy_from_slice(row);
+        }
+        return Ok(());
+    }
+    matmul_strided(x, Op::T, f, d_in, Op::N, d_ld, MatMut { rows: f, cols: gh, data: t }, false)?;
     for (j, row) in t.chunks_exact(gh).enumerate() {
-        for (g, v) in row.iter().enumerate() {
-            out[g * f + j] = *v;
+        for (c, v) in row.iter().enumerate() {
+            out[row_of(c) * f + j] = *v;
         }
     }
     Ok(())

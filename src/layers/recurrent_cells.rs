@@ -70,6 +70,40 @@ impl Cell {
         }
     }
 
+    /// Gate-gradient values per sample and step (see
+    /// [`Cell::backward_row`]): `G·units`, the GRU `4·units`, its two sets of
+    /// gate gradients interleaved as `[d_n, d_r, d_z, d_rn]` so that the
+    /// input projection's `(n, r, z)` (columns `0..3·units`) and the
+    /// recurrent product's `(r, z, rn)` (columns `units..4·units`, `W_hh`'s
+    /// own gate order) are each one column range, and the shared `d_r`, `d_z`
+    /// are written once.
+    pub fn grad_width(self, units: usize) -> usize {
+        match self {
+            Cell::Gru => 4 * units,
+            _ => self.gates() * units,
+        }
+    }
+
+    /// Where the recurrent product's `G·units` gate gradients start in a
+    /// [`Cell::grad_width`] row (the input projection's start at 0).
+    pub fn rec_offset(self, units: usize) -> usize {
+        match self {
+            Cell::Gru => units,
+            _ => 0,
+        }
+    }
+
+    /// How many of the input projection's gate gradients lead its row out of
+    /// `W_ih`'s gate order: the GRU's candidate third comes first (`(n, r,
+    /// z)`), so gate-gradient column `c` belongs to `W_ih` row `(c + G·units −
+    /// lead) mod G·units`; 0 for the others, in order.
+    pub fn in_lead(self, units: usize) -> usize {
+        match self {
+            Cell::Gru => units,
+            _ => 0,
+        }
+    }
+
     /// Values saved per sample and step: LSTM its four gates and `tanh(c')`;
     /// GRU its three gates and `r_n + b_hn`; SimpleRNN its pre-activation.
     pub fn saved_width(self, units: usize) -> usize {
@@ -134,19 +168,19 @@ impl Cell {
     }
 
     /// One sample's step back: the gradients w.r.t. the gate pre-activations
-    /// (as the input projection sees them) into `d_gates` `[G·units]`; the
+    /// into `d_gates` `[grad_width]` (see [`Cell::grad_width`]); the
     /// part of `dh_{t-1}` that bypasses `W_hh` (GRU's `z·dh`) into `carry`,
     /// which must hold zeros on entry; and (LSTM) `dc` replaced by the
-    /// gradient w.r.t. `c_{t-1}`. The GRU also writes its gate gradients as
-    /// its recurrent product sees them into `d_rec` (the others, whose two
-    /// products see the same gradients, are given it empty).
+    /// gradient w.r.t. `c_{t-1}`. The GRU's row holds its gate gradients
+    /// both as the input projection and as the recurrent product sees them
+    /// (the others' two products see the same gradients).
     ///
     /// The sample's bias-gradient sums gather in the same pass, while the
-    /// values are in registers: `bias_in += d_gates` and (GRU) `bias_rec_n +=`
-    /// the candidate third of `d_rec` (its reset and update thirds equal
-    /// `d_gates`', so their sums are `bias_in`'s).
-    #[allow(clippy::too_many_arguments)]
-    pub fn backward_row(self, b: &RowBack<'_>, dc: &mut [f32], d_gates: &mut [f32], d_rec: &mut [f32], carry: &mut [f32], bias_in: &mut [f32], bias_rec_n: &mut [f32]) {
+    /// values are in registers: `bias_in += ` the input projection's gate
+    /// gradients, in `W_ih`'s gate order, and (GRU) `bias_rec_n += d_rn` (the
+    /// recurrent side's reset and update gradients are the input side's, so
+    /// their sums are `bias_in`'s).
+    pub fn backward_row(self, b: &RowBack<'_>, dc: &mut [f32], d_gates: &mut [f32], carry: &mut [f32], bias_in: &mut [f32], bias_rec_n: &mut [f32]) {
         match self {
             Cell::Simple(act) => {
                 d_gates.copy_from_slice(b.dh);
@@ -154,15 +188,14 @@ impl Cell {
                 add_one(bias_in, d_gates);
             }
             Cell::Lstm => lstm_back(b.saved, b.c_prev, b.dh, dc, d_gates, bias_in),
-            Cell::Gru => gru_back(b.saved, b.prev, b.dh, d_gates, d_rec, carry, bias_in, bias_rec_n),
+            Cell::Gru => gru_back(b.saved, b.prev, b.dh, d_gates, carry, bias_in, bias_rec_n),
         }
     }
 
     /// A padded step back: it was `h_t = h_{t-1}` (and `c_t = c_{t-1}`, so
     /// `dc` stays), so its gates get no gradient and `dh` passes on whole.
-    pub fn pass_row_back(self, dh: &[f32], d_gates: &mut [f32], d_rec: &mut [f32], carry: &mut [f32]) {
+    pub fn pass_row_back(self, dh: &[f32], d_gates: &mut [f32], carry: &mut [f32]) {
         d_gates.fill(0.0);
-        d_rec.fill(0.0);
         carry.copy_from_slice(dh);
     }
 }
@@ -247,21 +280,21 @@ fn lstm_back(sv: &[f32], c_prev: &[f32], dh: &[f32], dc: &mut [f32], dg: &mut [f
 }
 
 /// GRU backward of one sample's row: saved `[r, z, n, r_n + b_hn]`. The
-/// gate gradients go to `dg` (as the input projection sees them) and, in the
-/// same pass, to `drec` as the recurrent product sees them: the same for `r`
-/// and `z`, the candidate's scaled by the reset gate (`n` sees
-/// `r·(W_hn·h + b_hn)`). The bias sums gather in the same pass: `bias_in`
-/// `[3·units]` of `dg`, `bias_rec_n` `[units]` of the candidate third of `drec`.
+/// gate gradients go to `dg` `[d_n, d_r, d_z, d_rn]` (see
+/// [`Cell::grad_width`]): the input projection's and the recurrent
+/// product's are the same for `r` and `z`, the latter's candidate `d_rn`
+/// scaled by the reset gate (`n` sees `r·(W_hn·h + b_hn)`). The bias sums
+/// gather in the same pass: `bias_in` `[3·units]` (`r, z, n`), `bias_rec_n`
+/// `[units]` of `d_rn`.
 #[allow(clippy::too_many_arguments)]
 #[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
-fn gru_back(sv: &[f32], prev: &[f32], dh: &[f32], dg: &mut [f32], drec: &mut [f32], carry: &mut [f32], bias_in: &mut [f32], bias_rec_n: &mut [f32]) {
+fn gru_back(sv: &[f32], prev: &[f32], dh: &[f32], dg: &mut [f32], carry: &mut [f32], bias_in: &mut [f32], bias_rec_n: &mut [f32]) {
     let h = dh.len();
     let (rg, zg, ng, hh) = (&sv[..h], &sv[h..2 * h], &sv[2 * h..3 * h], &sv[3 * h..4 * h]);
     let (hp, carry) = (&prev[..h], &mut carry[..h]);
-    let (dr, rest) = dg[..3 * h].split_at_mut(h);
-    let (dz, dn) = rest.split_at_mut(h);
-    let (rr, rest) = drec[..3 * h].split_at_mut(h);
-    let (rz, rn) = rest.split_at_mut(h);
+    let (dn, rest) = dg[..4 * h].split_at_mut(h);
+    let (dr, rest) = rest.split_at_mut(h);
+    let (dz, rn) = rest.split_at_mut(h);
     let (br, rest) = bias_in[..3 * h].split_at_mut(h);
     let (bz, bn) = rest.split_at_mut(h);
     let brn = &mut bias_rec_n[..h];
@@ -270,8 +303,7 @@ fn gru_back(sv: &[f32], prev: &[f32], dh: &[f32], dg: &mut [f32], drec: &mut [f3
         let d_r = d_n * hh[j] * rg[j] * (1.0 - rg[j]);
         let d_z = dh[j] * (hp[j] - ng[j]) * zg[j] * (1.0 - zg[j]);
         let d_rn = d_n * rg[j];
-        (dr[j], dz[j], dn[j]) = (d_r, d_z, d_n);
-        (rr[j], rz[j], rn[j]) = (d_r, d_z, d_rn);
+        (dn[j], dr[j], dz[j], rn[j]) = (d_n, d_r, d_z, d_rn);
         (br[j], bz[j], bn[j]) = (br[j] + d_r, bz[j] + d_z, bn[j] + d_n);
         brn[j] += d_rn;
         carry[j] = dh[j] * zg[j];

@@ -17,8 +17,9 @@
 //! shares, hence whatever the thread count.
 //!
 //! Layout (a share's rows are one contiguous piece of every buffer):
-//! sample-major by input time for what the all-steps GEMMs read: `d_in`,
-//! `d_rec` `[n·T, G·units]` and `hs` `[n·T, units]`, which holds at
+//! sample-major by input time for what the all-steps GEMMs read: `d_in`
+//! `[n·T, grad_width]` (the gate gradients, see [`Cell::grad_width`]) and
+//! `hs` `[n·T, units]`, which holds at
 //! row `i·T + time` the state *entering* the step that reads input `time`
 //! (so `h_0 = 0` sits at the first step read). The states entering each
 //! step are then already in the rows of the gate gradients that meet them in
@@ -250,24 +251,23 @@ fn forward_share(d: &Dims, r: FwdRows<'_>, w: &Weights<'_>) -> Result<()> {
     Ok(())
 }
 
-/// The backward pass's buffers over some rows: written `d_in` (gate
-/// gradients as the input projection sees them), `d_rec` (GRU: as its
-/// recurrent product sees them), the state gradients `dh`, `dc`, `carry`
+/// The backward pass's buffers over some rows: written `d_in` (the gate
+/// gradients, rows of [`Cell::grad_width`]), the state gradients `dh`, `dc`, `carry`
 /// `[n, units]` and (when recording) `norm_sq` `[n·T]`; read the forward
 /// pass's buffers and the output gradient `dy` (`[n, T·units]` in processing
 /// order with `return_sequences`, else `[n, units]`).
 pub(super) struct BackRows<'a> {
     pub rows: usize,
     pub d_in: &'a mut [f32],
-    pub d_rec: &'a mut [f32],
     pub dh: &'a mut [f32],
     pub dc: &'a mut [f32],
     pub carry: &'a mut [f32],
     pub norm_sq: &'a mut [f64],
-    /// Per sample, the gate gradients summed over its steps: of `d_in`
-    /// `[n, G·units]` and (GRU) of the candidate third of `d_rec` `[n,
-    /// units]` (the bias gradients, once summed over the samples in order;
-    /// the GRU's other two thirds of `d_rec` equal `d_in`'s).
+    /// Per sample, the gate gradients summed over its steps: the input
+    /// projection's `[n, G·units]` (in `W_ih`'s gate order) and (GRU) the
+    /// recurrent candidate's `d_rn` `[n, units]` (the bias gradients, once
+    /// summed over the samples in order; the GRU's other two recurrent
+    /// thirds equal the input projection's).
     pub bias_in: &'a mut [f32],
     pub bias_rec: &'a mut [f32],
     pub saved: &'a [f32],
@@ -289,7 +289,6 @@ impl Rows for BackRows<'_> {
     fn split(self, at: usize) -> (Self, Self) {
         let n = self.rows;
         let (d_in, d_in2) = cut(self.d_in, n, at);
-        let (d_rec, d_rec2) = cut(self.d_rec, n, at);
         let (dh, dh2) = cut(self.dh, n, at);
         let (dc, dc2) = cut(self.dc, n, at);
         let (carry, carry2) = cut(self.carry, n, at);
@@ -304,11 +303,10 @@ impl Rows for BackRows<'_> {
         let (dy, dy2) = cut_ref(self.dy, n, at);
         let (dx, dx2) = cut(self.dx, n, at);
         (
-            BackRows { rows: at, d_in, d_rec, dh, dc, carry, norm_sq, bias_in, bias_rec, saved, hs, cs, last, keep, dy, dx },
+            BackRows { rows: at, d_in, dh, dc, carry, norm_sq, bias_in, bias_rec, saved, hs, cs, last, keep, dy, dx },
             BackRows {
                 rows: n - at,
                 d_in: d_in2,
-                d_rec: d_rec2,
                 dh: dh2,
                 dc: dc2,
                 carry: carry2,
@@ -329,7 +327,9 @@ impl Rows for BackRows<'_> {
 
 /// The weights of a backward pass: `W_hh` and `W_ih` with their packs (as
 /// themselves, the right operands of `dh_{t-1} = d_rec·W_hh` and `dx_t =
-/// d_in·W_ih`; `ih_pack` is read only when `dx` is wanted).
+/// d_in·W_ih`; `ih_pack` is read only when `dx` is wanted). `w_ih`'s rows
+/// follow the input projection's gate-gradient columns: the GRU's are a
+/// copy with the candidate rows first (see [`Cell::in_lead`]).
 pub(super) struct BackWeights<'a> {
     pub w_hh: MatRef<'a>,
     pub hh_pack: &'a PackedRhs,
@@ -350,7 +350,7 @@ pub(super) fn backward(d: &Dims, rows: BackRows<'_>, parts: usize, w: &BackWeigh
 
 fn backward_share(d: &Dims, r: BackRows<'_>, w: &BackWeights<'_>) -> Result<()> {
     let (m, t, h, gh) = (r.rows, d.steps, d.units, d.gh());
-    let sw = d.cell.saved_width(h);
+    let (sw, dw, rec_at) = (d.cell.saved_width(h), d.cell.grad_width(h), d.cell.rec_offset(h));
     let (direct, lstm) = (d.cell.direct(), d.cell == Cell::Lstm);
     let (mut dh, mut carry) = (r.dh, r.carry);
     dh.fill(0.0);
@@ -376,11 +376,10 @@ fn backward_share(d: &Dims, r: BackRows<'_>, w: &BackWeights<'_>) -> Result<()> 
         let next = (s + 1 < t).then(|| d.time(s + 1));
         for i in 0..m {
             let row = i * t + time;
-            let d_gates = &mut r.d_in[row * gh..(row + 1) * gh];
-            let d_rec = if direct { &mut [][..] } else { &mut r.d_rec[row * gh..(row + 1) * gh] };
+            let d_gates = &mut r.d_in[row * dw..(row + 1) * dw];
             let (dh_i, carry_i) = (&dh[i * h..(i + 1) * h], &mut carry[i * h..(i + 1) * h]);
             if !d.kept(r.keep, i, time) {
-                d.cell.pass_row_back(dh_i, d_gates, d_rec, carry_i);
+                d.cell.pass_row_back(dh_i, d_gates, carry_i);
                 continue;
             }
             let out = match next {
@@ -395,21 +394,21 @@ fn backward_share(d: &Dims, r: BackRows<'_>, w: &BackWeights<'_>) -> Result<()> 
                 dh: dh_i,
             };
             let bias_rec = if direct { &mut [][..] } else { &mut r.bias_rec[i * h..(i + 1) * h] };
-            d.cell.backward_row(&inputs, &mut r.dc[i * h..(i + 1) * h], d_gates, d_rec, carry_i, &mut r.bias_in[i * gh..(i + 1) * gh], bias_rec);
+            d.cell.backward_row(&inputs, &mut r.dc[i * h..(i + 1) * h], d_gates, carry_i, &mut r.bias_in[i * gh..(i + 1) * gh], bias_rec);
         }
         if !r.dx.is_empty() {
             let f = d.features;
-            let a = MatRef { rows: m, cols: gh, data: &r.d_in[time * gh..] };
-            matmul_packed_rows_here(a, t * gh, w.w_ih, Op::N, w.ih_pack, MatMut { rows: m, cols: f, data: &mut r.dx[time * f..] }, t * f, false)?;
+            let a = MatRef { rows: m, cols: gh, data: &r.d_in[time * dw..] };
+            matmul_packed_rows_here(a, t * dw, w.w_ih, Op::N, w.ih_pack, MatMut { rows: m, cols: f, data: &mut r.dx[time * f..] }, t * f, false)?;
         }
         if s == 0 {
             // The gradient w.r.t. h_0 (a constant zero state) is not needed.
             break;
         }
-        // The share's gate-gradient rows of this step, in place.
-        let grads = if direct { &*r.d_in } else { &*r.d_rec };
-        let a = MatRef { rows: m, cols: gh, data: &grads[time * gh..] };
-        matmul_packed_rows_here(a, t * gh, w.w_hh, Op::N, w.hh_pack, MatMut { rows: m, cols: h, data: &mut *carry }, h, true)?;
+        // The share's gate-gradient rows of this step, in place (the GRU's
+        // recurrent-side columns of them).
+        let a = MatRef { rows: m, cols: gh, data: &r.d_in[time * dw + rec_at..] };
+        matmul_packed_rows_here(a, t * dw, w.w_hh, Op::N, w.hh_pack, MatMut { rows: m, cols: h, data: &mut *carry }, h, true)?;
         std::mem::swap(&mut dh, &mut carry);
         carry.fill(0.0);
     }
