@@ -105,6 +105,21 @@ fn forward_and_gradients_match_pytorch_equations() {
     }
 }
 
+/// More features than gate rows (`F ≥ G·units`): `weight_ih`'s gradient
+/// takes its untransposed product, and the GRU's rotated gate-gradient
+/// columns (candidate first) must still land in `W_ih`'s row order.
+#[test]
+fn wide_inputs_give_weight_ih_gradients_in_gate_order() {
+    let (t, f, h, n) = (3, 7, 2, 3);
+    for cell in [CellKind::SimpleRnn, CellKind::Lstm, CellKind::Gru] {
+        let mut layer = spec(cell, t, f, h, false, false).build(t * f, &mut Alloc::default()).unwrap();
+        let len: usize = layer.params().iter().map(|p| p.len()).sum();
+        let params = random(len, 5, -0.6, 0.6);
+        let x = Matrix::from_vec(n, t * f, random(n * t * f, 6, -1.0, 1.0)).unwrap();
+        check_grads(&mut layer, &x, &params, &mut [], &Ctx::default(), |x, p| reference(cell, t, f, h, false, false, x, p));
+    }
+}
+
 #[test]
 fn simple_rnn_with_another_activation_matches_its_definition() {
     let (t, f, h, n) = (3, 2, 4, 2);
