@@ -4,8 +4,8 @@
 //! around them live in recurrent_pass.rs.
 //!
 //! Equations (PyTorch's, `x·W_ihᵀ + b_ih` in `proj`, `r = h·W_hhᵀ`; for
-//! SimpleRNN and LSTM the layer has already added `b_hh + r` to `proj`, for
-//! the GRU `b_hh`'s reset and update thirds):
+//! SimpleRNN and LSTM the layer has already added `b_hh + r` to `proj`; the
+//! GRU's step is given `x·W_ihᵀ` and `r` apart and adds the biases itself):
 //! - SimpleRNN: `h' = act(proj + r + b_hh)`.
 //! - LSTM: `i, f, g, o = σ, σ, tanh, σ (proj + r + b_hh)`,
 //!   `c' = f·c + i·g`, `h' = o·tanh(c')`.
@@ -32,8 +32,9 @@ pub enum Cell {
 /// One sample's inputs to a forward step.
 pub struct RowFwd<'a> {
     /// SimpleRNN and LSTM: the whole pre-activation `[G·units]` (see
-    /// [`Cell::direct`]); GRU: `x·W_ihᵀ + b_ih` (`+ b_hh` for `r` and `z`).
+    /// [`Cell::direct`]); GRU: `x·W_ihᵀ` alone (its step adds the biases).
     pub proj: &'a [f32],
+    pub b_ih: &'a [f32],
     pub b_hh: &'a [f32],
     /// `h_{t-1}` and (LSTM) `c_{t-1}`, `[units]`.
     pub prev: &'a [f32],
@@ -114,19 +115,13 @@ impl Cell {
         }
     }
 
-    /// Adds the biases to one sample's input projection `p` (`x·W_ihᵀ`):
-    /// `p + b_ih + b_hh` for SimpleRNN and LSTM, whose step product then
-    /// accumulates onto it; the GRU's reset and update gates likewise, its
-    /// candidate only `b_ih` (its `b_hn` sits inside `r·(W_hn·h + b_hn)`).
+    /// Adds the biases to one sample's input projection `p` (`x·W_ihᵀ`),
+    /// `p + b_ih + b_hh`, for SimpleRNN and LSTM, whose step product then
+    /// accumulates onto it. The GRU leaves `p` as it is: its fused step adds
+    /// the biases as it reads `p` (the same sums, one pass fewer).
     pub fn add_biases(self, p: &mut [f32], b_ih: &[f32], b_hh: &[f32]) {
-        match self {
-            Cell::Gru => {
-                let two = 2 * b_ih.len() / 3;
-                let (rz, n) = p.split_at_mut(two);
-                add_two(rz, &b_ih[..two], &b_hh[..two]);
-                add_one(n, &b_ih[two..]);
-            }
-            _ => add_two(p, b_ih, b_hh),
+        if self != Cell::Gru {
+            add_two(p, b_ih, b_hh);
         }
     }
 
@@ -154,7 +149,7 @@ impl Cell {
                 tanh_slice(c_next, tc);
                 mul_into(next, &gates[3 * h..], tc);
             }
-            Cell::Gru => gru_step(p, rec, &r.b_hh[2 * h..], r.prev, saved, next),
+            Cell::Gru => gru_step(p, rec, r.b_ih, r.b_hh, r.prev, saved, next),
         }
     }
 
@@ -232,23 +227,25 @@ fn lstm_cell(gates: &[f32], c_prev: &[f32], c: &mut [f32]) {
     }
 }
 
-/// GRU step of one sample's row: `p` the input side (`+ b_hh` for `r` and
-/// `z`), `rec` `h·W_hhᵀ`, `b_n` the candidate's `b_hh` third:
-/// `r, z = σ(rec + p)`, `n = tanh(p_n + r·(rec_n + b_n))`,
-/// `h' = (1 − z)·n + z·h`; saves `[r, z, n, rec_n + b_n]`.
+/// GRU step of one sample's row: `p` `x·W_ihᵀ`, `rec` `h·W_hhᵀ`, `bi` and
+/// `bh` the biases: `r, z = σ(rec + ((p + bi) + bh))`,
+/// `n = tanh((p_n + bi_n) + r·(rec_n + bh_n))`, `h' = (1 − z)·n + z·h`;
+/// saves `[r, z, n, rec_n + bh_n]`.
 #[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
-fn gru_step(p: &[f32], rec: &[f32], b_n: &[f32], prev: &[f32], saved: &mut [f32], out: &mut [f32]) {
+fn gru_step(p: &[f32], rec: &[f32], bi: &[f32], bh: &[f32], prev: &[f32], saved: &mut [f32], out: &mut [f32]) {
     let h = out.len();
     let (pr, pz, pn) = (&p[..h], &p[h..2 * h], &p[2 * h..3 * h]);
     let (rr, rz, rn) = (&rec[..h], &rec[h..2 * h], &rec[2 * h..3 * h]);
-    let (b_n, prev) = (&b_n[..h], &prev[..h]);
+    let (bir, biz, bin) = (&bi[..h], &bi[h..2 * h], &bi[2 * h..3 * h]);
+    let (bhr, bhz, b_n) = (&bh[..h], &bh[h..2 * h], &bh[2 * h..3 * h]);
+    let prev = &prev[..h];
     let (sr, rest) = saved[..4 * h].split_at_mut(h);
     let (sz, rest) = rest.split_at_mut(h);
     let (sn, shh) = rest.split_at_mut(h);
     for j in 0..h {
-        let (r, z) = (sigmoid(rr[j] + pr[j]), sigmoid(rz[j] + pz[j]));
+        let (r, z) = (sigmoid(rr[j] + (pr[j] + bir[j] + bhr[j])), sigmoid(rz[j] + (pz[j] + biz[j] + bhz[j])));
         let hh = rn[j] + b_n[j];
-        let n = tanh(pn[j] + r * hh);
+        let n = tanh((pn[j] + bin[j]) + r * hh);
         (sr[j], sz[j], sn[j], shh[j]) = (r, z, n, hh);
         out[j] = (1.0 - z) * n + z * prev[j];
     }

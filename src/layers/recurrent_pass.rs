@@ -232,7 +232,7 @@ fn forward_share(d: &Dims, r: FwdRows<'_>, w: &Weights<'_>) -> Result<()> {
                 continue;
             }
             let rec = if direct { &[][..] } else { &r.rec[i * gh..(i + 1) * gh] };
-            let inputs = RowFwd { proj: &r.proj[i * gh..(i + 1) * gh], b_hh: w.b_hh, prev, c_prev };
+            let inputs = RowFwd { proj: &r.proj[i * gh..(i + 1) * gh], b_ih: w.b_ih, b_hh: w.b_hh, prev, c_prev };
             d.cell.forward_row(&inputs, rec, saved, h_next, c_next);
         }
     }
