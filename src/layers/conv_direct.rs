@@ -120,56 +120,129 @@ impl Direct {
 /// Filters per accumulator block: one AVX-512 register (two AVX2 ones).
 const LANES: usize = 16;
 
-/// See [`Direct::forward`]. Whole blocks of [`LANES`] filters sum into a
-/// local array the compiler keeps in registers; the remainder the same way,
-/// shorter. Each value is `Σ_k` in order of `k` from zero, by fused
-/// multiply-adds.
+/// Output rows summed together in the forward pass: each value is a chain
+/// of dependent multiply-adds, so one row's block at a time would wait on
+/// the FMA latency; this many independent chains keep the units busy.
+const ROWS: usize = 8;
+
+/// Output-gradient rows taken together in the kernel gradient: each `wgrad`
+/// value is loaded and stored once per this many rows instead of per row.
+const GRAD_ROWS: usize = 4;
+
+/// See [`Direct::forward`]. Blocks of [`ROWS`] rows × 32 or 16 filters sum
+/// into local arrays the compiler keeps in registers (with AVX-512: 16 or 8
+/// of them); the remaining rows and filters one row at a time. Each value is
+/// `Σ_k` in order of `k` from zero, by fused multiply-adds, however it is
+/// blocked.
 #[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
 fn forward_rows(d: &Direct, padded: &[f32], weight: &[f32], f: usize, z: &mut [f32]) {
     let kg = d.offsets.len();
     let weight = &weight[..kg * f];
-    for (r, zr) in z.chunks_exact_mut(f).enumerate() {
-        let window = &padded[d.base(r)..];
-        let mut j0 = 0;
-        while j0 + LANES <= f {
-            let mut acc = [0.0f32; LANES];
-            for (k, &off) in d.offsets.iter().enumerate() {
-                let p = window[off];
-                let w: &[f32; LANES] = weight[k * f + j0..][..LANES].try_into().expect("a block of LANES");
-                for t in 0..LANES {
-                    acc[t] = p.mul_add(w[t], acc[t]);
-                }
-            }
-            zr[j0..j0 + LANES].copy_from_slice(&acc);
-            j0 += LANES;
+    let rows = z.len() / f;
+    // Two registers of filters per row where they fit (one broadcast of a
+    // window value feeds two multiply-adds), then one, then the rest.
+    let (pairs, whole) = (f - f % (2 * LANES), f - f % LANES);
+    let mut r0 = 0;
+    while r0 + ROWS <= rows {
+        let windows: [&[f32]; ROWS] = std::array::from_fn(|i| &padded[d.base(r0 + i)..]);
+        for j0 in (0..pairs).step_by(2 * LANES) {
+            block::<{ 2 * LANES }>(&d.offsets, &windows, weight, f, j0, &mut z[r0 * f..]);
         }
-        if j0 < f {
-            let rest = &mut zr[j0..];
-            rest.fill(0.0);
-            for (k, &off) in d.offsets.iter().enumerate() {
-                let p = window[off];
-                for (a, &w) in rest.iter_mut().zip(&weight[k * f + j0..(k + 1) * f]) {
-                    *a = p.mul_add(w, *a);
-                }
+        if whole > pairs {
+            block::<LANES>(&d.offsets, &windows, weight, f, pairs, &mut z[r0 * f..]);
+        }
+        if whole < f {
+            for i in 0..ROWS {
+                row_range(d, padded, weight, f, r0 + i, whole, &mut z[(r0 + i) * f..(r0 + i + 1) * f]);
             }
+        }
+        r0 += ROWS;
+    }
+    for r in r0..rows {
+        row_range(d, padded, weight, f, r, 0, &mut z[r * f..(r + 1) * f]);
+    }
+}
+
+/// Filters `j0..j0 + W` of [`ROWS`] output rows (`z` starts at the first),
+/// each row's window starting at its entry of `windows`: `ROWS × W` sums in
+/// local arrays the compiler keeps in registers.
+#[inline(always)]
+fn block<const W: usize>(offsets: &[usize], windows: &[&[f32]; ROWS], weight: &[f32], f: usize, j0: usize, z: &mut [f32]) {
+    let mut acc = [[0.0f32; W]; ROWS];
+    for (k, &off) in offsets.iter().enumerate() {
+        let w: &[f32; W] = weight[k * f + j0..][..W].try_into().expect("a block of W");
+        for (a, win) in acc.iter_mut().zip(windows) {
+            let p = win[off];
+            for t in 0..W {
+                a[t] = p.mul_add(w[t], a[t]);
+            }
+        }
+    }
+    for (i, a) in acc.iter().enumerate() {
+        z[i * f + j0..][..W].copy_from_slice(a);
+    }
+}
+
+/// Filters `j0..f` of output row `r` (`zr`, the whole row), one at a time
+/// per window value, in the same order as the blocked sums.
+#[inline(always)]
+fn row_range(d: &Direct, padded: &[f32], weight: &[f32], f: usize, r: usize, j0: usize, zr: &mut [f32]) {
+    let window = &padded[d.base(r)..];
+    let rest = &mut zr[j0..];
+    rest.fill(0.0);
+    for (k, &off) in d.offsets.iter().enumerate() {
+        let p = window[off];
+        for (a, &w) in rest.iter_mut().zip(&weight[k * f + j0..(k + 1) * f]) {
+            *a = p.mul_add(w, *a);
         }
     }
 }
 
-/// See [`Direct::kernel_grad`]: row by row, the row added into the bias
-/// sums, and each window value times the row added into its row of `wgrad`
-/// (both L1-resident).
+/// See [`Direct::kernel_grad`]: the rows added into the bias sums one by one
+/// (`col_sums`' order), and each window value times its row added into its
+/// row of `wgrad` (L1-resident), [`GRAD_ROWS`] rows per load and store.
 #[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
 fn kernel_grad_rows(d: &Direct, padded: &[f32], dz: &[f32], f: usize, wgrad: &mut [f32], mut bias: Option<&mut [f32]>) {
     let kg = d.offsets.len();
     let wgrad = &mut wgrad[..kg * f];
-    for (r, dzr) in dz.chunks_exact(f).enumerate() {
-        if let Some(b) = bias.as_deref_mut() {
+    if let Some(b) = bias.as_deref_mut() {
+        for dzr in dz.chunks_exact(f) {
             for (s, &g) in b.iter_mut().zip(dzr) {
                 *s += g;
             }
         }
-        let window = &padded[d.base(r)..];
+    }
+    let rows = dz.len() / f;
+    let mut r0 = 0;
+    while r0 + GRAD_ROWS <= rows {
+        let windows: [&[f32]; GRAD_ROWS] = std::array::from_fn(|i| &padded[d.base(r0 + i)..]);
+        let grads: [&[f32]; GRAD_ROWS] = std::array::from_fn(|i| &dz[(r0 + i) * f..(r0 + i + 1) * f]);
+        let whole = f - f % LANES;
+        for (&off, acc) in d.offsets.iter().zip(wgrad.chunks_exact_mut(f)) {
+            let p: [f32; GRAD_ROWS] = std::array::from_fn(|i| windows[i][off]);
+            for j0 in (0..whole).step_by(LANES) {
+                let a: &mut [f32; LANES] = (&mut acc[j0..j0 + LANES]).try_into().expect("a block of LANES");
+                let mut v = *a;
+                for (&pi, g) in p.iter().zip(&grads) {
+                    let g: &[f32; LANES] = g[j0..j0 + LANES].try_into().expect("a block of LANES");
+                    for t in 0..LANES {
+                        v[t] = pi.mul_add(g[t], v[t]);
+                    }
+                }
+                *a = v;
+            }
+            for j in whole..f {
+                let mut v = acc[j];
+                for (&pi, g) in p.iter().zip(&grads) {
+                    v = pi.mul_add(g[j], v);
+                }
+                acc[j] = v;
+            }
+        }
+        r0 += GRAD_ROWS;
+    }
+    for r in r0..rows {
+        let (window, dzr) = (&padded[d.base(r)..], &dz[r * f..(r + 1) * f]);
         for (&off, acc) in d.offsets.iter().zip(wgrad.chunks_exact_mut(f)) {
             let p = window[off];
             for (a, &g) in acc.iter_mut().zip(dzr) {
