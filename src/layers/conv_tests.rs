@@ -386,6 +386,40 @@ fn pooling_matches_the_definitions_and_finite_differences() {
 }
 
 #[test]
+fn max_pool_2x2_routes_ties_to_the_first_cell() {
+    // The 2×2 stride-2 kernel (an odd row and column left over) on values with
+    // many ties: the output is each window's max, and the gradient goes to the
+    // window's first cell holding it in row-major order, as the general path does.
+    let (h, w, c, n) = (5, 7, 3, 2);
+    let json = serde_json::json!({"mode": "max", "input": [h, w, c], "pool": [2, 2], "strides": [2, 2], "pads": [0, 0, 0, 0]});
+    let spec: PoolSpec = serde_json::from_value(json).unwrap();
+    let mut layer = spec.build(h * w * c, &mut Alloc::default()).unwrap();
+    let v: Vec<f32> = random(n * h * w * c, 8, 0.0, 3.0).iter().map(|a| a.floor()).collect();
+    let x = Matrix::from_vec(n, h * w * c, v.clone()).unwrap();
+    layer.forward(x.view(), &[], &[], &Ctx::inference()).unwrap();
+    let y = layer.output().data.to_vec();
+    let dy: Vec<f32> = (0..y.len()).map(|i| 1.0 + i as f32).collect();
+    let mut dx = Matrix::default();
+    layer.backward(x.view(), &[], &mut [], &mut Matrix::from_vec(n, y.len() / n, dy.clone()).unwrap(), Some(&mut dx)).unwrap();
+    let (mut want_y, mut want_dx) = (Vec::new(), vec![0.0f32; v.len()]);
+    for s in 0..n {
+        for oy in 0..h / 2 {
+            for ox in 0..w / 2 {
+                for ch in 0..c {
+                    let cells = [(0, 0), (0, 1), (1, 0), (1, 1)].map(|(dy, dx)| s * h * w * c + ((2 * oy + dy) * w + 2 * ox + dx) * c + ch);
+                    let best = cells.iter().map(|&i| v[i]).fold(f32::NEG_INFINITY, f32::max);
+                    let first = *cells.iter().find(|&&i| v[i] == best).unwrap();
+                    want_dx[first] += dy[want_y.len()];
+                    want_y.push(best);
+                }
+            }
+        }
+    }
+    assert_eq!(y, want_y);
+    assert_eq!(dx.as_slice(), &want_dx[..]);
+}
+
+#[test]
 fn pooling_rejects_a_window_inside_the_padding() {
     let json = serde_json::json!({"mode": "max", "input": [4, 4, 1], "pool": [2, 2], "strides": [2, 2], "pads": [2, 0, 0, 0]});
     let spec: PoolSpec = serde_json::from_value(json).unwrap();
