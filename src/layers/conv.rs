@@ -12,7 +12,8 @@
 //! adds its share of the kernel gradient (per fixed group of chunks, the
 //! groups summed in order) and scatters its input gradient back by col2im.
 //! Chunks and groups depend on the shapes alone, so results do not depend on
-//! threads.
+//! threads. A layer with a small window (a first layer's one or three
+//! channels) skips im2col and the GEMM for direct kernels (`conv_direct`).
 //!
 //! Weight layout: `weight` is `[kh, kw, in/groups, filters]` (`[k, in/groups,
 //! filters]` for Conv1D), Keras' layout for both data formats; filter `f`
@@ -31,6 +32,8 @@ use crate::layers::{ActivationSpec, Alloc, Ctx, LayerKind, ParamInfo, WeightSpec
 use crate::regularizer::Regularizer;
 use crate::tensor::{MatRef, Matrix};
 
+#[path = "conv_direct.rs"]
+mod direct;
 #[path = "conv_passes.rs"]
 mod passes;
 
@@ -92,6 +95,7 @@ impl BuildLayer for ConvSpec {
         checked_size(win.positions(), f, "Conv output")?;
         let w_off = alloc.params(w_len, "Conv weight")?;
         let b_off = alloc.params(if self.use_bias { f } else { 0 }, "Conv bias")?;
+        let direct = direct::Direct::plan(&grid, &win, g, f)?.map(Box::new);
         let mut shape: Vec<usize> = if rank == 2 { win.k.to_vec() } else { vec![win.k[1]] };
         shape.extend([grid.c / g, f]);
         Ok(Conv {
@@ -113,6 +117,7 @@ impl BuildLayer for ConvSpec {
             min_chunk_samples: MIN_CHUNK_SAMPLES,
             target_chunks: TARGET_CHUNKS,
             slots: passes::Slots::default(),
+            direct,
             z: Matrix::zeros(0, f),
             a: Matrix::zeros(0, f),
             out: Matrix::default(),
@@ -178,8 +183,11 @@ pub struct Conv {
     /// The chunks a batch is cut into at least ([`TARGET_CHUNKS`]; tests set 1).
     target_chunks: usize,
     /// Per-thread scratch of the chunked passes (im2col, input-gradient
-    /// columns, a group's output columns).
+    /// columns, a group's output columns, a padded sample).
     slots: passes::Slots,
+    /// The direct kernels' plan, for a small window (`conv_direct`); `None`
+    /// takes im2col and the GEMM.
+    direct: Option<Box<direct::Direct>>,
     /// Pre-activation, channels_last: `[batch · positions, filters]`.
     z: Matrix,
     /// Post-activation (unused when `z` holds the output, see [`Conv::output_in_z`]).
@@ -237,6 +245,19 @@ impl Conv {
         self.chunk_bytes = bytes;
         self.min_chunk_samples = 1;
         self.target_chunks = 1;
+    }
+
+    /// Whether the direct kernels run this layer (tests compare both paths).
+    #[cfg(test)]
+    pub(crate) fn is_direct(&self) -> bool {
+        self.direct.is_some()
+    }
+
+    /// Sends this layer through im2col and the GEMM even when its window is
+    /// small enough for the direct kernels (tests compare both paths).
+    #[cfg(test)]
+    pub(crate) fn use_im2col(&mut self) {
+        self.direct = None;
     }
 
     /// Whether a group's kernel gradient is computed as its transpose

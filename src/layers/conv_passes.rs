@@ -47,6 +47,8 @@ pub(super) struct ChunkWs {
     /// One group's output (or output-gradient) columns of one chunk,
     /// `[chunk · positions, filters/groups]` (groups > 1).
     pack: Vec<f32>,
+    /// One sample zero-padded, for the direct kernels (`conv_direct`).
+    padded: Vec<f32>,
 }
 
 /// A workspace per pool thread, each behind its own (never contended) lock:
@@ -74,7 +76,7 @@ fn at_least(v: &mut Vec<f32>, len: usize, what: &str) -> Result<()> {
 
 impl Slots {
     /// At least `threads` workspaces of at least these sizes (growing fallibly).
-    fn reserve(&mut self, threads: usize, cols: usize, dcols: usize, pack: usize) -> Result<()> {
+    fn reserve(&mut self, threads: usize, cols: usize, dcols: usize, pack: usize, padded: usize) -> Result<()> {
         while self.0.len() < threads.max(1) {
             self.0.push(Mutex::new(ChunkWs::default()));
         }
@@ -83,6 +85,7 @@ impl Slots {
             at_least(&mut ws.cols, cols, "the Conv im2col workspace")?;
             at_least(&mut ws.dcols, dcols, "the Conv input-gradient workspace")?;
             at_least(&mut ws.pack, pack, "the Conv group workspace")?;
+            at_least(&mut ws.padded, padded, "the Conv padded-sample workspace")?;
         }
         Ok(())
     }
@@ -166,7 +169,12 @@ impl Conv {
         let rows = checked_size(plan.step.min(n), p, "Conv chunk rows")?;
         let cols = checked_size(rows, kg, "Conv im2col")?;
         let pack = if self.groups > 1 { checked_size(rows, fg, "Conv group output")? } else { 0 };
-        self.slots.reserve(available_threads(), cols, if dx { cols } else { 0 }, pack)?;
+        // The direct kernels need no patch matrix, only one padded sample.
+        let (im2col_len, padded) = match &self.direct {
+            Some(d) => (0, d.padded_len()),
+            None => (cols, 0),
+        };
+        self.slots.reserve(available_threads(), im2col_len, if dx { cols } else { 0 }, pack, padded)?;
         Ok(plan)
     }
 
@@ -177,7 +185,7 @@ impl Conv {
         let (g, fg, cg, kg, f, p) = (self.groups, self.filters / self.groups, self.grid.c / self.groups, self.kg, self.filters, self.out_positions());
         let in_len = self.grid.h * self.grid.w * self.grid.c;
         let parallel = plan.chunks > 1 && available_threads() > 1;
-        let (grid, win, act, rows) = (self.grid, self.win, self.act, x.rows * p);
+        let (grid, win, act, rows, direct) = (self.grid, self.win, self.act, x.rows * p, self.direct.as_deref());
         let bias = bias.unwrap_or(&self.zero_bias);
         for gi in 0..g {
             if g > 1 {
@@ -193,6 +201,22 @@ impl Conv {
                 let cr = (n1 - n0) * p;
                 // SAFETY: chunk c alone touches rows n0..n1.
                 let z = unsafe { z.part(n0 * p * f, n1 * p * f) };
+                if let Some(d) = direct {
+                    // One group (see Direct::plan): each sample summed, biased and activated while cached.
+                    for s in 0..n1 - n0 {
+                        d.pad(&grid, &x.data[(n0 + s) * in_len..][..in_len], &mut ws.padded);
+                        let zs = &mut z[s * p * f..(s + 1) * p * f];
+                        d.forward(&ws.padded, wg, f, zs);
+                        let at = (n0 + s) * p * f;
+                        match &a {
+                            None if act == Activation::Identity => add_bias(zs, bias),
+                            None => act.add_bias_activate_in_place(zs, bias),
+                            // SAFETY: as z.
+                            Some(a) => act.add_bias_activate(zs, bias, unsafe { a.part(at, at + p * f) }),
+                        }
+                    }
+                    return Ok(());
+                }
                 let cols = &mut ws.cols[..cr * kg];
                 im2col(&x.data[n0 * in_len..n1 * in_len], &grid, &win, gi * cg, cg, cols);
                 let cols = MatRef { rows: cr, cols: kg, data: cols };
@@ -228,7 +252,7 @@ impl Conv {
     pub(super) fn backward_chunks(&mut self, x: MatRef<'_>, weight: &[f32], dz: &mut [f32], gw: &mut [f32], gb: Option<&mut [f32]>, dx: Option<&mut [f32]>, plan: Plan) -> Result<()> {
         let (g, fg, cg, kg, f, p) = (self.groups, self.filters / self.groups, self.grid.c / self.groups, self.kg, self.filters, self.out_positions());
         let in_len = self.grid.h * self.grid.w * self.grid.c;
-        let (grid, win, act, transposed, samples) = (self.grid, self.win, self.act, self.transposed_kernel_gradient(), x.rows);
+        let (grid, win, act, transposed, samples, direct) = (self.grid, self.win, self.act, self.transposed_kernel_gradient(), x.rows, self.direct.as_deref());
         let parallel = plan.groups > 1 && available_threads() > 1;
         let part = kg * fg;
         let with_bias = gb.is_some();
@@ -249,7 +273,8 @@ impl Conv {
                 let (g0, g1) = (first * plan.step, ((first + plan.per_group) * plan.step).min(samples));
                 // SAFETY: group t alone touches its samples g0..g1, its kernel and bias sums.
                 let (dzg, wgrad) = unsafe { (dz.part(g0 * p * f, g1 * p * f), partials.part(t * part, (t + 1) * part)) };
-                if gi == 0 {
+                // The direct kernels take the derivative and the bias sums sample by sample, below.
+                if gi == 0 && direct.is_none() {
                     if act != Activation::Identity {
                         act.backward(&z[g0 * p * f..g1 * p * f], &a[g0 * p * f..g1 * p * f], dzg);
                     }
@@ -258,12 +283,29 @@ impl Conv {
                     }
                 }
                 let mut dxg = dx.as_ref().map(|d| unsafe { d.part(g0 * in_len, g1 * in_len) });
+                // The direct kernels' bias sums, as col_sums would have written them above.
+                let mut bsum = (direct.is_some() && with_bias).then(|| unsafe { bias_sums.part(t * f, (t + 1) * f) });
                 for c in first..(first + plan.per_group).min(plan.chunks) {
                     let (n0, n1) = (c * plan.step, ((c + 1) * plan.step).min(samples));
                     let cr = (n1 - n0) * p;
-                    let cols = &mut ws.cols[..cr * kg];
-                    im2col(&x.data[n0 * in_len..n1 * in_len], &grid, &win, gi * cg, cg, cols);
-                    let cols = MatRef { rows: cr, cols: kg, data: cols };
+                    if let Some(d) = direct {
+                        // One group: per sample, while its rows are cached, the derivative, then
+                        // the bias and kernel gradients summed row by row from the padded sample.
+                        if c == first {
+                            wgrad.fill(0.0);
+                            if let Some(b) = bsum.as_deref_mut() {
+                                b.fill(0.0);
+                            }
+                        }
+                        for s in n0..n1 {
+                            let (at, rows) = (s * p * f..(s + 1) * p * f, (s - g0) * p * f..(s - g0 + 1) * p * f);
+                            if act != Activation::Identity {
+                                act.backward(&z[at.clone()], &a[at], &mut dzg[rows.clone()]);
+                            }
+                            d.pad(&grid, &x.data[s * in_len..][..in_len], &mut ws.padded);
+                            d.kernel_grad(&ws.padded, &dzg[rows], f, wgrad, bsum.as_deref_mut());
+                        }
+                    }
                     let dzc = &dzg[(n0 - g0) * p * f..(n1 - g0) * p * f];
                     let dzc: &[f32] = if g == 1 {
                         dzc
@@ -271,12 +313,18 @@ impl Conv {
                         Self::gather(dzc, f, gi, fg, &mut ws.pack[..cr * fg]);
                         &ws.pack[..cr * fg]
                     };
-                    let dzc = MatRef { rows: cr, cols: fg, data: dzc };
-                    if transposed {
-                        matmul(dzc, Op::T, cols, Op::N, MatMut { rows: fg, cols: kg, data: wgrad }, c > first)?;
-                    } else {
-                        matmul(cols, Op::T, dzc, Op::N, MatMut { rows: kg, cols: fg, data: wgrad }, c > first)?;
+                    if direct.is_none() {
+                        let cols = &mut ws.cols[..cr * kg];
+                        im2col(&x.data[n0 * in_len..n1 * in_len], &grid, &win, gi * cg, cg, cols);
+                        let cols = MatRef { rows: cr, cols: kg, data: cols };
+                        let dzc = MatRef { rows: cr, cols: fg, data: dzc };
+                        if transposed {
+                            matmul(dzc, Op::T, cols, Op::N, MatMut { rows: fg, cols: kg, data: wgrad }, c > first)?;
+                        } else {
+                            matmul(cols, Op::T, dzc, Op::N, MatMut { rows: kg, cols: fg, data: wgrad }, c > first)?;
+                        }
                     }
+                    let dzc = MatRef { rows: cr, cols: fg, data: dzc };
                     if let Some(dxg) = dxg.as_deref_mut() {
                         let dcols = &mut ws.dcols[..cr * kg];
                         matmul(dzc, Op::N, MatRef { rows: kg, cols: fg, data: wg }, Op::T, MatMut { rows: cr, cols: kg, data: dcols }, false)?;

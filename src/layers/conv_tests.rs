@@ -157,6 +157,81 @@ fn conv_matches_pytorch_definition_and_finite_differences() {
         assert_eq!(layer.out_dim(), oh * ow * case.f, "case {i}");
         let rows = x.rows();
         check_grads(&mut layer, &x, &params, &mut [], &Ctx::inference(), |x, p| case.reference(x, p, rows));
+        if layer.is_direct() {
+            // The same case through im2col and the GEMM.
+            layer.use_im2col();
+            check_grads(&mut layer, &x, &params, &mut [], &Ctx::inference(), |x, p| case.reference(x, p, rows));
+        }
+    }
+}
+
+/// Small windows the direct kernels take (see `conv_direct`): a first layer's
+/// one channel and 3×3 window, padded, strided, dilated, with filters in whole
+/// and partial register blocks, and one channel stored channels_first.
+fn direct_cases() -> Vec<Case> {
+    let first = Case { h: 9, w: 8, c: 1, f: 32, k: [3, 3], pads: [1, 1, 1, 1], act: "relu", ..base() };
+    vec![
+        first,
+        Case { f: 21, s: [2, 1], d: [1, 2], pads: [2, 0, 0, 3], act: "tanh", ..first },
+        Case { c: 3, f: 16, k: [3, 2], pads: [0, 1, 1, 0], ..first },
+        Case { format: DataFormat::ChannelsFirst, f: 5, ..first },
+        Case { h: 0, w: 11, c: 4, f: 7, k: [1, 5], s: [1, 2], pads: [0, 0, 2, 1], act: "tanh", ..base() },
+    ]
+}
+
+/// Output, input gradient and parameter gradients of one forward and backward
+/// pass on `threads` threads, the output gradient `cos(y)`.
+fn pass(layer: &mut crate::layers::Conv, threads: usize, x: &Matrix, params: &[f32]) -> [Vec<f32>; 3] {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+    pool.install(|| {
+        layer.forward(x.view(), params, &[], &Ctx::inference()).unwrap();
+        let y = layer.output().data.to_vec();
+        let mut dy = Matrix::from_vec(x.rows(), layer.out_dim(), y.iter().map(|v| v.cos()).collect()).unwrap();
+        let (mut grads, mut dx) = (vec![0.0; params.len()], Matrix::default());
+        layer.backward(x.view(), params, &mut grads, &mut dy, Some(&mut dx)).unwrap();
+        [y, dx.into_vec(), grads]
+    })
+}
+
+#[test]
+fn direct_conv_matches_the_definition_and_the_im2col_path() {
+    for (i, case) in direct_cases().into_iter().enumerate() {
+        let (mut layer, params, x) = build(&case);
+        assert!(layer.is_direct(), "case {i} should take the direct kernels");
+        let rows = x.rows();
+        check_grads(&mut layer, &x, &params, &mut [], &Ctx::inference(), |x, p| case.reference(x, p, rows));
+        let direct = pass(&mut layer, 1, &x, &params);
+        let mut generic = layer.clone();
+        generic.use_im2col();
+        let im2col = pass(&mut generic, 1, &x, &params);
+        // The forward sums in the GEMM's order, from zero, by fused multiply-adds:
+        // the same bits. The input gradient takes the same GEMM and col2im.
+        assert_eq!(direct[0], im2col[0], "case {i}: outputs differ");
+        assert_eq!(direct[1], im2col[1], "case {i}: input gradients differ");
+        // The bias sums take col_sums' order: the same bits. The kernel
+        // gradient sums its rows in another order: equal to rounding.
+        let w_len = params.len() - case.f;
+        assert_eq!(direct[2][w_len..], im2col[2][w_len..], "case {i}: bias gradients differ");
+        for (a, b) in direct[2][..w_len].iter().zip(&im2col[2][..w_len]) {
+            assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "case {i}: kernel gradients {a} and {b}");
+        }
+    }
+}
+
+#[test]
+fn direct_conv_is_the_same_on_any_thread_count() {
+    // A first layer on 40 samples in one-sample chunks (three per partial
+    // group of the kernel gradient, the last group shorter), then in one chunk.
+    let case = Case { h: 12, w: 10, c: 1, f: 32, k: [3, 3], pads: [1, 1, 1, 1], act: "relu", ..base() };
+    let (mut layer, params, _) = build(&case);
+    assert!(layer.is_direct());
+    let x = Matrix::from_vec(40, 120, random(40 * 120, 7, -1.0, 1.0)).unwrap();
+    for bytes in [1, usize::MAX] {
+        layer.set_chunk_bytes(bytes);
+        let one = pass(&mut layer, 1, &x, &params);
+        for threads in [2, 3] {
+            assert_eq!(pass(&mut layer, threads, &x, &params), one, "{threads} threads");
+        }
     }
 }
 
@@ -308,6 +383,40 @@ fn pooling_matches_the_definitions_and_finite_differences() {
             check_grads(&mut layer, &x, &[], &mut [], &Ctx::inference(), |x, _| pool_reference(case, max, x, 3));
         }
     }
+}
+
+#[test]
+fn max_pool_2x2_routes_ties_to_the_first_cell() {
+    // The 2×2 stride-2 kernel (an odd row and column left over) on values with
+    // many ties: the output is each window's max, and the gradient goes to the
+    // window's first cell holding it in row-major order, as the general path does.
+    let (h, w, c, n) = (5, 7, 3, 2);
+    let json = serde_json::json!({"mode": "max", "input": [h, w, c], "pool": [2, 2], "strides": [2, 2], "pads": [0, 0, 0, 0]});
+    let spec: PoolSpec = serde_json::from_value(json).unwrap();
+    let mut layer = spec.build(h * w * c, &mut Alloc::default()).unwrap();
+    let v: Vec<f32> = random(n * h * w * c, 8, 0.0, 3.0).iter().map(|a| a.floor()).collect();
+    let x = Matrix::from_vec(n, h * w * c, v.clone()).unwrap();
+    layer.forward(x.view(), &[], &[], &Ctx::inference()).unwrap();
+    let y = layer.output().data.to_vec();
+    let dy: Vec<f32> = (0..y.len()).map(|i| 1.0 + i as f32).collect();
+    let mut dx = Matrix::default();
+    layer.backward(x.view(), &[], &mut [], &mut Matrix::from_vec(n, y.len() / n, dy.clone()).unwrap(), Some(&mut dx)).unwrap();
+    let (mut want_y, mut want_dx) = (Vec::new(), vec![0.0f32; v.len()]);
+    for s in 0..n {
+        for oy in 0..h / 2 {
+            for ox in 0..w / 2 {
+                for ch in 0..c {
+                    let cells = [(0, 0), (0, 1), (1, 0), (1, 1)].map(|(dy, dx)| s * h * w * c + ((2 * oy + dy) * w + 2 * ox + dx) * c + ch);
+                    let best = cells.iter().map(|&i| v[i]).fold(f32::NEG_INFINITY, f32::max);
+                    let first = *cells.iter().find(|&&i| v[i] == best).unwrap();
+                    want_dx[first] += dy[want_y.len()];
+                    want_y.push(best);
+                }
+            }
+        }
+    }
+    assert_eq!(y, want_y);
+    assert_eq!(dx.as_slice(), &want_dx[..]);
 }
 
 #[test]
