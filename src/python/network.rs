@@ -20,7 +20,7 @@ use crate::layers::ParamInfo;
 use crate::network::{Network, NetworkSpec};
 use crate::train::EpochOptions;
 use crate::python::compute::{compute, peek, read, write};
-use crate::python::convert::{mat, PyTargets};
+use crate::python::convert::{c_slice, mat, PyTargets};
 use crate::python::functional::{array2, shaped};
 use crate::python::results::{PyEpochReport, PyLossStats};
 
@@ -264,7 +264,7 @@ impl PyNetwork {
     /// Overwrites one tensor, parameter or buffer (shape-checked).
     fn set_param(&self, py: Python<'_>, name: &str, values: PyReadonlyArrayDyn<'_, f32>) -> PyResult<()> {
         let shape = values.shape().to_vec();
-        let data = values.as_slice().map_err(|_| Error::Shape("values must be C-contiguous".into()))?;
+        let data = c_slice(&values, "values must be C-contiguous")?;
         write(py, &self.inner, |net| {
             let info = net.tensor_infos().into_iter().find(|(p, _)| p.name == name).map(|(p, _)| p);
             if let Some(info) = info {
