@@ -444,7 +444,7 @@ class Sequential(_km.KerasMethods, ShapedData):
         net, shape = self._net, self._sample_shape
         flat = (net is not None and (shape is None or len(shape) == 1) and not self._variable_steps
                 and len(self._built_output_shape()) <= 1)
-        cached = (net, self._fused_output, shape, net.predict if flat else None)
+        cached = (net, self._fused_output, shape, net.predict if flat and net is not None else None)
         self._fast_predict = cached
         return cached
 
