@@ -78,17 +78,18 @@ impl Network {
     /// matrix-vector products share their columns with the helper thread
     /// instead (`crate::handoff`).
     ///
-    /// A small batch (≤ [`SMALL_BATCH`] rows) through row products only stays
-    /// off the pool too: on the caller, sharing its large products' columns
-    /// with the helper when more than one thread is allowed. Same bits on
-    /// every path (the products' sums do not depend on the split).
+    /// A small batch (≤ [`SMALL_BATCH`] rows) through row products only, of a
+    /// model large enough for the helper, with more than one thread allowed,
+    /// stays off the pool too: on the caller, its wide products sharing their
+    /// output columns with the helper. Same bits on every path (the products'
+    /// sums do not depend on the split).
     fn infer_with<R: Send>(&self, rows: usize, f: impl FnOnce(&mut Chain) -> R + Send) -> R {
         self.infer.with(&self.core.chain, |chain| {
-            if rows > 1 && rows <= SMALL_BATCH && chain.layers().all(LayerKind::row_products_only) {
-                if self.core.params.len() >= WAKE_PARAMS && handoff::usable() {
-                    return handoff::small_batch(|| f(chain));
-                }
-                return f(chain);
+            // Models too small for the helper keep the pool rule below: their
+            // products have nothing to split, and the pool still halves a
+            // product past `PAR_FLOPS` (784-64-10 at 64 rows).
+            if rows > 1 && rows <= SMALL_BATCH && self.core.params.len() >= WAKE_PARAMS && handoff::usable() && chain.layers().all(LayerKind::row_products_only) {
+                return handoff::small_batch(|| f(chain));
             }
             if rows > 1 && rows.saturating_mul(self.core.params.len()) >= POOL_WORK {
                 threads::install(|| f(chain))
