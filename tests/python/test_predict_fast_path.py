@@ -95,3 +95,17 @@ def test_n_d_models_keep_their_shape_checks():
     assert m.predict_raw(x).shape == (4, 4)
     with pytest.raises(ShapeError, match="per-sample shape"):
         m.predict_raw(x.reshape(4, 6))
+
+
+def test_calling_the_model_on_float32_rows_checks_like_the_full_path():
+    m = model(softmax=True)
+    np.testing.assert_array_equal(m(X), m.predict_raw(X))
+    np.testing.assert_array_equal(m(np.asfortranarray(X)), m.predict_raw(X))
+    np.testing.assert_array_equal(m(X.astype(np.float64)), m(X))
+    for bad, error in ((np.full((2, D), np.inf, dtype=np.float32), NonFiniteError),
+                       (np.ones((2, D + 1), dtype=np.float32), ShapeError),
+                       (np.ones((0, D), dtype=np.float32), EmptyInputError)):
+        with pytest.raises(error):
+            m(bad)
+        with pytest.raises(error):
+            m(bad, training=True)
