@@ -109,3 +109,18 @@ def test_calling_the_model_on_float32_rows_checks_like_the_full_path():
             m(bad)
         with pytest.raises(error):
             m(bad, training=True)
+
+
+def test_core_predict_writes_small_and_large_outputs_alike():
+    """Small outputs are written straight into a numpy array, large ones (over 2**20
+    values) through the core's own allocation: the same values either way."""
+    m = fn.Sequential([fn.Dense(2048, activation="tanh")], input_dim=3, seed=0)
+    m.compile(optimizer="sgd", loss="mse")
+    x = _rng.normal(size=(600, 3)).astype(np.float32)
+    big = m._net.predict(x)  # 600 x 2048 > 2**20 values
+    assert big.shape == (600, 2048) and big.dtype == np.float32 and big.flags.c_contiguous
+    np.testing.assert_array_equal(big, m._net.forward(x, False))
+    for rows in (1, 7, 500):  # at most 2**20 values
+        small = m._net.predict(x[:rows])
+        assert small.flags.c_contiguous and small.flags.writeable
+        np.testing.assert_array_equal(small, big[:rows])
