@@ -35,13 +35,16 @@ struct Case {
     /// Time one `PackedRhs::pack` of b plus `STEPS` products reading it (a
     /// recurrent pass), reported per product.
     packed: bool,
+    /// Read b from a pack made once before timing (inference with weights
+    /// packed once per update).
+    prepacked: bool,
 }
 
 /// Time steps of `compare_rnn.py`.
 const STEPS: usize = 28;
 
 fn case(name: String, a: (usize, usize), op_a: Op, b: (usize, usize), op_b: Op) -> Case {
-    Case { name, a, op_a, b, op_b, accumulate: false, packed: false }
+    Case { name, a, op_a, b, op_b, accumulate: false, packed: false, prepacked: false }
 }
 
 impl Case {
@@ -61,6 +64,16 @@ fn cases() -> Vec<Case> {
             if i > 0 {
                 out.push(case(format!("mlp_b{batch}_L{i}_dx"), (batch, dout), Op::N, (din, dout), Op::T));
             }
+        }
+    }
+    // Small-batch inference: the forward products, W read in place and from a
+    // pack made once.
+    for batch in [8, 32] {
+        for (i, &(din, dout)) in [(784, 256), (256, 128), (128, 10)].iter().enumerate() {
+            out.push(case(format!("predict_b{batch}_L{i}"), (batch, din), Op::N, (din, dout), Op::N));
+            let mut pre = case(format!("predict_b{batch}_L{i}_prepacked"), (batch, din), Op::N, (din, dout), Op::N);
+            pre.prepacked = true;
+            out.push(pre);
         }
     }
     // One-sample inference (`predict` at batch 1): row times matrix.
@@ -123,6 +136,9 @@ fn main() {
         let reps = ((2e-2 * 1e11 / flops) as usize / per_rep).clamp(3, 20_000);
         let mut rounds: Vec<f64> = threads::install(|| {
             let mut pack = PackedRhs::new();
+            if c.prepacked {
+                pack.pack(b.view(), c.op_b, m).expect("room for the pack");
+            }
             let mut run = |out: &mut Matrix| {
                 if c.packed {
                     pack.pack(b.view(), c.op_b, m).expect("room for the pack");
@@ -130,6 +146,9 @@ fn main() {
                         let dst = MatMut { rows: m, cols: n, data: out.as_mut_slice() };
                         matmul_packed(a.view(), c.op_a, b.view(), c.op_b, &pack, dst, c.accumulate).expect("shapes agree");
                     }
+                } else if c.prepacked {
+                    let dst = MatMut { rows: m, cols: n, data: out.as_mut_slice() };
+                    matmul_packed(a.view(), c.op_a, b.view(), c.op_b, &pack, dst, c.accumulate).expect("shapes agree");
                 } else {
                     let dst = MatMut { rows: m, cols: n, data: out.as_mut_slice() };
                     matmul(a.view(), c.op_a, b.view(), c.op_b, dst, c.accumulate).expect("shapes agree");

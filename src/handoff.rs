@@ -133,6 +133,10 @@ thread_local! {
     /// Set while this thread runs a one-sample inference pass that may share
     /// its large products with the helper (see [`sharing`]).
     static SHARING: Cell<bool> = const { Cell::new(false) };
+    /// Set while this thread runs a small-batch inference pass whose large
+    /// matrix products may share their output columns with the helper (see
+    /// [`sharing_columns`]).
+    static SHARING_COLUMNS: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Runs `f` (a one-sample inference pass) with its large products shared with
@@ -147,6 +151,21 @@ pub(crate) fn one_sample<R>(f: impl FnOnce() -> R) -> R {
 /// helper: inside [`one_sample`] (which is entered only when [`usable`]).
 pub(crate) fn sharing() -> bool {
     SHARING.with(Cell::get)
+}
+
+/// Runs `f` (an inference pass over a few rows) with its large matrix
+/// products split by output columns with the helper (`gemm`'s
+/// `split_columns`): two cores without the rayon pool's two wake-ups per
+/// call, which cost as much as a small batch's work. A separate flag from
+/// [`one_sample`] so that only the passes that opt in change path.
+pub(crate) fn small_batch<R>(f: impl FnOnce() -> R) -> R {
+    crate::kernels::with_flag_set(&SHARING_COLUMNS, f)
+}
+
+/// Whether a matrix product (two rows or more) on this thread should offer
+/// half of its output columns to the helper: inside [`small_batch`].
+pub(crate) fn sharing_columns() -> bool {
+    SHARING_COLUMNS.with(Cell::get)
 }
 
 /// Runs `first` on the calling thread and `second` on the helper when it takes

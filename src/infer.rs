@@ -13,7 +13,7 @@
 use std::sync::{Mutex, PoisonError};
 
 use crate::error::{ensure_shape, Error, Result};
-use crate::layers::{Chain, Ctx};
+use crate::layers::{Chain, Ctx, LayerKind};
 use crate::loss::{LossStats, Targets};
 use crate::network::{Network, POOL_WORK};
 use crate::regularizer;
@@ -28,6 +28,14 @@ const INFER_CHUNK: usize = 1024;
 /// one product the helper shares) may share their large products with the
 /// helper thread (`crate::handoff`); smaller models never use it.
 const WAKE_PARAMS: usize = crate::kernels::gemv::SHARE_MACS;
+
+/// Batches of at most this many rows through a network of row products only
+/// (Dense layers on flat inputs, activations, dropout) run on the calling
+/// thread, their large products split by output columns with the helper
+/// thread (`crate::handoff::small_batch`), instead of entering the pool: at
+/// these sizes the pool's wake-ups (the caller's hand-over, the second
+/// worker's, per product) cost about as much as the work.
+const SMALL_BATCH: usize = 64;
 
 /// Spare chains kept at most: more concurrent callers than this still work,
 /// the extra ones just clone a chain per call.
@@ -69,8 +77,20 @@ impl Network {
     /// hand-over to a pool thread and back would be pure latency); its large
     /// matrix-vector products share their columns with the helper thread
     /// instead (`crate::handoff`).
+    ///
+    /// A small batch (≤ [`SMALL_BATCH`] rows) through row products only, of a
+    /// model large enough for the helper, with more than one thread allowed,
+    /// stays off the pool too: on the caller, its wide products sharing their
+    /// output columns with the helper. Same bits on every path (the products'
+    /// sums do not depend on the split).
     fn infer_with<R: Send>(&self, rows: usize, f: impl FnOnce(&mut Chain) -> R + Send) -> R {
         self.infer.with(&self.core.chain, |chain| {
+            // Models too small for the helper keep the pool rule below: their
+            // products have nothing to split, and the pool still halves a
+            // product past `PAR_FLOPS` (784-64-10 at 64 rows).
+            if rows > 1 && rows <= SMALL_BATCH && self.core.params.len() >= WAKE_PARAMS && handoff::usable() && chain.layers().all(LayerKind::row_products_only) {
+                return handoff::small_batch(|| f(chain));
+            }
             if rows > 1 && rows.saturating_mul(self.core.params.len()) >= POOL_WORK {
                 threads::install(|| f(chain))
             } else {

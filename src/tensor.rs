@@ -46,7 +46,9 @@ impl Matrix {
     /// memory cannot be reserved.
     pub fn try_zeros(rows: usize, cols: usize) -> Result<Self> {
         let n = checked_size(rows, cols, "a matrix")?;
-        Ok(Self { rows, cols, data: try_vec(n, 0.0, &format!("a {rows}x{cols} matrix"))? })
+        // The message is formatted only on failure: this runs on every predict call.
+        let data = try_vec(n, 0.0, "a matrix").map_err(|_| Error::Memory(format!("cannot allocate a {rows}x{cols} matrix: {n} values ({} bytes) asked for", (n as u128) * 4)))?;
+        Ok(Self { rows, cols, data })
     }
 
     /// Wraps `data` as a `rows x cols` matrix.

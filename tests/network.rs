@@ -227,6 +227,46 @@ fn one_sample_predict_with_the_helper_allocates_nothing() {
     assert_eq!(cnn_out, cnn_alone, "the helper changed the CNN's bits");
 }
 
+/// Small batches (2 to 64 rows) of a Dense-only network stay off the pool and
+/// split their wide products by output columns with the helper thread
+/// (src/infer.rs, `gemm::split_columns`): no allocation on the calling thread
+/// once warm, and the bits of one thread and of the pool (65 rows, past the
+/// small-batch bound).
+#[test]
+fn small_batch_predict_with_the_helper_allocates_nothing_and_keeps_the_bits() {
+    let before = ferronn::threads::num_threads();
+    let net = Network::new(spec(784, &[256, 128], 10, "cross_entropy", 5)).unwrap();
+    let x = Matrix::from_vec(65, 784, (0..65 * 784).map(|i| (i % 13) as f32 * 0.1 - 0.6).collect()).unwrap();
+    let run = |threads: usize, rows: usize| {
+        ferronn::threads::set_num_threads(threads).unwrap();
+        let xs = x.view().rows_range(0, rows);
+        let mut out = Matrix::zeros(rows, 10);
+        for _ in 0..3 {
+            net.predict_into(xs, out.view_mut()).unwrap();
+        }
+        let n = allocations_of(|| {
+            for _ in 0..20 {
+                net.predict_into(xs, out.view_mut()).unwrap();
+            }
+        });
+        (n, out)
+    };
+    for rows in [2, 7, 32, 64, 65] {
+        let (n, shared) = run(2, rows);
+        assert_eq!(n, 0, "a {rows}-row predict on 2 threads allocated {n} times in 20 calls");
+        let (_, alone) = run(1, rows);
+        assert_eq!(shared, alone, "{rows} rows: 2 threads changed the bits");
+        let (_, four) = run(4, rows);
+        assert_eq!(four, alone, "{rows} rows: 4 threads changed the bits");
+    }
+    // The rows of a small batch are those of the batch predicted whole.
+    ferronn::threads::set_num_threads(2).unwrap();
+    let whole = net.predict(x.view()).unwrap();
+    let first = net.predict(x.view().rows_range(0, 32)).unwrap();
+    assert_eq!(first.as_slice(), &whole.as_slice()[..32 * 10]);
+    ferronn::threads::set_num_threads(before).unwrap();
+}
+
 #[test]
 fn steady_state_recurrent_step_allocates_nothing() {
     // LSTM, GRU and SimpleRNN over 5 steps of 3 features, batch 8: the per-step

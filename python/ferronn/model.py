@@ -25,6 +25,9 @@ from . import _model_data
 from ._mask_flow import check_mask_flow, output_mask
 from ._model_data import ShapedData, built_shape
 
+# float32 in native byte order: the one dtype the core reads without a copy.
+_F32 = np.dtype(np.float32)
+
 __all__ = ["Sequential", "load"]
 
 
@@ -68,6 +71,8 @@ class Sequential(_km.KerasMethods, ShapedData):
     #: models pickled before it existed. Public as ``input_shape`` (``ferronn.keras``'s
     #: Sequential gives that name Keras' meaning, with the batch axis).
     _sample_shape: Optional[tuple[int, ...]] = None
+    # The predict fast path's key and callable (see `_fast_predict_for`); a cache, not state.
+    _fast_predict: Optional[tuple[Any, ...]] = None
 
     @property
     def input_shape(self) -> Optional[tuple[int, ...]]:
@@ -115,6 +120,7 @@ class Sequential(_km.KerasMethods, ShapedData):
         state = dict(self.__dict__)
         state.pop("_lock", None)  # a lock cannot be copied; a copy gets its own
         state.pop("_output_shape_of", None)  # a cache (see _model_data)
+        state.pop("_fast_predict", None)  # a cache (see _fast_predict_for)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -408,7 +414,11 @@ class Sequential(_km.KerasMethods, ShapedData):
         """Outputs for ``x`` in the current mode (or the one given), as one batch.
         In training mode this updates BatchNorm's running statistics."""
         net = self._require_built("calling the model")
-        xa = self._features(x)
+        # As train_step: rows the core reads as they are skip `_features`; the core checks
+        # their width, count and values itself (the same named errors).
+        fast = (type(x) is np.ndarray and x.dtype is _F32 and x.ndim == 2 and x.flags.c_contiguous
+                and (self._sample_shape is None or len(self._sample_shape) == 1) and not self._variable_steps)
+        xa = x if fast else self._features(x)
         # The mode is passed per call, never set and reset: other threads see no change.
         return _km.apply_output(self._fused_output,
                                 self._outputs(net.forward(xa, None if training is None else bool(training))))
@@ -430,13 +440,57 @@ class Sequential(_km.KerasMethods, ShapedData):
 
     # -- inference --------------------------------------------------------
 
+    def _fast_predict_for(self) -> tuple[Any, ...]:
+        """``(net, fused output, sample shape, predict)`` for the current network, kept
+        until one of the three changes: ``predict`` is the core's ``net.predict`` when
+        inputs and outputs are flat rows (a float32 ``[N, width]`` array then needs none
+        of ``_features``' conversions and no reshape), else None."""
+        net, shape = self._net, self._sample_shape
+        flat = (net is not None and (shape is None or len(shape) == 1) and not self._variable_steps
+                and len(self._built_output_shape()) <= 1)
+        cached = (net, self._fused_output, shape, net.predict if flat and net is not None else None)
+        self._fast_predict = cached
+        return cached
+
+    def _fast_logits(self, x: np.ndarray) -> Optional[np.ndarray]:
+        """The core's outputs for a float32 ndarray ``x`` of a flat model, straight from
+        the core, which checks what ``_features`` would (2-D, C-contiguous, the width, at
+        least one row, finite values); None when ``x`` needs the full path, which then
+        converts it or raises the error. The checks move into Rust; none is dropped."""
+        fast = self._fast_predict
+        if fast is None or fast[0] is not self._net or fast[1] is not self._fused_output or fast[2] is not self._sample_shape:
+            fast = self._fast_predict_for()
+        if fast[3] is not None:
+            try:
+                return cast(np.ndarray, fast[3](x))
+            except (TypeError, ValueError):  # not rows the core reads as they are
+                pass
+        return None
+
     def _logits(self, x: Any) -> np.ndarray:
+        if type(x) is np.ndarray and x.dtype is _F32:
+            out = self._fast_logits(x)
+            if out is not None:
+                return out
         return self._require_built("predict").predict(self._features(x))
 
     def predict_raw(self, x: Any) -> np.ndarray:
         """The network's outputs: logits for classification losses, unless the model ends
         with a softmax / sigmoid (then the probabilities); shaped ``[N, *output_shape]``
         when the model's output is N-D."""
+        if type(x) is np.ndarray and x.dtype is _F32:
+            # `_fast_logits` inlined: at batch 1 of a small model the Python around the
+            # core call costs about as much as the call.
+            fast = self._fast_predict
+            if fast is None or fast[0] is not self._net or fast[1] is not self._fused_output or fast[2] is not self._sample_shape:
+                fast = self._fast_predict_for()
+            if fast[3] is not None:
+                try:
+                    out = fast[3](x)
+                except (TypeError, ValueError):  # the full path below converts or raises
+                    pass
+                else:
+                    return out if fast[1] is None else _km.apply_output(fast[1], out)
         return _km.apply_output(self._fused_output, self._outputs(self._logits(x)))
 
     def predict(self, x: Any, batch_size: Optional[int] = None, verbose: Union[int, str] = "auto") -> np.ndarray:

@@ -216,6 +216,18 @@ fn with_lhs_buffer<R>(len: usize, panels: usize, f: impl FnOnce(*mut f32, &mut [
     })
 }
 
+/// Whether this CPU has microkernels [`run`] can use (AVX-512 or AVX2 + FMA).
+pub(crate) fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use gemm_common::simd::{MixedSimd, V3, V4};
+        if <V4 as MixedSimd<f32, f32, f32, f32>>::try_new().is_some() || <V3 as MixedSimd<f32, f32, f32, f32>>::try_new().is_some() {
+            return true;
+        }
+    }
+    false
+}
+
 /// Computes `p` with the best microkernels this CPU has; `false` when it has none
 /// of them (the caller then falls back to `gemm::gemm`). With `pre`, packed
 /// from `p`'s left operand, its panels are read instead of packing again.

@@ -52,6 +52,11 @@ fn rows_as_lhs(m: usize, n: usize, k: usize, a_cs: isize, b_cs: isize) -> bool {
     b_cs != 1 && a_cs == 1 && m.saturating_mul(n + k) < n.saturating_mul(k)
 }
 
+/// Small-batch products at least this wide (output columns) split their
+/// columns with the helper thread: two halves of at least one 64-wide
+/// microkernel panel each.
+const SPLIT_MIN_COLS: usize = 128;
+
 /// `c = op(a) · op(b)`, or `c += op(a) · op(b)` when `accumulate`.
 ///
 /// # Shapes
@@ -222,6 +227,13 @@ fn product(a: MatRef<'_>, op_a: Op, a_ld: usize, b: MatRef<'_>, op_b: Op, b_ld: 
         return Ok(());
     }
     let threads = if threads > 1 && m * n * k >= PAR_FLOPS { threads } else { 1 };
+    if threads == 1 && pre.is_none() && m >= 2 && b_cs == 1 && n >= SPLIT_MIN_COLS && m.saturating_mul(n).saturating_mul(k) >= gemv::SHARE_MACS && crate::handoff::sharing_columns() && blocked::available() {
+        // A small-batch inference product outside the pool: half of the
+        // output columns on the helper thread.
+        // SAFETY: the shape check above covers every index the two halves form.
+        unsafe { split_columns(a, a_cs, a_rs, b, b_rs, c, c_ld, m, n, k, accumulate) };
+        return Ok(());
+    }
     // Column-major view for the microkernels: c^T (n×m) = op(b)^T · op(a)^T.
     let mut problem = blocked::Problem {
         m: n,
@@ -294,6 +306,64 @@ fn product(a: MatRef<'_>, op_a: Op, a_ld: usize, b: MatRef<'_>, op_b: Op, b_ld: 
         );
     }
     Ok(())
+}
+
+/// `c = op(a)·b` (`b` row-major, used as stored) with its output columns cut
+/// in two, the second part offered to the helper thread (`crate::handoff`):
+/// a small batch's dense forward, outside the rayon pool. Each part is a
+/// column-major problem of its own over the same depth; the depth blocking
+/// `kc` depends on `k` alone and each output element is one microkernel chain
+/// over those blocks in order, so the bits are those of the whole product
+/// on any thread count.
+///
+/// # Safety
+/// `a` (strides `a_cs`, `a_rs` as `layout` gives them), `b` (row stride
+/// `b_rs`, unit column stride) and `c` (row stride `c_ld`) must hold an
+/// `m×k`, `k×n` and `m×n` matrix; the blocked microkernels must be available.
+#[allow(clippy::too_many_arguments)]
+unsafe fn split_columns(a: MatRef<'_>, a_cs: isize, a_rs: isize, b: MatRef<'_>, b_rs: isize, c: MatMut<'_>, c_ld: usize, m: usize, n: usize, k: usize, accumulate: bool) {
+    let half = (n / 2).next_multiple_of(16);
+    let (dst, lhs) = (c.data.as_mut_ptr(), b.data.as_ptr());
+    let part = |first: usize, cols: usize| blocked::Problem {
+        m: cols,
+        n: m,
+        k,
+        // SAFETY (both offsets): `first < n`, a column inside `b`'s and `c`'s rows.
+        dst: unsafe { dst.add(first) },
+        dst_rs: 1,
+        dst_cs: c_ld as isize,
+        lhs: unsafe { lhs.add(first) },
+        lhs_rs: 1,
+        lhs_cs: b_rs,
+        rhs: a.data.as_ptr(),
+        rhs_rs: a_cs,
+        rhs_cs: a_rs,
+        accumulate,
+    };
+    let (left, right) = (part(0, half), Sendable(part(half, n - half)));
+    // SAFETY: the two parts write disjoint columns of `c`; `both` returns
+    // only after the second has run (once), while `a`, `b` and `c` are borrowed.
+    crate::handoff::both(
+        || {
+            unsafe { blocked::run(left, 1, None) };
+        },
+        &|| {
+            unsafe { blocked::run(right.get(), 1, None) };
+        },
+    );
+}
+
+/// A problem handed to the helper thread (raw pointers are not `Sync`).
+#[derive(Clone, Copy)]
+struct Sendable(blocked::Problem);
+// SAFETY: see `split_columns`: one writer per part, joined before return.
+unsafe impl Sync for Sendable {}
+
+impl Sendable {
+    /// The problem (a method, so closures capture the whole wrapper).
+    fn get(&self) -> blocked::Problem {
+        self.0
+    }
 }
 
 #[cfg(test)]
@@ -534,6 +604,41 @@ mod tests {
                     matmul_packed_rows_here(MatRef { rows: rest, cols: k, data: a_bottom }, a_ld, b.view(), Op::T, &packed, MatMut { rows: rest, cols: n, data: bottom }, c_ld, accumulate).unwrap();
                     assert_eq!(whole, split, "{m}x{k}x{n} split after {first} rows, accumulate {accumulate}");
                 }
+            }
+        }
+    }
+
+    /// Small-batch products split by output columns with the helper thread
+    /// (inside `handoff::small_batch`) give the bits of the whole product on
+    /// one thread and on the pool, overwriting or accumulating, whichever
+    /// thread ran the second part (repeated, so both happen); shapes below the
+    /// split's thresholds, transposed ones and a one-row product keep their paths.
+    #[test]
+    fn products_split_by_columns_with_the_helper_are_bit_identical() {
+        let shapes = [(32, 784, 256), (2, 784, 256), (64, 256, 128), (7, 300, 200), (17, 1100, 144), (32, 128, 10), (1, 784, 256), (40, 64, 130)];
+        for (case, &(m, k, n)) in shapes.iter().enumerate() {
+            let a = filled(m, k, 20 + case as u32);
+            let b = filled(k, n, 40 + case as u32);
+            let c0 = filled(m, n, 60 + case as u32);
+            for accumulate in [false, true] {
+                let mut want = c0.clone();
+                matmul(a.view(), Op::N, b.view(), Op::N, want.view_mut(), accumulate).unwrap();
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+                let mut pooled = c0.clone();
+                pool.install(|| matmul(a.view(), Op::N, b.view(), Op::N, pooled.view_mut(), accumulate).unwrap());
+                assert_eq!(want, pooled, "{m}x{k}x{n} on the pool");
+                for round in 0..100 {
+                    let mut got = c0.clone();
+                    crate::handoff::small_batch(|| matmul(a.view(), Op::N, b.view(), Op::N, got.view_mut(), accumulate)).unwrap();
+                    assert_eq!(want, got, "{m}x{k}x{n} accumulate {accumulate} round {round}");
+                }
+            }
+            // A transposed right operand (not split) still agrees with the naive product.
+            let bt = filled(n, k, 80 + case as u32);
+            let mut got = Matrix::zeros(m, n);
+            crate::handoff::small_batch(|| matmul(a.view(), Op::N, bt.view(), Op::T, got.view_mut(), false)).unwrap();
+            for (g, w) in got.as_slice().iter().zip(naive(&a, false, &bt, true)) {
+                assert!((*g as f64 - w).abs() <= 1e-5 * k as f64);
             }
         }
     }

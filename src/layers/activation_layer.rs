@@ -88,6 +88,10 @@ impl LayerKind for ActivationLayer {
         self.dim
     }
 
+    fn row_products_only(&self) -> bool {
+        true
+    }
+
     fn params(&self) -> Vec<ParamInfo> {
         Vec::new()
     }

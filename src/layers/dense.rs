@@ -143,6 +143,11 @@ impl LayerKind for Dense {
         self.positions * self.out_dim
     }
 
+    /// On flat inputs only: on N-D ones each sample is many rows.
+    fn row_products_only(&self) -> bool {
+        self.positions == 1 && !self.on_last_axis
+    }
+
     fn params(&self) -> Vec<ParamInfo> {
         vec![ParamInfo::new("weight", self.w_off, vec![self.in_dim, self.out_dim]), ParamInfo::new("bias", self.b_off, vec![self.out_dim])]
     }

@@ -95,6 +95,10 @@ impl LayerKind for Dropout {
         self.dim
     }
 
+    fn row_products_only(&self) -> bool {
+        true
+    }
+
     fn params(&self) -> Vec<ParamInfo> {
         Vec::new()
     }

@@ -179,6 +179,16 @@ pub trait LayerKind {
         None
     }
 
+    /// Whether this layer's inference forward is at most one product of its
+    /// sample rows by a row-major weight plus elementwise passes (a Dense
+    /// layer on flat inputs, activations, dropout): a small batch through
+    /// such layers alone runs faster on the calling thread and the helper
+    /// thread than through the pool (`crate::infer`). `false` (the default)
+    /// keeps the pool: convolutions and recurrences do much more work per row.
+    fn row_products_only(&self) -> bool {
+        false
+    }
+
     /// Re-targets a kind with a [`LayerKind::step_width`] at `steps` time steps
     /// per sample; `out_dim` follows. Nothing is allocated: workspaces grow at
     /// the next forward pass (and never shrink), so alternating lengths reuse them.

@@ -165,6 +165,10 @@ macro_rules! layer_kinds {
                 match self { $( Layer::$var(l) => l.step_width(), )* }
             }
 
+            fn row_products_only(&self) -> bool {
+                match self { $( Layer::$var(l) => l.row_products_only(), )* }
+            }
+
             fn forward_masked(&mut self, x: MatRef<'_>, params: &[f32], buffers: &[f32], ctx: &Ctx, mask: Option<&StepMask>) -> Result<()> {
                 match self { $( Layer::$var(l) => l.forward_masked(x, params, buffers, ctx, mask), )* }
             }

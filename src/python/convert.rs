@@ -1,17 +1,27 @@
 //! numpy ↔ core conversions. Python has already made inputs C-contiguous
 //! float32 / int64 (see `ferronn/_validate.py`); these only borrow them.
 
-use numpy::{PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
+use numpy::{Element, PyReadonlyArray, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
 use crate::error::Error;
 use crate::loss::Targets;
 use crate::tensor::MatRef;
 
+/// The values of a C-contiguous array, in row-major order; `Error::Shape`
+/// with `message` otherwise. (`as_slice` alone also accepts a Fortran-ordered
+/// array, whose values it would hand over column by column.)
+pub fn c_slice<'a, T: Element, D: numpy::ndarray::Dimension>(a: &'a PyReadonlyArray<'_, T, D>, message: &str) -> PyResult<&'a [T]> {
+    if !a.is_c_contiguous() {
+        return Err(Error::Shape(message.into()).into());
+    }
+    Ok(a.as_slice().map_err(|_| Error::Shape(message.into()))?)
+}
+
 /// Borrows a 2-D float32 array as a matrix view.
 pub fn mat<'a>(a: &'a PyReadonlyArray2<'_, f32>) -> PyResult<MatRef<'a>> {
     let (rows, cols) = (a.shape()[0], a.shape()[1]);
-    let data = a.as_slice().map_err(|_| Error::Shape("expected a C-contiguous float32 array".into()))?;
+    let data = c_slice(a, "expected a C-contiguous float32 array")?;
     Ok(MatRef { rows, cols, data })
 }
 
@@ -45,7 +55,7 @@ impl<'py> PyTargets<'py> {
             PyTargets::Values(v) => Ok(Targets::Values(mat(v)?)),
             PyTargets::Steps(s) => {
                 let steps = s.shape()[1];
-                let labels = s.as_slice().map_err(|_| Error::Shape("labels must be C-contiguous".into()))?;
+                let labels = c_slice(s, "labels must be C-contiguous")?;
                 if steps == 0 {
                     return Err(Error::Shape("per-step labels need at least one step".into()).into());
                 }

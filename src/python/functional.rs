@@ -11,10 +11,10 @@ use crate::error::{ensure_config, ensure_shape, Error, Result};
 use crate::kernels::{gemm, softmax};
 use crate::loss::Loss;
 use crate::python::compute::compute;
-use crate::python::convert::{mat, PyTargets};
+use crate::python::convert::{c_slice, mat, PyTargets};
 
 fn slice<'a>(a: &'a PyReadonlyArrayDyn<'_, f32>) -> PyResult<&'a [f32]> {
-    Ok(a.as_slice().map_err(|_| Error::Shape("expected a C-contiguous float32 array".into()))?)
+    c_slice(a, "expected a C-contiguous float32 array")
 }
 
 /// Wraps a row-major buffer as a 2-D numpy array (no copy).

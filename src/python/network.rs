@@ -10,17 +10,18 @@
 use std::path::PathBuf;
 use std::sync::RwLock;
 
-use numpy::{PyArray1, PyArray2, PyArrayDyn, PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArrayDyn, PyUntypedArrayMethods};
+use numpy::{PyArray1, PyArray2, PyArrayMethods, PyArrayDyn, PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use crate::error::Error;
 use crate::io;
 use crate::layers::ParamInfo;
+use crate::tensor::MatMut;
 use crate::network::{Network, NetworkSpec};
 use crate::train::EpochOptions;
 use crate::python::compute::{compute, peek, read, write};
-use crate::python::convert::{mat, PyTargets};
+use crate::python::convert::{c_slice, mat, PyTargets};
 use crate::python::functional::{array2, shaped};
 use crate::python::results::{PyEpochReport, PyLossStats};
 
@@ -45,6 +46,10 @@ fn weights<'a>(w: &'a Option<PyReadonlyArray1<'_, f32>>) -> PyResult<Option<&'a 
 fn named_copies(infos: Vec<ParamInfo>, flat: &[f32]) -> Vec<(String, Vec<usize>, Vec<f32>)> {
     infos.into_iter().map(|p| (p.name.clone(), p.shape.clone(), flat[p.range()].to_vec())).collect()
 }
+
+/// Outputs of at most this many values are written straight into a numpy
+/// array by `predict` (4 MiB; numpy's allocation failing is not a named error).
+const DIRECT_OUTPUT: usize = 1 << 20;
 
 #[pymethods]
 impl PyNetwork {
@@ -212,6 +217,21 @@ impl PyNetwork {
     /// Raw outputs (logits for classification losses).
     fn predict<'py>(&self, py: Python<'py>, x: PyReadonlyArray2<'_, f32>) -> PyResult<Bound<'py, PyArray2<f32>>> {
         let x = mat(&x)?;
+        // Small outputs go straight into a numpy array when their width is
+        // known (a one-sample call of a small model spent a tenth of its time
+        // on the Rust result's allocation and its wrapping into an array).
+        // Large ones keep the core's fallible allocation (`AllocationError`).
+        if x.rows > 0 {
+            let cols = peek(py, &self.inner, |net| net.output_dim_for(x.cols).ok());
+            if let Some(cols) = cols.filter(|&c| x.rows.saturating_mul(c) <= DIRECT_OUTPUT) {
+                let out = PyArray2::<f32>::zeros(py, [x.rows, cols], false);
+                // SAFETY: the array was just created and is not shared yet, so
+                // nothing else reads or writes it while the core fills it.
+                let data = unsafe { out.as_slice_mut() }.map_err(|_| Error::Shape("a fresh output array is not contiguous".into()))?;
+                read(py, &self.inner, |net| net.predict_into(x, MatMut { rows: x.rows, cols, data }))?;
+                return Ok(out);
+            }
+        }
         let out = read(py, &self.inner, |net| net.predict(x))?;
         let (r, c) = (out.rows(), out.cols());
         array2(py, r, c, out.into_vec())
@@ -264,7 +284,7 @@ impl PyNetwork {
     /// Overwrites one tensor, parameter or buffer (shape-checked).
     fn set_param(&self, py: Python<'_>, name: &str, values: PyReadonlyArrayDyn<'_, f32>) -> PyResult<()> {
         let shape = values.shape().to_vec();
-        let data = values.as_slice().map_err(|_| Error::Shape("values must be C-contiguous".into()))?;
+        let data = c_slice(&values, "values must be C-contiguous")?;
         write(py, &self.inner, |net| {
             let info = net.tensor_infos().into_iter().find(|(p, _)| p.name == name).map(|(p, _)| p);
             if let Some(info) = info {
