@@ -247,9 +247,11 @@ pub(crate) unsafe fn run(p: Problem, threads: usize, pre: Option<&PackedLhs>) ->
 
 /// The blocking loop: columns in blocks of `nc`, depth in blocks of `kc`, then
 /// MR×NR tiles split between threads in fixed contiguous ranges, each thread
-/// packing the left panels it needs. When the right-hand block is packed (once
-/// per block, by the calling thread, shared by all) the threads meet after each
-/// block; otherwise they fork once and walk all blocks on their own.
+/// packing the left panels it needs. When the right-hand block is packed and
+/// the threads split its columns, each packs its own columns' panels; when
+/// they split its rows, it is packed once per block by the calling thread and
+/// shared, and the threads meet after each block. Otherwise (and in the first
+/// case) they fork once and walk all blocks on their own.
 unsafe fn drive<S: Simd, const N: usize, const MR: usize, const NR: usize>(
     simd: S,
     ukr: &[[MicroKernelFn<f32>; NR]],

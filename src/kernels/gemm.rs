@@ -516,18 +516,22 @@ mod tests {
         };
         assert_eq!(run(1), run(2));
         assert_eq!(run(1), run(5));
-        // A tall output over a strided right operand: the right-hand blocks are
+        // A strided right operand, packed: split by columns (200 output rows in
+        // the kernel's view, 300 columns), each thread packs its own columns'
+        // panels; split by rows (300 rows, 200 columns), the right-hand blocks are
         // packed once per block and shared, so the threads meet per block.
-        let a = filled(1500, 300, 7);
-        let b = filled(1500, 200, 8);
-        let run = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-            let mut c = Matrix::zeros(300, 200);
-            pool.install(|| matmul(a.view(), Op::T, b.view(), Op::N, c.view_mut(), false).unwrap());
-            c
-        };
-        assert_eq!(run(1), run(2));
-        assert_eq!(run(1), run(3));
+        for (rows, cols) in [(300, 200), (200, 300)] {
+            let a = filled(1500, rows, 7);
+            let b = filled(1500, cols, 8);
+            let run = |threads: usize| {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                let mut c = Matrix::zeros(rows, cols);
+                pool.install(|| matmul(a.view(), Op::T, b.view(), Op::N, c.view_mut(), false).unwrap());
+                c
+            };
+            assert_eq!(run(1), run(2));
+            assert_eq!(run(1), run(3));
+        }
     }
 
     /// Weight-gradient shapes `xᵀ·dz` (a strided right operand, packed, split
