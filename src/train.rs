@@ -26,6 +26,7 @@ use rand::seq::SliceRandom;
 use crate::error::{ensure_config, try_copy, Error, Result};
 use crate::init::rng_for;
 use crate::kernels::reduce::{all_finite, par_max_abs};
+use crate::kernels::{parallel_for, PAR_CHUNK};
 use crate::loss::{LossStats, Targets};
 use crate::network::{Core, Network, Snapshot, STREAM_SHUFFLE};
 use crate::regularizer;
@@ -202,6 +203,28 @@ impl Core {
     }
 }
 
+/// Copies rows `idx` of `x` into `dst` (`idx.len()` rows of `x.cols`), on the
+/// pool when the batch is large: the copy ran on one thread while the other
+/// waited for the step's first product (at batch 512 of 784 features, 1.6 MB
+/// per step). A copy gives the same bits however the rows are shared.
+fn gather_rows(x: MatRef<'_>, idx: &[usize], dst: &mut [f32]) {
+    use rayon::prelude::*;
+    let cols = x.cols.max(1);
+    if parallel_for(dst.len()) {
+        // Fixed groups of rows of about `PAR_CHUNK` values each.
+        let group = PAR_CHUNK.div_ceil(cols);
+        dst.par_chunks_mut(group * cols).zip(idx.par_chunks(group)).for_each(|(d, rows)| {
+            for (row, &i) in d.chunks_exact_mut(cols).zip(rows) {
+                row.copy_from_slice(x.row(i));
+            }
+        });
+    } else {
+        for (row, &i) in dst.chunks_exact_mut(cols).zip(idx) {
+            row.copy_from_slice(x.row(i));
+        }
+    }
+}
+
 impl Network {
     /// One training step on a batch, in the network's mode: forward, loss,
     /// backward, update. Returns the batch's loss statistics (before the
@@ -295,9 +318,7 @@ impl Network {
         let b = &mut self.batch;
         let idx = &b.order[start..end];
         b.x.reshape_for(idx.len(), x.cols)?;
-        for (dst, &i) in b.x.as_mut_slice().chunks_exact_mut(x.cols).zip(idx) {
-            dst.copy_from_slice(x.row(i));
-        }
+        gather_rows(x, idx, b.x.as_mut_slice());
         let batch_targets = match targets {
             Targets::Labels(l) => {
                 b.labels.clear();

@@ -128,3 +128,45 @@ fn a_step_refused_before_its_update_restores_the_buffers_without_a_copy() {
         assert_eq!(state(&n), before, "{name}");
     }
 }
+
+/// A shuffled epoch of batches large enough for the pool (the gather of each
+/// batch's rows splits between threads, and the first layer's weight gradient
+/// packs its strided right operand by threads' own columns) gives the bits of
+/// `train_step` on the same rows gathered by hand, on 1, 2 and 3 threads.
+#[test]
+fn a_shuffled_epoch_on_the_pool_equals_steps_on_gathered_rows() {
+    let (rows, cols, batch) = (384, 300, 128);
+    let spec = || {
+        let layers = r#"[{"type": "dense", "units": 160, "activation": "relu"}, {"type": "dense", "units": 4}]"#;
+        let optimizer = OptimizerConfig::Adam(AdamConfig::default());
+        NetworkSpec { input_dim: cols, layers: serde_json::from_str(layers).unwrap(), loss: "cross_entropy".into(), optimizer, seed: 9, schedule: None, input_shape: None, variable_steps: false }
+    };
+    let x = Matrix::from_vec(rows, cols, (0..rows * cols).map(|i| ((i * 37 % 101) as f32 - 50.0) / 40.0).collect()).unwrap();
+    let y: Vec<i64> = (0..rows).map(|i| (i * 7 % 4) as i64).collect();
+    let opts = EpochOptions { batch_size: batch, shuffle: true, seed: 5, epoch: 2, start_batch: 0, max_batches: None, trusted: false };
+    // The step runs in ferronn's own pool, so its size is what is varied (the
+    // results of every other test are the same on any thread count).
+    let before = crate::threads::num_threads();
+    let epoch_on = |threads: usize| {
+        crate::threads::set_num_threads(threads).unwrap();
+        let mut net = Network::new(spec()).unwrap();
+        let report = net.train_epoch(x.view(), Targets::Labels(&y), None, &opts).unwrap();
+        assert_eq!(report.batches, 3);
+        (state(&net), net.batch.order.clone())
+    };
+    let (one, order) = epoch_on(1);
+    let others: Vec<_> = [2, 3].into_iter().map(|t| (t, epoch_on(t).0)).collect();
+    crate::threads::set_num_threads(before).unwrap();
+    assert_ne!(order, (0..rows).collect::<Vec<_>>(), "the epoch was shuffled");
+    for (threads, got) in others {
+        assert!(got == one, "a shuffled epoch on {threads} threads changed the bits");
+    }
+    let mut net = Network::new(spec()).unwrap();
+    for idx in order.chunks(batch) {
+        let xb: Vec<f32> = idx.iter().flat_map(|&i| x.view().row(i).iter().copied()).collect();
+        let yb: Vec<i64> = idx.iter().map(|&i| y[i]).collect();
+        let xb = Matrix::from_vec(idx.len(), cols, xb).unwrap();
+        net.train_step(xb.view(), Targets::Labels(&yb), None).unwrap();
+    }
+    assert!(state(&net) == one, "train_step on the gathered rows differs from the epoch");
+}

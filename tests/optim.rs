@@ -578,15 +578,14 @@ fn bit_identical_across_thread_counts() {
     let grads: Vec<Vec<f32>> = (0..3).map(|s| uniform(200 + s, n)).collect();
     let layout = layout(n);
     for (label, cfg) in configs() {
-        let results: Vec<(Vec<f32>, Vec<Vec<f32>>)> = [1, 2].iter().map(|&threads| run_on_threads(threads, &cfg, &layout, &p0, &grads)).collect();
+        // One contiguous piece per thread: 2, 3 and 5 pieces of uneven lengths.
+        let results: Vec<(Vec<f32>, Vec<Vec<f32>>)> = [1, 2, 3, 5].iter().map(|&threads| run_on_threads(threads, &cfg, &layout, &p0, &grads)).collect();
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-        assert_eq!(
-            bits(&results[0].0),
-            bits(&results[1].0),
-            "{label}: params differ"
-        );
-        for (a, b) in results[0].1.iter().zip(&results[1].1) {
-            assert_eq!(bits(a), bits(b), "{label}: state differs");
+        for other in &results[1..] {
+            assert_eq!(bits(&results[0].0), bits(&other.0), "{label}: params differ");
+            for (a, b) in results[0].1.iter().zip(&other.1) {
+                assert_eq!(bits(a), bits(b), "{label}: state differs");
+            }
         }
         // The parallel path must also be right, not just consistent.
         let (want, _) = reference(&cfg, &p0, &grads, &layout);

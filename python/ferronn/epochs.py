@@ -13,7 +13,8 @@ The driver owns:
 - chunk sizing (``FIRST_CHUNK`` batches first, then sized by time, at most
   ``max_chunk`` batches);
 - the *trusted* flag: the data are checked in full (finiteness included) by the
-  first call only; later calls check shapes;
+  first call only, or by none when the caller checked them (``checked``); later
+  calls check shapes;
 - divergence: a step whose loss or gradients are not finite is refused by the
   core, which reports the batch; the epoch ends there (``EpochResult.diverged_at``);
 - Ctrl-C: while the driver is entered (``with driver:``), the first SIGINT only
@@ -91,12 +92,13 @@ class EpochDriver:
     ``x``, ``y`` (and ``sample_weight``) must be what the core takes (float32
     C-contiguous features; int64 labels or float32 targets). ``chunk_seconds`` is
     the time a core call aims for; ``max_chunk`` caps the batches per call (a
-    callback that wants ``on_batch_end`` every k batches sets it to k).
+    callback that wants ``on_batch_end`` every k batches sets it to k). ``checked=True``
+    says the caller already passed the same arrays through ``net.check``.
     """
 
     def __init__(self, net: Any, x: np.ndarray, y: np.ndarray, *, batch_size: int, shuffle: bool, seed: int,
                  sample_weight: Optional[np.ndarray] = None, chunk_seconds: float = MAX_CHUNK_SECONDS,
-                 max_chunk: Optional[int] = None, training: Optional[bool] = None) -> None:
+                 max_chunk: Optional[int] = None, training: Optional[bool] = None, checked: bool = False) -> None:
         self.net, self.x, self.y, self.sample_weight = net, x, y, sample_weight
         # The mode of the epochs (None: the network's own); passed per call, so other
         # threads using the network meanwhile never see its mode changed.
@@ -106,7 +108,9 @@ class EpochDriver:
         self.max_chunk = self.steps if max_chunk is None else max(1, int(max_chunk))
         self.chunk_seconds = min(max(float(chunk_seconds), MIN_CHUNK_SECONDS), MAX_CHUNK_SECONDS)
         self._chunk = max(1, min(FIRST_CHUNK, self.max_chunk))
-        self._trusted = False
+        # ``checked``: the caller already ran ``net.check`` on exactly these arrays, so even
+        # the first call skips the finiteness scans (a second pass over all the data).
+        self._trusted = bool(checked)
         self._interrupts = _Interrupts()
 
     def __enter__(self) -> "EpochDriver":

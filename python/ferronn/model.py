@@ -386,7 +386,7 @@ class Sequential(_km.KerasMethods, ShapedData):
         # fit trains in training mode, as Keras: passed per core call, the model's mode is untouched.
         driver = EpochDriver(net, xa, ya, batch_size=int(batch_size), shuffle=bool(shuffle), seed=shuffle_seed,
                              sample_weight=weights, chunk_seconds=cbs.chunk_seconds(), max_chunk=cbs.max_chunk(),
-                             training=True)
+                             training=True, checked=True)
         return _training.fit_loop(
             driver, cbs, history, model=self, epochs=range(first, stop), batch_logs=self._logs_from_stats,
             epoch_logs=lambda epoch, stats: self._end_epoch(epoch, stats, xa, ya, validation))

@@ -259,9 +259,11 @@ pub(crate) unsafe fn run(p: Problem, threads: usize, pre: Option<&PackedLhs>) ->
 
 /// The blocking loop: columns in blocks of `nc`, depth in blocks of `kc`, then
 /// MR×NR tiles split between threads in fixed contiguous ranges, each thread
-/// packing the left panels it needs. When the right-hand block is packed (once
-/// per block, by the calling thread, shared by all) the threads meet after each
-/// block; otherwise they fork once and walk all blocks on their own.
+/// packing the left panels it needs. When the right-hand block is packed and
+/// the threads split its columns, each packs its own columns' panels; when
+/// they split its rows, it is packed once per block by the calling thread and
+/// shared, and the threads meet after each block. Otherwise (and in the first
+/// case) they fork once and walk all blocks on their own.
 unsafe fn drive<S: Simd, const N: usize, const MR: usize, const NR: usize>(
     simd: S,
     ukr: &[[MicroKernelFn<f32>; NR]],
@@ -294,8 +296,14 @@ unsafe fn drive<S: Simd, const N: usize, const MR: usize, const NR: usize>(
         // where packing it would cost more than the product reuses it.
         let lhs_in_place = p.lhs_rs == 1 && n_chunk <= LHS_PACK_PANELS * NR;
         // Split the threads along the larger operand, so the smaller one
-        // is what each of them packs or reads in full.
-        let rows_outer = p.m > n_chunk;
+        // is what each of them packs or reads in full. But when the right
+        // operand is read in place and the left one is packed as it goes,
+        // splitting by rows whenever every thread gets a row panel of its
+        // own is cheaper even for wide outputs: each left panel is then
+        // packed by one thread (two at a boundary) instead of by all of them,
+        // and reading the right operand in full costs no writes.
+        let packs_lhs = pre_lhs.get().is_null() && !lhs_in_place;
+        let rows_outer = p.m > n_chunk || (packs_lhs && !pack_rhs_blocks && p.m.min(mc).div_ceil(MR) >= threads);
         let pre_block = if pre_lhs.get().is_null() {
             std::ptr::null()
         } else {
@@ -304,16 +312,25 @@ unsafe fn drive<S: Simd, const N: usize, const MR: usize, const NR: usize>(
         };
         let k_chunk = kc.min(p.k - depth);
         let n_panels = n_chunk.div_ceil(NR);
-        Block { p, col_outer, n_chunk, n_panels, depth, k_chunk, overwrite, mc, lhs_stride, rhs_stride, pack_rhs: pack_rhs_blocks, lhs_in_place, rows_outer, pre_lhs: pre_block }
+        Block { p, col_outer, n_chunk, n_panels, depth, k_chunk, overwrite, mc, lhs_stride, rhs_stride, pack_rhs: pack_rhs_blocks, rhs_first_panel: 0, lhs_in_place, rows_outer, pre_lhs: pre_block }
     };
-    if !pack_rhs_blocks {
+    let rhs_len = rhs_stride * (nc / NR);
+    // A packed right operand split by columns (one row block, columns outer:
+    // each thread's tiles cover a contiguous run of column panels) needs no
+    // sharing: each thread packs the panels of its own columns. Otherwise the
+    // calling thread packed every panel alone while the others waited, then
+    // all met once per block.
+    let first = block_at(0, 0, 0);
+    let own_rhs = pack_rhs_blocks && threads > 1 && p.m <= mc && !first.rows_outer;
+    if !pack_rhs_blocks || own_rhs {
         // Nothing is shared between the threads' tiles (each packs its own left
-        // panels, the right operand is read in place), so they need no barrier
+        // panels, and its own right panels or none), so they need no barrier
         // between blocks: one fork for the whole product, each thread walking
         // every (column, depth) block over its own tiles. A thread owns the same
         // tiles in every depth block of a column block, so each tile still sums
-        // its depth blocks in order, by one thread at a time.
-        let parts = threads.min(block_at(0, 0, 0).jobs::<MR>()).max(1);
+        // its depth blocks in order, by one thread at a time. Packing only
+        // copies values, so who packs a panel changes no bits.
+        let parts = threads.min(first.jobs::<MR>()).max(1);
         let work = |tid: usize| {
             with_lhs_buffer(lhs_stride * (mc / MR), mc / MR, |lhs_buf, flags| {
                 let mut col_outer = 0;
@@ -326,9 +343,38 @@ unsafe fn drive<S: Simd, const N: usize, const MR: usize, const NR: usize>(
                         block = block_at(col_outer, depth, depth_block);
                         if tid < parts {
                             let (start, end) = split(jobs, tid, parts);
-                            // SAFETY: forwarded; tiles [start, end) of this
-                            // column block are this task's alone.
-                            unsafe { block.tiles::<S, N, MR, NR>(simd, ukr, std::ptr::null(), lhs_buf, flags, start, end) };
+                            if own_rhs {
+                                // Columns outer in one row block (also for a
+                                // last, narrower column block): tile `t` is
+                                // column panel `t / m_panels`.
+                                block.rows_outer = false;
+                                let m_panels = p.m.div_ceil(MR);
+                                let (j0, j1) = (start / m_panels, (end - 1) / m_panels + 1);
+                                block.rhs_first_panel = j0;
+                                let cols = (NR * j1).min(block.n_chunk) - NR * j0;
+                                with_rhs_buffer(rhs_len, |packed_rhs| {
+                                    // SAFETY: the columns lie inside the block
+                                    // (so inside rhs, the caller's contract),
+                                    // and the buffer holds every panel of one.
+                                    unsafe {
+                                        pack_rhs::<f32, 1, NR, S>(
+                                            simd,
+                                            cols,
+                                            block.k_chunk,
+                                            Ptr(packed_rhs),
+                                            Ptr(p.rhs.offset(depth as isize * p.rhs_rs + (col_outer + NR * j0) as isize * p.rhs_cs) as *mut f32),
+                                            p.rhs_cs,
+                                            p.rhs_rs,
+                                            rhs_stride,
+                                        );
+                                        block.tiles::<S, N, MR, NR>(simd, ukr, packed_rhs, lhs_buf, flags, start, end);
+                                    }
+                                });
+                            } else {
+                                // SAFETY: forwarded; tiles [start, end) of this
+                                // column block are this task's alone.
+                                unsafe { block.tiles::<S, N, MR, NR>(simd, ukr, std::ptr::null(), lhs_buf, flags, start, end) };
+                            }
                         }
                         depth += block.k_chunk;
                         depth_block += 1;
@@ -345,7 +391,6 @@ unsafe fn drive<S: Simd, const N: usize, const MR: usize, const NR: usize>(
         }
         return;
     }
-    let rhs_len = rhs_stride * (nc / NR);
     with_rhs_buffer(rhs_len, |packed_rhs| {
         let mut col_outer = 0;
         while col_outer < p.n {
@@ -417,6 +462,10 @@ struct Block {
     rhs_stride: usize,
     /// Whether the right-hand block was packed (else it is read in place).
     pack_rhs: bool,
+    /// The column panel the packed right-hand buffer starts at (0 when the
+    /// whole block was packed; a thread that packed only its own columns'
+    /// panels starts at its first one).
+    rhs_first_panel: usize,
     /// Whether whole-vector left panels are read in place instead of packed.
     lhs_in_place: bool,
     /// Tile order within a row block (see [`Block::tiles`]).
@@ -520,7 +569,7 @@ impl Block {
             (panel as *const f32, MR as isize)
         };
         let (rhs_panel, rhs_rs, rhs_cs) = if self.pack_rhs {
-            (unsafe { packed_rhs.add(j * self.rhs_stride) }, NR as isize, 1)
+            (unsafe { packed_rhs.add((j - self.rhs_first_panel) * self.rhs_stride) }, NR as isize, 1)
         } else {
             (unsafe { p.rhs.offset(self.depth as isize * p.rhs_rs + col as isize * p.rhs_cs) }, p.rhs_rs, p.rhs_cs)
         };

@@ -680,17 +680,53 @@ mod tests {
         };
         assert_eq!(run(1), run(2));
         assert_eq!(run(1), run(5));
-        // A tall output over a strided right operand: the right-hand blocks are
+        // A strided right operand, packed: split by columns (200 output rows in
+        // the kernel's view, 300 columns), each thread packs its own columns'
+        // panels; split by rows (300 rows, 200 columns), the right-hand blocks are
         // packed once per block and shared, so the threads meet per block.
-        let a = filled(1500, 300, 7);
-        let b = filled(1500, 200, 8);
-        let run = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-            let mut c = Matrix::zeros(300, 200);
-            pool.install(|| matmul(a.view(), Op::T, b.view(), Op::N, c.view_mut(), false).unwrap());
-            c
-        };
-        assert_eq!(run(1), run(2));
-        assert_eq!(run(1), run(3));
+        for (rows, cols) in [(300, 200), (200, 300)] {
+            let a = filled(1500, rows, 7);
+            let b = filled(1500, cols, 8);
+            let run = |threads: usize| {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                let mut c = Matrix::zeros(rows, cols);
+                pool.install(|| matmul(a.view(), Op::T, b.view(), Op::N, c.view_mut(), false).unwrap());
+                c
+            };
+            assert_eq!(run(1), run(2));
+            assert_eq!(run(1), run(3));
+        }
+    }
+
+    /// Weight-gradient shapes `xᵀ·dz` (a strided right operand, packed, split
+    /// by columns): each thread packs the right panels of its own columns.
+    /// Wide and deep enough for several column and depth blocks, with a
+    /// partial last panel; the same bits on any thread count, with and without
+    /// accumulating, and the right values.
+    #[test]
+    fn threads_packing_their_own_right_panels_match() {
+        for &(batch, din, dout) in &[(128, 784, 256), (700, 2003, 150), (300, 1037, 256), (64, 333, 200)] {
+            let x = filled(batch, din, 11);
+            let dz = filled(batch, dout, 12);
+            let run = |threads: usize| {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                let mut g = Matrix::zeros(din, dout);
+                pool.install(|| matmul(x.view(), Op::T, dz.view(), Op::N, g.view_mut(), false).unwrap());
+                let mut acc = g.clone();
+                pool.install(|| matmul(x.view(), Op::T, dz.view(), Op::N, acc.view_mut(), true).unwrap());
+                (g, acc)
+            };
+            let one = run(1);
+            let want = naive(&x, true, &dz, false);
+            for (g, w) in one.0.as_slice().iter().zip(&want) {
+                assert!((*g as f64 - w).abs() < 1e-3 * (1.0 + w.abs()), "{batch}x{din}x{dout}: {g} vs {w}");
+            }
+            for (g, w) in one.1.as_slice().iter().zip(&want) {
+                assert!((*g as f64 - 2.0 * w).abs() < 2e-3 * (1.0 + w.abs()), "{batch}x{din}x{dout} accumulated: {g} vs {w}");
+            }
+            for threads in [2, 3, 4] {
+                assert!(run(threads) == one, "{batch}x{din}x{dout} on {threads} threads");
+            }
+        }
     }
 }

@@ -104,6 +104,21 @@ def test_driver_first_call_checks_data_in_full_later_ones_only_shapes():
     driver.run_epoch(0)
     driver.run_epoch(1)
     assert seen[0] is False and all(seen[1:]) and len(seen) >= 10
+    # Data the caller already checked (as fit does) are trusted from the first call.
+    seen.clear()
+    EpochDriver(Spy(m._require_built("t")), x, y, batch_size=10, shuffle=False, seed=0, checked=True).run_epoch(0)
+    assert seen and all(seen)
+
+
+def test_fit_checks_its_data_once_and_still_rejects_bad_data():
+    m, (x, y) = _model(), _data()
+    m.fit(x, y, epochs=1, batch_size=20, verbose=0)
+    before = m.get_weights()
+    bad = x.copy()
+    bad[150, 2] = np.nan
+    with pytest.raises(fn.NonFiniteError, match="X"):
+        m.fit(bad, y, epochs=1, batch_size=20, verbose=0)
+    assert all(np.array_equal(a, b) for a, b in zip(before, m.get_weights()))
 
 
 def test_driver_reports_a_refused_step_and_stops_the_epoch_there():
