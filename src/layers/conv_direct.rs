@@ -202,10 +202,10 @@ fn row_range(d: &Direct, padded: &[f32], weight: &[f32], f: usize, r: usize, j0:
 /// (`col_sums`' order), and each window value times its row added into its
 /// row of `wgrad` (L1-resident), [`GRAD_ROWS`] rows per load and store.
 #[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
-fn kernel_grad_rows(d: &Direct, padded: &[f32], dz: &[f32], f: usize, wgrad: &mut [f32], mut bias: Option<&mut [f32]>) {
+fn kernel_grad_rows(d: &Direct, padded: &[f32], dz: &[f32], f: usize, wgrad: &mut [f32], bias: Option<&mut [f32]>) {
     let kg = d.offsets.len();
     let wgrad = &mut wgrad[..kg * f];
-    if let Some(b) = bias.as_deref_mut() {
+    if let Some(b) = bias {
         for dzr in dz.chunks_exact(f) {
             for (s, &g) in b.iter_mut().zip(dzr) {
                 *s += g;

@@ -117,8 +117,8 @@ fn max_2x2(xs: &[f32], w: usize, c: usize, out: [usize; 2], y: &mut [f32], arg: 
                 let block = |k: usize| -> &[f32; 16] { src[k][ch0..ch0 + 16].try_into().expect("16 channels") };
                 let mut best = *block(0);
                 let mut at: [u32; 16] = std::array::from_fn(|t| (cells[0] + ch0 + t) as u32);
-                for k in 1..4 {
-                    let (v, base) = (block(k), (cells[k] + ch0) as u32);
+                for (k, &cell) in cells.iter().enumerate().skip(1) {
+                    let (v, base) = (block(k), (cell + ch0) as u32);
                     for t in 0..16 {
                         let better = v[t] > best[t];
                         best[t] = if better { v[t] } else { best[t] };

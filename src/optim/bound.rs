@@ -76,7 +76,7 @@ impl Optimizer {
     pub(crate) fn update_stays_finite(&mut self, n: usize, g_max: f32, p_max: f32, lr: f32) -> bool {
         self.pending_bounds = None;
         // A rate `set_lr` would refuse is left to the copying path (it errors there).
-        if !self.is_sized(n) || !g_max.is_finite() || !p_max.is_finite() || !(lr.is_finite() && lr >= 0.0) {
+        if !(self.is_sized(n) && g_max.is_finite() && p_max.is_finite() && lr.is_finite() && lr >= 0.0) {
             return false;
         }
         let state = self.state_bounds();
