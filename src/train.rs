@@ -210,18 +210,17 @@ impl Core {
 fn gather_rows(x: MatRef<'_>, idx: &[usize], dst: &mut [f32]) {
     use rayon::prelude::*;
     let cols = x.cols.max(1);
+    let copy = |d: &mut [f32], rows: &[usize]| {
+        for (row, &i) in d.chunks_exact_mut(cols).zip(rows) {
+            row.copy_from_slice(x.row(i));
+        }
+    };
     if parallel_for(dst.len()) {
         // Fixed groups of rows of about `PAR_CHUNK` values each.
         let group = PAR_CHUNK.div_ceil(cols);
-        dst.par_chunks_mut(group * cols).zip(idx.par_chunks(group)).for_each(|(d, rows)| {
-            for (row, &i) in d.chunks_exact_mut(cols).zip(rows) {
-                row.copy_from_slice(x.row(i));
-            }
-        });
+        dst.par_chunks_mut(group * cols).zip(idx.par_chunks(group)).for_each(|(d, rows)| copy(d, rows));
     } else {
-        for (row, &i) in dst.chunks_exact_mut(cols).zip(idx) {
-            row.copy_from_slice(x.row(i));
-        }
+        copy(dst, idx);
     }
 }
 
