@@ -141,8 +141,14 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    let nums: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
-    let threads = nums.first().copied().unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let nums: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let threads = nums
+        .first()
+        .copied()
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let rounds = nums.get(1).copied().unwrap_or(5).max(1);
     let (f, name) = kernel();
     println!("FMA peak ({name}), median of {rounds} runs:");
@@ -150,6 +156,9 @@ fn main() {
     println!("  1 thread:   {one:7.1} GFLOP/s");
     if threads > 1 {
         let all = median((0..rounds).map(|_| run(f, threads)).collect());
-        println!("  {threads} threads: {all:7.1} GFLOP/s ({:.2}x one thread)", all / one);
+        println!(
+            "  {threads} threads: {all:7.1} GFLOP/s ({:.2}x one thread)",
+            all / one
+        );
     }
 }
