@@ -247,7 +247,7 @@ mod tests {
     /// `Σ c ⊙ layer(x)`.
     fn check(layer: &mut impl LayerKind, xv: &[f32], c: &[f64], dim: usize, f: impl Fn(&[f64]) -> f64, what: &str) {
         let x = MatRef::new(xv.len() / dim, dim, xv).unwrap();
-        layer.forward(x, &[], &mut [], &Ctx::inference()).unwrap();
+        layer.forward(x, &[], &[], &Ctx::inference()).unwrap();
         let x64: Vec<f64> = xv.iter().map(|&v| v as f64).collect();
         let got: f64 = layer.output().data.iter().zip(c).map(|(&y, &cv)| y as f64 * cv).sum();
         assert!((got - f(&x64)).abs() < 1e-4, "{what}: forward {got} vs {}", f(&x64));
@@ -307,7 +307,7 @@ mod tests {
         }
         let mut layer = Softmax::new(3, 1.0, false).unwrap();
         let x = [0.0f32; 4];
-        let err = layer.forward(MatRef::new(2, 2, &x).unwrap(), &[], &mut [], &Ctx::inference());
+        let err = layer.forward(MatRef::new(2, 2, &x).unwrap(), &[], &[], &Ctx::inference());
         assert!(matches!(err, Err(crate::Error::Shape(_))));
     }
 }

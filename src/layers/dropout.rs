@@ -180,7 +180,7 @@ mod tests {
 
     fn run(layer: &mut Dropout, x: &[f32], ctx: &Ctx) -> Vec<f32> {
         let x = MatRef::new(x.len() / layer.dim, layer.dim, x).unwrap();
-        layer.forward(x, &[], &mut [], ctx).unwrap();
+        layer.forward(x, &[], &[], ctx).unwrap();
         layer.output().data.to_vec()
     }
 

@@ -248,7 +248,7 @@ mod tests {
             let xv: Vec<f32> = (0..batch * n).map(|_| rng.random_range(-1.5..1.5)).collect();
             let c: Vec<f64> = (0..batch * u).map(|_| rng.random_range(-1.0..1.0)).collect();
             let x = MatRef::new(batch, n, &xv).unwrap();
-            layer.forward(x, &params, &mut [], &Ctx::inference()).unwrap();
+            layer.forward(x, &params, &[], &Ctx::inference()).unwrap();
             let mut dy = Matrix::from_vec(batch, u, c.iter().map(|&v| v as f32).collect()).unwrap();
             let mut grads = vec![f32::NAN; alloc.params];
             let mut dx = Matrix::default();
@@ -284,7 +284,7 @@ mod tests {
         assert_eq!(names, [("weight".to_string(), vec![3, 4]), ("bias".to_string(), vec![4])]);
         let params = vec![0.1f32; alloc.params];
         let bad = [0.0f32; 4];
-        let err = layer.forward(MatRef::new(2, 2, &bad).unwrap(), &params, &mut [], &Ctx::inference());
+        let err = layer.forward(MatRef::new(2, 2, &bad).unwrap(), &params, &[], &Ctx::inference());
         assert!(matches!(err, Err(crate::Error::Shape(_))));
     }
 
@@ -300,7 +300,7 @@ mod tests {
         let run = |threads: usize, layer: &mut Gated| {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
             pool.install(|| {
-                layer.forward(x, &params, &mut [], &Ctx::inference()).unwrap();
+                layer.forward(x, &params, &[], &Ctx::inference()).unwrap();
                 let mut dy = Matrix::from_vec(batch, u, layer.output().data.to_vec()).unwrap();
                 let (mut grads, mut dx) = (vec![0.0f32; params.len()], Matrix::default());
                 layer.backward(x, &params, &mut grads, &mut dy, Some(&mut dx)).unwrap();

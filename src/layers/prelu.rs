@@ -296,7 +296,7 @@ mod tests {
                 .collect();
             let c: Vec<f64> = (0..batch * dim).map(|_| rng.random_range(-1.0..1.0)).collect();
             let x = MatRef::new(batch, dim, &xv).unwrap();
-            layer.forward(x, &params, &mut [], &Ctx::inference()).unwrap();
+            layer.forward(x, &params, &[], &Ctx::inference()).unwrap();
             let mut dy = Matrix::from_vec(batch, dim, c.iter().map(|&v| v as f32).collect()).unwrap();
             let (mut grads, mut dx) = (vec![f32::NAN; alloc.params], Matrix::default());
             layer.backward(x, &params, &mut grads, &mut dy, Some(&mut dx)).unwrap();
@@ -325,7 +325,7 @@ mod tests {
         let mut run = |threads: usize| {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
             pool.install(|| {
-                layer.forward(x, &params, &mut [], &Ctx::inference()).unwrap();
+                layer.forward(x, &params, &[], &Ctx::inference()).unwrap();
                 let mut dy = Matrix::from_vec(batch, dim, xv.iter().map(|v| v.sin()).collect()).unwrap();
                 let (mut grads, mut dx) = (vec![0.0f32; params.len()], Matrix::default());
                 layer.backward(x, &params, &mut grads, &mut dy, Some(&mut dx)).unwrap();
@@ -364,7 +364,7 @@ mod tests {
             let mut run = |threads: usize| {
                 let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
                 pool.install(|| {
-                    layer.forward(x, &params, &mut [], &Ctx::inference()).unwrap();
+                    layer.forward(x, &params, &[], &Ctx::inference()).unwrap();
                     let mut dy = Matrix::from_vec(batch, dim, cw.iter().map(|&v| v as f32).collect()).unwrap();
                     let (mut grads, mut dx) = (vec![f32::NAN; params.len()], Matrix::default());
                     layer.backward(x, &params, &mut grads, &mut dy, Some(&mut dx)).unwrap();

@@ -448,7 +448,7 @@ mod tests {
         let (mut rm, mut rv) = (vec![0.0f64; dim], vec![1.0f64; dim]);
         for (stream, rows) in [(10, 6), (11, 4)] {
             let xv = random(rows * dim, stream, -2.0, 3.0);
-            layer.forward(MatRef::new(rows, dim, &xv).unwrap(), &params, &mut buffers, &TRAIN).unwrap();
+            layer.forward(MatRef::new(rows, dim, &xv).unwrap(), &params, &buffers, &TRAIN).unwrap();
             layer.update_buffers(&mut buffers);
             let (mean, var) = col_stats(&to64(&xv), dim);
             for j in 0..dim {
@@ -460,7 +460,7 @@ mod tests {
         // Inference normalises with exactly these statistics and keeps them.
         let x = random(5 * dim, 12, -2.0, 2.0);
         let before = buffers.clone();
-        layer.forward(MatRef::new(5, dim, &x).unwrap(), &params, &mut buffers, &Ctx::inference()).unwrap();
+        layer.forward(MatRef::new(5, dim, &x).unwrap(), &params, &buffers, &Ctx::inference()).unwrap();
         assert_eq!(buffers, before);
         let want = reference(&to64(&x), &to64(&params), dim, Some((&to64(&buffers[..dim]), &to64(&buffers[dim..]))));
         assert!(rel_err(layer.output().data, &want) < 1e-6);
@@ -470,7 +470,7 @@ mod tests {
     fn one_sample_uses_the_biased_variance() {
         let (mut layer, params, _, x) = setup(3, 1, 0.0);
         let mut buffers = vec![0.0, 0.0, 0.0, 1.0, 1.0, 1.0];
-        layer.forward(x.view(), &params, &mut buffers, &TRAIN).unwrap();
+        layer.forward(x.view(), &params, &buffers, &TRAIN).unwrap();
         layer.update_buffers(&mut buffers);
         // xhat = 0, so y = beta; the running variance decays towards 0.
         assert_eq!(layer.output().data, &params[3..]);
@@ -480,7 +480,7 @@ mod tests {
     #[test]
     fn large_offsets_keep_precision() {
         let (mut layer, params, mut buffers, x) = setup(16, 64, 1e4);
-        layer.forward(x.view(), &params, &mut buffers, &TRAIN).unwrap();
+        layer.forward(x.view(), &params, &buffers, &TRAIN).unwrap();
         let want = reference(&to64(x.as_slice()), &to64(&params), 16, None);
         let e = rel_err(layer.output().data, &want);
         assert!(e < 1e-6, "relative error {e}");
@@ -508,11 +508,11 @@ mod tests {
         }
         let (mut layer, params, mut buffers, x) = setup(4, 5, 0.0);
         let wide = Matrix::zeros(5, 3);
-        assert!(matches!(layer.forward(wide.view(), &params, &mut buffers, &TRAIN), Err(Error::Shape(_))));
+        assert!(matches!(layer.forward(wide.view(), &params, &buffers, &TRAIN), Err(Error::Shape(_))));
         let empty = Matrix::zeros(0, 4);
-        assert!(matches!(layer.forward(empty.view(), &params, &mut buffers, &TRAIN), Err(Error::Empty(_))));
-        layer.forward(empty.view(), &params, &mut buffers, &Ctx::inference()).unwrap();
-        layer.forward(x.view(), &params, &mut buffers, &TRAIN).unwrap();
+        assert!(matches!(layer.forward(empty.view(), &params, &buffers, &TRAIN), Err(Error::Empty(_))));
+        layer.forward(empty.view(), &params, &buffers, &Ctx::inference()).unwrap();
+        layer.forward(x.view(), &params, &buffers, &TRAIN).unwrap();
         let mut grads = vec![0.0; params.len()];
         let mut dy = Matrix::zeros(4, 4);
         assert!(matches!(layer.backward(x.view(), &params, &mut grads, &mut dy, None), Err(Error::Shape(_))));

@@ -318,7 +318,7 @@ mod tests {
     fn large_offsets_keep_precision() {
         for center in [true, false] {
             let (mut layer, params, x) = setup(center, 64, 3, 1e4);
-            layer.forward(x.view(), &params, &mut [], &Ctx::inference()).unwrap();
+            layer.forward(x.view(), &params, &[], &Ctx::inference()).unwrap();
             let want = reference(&testkit::to64(x.as_slice()), &testkit::to64(&params), 64, center, 1e-5);
             let e = testkit::rel_err(layer.output().data, &want);
             assert!(e < 1e-6, "center={center}: relative error {e}");
@@ -344,8 +344,8 @@ mod tests {
         }
         let (mut layer, params, x) = setup(true, 4, 5, 0.0);
         let wide = Matrix::zeros(5, 3);
-        assert!(matches!(layer.forward(wide.view(), &params, &mut [], &Ctx::inference()), Err(Error::Shape(_))));
-        layer.forward(x.view(), &params, &mut [], &Ctx::inference()).unwrap();
+        assert!(matches!(layer.forward(wide.view(), &params, &[], &Ctx::inference()), Err(Error::Shape(_))));
+        layer.forward(x.view(), &params, &[], &Ctx::inference()).unwrap();
         let mut grads = vec![0.0; params.len()];
         let mut dy = Matrix::zeros(4, 4);
         assert!(matches!(layer.backward(x.view(), &params, &mut grads, &mut dy, None), Err(Error::Shape(_))));
