@@ -57,6 +57,9 @@ fn a_file_claiming_a_huge_layer_is_refused() {
     }
 }
 
+/// A network's parameters, buffers, named optimizer state and step count.
+type State<'a> = (Vec<f32>, Vec<f32>, Vec<(&'a str, Vec<f32>)>, u64);
+
 #[test]
 fn an_overflowing_step_leaves_state_and_statistics_bit_for_bit() {
     for (layers, opt, scale) in [(r#"[{"type": "dense", "units": 1}]"#, "adam", 1e11f32), (r#"[{"type": "dense", "units": 1}]"#, "adagrad", 1e11), (r#"[{"type": "batch_norm"}, {"type": "dense", "units": 1}]"#, "sgd", 1e20)] {
@@ -71,7 +74,7 @@ fn an_overflowing_step_leaves_state_and_statistics_bit_for_bit() {
         let stats = net.train_step(big.view(), Targets::Values(y.view()), None).unwrap();
         assert!(stats.loss_sum.is_nan(), "{opt}: the step was not refused");
         // Bit for bit: compare the bits, so that -0.0 and 0.0 differ.
-        let bits = |s: &(Vec<f32>, Vec<f32>, Vec<(&str, Vec<f32>)>, u64)| format!("{:?}", (s.0.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), s.1.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), s.2.iter().map(|(k, v)| (*k, v.iter().map(|x| x.to_bits()).collect::<Vec<_>>())).collect::<Vec<_>>(), s.3));
+        let bits = |s: &State<'_>| format!("{:?}", (s.0.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), s.1.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), s.2.iter().map(|(k, v)| (*k, v.iter().map(|x| x.to_bits()).collect::<Vec<_>>())).collect::<Vec<_>>(), s.3));
         assert_eq!(bits(&state(&net)), bits(&before), "{opt}");
     }
 }

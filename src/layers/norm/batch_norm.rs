@@ -479,7 +479,7 @@ mod tests {
 
     #[test]
     fn large_offsets_keep_precision() {
-        let (mut layer, params, mut buffers, x) = setup(16, 64, 1e4);
+        let (mut layer, params, buffers, x) = setup(16, 64, 1e4);
         layer.forward(x.view(), &params, &buffers, &TRAIN).unwrap();
         let want = reference(&to64(x.as_slice()), &to64(&params), 16, None);
         let e = rel_err(layer.output().data, &want);
@@ -506,7 +506,7 @@ mod tests {
         for eps in [0.0, -1.0, f32::NAN, f32::INFINITY] {
             assert!(matches!(BatchNorm::new(3, 0.1, eps, &mut alloc), Err(Error::Config(_))));
         }
-        let (mut layer, params, mut buffers, x) = setup(4, 5, 0.0);
+        let (mut layer, params, buffers, x) = setup(4, 5, 0.0);
         let wide = Matrix::zeros(5, 3);
         assert!(matches!(layer.forward(wide.view(), &params, &buffers, &TRAIN), Err(Error::Shape(_))));
         let empty = Matrix::zeros(0, 4);
