@@ -263,13 +263,6 @@ pub(super) struct BackRows<'a> {
     pub dc: &'a mut [f32],
     pub carry: &'a mut [f32],
     pub norm_sq: &'a mut [f64],
-    /// Per sample, the gate gradients summed over its steps: the input
-    /// projection's `[n, G·units]` (in `W_ih`'s gate order) and (GRU) the
-    /// recurrent candidate's `d_rn` `[n, units]` (the bias gradients, once
-    /// summed over the samples in order; the GRU's other two recurrent
-    /// thirds equal the input projection's).
-    pub bias_in: &'a mut [f32],
-    pub bias_rec: &'a mut [f32],
     pub saved: &'a [f32],
     pub hs: &'a [f32],
     pub cs: &'a [f32],
@@ -293,8 +286,6 @@ impl Rows for BackRows<'_> {
         let (dc, dc2) = cut(self.dc, n, at);
         let (carry, carry2) = cut(self.carry, n, at);
         let (norm_sq, norm_sq2) = cut(self.norm_sq, n, at);
-        let (bias_in, bias_in2) = cut(self.bias_in, n, at);
-        let (bias_rec, bias_rec2) = cut(self.bias_rec, n, at);
         let (saved, saved2) = cut_ref(self.saved, n, at);
         let (hs, hs2) = cut_ref(self.hs, n, at);
         let (cs, cs2) = cut_ref(self.cs, n, at);
@@ -303,7 +294,7 @@ impl Rows for BackRows<'_> {
         let (dy, dy2) = cut_ref(self.dy, n, at);
         let (dx, dx2) = cut(self.dx, n, at);
         (
-            BackRows { rows: at, d_in, dh, dc, carry, norm_sq, bias_in, bias_rec, saved, hs, cs, last, keep, dy, dx },
+            BackRows { rows: at, d_in, dh, dc, carry, norm_sq, saved, hs, cs, last, keep, dy, dx },
             BackRows {
                 rows: n - at,
                 d_in: d_in2,
@@ -311,8 +302,6 @@ impl Rows for BackRows<'_> {
                 dc: dc2,
                 carry: carry2,
                 norm_sq: norm_sq2,
-                bias_in: bias_in2,
-                bias_rec: bias_rec2,
                 saved: saved2,
                 hs: hs2,
                 cs: cs2,
@@ -351,13 +340,11 @@ pub(super) fn backward(d: &Dims, rows: BackRows<'_>, parts: usize, w: &BackWeigh
 fn backward_share(d: &Dims, r: BackRows<'_>, w: &BackWeights<'_>) -> Result<()> {
     let (m, t, h, gh) = (r.rows, d.steps, d.units, d.gh());
     let (sw, dw, rec_at) = (d.cell.saved_width(h), d.cell.grad_width(h), d.cell.rec_offset(h));
-    let (direct, lstm) = (d.cell.direct(), d.cell == Cell::Lstm);
+    let lstm = d.cell == Cell::Lstm;
     let (mut dh, mut carry) = (r.dh, r.carry);
     dh.fill(0.0);
     carry.fill(0.0);
     r.dc.fill(0.0);
-    r.bias_in.fill(0.0);
-    r.bias_rec.fill(0.0);
     for s in (0..t).rev() {
         let time = d.time(s);
         if d.return_sequences {
@@ -393,8 +380,7 @@ fn backward_share(d: &Dims, r: BackRows<'_>, w: &BackWeights<'_>) -> Result<()> 
                 c_prev: if lstm { &r.cs[(s * m + i) * h..(s * m + i + 1) * h] } else { &[] },
                 dh: dh_i,
             };
-            let bias_rec = if direct { &mut [][..] } else { &mut r.bias_rec[i * h..(i + 1) * h] };
-            d.cell.backward_row(&inputs, &mut r.dc[i * h..(i + 1) * h], d_gates, carry_i, &mut r.bias_in[i * gh..(i + 1) * gh], bias_rec);
+            d.cell.backward_row(&inputs, &mut r.dc[i * h..(i + 1) * h], d_gates, carry_i);
         }
         if !r.dx.is_empty() {
             let f = d.features;
