@@ -36,8 +36,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::{checked_size, ensure_config, ensure_shape, try_grow, Result};
 use crate::init::{orthogonal, Init};
 use crate::kernels::gemm::{matmul_strided, Op, PackedRhs};
+use crate::kernels::reduce::col_sums;
 use crate::layers::kind::{check_backward, BuildLayer};
-use crate::layers::recurrent_cells::{add_one, Cell};
+use crate::layers::recurrent_cells::Cell;
 use crate::layers::recurrent_pass::{self, BackRows, BackWeights, Dims, FwdRows, Weights};
 use crate::layers::{ActivationSpec, Alloc, Ctx, InitSpec, LayerKind, MaskFlow, ParamInfo, StepMask, WeightSpec};
 use crate::regularizer::{Penalty, Regularizer};
@@ -205,6 +206,9 @@ struct Workspace {
     /// the input-side gate gradients, the bias gradient (see
     /// [`weight_ih_grad`]).
     x_one: Vec<f32>,
+    /// GRU: per sample, its recurrent candidate gradients `d_rn` summed over
+    /// the steps, `[batch, units]`.
+    bias_rn: Vec<f32>,
     /// `W_ih` and `W_hh` packed once per pass for the per-step products (as
     /// `W_ihᵀ` and `W_hhᵀ` in the forward, `W_hh` in the backward).
     w_ih_pack: PackedRhs,
@@ -411,6 +415,9 @@ impl LayerKind for Recurrent {
         for v in [&mut ws.dh, &mut ws.dc, &mut ws.carry] {
             grow(v, nh, "the recurrent state gradient")?;
         }
+        if !direct {
+            grow(&mut ws.bias_rn, nh, "the recurrent bias gradient")?;
+        }
         let recording = self.step_norms.is_some();
         if recording {
             try_grow(&mut ws.norm_sq, nt, "the recurrent step norms")?;
@@ -444,6 +451,7 @@ impl LayerKind for Recurrent {
             dc: &mut ws.dc[..nh],
             carry: &mut ws.carry[..nh],
             norm_sq: if recording { &mut ws.norm_sq[..nt] } else { &mut [] },
+            bias_rn: if direct { &mut [] } else { &mut ws.bias_rn[..nh] },
             saved: &ws.saved[..nt * sw],
             hs: &ws.hs[..nt * h],
             cs: if lstm { &ws.cs[..nt * h] } else { &[] },
@@ -481,15 +489,11 @@ impl LayerKind for Recurrent {
             grads.copy_within(o_bi..o_bi + gh, o_bh);
         } else {
             // The recurrent reset and update gradients are the input side's:
-            // the same values summed in the same order. The candidate's
-            // `d_rn` (the last quarter of each gate-gradient row) is summed
-            // over the rows in order.
+            // the same values summed in the same order. The candidate's:
+            // per-sample sums over the steps, summed over the samples in
+            // order (whatever the shares were).
             grads.copy_within(o_bi..o_bi + 2 * h, o_bh);
-            let b_n = &mut grads[o_bh + 2 * h..o_bh + gh];
-            b_n.fill(0.0);
-            for row in ws.d_in[..nt * dw].chunks_exact(dw) {
-                add_one(b_n, &row[3 * h..4 * h]);
-            }
+            col_sums(&ws.bias_rn[..nh], &mut grads[o_bh + 2 * h..o_bh + gh]);
         }
         Ok(())
     }

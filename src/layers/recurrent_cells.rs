@@ -168,16 +168,18 @@ impl Cell {
     /// which must hold zeros on entry; and (LSTM) `dc` replaced by the
     /// gradient w.r.t. `c_{t-1}`. The GRU's row holds its gate gradients
     /// both as the input projection and as the recurrent product sees them
-    /// (the others' two products see the same gradients). The bias
-    /// gradients are left to the layer, which sums these rows afterwards.
-    pub fn backward_row(self, b: &RowBack<'_>, dc: &mut [f32], d_gates: &mut [f32], carry: &mut [f32]) {
+    /// (the others' two products see the same gradients). The GRU also
+    /// adds its recurrent candidate gradients `d_rn` to the sample's sums
+    /// `bias_rn` while they are in registers; the other bias gradients are
+    /// left to the layer, which sums these rows in its `weight_ih` product.
+    pub fn backward_row(self, b: &RowBack<'_>, dc: &mut [f32], d_gates: &mut [f32], carry: &mut [f32], bias_rn: &mut [f32]) {
         match self {
             Cell::Simple(act) => {
                 d_gates.copy_from_slice(b.dh);
                 act.backward(b.saved, b.out, d_gates);
             }
             Cell::Lstm => lstm_back(b.saved, b.c_prev, b.dh, dc, d_gates),
-            Cell::Gru => gru_back(b.saved, b.prev, b.dh, d_gates, carry),
+            Cell::Gru => gru_back(b.saved, b.prev, b.dh, d_gates, carry, bias_rn),
         }
     }
 
@@ -196,12 +198,6 @@ impl Cell {
 #[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
 fn add_two(v: &mut [f32], a: &[f32], b: &[f32]) {
     v.iter_mut().zip(a.iter().zip(b)).for_each(|(v, (x, y))| *v = *v + x + y);
-}
-
-/// `v += a`.
-#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
-pub(super) fn add_one(v: &mut [f32], a: &[f32]) {
-    v.iter_mut().zip(a).for_each(|(v, x)| *v += x);
 }
 
 /// `out = a·b`.
@@ -269,21 +265,24 @@ fn lstm_back(sv: &[f32], c_prev: &[f32], dh: &[f32], dc: &mut [f32], dg: &mut [f
 /// gate gradients go to `dg` `[d_n, d_r, d_z, d_rn]` (see
 /// [`Cell::grad_width`]): the input projection's and the recurrent
 /// product's are the same for `r` and `z`, the latter's candidate `d_rn`
-/// scaled by the reset gate (`n` sees `r·(W_hn·h + b_hn)`).
+/// scaled by the reset gate (`n` sees `r·(W_hn·h + b_hn)`); `bias_rn`
+/// `[units]` gathers the sample's `d_rn`.
 #[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
-fn gru_back(sv: &[f32], prev: &[f32], dh: &[f32], dg: &mut [f32], carry: &mut [f32]) {
+fn gru_back(sv: &[f32], prev: &[f32], dh: &[f32], dg: &mut [f32], carry: &mut [f32], bias_rn: &mut [f32]) {
     let h = dh.len();
     let (rg, zg, ng, hh) = (&sv[..h], &sv[h..2 * h], &sv[2 * h..3 * h], &sv[3 * h..4 * h]);
     let (hp, carry) = (&prev[..h], &mut carry[..h]);
     let (dn, rest) = dg[..4 * h].split_at_mut(h);
     let (dr, rest) = rest.split_at_mut(h);
     let (dz, rn) = rest.split_at_mut(h);
+    let brn = &mut bias_rn[..h];
     for j in 0..h {
         let d_n = dh[j] * (1.0 - zg[j]) * (1.0 - ng[j] * ng[j]);
         let d_r = d_n * hh[j] * rg[j] * (1.0 - rg[j]);
         let d_z = dh[j] * (hp[j] - ng[j]) * zg[j] * (1.0 - zg[j]);
         let d_rn = d_n * rg[j];
         (dn[j], dr[j], dz[j], rn[j]) = (d_n, d_r, d_z, d_rn);
+        brn[j] += d_rn;
         carry[j] = dh[j] * zg[j];
     }
 }
