@@ -201,17 +201,20 @@ struct Workspace {
     carry: Vec<f32>,
     /// When recording step norms: `‖∂L/∂h_t‖²` per sample and input step.
     norm_sq: Vec<f64>,
-    /// Per sample, its gate gradients summed over the steps: `d_in`'s
-    /// `[batch, G·units]` and the GRU's recurrent candidate `d_rn`'s
-    /// `[batch, units]`.
-    bias_in: Vec<f32>,
-    bias_rec: Vec<f32>,
+    /// The input of the last backward pass with a column of ones appended,
+    /// `[batch·T, F + 1]`: the `weight_ih` gradient's product then also sums
+    /// the input-side gate gradients, the bias gradient (see
+    /// [`weight_ih_grad`]).
+    x_one: Vec<f32>,
+    /// GRU: per sample, its recurrent candidate gradients `d_rn` summed over
+    /// the steps, `[batch, units]`.
+    bias_rn: Vec<f32>,
     /// `W_ih` and `W_hh` packed once per pass for the per-step products (as
     /// `W_ihᵀ` and `W_hhᵀ` in the forward, `W_hh` in the backward).
     w_ih_pack: PackedRhs,
     w_hh_pack: PackedRhs,
-    /// `dW_ihᵀ` `[F, G·units]` before it is transposed into the gradient (see
-    /// [`weight_ih_grad`]).
+    /// `[dW_ih | db]`, transposed or not, before it is put in the gradients'
+    /// layout (see [`weight_ih_grad`]).
     dw_t: Vec<f32>,
     /// The step mask of the last forward pass, sample-major `[batch, T]` (empty: none).
     keep: Vec<bool>,
@@ -412,10 +415,8 @@ impl LayerKind for Recurrent {
         for v in [&mut ws.dh, &mut ws.dc, &mut ws.carry] {
             grow(v, nh, "the recurrent state gradient")?;
         }
-        let ngh = checked_size(n, gh, name)?;
-        grow(&mut ws.bias_in, ngh, "the recurrent bias gradient")?;
         if !direct {
-            grow(&mut ws.bias_rec, nh, "the recurrent bias gradient")?;
+            grow(&mut ws.bias_rn, nh, "the recurrent bias gradient")?;
         }
         let recording = self.step_norms.is_some();
         if recording {
@@ -450,8 +451,7 @@ impl LayerKind for Recurrent {
             dc: &mut ws.dc[..nh],
             carry: &mut ws.carry[..nh],
             norm_sq: if recording { &mut ws.norm_sq[..nt] } else { &mut [] },
-            bias_in: &mut ws.bias_in[..ngh],
-            bias_rec: if direct { &mut [] } else { &mut ws.bias_rec[..nh] },
+            bias_rn: if direct { &mut [] } else { &mut ws.bias_rn[..nh] },
             saved: &ws.saved[..nt * sw],
             hs: &ws.hs[..nt * h],
             cs: if lstm { &ws.cs[..nt * h] } else { &[] },
@@ -468,11 +468,16 @@ impl LayerKind for Recurrent {
             norms.extend((0..t).map(|time| (0..n).map(|i| ws.norm_sq[i * t + time]).sum::<f64>().sqrt()));
         }
         let d_in = MatRef { rows: nt, cols: gh, data: &ws.d_in[..nt * dw] };
-        let xs = MatRef { rows: nt, cols: f, data: x.data };
-        weight_ih_grad(d_in, dw, lead, xs, &mut ws.dw_t, &mut grads[o_ih..o_ih + gh * f])?;
-        // The bias gradients: per-sample sums over the steps, summed over the
-        // samples in order (whatever the shares were).
-        col_sums(&ws.bias_in[..ngh], &mut grads[o_bi..o_bi + gh]);
+        let f1 = f + 1;
+        grow(&mut ws.x_one, checked_size(nt, f1, name)?, "the recurrent input with a ones column")?;
+        for (row, src) in ws.x_one[..nt * f1].chunks_exact_mut(f1).zip(x.data.chunks_exact(f)) {
+            row[..f].copy_from_slice(src);
+            row[f] = 1.0;
+        }
+        let xs = MatRef { rows: nt, cols: f1, data: &ws.x_one[..nt * f1] };
+        // `bias_ih` lies after `weight_ih` (built in that order).
+        let (g_w, g_b) = grads.split_at_mut(o_bi);
+        weight_ih_grad(d_in, dw, lead, xs, &mut ws.dw_t, &mut g_w[o_ih..o_ih + gh * f], &mut g_b[..gh])?;
         // `dW_hh = Σ d_gatesᵀ·h_{t-1}`: the states entering each step sit in
         // the rows of the gradients that meet them.
         // The GRU's recurrent-side gradients are the columns from `rec_at`.
@@ -484,9 +489,11 @@ impl LayerKind for Recurrent {
             grads.copy_within(o_bi..o_bi + gh, o_bh);
         } else {
             // The recurrent reset and update gradients are the input side's:
-            // the same values summed in the same order.
+            // the same values summed in the same order. The candidate's:
+            // per-sample sums over the steps, summed over the samples in
+            // order (whatever the shares were).
             grads.copy_within(o_bi..o_bi + 2 * h, o_bh);
-            col_sums(&ws.bias_rec[..nh], &mut grads[o_bh + 2 * h..o_bh + gh]);
+            col_sums(&ws.bias_rn[..nh], &mut grads[o_bh + 2 * h..o_bh + gh]);
         }
         Ok(())
     }
@@ -551,33 +558,40 @@ impl Recurrent {
     }
 }
 
-/// `dW_ih = d_inᵀ·x` (`[G·units, F]`) over all steps; `d_in`'s rows lie
-/// `d_ld` apart, and its first `lead` columns belong to `W_ih`'s last rows
-/// (see [`Cell::in_lead`]). The microkernels tile their output in 64-row
+/// `[dW_ih | db_ih] = d_inᵀ·[x | 1]` (`[G·units, F + 1]`) over all steps:
+/// `x_one` is the input with a column of ones appended, so the product's
+/// last column sums the input-side gate gradients over every sample and
+/// step, in row order (the bias gradient, at no cost where the column falls
+/// in a microkernel tile's padding). `d_in`'s rows lie `d_ld` apart, and
+/// its first `lead` columns belong to `W_ih`'s last rows (see
+/// [`Cell::in_lead`]). The microkernels tile their output in 64-row
 /// (AVX-512) panels along its columns here, so with few features (F = 28:
-/// one half-empty 32-row tile) the product is computed transposed, `xᵀ·d_in`
-/// with the wide `G·units` side on the full tiles, into `scratch` and
-/// transposed back (a `G·units × F` copy, small next to the product's `N·T`
-/// depth), the rows put in `W_ih`'s order on the way.
-fn weight_ih_grad(d_in: MatRef<'_>, d_ld: usize, lead: usize, x: MatRef<'_>, scratch: &mut Vec<f32>, out: &mut [f32]) -> Result<()> {
-    let (gh, f) = (d_in.cols, x.cols);
+/// one half-empty 32-row tile) the product is computed transposed,
+/// `x_oneᵀ·d_in` with the wide `G·units` side on the full tiles, into
+/// `scratch` and transposed back (a `G·units × (F + 1)` copy, small next to
+/// the product's `N·T` depth), the rows put in `W_ih`'s order on the way.
+fn weight_ih_grad(d_in: MatRef<'_>, d_ld: usize, lead: usize, x_one: MatRef<'_>, scratch: &mut Vec<f32>, out: &mut [f32], bias: &mut [f32]) -> Result<()> {
+    let (gh, f1) = (d_in.cols, x_one.cols);
+    let f = f1 - 1;
     let row_of = |c: usize| (c + gh - lead) % gh;
-    if f >= gh && lead == 0 {
-        return matmul_strided(d_in, Op::T, d_ld, x, Op::N, f, MatMut { rows: gh, cols: f, data: out }, false);
-    }
-    grow(scratch, gh * f, "the recurrent weight_ih gradient")?;
-    let t = &mut scratch[..gh * f];
+    grow(scratch, gh * f1, "the recurrent weight_ih gradient")?;
+    let t = &mut scratch[..gh * f1];
     if f >= gh {
-        matmul_strided(d_in, Op::T, d_ld, x, Op::N, f, MatMut { rows: gh, cols: f, data: t }, false)?;
-        for (c, row) in t.chunks_exact(f).enumerate() {
-            out[row_of(c) * f..(row_of(c) + 1) * f].copy_from_slice(row);
+        matmul_strided(d_in, Op::T, d_ld, x_one, Op::N, f1, MatMut { rows: gh, cols: f1, data: t }, false)?;
+        for (c, row) in t.chunks_exact(f1).enumerate() {
+            out[row_of(c) * f..(row_of(c) + 1) * f].copy_from_slice(&row[..f]);
+            bias[row_of(c)] = row[f];
         }
         return Ok(());
     }
-    matmul_strided(x, Op::T, f, d_in, Op::N, d_ld, MatMut { rows: f, cols: gh, data: t }, false)?;
+    matmul_strided(x_one, Op::T, f1, d_in, Op::N, d_ld, MatMut { rows: f1, cols: gh, data: t }, false)?;
     for (j, row) in t.chunks_exact(gh).enumerate() {
         for (c, v) in row.iter().enumerate() {
-            out[row_of(c) * f + j] = *v;
+            if j < f {
+                out[row_of(c) * f + j] = *v;
+            } else {
+                bias[row_of(c)] = *v;
+            }
         }
     }
     Ok(())

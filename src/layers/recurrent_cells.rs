@@ -168,22 +168,18 @@ impl Cell {
     /// which must hold zeros on entry; and (LSTM) `dc` replaced by the
     /// gradient w.r.t. `c_{t-1}`. The GRU's row holds its gate gradients
     /// both as the input projection and as the recurrent product sees them
-    /// (the others' two products see the same gradients).
-    ///
-    /// The sample's bias-gradient sums gather in the same pass, while the
-    /// values are in registers: `bias_in += ` the input projection's gate
-    /// gradients, in `W_ih`'s gate order, and (GRU) `bias_rec_n += d_rn` (the
-    /// recurrent side's reset and update gradients are the input side's, so
-    /// their sums are `bias_in`'s).
-    pub fn backward_row(self, b: &RowBack<'_>, dc: &mut [f32], d_gates: &mut [f32], carry: &mut [f32], bias_in: &mut [f32], bias_rec_n: &mut [f32]) {
+    /// (the others' two products see the same gradients). The GRU also
+    /// adds its recurrent candidate gradients `d_rn` to the sample's sums
+    /// `bias_rn` while they are in registers; the other bias gradients are
+    /// left to the layer, which sums these rows in its `weight_ih` product.
+    pub fn backward_row(self, b: &RowBack<'_>, dc: &mut [f32], d_gates: &mut [f32], carry: &mut [f32], bias_rn: &mut [f32]) {
         match self {
             Cell::Simple(act) => {
                 d_gates.copy_from_slice(b.dh);
                 act.backward(b.saved, b.out, d_gates);
-                add_one(bias_in, d_gates);
             }
-            Cell::Lstm => lstm_back(b.saved, b.c_prev, b.dh, dc, d_gates, bias_in),
-            Cell::Gru => gru_back(b.saved, b.prev, b.dh, d_gates, carry, bias_in, bias_rec_n),
+            Cell::Lstm => lstm_back(b.saved, b.c_prev, b.dh, dc, d_gates),
+            Cell::Gru => gru_back(b.saved, b.prev, b.dh, d_gates, carry, bias_rn),
         }
     }
 
@@ -202,12 +198,6 @@ impl Cell {
 #[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
 fn add_two(v: &mut [f32], a: &[f32], b: &[f32]) {
     v.iter_mut().zip(a.iter().zip(b)).for_each(|(v, (x, y))| *v = *v + x + y);
-}
-
-/// `v += a`.
-#[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
-fn add_one(v: &mut [f32], a: &[f32]) {
-    v.iter_mut().zip(a).for_each(|(v, x)| *v += x);
 }
 
 /// `out = a·b`.
@@ -251,19 +241,15 @@ fn gru_step(p: &[f32], rec: &[f32], bi: &[f32], bh: &[f32], prev: &[f32], saved:
     }
 }
 
-/// LSTM backward of one sample's row: saved `[i, f, g, o, tanh(c')]`; the
-/// gate gradients are also added to the sample's bias sums `bias` `[4·units]`.
+/// LSTM backward of one sample's row: saved `[i, f, g, o, tanh(c')]`.
 #[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
-fn lstm_back(sv: &[f32], c_prev: &[f32], dh: &[f32], dc: &mut [f32], dg: &mut [f32], bias: &mut [f32]) {
+fn lstm_back(sv: &[f32], c_prev: &[f32], dh: &[f32], dc: &mut [f32], dg: &mut [f32]) {
     let h = dh.len();
     let (ig, fg, gg, og, tc) = (&sv[..h], &sv[h..2 * h], &sv[2 * h..3 * h], &sv[3 * h..4 * h], &sv[4 * h..5 * h]);
     let (cp, dc) = (&c_prev[..h], &mut dc[..h]);
     let (di, rest) = dg[..4 * h].split_at_mut(h);
     let (df, rest) = rest.split_at_mut(h);
     let (dgg, d_o) = rest.split_at_mut(h);
-    let (bi, rest) = bias[..4 * h].split_at_mut(h);
-    let (bf, rest) = rest.split_at_mut(h);
-    let (bg, bo) = rest.split_at_mut(h);
     for j in 0..h {
         let dct = dc[j] + dh[j] * og[j] * (1.0 - tc[j] * tc[j]);
         let d_i = dct * gg[j] * ig[j] * (1.0 - ig[j]);
@@ -271,7 +257,6 @@ fn lstm_back(sv: &[f32], c_prev: &[f32], dh: &[f32], dc: &mut [f32], dg: &mut [f
         let d_g = dct * ig[j] * (1.0 - gg[j] * gg[j]);
         let d_out = dh[j] * tc[j] * og[j] * (1.0 - og[j]);
         (di[j], df[j], dgg[j], d_o[j]) = (d_i, d_f, d_g, d_out);
-        (bi[j], bf[j], bg[j], bo[j]) = (bi[j] + d_i, bf[j] + d_f, bg[j] + d_g, bo[j] + d_out);
         dc[j] = dct * fg[j];
     }
 }
@@ -280,28 +265,23 @@ fn lstm_back(sv: &[f32], c_prev: &[f32], dh: &[f32], dc: &mut [f32], dg: &mut [f
 /// gate gradients go to `dg` `[d_n, d_r, d_z, d_rn]` (see
 /// [`Cell::grad_width`]): the input projection's and the recurrent
 /// product's are the same for `r` and `z`, the latter's candidate `d_rn`
-/// scaled by the reset gate (`n` sees `r·(W_hn·h + b_hn)`). The bias sums
-/// gather in the same pass: `bias_in` `[3·units]` (`r, z, n`), `bias_rec_n`
-/// `[units]` of `d_rn`.
-#[allow(clippy::too_many_arguments)]
+/// scaled by the reset gate (`n` sees `r·(W_hn·h + b_hn)`); `bias_rn`
+/// `[units]` gathers the sample's `d_rn`.
 #[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
-fn gru_back(sv: &[f32], prev: &[f32], dh: &[f32], dg: &mut [f32], carry: &mut [f32], bias_in: &mut [f32], bias_rec_n: &mut [f32]) {
+fn gru_back(sv: &[f32], prev: &[f32], dh: &[f32], dg: &mut [f32], carry: &mut [f32], bias_rn: &mut [f32]) {
     let h = dh.len();
     let (rg, zg, ng, hh) = (&sv[..h], &sv[h..2 * h], &sv[2 * h..3 * h], &sv[3 * h..4 * h]);
     let (hp, carry) = (&prev[..h], &mut carry[..h]);
     let (dn, rest) = dg[..4 * h].split_at_mut(h);
     let (dr, rest) = rest.split_at_mut(h);
     let (dz, rn) = rest.split_at_mut(h);
-    let (br, rest) = bias_in[..3 * h].split_at_mut(h);
-    let (bz, bn) = rest.split_at_mut(h);
-    let brn = &mut bias_rec_n[..h];
+    let brn = &mut bias_rn[..h];
     for j in 0..h {
         let d_n = dh[j] * (1.0 - zg[j]) * (1.0 - ng[j] * ng[j]);
         let d_r = d_n * hh[j] * rg[j] * (1.0 - rg[j]);
         let d_z = dh[j] * (hp[j] - ng[j]) * zg[j] * (1.0 - zg[j]);
         let d_rn = d_n * rg[j];
         (dn[j], dr[j], dz[j], rn[j]) = (d_n, d_r, d_z, d_rn);
-        (br[j], bz[j], bn[j]) = (br[j] + d_r, bz[j] + d_z, bn[j] + d_n);
         brn[j] += d_rn;
         carry[j] = dh[j] * zg[j];
     }

@@ -263,13 +263,11 @@ pub(super) struct BackRows<'a> {
     pub dc: &'a mut [f32],
     pub carry: &'a mut [f32],
     pub norm_sq: &'a mut [f64],
-    /// Per sample, the gate gradients summed over its steps: the input
-    /// projection's `[n, G·units]` (in `W_ih`'s gate order) and (GRU) the
-    /// recurrent candidate's `d_rn` `[n, units]` (the bias gradients, once
-    /// summed over the samples in order; the GRU's other two recurrent
-    /// thirds equal the input projection's).
-    pub bias_in: &'a mut [f32],
-    pub bias_rec: &'a mut [f32],
+    /// GRU: per sample, the recurrent candidate's gate gradients `d_rn`
+    /// summed over its steps, `[n, units]` (the candidate's `bias_hh`
+    /// gradient once summed over the samples in order; the layer takes the
+    /// other bias gradients from its `weight_ih` product).
+    pub bias_rn: &'a mut [f32],
     pub saved: &'a [f32],
     pub hs: &'a [f32],
     pub cs: &'a [f32],
@@ -293,8 +291,7 @@ impl Rows for BackRows<'_> {
         let (dc, dc2) = cut(self.dc, n, at);
         let (carry, carry2) = cut(self.carry, n, at);
         let (norm_sq, norm_sq2) = cut(self.norm_sq, n, at);
-        let (bias_in, bias_in2) = cut(self.bias_in, n, at);
-        let (bias_rec, bias_rec2) = cut(self.bias_rec, n, at);
+        let (bias_rn, bias_rn2) = cut(self.bias_rn, n, at);
         let (saved, saved2) = cut_ref(self.saved, n, at);
         let (hs, hs2) = cut_ref(self.hs, n, at);
         let (cs, cs2) = cut_ref(self.cs, n, at);
@@ -303,7 +300,7 @@ impl Rows for BackRows<'_> {
         let (dy, dy2) = cut_ref(self.dy, n, at);
         let (dx, dx2) = cut(self.dx, n, at);
         (
-            BackRows { rows: at, d_in, dh, dc, carry, norm_sq, bias_in, bias_rec, saved, hs, cs, last, keep, dy, dx },
+            BackRows { rows: at, d_in, dh, dc, carry, norm_sq, bias_rn, saved, hs, cs, last, keep, dy, dx },
             BackRows {
                 rows: n - at,
                 d_in: d_in2,
@@ -311,8 +308,7 @@ impl Rows for BackRows<'_> {
                 dc: dc2,
                 carry: carry2,
                 norm_sq: norm_sq2,
-                bias_in: bias_in2,
-                bias_rec: bias_rec2,
+                bias_rn: bias_rn2,
                 saved: saved2,
                 hs: hs2,
                 cs: cs2,
@@ -356,8 +352,7 @@ fn backward_share(d: &Dims, r: BackRows<'_>, w: &BackWeights<'_>) -> Result<()> 
     dh.fill(0.0);
     carry.fill(0.0);
     r.dc.fill(0.0);
-    r.bias_in.fill(0.0);
-    r.bias_rec.fill(0.0);
+    r.bias_rn.fill(0.0);
     for s in (0..t).rev() {
         let time = d.time(s);
         if d.return_sequences {
@@ -393,8 +388,8 @@ fn backward_share(d: &Dims, r: BackRows<'_>, w: &BackWeights<'_>) -> Result<()> 
                 c_prev: if lstm { &r.cs[(s * m + i) * h..(s * m + i + 1) * h] } else { &[] },
                 dh: dh_i,
             };
-            let bias_rec = if direct { &mut [][..] } else { &mut r.bias_rec[i * h..(i + 1) * h] };
-            d.cell.backward_row(&inputs, &mut r.dc[i * h..(i + 1) * h], d_gates, carry_i, &mut r.bias_in[i * gh..(i + 1) * gh], bias_rec);
+            let bias_rn = if direct { &mut [][..] } else { &mut r.bias_rn[i * h..(i + 1) * h] };
+            d.cell.backward_row(&inputs, &mut r.dc[i * h..(i + 1) * h], d_gates, carry_i, bias_rn);
         }
         if !r.dx.is_empty() {
             let f = d.features;
