@@ -43,6 +43,11 @@ const SMALL_BATCH: usize = 64;
 /// ones split each product instead.
 const ROWS_PER_PART: usize = 128;
 
+/// Small batches of at least twice this many rows give the helper thread
+/// their second half of rows (`Network::rows_with_helper`); smaller ones
+/// split each wide product by output columns instead.
+const HELPER_HALF_ROWS: usize = 8;
+
 /// Spare chains kept at most: more concurrent callers than this still work,
 /// the extra ones just clone a chain per call.
 const MAX_IDLE: usize = 32;
@@ -165,6 +170,10 @@ impl Network {
         ensure_shape(out.rows == x.rows && out.cols == cols, || {
             format!("predict_into: the output is {}x{}, expected {}x{cols}", out.rows, out.cols, x.rows)
         })?;
+        if self.helper_takes_rows(x.rows) {
+            self.check_inputs_with(x, reduce::all_finite)?;
+            return self.rows_with_helper(x, chunk, out);
+        }
         if let Some(parts) = self.row_parts(x.rows) {
             return threads::install(|| {
                 self.check_inputs_with(x, reduce::par_all_finite)?;
@@ -188,6 +197,54 @@ impl Network {
             out.data[start * cols..end * cols].copy_from_slice(y.data);
         }
         Ok(())
+    }
+
+    /// Whether a small batch is cut into two row halves, the second run
+    /// through every layer by the helper thread (see
+    /// [`Network::rows_with_helper`]): the small-batch conditions of
+    /// `infer_with`, with halves of at least [`HELPER_HALF_ROWS`] rows.
+    fn helper_takes_rows(&self, rows: usize) -> bool {
+        rows >= 2 * HELPER_HALF_ROWS
+            && rows <= SMALL_BATCH
+            && self.core.params.len() >= WAKE_PARAMS
+            && handoff::usable()
+            && self.core.chain.layers().all(LayerKind::row_products_only)
+    }
+
+    /// A small batch as two row halves: the caller runs the first through
+    /// every layer, the helper thread the second (or the caller too, when the
+    /// helper does not take it in time), each on a workspace of its own. One
+    /// hand-over per call, and each thread's activations stay in its own
+    /// core's cache: split by output columns, every layer's output crossed
+    /// between the cores twice (the caller's bias pass read the helper's
+    /// columns, the helper's next product read the caller's), which `perf`
+    /// showed as the caller's bias pass taking a quarter as long as its
+    /// products. Each half is at least two rows, so its products take the
+    /// same matrix path (no matrix-vector one), and the bits are those of
+    /// the whole batch on one thread.
+    fn rows_with_helper(&self, x: MatRef<'_>, chunk: usize, out: MatMut<'_>) -> Result<()> {
+        let mid = x.rows / 2;
+        let cols = out.cols;
+        let (top, bottom) = out.data.split_at_mut(mid * cols);
+        let proto = &self.core.chain;
+        self.infer.with(proto, |first| {
+            self.infer.with(proto, |second| {
+                // The helper's half, behind a lock (uncontended: it runs once,
+                // or twice in a row when the caller redoes it after a panic).
+                let theirs = Mutex::new((second, MatMut { rows: x.rows - mid, cols, data: bottom }, Ok(())));
+                let mut mine = Ok(());
+                handoff::both_long(
+                    || mine = self.rows_through(first, x.rows_range(0, mid), chunk, MatMut { rows: mid, cols, data: top }),
+                    &|| {
+                        let mut half = theirs.lock().unwrap_or_else(PoisonError::into_inner);
+                        let (chain, out, result) = &mut *half;
+                        *result = self.rows_through(chain, x.rows_range(mid, x.rows), chunk, MatMut { rows: out.rows, cols, data: out.data });
+                    },
+                );
+                let (_, _, result) = theirs.into_inner().unwrap_or_else(PoisonError::into_inner);
+                mine.and(result)
+            })
+        })
     }
 
     /// How many contiguous row ranges a large batch is cut into, one per pool

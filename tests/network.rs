@@ -229,7 +229,8 @@ fn one_sample_predict_with_the_helper_allocates_nothing() {
 
 /// Small batches (2 to 64 rows) of a Dense-only network stay off the pool and
 /// split their wide products by output columns with the helper thread
-/// (src/infer.rs, `gemm::split_columns`): no allocation on the calling thread
+/// (src/infer.rs, `gemm::split_columns`), or from 16 rows on their rows
+/// (`rows_with_helper`): no allocation on the calling thread
 /// once warm, and the bits of one thread and of the pool (65 rows, past the
 /// small-batch bound).
 #[test]
@@ -251,7 +252,9 @@ fn small_batch_predict_with_the_helper_allocates_nothing_and_keeps_the_bits() {
         });
         (n, out)
     };
-    for rows in [2, 7, 32, 64, 65] {
+    // 2–15 rows split each wide product's columns; 16–64 give the helper the
+    // second half of the rows (`rows_with_helper`); 65 goes to the pool.
+    for rows in [2, 7, 15, 16, 17, 32, 63, 64, 65] {
         let (n, shared) = run(2, rows);
         assert_eq!(n, 0, "a {rows}-row predict on 2 threads allocated {n} times in 20 calls");
         let (_, alone) = run(1, rows);

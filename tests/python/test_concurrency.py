@@ -90,6 +90,30 @@ def test_large_batch_predict_in_row_ranges_from_4_threads_is_bit_identical() -> 
         fn.set_num_threads(before)
 
 
+def test_small_batch_predict_with_the_helper_from_4_threads_is_bit_identical() -> None:
+    """Batches of 2-64 rows of a large Dense model share work with the helper
+    thread (by columns below 16 rows, by rows from 16 on): from 4 Python threads
+    at once, on 2 threads, every result has the bits of a one-thread predict."""
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(64, 784)).astype(np.float32)
+    model = fn.Sequential([fn.Dense(256, activation="relu"), fn.Dense(128, activation="relu"), fn.Dense(10)],
+                          input_dim=784, seed=1)
+    model.compile(optimizer=fn.optim.Adam(1e-3), loss="cross_entropy")
+    sizes = [8, 16, 31, 64]
+    before = fn.get_num_threads()
+    try:
+        fn.set_num_threads(1)
+        want = [model.predict_raw(x[:b]) for b in sizes]
+        fn.set_num_threads(2)
+
+        def work(i: int) -> int:
+            return sum(not np.array_equal(model.predict_raw(x[:b]), w) for _ in range(50) for b, w in zip(sizes, want))
+
+        assert _in_threads(4, work) == [0] * 4
+    finally:
+        fn.set_num_threads(before)
+
+
 def test_proba_evaluate_and_call_concurrently() -> None:
     x, y = _data()
     model = _model()
