@@ -204,8 +204,7 @@ impl Network {
     /// [`Network::rows_with_helper`]): the small-batch conditions of
     /// `infer_with`, with halves of at least [`HELPER_HALF_ROWS`] rows.
     fn helper_takes_rows(&self, rows: usize) -> bool {
-        rows >= 2 * HELPER_HALF_ROWS
-            && rows <= SMALL_BATCH
+        (2 * HELPER_HALF_ROWS..=SMALL_BATCH).contains(&rows)
             && self.core.params.len() >= WAKE_PARAMS
             && handoff::usable()
             && self.core.chain.layers().all(LayerKind::row_products_only)
