@@ -173,12 +173,31 @@ pub(crate) fn sharing_columns() -> bool {
 /// `second` must give the same result on either thread (it runs exactly once,
 /// or, after a panic on the helper, once more on the caller).
 pub(crate) fn both(first: impl FnOnce(), second: &(dyn Fn() + Sync)) {
+    share(first, second, false);
+}
+
+/// [`both`] for halves long enough to be worth waking a parked helper for
+/// (tens of µs: a small batch's half of the rows through every layer): the
+/// second half is posted even when the helper sleeps, and it takes the half
+/// if it wakes before the caller has finished its own. Taken late, the half
+/// still ends no later than the caller would have finished both, so posting
+/// never costs more than the wake-up call. (A product that found the helper
+/// asleep used to run alone and only wake it for the next one; with one
+/// hand-over per call the next one came after the helper's spin had ended,
+/// and two calls in three found it asleep again.)
+pub(crate) fn both_long(first: impl FnOnce(), second: &(dyn Fn() + Sync)) {
+    share(first, second, true);
+}
+
+/// [`both`] and [`both_long`]: `wake_for_this` posts the second half to a
+/// sleeping helper too.
+fn share(first: impl FnOnce(), second: &(dyn Fn() + Sync), wake_for_this: bool) {
     let Some(thread) = helper() else {
         first();
         second();
         return;
     };
-    if SLOT.sleeping.load(Relaxed) {
+    if !wake_for_this && SLOT.sleeping.load(Relaxed) {
         // Woken now it would come too late for this product: wake it for the
         // next one (the next layer, the next call) and do this one here.
         wake();
@@ -260,7 +279,8 @@ mod tests {
     use std::sync::atomic::AtomicUsize;
 
     /// Both halves run exactly once per call, from several callers at once
-    /// (one of them at a time owns the helper; the others run both halves).
+    /// (one of them at a time owns the helper; the others run both halves),
+    /// through [`both`] and [`both_long`].
     #[test]
     fn each_half_runs_once_from_concurrent_callers() {
         let callers: Vec<_> = (0..4)
@@ -268,7 +288,9 @@ mod tests {
                 std::thread::spawn(move || {
                     for i in 0..3000usize {
                         let (firsts, seconds) = (AtomicUsize::new(0), AtomicUsize::new(0));
-                        both(
+                        // Half the calls post to a sleeping helper too (`both_long`).
+                        let share = if i % 2 == 0 { both } else { both_long };
+                        share(
                             || {
                                 firsts.fetch_add(1, SeqCst);
                                 // Some calls long enough for the helper to take the second half.

@@ -20,6 +20,7 @@ use crate::regularizer;
 use crate::tensor::{MatMut, MatRef, Matrix};
 use crate::threads;
 use crate::handoff;
+use crate::kernels::reduce;
 
 /// Rows per forward chunk in `predict`/`evaluate`, bounding workspace memory.
 const INFER_CHUNK: usize = 1024;
@@ -36,6 +37,16 @@ const WAKE_PARAMS: usize = crate::kernels::gemv::SHARE_MACS;
 /// these sizes the pool's wake-ups (the caller's hand-over, the second
 /// worker's, per product) cost about as much as the work.
 const SMALL_BATCH: usize = 64;
+
+/// Batches through row products only give each pool thread a contiguous
+/// range of at least this many rows (see `Network::rows_in_parts`); smaller
+/// ones split each product instead.
+const ROWS_PER_PART: usize = 128;
+
+/// Small batches of at least twice this many rows give the helper thread
+/// their second half of rows (`Network::rows_with_helper`); smaller ones
+/// split each wide product by output columns instead.
+const HELPER_HALF_ROWS: usize = 8;
 
 /// Spare chains kept at most: more concurrent callers than this still work,
 /// the extra ones just clone a chain per call.
@@ -130,35 +141,142 @@ impl Network {
     /// # Errors
     /// As [`Network::predict`], plus `Error::Shape` when `out` has the wrong shape.
     pub fn predict_into(&self, x: MatRef<'_>, out: MatMut<'_>) -> Result<()> {
-        self.check_inputs(x)?;
         self.outputs_into(x, INFER_CHUNK, out)
     }
 
     /// Inference-mode outputs, `chunk` rows per pass.
     fn outputs(&self, x: MatRef<'_>, chunk: usize) -> Result<Matrix> {
-        self.check_inputs(x)?;
+        // Empty or too narrow inputs are refused before the output is allocated.
+        if x.rows == 0 {
+            x.check_samples("X")?;
+        }
+        self.check_width(x.cols)?;
         let mut out = Matrix::try_zeros(x.rows, self.output_dim_for(x.cols)?)?;
         self.outputs_into(x, chunk, out.view_mut())?;
         Ok(out)
     }
 
-    /// Inference-mode outputs of checked inputs into `out`, `chunk` rows per pass.
+    /// Inference-mode outputs into `out`, `chunk` rows per pass. The inputs
+    /// are checked inside the pass: a batch large enough for the pool scans
+    /// them for non-finite values on all its threads, instead of on the
+    /// caller alone while the pool waits (at 1024×784 that serial scan was
+    /// ~4% of a two-thread call).
     fn outputs_into(&self, x: MatRef<'_>, chunk: usize, out: MatMut<'_>) -> Result<()> {
+        if x.rows == 0 {
+            return x.check_samples("X");
+        }
+        self.check_width(x.cols)?;
         let cols = self.output_dim_for(x.cols)?;
         ensure_shape(out.rows == x.rows && out.cols == cols, || {
             format!("predict_into: the output is {}x{}, expected {}x{cols}", out.rows, out.cols, x.rows)
         })?;
-        let (params, buffers) = (&self.core.params[..], &self.core.buffers[..]);
+        if self.helper_takes_rows(x.rows) {
+            self.check_inputs_with(x, reduce::all_finite)?;
+            return self.rows_with_helper(x, chunk, out);
+        }
+        if let Some(parts) = self.row_parts(x.rows) {
+            return threads::install(|| {
+                self.check_inputs_with(x, reduce::par_all_finite)?;
+                self.rows_in_parts(x, chunk, out, parts)
+            });
+        }
         self.infer_with(x.rows, |chain| {
-            chain.resize(x.cols)?;
-            for start in (0..x.rows).step_by(chunk) {
-                let end = (start + chunk).min(x.rows);
-                chain.run(x.rows_range(start, end), params, buffers, &Ctx::inference())?;
-                let y = chain.output();
-                out.data[start * cols..end * cols].copy_from_slice(y.data);
-            }
-            Ok::<_, Error>(())
+            self.check_inputs_with(x, reduce::par_all_finite)?;
+            self.rows_through(chain, x, chunk, out)
         })
+    }
+
+    /// Runs the rows of `x` through `chain`, `chunk` rows per pass, into `out`.
+    fn rows_through(&self, chain: &mut Chain, x: MatRef<'_>, chunk: usize, out: MatMut<'_>) -> Result<()> {
+        let (params, buffers, cols) = (&self.core.params[..], &self.core.buffers[..], out.cols);
+        chain.resize(x.cols)?;
+        for start in (0..x.rows).step_by(chunk) {
+            let end = (start + chunk).min(x.rows);
+            chain.run(x.rows_range(start, end), params, buffers, &Ctx::inference())?;
+            let y = chain.output();
+            out.data[start * cols..end * cols].copy_from_slice(y.data);
+        }
+        Ok(())
+    }
+
+    /// Whether a small batch is cut into two row halves, the second run
+    /// through every layer by the helper thread (see
+    /// [`Network::rows_with_helper`]): the small-batch conditions of
+    /// `infer_with`, with halves of at least [`HELPER_HALF_ROWS`] rows.
+    fn helper_takes_rows(&self, rows: usize) -> bool {
+        (2 * HELPER_HALF_ROWS..=SMALL_BATCH).contains(&rows)
+            && self.core.params.len() >= WAKE_PARAMS
+            && handoff::usable()
+            && self.core.chain.layers().all(LayerKind::row_products_only)
+    }
+
+    /// A small batch as two row halves: the caller runs the first through
+    /// every layer, the helper thread the second (or the caller too, when the
+    /// helper does not take it in time), each on a workspace of its own. One
+    /// hand-over per call, and each thread's activations stay in its own
+    /// core's cache: split by output columns, every layer's output crossed
+    /// between the cores twice (the caller's bias pass read the helper's
+    /// columns, the helper's next product read the caller's), which `perf`
+    /// showed as the caller's bias pass taking a quarter as long as its
+    /// products. Each half is at least two rows, so its products take the
+    /// same matrix path (no matrix-vector one), and the bits are those of
+    /// the whole batch on one thread.
+    fn rows_with_helper(&self, x: MatRef<'_>, chunk: usize, out: MatMut<'_>) -> Result<()> {
+        let mid = x.rows / 2;
+        let cols = out.cols;
+        let (top, bottom) = out.data.split_at_mut(mid * cols);
+        let proto = &self.core.chain;
+        self.infer.with(proto, |first| {
+            self.infer.with(proto, |second| {
+                // The helper's half, behind a lock (uncontended: it runs once,
+                // or twice in a row when the caller redoes it after a panic).
+                let theirs = Mutex::new((second, MatMut { rows: x.rows - mid, cols, data: bottom }, Ok(())));
+                let mut mine = Ok(());
+                handoff::both_long(
+                    || mine = self.rows_through(first, x.rows_range(0, mid), chunk, MatMut { rows: mid, cols, data: top }),
+                    &|| {
+                        let mut half = theirs.lock().unwrap_or_else(PoisonError::into_inner);
+                        let (chain, out, result) = &mut *half;
+                        *result = self.rows_through(chain, x.rows_range(mid, x.rows), chunk, MatMut { rows: out.rows, cols, data: out.data });
+                    },
+                );
+                let (_, _, result) = theirs.into_inner().unwrap_or_else(PoisonError::into_inner);
+                mine.and(result)
+            })
+        })
+    }
+
+    /// How many contiguous row ranges a large batch is cut into, one per pool
+    /// thread, each run through the whole network on one thread: `None` for
+    /// a batch too small to give every thread [`ROWS_PER_PART`] rows, a
+    /// single thread, a caller already inside the pool, or a model with
+    /// layers that mix rows (whose products are left to split themselves).
+    fn row_parts(&self, rows: usize) -> Option<usize> {
+        let threads = threads::num_threads();
+        let parts = threads.min(rows / ROWS_PER_PART);
+        (parts > 1 && rayon::current_thread_index().is_none() && self.core.chain.layers().all(LayerKind::row_products_only)).then_some(parts)
+    }
+
+    /// [`Network::rows_through`] for `parts` contiguous row ranges of `x` at
+    /// once, each on one pool thread with its own workspace and its kernels
+    /// kept on that thread: one fork per call instead of one per product and
+    /// per elementwise pass, and no thread waits for another between layers.
+    /// Rows are independent and each output element is summed over the same
+    /// depth blocks however many rows share the product, so the bits are
+    /// those of one pass over the whole batch.
+    fn rows_in_parts(&self, x: MatRef<'_>, chunk: usize, out: MatMut<'_>, parts: usize) -> Result<()> {
+        if parts <= 1 {
+            return self.infer.with(&self.core.chain, |chain| crate::kernels::on_this_thread(|| self.rows_through(chain, x, chunk, out)));
+        }
+        // Split in two (recursively, so no list of parts is allocated).
+        let left = parts / 2;
+        let mid = x.rows * left / parts;
+        let (top, bottom) = out.data.split_at_mut(mid * out.cols);
+        let (a, b) = rayon::join(
+            || self.rows_in_parts(x.rows_range(0, mid), chunk, MatMut { rows: mid, cols: out.cols, data: top }, left),
+            || self.rows_in_parts(x.rows_range(mid, x.rows), chunk, MatMut { rows: x.rows - mid, cols: out.cols, data: bottom }, parts - left),
+        );
+        a.and(b)
     }
 
     /// Loss statistics over `(x, targets)` without training, in inference

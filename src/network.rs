@@ -347,7 +347,7 @@ impl Network {
     /// `Error::Shape` unless the model takes samples of `cols` values: its
     /// input width, or for a model with variable sequence lengths any whole,
     /// non-zero number of time steps.
-    fn check_width(&self, cols: usize) -> Result<()> {
+    pub(crate) fn check_width(&self, cols: usize) -> Result<()> {
         if cols == self.spec.input_dim {
             return Ok(());
         }
@@ -380,11 +380,17 @@ impl Network {
     }
 
     pub(crate) fn check_inputs(&self, x: MatRef<'_>) -> Result<()> {
+        self.check_inputs_with(x, all_finite)
+    }
+
+    /// [`Network::check_inputs`] with the finiteness scan done by `finite`
+    /// (inference runs it inside the pool, split over its threads).
+    pub(crate) fn check_inputs_with(&self, x: MatRef<'_>, finite: fn(&[f32]) -> bool) -> Result<()> {
         if x.rows == 0 {
-            return x.check_samples("X");
+            return x.check_samples_with("X", finite);
         }
         self.check_width(x.cols)?;
-        x.check_samples("X")?;
+        x.check_samples_with("X", finite)?;
         // Token ids are checked with the data, before any batch runs, so a
         // bad id leaves the model as it was.
         if let Some(LayerSpec::Embedding(e)) = self.spec.layers.first() {

@@ -140,10 +140,19 @@ impl<'a> MatRef<'a> {
     /// # Errors
     /// `Error::Empty` for zero rows, `Error::NonFinite` for NaN or infinity.
     pub fn check_samples(&self, name: &str) -> Result<()> {
+        self.check_samples_with(name, all_finite)
+    }
+
+    /// [`MatRef::check_samples`] with the finiteness scan done by `finite`
+    /// (inference passes a scan that splits large inputs over the pool).
+    ///
+    /// # Errors
+    /// As [`MatRef::check_samples`].
+    pub fn check_samples_with(&self, name: &str, finite: fn(&[f32]) -> bool) -> Result<()> {
         if self.rows == 0 {
             return Err(Error::Empty(format!("{name} has no samples; expected at least one row")));
         }
-        if !all_finite(self.data) {
+        if !finite(self.data) {
             return Err(Error::NonFinite(format!("{name} contains NaN or infinity; inputs must be finite")));
         }
         Ok(())

@@ -229,7 +229,8 @@ fn one_sample_predict_with_the_helper_allocates_nothing() {
 
 /// Small batches (2 to 64 rows) of a Dense-only network stay off the pool and
 /// split their wide products by output columns with the helper thread
-/// (src/infer.rs, `gemm::split_columns`): no allocation on the calling thread
+/// (src/infer.rs, `gemm::split_columns`), or from 16 rows on their rows
+/// (`rows_with_helper`): no allocation on the calling thread
 /// once warm, and the bits of one thread and of the pool (65 rows, past the
 /// small-batch bound).
 #[test]
@@ -251,7 +252,9 @@ fn small_batch_predict_with_the_helper_allocates_nothing_and_keeps_the_bits() {
         });
         (n, out)
     };
-    for rows in [2, 7, 32, 64, 65] {
+    // 2–15 rows split each wide product's columns; 16–64 give the helper the
+    // second half of the rows (`rows_with_helper`); 65 goes to the pool.
+    for rows in [2, 7, 15, 16, 17, 32, 63, 64, 65] {
         let (n, shared) = run(2, rows);
         assert_eq!(n, 0, "a {rows}-row predict on 2 threads allocated {n} times in 20 calls");
         let (_, alone) = run(1, rows);
@@ -264,6 +267,54 @@ fn small_batch_predict_with_the_helper_allocates_nothing_and_keeps_the_bits() {
     let whole = net.predict(x.view()).unwrap();
     let first = net.predict(x.view().rows_range(0, 32)).unwrap();
     assert_eq!(first.as_slice(), &whole.as_slice()[..32 * 10]);
+    ferronn::threads::set_num_threads(before).unwrap();
+}
+
+/// Large batches of a Dense-only network give each pool thread a contiguous
+/// range of rows to run through every layer (src/infer.rs, `rows_in_parts`):
+/// the bits of one thread whatever the thread count and the cut (a hidden
+/// width of 37 puts the cut inside the activations' vectors), no allocation on
+/// the calling thread once warm, and a non-finite value in the last part is
+/// refused before any output is written.
+#[test]
+fn large_batch_predict_in_row_ranges_keeps_the_bits() {
+    let before = ferronn::threads::num_threads();
+    let net = Network::new(spec(300, &[200, 37], 10, "cross_entropy", 6)).unwrap();
+    let x = Matrix::from_vec(1001, 300, (0..1001 * 300).map(|i| (i % 17) as f32 * 0.07 - 0.55).collect()).unwrap();
+    let run = |threads: usize, rows: usize| {
+        ferronn::threads::set_num_threads(threads).unwrap();
+        let xs = x.view().rows_range(0, rows);
+        let mut out = Matrix::zeros(rows, 10);
+        for _ in 0..3 {
+            net.predict_into(xs, out.view_mut()).unwrap();
+        }
+        let n = allocations_of(|| {
+            for _ in 0..5 {
+                net.predict_into(xs, out.view_mut()).unwrap();
+            }
+        });
+        (n, out)
+    };
+    for rows in [255, 256, 257, 383, 1001] {
+        let (_, alone) = run(1, rows);
+        for threads in [2, 3, 4] {
+            let (n, split) = run(threads, rows);
+            assert_eq!(n, 0, "a {rows}-row predict on {threads} threads allocated {n} times in 5 calls");
+            assert_eq!(split, alone, "{rows} rows: {threads} threads changed the bits");
+        }
+        // The whole batch in one pass (`forward_inference`) gives the same rows.
+        ferronn::threads::set_num_threads(2).unwrap();
+        assert_eq!(net.forward_inference(x.view().rows_range(0, rows)).unwrap(), alone, "{rows} rows in one pass");
+    }
+    let mut bad = x.clone();
+    bad.as_mut_slice()[1000 * 300 + 5] = f32::NAN;
+    let mut out = Matrix::zeros(1001, 10);
+    for threads in [1, 2, 4] {
+        ferronn::threads::set_num_threads(threads).unwrap();
+        let err = net.predict_into(bad.view(), out.view_mut()).unwrap_err();
+        assert!(matches!(err, Error::NonFinite(_)), "{threads} threads: {err:?}");
+        assert!(out.as_slice().iter().all(|&v| v == 0.0), "{threads} threads: outputs written before the input was refused");
+    }
     ferronn::threads::set_num_threads(before).unwrap();
 }
 

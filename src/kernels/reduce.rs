@@ -61,6 +61,18 @@ pub fn max_abs_bits(x: &[f32]) -> u32 {
     x.chunks(1024).fold(0u32, |top, c| c.iter().fold(top, |m, v| m.max(v.to_bits() & ABS)))
 }
 
+/// [`all_finite`] on the thread pool in fixed chunks when `x` is large (the
+/// input check of a large `predict`, which would otherwise be a serial scan
+/// while the pool waits). Whether every value is finite does not depend on
+/// how the values were cut, so the answer is the same on any thread count.
+pub fn par_all_finite(x: &[f32]) -> bool {
+    use rayon::prelude::*;
+    if !super::parallel_for(x.len()) {
+        return all_finite(x);
+    }
+    x.par_chunks(super::PAR_CHUNK).all(all_finite)
+}
+
 /// [`max_abs`] on the thread pool in fixed chunks when `x` is large (the
 /// training step's read of every gradient, which the GEMMs of both threads
 /// just wrote). A maximum is exact in any order, so the result is the same on
@@ -140,5 +152,23 @@ mod tests {
         assert_eq!(par_max_abs(&big), 500.0);
         big[(1 << 16) + 2] = f32::NAN;
         assert_eq!(pool.install(|| par_max_abs(&big)), f32::INFINITY);
+    }
+
+    #[test]
+    fn par_all_finite_agrees_with_the_serial_scan() {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        let mut big: Vec<f32> = (0..(1 << 17) + 7).map(|i| (i % 977) as f32 - 500.0).collect();
+        assert!(pool.install(|| par_all_finite(&big)) && par_all_finite(&big));
+        // A bad value anywhere (first chunk, a chunk boundary, the ragged tail),
+        // found by the pooled scan and by the one outside the pool.
+        for at in [0, super::super::PAR_CHUNK - 1, super::super::PAR_CHUNK, big.len() - 1] {
+            for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+                let old = std::mem::replace(&mut big[at], bad);
+                assert!(!pool.install(|| par_all_finite(&big)), "{bad} at {at} missed on the pool");
+                assert!(!par_all_finite(&big), "{bad} at {at} missed outside the pool");
+                big[at] = old;
+            }
+        }
+        assert!(par_all_finite(&[]));
     }
 }

@@ -67,6 +67,53 @@ def test_predict_raw_from_8_threads_is_bit_identical() -> None:
     assert _in_threads(8, work) == [0] * 8
 
 
+def test_large_batch_predict_in_row_ranges_from_4_threads_is_bit_identical() -> None:
+    """A batch of >= 256 rows through Dense layers runs as one row range per pool
+    thread (src/infer.rs): from 4 Python threads at once, on 2 threads, every
+    result has the bits of a one-thread predict."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(600, 64)).astype(np.float32)
+    model = fn.Sequential([fn.Dense(96, activation="gelu"), fn.Dense(37, activation="tanh"), fn.Dense(5)],
+                          input_dim=64, seed=2)
+    model.compile(optimizer=fn.optim.Adam(1e-3), loss="cross_entropy")
+    before = fn.get_num_threads()
+    try:
+        fn.set_num_threads(1)
+        want = model.predict_raw(x)
+        fn.set_num_threads(2)
+
+        def work(i: int) -> int:
+            return sum(not np.array_equal(model.predict_raw(x), want) for _ in range(40))
+
+        assert _in_threads(4, work) == [0] * 4
+    finally:
+        fn.set_num_threads(before)
+
+
+def test_small_batch_predict_with_the_helper_from_4_threads_is_bit_identical() -> None:
+    """Batches of 2-64 rows of a large Dense model share work with the helper
+    thread (by columns below 16 rows, by rows from 16 on): from 4 Python threads
+    at once, on 2 threads, every result has the bits of a one-thread predict."""
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(64, 784)).astype(np.float32)
+    model = fn.Sequential([fn.Dense(256, activation="relu"), fn.Dense(128, activation="relu"), fn.Dense(10)],
+                          input_dim=784, seed=1)
+    model.compile(optimizer=fn.optim.Adam(1e-3), loss="cross_entropy")
+    sizes = [8, 16, 31, 64]
+    before = fn.get_num_threads()
+    try:
+        fn.set_num_threads(1)
+        want = [model.predict_raw(x[:b]) for b in sizes]
+        fn.set_num_threads(2)
+
+        def work(i: int) -> int:
+            return sum(not np.array_equal(model.predict_raw(x[:b]), w) for _ in range(50) for b, w in zip(sizes, want))
+
+        assert _in_threads(4, work) == [0] * 4
+    finally:
+        fn.set_num_threads(before)
+
+
 def test_proba_evaluate_and_call_concurrently() -> None:
     x, y = _data()
     model = _model()
