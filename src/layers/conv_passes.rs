@@ -189,6 +189,7 @@ impl Conv {
         let wino = match &self.winograd {
             Some(_) => {
                 let wide = self.grid.c.max(self.filters);
+                // block_len(1) · wide, checked, is at least block_len(wide).
                 let block = checked_size(Winograd::block_len(1), wide, "Conv Winograd block")?;
                 [block, block, POINTS * wide]
             }

@@ -41,6 +41,14 @@ pub(super) const POINTS: usize = 16;
 /// products (`16 · TILE_BLOCK · channels` values each) stay in L2.
 pub(super) const TILE_BLOCK: usize = 64;
 
+/// Values from one point's block to the next in a `[16, TILE_BLOCK, n]`
+/// buffer: one cache line more than the block, so that the 16 rows a tile
+/// writes (or reads) are not a power of two apart and do not all fall into
+/// the same L1 sets (they did: the input transform took 60% of the GEMMs' time).
+fn point_stride(n: usize) -> usize {
+    TILE_BLOCK * n + 16
+}
+
 /// `G`, the filter transform (4×3).
 const G: [[f32; 3]; 4] = [[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]];
 
@@ -129,7 +137,7 @@ impl Winograd {
 
     /// Values of one block's transformed inputs, or products, for `channels`.
     pub(super) fn block_len(channels: usize) -> usize {
-        POINTS * TILE_BLOCK * channels
+        POINTS * point_stride(channels)
     }
 
     /// Transforms the kernel `weight` (`[3, 3, c, f]`) into `u` (`[16, c, f]`).
@@ -195,13 +203,12 @@ impl Winograd {
         while t0 < total {
             let nt = (total - t0).min(TILE_BLOCK);
             for ti in 0..nt {
-                gather_input(geom, x, t0 + ti, &mut tile[..POINTS * c]);
-                input_transform(&tile[..POINTS * c], c, ti, v);
+                input_transform(&input_cells(geom, x, t0 + ti, tile), c, ti, v);
             }
             for xi in 0..POINTS {
-                let a = MatRef { rows: nt, cols: c, data: &v[xi * TILE_BLOCK * c..][..nt * c] };
+                let a = MatRef { rows: nt, cols: c, data: &v[xi * point_stride(c)..][..nt * c] };
                 let b = MatRef { rows: c, cols: oc, data: &u[xi * c * oc..][..c * oc] };
-                matmul(a, Op::N, b, Op::N, MatMut { rows: nt, cols: oc, data: &mut m[xi * TILE_BLOCK * oc..][..nt * oc] }, false)?;
+                matmul(a, Op::N, b, Op::N, MatMut { rows: nt, cols: oc, data: &mut m[xi * point_stride(oc)..][..nt * oc] }, false)?;
             }
             for ti in 0..nt {
                 output_transform(m, oc, ti, &mut tile[..4 * oc]);
@@ -225,14 +232,17 @@ impl Winograd {
         while t0 < total {
             let nt = (total - t0).min(TILE_BLOCK);
             for ti in 0..nt {
-                gather_input(geom, x, t0 + ti, &mut tile[..POINTS * c]);
-                input_transform(&tile[..POINTS * c], c, ti, v);
-                gather_output_grad(geom, dz, t0 + ti, &mut tile[..4 * f]);
-                output_grad_transform(&tile[..4 * f], f, ti, m);
+                input_transform(&input_cells(geom, x, t0 + ti, tile), c, ti, v);
+            }
+            // The zeros past the output's edge (the tile scratch is free again).
+            let zeros = &mut tile[..f];
+            zeros.fill(0.0);
+            for ti in 0..nt {
+                output_grad_transform(geom, dz, t0 + ti, zeros, ti, m);
             }
             for xi in 0..POINTS {
-                let a = MatRef { rows: nt, cols: c, data: &v[xi * TILE_BLOCK * c..][..nt * c] };
-                let b = MatRef { rows: nt, cols: f, data: &m[xi * TILE_BLOCK * f..][..nt * f] };
+                let a = MatRef { rows: nt, cols: c, data: &v[xi * point_stride(c)..][..nt * c] };
+                let b = MatRef { rows: nt, cols: f, data: &m[xi * point_stride(f)..][..nt * f] };
                 matmul(a, Op::T, b, Op::N, MatMut { rows: c, cols: f, data: &mut du[xi * c * f..][..c * f] }, !first)?;
             }
             first = false;
@@ -271,61 +281,106 @@ fn locate(geom: &Geom, t: usize) -> (usize, usize, usize) {
     (t / per, (t % per) / cols, (t % per) % cols)
 }
 
-/// Copies tile `t`'s 4×4 input block into `d` (`[16, c]`), zero outside the grid.
-fn gather_input(geom: &Geom, x: &[f32], t: usize, d: &mut [f32]) {
+/// The 16 cells of tile `t`'s 4×4 input block, each `c` channels: slices of
+/// `x` itself for a channels_last input (the zero cells outside the grid
+/// from `scratch`, which this zeroes), else copies gathered into `scratch`
+/// (`[16, c]`).
+fn input_cells<'a>(geom: &Geom, x: &'a [f32], t: usize, scratch: &'a mut [f32]) -> [&'a [f32]; POINTS] {
     let (s, ty, tx) = locate(geom, t);
     let c = geom.c;
     let xs = &x[s * geom.in_len()..][..geom.in_len()];
     let (rs, cs, chs) = geom.in_strides;
-    for i in 0..4 {
-        let iy = (2 * ty + i).wrapping_sub(geom.pad[0]);
-        for j in 0..4 {
-            let ix = (2 * tx + j).wrapping_sub(geom.pad[1]);
-            let dst = &mut d[(i * 4 + j) * c..][..c];
-            if iy >= geom.h || ix >= geom.w {
-                dst.fill(0.0);
-            } else if chs == 1 {
-                dst.copy_from_slice(&xs[iy * rs + ix * cs..][..c]);
-            } else {
-                for (ch, a) in dst.iter_mut().enumerate() {
-                    *a = xs[iy * rs + ix * cs + ch * chs];
-                }
-            }
+    let at = |p: usize| {
+        let (iy, ix) = ((2 * ty + p / 4).wrapping_sub(geom.pad[0]), (2 * tx + p % 4).wrapping_sub(geom.pad[1]));
+        (iy < geom.h && ix < geom.w).then_some(iy * rs + ix * cs)
+    };
+    if chs == 1 {
+        let zeros = &mut scratch[..c];
+        zeros.fill(0.0);
+        let zeros: &'a [f32] = zeros;
+        return std::array::from_fn(|p| at(p).map_or(zeros, |o| &xs[o..o + c]));
+    }
+    for (p, d) in scratch[..POINTS * c].chunks_exact_mut(c).enumerate() {
+        match at(p) {
+            Some(o) => d.iter_mut().enumerate().for_each(|(ch, a)| *a = xs[o + ch * chs]),
+            None => d.fill(0.0),
         }
     }
+    let scratch: &'a [f32] = scratch;
+    std::array::from_fn(|p| &scratch[p * c..(p + 1) * c])
 }
 
-/// `Bᵀ d B` of one tile's block `d` (`[16, c]`) into row `ti` of each
-/// point's block of `v` (`[16, TILE_BLOCK, c]`).
+/// Channels per step of the transforms: one AVX-512 register.
+const LANES: usize = 16;
+
+/// Channels `ch0..ch0 + LANES` of `src` (fewer at the end, zero-filled).
+/// The whole block is a fixed-size copy the compiler keeps in a register
+/// (a slice of runtime length would go through `memmove`).
+#[inline(always)]
+fn load(src: &[f32], ch0: usize) -> [f32; LANES] {
+    if let Some(block) = src.get(ch0..ch0 + LANES) {
+        return block.try_into().expect("LANES values");
+    }
+    let mut a = [0.0; LANES];
+    let n = src.len() - ch0;
+    a[..n].copy_from_slice(&src[ch0..]);
+    a
+}
+
+/// Writes `a` into channels `ch0..` of `dst` (as many as it has left).
+#[inline(always)]
+fn store(dst: &mut [f32], ch0: usize, a: &[f32; LANES]) {
+    if let Some(block) = dst.get_mut(ch0..ch0 + LANES) {
+        let block: &mut [f32; LANES] = block.try_into().expect("LANES values");
+        *block = *a;
+        return;
+    }
+    let n = dst.len() - ch0;
+    dst[ch0..].copy_from_slice(&a[..n]);
+}
+
+/// `x ± y` lane by lane (written out so the compiler keeps them in registers).
+#[inline(always)]
+fn add(x: &[f32; LANES], y: &[f32; LANES]) -> [f32; LANES] {
+    std::array::from_fn(|l| x[l] + y[l])
+}
+
+#[inline(always)]
+fn sub(x: &[f32; LANES], y: &[f32; LANES]) -> [f32; LANES] {
+    std::array::from_fn(|l| x[l] - y[l])
+}
+
+/// Row `ti` of each point's block of a `[16, TILE_BLOCK, n]` buffer.
+fn point_rows(buf: &mut [f32], n: usize, ti: usize) -> [&mut [f32]; POINTS] {
+    let mut rest = &mut buf[ti * n..];
+    std::array::from_fn(|xi| {
+        let (head, tail) = std::mem::take(&mut rest).split_at_mut(if xi + 1 < POINTS { point_stride(n) } else { n });
+        rest = tail;
+        &mut head[..n]
+    })
+}
+
+/// `Bᵀ d B` of one tile's cells `d` into row `ti` of each point's block of
+/// `v` (`[16, TILE_BLOCK, c]`), [`LANES`] channels at a time.
 #[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
-fn input_transform(d: &[f32], c: usize, ti: usize, v: &mut [f32]) {
-    let row = |p: usize| &d[p * c..(p + 1) * c];
-    let mut t = [[0.0f32; 4]; 4];
-    let out: [&mut [f32]; POINTS] = {
-        let mut rest = &mut v[ti * c..];
-        std::array::from_fn(|xi| {
-            let (head, tail) = std::mem::take(&mut rest).split_at_mut(if xi + 1 < POINTS { TILE_BLOCK * c } else { c });
-            rest = tail;
-            &mut head[..c]
-        })
-    };
-    let rows: [&[f32]; POINTS] = std::array::from_fn(row);
-    for ch in 0..c {
-        // Rows: Bᵀ d.
+fn input_transform(d: &[&[f32]; POINTS], c: usize, ti: usize, v: &mut [f32]) {
+    let out = point_rows(v, c, ti);
+    for ch0 in (0..c).step_by(LANES) {
+        // Rows: t = Bᵀ d, column by column.
+        let mut t = [[[0.0f32; LANES]; 4]; 4];
         for j in 0..4 {
-            let (d0, d1, d2, d3) = (rows[j][ch], rows[4 + j][ch], rows[8 + j][ch], rows[12 + j][ch]);
-            t[0][j] = d0 - d2;
-            t[1][j] = d1 + d2;
-            t[2][j] = d2 - d1;
-            t[3][j] = d1 - d3;
+            let [d0, d1, d2, d3] = [0, 1, 2, 3].map(|i| load(d[i * 4 + j], ch0));
+            t[0][j] = sub(&d0, &d2);
+            t[1][j] = add(&d1, &d2);
+            t[2][j] = sub(&d2, &d1);
+            t[3][j] = sub(&d1, &d3);
         }
-        // Columns: (Bᵀ d) B.
-        for i in 0..4 {
-            let [a0, a1, a2, a3] = t[i];
-            out[i * 4][ch] = a0 - a2;
-            out[i * 4 + 1][ch] = a1 + a2;
-            out[i * 4 + 2][ch] = a2 - a1;
-            out[i * 4 + 3][ch] = a1 - a3;
+        // Columns: t B.
+        for (i, [a0, a1, a2, a3]) in t.iter().enumerate() {
+            store(out[i * 4], ch0, &sub(a0, a2));
+            store(out[i * 4 + 1], ch0, &add(a1, a2));
+            store(out[i * 4 + 2], ch0, &sub(a2, a1));
+            store(out[i * 4 + 3], ch0, &sub(a1, a3));
         }
     }
 }
@@ -334,22 +389,21 @@ fn input_transform(d: &[f32], c: usize, ti: usize, v: &mut [f32]) {
 /// oc]`) into `y` (`[4, oc]`: the tile's 2×2 outputs, row-major).
 #[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
 fn output_transform(m: &[f32], oc: usize, ti: usize, y: &mut [f32]) {
-    let pts: [&[f32]; POINTS] = std::array::from_fn(|xi| &m[(xi * TILE_BLOCK + ti) * oc..][..oc]);
-    let (y01, y23) = y.split_at_mut(2 * oc);
+    let pts: [&[f32]; POINTS] = std::array::from_fn(|xi| &m[xi * point_stride(oc) + ti * oc..][..oc]);
+    let (y01, y23) = y[..4 * oc].split_at_mut(2 * oc);
     let (y0, y1) = y01.split_at_mut(oc);
     let (y2, y3) = y23.split_at_mut(oc);
-    for ch in 0..oc {
-        let p = |i: usize, j: usize| pts[i * 4 + j][ch];
+    for ch0 in (0..oc).step_by(LANES) {
         // Columns: M A, per row i.
-        let mut s = [[0.0f32; 2]; 4];
-        for (i, si) in s.iter_mut().enumerate() {
-            *si = [p(i, 0) + p(i, 1) + p(i, 2), p(i, 1) - p(i, 2) - p(i, 3)];
-        }
+        let s: [[[f32; LANES]; 2]; 4] = std::array::from_fn(|i| {
+            let [p0, p1, p2, p3] = [0, 1, 2, 3].map(|j| load(pts[i * 4 + j], ch0));
+            [add(&add(&p0, &p1), &p2), sub(&sub(&p1, &p2), &p3)]
+        });
         // Rows: Aᵀ (M A).
-        y0[ch] = s[0][0] + s[1][0] + s[2][0];
-        y1[ch] = s[0][1] + s[1][1] + s[2][1];
-        y2[ch] = s[1][0] - s[2][0] - s[3][0];
-        y3[ch] = s[1][1] - s[2][1] - s[3][1];
+        store(y0, ch0, &add(&add(&s[0][0], &s[1][0]), &s[2][0]));
+        store(y1, ch0, &add(&add(&s[0][1], &s[1][1]), &s[2][1]));
+        store(y2, ch0, &sub(&sub(&s[1][0], &s[2][0]), &s[3][0]));
+        store(y3, ch0, &sub(&sub(&s[1][1], &s[2][1]), &s[3][1]));
     }
 }
 
@@ -379,49 +433,35 @@ fn scatter_output(geom: &Geom, y: &[f32], t: usize, out: &mut [f32]) {
     }
 }
 
-/// Copies tile `t`'s 2×2 output gradients (channels_last `dz`) into `y`
-/// (`[4, oc]`), zero past the grid's edge.
-fn gather_output_grad(geom: &Geom, dz: &[f32], t: usize, y: &mut [f32]) {
+/// `A dY Aᵀ` of tile `t`'s output gradients (read from the channels_last
+/// `dz`, zero past the grid's edge) into row `ti` of each point's block of
+/// `m` (`[16, TILE_BLOCK, oc]`): the transpose of [`output_transform`].
+fn output_grad_transform(geom: &Geom, dz: &[f32], t: usize, zeros: &[f32], ti: usize, m: &mut [f32]) {
     let (s, ty, tx) = locate(geom, t);
     let oc = geom.oc;
     let ds = &dz[s * geom.out_len()..][..geom.out_len()];
-    for a in 0..2 {
-        let oy = 2 * ty + a;
-        for b in 0..2 {
-            let ox = 2 * tx + b;
-            let dst = &mut y[(a * 2 + b) * oc..][..oc];
-            if oy >= geom.oh || ox >= geom.ow {
-                dst.fill(0.0);
-            } else {
-                dst.copy_from_slice(&ds[(oy * geom.ow + ox) * oc..][..oc]);
-            }
-        }
-    }
+    let y: [&[f32]; 4] = std::array::from_fn(|ab| {
+        let (oy, ox) = (2 * ty + ab / 2, 2 * tx + ab % 2);
+        if oy < geom.oh && ox < geom.ow { &ds[(oy * geom.ow + ox) * oc..][..oc] } else { &zeros[..oc] }
+    });
+    grad_transform(&y, oc, ti, m);
 }
 
-/// `A dY Aᵀ` of one tile's output gradients `y` (`[4, oc]`) into row `ti`
-/// of each point's block of `m` (`[16, TILE_BLOCK, oc]`): the transpose of
-/// [`output_transform`].
+/// See [`output_grad_transform`]: `y` holds the tile's four cells.
 #[multiversion(targets("x86_64+avx512f+avx512bw+avx512vl+avx512dq", "x86_64+avx2+fma"))]
-fn output_grad_transform(y: &[f32], oc: usize, ti: usize, m: &mut [f32]) {
-    let out: [&mut [f32]; POINTS] = {
-        let mut rest = &mut m[ti * oc..];
-        std::array::from_fn(|xi| {
-            let (head, tail) = std::mem::take(&mut rest).split_at_mut(if xi + 1 < POINTS { TILE_BLOCK * oc } else { oc });
-            rest = tail;
-            &mut head[..oc]
-        })
-    };
-    let (y0, y1, y2, y3) = (&y[..oc], &y[oc..2 * oc], &y[2 * oc..3 * oc], &y[3 * oc..4 * oc]);
-    for ch in 0..oc {
+fn grad_transform(y: &[&[f32]; 4], oc: usize, ti: usize, m: &mut [f32]) {
+    let out = point_rows(m, oc, ti);
+    for ch0 in (0..oc).step_by(LANES) {
+        let [y0, y1, y2, y3] = y.map(|r| load(r, ch0));
         // Rows of A dY: A = [[1, 0], [1, 1], [1, -1], [0, -1]].
-        let r = [[y0[ch], y1[ch]], [y0[ch] + y2[ch], y1[ch] + y3[ch]], [y0[ch] - y2[ch], y1[ch] - y3[ch]], [-y2[ch], -y3[ch]]];
+        let zero = [0.0; LANES];
+        let r = [[y0, y1], [add(&y0, &y2), add(&y1, &y3)], [sub(&y0, &y2), sub(&y1, &y3)], [sub(&zero, &y2), sub(&zero, &y3)]];
         // Columns: (A dY) Aᵀ.
-        for (i, [a, b]) in r.into_iter().enumerate() {
-            out[i * 4][ch] = a;
-            out[i * 4 + 1][ch] = a + b;
-            out[i * 4 + 2][ch] = a - b;
-            out[i * 4 + 3][ch] = -b;
+        for (i, [a, b]) in r.iter().enumerate() {
+            store(&mut *out[i * 4], ch0, a);
+            store(&mut *out[i * 4 + 1], ch0, &add(a, b));
+            store(&mut *out[i * 4 + 2], ch0, &sub(a, b));
+            store(&mut *out[i * 4 + 3], ch0, &sub(&zero, b));
         }
     }
 }
