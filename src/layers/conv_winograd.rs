@@ -144,13 +144,13 @@ impl Winograd {
     pub(super) fn transform_filters(&mut self, weight: &[f32]) {
         let (c, f) = (self.fwd.c, self.fwd.oc);
         let cf = c * f;
-        for i in 0..4 {
-            for j in 0..4 {
+        for (i, gi) in G.iter().enumerate() {
+            for (j, gj) in G.iter().enumerate() {
                 let u = &mut self.u[(i * 4 + j) * cf..][..cf];
                 u.fill(0.0);
                 for ky in 0..3 {
                     for kx in 0..3 {
-                        let s = G[i][ky] * G[j][kx];
+                        let s = gi[ky] * gj[kx];
                         if s != 0.0 {
                             for (a, &g) in u.iter_mut().zip(&weight[(ky * 3 + kx) * cf..][..cf]) {
                                 *a += s * g;
@@ -168,13 +168,13 @@ impl Winograd {
     pub(super) fn transform_flipped(&mut self, weight: &[f32]) {
         let (c, f) = (self.fwd.c, self.fwd.oc);
         let cf = c * f;
-        for i in 0..4 {
-            for j in 0..4 {
+        for (i, gi) in G.iter().enumerate() {
+            for (j, gj) in G.iter().enumerate() {
                 let ut = &mut self.ut[(i * 4 + j) * cf..][..cf];
                 ut.fill(0.0);
                 for ky in 0..3 {
                     for kx in 0..3 {
-                        let s = G[i][ky] * G[j][kx];
+                        let s = gi[ky] * gj[kx];
                         if s == 0.0 {
                             continue;
                         }
