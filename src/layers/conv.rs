@@ -101,7 +101,7 @@ impl BuildLayer for ConvSpec {
         let b_off = alloc.params(if self.use_bias { f } else { 0 }, "Conv bias")?;
         let direct = direct::Direct::plan(&grid, &win, g, f)?.map(Box::new);
         let winograd = match direct {
-            None => winograd::Winograd::plan(&grid, &win, &self.pads, g, f)?.map(Box::new),
+            None => winograd::Winograd::plan(&grid, &win, g, f, winograd::MIN_CHANNELS)?.map(Box::new),
             Some(_) => None,
         };
         let mut shape: Vec<usize> = if rank == 2 { win.k.to_vec() } else { vec![win.k[1]] };
@@ -269,6 +269,16 @@ impl Conv {
     #[cfg(test)]
     pub(crate) fn is_winograd(&self) -> bool {
         self.winograd.is_some()
+    }
+
+    /// Sends this layer through Winograd's F(2×2, 3×3) when its shape
+    /// qualifies whatever its channels (tests check the path on small layers).
+    #[cfg(test)]
+    pub(crate) fn use_winograd(&mut self) {
+        self.winograd = winograd::Winograd::plan(&self.grid, &self.win, self.groups, self.filters, 1).expect("sizes checked at build").map(Box::new);
+        if self.winograd.is_some() {
+            self.direct = None;
+        }
     }
 
     /// Sends this layer through im2col and the GEMM even when it qualifies

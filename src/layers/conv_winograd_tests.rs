@@ -10,8 +10,10 @@ use crate::layers::testkit::{check_grads, random, to64};
 use crate::layers::{Alloc, BuildLayer, Ctx, LayerKind};
 use crate::tensor::Matrix;
 
-/// A 3×3 "same" layer over 8 channels (the fewest Winograd takes) on a
-/// 7×9 grid: the last tile row and column are half outside the grid.
+/// A 3×3 "same" layer over 8 channels on a 7×9 grid: the last tile row and
+/// column are half outside the grid. Winograd's path takes 32 channels or
+/// more (`MIN_CHANNELS`); the tests send smaller layers through it with
+/// `use_winograd`, so finite differences stay quick.
 fn same() -> Case {
     Case { h: 7, w: 9, c: 8, f: 5, k: [3, 3], pads: [1, 1, 1, 1], act: "relu", ..base() }
 }
@@ -32,10 +34,17 @@ fn winograd_cases() -> Vec<Case> {
 
 #[test]
 fn winograd_takes_only_3x3_stride_1_layers_with_enough_channels() {
-    let taken = |case: Case| build(&case).0.is_winograd();
-    assert!(taken(same()));
-    assert!(taken(Case { format: DataFormat::ChannelsFirst, ..same() }));
-    assert!(!taken(Case { c: 7, ..same() }), "too few channels");
+    let by_default = |case: Case| build(&case).0.is_winograd();
+    assert!(by_default(Case { c: 32, ..same() }));
+    assert!(by_default(Case { c: 32, pads: [0; 4], format: DataFormat::ChannelsFirst, ..same() }));
+    assert!(!by_default(Case { c: 31, ..same() }), "too few channels");
+    // The test switch takes any channel count, and the same shapes as the default.
+    let taken = |case: Case| {
+        let mut layer = build(&case).0;
+        layer.use_winograd();
+        layer.is_winograd()
+    };
+    assert!(taken(same()) && taken(Case { c: 1, ..same() }));
     assert!(!taken(Case { s: [2, 1], ..same() }), "strided");
     assert!(!taken(Case { d: [1, 2], pads: [0; 4], ..same() }), "dilated");
     assert!(!taken(Case { groups: 2, f: 6, ..same() }), "grouped");
@@ -44,6 +53,7 @@ fn winograd_takes_only_3x3_stride_1_layers_with_enough_channels() {
     assert!(!taken(Case { h: 0, k: [1, 3], pads: [0, 0, 1, 1], ..same() }), "a sequence");
     // A first layer's one channel stays on the direct kernels.
     let first = build(&Case { c: 1, f: 32, ..same() }).0;
+    assert!(!by_default(Case { c: 1, f: 32, ..same() }));
     assert!(first.is_direct() && !first.is_winograd());
 }
 
@@ -51,6 +61,7 @@ fn winograd_takes_only_3x3_stride_1_layers_with_enough_channels() {
 fn winograd_matches_the_definition_and_finite_differences() {
     for (i, case) in winograd_cases().into_iter().enumerate() {
         let (mut layer, params, x) = build(&case);
+        layer.use_winograd();
         assert!(layer.is_winograd(), "case {i} should take Winograd's path");
         let rows = x.rows();
         check_grads(&mut layer, &x, &params, &mut [], &Ctx::inference(), |x, p| case.reference(x, p, rows));
@@ -106,6 +117,7 @@ fn winograd_is_the_same_on_any_thread_count() {
     for format in [DataFormat::ChannelsLast, DataFormat::ChannelsFirst] {
         let case = Case { h: 10, w: 11, c: 8, f: 12, k: [3, 3], pads: [1, 1, 1, 1], act: "tanh", format, ..base() };
         let (mut layer, params, _) = build(&case);
+        layer.use_winograd();
         assert!(layer.is_winograd());
         let (rows, in_dim) = (37, 10 * 11 * 8);
         let x = Matrix::from_vec(rows, in_dim, random(rows * in_dim, 6, -1.0, 1.0)).unwrap();
