@@ -13,7 +13,9 @@
 //! groups summed in order) and scatters its input gradient back by col2im.
 //! Chunks and groups depend on the shapes alone, so results do not depend on
 //! threads. A layer with a small window (a first layer's one or three
-//! channels) skips im2col and the GEMM for direct kernels (`conv_direct`).
+//! channels) skips im2col and the GEMM for direct kernels (`conv_direct`);
+//! a 3×3 stride-1 layer with more channels takes Winograd's F(2×2, 3×3)
+//! (`conv_winograd`), 16 multiply-adds per tile and channel pair for 36.
 //!
 //! Weight layout: `weight` is `[kh, kw, in/groups, filters]` (`[k, in/groups,
 //! filters]` for Conv1D), Keras' layout for both data formats; filter `f`
@@ -36,6 +38,8 @@ use crate::tensor::{MatRef, Matrix};
 mod direct;
 #[path = "conv_passes.rs"]
 mod passes;
+#[path = "conv_winograd.rs"]
+mod winograd;
 
 /// `{"type": "conv", "input": [h, w, c], "filters": .., "kernel": [kh, kw], ..}`:
 /// a convolution built for inputs of the stated per-sample shape (in the
@@ -96,6 +100,10 @@ impl BuildLayer for ConvSpec {
         let w_off = alloc.params(w_len, "Conv weight")?;
         let b_off = alloc.params(if self.use_bias { f } else { 0 }, "Conv bias")?;
         let direct = direct::Direct::plan(&grid, &win, g, f)?.map(Box::new);
+        let winograd = match direct {
+            None => winograd::Winograd::plan(&grid, &win, g, f, winograd::MIN_CHANNELS)?.map(Box::new),
+            Some(_) => None,
+        };
         let mut shape: Vec<usize> = if rank == 2 { win.k.to_vec() } else { vec![win.k[1]] };
         shape.extend([grid.c / g, f]);
         Ok(Conv {
@@ -118,6 +126,7 @@ impl BuildLayer for ConvSpec {
             target_chunks: TARGET_CHUNKS,
             slots: passes::Slots::default(),
             direct,
+            winograd,
             z: Matrix::zeros(0, f),
             a: Matrix::zeros(0, f),
             out: Matrix::default(),
@@ -188,6 +197,9 @@ pub struct Conv {
     /// The direct kernels' plan, for a small window (`conv_direct`); `None`
     /// takes im2col and the GEMM.
     direct: Option<Box<direct::Direct>>,
+    /// The Winograd plan and transformed filters, for a 3×3 stride-1 window
+    /// over enough channels (`conv_winograd`); `None` takes another path.
+    winograd: Option<Box<winograd::Winograd>>,
     /// Pre-activation, channels_last: `[batch · positions, filters]`.
     z: Matrix,
     /// Post-activation (unused when `z` holds the output, see [`Conv::output_in_z`]).
@@ -253,11 +265,28 @@ impl Conv {
         self.direct.is_some()
     }
 
-    /// Sends this layer through im2col and the GEMM even when its window is
-    /// small enough for the direct kernels (tests compare both paths).
+    /// Whether Winograd's F(2×2, 3×3) runs this layer (tests compare paths).
+    #[cfg(test)]
+    pub(crate) fn is_winograd(&self) -> bool {
+        self.winograd.is_some()
+    }
+
+    /// Sends this layer through Winograd's F(2×2, 3×3) when its shape
+    /// qualifies whatever its channels (tests check the path on small layers).
+    #[cfg(test)]
+    pub(crate) fn use_winograd(&mut self) {
+        self.winograd = winograd::Winograd::plan(&self.grid, &self.win, self.groups, self.filters, 1).expect("sizes checked at build").map(Box::new);
+        if self.winograd.is_some() {
+            self.direct = None;
+        }
+    }
+
+    /// Sends this layer through im2col and the GEMM even when it qualifies
+    /// for the direct kernels or Winograd's (tests compare the paths).
     #[cfg(test)]
     pub(crate) fn use_im2col(&mut self) {
         self.direct = None;
+        self.winograd = None;
     }
 
     /// Whether a group's kernel gradient is computed as its transpose
@@ -267,6 +296,15 @@ impl Conv {
     /// thread counts agree.
     fn transposed_kernel_gradient(&self) -> bool {
         self.filters / self.groups < 64 && self.kg >= 64
+    }
+
+    /// Values of one partial sum of a group's kernel gradient: `kg × filters/groups`,
+    /// or Winograd's transformed `16 × c × filters`.
+    fn partial_len(&self) -> usize {
+        match &self.winograd {
+            Some(_) => winograd::POINTS * self.kg / 9 * self.filters,
+            None => self.kg * (self.filters / self.groups),
+        }
     }
 
     /// Copies columns `g·fg..(g+1)·fg` of the `[rows, filters]` matrix `m`
@@ -296,8 +334,9 @@ impl Conv {
             self.a.resize_rows(n * p)?;
         }
         if backward {
-            // The weight's size (kg · filters) was checked at build; there are at most MAX_PARTIALS groups.
-            let len = checked_size(plan.groups, kg * fg, "Conv kernel-gradient sums")?;
+            // The weight's size (kg · filters, or 16 · c · filters transformed, see
+            // `partial_len`) was checked at build; there are at most MAX_PARTIALS groups.
+            let len = checked_size(plan.groups, self.partial_len(), "Conv kernel-gradient sums")?;
             if self.partials.len() < len {
                 grow(&mut self.partials, len, "the Conv kernel-gradient sums")?;
             }

@@ -30,6 +30,7 @@ use crate::kernels::{available_threads, on_this_thread};
 use crate::layers::grid::{add_into, col2im, im2col, DataFormat};
 use crate::tensor::{MatMut, MatRef};
 
+use super::winograd::{Winograd, POINTS};
 use super::Conv;
 
 /// The most partial groups a kernel gradient is summed in (see the module
@@ -49,6 +50,11 @@ pub(super) struct ChunkWs {
     pack: Vec<f32>,
     /// One sample zero-padded, for the direct kernels (`conv_direct`).
     padded: Vec<f32>,
+    /// Winograd's transformed inputs, its products (or transformed output
+    /// gradients), and one tile's values (`conv_winograd`).
+    wv: Vec<f32>,
+    wm: Vec<f32>,
+    wtile: Vec<f32>,
 }
 
 /// A workspace per pool thread, each behind its own (never contended) lock:
@@ -75,8 +81,9 @@ fn at_least(v: &mut Vec<f32>, len: usize, what: &str) -> Result<()> {
 }
 
 impl Slots {
-    /// At least `threads` workspaces of at least these sizes (growing fallibly).
-    fn reserve(&mut self, threads: usize, cols: usize, dcols: usize, pack: usize, padded: usize) -> Result<()> {
+    /// At least `threads` workspaces of at least these sizes (growing
+    /// fallibly); `wino` holds the sizes of the Winograd scratch.
+    fn reserve(&mut self, threads: usize, cols: usize, dcols: usize, pack: usize, padded: usize, wino: [usize; 3]) -> Result<()> {
         while self.0.len() < threads.max(1) {
             self.0.push(Mutex::new(ChunkWs::default()));
         }
@@ -86,6 +93,9 @@ impl Slots {
             at_least(&mut ws.dcols, dcols, "the Conv input-gradient workspace")?;
             at_least(&mut ws.pack, pack, "the Conv group workspace")?;
             at_least(&mut ws.padded, padded, "the Conv padded-sample workspace")?;
+            at_least(&mut ws.wv, wino[0], "the Conv Winograd input workspace")?;
+            at_least(&mut ws.wm, wino[1], "the Conv Winograd product workspace")?;
+            at_least(&mut ws.wtile, wino[2], "the Conv Winograd tile workspace")?;
         }
         Ok(())
     }
@@ -169,12 +179,24 @@ impl Conv {
         let rows = checked_size(plan.step.min(n), p, "Conv chunk rows")?;
         let cols = checked_size(rows, kg, "Conv im2col")?;
         let pack = if self.groups > 1 { checked_size(rows, fg, "Conv group output")? } else { 0 };
-        // The direct kernels need no patch matrix, only one padded sample.
+        // The direct kernels need no patch matrix, only one padded sample;
+        // Winograd's, one block of transformed tiles (sizes checked at build).
         let (im2col_len, padded) = match &self.direct {
             Some(d) => (0, d.padded_len()),
+            None if self.winograd.is_some() => (0, 0),
             None => (cols, 0),
         };
-        self.slots.reserve(available_threads(), im2col_len, if dx { cols } else { 0 }, pack, padded)?;
+        let wino = match &self.winograd {
+            Some(_) => {
+                let wide = self.grid.c.max(self.filters);
+                // block_len(1) · wide, checked, is at least block_len(wide).
+                let block = checked_size(Winograd::block_len(1), wide, "Conv Winograd block")?;
+                [block, block, POINTS * wide]
+            }
+            None => [0; 3],
+        };
+        let dcols = if dx && self.winograd.is_none() { cols } else { 0 };
+        self.slots.reserve(available_threads(), im2col_len, dcols, pack, padded, wino)?;
         Ok(plan)
     }
 
@@ -185,7 +207,10 @@ impl Conv {
         let (g, fg, cg, kg, f, p) = (self.groups, self.filters / self.groups, self.grid.c / self.groups, self.kg, self.filters, self.out_positions());
         let in_len = self.grid.h * self.grid.w * self.grid.c;
         let parallel = plan.chunks > 1 && available_threads() > 1;
-        let (grid, win, act, rows, direct) = (self.grid, self.win, self.act, x.rows * p, self.direct.as_deref());
+        if let Some(w) = self.winograd.as_deref_mut() {
+            w.transform_filters(weight);
+        }
+        let (grid, win, act, rows, direct, wino) = (self.grid, self.win, self.act, x.rows * p, self.direct.as_deref(), self.winograd.as_deref());
         let bias = bias.unwrap_or(&self.zero_bias);
         for gi in 0..g {
             if g > 1 {
@@ -217,12 +242,18 @@ impl Conv {
                     }
                     return Ok(());
                 }
-                let cols = &mut ws.cols[..cr * kg];
-                im2col(&x.data[n0 * in_len..n1 * in_len], &grid, &win, gi * cg, cg, cols);
-                let cols = MatRef { rows: cr, cols: kg, data: cols };
-                if g == 1 {
+                if let Some(w) = wino {
+                    // One group (see Winograd::plan): bias and activation follow below.
+                    Winograd::conv_tiles(&w.fwd, &w.u, &x.data[n0 * in_len..n1 * in_len], n1 - n0, &mut ws.wv, &mut ws.wm, &mut ws.wtile, z)?;
+                } else if g == 1 {
+                    let cols = &mut ws.cols[..cr * kg];
+                    im2col(&x.data[n0 * in_len..n1 * in_len], &grid, &win, gi * cg, cg, cols);
+                    let cols = MatRef { rows: cr, cols: kg, data: cols };
                     matmul(cols, Op::N, MatRef { rows: kg, cols: f, data: wg }, Op::N, MatMut { rows: cr, cols: f, data: z }, false)?;
                 } else {
+                    let cols = &mut ws.cols[..cr * kg];
+                    im2col(&x.data[n0 * in_len..n1 * in_len], &grid, &win, gi * cg, cg, cols);
+                    let cols = MatRef { rows: cr, cols: kg, data: cols };
                     let pack = &mut ws.pack[..cr * fg];
                     matmul(cols, Op::N, MatRef { rows: kg, cols: fg, data: wg }, Op::N, MatMut { rows: cr, cols: fg, data: pack }, false)?;
                     Self::scatter(z, f, gi, fg, pack);
@@ -252,9 +283,13 @@ impl Conv {
     pub(super) fn backward_chunks(&mut self, x: MatRef<'_>, weight: &[f32], dz: &mut [f32], gw: &mut [f32], gb: Option<&mut [f32]>, dx: Option<&mut [f32]>, plan: Plan) -> Result<()> {
         let (g, fg, cg, kg, f, p) = (self.groups, self.filters / self.groups, self.grid.c / self.groups, self.kg, self.filters, self.out_positions());
         let in_len = self.grid.h * self.grid.w * self.grid.c;
+        let part = self.partial_len();
+        if let (Some(w), true) = (self.winograd.as_deref_mut(), dx.is_some()) {
+            w.transform_flipped(weight);
+        }
         let (grid, win, act, transposed, samples, direct) = (self.grid, self.win, self.act, self.transposed_kernel_gradient(), x.rows, self.direct.as_deref());
+        let wino = self.winograd.as_deref();
         let parallel = plan.groups > 1 && available_threads() > 1;
-        let part = kg * fg;
         let with_bias = gb.is_some();
         // The output stands in for the pre-activation when it alone is kept.
         let z = self.z.as_slice();
@@ -313,7 +348,10 @@ impl Conv {
                         Self::gather(dzc, f, gi, fg, &mut ws.pack[..cr * fg]);
                         &ws.pack[..cr * fg]
                     };
-                    if direct.is_none() {
+                    if let Some(w) = wino {
+                        let xc = &x.data[n0 * in_len..n1 * in_len];
+                        Winograd::kernel_grad_tiles(&w.fwd, xc, dzc, n1 - n0, &mut ws.wv, &mut ws.wm, &mut ws.wtile, wgrad, c > first)?;
+                    } else if direct.is_none() {
                         let cols = &mut ws.cols[..cr * kg];
                         im2col(&x.data[n0 * in_len..n1 * in_len], &grid, &win, gi * cg, cg, cols);
                         let cols = MatRef { rows: cr, cols: kg, data: cols };
@@ -326,9 +364,14 @@ impl Conv {
                     }
                     let dzc = MatRef { rows: cr, cols: fg, data: dzc };
                     if let Some(dxg) = dxg.as_deref_mut() {
+                        let dxc = &mut dxg[(n0 - g0) * in_len..(n1 - g0) * in_len];
+                        if let Some(w) = wino {
+                            // Every input position is some tile's output: written, not added.
+                            Winograd::conv_tiles(&w.bwd, &w.ut, dzc.data, n1 - n0, &mut ws.wv, &mut ws.wm, &mut ws.wtile, dxc)?;
+                            continue;
+                        }
                         let dcols = &mut ws.dcols[..cr * kg];
                         matmul(dzc, Op::N, MatRef { rows: kg, cols: fg, data: wg }, Op::T, MatMut { rows: cr, cols: kg, data: dcols }, false)?;
-                        let dxc = &mut dxg[(n0 - g0) * in_len..(n1 - g0) * in_len];
                         if gi == 0 {
                             dxc.fill(0.0);
                         }
@@ -342,7 +385,9 @@ impl Conv {
             for other in rest[..(plan.groups - 1) * part].chunks_exact(part) {
                 add_into(sum, other);
             }
-            if transposed {
+            if let Some(w) = wino {
+                w.kernel_grad_from(sum, gw);
+            } else if transposed {
                 // The small `[fg, kg]` sum transposed into the group's columns.
                 for (j, row) in sum.chunks_exact(kg).enumerate() {
                     for (i, &v) in row.iter().enumerate() {

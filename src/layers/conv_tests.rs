@@ -10,18 +10,18 @@ use crate::tensor::Matrix;
 /// A conv case: input (h, w, c), filters, kernel, stride, dilation, pads
 /// [top, bottom, left, right], groups; `h == 0` means a sequence of length w.
 #[derive(Clone, Copy)]
-struct Case {
-    h: usize,
-    w: usize,
-    c: usize,
-    f: usize,
-    k: [usize; 2],
-    s: [usize; 2],
-    d: [usize; 2],
-    pads: [usize; 4],
-    groups: usize,
-    format: DataFormat,
-    act: &'static str,
+pub(super) struct Case {
+    pub h: usize,
+    pub w: usize,
+    pub c: usize,
+    pub f: usize,
+    pub k: [usize; 2],
+    pub s: [usize; 2],
+    pub d: [usize; 2],
+    pub pads: [usize; 4],
+    pub groups: usize,
+    pub format: DataFormat,
+    pub act: &'static str,
 }
 
 impl Case {
@@ -29,7 +29,7 @@ impl Case {
         self.h == 0
     }
 
-    fn hh(&self) -> usize {
+    pub(super) fn hh(&self) -> usize {
         if self.seq() { 1 } else { self.h }
     }
 
@@ -46,7 +46,7 @@ impl Case {
         sp
     }
 
-    fn spec(&self) -> ConvSpec {
+    pub(super) fn spec(&self) -> ConvSpec {
         let pads = if self.seq() { vec![self.pads[2], self.pads[3]] } else { self.pads.to_vec() };
         let json = serde_json::json!({
             "input": self.input(), "filters": self.f, "kernel": self.spatial(self.k), "strides": self.spatial(self.s),
@@ -56,7 +56,7 @@ impl Case {
         serde_json::from_value(json).unwrap()
     }
 
-    fn out(&self) -> [usize; 2] {
+    pub(super) fn out(&self) -> [usize; 2] {
         let (hh, kh) = (self.hh(), if self.seq() { 1 } else { self.k[0] });
         let o = |size: usize, k: usize, s: usize, d: usize, p: usize| (size + p - d * (k - 1) - 1) / s + 1;
         [o(hh, kh, self.s[0], self.d[0], self.pads[0] + self.pads[1]), o(self.w, self.k[1], self.s[1], self.d[1], self.pads[2] + self.pads[3])]
@@ -73,7 +73,7 @@ impl Case {
     /// PyTorch's Conv2d: `out[f, oy, ox] = b[f] + Σ_c Σ_ky Σ_kx W[f, c, ky, kx] ·
     /// x[g·cg + c, oy·s - pad + ky·d, ox·s - pad + kx·d]`, then the activation;
     /// the weight read from ferronn's `[kh, kw, c/groups, f]` layout.
-    fn reference(&self, x: &[f64], p: &[f64], rows: usize) -> Vec<f64> {
+    pub(super) fn reference(&self, x: &[f64], p: &[f64], rows: usize) -> Vec<f64> {
         let (hh, [oh, ow]) = (self.hh(), self.out());
         let kh = if self.seq() { 1 } else { self.k[0] };
         let (cg, fg) = (self.c / self.groups, self.f / self.groups);
@@ -115,7 +115,7 @@ impl Case {
     }
 }
 
-fn base() -> Case {
+pub(super) fn base() -> Case {
     Case { h: 5, w: 6, c: 2, f: 3, k: [3, 2], s: [1, 1], d: [1, 1], pads: [0; 4], groups: 1, format: DataFormat::ChannelsLast, act: "identity" }
 }
 
@@ -139,7 +139,7 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-fn build(case: &Case) -> (crate::layers::Conv, Vec<f32>, Matrix) {
+pub(super) fn build(case: &Case) -> (crate::layers::Conv, Vec<f32>, Matrix) {
     let mut alloc = Alloc::default();
     let in_dim = case.hh() * case.w * case.c;
     let layer = case.spec().build(in_dim, &mut alloc).unwrap();
@@ -181,7 +181,7 @@ fn direct_cases() -> Vec<Case> {
 
 /// Output, input gradient and parameter gradients of one forward and backward
 /// pass on `threads` threads, the output gradient `cos(y)`.
-fn pass(layer: &mut crate::layers::Conv, threads: usize, x: &Matrix, params: &[f32]) -> [Vec<f32>; 3] {
+pub(super) fn pass(layer: &mut crate::layers::Conv, threads: usize, x: &Matrix, params: &[f32]) -> [Vec<f32>; 3] {
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
     pool.install(|| {
         layer.forward(x.view(), params, &[], &Ctx::inference()).unwrap();

@@ -19,6 +19,8 @@ pub mod chain;
 pub mod conv;
 #[cfg(test)]
 mod conv_tests;
+#[cfg(test)]
+mod conv_winograd_tests;
 pub mod dense;
 pub mod dropout;
 pub mod embedding;

@@ -81,6 +81,13 @@ MODELS: dict[str, Any] = {
         fn.ReLU(), fn.GlobalAvgPool2D(data_format=CF), fn.Dense(2)]),
     "residual_projection_conv1d": ((7, 2), lambda: [
         fn.Residual([fn.Conv1D(4, 3, strides=2, padding="same")]), fn.Flatten(), fn.Dense(2)]),
+    # 3x3 stride-1 layers over 32 channels run Winograd's F(2x2, 3x3) in ferronn (odd sizes:
+    # partial tiles at the edges), "same" then "valid", in both layouts.
+    "winograd_last": ((7, 9, 32), lambda: [
+        fn.Conv2D(32, 3, padding="same", activation="tanh"), fn.Conv2D(4, 3), fn.GlobalAvgPool2D(), fn.Dense(2)]),
+    "winograd_first": ((32, 5, 6), lambda: [
+        fn.Conv2D(32, 3, padding="same", activation="tanh", data_format=CF), fn.Conv2D(4, 3, data_format=CF),
+        fn.Flatten(), fn.Dense(2)]),
 }
 
 
