@@ -227,6 +227,23 @@ fn one_sample_predict_with_the_helper_allocates_nothing() {
     assert_eq!(cnn_out, cnn_alone, "the helper changed the CNN's bits");
 }
 
+/// The first `rows` rows of `x` predicted on `threads` threads (10 outputs):
+/// three warm-up calls, then the allocations of `calls` more, and the output.
+fn predict_counted(net: &Network, x: &Matrix, threads: usize, rows: usize, calls: usize) -> (usize, Matrix) {
+    ferronn::threads::set_num_threads(threads).unwrap();
+    let xs = x.view().rows_range(0, rows);
+    let mut out = Matrix::zeros(rows, 10);
+    for _ in 0..3 {
+        net.predict_into(xs, out.view_mut()).unwrap();
+    }
+    let n = allocations_of(|| {
+        for _ in 0..calls {
+            net.predict_into(xs, out.view_mut()).unwrap();
+        }
+    });
+    (n, out)
+}
+
 /// Small batches (2 to 64 rows) of a Dense-only network stay off the pool and
 /// split their wide products by output columns with the helper thread
 /// (src/infer.rs, `gemm::split_columns`), or from 16 rows on their rows
@@ -238,20 +255,7 @@ fn small_batch_predict_with_the_helper_allocates_nothing_and_keeps_the_bits() {
     let before = ferronn::threads::num_threads();
     let net = Network::new(spec(784, &[256, 128], 10, "cross_entropy", 5)).unwrap();
     let x = Matrix::from_vec(65, 784, (0..65 * 784).map(|i| (i % 13) as f32 * 0.1 - 0.6).collect()).unwrap();
-    let run = |threads: usize, rows: usize| {
-        ferronn::threads::set_num_threads(threads).unwrap();
-        let xs = x.view().rows_range(0, rows);
-        let mut out = Matrix::zeros(rows, 10);
-        for _ in 0..3 {
-            net.predict_into(xs, out.view_mut()).unwrap();
-        }
-        let n = allocations_of(|| {
-            for _ in 0..20 {
-                net.predict_into(xs, out.view_mut()).unwrap();
-            }
-        });
-        (n, out)
-    };
+    let run = |threads: usize, rows: usize| predict_counted(&net, &x, threads, rows, 20);
     // 2–15 rows split each wide product's columns; 16–64 give the helper the
     // second half of the rows (`rows_with_helper`); 65 goes to the pool.
     for rows in [2, 7, 15, 16, 17, 32, 63, 64, 65] {
@@ -281,20 +285,7 @@ fn large_batch_predict_in_row_ranges_keeps_the_bits() {
     let before = ferronn::threads::num_threads();
     let net = Network::new(spec(300, &[200, 37], 10, "cross_entropy", 6)).unwrap();
     let x = Matrix::from_vec(1001, 300, (0..1001 * 300).map(|i| (i % 17) as f32 * 0.07 - 0.55).collect()).unwrap();
-    let run = |threads: usize, rows: usize| {
-        ferronn::threads::set_num_threads(threads).unwrap();
-        let xs = x.view().rows_range(0, rows);
-        let mut out = Matrix::zeros(rows, 10);
-        for _ in 0..3 {
-            net.predict_into(xs, out.view_mut()).unwrap();
-        }
-        let n = allocations_of(|| {
-            for _ in 0..5 {
-                net.predict_into(xs, out.view_mut()).unwrap();
-            }
-        });
-        (n, out)
-    };
+    let run = |threads: usize, rows: usize| predict_counted(&net, &x, threads, rows, 5);
     for rows in [255, 256, 257, 383, 1001] {
         let (_, alone) = run(1, rows);
         for threads in [2, 3, 4] {
