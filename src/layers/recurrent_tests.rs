@@ -30,6 +30,7 @@ fn sig(x: f64) -> f64 {
 
 /// PyTorch's equations in f64, one sample and one step at a time. `p` holds
 /// weight_ih `[G·h, f]`, weight_hh `[G·h, h]`, bias_ih, bias_hh, in that order.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn reference(cell: CellKind, t: usize, f: usize, h: usize, seq: bool, back: bool, x: &[f64], p: &[f64]) -> Vec<f64> {
     reference_masked(cell, t, f, h, seq, back, &[], x, p)
 }
