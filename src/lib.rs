@@ -6,6 +6,7 @@
 pub mod activation;
 pub mod error;
 mod handoff;
+mod placement;
 mod infer;
 pub mod init;
 pub mod io;
