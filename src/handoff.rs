@@ -25,10 +25,12 @@
 
 use std::cell::{Cell, UnsafeCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicUsize, Ordering::*};
 use std::sync::OnceLock;
 use std::thread::Thread;
 use std::time::{Duration, Instant};
+
+use crate::placement;
 
 /// How long the helper spins for a next job before it parks: longer than the
 /// gap between the layers of a call and between back-to-back calls from Python
@@ -56,13 +58,18 @@ struct Slot {
     owner: AtomicBool,
     /// Set by the helper just before it parks.
     sleeping: AtomicBool,
+    /// The CPU the poster ran on when it posted (`usize::MAX`: unknown),
+    /// written before `POSTED` like `job`.
+    poster_cpu: AtomicUsize,
+    /// The helper's thread id (0: unknown), for moving it off a caller's CPU.
+    helper_tid: AtomicI32,
     helper: OnceLock<Option<Thread>>,
 }
 
 // SAFETY: `job` is only touched under the protocol described on the field.
 unsafe impl Sync for Slot {}
 
-static SLOT: Slot = Slot { state: AtomicU8::new(IDLE), job: UnsafeCell::new(None), owner: AtomicBool::new(false), sleeping: AtomicBool::new(false), helper: OnceLock::new() };
+static SLOT: Slot = Slot { state: AtomicU8::new(IDLE), job: UnsafeCell::new(None), owner: AtomicBool::new(false), sleeping: AtomicBool::new(false), poster_cpu: AtomicUsize::new(usize::MAX), helper_tid: AtomicI32::new(0), helper: OnceLock::new() };
 
 /// The helper thread, started on first use; `None` when the OS refused a thread
 /// (everything then runs on the callers).
@@ -74,6 +81,7 @@ fn helper() -> Option<&'static Thread> {
 
 /// The helper's loop: take posted jobs, spin a while after each, park when idle.
 fn serve() {
+    SLOT.helper_tid.store(placement::thread_id().unwrap_or(0), Relaxed);
     let mut last = Instant::now();
     let mut polls = 0u32;
     loop {
@@ -81,6 +89,12 @@ fn serve() {
             // SAFETY: `TAKEN` gives this thread the job; the poster keeps the
             // closure alive until the state leaves `TAKEN`.
             let job = unsafe { *SLOT.job.get() };
+            // Queued on the poster's CPU, the half would wait for the poster
+            // instead of running beside it: move to another CPU first.
+            let poster = SLOT.poster_cpu.load(Relaxed);
+            if poster != usize::MAX && placement::current_cpu() == Some(poster) {
+                placement::leave_cpu(poster);
+            }
             let ok = job.is_some_and(|Job(f)| catch_unwind(AssertUnwindSafe(|| unsafe { (*f)() })).is_ok());
             SLOT.state.store(if ok { DONE } else { FAILED }, Release);
             last = Instant::now();
@@ -217,6 +231,7 @@ fn share(first: impl FnOnce(), second: &(dyn Fn() + Sync), wake_for_this: bool) 
     // slot is IDLE again, when the helper no longer holds the pointer.
     let erased: *const (dyn Fn() + Sync + 'static) = unsafe { std::mem::transmute::<*const (dyn Fn() + Sync + '_), _>(second as *const _) };
     unsafe { *SLOT.job.get() = Some(Job(erased)) };
+    SLOT.poster_cpu.store(placement::current_cpu().unwrap_or(usize::MAX), Relaxed);
     SLOT.state.store(POSTED, SeqCst);
     if SLOT.sleeping.load(SeqCst) {
         // It went to sleep just now: whoever gets there first runs the half.
@@ -236,6 +251,14 @@ fn share(first: impl FnOnce(), second: &(dyn Fn() + Sync), wake_for_this: bool) 
 /// the helper). Leaves the slot IDLE and releases the owner lock.
 fn settle() -> bool {
     let redo = if SLOT.state.compare_exchange(POSTED, IDLE, Acquire, Acquire).is_ok() {
+        // Withdrawn: an awake helper that did not take the half in all that
+        // time may be queued behind this thread on its CPU. Move it off, so
+        // that it runs beside the next call instead (a hint; see placement).
+        if !SLOT.sleeping.load(Relaxed) {
+            if let Some(cpu) = placement::current_cpu() {
+                placement::move_off(SLOT.helper_tid.load(Relaxed), cpu);
+            }
+        }
         true
     } else {
         // TAKEN: the helper is running it (a few µs unless it was descheduled).
