@@ -56,6 +56,28 @@ fn point_stride(n: usize) -> usize {
 /// `G`, the filter transform (4×3).
 const G: [[f32; 3]; 4] = [[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]];
 
+/// The filter transform's walk, shared by the forward and the flipped
+/// filters: for each of the 16 points `(i, j)`, clears its `cf` values of
+/// `out` and adds `G[i][ky]·G[j][kx]` times each nonzero-weighted kernel tap
+/// `g` (`[c, f]`, the tap `(2-ky, 2-kx)` when `flipped`) through `add`.
+fn for_points(weight: &[f32], cf: usize, out: &mut [f32], flipped: bool, add: impl Fn(&mut [f32], f32, &[f32])) {
+    for (i, gi) in G.iter().enumerate() {
+        for (j, gj) in G.iter().enumerate() {
+            let point = &mut out[(i * 4 + j) * cf..][..cf];
+            point.fill(0.0);
+            for (ky, &gy) in gi.iter().enumerate() {
+                for (kx, &gx) in gj.iter().enumerate() {
+                    let s = gy * gx;
+                    if s != 0.0 {
+                        let tap = if flipped { (2 - ky) * 3 + (2 - kx) } else { ky * 3 + kx };
+                        add(point, s, &weight[tap * cf..][..cf]);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// One stride-1 3×3 convolution as the Winograd routine sees it: an input
 /// grid read through its strides, zero outside, and an output grid written
 /// through its strides.
@@ -151,24 +173,11 @@ impl Winograd {
 
     /// Transforms the kernel `weight` (`[3, 3, c, f]`) into `u` (`[16, c, f]`).
     pub(super) fn transform_filters(&mut self, weight: &[f32]) {
-        let (c, f) = (self.fwd.c, self.fwd.oc);
-        let cf = c * f;
-        for (i, gi) in G.iter().enumerate() {
-            for (j, gj) in G.iter().enumerate() {
-                let u = &mut self.u[(i * 4 + j) * cf..][..cf];
-                u.fill(0.0);
-                for ky in 0..3 {
-                    for kx in 0..3 {
-                        let s = gi[ky] * gj[kx];
-                        if s != 0.0 {
-                            for (a, &g) in u.iter_mut().zip(&weight[(ky * 3 + kx) * cf..][..cf]) {
-                                *a += s * g;
-                            }
-                        }
-                    }
-                }
+        for_points(weight, self.fwd.c * self.fwd.oc, &mut self.u, false, |u, s, g| {
+            for (a, &v) in u.iter_mut().zip(g) {
+                *a += s * v;
             }
-        }
+        });
     }
 
     /// Transforms the kernel `weight` flipped in space, its channels swapped
@@ -176,27 +185,13 @@ impl Winograd {
     /// the input gradient's filters.
     pub(super) fn transform_flipped(&mut self, weight: &[f32]) {
         let (c, f) = (self.fwd.c, self.fwd.oc);
-        let cf = c * f;
-        for (i, gi) in G.iter().enumerate() {
-            for (j, gj) in G.iter().enumerate() {
-                let ut = &mut self.ut[(i * 4 + j) * cf..][..cf];
-                ut.fill(0.0);
-                for ky in 0..3 {
-                    for kx in 0..3 {
-                        let s = gi[ky] * gj[kx];
-                        if s == 0.0 {
-                            continue;
-                        }
-                        let g = &weight[((2 - ky) * 3 + (2 - kx)) * cf..][..cf];
-                        for (ci, row) in g.chunks_exact(f).enumerate() {
-                            for (fi, &v) in row.iter().enumerate() {
-                                ut[fi * c + ci] += s * v;
-                            }
-                        }
-                    }
+        for_points(weight, c * f, &mut self.ut, true, |ut, s, g| {
+            for (ci, row) in g.chunks_exact(f).enumerate() {
+                for (fi, &v) in row.iter().enumerate() {
+                    ut[fi * c + ci] += s * v;
                 }
             }
-        }
+        });
     }
 
     /// The convolution `geom` of `samples` samples (`x`, each `geom.in_len()`
