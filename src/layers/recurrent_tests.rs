@@ -4,7 +4,7 @@
 
 use crate::error::Error;
 use crate::layers::embedding::EmbeddingSpec;
-use crate::layers::recurrent::{CellKind, RecurrentSpec};
+use crate::layers::recurrent::{CellKind, Recurrent, RecurrentSpec};
 use crate::layers::testkit::{check_grads, random, run_in_pool, WithMask};
 use crate::layers::{ActivationSpec, Alloc, BuildLayer, Ctx, LayerKind, StepMask, WeightSpec};
 use crate::tensor::Matrix;
@@ -22,6 +22,13 @@ pub(super) fn spec(cell: CellKind, t: usize, f: usize, h: usize, seq: bool, back
         recurrent_regularizer: None,
         weights: WeightSpec::default(),
     }
+}
+
+/// The layer of [`spec`] built for `t · f` inputs, and its parameter count.
+fn built(cell: CellKind, t: usize, f: usize, h: usize, seq: bool, back: bool) -> (Recurrent, usize) {
+    let layer = spec(cell, t, f, h, seq, back).build(t * f, &mut Alloc::default()).unwrap();
+    let len = layer.params().iter().map(|p| p.len()).sum();
+    (layer, len)
 }
 
 fn sig(x: f64) -> f64 {
@@ -97,8 +104,7 @@ fn forward_and_gradients_match_pytorch_equations() {
     let (t, f, h, n) = (4, 3, 5, 3);
     for cell in [CellKind::SimpleRnn, CellKind::Lstm, CellKind::Gru] {
         for (seq, back) in [(false, false), (true, false), (false, true), (true, true)] {
-            let mut layer = spec(cell, t, f, h, seq, back).build(t * f, &mut Alloc::default()).unwrap();
-            let len: usize = layer.params().iter().map(|p| p.len()).sum();
+            let (mut layer, len) = built(cell, t, f, h, seq, back);
             let params = random(len, 3, -0.6, 0.6);
             let x = Matrix::from_vec(n, t * f, random(n * t * f, 4, -1.0, 1.0)).unwrap();
             check_grads(&mut layer, &x, &params, &mut [], &Ctx::default(), |x, p| reference(cell, t, f, h, seq, back, x, p));
@@ -113,8 +119,7 @@ fn forward_and_gradients_match_pytorch_equations() {
 fn wide_inputs_give_weight_ih_gradients_in_gate_order() {
     let (t, f, h, n) = (3, 7, 2, 3);
     for cell in [CellKind::SimpleRnn, CellKind::Lstm, CellKind::Gru] {
-        let mut layer = spec(cell, t, f, h, false, false).build(t * f, &mut Alloc::default()).unwrap();
-        let len: usize = layer.params().iter().map(|p| p.len()).sum();
+        let (mut layer, len) = built(cell, t, f, h, false, false);
         let params = random(len, 5, -0.6, 0.6);
         let x = Matrix::from_vec(n, t * f, random(n * t * f, 6, -1.0, 1.0)).unwrap();
         check_grads(&mut layer, &x, &params, &mut [], &Ctx::default(), |x, p| reference(cell, t, f, h, false, false, x, p));
@@ -151,8 +156,7 @@ fn simple_rnn_with_another_activation_matches_its_definition() {
 #[test]
 fn init_follows_keras_defaults() {
     let (t, f, h) = (2, 3, 6);
-    let layer = spec(CellKind::Lstm, t, f, h, false, false).build(t * f, &mut Alloc::default()).unwrap();
-    let len: usize = layer.params().iter().map(|p| p.len()).sum();
+    let (layer, len) = built(CellKind::Lstm, t, f, h, false, false);
     let mut params = vec![f32::NAN; len];
     layer.init(&mut params, &mut [], &mut crate::init::rng_for(1, 0));
     let infos = layer.params();
@@ -184,8 +188,7 @@ fn results_do_not_depend_on_threads() {
     mask.fill(n, t, |i, s| (i * 7 + s * 3) % 5 != 0).unwrap();
     for cell in [CellKind::SimpleRnn, CellKind::Lstm, CellKind::Gru] {
         for (back, masked) in [(false, false), (true, false), (false, true), (true, true)] {
-            let mut layer = spec(cell, t, f, h, true, back).build(t * f, &mut Alloc::default()).unwrap();
-            let len: usize = layer.params().iter().map(|p| p.len()).sum();
+            let (mut layer, len) = built(cell, t, f, h, true, back);
             let params = random(len, 8, -0.3, 0.3);
             let x = Matrix::from_vec(n, t * f, random(n * t * f, 9, -1.0, 1.0)).unwrap();
             layer.record_step_norms(true);
@@ -206,8 +209,7 @@ fn results_do_not_depend_on_threads() {
             assert_eq!(runs[0], runs[2], "{cell:?} go_backwards {back} masked {masked}: 1 vs 4 threads");
         }
         // The last state only (its gradient enters at the last step).
-        let mut layer = spec(cell, t, f, h, false, false).build(t * f, &mut Alloc::default()).unwrap();
-        let len: usize = layer.params().iter().map(|p| p.len()).sum();
+        let (mut layer, len) = built(cell, t, f, h, false, false);
         let params = random(len, 10, -0.3, 0.3);
         let x = Matrix::from_vec(n, t * f, random(n * t * f, 11, -1.0, 1.0)).unwrap();
         let dy = Matrix::from_vec(n, h, random(n * h, 12, -1.0, 1.0)).unwrap();
@@ -233,14 +235,13 @@ fn results_do_not_depend_on_threads() {
 fn backward_follows_the_forward_split() {
     let (t, f, h, n) = (6, 9, 16, 32);
     for cell in [CellKind::SimpleRnn, CellKind::Lstm, CellKind::Gru] {
-        let mut layer = spec(cell, t, f, h, true, true).build(t * f, &mut Alloc::default()).unwrap();
-        let len: usize = layer.params().iter().map(|p| p.len()).sum();
+        let (mut layer, len) = built(cell, t, f, h, true, true);
         let params = random(len, 21, -0.4, 0.4);
         let x = Matrix::from_vec(n, t * f, random(n * t * f, 22, -1.0, 1.0)).unwrap();
         let dy = Matrix::from_vec(n, t * h, random(n * t * h, 23, -1.0, 1.0)).unwrap();
         let pool = rayon::ThreadPoolBuilder::new().num_threads(4).build().unwrap();
         let mut run = |fwd_pool: bool, back_pool: bool| {
-            let fwd = |layer: &mut crate::layers::recurrent::Recurrent| layer.forward(x.view(), &params, &[], &Ctx::default()).unwrap();
+            let fwd = |layer: &mut Recurrent| layer.forward(x.view(), &params, &[], &Ctx::default()).unwrap();
             if fwd_pool { pool.install(|| fwd(&mut layer)) } else { fwd(&mut layer) }
             let (mut grads, mut dx, mut g) = (vec![0.0; len], Matrix::default(), dy.clone());
             let mut back = || layer.backward(x.view(), &params, &mut grads, &mut g, Some(&mut dx)).unwrap();
