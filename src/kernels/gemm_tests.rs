@@ -284,33 +284,28 @@ fn mismatched_shapes_are_rejected() {
     assert!(matmul(a.view(), Op::N, b.view(), Op::N, c.view_mut(), false).is_err());
 }
 
+/// `c = a·b` and `aᵀ·c` on a pool of `threads` threads.
+fn product_and_back(a: &Matrix, b: &Matrix, threads: usize) -> (Matrix, Matrix) {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+    let mut c = Matrix::zeros(a.rows(), b.cols());
+    pool.install(|| matmul(a.view(), Op::N, b.view(), Op::N, c.view_mut(), false).unwrap());
+    let mut back = Matrix::zeros(a.cols(), b.cols());
+    pool.install(|| matmul(a.view(), Op::T, c.view(), Op::N, back.view_mut(), false).unwrap());
+    (c, back)
+}
+
 #[test]
 fn thread_count_does_not_change_results() {
     let a = filled(300, 200, 3);
     let b = filled(200, 150, 4);
-    let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-        let mut c = Matrix::zeros(300, 150);
-        pool.install(|| matmul(a.view(), Op::N, b.view(), Op::N, c.view_mut(), false).unwrap());
-        let mut ct = Matrix::zeros(200, 150);
-        let c2 = c.clone();
-        pool.install(|| matmul(a.view(), Op::T, c2.view(), Op::N, ct.view_mut(), false).unwrap());
-        (c, ct)
-    };
+    let run = |threads: usize| product_and_back(&a, &b, threads);
     assert_eq!(run(1), run(2));
     assert_eq!(run(1), run(3));
     // Wide enough for several column blocks and deep enough for several depth
     // blocks, so the split between threads crosses block boundaries.
     let a = filled(1500, 700, 5);
     let b = filled(700, 90, 6);
-    let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-        let mut c = Matrix::zeros(1500, 90);
-        pool.install(|| matmul(a.view(), Op::N, b.view(), Op::N, c.view_mut(), false).unwrap());
-        let mut g = Matrix::zeros(700, 90);
-        pool.install(|| matmul(a.view(), Op::T, c.view(), Op::N, g.view_mut(), false).unwrap());
-        (c, g)
-    };
+    let run = |threads: usize| product_and_back(&a, &b, threads);
     assert_eq!(run(1), run(2));
     assert_eq!(run(1), run(5));
     // A strided right operand, packed: split by columns (200 output rows in
