@@ -7,8 +7,10 @@ runs on an idle machine, medians): training throughput (samples/s) of
 ``layer(128) → Dense(10)`` on sequences of T steps of 28 features, Adam(1e-3),
 cross-entropy; ferronn's ``fit`` against an idiomatic PyTorch loop over
 ``nn.<RNN>(28, 128, batch_first=True)`` + ``nn.Linear(128, 10)`` on the last step.
-GFLOP/s count the multiply-adds of the forward and backward GEMMs (3 × forward:
-2·N·T·G·H·(F + H) + the Dense), the same count for both libraries.
+GFLOP/s count the multiply-adds × 2 of the forward and backward GEMMs: the forward
+2·N·T·G·H·(F + H), the same again for the weight gradients and 2·N·T·G·H·H for the state
+gradients (the input gradient of the recurrent layer, the model's first, is computed by
+neither library), plus three times the Dense's 2·N·H·C; the same count for both libraries.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ def torch_model(kind: str) -> Any:
 
 def flops(kind: str, n: int, steps: int) -> float:
     g = KINDS[kind][1]
-    return 3.0 * (2.0 * n * steps * g * H * (F + H) + 2.0 * n * H * C)
+    return 2.0 * n * steps * g * H * (2 * F + 3 * H) + 3.0 * 2.0 * n * H * C
 
 
 def bench(reps: int, warmup: int, n: int, batch_sizes: list[int], steps_list: list[int]) -> None:
