@@ -25,6 +25,9 @@ use crate::python::convert::{c_slice, mat, PyTargets};
 use crate::python::functional::{array2, shaped};
 use crate::python::results::{PyEpochReport, PyLossStats};
 
+/// `(name, array, trainable)`: one tensor as `Network.tensors` returns it.
+type NamedTensor<'py> = (String, Bound<'py, PyArrayDyn<f32>>, bool);
+
 #[pyclass(name = "Network", module = "ferronn._core", frozen)]
 pub struct PyNetwork {
     inner: RwLock<Network>,
@@ -121,7 +124,10 @@ impl PyNetwork {
 
     #[setter]
     fn set_epoch(&self, py: Python<'_>, epoch: u64) -> PyResult<()> {
-        write(py, &self.inner, |n| Ok(n.set_epoch(epoch)))
+        write(py, &self.inner, |n| {
+            n.set_epoch(epoch);
+            Ok(())
+        })
     }
 
     /// One training step; returns the batch's summed statistics (a NaN loss
@@ -261,7 +267,7 @@ impl PyNetwork {
 
     /// Every tensor (parameters and buffers such as running statistics) in layer
     /// order, as `[(name, array, trainable)]`: one consistent state.
-    fn tensors<'py>(&self, py: Python<'py>) -> PyResult<Vec<(String, Bound<'py, PyArrayDyn<f32>>, bool)>> {
+    fn tensors<'py>(&self, py: Python<'py>) -> PyResult<Vec<NamedTensor<'py>>> {
         let copies = read(py, &self.inner, |net| {
             Ok(net
                 .tensor_infos()
@@ -304,7 +310,10 @@ impl PyNetwork {
 
     #[setter]
     fn set_training(&self, py: Python<'_>, training: bool) -> PyResult<()> {
-        write(py, &self.inner, |n| Ok(n.set_training(training)))
+        write(py, &self.inner, |n| {
+            n.set_training(training);
+            Ok(())
+        })
     }
 
     /// Whether each training step keeps the weights its gradients were taken
@@ -316,7 +325,10 @@ impl PyNetwork {
 
     #[setter]
     fn set_record_grads(&self, py: Python<'_>, on: bool) -> PyResult<()> {
-        write(py, &self.inner, |n| Ok(n.set_record_grads(on)))
+        write(py, &self.inner, |n| {
+            n.set_record_grads(on);
+            Ok(())
+        })
     }
 
     /// Outputs in the current mode, or in the mode `training` gives for this
