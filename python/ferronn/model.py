@@ -23,10 +23,8 @@ from . import summary as _summary
 from . import _keras_methods as _km
 from . import _model_data
 from ._mask_flow import check_mask_flow, output_mask
-from ._model_data import ShapedData, built_shape
-
-# float32 in native byte order: the one dtype the core reads without a copy.
-_F32 = np.dtype(np.float32)
+from ._model_data import built_shape
+from ._predict_path import F32 as _F32, PredictPath
 
 __all__ = ["Sequential", "load"]
 
@@ -47,7 +45,7 @@ def _new_seed() -> int:
     return int(cast(int, np.random.SeedSequence().entropy)) & (2**63 - 1)  # drawn from the OS: an int
 
 
-class Sequential(_km.KerasMethods, ShapedData):
+class Sequential(_km.KerasMethods, PredictPath):
     """A feed-forward network: layers applied in order.
 
     >>> model = Sequential([Dense(64, activation="relu"), Dense(10)])
@@ -71,8 +69,6 @@ class Sequential(_km.KerasMethods, ShapedData):
     #: models pickled before it existed. Public as ``input_shape`` (``ferronn.keras``'s
     #: Sequential gives that name Keras' meaning, with the batch axis).
     _sample_shape: Optional[tuple[int, ...]] = None
-    # The predict fast path's key and callable (see `_fast_predict_for`); a cache, not state.
-    _fast_predict: Optional[tuple[Any, ...]] = None
 
     @property
     def input_shape(self) -> Optional[tuple[int, ...]]:
@@ -120,7 +116,7 @@ class Sequential(_km.KerasMethods, ShapedData):
         state = dict(self.__dict__)
         state.pop("_lock", None)  # a lock cannot be copied; a copy gets its own
         state.pop("_output_shape_of", None)  # a cache (see _model_data)
-        state.pop("_fast_predict", None)  # a cache (see _fast_predict_for)
+        state.pop("_fast_predict", None)  # a cache (see ferronn._predict_path)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -439,62 +435,6 @@ class Sequential(_km.KerasMethods, ShapedData):
         return stats.loss_sum / stats.samples
 
     # -- inference --------------------------------------------------------
-
-    def _fast_predict_for(self) -> tuple[Any, ...]:
-        """``(net, fused output, sample shape, predict)`` for the current network, kept
-        until one of the three changes: ``predict`` is the core's ``net.predict`` when
-        inputs and outputs are flat rows (a float32 ``[N, width]`` array then needs none
-        of ``_features``' conversions and no reshape), else None."""
-        net, shape = self._net, self._sample_shape
-        flat = (net is not None and (shape is None or len(shape) == 1) and not self._variable_steps
-                and len(self._built_output_shape()) <= 1)
-        cached = (net, self._fused_output, shape, net.predict if flat and net is not None else None)
-        self._fast_predict = cached
-        return cached
-
-    def _fast_logits(self, x: Any) -> Optional[np.ndarray]:
-        """The core's outputs for a float32 ndarray ``x`` of a flat model, straight from
-        the core, which checks what ``_features`` would (2-D, C-contiguous, the width, at
-        least one row, finite values); None when ``x`` needs the full path, which then
-        converts it or raises the error. The checks move into Rust; none is dropped."""
-        if type(x) is not np.ndarray or x.dtype is not _F32:
-            return None
-        fast = self._fast_predict
-        if fast is None or fast[0] is not self._net or fast[1] is not self._fused_output or fast[2] is not self._sample_shape:
-            fast = self._fast_predict_for()
-        if fast[3] is not None:
-            try:
-                return cast(np.ndarray, fast[3](x))
-            except (TypeError, ValueError):  # not rows the core reads as they are
-                pass
-        return None
-
-    def _full_logits(self, x: Any) -> np.ndarray:
-        """The core's outputs for ``x`` after ``_features``' conversions and checks."""
-        return self._require_built("predict").predict(self._features(x))
-
-    def _logits(self, x: Any) -> np.ndarray:
-        out = self._fast_logits(x)
-        return out if out is not None else self._full_logits(x)
-
-    def predict_raw(self, x: Any) -> np.ndarray:
-        """The network's outputs: logits for classification losses, unless the model ends
-        with a softmax / sigmoid (then the probabilities); shaped ``[N, *output_shape]``
-        when the model's output is N-D."""
-        if type(x) is np.ndarray and x.dtype is _F32:
-            # `_fast_logits` written out: a method call more costs ~0.12 µs, a tenth of
-            # a 64-64-10 call at batch 1. Flat models only, so no reshape.
-            fast = self._fast_predict
-            if fast is None or fast[0] is not self._net or fast[1] is not self._fused_output or fast[2] is not self._sample_shape:
-                fast = self._fast_predict_for()
-            if fast[3] is not None:
-                try:
-                    out = fast[3](x)
-                except (TypeError, ValueError):  # the full path below converts or raises
-                    pass
-                else:
-                    return out if fast[1] is None else _km.apply_output(fast[1], out)
-        return _km.apply_output(self._fused_output, self._outputs(self._full_logits(x)))
 
     def predict(self, x: Any, batch_size: Optional[int] = None, verbose: Union[int, str] = "auto") -> np.ndarray:
         """Class labels for classification losses; outputs for ``mse``. (``ferronn.keras.Sequential``
