@@ -11,12 +11,11 @@ from typing import Any, Callable, Iterable, Optional, Sequence, Union, cast
 
 import numpy as np
 
-from . import _core, _validate, layers as _layers, optim as _optim, training as _training
+from . import _core, _fit_args, _validate, layers as _layers, optim as _optim, training as _training
 from . import model_file as _model_file, names as _names
 from ._compiled_metrics import MetricSpec, _metric_name, _metric_value, _resolve_metrics
 from ._files import atomic_write
 from .callbacks import Callback, CallbackList, History
-from ._callback_core import user_callback_list
 from .epochs import EpochDriver
 from .errors import ConfigError, ModelFileError, NotFittedError
 from . import summary as _summary
@@ -266,7 +265,7 @@ class Sequential(_km.KerasMethods, PredictPath):
         return logs
 
     def _end_epoch(self, epoch: int, stats: Any, x: np.ndarray, y: np.ndarray,
-                   validation: Optional[tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]]) -> dict[str, float]:
+                   validation: Optional[_fit_args.Validation]) -> dict[str, float]:
         """Records a completed epoch; returns its logs: training loss and metrics, the
         validation ones, and "lr", the rate the epoch ended with."""
         self._epochs_trained = epoch + 1
@@ -280,14 +279,6 @@ class Sequential(_km.KerasMethods, PredictPath):
             logs.update({f"val_{k}": v for k, v in val.items()})
         logs["lr"] = float(self._require_built("fit").current_lr)
         return logs
-
-    def _n_outputs(self, input_dim: int) -> int:
-        if self._sample_shape is not None and len(self._sample_shape) > 1:
-            return math.prod(self._shape_chain(self._sample_shape)[-1])
-        d = int(input_dim)
-        for layer in self.layers:
-            d = layer.output_dim(d)
-        return d
 
     # -- training ---------------------------------------------------------
 
@@ -325,43 +316,16 @@ class Sequential(_km.KerasMethods, PredictPath):
         """
         if self.loss is None:
             raise NotFittedError("call compile() before fit()")
-        epochs = _validate.non_negative_int(epochs, "epochs")
-        batch_size = _validate.positive_int(batch_size, "batch_size")
-        if initial_epoch is not None:
-            initial_epoch = _validate.non_negative_int(initial_epoch, "initial_epoch")
-        split = _training.validation_fraction(validation_split)
-        user_callbacks = user_callback_list(callbacks)
-        verbose = _km.verbosity(verbose, 1, "fit")
-        xa, ya = self._xy(x, y)
-        weights = None if sample_weight is None else _training.sample_weights(sample_weight, len(xa))
-        validation: Optional[tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]] = None
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
-                raise ConfigError("validation_data must be a tuple (X_val, y_val) or (X_val, y_val, sample_weight_val)")
-            xv, yv = self._xy(*validation_data[:2])
-            wv = None
-            if len(validation_data) == 3 and validation_data[2] is not None:
-                wv = _training.sample_weights(validation_data[2], len(xv), "the validation sample_weight")
-            validation = (xv, yv, wv)
-        elif split > 0:
-            train_idx, val_idx = _training.split_indices(_training.class_labels(self, ya), len(xa), split)
-            if len(val_idx) == 0 or len(train_idx) == 0:
-                raise ConfigError(f"validation_split={validation_split} leaves {len(train_idx)} samples for training "
-                                  f"and {len(val_idx)} for validation (of {len(xa)}); both need at least one")
-            validation = (xa[val_idx], ya[val_idx], None if weights is None else weights[val_idx])
-            xa, ya = xa[train_idx], ya[train_idx]
-            weights = None if weights is None else weights[train_idx]
-        if class_weight is not None:
-            n_classes = 2 if _names.loss_task(self.loss) == "binary" else self._n_outputs(xa.shape[1])
-            per_class = _training.class_weights(self, class_weight, ya, n_classes)
-            weights = per_class if weights is None else weights * per_class
-        if seed is not None:
-            seed = _validate.seed(seed)
+        args = _fit_args.checked(self, x, y, epochs=epochs, batch_size=batch_size, validation_split=validation_split,
+                                 validation_data=validation_data, class_weight=class_weight,
+                                 sample_weight=sample_weight, initial_epoch=initial_epoch, callbacks=callbacks,
+                                 seed=seed, verbose=verbose)
+        xa, ya, weights, validation = args.x, args.y, args.weights, args.validation
         # Build into a local first and check all data before anything changes:
         # a rejected fit leaves the model exactly as it was (even unbuilt).
         # The first fit fixes the input shape (set when the network is installed).
         shape = self._sample_shape if self._sample_shape is not None else self._shape_of(x)
-        fresh = self._new_net(shape, seed) if self._net is None else None
+        fresh = self._new_net(shape, args.seed) if self._net is None else None
         net: Any = fresh[0] if fresh is not None else self._net
         net.check(xa, ya, sample_weight=weights)
         if validation is not None:
@@ -369,18 +333,18 @@ class Sequential(_km.KerasMethods, PredictPath):
         if fresh is not None:
             self._install(*fresh)
         self._target_1d = np.ndim(y) == 1
-        if initial_epoch is None:
-            first, stop = self._epochs_trained, self._epochs_trained + int(epochs)
+        if args.initial_epoch is None:
+            first, stop = self._epochs_trained, self._epochs_trained + int(args.epochs)
         else:
-            first, stop = int(initial_epoch), int(epochs)
-        shuffle_seed = seed if seed is not None else int(self.seed or 0)
-        steps = -(-len(xa) // int(batch_size))
-        history = History({"epochs": stop, "initial_epoch": first, "batch_size": int(batch_size), "samples": len(xa),
-                           "steps": steps, "verbose": int(verbose)})
-        cbs = CallbackList(user_callbacks, model=self, params=history.params, verbose=int(verbose), history=history)
+            first, stop = int(args.initial_epoch), int(args.epochs)
+        shuffle_seed = args.seed if args.seed is not None else int(self.seed or 0)
+        steps = -(-len(xa) // int(args.batch_size))
+        history = History({"epochs": stop, "initial_epoch": first, "batch_size": int(args.batch_size),
+                           "samples": len(xa), "steps": steps, "verbose": int(args.verbose)})
+        cbs = CallbackList(args.callbacks, model=self, params=history.params, verbose=int(args.verbose), history=history)
         net = self._net
         # fit trains in training mode, as Keras: passed per core call, the model's mode is untouched.
-        driver = EpochDriver(net, xa, ya, batch_size=int(batch_size), shuffle=bool(shuffle), seed=shuffle_seed,
+        driver = EpochDriver(net, xa, ya, batch_size=int(args.batch_size), shuffle=bool(shuffle), seed=shuffle_seed,
                              sample_weight=weights, chunk_seconds=cbs.chunk_seconds(), max_chunk=cbs.max_chunk(),
                              training=True, checked=True)
         return _training.fit_loop(
