@@ -256,7 +256,7 @@ class KerasMethods:
         use; returns Keras' result: the loss (computed before the step), or
         ``[loss, *metrics]`` when metrics were compiled (a dict with ``return_dict``).
         Accuracy is counted during the step; the other metrics on the batch after it."""
-        from . import training as _training
+        from . import _fit_args, training as _training
         with self._lock:  # type: ignore[attr-defined]
             if self.loss is None:  # type: ignore[attr-defined]
                 raise ConfigError("call compile() before train_on_batch()")
@@ -264,7 +264,7 @@ class KerasMethods:
             w = None if sample_weight is None else _training.sample_weights(sample_weight, len(xa))
             if class_weight is not None:
                 binary = _names.loss_task(self.loss) == "binary"  # type: ignore[attr-defined]
-                n_classes = 2 if binary else self._n_outputs(xa.shape[1])  # type: ignore[attr-defined]
+                n_classes = 2 if binary else _fit_args.n_outputs(self, xa.shape[1])  # type: ignore[arg-type]
                 per_class = _training.class_weights(self, class_weight, ya, n_classes)  # type: ignore[arg-type]
                 w = per_class if w is None else w * per_class
             if not self.built:  # type: ignore[attr-defined]

@@ -11,22 +11,19 @@ from typing import Any, Callable, Iterable, Optional, Sequence, Union, cast
 
 import numpy as np
 
-from . import _core, _validate, layers as _layers, optim as _optim, training as _training
+from . import _core, _fit_args, _validate, layers as _layers, optim as _optim, training as _training
 from . import model_file as _model_file, names as _names
 from ._compiled_metrics import MetricSpec, _metric_name, _metric_value, _resolve_metrics
 from ._files import atomic_write
 from .callbacks import Callback, CallbackList, History
-from ._callback_core import user_callback_list
 from .epochs import EpochDriver
 from .errors import ConfigError, ModelFileError, NotFittedError
 from . import summary as _summary
 from . import _keras_methods as _km
 from . import _model_data
 from ._mask_flow import check_mask_flow, output_mask
-from ._model_data import ShapedData, built_shape
-
-# float32 in native byte order: the one dtype the core reads without a copy.
-_F32 = np.dtype(np.float32)
+from ._model_data import built_shape
+from ._predict_path import F32 as _F32, PredictPath
 
 __all__ = ["Sequential", "load"]
 
@@ -47,7 +44,7 @@ def _new_seed() -> int:
     return int(cast(int, np.random.SeedSequence().entropy)) & (2**63 - 1)  # drawn from the OS: an int
 
 
-class Sequential(_km.KerasMethods, ShapedData):
+class Sequential(_km.KerasMethods, PredictPath):
     """A feed-forward network: layers applied in order.
 
     >>> model = Sequential([Dense(64, activation="relu"), Dense(10)])
@@ -71,8 +68,6 @@ class Sequential(_km.KerasMethods, ShapedData):
     #: models pickled before it existed. Public as ``input_shape`` (``ferronn.keras``'s
     #: Sequential gives that name Keras' meaning, with the batch axis).
     _sample_shape: Optional[tuple[int, ...]] = None
-    # The predict fast path's key and callable (see `_fast_predict_for`); a cache, not state.
-    _fast_predict: Optional[tuple[Any, ...]] = None
 
     @property
     def input_shape(self) -> Optional[tuple[int, ...]]:
@@ -120,7 +115,7 @@ class Sequential(_km.KerasMethods, ShapedData):
         state = dict(self.__dict__)
         state.pop("_lock", None)  # a lock cannot be copied; a copy gets its own
         state.pop("_output_shape_of", None)  # a cache (see _model_data)
-        state.pop("_fast_predict", None)  # a cache (see _fast_predict_for)
+        state.pop("_fast_predict", None)  # a cache (see ferronn._predict_path)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -270,7 +265,7 @@ class Sequential(_km.KerasMethods, ShapedData):
         return logs
 
     def _end_epoch(self, epoch: int, stats: Any, x: np.ndarray, y: np.ndarray,
-                   validation: Optional[tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]]) -> dict[str, float]:
+                   validation: Optional[_fit_args.Validation]) -> dict[str, float]:
         """Records a completed epoch; returns its logs: training loss and metrics, the
         validation ones, and "lr", the rate the epoch ended with."""
         self._epochs_trained = epoch + 1
@@ -284,14 +279,6 @@ class Sequential(_km.KerasMethods, ShapedData):
             logs.update({f"val_{k}": v for k, v in val.items()})
         logs["lr"] = float(self._require_built("fit").current_lr)
         return logs
-
-    def _n_outputs(self, input_dim: int) -> int:
-        if self._sample_shape is not None and len(self._sample_shape) > 1:
-            return math.prod(self._shape_chain(self._sample_shape)[-1])
-        d = int(input_dim)
-        for layer in self.layers:
-            d = layer.output_dim(d)
-        return d
 
     # -- training ---------------------------------------------------------
 
@@ -329,43 +316,16 @@ class Sequential(_km.KerasMethods, ShapedData):
         """
         if self.loss is None:
             raise NotFittedError("call compile() before fit()")
-        epochs = _validate.non_negative_int(epochs, "epochs")
-        batch_size = _validate.positive_int(batch_size, "batch_size")
-        if initial_epoch is not None:
-            initial_epoch = _validate.non_negative_int(initial_epoch, "initial_epoch")
-        split = _training.validation_fraction(validation_split)
-        user_callbacks = user_callback_list(callbacks)
-        verbose = _km.verbosity(verbose, 1, "fit")
-        xa, ya = self._xy(x, y)
-        weights = None if sample_weight is None else _training.sample_weights(sample_weight, len(xa))
-        validation: Optional[tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]] = None
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
-                raise ConfigError("validation_data must be a tuple (X_val, y_val) or (X_val, y_val, sample_weight_val)")
-            xv, yv = self._xy(*validation_data[:2])
-            wv = None
-            if len(validation_data) == 3 and validation_data[2] is not None:
-                wv = _training.sample_weights(validation_data[2], len(xv), "the validation sample_weight")
-            validation = (xv, yv, wv)
-        elif split > 0:
-            train_idx, val_idx = _training.split_indices(_training.class_labels(self, ya), len(xa), split)
-            if len(val_idx) == 0 or len(train_idx) == 0:
-                raise ConfigError(f"validation_split={validation_split} leaves {len(train_idx)} samples for training "
-                                  f"and {len(val_idx)} for validation (of {len(xa)}); both need at least one")
-            validation = (xa[val_idx], ya[val_idx], None if weights is None else weights[val_idx])
-            xa, ya = xa[train_idx], ya[train_idx]
-            weights = None if weights is None else weights[train_idx]
-        if class_weight is not None:
-            n_classes = 2 if _names.loss_task(self.loss) == "binary" else self._n_outputs(xa.shape[1])
-            per_class = _training.class_weights(self, class_weight, ya, n_classes)
-            weights = per_class if weights is None else weights * per_class
-        if seed is not None:
-            seed = _validate.seed(seed)
+        args = _fit_args.checked(self, x, y, epochs=epochs, batch_size=batch_size, validation_split=validation_split,
+                                 validation_data=validation_data, class_weight=class_weight,
+                                 sample_weight=sample_weight, initial_epoch=initial_epoch, callbacks=callbacks,
+                                 seed=seed, verbose=verbose)
+        xa, ya, weights, validation = args.x, args.y, args.weights, args.validation
         # Build into a local first and check all data before anything changes:
         # a rejected fit leaves the model exactly as it was (even unbuilt).
         # The first fit fixes the input shape (set when the network is installed).
         shape = self._sample_shape if self._sample_shape is not None else self._shape_of(x)
-        fresh = self._new_net(shape, seed) if self._net is None else None
+        fresh = self._new_net(shape, args.seed) if self._net is None else None
         net: Any = fresh[0] if fresh is not None else self._net
         net.check(xa, ya, sample_weight=weights)
         if validation is not None:
@@ -373,18 +333,18 @@ class Sequential(_km.KerasMethods, ShapedData):
         if fresh is not None:
             self._install(*fresh)
         self._target_1d = np.ndim(y) == 1
-        if initial_epoch is None:
-            first, stop = self._epochs_trained, self._epochs_trained + int(epochs)
+        if args.initial_epoch is None:
+            first, stop = self._epochs_trained, self._epochs_trained + int(args.epochs)
         else:
-            first, stop = int(initial_epoch), int(epochs)
-        shuffle_seed = seed if seed is not None else int(self.seed or 0)
-        steps = -(-len(xa) // int(batch_size))
-        history = History({"epochs": stop, "initial_epoch": first, "batch_size": int(batch_size), "samples": len(xa),
-                           "steps": steps, "verbose": int(verbose)})
-        cbs = CallbackList(user_callbacks, model=self, params=history.params, verbose=int(verbose), history=history)
+            first, stop = int(args.initial_epoch), int(args.epochs)
+        shuffle_seed = args.seed if args.seed is not None else int(self.seed or 0)
+        steps = -(-len(xa) // int(args.batch_size))
+        history = History({"epochs": stop, "initial_epoch": first, "batch_size": int(args.batch_size),
+                           "samples": len(xa), "steps": steps, "verbose": int(args.verbose)})
+        cbs = CallbackList(args.callbacks, model=self, params=history.params, verbose=int(args.verbose), history=history)
         net = self._net
         # fit trains in training mode, as Keras: passed per core call, the model's mode is untouched.
-        driver = EpochDriver(net, xa, ya, batch_size=int(batch_size), shuffle=bool(shuffle), seed=shuffle_seed,
+        driver = EpochDriver(net, xa, ya, batch_size=int(args.batch_size), shuffle=bool(shuffle), seed=shuffle_seed,
                              sample_weight=weights, chunk_seconds=cbs.chunk_seconds(), max_chunk=cbs.max_chunk(),
                              training=True, checked=True)
         return _training.fit_loop(
@@ -439,62 +399,6 @@ class Sequential(_km.KerasMethods, ShapedData):
         return stats.loss_sum / stats.samples
 
     # -- inference --------------------------------------------------------
-
-    def _fast_predict_for(self) -> tuple[Any, ...]:
-        """``(net, fused output, sample shape, predict)`` for the current network, kept
-        until one of the three changes: ``predict`` is the core's ``net.predict`` when
-        inputs and outputs are flat rows (a float32 ``[N, width]`` array then needs none
-        of ``_features``' conversions and no reshape), else None."""
-        net, shape = self._net, self._sample_shape
-        flat = (net is not None and (shape is None or len(shape) == 1) and not self._variable_steps
-                and len(self._built_output_shape()) <= 1)
-        cached = (net, self._fused_output, shape, net.predict if flat and net is not None else None)
-        self._fast_predict = cached
-        return cached
-
-    def _fast_logits(self, x: Any) -> Optional[np.ndarray]:
-        """The core's outputs for a float32 ndarray ``x`` of a flat model, straight from
-        the core, which checks what ``_features`` would (2-D, C-contiguous, the width, at
-        least one row, finite values); None when ``x`` needs the full path, which then
-        converts it or raises the error. The checks move into Rust; none is dropped."""
-        if type(x) is not np.ndarray or x.dtype is not _F32:
-            return None
-        fast = self._fast_predict
-        if fast is None or fast[0] is not self._net or fast[1] is not self._fused_output or fast[2] is not self._sample_shape:
-            fast = self._fast_predict_for()
-        if fast[3] is not None:
-            try:
-                return cast(np.ndarray, fast[3](x))
-            except (TypeError, ValueError):  # not rows the core reads as they are
-                pass
-        return None
-
-    def _full_logits(self, x: Any) -> np.ndarray:
-        """The core's outputs for ``x`` after ``_features``' conversions and checks."""
-        return self._require_built("predict").predict(self._features(x))
-
-    def _logits(self, x: Any) -> np.ndarray:
-        out = self._fast_logits(x)
-        return out if out is not None else self._full_logits(x)
-
-    def predict_raw(self, x: Any) -> np.ndarray:
-        """The network's outputs: logits for classification losses, unless the model ends
-        with a softmax / sigmoid (then the probabilities); shaped ``[N, *output_shape]``
-        when the model's output is N-D."""
-        if type(x) is np.ndarray and x.dtype is _F32:
-            # `_fast_logits` written out: a method call more costs ~0.12 µs, a tenth of
-            # a 64-64-10 call at batch 1. Flat models only, so no reshape.
-            fast = self._fast_predict
-            if fast is None or fast[0] is not self._net or fast[1] is not self._fused_output or fast[2] is not self._sample_shape:
-                fast = self._fast_predict_for()
-            if fast[3] is not None:
-                try:
-                    out = fast[3](x)
-                except (TypeError, ValueError):  # the full path below converts or raises
-                    pass
-                else:
-                    return out if fast[1] is None else _km.apply_output(fast[1], out)
-        return _km.apply_output(self._fused_output, self._outputs(self._full_logits(x)))
 
     def predict(self, x: Any, batch_size: Optional[int] = None, verbose: Union[int, str] = "auto") -> np.ndarray:
         """Class labels for classification losses; outputs for ``mse``. (``ferronn.keras.Sequential``

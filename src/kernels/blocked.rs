@@ -17,14 +17,21 @@
 //! whole vectors; any other stride goes through their scalar store path);
 //! `lhs` m×k and `rhs` k×n have arbitrary strides.
 
-use std::cell::RefCell;
-
 use gemm_common::cache::{kernel_params, KernelParams};
 use gemm_common::microkernel::MicroKernelFn;
-use gemm_common::pack_operands::{pack_lhs, pack_rhs};
+use gemm_common::pack_operands::pack_rhs;
 use gemm_common::simd::Simd;
 use gemm_common::Ptr;
 use rayon::prelude::*;
+
+#[path = "blocked_pack.rs"]
+mod pack;
+#[path = "blocked_tiles.rs"]
+mod tiles;
+
+pub(crate) use pack::PackedLhs;
+use pack::{with_lhs_buffer, with_rhs_buffer};
+use tiles::Block;
 
 /// One column-major product `dst = lhs·rhs` (or `dst += lhs·rhs`).
 #[derive(Clone, Copy)]
@@ -60,161 +67,9 @@ impl<T: Copy> Shared<T> {
     }
 }
 
-thread_local! {
-    /// Packed right-hand blocks, owned by the thread that calls the product.
-    static RHS_PACK: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-    /// Packed left-hand panels and their "already packed" flags, per worker.
-    static LHS_PACK: RefCell<(Vec<f32>, Vec<bool>)> = const { RefCell::new((Vec::new(), Vec::new())) };
-}
-
 /// Column blocks at most this many microkernel panels wide read a column-major
 /// left operand in place (the `gemm` crate's single-thread threshold).
 const LHS_PACK_PANELS: usize = 8;
-
-/// Cache-line alignment of the packed panels.
-const ALIGN_FLOATS: usize = 16;
-
-/// A 64-byte-aligned pointer to at least `len` floats of `buf`, growing it (the
-/// only allocation, made once per new largest size) when it is too short.
-fn aligned(buf: &mut Vec<f32>, len: usize) -> *mut f32 {
-    let need = len + ALIGN_FLOATS;
-    if buf.len() < need {
-        *buf = vec![0.0; need];
-    }
-    let ptr = buf.as_mut_ptr();
-    // SAFETY: the offset is below ALIGN_FLOATS, and `need` leaves that much room.
-    unsafe { ptr.add(ptr.align_offset(ALIGN_FLOATS * 4)) }
-}
-
-/// A left operand packed once into the microkernels' panel layout, for a run
-/// of products that share it (a recurrent layer's `W_hh` across its time
-/// steps). Packing only copies values, so a product reading these panels gives
-/// exactly the bits of one that packs (or reads in place) as it goes.
-///
-/// Layout: depth block `d` (of `kc`), then row panel `g` (of `mr` rows), each
-/// panel `kc·mr` floats, starting `align` floats into `buf`.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct PackedLhs {
-    buf: Vec<f32>,
-    align: usize,
-    /// (m, k, kc, mr) the panels were packed for; `mr == 0` until packed.
-    m: usize,
-    k: usize,
-    kc: usize,
-    mr: usize,
-}
-
-impl PackedLhs {
-    /// Whether these panels are the ones a product of `m`×`k` left operand
-    /// with depth blocks `kc` and panels of `mr` rows reads.
-    fn fits(&self, m: usize, k: usize, kc: usize, mr: usize) -> bool {
-        self.mr == mr && self.m == m && self.k == k && self.kc == kc
-    }
-
-    fn panels(&self) -> usize {
-        self.m.div_ceil(self.mr)
-    }
-
-    /// Packs the `m`×`k` operand at `lhs` (strides `rs`, `cs`), reusing the
-    /// buffer; `false` when this CPU has none of the microkernels (nothing is
-    /// packed then, and products run as without it).
-    ///
-    /// # Errors
-    /// `Error::Memory` when the buffer must grow and cannot.
-    ///
-    /// # Safety
-    /// `lhs`, `rs` and `cs` must describe a valid `m`×`k` matrix.
-    pub(crate) unsafe fn pack(&mut self, m: usize, k: usize, lhs: *const f32, rs: isize, cs: isize) -> crate::error::Result<bool> {
-        self.mr = 0;
-        #[cfg(target_arch = "x86_64")]
-        {
-            use gemm_common::simd::{MixedSimd, V3, V4};
-            if let Some(simd) = <V4 as MixedSimd<f32, f32, f32, f32>>::try_new() {
-                use gemm_f32::microkernel::avx512f::f32 as ukr;
-                // SAFETY: forwarded from the caller.
-                unsafe { self.pack_for::<_, 16, { 16 * ukr::MR_DIV_N }, { ukr::NR }>(simd, m, k, lhs, rs, cs)? };
-                return Ok(true);
-            }
-            if let Some(simd) = <V3 as MixedSimd<f32, f32, f32, f32>>::try_new() {
-                use gemm_f32::microkernel::fma::f32 as ukr;
-                // SAFETY: forwarded from the caller.
-                unsafe { self.pack_for::<_, 8, { 8 * ukr::MR_DIV_N }, { ukr::NR }>(simd, m, k, lhs, rs, cs)? };
-                return Ok(true);
-            }
-        }
-        let _ = (m, k, lhs, rs, cs);
-        Ok(false)
-    }
-
-    unsafe fn pack_for<S: Simd, const N: usize, const MR: usize, const NR: usize>(
-        &mut self,
-        simd: S,
-        m: usize,
-        k: usize,
-        lhs: *const f32,
-        rs: isize,
-        cs: isize,
-    ) -> crate::error::Result<()> {
-        if m == 0 || k == 0 {
-            return Ok(());
-        }
-        // The same depth blocking `drive` derives (it depends on `k` alone; a
-        // product whose blocking differs ignores these panels).
-        let kc = kernel_params(m, NR, k, MR, NR, std::mem::size_of::<f32>()).kc.clamp(1, k);
-        let panels = m.div_ceil(MR);
-        let stride = kc * MR;
-        let need = crate::error::checked_size(k.div_ceil(kc) * panels, stride, "a packed matrix operand")? + ALIGN_FLOATS;
-        if self.buf.len() < need {
-            crate::error::try_grow(&mut self.buf, need, "a packed matrix operand")?;
-            self.buf.resize(need, 0.0);
-        }
-        let base = self.buf.as_mut_ptr();
-        self.align = base.align_offset(ALIGN_FLOATS * 4);
-        // SAFETY: `align < ALIGN_FLOATS`, and `need` leaves that much room.
-        let base = unsafe { base.add(self.align) };
-        let (mut depth, mut block) = (0, 0);
-        while depth < k {
-            let k_chunk = kc.min(k - depth);
-            for g in 0..panels {
-                let row = g * MR;
-                // SAFETY: the panel lies inside the buffer sized above, and the
-                // source block inside the operand (the caller's contract).
-                unsafe {
-                    let src = lhs.offset(row as isize * rs + depth as isize * cs);
-                    let dst = base.add((block * panels + g) * stride);
-                    pack_lhs::<f32, N, MR, S>(simd, MR.min(m - row), k_chunk, Ptr(dst), Ptr(src as *mut f32), cs, rs, stride);
-                }
-            }
-            depth += k_chunk;
-            block += 1;
-        }
-        (self.m, self.k, self.kc, self.mr) = (m, k, kc, MR);
-        Ok(())
-    }
-}
-
-/// Runs `f` with a thread-local buffer, or a fresh one when this thread is
-/// already using its own (a product started from inside another product's rayon
-/// task): the numbers are the same either way, only the allocation differs.
-fn with_rhs_buffer<R>(len: usize, f: impl FnOnce(*mut f32) -> R) -> R {
-    RHS_PACK.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut buf) => f(aligned(&mut buf, len)),
-        Err(_) => f(aligned(&mut Vec::new(), len)),
-    })
-}
-
-fn with_lhs_buffer<R>(len: usize, panels: usize, f: impl FnOnce(*mut f32, &mut [bool]) -> R) -> R {
-    LHS_PACK.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut scratch) => {
-            let (buf, flags) = &mut *scratch;
-            if flags.len() < panels {
-                flags.resize(panels, false);
-            }
-            f(aligned(buf, len), &mut flags[..panels])
-        }
-        Err(_) => f(aligned(&mut Vec::new(), len), &mut vec![false; panels]),
-    })
-}
 
 /// Whether this CPU has microkernels [`run`] can use (AVX-512 or AVX2 + FMA).
 pub(crate) fn available() -> bool {
@@ -275,10 +130,9 @@ unsafe fn drive<S: Simd, const N: usize, const MR: usize, const NR: usize>(
     let kc = kc.clamp(1, p.k);
     // Pre-packed left panels (null: pack as we go), used only when they were
     // packed with this very blocking.
-    let (pre_lhs, pre_panels) = match pre {
-        // SAFETY: `align` was taken inside the buffer when it was packed.
-        Some(pk) if pk.fits(p.m, p.k, kc, MR) => (Shared(unsafe { pk.buf.as_ptr().add(pk.align) }), pk.panels()),
-        _ => (Shared(std::ptr::null()), 0),
+    let (pre_lhs, pre_panels) = match pre.and_then(|pk| pk.panels_for(p.m, p.k, kc, MR)) {
+        Some((panels, count)) => (Shared(panels), count),
+        None => (Shared(std::ptr::null()), 0),
     };
     let mc = (mc / MR).max(1) * MR;
     // Bounded even when the crate leaves `nc` open, so the packed right-hand
@@ -445,157 +299,4 @@ fn split(jobs: usize, tid: usize, parts: usize) -> (usize, usize) {
     let extra = jobs % parts;
     let start = tid * base + tid.min(extra);
     (start, start + base + usize::from(tid < extra))
-}
-
-/// One (column block, depth block) step of the loop.
-#[derive(Clone, Copy)]
-struct Block {
-    p: Problem,
-    col_outer: usize,
-    n_chunk: usize,
-    n_panels: usize,
-    depth: usize,
-    k_chunk: usize,
-    overwrite: bool,
-    mc: usize,
-    lhs_stride: usize,
-    rhs_stride: usize,
-    /// Whether the right-hand block was packed (else it is read in place).
-    pack_rhs: bool,
-    /// The column panel the packed right-hand buffer starts at (0 when the
-    /// whole block was packed; a thread that packed only its own columns'
-    /// panels starts at its first one).
-    rhs_first_panel: usize,
-    /// Whether whole-vector left panels are read in place instead of packed.
-    lhs_in_place: bool,
-    /// Tile order within a row block (see [`Block::tiles`]).
-    rows_outer: bool,
-    /// This depth block's pre-packed left panels (every row panel, in
-    /// order), or null to pack them here.
-    pre_lhs: *const f32,
-}
-
-impl Block {
-    /// Number of MR×NR output tiles of this block.
-    fn jobs<const MR: usize>(&self) -> usize {
-        let mut jobs = 0;
-        let mut row = 0;
-        while row < self.p.m {
-            let m_chunk = self.mc.min(self.p.m - row);
-            jobs += self.n_panels * m_chunk.div_ceil(MR);
-            row += m_chunk;
-        }
-        jobs
-    }
-
-    /// Computes tiles `start..end`, numbered row block by row block, then (with
-    /// `rows_outer`) row panel and column panel, else column panel and row panel.
-    /// Rows outer, a thread's contiguous share covers whole row panels, so each
-    /// left panel is packed by one thread (two at a boundary); columns outer, the
-    /// threads share the left panels and split the (larger) right-hand block.
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn tiles<S: Simd, const N: usize, const MR: usize, const NR: usize>(
-        &self,
-        simd: S,
-        ukr: &[[MicroKernelFn<f32>; NR]],
-        packed_rhs: *const f32,
-        packed_lhs: *mut f32,
-        packed: &mut [bool],
-        start: usize,
-        end: usize,
-    ) {
-        let p = &self.p;
-        let mut job = 0;
-        let mut row_outer = 0;
-        while row_outer < p.m && job < end {
-            let m_chunk = self.mc.min(p.m - row_outer);
-            let m_panels = m_chunk.div_ceil(MR);
-            let block_jobs = self.n_panels * m_panels;
-            if job + block_jobs <= start {
-                job += block_jobs;
-                row_outer += m_chunk;
-                continue;
-            }
-            packed.fill(false);
-            let (outer, inner) = if self.rows_outer { (m_panels, self.n_panels) } else { (self.n_panels, m_panels) };
-            for o in 0..outer {
-                for q in 0..inner {
-                    let (i, j) = if self.rows_outer { (o, q) } else { (q, o) };
-                    if job >= start && job < end {
-                        // SAFETY: every offset below stays inside the operands
-                        // (the caller's contract) or the packed buffers (sized
-                        // by `drive`); the output tile is this task's alone.
-                        unsafe { self.tile::<S, N, MR, NR>(simd, ukr, packed_rhs, packed_lhs, packed, row_outer, m_chunk, i, j) };
-                    }
-                    job += 1;
-                }
-            }
-            row_outer += m_chunk;
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    #[inline(always)]
-    unsafe fn tile<S: Simd, const N: usize, const MR: usize, const NR: usize>(
-        &self,
-        simd: S,
-        ukr: &[[MicroKernelFn<f32>; NR]],
-        packed_rhs: *const f32,
-        packed_lhs: *mut f32,
-        packed: &mut [bool],
-        row_outer: usize,
-        m_chunk: usize,
-        i: usize,
-        j: usize,
-    ) {
-        let p = &self.p;
-        let row = row_outer + MR * i;
-        let m_inner = MR.min(m_chunk - MR * i);
-        let col = self.col_outer + NR * j;
-        let n_inner = NR.min(self.n_chunk - NR * j);
-        let lhs_at = unsafe { p.lhs.offset(row as isize * p.lhs_rs + self.depth as isize * p.lhs_cs) };
-        // In place only for whole vectors: the microkernels load N rows at a time.
-        let (lhs_panel, lhs_cs) = if !self.pre_lhs.is_null() {
-            // `row` is a multiple of MR: row blocks are whole panels.
-            (unsafe { self.pre_lhs.add(row / MR * self.lhs_stride) }, MR as isize)
-        } else if self.lhs_in_place && m_inner % N == 0 {
-            (lhs_at, p.lhs_cs)
-        } else {
-            let panel = unsafe { packed_lhs.add(i * self.lhs_stride) };
-            if !packed[i] {
-                unsafe { pack_lhs::<f32, N, MR, S>(simd, m_inner, self.k_chunk, Ptr(panel), Ptr(lhs_at as *mut f32), p.lhs_cs, p.lhs_rs, self.lhs_stride) };
-                packed[i] = true;
-            }
-            (panel as *const f32, MR as isize)
-        };
-        let (rhs_panel, rhs_rs, rhs_cs) = if self.pack_rhs {
-            (unsafe { packed_rhs.add((j - self.rhs_first_panel) * self.rhs_stride) }, NR as isize, 1)
-        } else {
-            (unsafe { p.rhs.offset(self.depth as isize * p.rhs_rs + col as isize * p.rhs_cs) }, p.rhs_rs, p.rhs_cs)
-        };
-        let (alpha, alpha_status) = if self.overwrite { (0.0, 0) } else { (1.0, 1) };
-        let kernel = ukr[m_inner.div_ceil(N) - 1][n_inner - 1];
-        unsafe {
-            kernel(
-                m_inner,
-                n_inner,
-                self.k_chunk,
-                p.dst.offset(row as isize * p.dst_rs + col as isize * p.dst_cs),
-                lhs_panel,
-                rhs_panel,
-                p.dst_cs,
-                p.dst_rs,
-                lhs_cs,
-                rhs_rs,
-                rhs_cs,
-                alpha,
-                1.0,
-                alpha_status,
-                false,
-                false,
-                false,
-                std::ptr::null(),
-            );
-        }
-    }
 }
