@@ -331,6 +331,24 @@ fn steady_state_recurrent_step_allocates_nothing() {
         });
         assert_eq!(steps, 0, "{cell}: train_step allocated {steps} times in 5 steps");
     }
+    // Gate gradients past 2 MiB per pass (batch 64, 40 steps, 64 units; LSTM
+    // and GRU, SimpleRNN's stay in one chunk): the backward pass runs in chunks of
+    // 16, 16 and 8 steps, with their staging buffers.
+    let x = Matrix::from_vec(64, 120, (0..7680).map(|i| ((i * 7 % 13) as f32) / 13.0 - 0.5).collect()).unwrap();
+    let y: Vec<i64> = (0..64).map(|i| i % 2).collect();
+    for cell in ["lstm", "gru", "simple_rnn"] {
+        let json = format!(r#"{{"input_dim":120,"input_shape":[40,3],"layers":[{{"type":"recurrent","cell":"{cell}","input":[40,3],"units":64}},{{"type":"dense","units":2}}],{opt}"#);
+        let mut net = Network::new(serde_json::from_str(&json).unwrap()).unwrap();
+        for _ in 0..2 {
+            net.train_step(x.view(), Targets::Labels(&y), None).unwrap();
+        }
+        let steps = allocations_of(|| {
+            for _ in 0..3 {
+                net.train_step(x.view(), Targets::Labels(&y), None).unwrap();
+            }
+        });
+        assert_eq!(steps, 0, "{cell} in chunks: train_step allocated {steps} times in 3 steps");
+    }
 }
 
 #[test]

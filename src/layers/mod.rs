@@ -36,6 +36,7 @@ mod pool_mask_tests;
 pub mod prelu;
 pub mod recurrent;
 pub mod recurrent_cells;
+mod recurrent_grads;
 mod recurrent_pass;
 #[cfg(test)]
 mod recurrent_tests;

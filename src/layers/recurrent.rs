@@ -2,19 +2,19 @@
 //! trained by backpropagation through time inside the one-call step.
 //!
 //! Each sample's row holds its `T` steps one after the other (`[T, F]`), so
-//! the whole batch is also the `[batch·T, F]` matrix of every step: the
-//! `weight_ih` gradient of all steps is one GEMM (the input gradient is
-//! computed step by step, while each step's gate gradients are in cache, with
-//! the same sums). Forward, each
-//! step runs its input projection `x_t·W_ihᵀ`, its recurrent product
+//! the whole batch is also the `[batch·T, F]` matrix of every step. Forward,
+//! each step runs its input projection `x_t·W_ihᵀ`, its recurrent product
 //! `h_{t-1}·W_hhᵀ` (both right operands packed once per pass) and the fused
 //! gate pass of each sample (recurrent_cells.rs) while that step's rows are
 //! in cache. The time loops (recurrent_pass.rs) run by shares of the batch,
 //! one per thread, each through all steps with no meeting point between
-//! steps; the states entering each step sit in the rows of the gate
-//! gradients they meet, so the `weight_hh` gradient is again one GEMM over
-//! all steps. Results are bit-identical whatever the thread count (see
-//! recurrent_pass.rs).
+//! steps forward; backward they meet once per chunk of a few steps (see
+//! [`chunk_steps`]), and between chunks the weight gradients of the chunk's
+//! steps, `[dW_ih | db] += d_inᵀ·[x | 1]` and `dW_hh += d_recᵀ·h_{t-1}`,
+//! are two GEMMs over the whole batch while its gate gradients are in cache
+//! (the input gradient is computed step by step inside the shares). Results
+//! are bit-identical whatever the thread count: the chunks depend on the
+//! batch and layer sizes alone (see recurrent_pass.rs).
 //!
 //! SimpleRNN and LSTM ([`Cell::direct`]) add both biases to the step's
 //! projection and let the step's product accumulate onto it, so the
@@ -39,7 +39,8 @@ use crate::kernels::gemm::{matmul_strided, Op, PackedRhs};
 use crate::kernels::reduce::col_sums;
 use crate::layers::kind::{check_backward, BuildLayer};
 use crate::layers::recurrent_cells::Cell;
-use crate::layers::recurrent_pass::{self, BackRows, BackWeights, Dims, FwdRows, Weights};
+use crate::layers::recurrent_grads::{chunk_steps, ih_finish, ih_product, stage_chunk};
+use crate::layers::recurrent_pass::{self, BackRows, BackWeights, Chunk, Dims, FwdRows, Weights};
 use crate::layers::{ActivationSpec, Alloc, Ctx, InitSpec, LayerKind, MaskFlow, ParamInfo, StepMask, WeightSpec};
 use crate::regularizer::{Penalty, Regularizer};
 use crate::tensor::{MatMut, MatRef, Matrix};
@@ -152,6 +153,7 @@ impl BuildLayer for RecurrentSpec {
             shares: 1,
             ws: Box::default(),
             step_norms: None,
+            chunk_cap: usize::MAX,
         })
     }
 }
@@ -188,7 +190,8 @@ struct Workspace {
     c_last: Vec<f32>,
     /// `return_sequences`: the output, `[batch, T·units]` in processing order.
     out: Matrix,
-    /// Gradients w.r.t. the gate pre-activations, `[batch·T, grad_width]`:
+    /// Gradients w.r.t. the gate pre-activations of one backward chunk
+    /// of steps, `[batch·steps, grad_width]` (see [`chunk_steps`]):
     /// as the input projection and as the recurrent product see them (the
     /// GRU's two sets interleaved, see [`Cell::grad_width`]).
     d_in: Vec<f32>,
@@ -201,11 +204,13 @@ struct Workspace {
     carry: Vec<f32>,
     /// When recording step norms: `‖∂L/∂h_t‖²` per sample and input step.
     norm_sq: Vec<f64>,
-    /// The input of the last backward pass with a column of ones appended,
-    /// `[batch·T, F + 1]`: the `weight_ih` gradient's product then also sums
-    /// the input-side gate gradients, the bias gradient (see
-    /// [`weight_ih_grad`]).
+    /// One backward chunk's inputs with a column of ones appended, `[batch·steps,
+    /// F + 1]`, and the states entering its steps, `[batch·steps, units]`, in
+    /// the rows of its gate gradients: the `weight_ih` gradient's product
+    /// then also sums the input-side gate gradients, the bias gradient (see
+    /// [`ih_product`]).
     x_one: Vec<f32>,
+    hs_chunk: Vec<f32>,
     /// GRU: per sample, its recurrent candidate gradients `d_rn` summed over
     /// the steps, `[batch, units]`.
     bias_rn: Vec<f32>,
@@ -214,13 +219,13 @@ struct Workspace {
     w_ih_pack: PackedRhs,
     w_hh_pack: PackedRhs,
     /// `[dW_ih | db]`, transposed or not, before it is put in the gradients'
-    /// layout (see [`weight_ih_grad`]).
+    /// layout (see [`ih_finish`]).
     dw_t: Vec<f32>,
     /// The step mask of the last forward pass, sample-major `[batch, T]` (empty: none).
     keep: Vec<bool>,
 }
 
-fn grow(v: &mut Vec<f32>, len: usize, what: &str) -> Result<()> {
+pub(super) fn grow(v: &mut Vec<f32>, len: usize, what: &str) -> Result<()> {
     try_grow(v, len, what)?;
     v.resize(len, 0.0);
     Ok(())
@@ -253,6 +258,9 @@ pub struct Recurrent {
     /// When recording (diagnostics): `‖∂L/∂h_t‖` of the last backward pass
     /// per input time step `t` (see [`Recurrent::record_step_norms`]).
     step_norms: Option<Vec<f64>>,
+    /// The most steps a backward chunk may hold (tests set it low to run
+    /// several chunks on small layers; see [`chunk_steps`]).
+    chunk_cap: usize,
 }
 
 impl Recurrent {
@@ -398,10 +406,10 @@ impl LayerKind for Recurrent {
         MatRef { rows: n, cols: self.units, data: &self.ws.last[..n * self.units] }
     }
 
-    /// Backpropagation through time (recurrent_pass.rs gives the gate
-    /// gradients of every step, their per-sample sums and `dx` step by step),
-    /// then one GEMM each for `dW_ih` and `dW_hh`, and column sums for the
-    /// biases.
+    /// Backpropagation through time, chunk by chunk from the last step
+    /// (recurrent_pass.rs gives a chunk's gate gradients, the GRU's
+    /// per-sample candidate sums and `dx` step by step), each chunk followed
+    /// by one GEMM each onto `dW_ih` (with the input-side bias) and `dW_hh`.
     fn backward(&mut self, x: MatRef<'_>, params: &[f32], grads: &mut [f32], dy: &mut Matrix, dx: Option<&mut Matrix>) -> Result<()> {
         check_backward(self.kind.name(), x, dy, self.rows, self.in_len(), self.out_dim())?;
         let (n, t, f, h, gh) = (self.rows, self.steps, self.features, self.units, self.gh());
@@ -411,7 +419,13 @@ impl LayerKind for Recurrent {
         let (dims, dy_len) = (self.dims(), n * self.out_dim());
         let (dw, rec_at, lead) = (self.cell.grad_width(h), self.cell.rec_offset(h), self.cell.in_lead(h));
         let ws = &mut self.ws;
-        grow(&mut ws.d_in, checked_size(nt, dw, name)?, "the recurrent gate-gradient workspace")?;
+        let steps = chunk_steps(n, dw, t).min(self.chunk_cap);
+        let nc = checked_size(n, steps, name)?;
+        grow(&mut ws.d_in, checked_size(nc, dw, name)?, "the recurrent gate-gradient workspace")?;
+        grow(&mut ws.x_one, checked_size(nc, f + 1, name)?, "the recurrent input with a ones column")?;
+        if steps < t {
+            grow(&mut ws.hs_chunk, checked_size(nc, h, name)?, "the recurrent hidden states")?;
+        }
         for v in [&mut ws.dh, &mut ws.dc, &mut ws.carry] {
             grow(v, nh, "the recurrent state gradient")?;
         }
@@ -444,47 +458,47 @@ impl LayerKind for Recurrent {
             }
             None => &mut [],
         };
-        let rows = BackRows {
-            rows: n,
-            d_in: &mut ws.d_in[..nt * dw],
-            dh: &mut ws.dh[..nh],
-            dc: &mut ws.dc[..nh],
-            carry: &mut ws.carry[..nh],
-            norm_sq: if recording { &mut ws.norm_sq[..nt] } else { &mut [] },
-            bias_rn: if direct { &mut [] } else { &mut ws.bias_rn[..nh] },
-            saved: &ws.saved[..nt * sw],
-            hs: &ws.hs[..nt * h],
-            cs: if lstm { &ws.cs[..nt * h] } else { &[] },
-            last: &ws.last[..nh],
-            keep: &ws.keep,
-            dy: &dy.as_slice()[..dy_len],
-            dx,
-        };
         let weights = BackWeights { w_hh: w_hh_ref, hh_pack: &ws.w_hh_pack, w_ih: w_ih_ref, ih_pack: &ws.w_ih_pack };
-        recurrent_pass::backward(&dims, rows, self.shares, &weights)?;
+        // `bias_ih` lies after `weight_ih` (built in that order).
+        let (g_w, g_b) = grads.split_at_mut(o_bi);
+        let mut hi = t;
+        while hi > 0 {
+            let chunk = Chunk { lo: hi.saturating_sub(steps), hi };
+            let (len, t0) = (chunk.len(), chunk.first_time(&dims));
+            let rows = BackRows {
+                rows: n,
+                d_in: &mut ws.d_in[..n * len * dw],
+                dh: &mut ws.dh[..nh],
+                dc: &mut ws.dc[..nh],
+                carry: &mut ws.carry[..nh],
+                norm_sq: if recording { &mut ws.norm_sq[..nt] } else { &mut [] },
+                bias_rn: if direct { &mut [] } else { &mut ws.bias_rn[..nh] },
+                saved: &ws.saved[..nt * sw],
+                hs: &ws.hs[..nt * h],
+                cs: if lstm { &ws.cs[..nt * h] } else { &[] },
+                last: &ws.last[..nh],
+                keep: &ws.keep,
+                dy: &dy.as_slice()[..dy_len],
+                dx: &mut *dx,
+            };
+            recurrent_pass::backward(&dims, rows, self.shares, &weights, chunk)?;
+            let rows_c = n * len;
+            let (xs, hc) = stage_chunk(x.data, &ws.hs[..nt * h], (n, t, f, h), (t0, len), &mut ws.x_one, &mut ws.hs_chunk);
+            let d_in = MatRef { rows: rows_c, cols: gh, data: &ws.d_in[..rows_c * dw] };
+            let first = hi == t;
+            ih_product(d_in, dw, xs, &mut ws.dw_t, !first)?;
+            // `dW_hh += d_gatesᵀ·h_{t-1}` (the GRU's recurrent-side
+            // gradients are the columns from `rec_at`).
+            let d_rec = MatRef { rows: rows_c, cols: gh, data: &ws.d_in[rec_at..rows_c * dw] };
+            matmul_strided(d_rec, Op::T, dw, hc, Op::N, h, MatMut { rows: gh, cols: h, data: &mut g_w[o_hh..o_hh + gh * h] }, !first)?;
+            hi = chunk.lo;
+        }
+        ih_finish(&ws.dw_t, gh, f, lead, &mut g_w[o_ih..o_ih + gh * f], &mut g_b[..gh]);
         if let Some(norms) = self.step_norms.as_mut() {
             // Over the batch in sample order, whatever the shares were.
             norms.clear();
             norms.extend((0..t).map(|time| (0..n).map(|i| ws.norm_sq[i * t + time]).sum::<f64>().sqrt()));
         }
-        let d_in = MatRef { rows: nt, cols: gh, data: &ws.d_in[..nt * dw] };
-        let f1 = f + 1;
-        grow(&mut ws.x_one, checked_size(nt, f1, name)?, "the recurrent input with a ones column")?;
-        for (row, src) in ws.x_one[..nt * f1].chunks_exact_mut(f1).zip(x.data.chunks_exact(f)) {
-            row[..f].copy_from_slice(src);
-            row[f] = 1.0;
-        }
-        let xs = MatRef { rows: nt, cols: f1, data: &ws.x_one[..nt * f1] };
-        // `bias_ih` lies after `weight_ih` (built in that order).
-        let (g_w, g_b) = grads.split_at_mut(o_bi);
-        weight_ih_grad(d_in, dw, lead, xs, &mut ws.dw_t, &mut g_w[o_ih..o_ih + gh * f], &mut g_b[..gh])?;
-        // `dW_hh = Σ d_gatesᵀ·h_{t-1}`: the states entering each step sit in
-        // the rows of the gradients that meet them.
-        // The GRU's recurrent-side gradients are the columns from `rec_at`.
-        let dw_hh = MatMut { rows: gh, cols: h, data: &mut grads[o_hh..o_hh + gh * h] };
-        let hs = MatRef { rows: nt, cols: h, data: &ws.hs[..nt * h] };
-        let d_rec = MatRef { rows: nt, cols: gh, data: &ws.d_in[rec_at..nt * dw] };
-        matmul_strided(d_rec, Op::T, dw, hs, Op::N, h, dw_hh, false)?;
         if direct {
             grads.copy_within(o_bi..o_bi + gh, o_bh);
         } else {
@@ -556,43 +570,11 @@ impl Recurrent {
     pub fn step_norms(&self) -> Option<&[f64]> {
         self.step_norms.as_deref()
     }
-}
 
-/// `[dW_ih | db_ih] = d_inᵀ·[x | 1]` (`[G·units, F + 1]`) over all steps:
-/// `x_one` is the input with a column of ones appended, so the product's
-/// last column sums the input-side gate gradients over every sample and
-/// step, in row order (the bias gradient, at no cost where the column falls
-/// in a microkernel tile's padding). `d_in`'s rows lie `d_ld` apart, and
-/// its first `lead` columns belong to `W_ih`'s last rows (see
-/// [`Cell::in_lead`]). The microkernels tile their output in 64-row
-/// (AVX-512) panels along its columns here, so with few features (F = 28:
-/// one half-empty 32-row tile) the product is computed transposed,
-/// `x_oneᵀ·d_in` with the wide `G·units` side on the full tiles, into
-/// `scratch` and transposed back (a `G·units × (F + 1)` copy, small next to
-/// the product's `N·T` depth), the rows put in `W_ih`'s order on the way.
-fn weight_ih_grad(d_in: MatRef<'_>, d_ld: usize, lead: usize, x_one: MatRef<'_>, scratch: &mut Vec<f32>, out: &mut [f32], bias: &mut [f32]) -> Result<()> {
-    let (gh, f1) = (d_in.cols, x_one.cols);
-    let f = f1 - 1;
-    let row_of = |c: usize| (c + gh - lead) % gh;
-    grow(scratch, gh * f1, "the recurrent weight_ih gradient")?;
-    let t = &mut scratch[..gh * f1];
-    if f >= gh {
-        matmul_strided(d_in, Op::T, d_ld, x_one, Op::N, f1, MatMut { rows: gh, cols: f1, data: t }, false)?;
-        for (c, row) in t.chunks_exact(f1).enumerate() {
-            out[row_of(c) * f..(row_of(c) + 1) * f].copy_from_slice(&row[..f]);
-            bias[row_of(c)] = row[f];
-        }
-        return Ok(());
+    /// Caps the steps of a backward chunk, so that small test layers run
+    /// several chunks (chunks of uneven length included).
+    #[cfg(test)]
+    pub(crate) fn cap_chunk_steps(&mut self, steps: usize) {
+        self.chunk_cap = steps.max(1);
     }
-    matmul_strided(x_one, Op::T, f1, d_in, Op::N, d_ld, MatMut { rows: f1, cols: gh, data: t }, false)?;
-    for (j, row) in t.chunks_exact(gh).enumerate() {
-        for (c, v) in row.iter().enumerate() {
-            if j < f {
-                out[row_of(c) * f + j] = *v;
-            } else {
-                bias[row_of(c)] = *v;
-            }
-        }
-    }
-    Ok(())
 }

@@ -17,14 +17,14 @@
 //! shares, hence whatever the thread count.
 //!
 //! Layout (a share's rows are one contiguous piece of every buffer):
-//! sample-major by input time for what the all-steps GEMMs read: `d_in`
-//! `[n·T, grad_width]` (the gate gradients, see [`Cell::grad_width`]) and
-//! `hs` `[n·T, units]`, which holds at
-//! row `i·T + time` the state *entering* the step that reads input `time`
-//! (so `h_0 = 0` sits at the first step read). The states entering each
-//! step are then already in the rows of the gate gradients that meet them in
-//! `dW_hh = Σ d_gatesᵀ·h_{t-1}`: one GEMM over all steps, without a gather,
-//! also with `go_backwards`. What only the time loops read is kept step by
+//! sample-major by input time for what the weight-gradient GEMMs read:
+//! `hs` `[n·T, units]`, which holds at row `i·T + time` the state *entering*
+//! the step that reads input `time` (so `h_0 = 0` sits at the first step
+//! read), and `d_in` (the gate gradients, see [`Cell::grad_width`]), which
+//! holds one backward chunk's steps, `[n·len, grad_width]` (see [`Chunk`]).
+//! A sample's states entering a chunk's steps are then one contiguous block
+//! of `hs` in the order of its gate gradients, also with `go_backwards`.
+//! What only the time loops read is kept step by
 //! step within each share (`[T, rows, ·]` in processing order), so the
 //! backward pass streams it: `saved` and (LSTM) `cs`, the cell state
 //! entering each step; the backward pass must therefore split the batch as
@@ -333,28 +333,57 @@ pub(super) struct BackWeights<'a> {
     pub ih_pack: &'a PackedRhs,
 }
 
-/// Backpropagation through time over all steps, last to first: per step the
-/// fused cell backward gives the gate gradients, `dh_{t-1} = d_rec·W_hh`
-/// (plus the GRU's direct path) and (when wanted) the step's input gradient
-/// `dx_t = d_in·W_ih`, its rows summed exactly as one all-steps product
-/// would (see [`matmul_packed_rows_here`]) but while the gate gradients are
-/// still in cache. The weight gradients are left to the caller's all-steps
-/// GEMMs.
-pub(super) fn backward(d: &Dims, rows: BackRows<'_>, parts: usize, w: &BackWeights<'_>) -> Result<()> {
-    in_shares(rows, parts, &|r| backward_share(d, r, w))
+/// The processing steps `lo..hi` of a backward pass, run between two
+/// meeting points of the shares (see [`backward`]); `d_in` holds only
+/// these steps' gate gradients, sample-major: sample `i`'s at rows
+/// `i·len + (time − first_time)`.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Chunk {
+    pub lo: usize,
+    pub hi: usize,
 }
 
-fn backward_share(d: &Dims, r: BackRows<'_>, w: &BackWeights<'_>) -> Result<()> {
+impl Chunk {
+    pub fn len(self) -> usize {
+        self.hi - self.lo
+    }
+
+    /// The smallest input time among the chunk's steps.
+    pub fn first_time(self, d: &Dims) -> usize {
+        d.time(self.lo).min(d.time(self.hi - 1))
+    }
+}
+
+/// Backpropagation through time over one chunk of steps, last to first
+/// (the caller runs the chunks from the last step down and computes the
+/// chunk's weight gradients over the whole batch between them, while its
+/// gate gradients are in cache): per step the fused cell backward gives the
+/// gate gradients, `dh_{t-1} = d_rec·W_hh` (plus the GRU's direct path) and
+/// (when wanted) the step's input gradient `dx_t = d_in·W_ih`, its rows
+/// summed exactly as one all-steps product would (see
+/// [`matmul_packed_rows_here`]). The state gradients carry over between
+/// chunks in `dh`/`carry` (which of the two holds `dh` alternates by step),
+/// `dc` and `bias_rn`.
+pub(super) fn backward(d: &Dims, rows: BackRows<'_>, parts: usize, w: &BackWeights<'_>, chunk: Chunk) -> Result<()> {
+    in_shares(rows, parts, &|r| backward_share(d, r, w, chunk))
+}
+
+fn backward_share(d: &Dims, r: BackRows<'_>, w: &BackWeights<'_>, chunk: Chunk) -> Result<()> {
     let (m, t, h, gh) = (r.rows, d.steps, d.units, d.gh());
     let (sw, dw, rec_at) = (d.cell.saved_width(h), d.cell.grad_width(h), d.cell.rec_offset(h));
     let (direct, lstm) = (d.cell.direct(), d.cell == Cell::Lstm);
-    let (mut dh, mut carry) = (r.dh, r.carry);
-    dh.fill(0.0);
-    carry.fill(0.0);
-    r.dc.fill(0.0);
-    r.bias_rn.fill(0.0);
-    for s in (0..t).rev() {
+    let (len, t0) = (chunk.len(), chunk.first_time(d));
+    // Every step before this chunk swapped the two buffers once.
+    let (mut dh, mut carry) = if (t - chunk.hi) % 2 == 0 { (r.dh, r.carry) } else { (r.carry, r.dh) };
+    if chunk.hi == t {
+        dh.fill(0.0);
+        carry.fill(0.0);
+        r.dc.fill(0.0);
+        r.bias_rn.fill(0.0);
+    }
+    for s in (chunk.lo..chunk.hi).rev() {
         let time = d.time(s);
+        let j = time - t0;
         if d.return_sequences {
             for (i, g) in dh.chunks_exact_mut(h).enumerate() {
                 g.iter_mut().zip(&r.dy[(i * t + s) * h..(i * t + s + 1) * h]).for_each(|(a, b)| *a += b);
@@ -371,7 +400,8 @@ fn backward_share(d: &Dims, r: BackRows<'_>, w: &BackWeights<'_>) -> Result<()> 
         let next = (s + 1 < t).then(|| d.time(s + 1));
         for i in 0..m {
             let row = i * t + time;
-            let d_gates = &mut r.d_in[row * dw..(row + 1) * dw];
+            let d_row = i * len + j;
+            let d_gates = &mut r.d_in[d_row * dw..(d_row + 1) * dw];
             let (dh_i, carry_i) = (&dh[i * h..(i + 1) * h], &mut carry[i * h..(i + 1) * h]);
             if !d.kept(r.keep, i, time) {
                 d.cell.pass_row_back(dh_i, d_gates, carry_i);
@@ -393,8 +423,8 @@ fn backward_share(d: &Dims, r: BackRows<'_>, w: &BackWeights<'_>) -> Result<()> 
         }
         if !r.dx.is_empty() {
             let f = d.features;
-            let a = MatRef { rows: m, cols: gh, data: &r.d_in[time * dw..] };
-            matmul_packed_rows_here(a, t * dw, w.w_ih, Op::N, w.ih_pack, MatMut { rows: m, cols: f, data: &mut r.dx[time * f..] }, t * f, false)?;
+            let a = MatRef { rows: m, cols: gh, data: &r.d_in[j * dw..] };
+            matmul_packed_rows_here(a, len * dw, w.w_ih, Op::N, w.ih_pack, MatMut { rows: m, cols: f, data: &mut r.dx[time * f..] }, t * f, false)?;
         }
         if s == 0 {
             // The gradient w.r.t. h_0 (a constant zero state) is not needed.
@@ -402,8 +432,8 @@ fn backward_share(d: &Dims, r: BackRows<'_>, w: &BackWeights<'_>) -> Result<()> 
         }
         // The share's gate-gradient rows of this step, in place (the GRU's
         // recurrent-side columns of them).
-        let a = MatRef { rows: m, cols: gh, data: &r.d_in[time * dw + rec_at..] };
-        matmul_packed_rows_here(a, t * dw, w.w_hh, Op::N, w.hh_pack, MatMut { rows: m, cols: h, data: &mut *carry }, h, true)?;
+        let a = MatRef { rows: m, cols: gh, data: &r.d_in[j * dw + rec_at..] };
+        matmul_packed_rows_here(a, len * dw, w.w_hh, Op::N, w.hh_pack, MatMut { rows: m, cols: h, data: &mut *carry }, h, true)?;
         std::mem::swap(&mut dh, &mut carry);
         carry.fill(0.0);
     }

@@ -103,8 +103,11 @@ pub(super) fn reference_masked(cell: CellKind, t: usize, f: usize, h: usize, seq
 fn forward_and_gradients_match_pytorch_equations() {
     let (t, f, h, n) = (4, 3, 5, 3);
     for cell in [CellKind::SimpleRnn, CellKind::Lstm, CellKind::Gru] {
-        for (seq, back) in [(false, false), (true, false), (false, true), (true, true)] {
+        // The backward pass in one chunk of steps, in chunks of 1, and in
+        // chunks of 3 and 1 (the weight gradients summed chunk by chunk).
+        for ((seq, back), cap) in [(false, false), (true, false), (false, true), (true, true)].into_iter().flat_map(|o| [(o, t), (o, 1), (o, 3)]) {
             let (mut layer, len) = built(cell, t, f, h, seq, back);
+            layer.cap_chunk_steps(cap);
             let params = random(len, 3, -0.6, 0.6);
             let x = Matrix::from_vec(n, t * f, random(n * t * f, 4, -1.0, 1.0)).unwrap();
             check_grads(&mut layer, &x, &params, &mut [], &Ctx::default(), |x, p| reference(cell, t, f, h, seq, back, x, p));
@@ -179,7 +182,8 @@ fn init_follows_keras_defaults() {
 /// shares on four threads, two on two), so this compares the one-share
 /// results with several splits: forward, input and parameter gradients and
 /// the per-step gradient norms, with and without a step mask, in both
-/// reading directions, with and without `return_sequences`.
+/// reading directions, with and without `return_sequences`, with the
+/// backward pass in one chunk of steps and in chunks of 3, 3 and 1.
 #[test]
 fn results_do_not_depend_on_threads() {
     // run_in_pool feeds an output gradient shaped as x: units = features.
@@ -187,8 +191,9 @@ fn results_do_not_depend_on_threads() {
     let mut mask = StepMask::default();
     mask.fill(n, t, |i, s| (i * 7 + s * 3) % 5 != 0).unwrap();
     for cell in [CellKind::SimpleRnn, CellKind::Lstm, CellKind::Gru] {
-        for (back, masked) in [(false, false), (true, false), (false, true), (true, true)] {
+        for ((back, masked), cap) in [(false, false), (true, false), (false, true), (true, true)].into_iter().flat_map(|o| [(o, t), (o, 3)]) {
             let (mut layer, len) = built(cell, t, f, h, true, back);
+            layer.cap_chunk_steps(cap);
             let params = random(len, 8, -0.3, 0.3);
             let x = Matrix::from_vec(n, t * f, random(n * t * f, 9, -1.0, 1.0)).unwrap();
             layer.record_step_norms(true);
@@ -205,8 +210,8 @@ fn results_do_not_depend_on_threads() {
                 assert_eq!(got.1.len(), t);
                 runs.push(got);
             }
-            assert_eq!(runs[0], runs[1], "{cell:?} go_backwards {back} masked {masked}: 1 vs 2 threads");
-            assert_eq!(runs[0], runs[2], "{cell:?} go_backwards {back} masked {masked}: 1 vs 4 threads");
+            assert_eq!(runs[0], runs[1], "{cell:?} go_backwards {back} masked {masked} chunks of {cap}: 1 vs 2 threads");
+            assert_eq!(runs[0], runs[2], "{cell:?} go_backwards {back} masked {masked} chunks of {cap}: 1 vs 4 threads");
         }
         // The last state only (its gradient enters at the last step).
         let (mut layer, len) = built(cell, t, f, h, false, false);
@@ -236,6 +241,7 @@ fn backward_follows_the_forward_split() {
     let (t, f, h, n) = (6, 9, 16, 32);
     for cell in [CellKind::SimpleRnn, CellKind::Lstm, CellKind::Gru] {
         let (mut layer, len) = built(cell, t, f, h, true, true);
+        layer.cap_chunk_steps(4);
         let params = random(len, 21, -0.4, 0.4);
         let x = Matrix::from_vec(n, t * f, random(n * t * f, 22, -1.0, 1.0)).unwrap();
         let dy = Matrix::from_vec(n, t * h, random(n * t * h, 23, -1.0, 1.0)).unwrap();
