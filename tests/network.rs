@@ -321,14 +321,8 @@ fn steady_state_recurrent_step_allocates_nothing() {
             r#"{{"input_dim":15,"input_shape":[5,3],"layers":[{{"type":"recurrent","cell":"{cell}","input":[5,3],"units":8,"return_sequences":true}},{{"type":"recurrent","cell":"{cell}","input":[5,8],"units":8}},{{"type":"dense","units":2}}],{opt}"#
         );
         let mut net = Network::new(serde_json::from_str(&json).unwrap()).unwrap();
-        for _ in 0..2 {
-            net.train_step(x.view(), Targets::Labels(&y), None).unwrap();
-        }
-        let steps = allocations_of(|| {
-            for _ in 0..5 {
-                net.train_step(x.view(), Targets::Labels(&y), None).unwrap();
-            }
-        });
+        steps_allocations(&mut net, x.view(), &y, 2); // warm-up: the buffers grow
+        let steps = steps_allocations(&mut net, x.view(), &y, 5);
         assert_eq!(steps, 0, "{cell}: train_step allocated {steps} times in 5 steps");
     }
     // Gate gradients past 2 MiB per pass (batch 64, 40 steps, 64 units; LSTM
@@ -339,14 +333,8 @@ fn steady_state_recurrent_step_allocates_nothing() {
     for cell in ["lstm", "gru", "simple_rnn"] {
         let json = format!(r#"{{"input_dim":120,"input_shape":[40,3],"layers":[{{"type":"recurrent","cell":"{cell}","input":[40,3],"units":64}},{{"type":"dense","units":2}}],{opt}"#);
         let mut net = Network::new(serde_json::from_str(&json).unwrap()).unwrap();
-        for _ in 0..2 {
-            net.train_step(x.view(), Targets::Labels(&y), None).unwrap();
-        }
-        let steps = allocations_of(|| {
-            for _ in 0..3 {
-                net.train_step(x.view(), Targets::Labels(&y), None).unwrap();
-            }
-        });
+        steps_allocations(&mut net, x.view(), &y, 2); // warm-up: the buffers grow
+        let steps = steps_allocations(&mut net, x.view(), &y, 3);
         assert_eq!(steps, 0, "{cell} in chunks: train_step allocated {steps} times in 3 steps");
     }
 }
