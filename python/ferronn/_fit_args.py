@@ -18,7 +18,7 @@ from .errors import ConfigError
 if TYPE_CHECKING:
     from .model import Sequential
 
-__all__ = ["FitArgs", "Validation", "checked", "n_outputs"]
+__all__ = ["FitArgs", "Validation", "checked", "n_outputs", "with_class_weights"]
 
 #: Validation rows, targets and sample weights (None: unweighted).
 Validation = tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]
@@ -49,6 +49,16 @@ def n_outputs(model: "Sequential", input_dim: int) -> int:
     for layer in model.layers:
         d = layer.output_dim(d)
     return d
+
+
+def with_class_weights(model: Any, class_weight: Any, xa: np.ndarray, ya: np.ndarray,
+                       weights: Optional[np.ndarray]) -> Optional[np.ndarray]:
+    """``weights`` (None: all ones) times each sample's ``class_weight`` (None: unchanged)."""
+    if class_weight is None:
+        return weights
+    n_classes = 2 if _names.loss_task(model.loss) == "binary" else n_outputs(model, xa.shape[1])
+    per_class = _training.class_weights(model, class_weight, ya, n_classes)
+    return per_class if weights is None else weights * per_class
 
 
 def checked(model: "Sequential", x: Any, y: Any, *, epochs: Any, batch_size: Any, validation_split: Any,
@@ -83,10 +93,7 @@ def checked(model: "Sequential", x: Any, y: Any, *, epochs: Any, batch_size: Any
         validation = (xa[val_idx], ya[val_idx], None if weights is None else weights[val_idx])
         xa, ya = xa[train_idx], ya[train_idx]
         weights = None if weights is None else weights[train_idx]
-    if class_weight is not None:
-        n_classes = 2 if _names.loss_task(model.loss) == "binary" else n_outputs(model, xa.shape[1])
-        per_class = _training.class_weights(model, class_weight, ya, n_classes)
-        weights = per_class if weights is None else weights * per_class
+    weights = with_class_weights(model, class_weight, xa, ya, weights)
     if seed is not None:
         seed = _validate.seed(seed)
     return FitArgs(epochs, batch_size, initial_epoch, user_callbacks, verbose, xa, ya, weights, validation, seed)

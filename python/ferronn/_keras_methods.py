@@ -24,7 +24,7 @@ from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
-from . import _core, _validate, names as _names
+from . import _core, _validate
 from .errors import ConfigError, DTypeError, ShapeError
 
 __all__ = ["KerasMethods", "loss_arg", "fused_output", "core_layer_specs", "apply_output", "class_targets",
@@ -262,11 +262,7 @@ class KerasMethods:
                 raise ConfigError("call compile() before train_on_batch()")
             xa, ya = self._xy(x, y)  # type: ignore[attr-defined]
             w = None if sample_weight is None else _training.sample_weights(sample_weight, len(xa))
-            if class_weight is not None:
-                binary = _names.loss_task(self.loss) == "binary"  # type: ignore[attr-defined]
-                n_classes = 2 if binary else _fit_args.n_outputs(self, xa.shape[1])  # type: ignore[arg-type]
-                per_class = _training.class_weights(self, class_weight, ya, n_classes)  # type: ignore[arg-type]
-                w = per_class if w is None else w * per_class
+            w = _fit_args.with_class_weights(self, class_weight, xa, ya, w)
             if not self.built:  # type: ignore[attr-defined]
                 shape = self._sample_shape or self._shape_of(x)  # type: ignore[attr-defined]
                 net, seed = self._new_net(shape, None)  # type: ignore[attr-defined]
