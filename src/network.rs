@@ -433,7 +433,7 @@ impl Network {
     /// Runs `f` in the thread pool when `rows` samples make enough work for it.
     pub(crate) fn run<R: Send>(&mut self, rows: usize, f: impl FnOnce(&mut Self) -> R + Send) -> R {
         if rows.saturating_mul(self.core.params.len()) >= POOL_WORK {
-            threads::install(|| f(self))
+            threads::install_awake(|| f(self))
         } else {
             f(self)
         }
