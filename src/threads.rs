@@ -99,7 +99,9 @@ pub fn install_awake<R: Send>(f: impl FnOnce() -> R + Send) -> R {
 
 fn awake_in<R: Send>(p: &ThreadPool, f: impl FnOnce() -> R + Send) -> R {
     let keepers = p.current_num_threads() - 1;
-    if keepers == 0 || backing_off() || thread_cpu_time().is_none() {
+    // A call made from one of the pool's own threads is inside an outer call,
+    // whose keepers already run.
+    if keepers == 0 || p.current_thread_index().is_some() || backing_off() || thread_cpu_time().is_none() {
         return p.install(f);
     }
     p.install(|| {
