@@ -1,6 +1,7 @@
 """ferronn's recurrent layers against PyTorch's nn.RNN / nn.LSTM / nn.GRU, in one process.
 
     python benches/compare_rnn.py [--threads 2] [--quick] [--batch-sizes 128 32] [--steps 28 100]
+        [--kinds gru lstm rnn] [--repeat 5]
 
 Same protocol as benches/compare.py (same threads, same data, interleaved timed
 runs on an idle machine, medians): training throughput (samples/s) of
@@ -11,6 +12,9 @@ GFLOP/s count the multiply-adds × 2 of the forward and backward GEMMs: the forw
 2·N·T·G·H·(F + H), the same again for the weight gradients and 2·N·T·G·H·H for the state
 gradients (the input gradient of the recurrent layer, the model's first, is computed by
 neither library), plus three times the Dense's 2·N·H·C; the same count for both libraries.
+With ``--repeat N`` the whole comparison runs N times in this process and a last table gives
+each case's N ratios with their median, minimum and maximum: one run's ratio moves by ±10%
+or more on a shared machine, so a target near a ratio needs several.
 """
 
 from __future__ import annotations
@@ -61,13 +65,15 @@ def flops(kind: str, n: int, steps: int) -> float:
     return 2.0 * n * steps * g * H * (2 * F + 3 * H) + 3.0 * 2.0 * n * H * C
 
 
-def bench(reps: int, warmup: int, n: int, batch_sizes: list[int], steps_list: list[int]) -> None:
-    rows = []
+def bench(reps: int, warmup: int, n: int, batch_sizes: list[int], steps_list: list[int], kinds: list[str]) -> dict[str, float]:
+    """One interleaved comparison of every case; prints its table and returns ferronn / PyTorch
+    per case (empty without PyTorch)."""
+    rows, ratios = [], {}
     for steps in steps_list:
         rng = np.random.default_rng(0)
         X = rng.standard_normal((n, steps, F), dtype=np.float32)
         y = rng.integers(0, C, size=n, dtype=np.int64)
-        for kind in KINDS:
+        for kind in kinds:
             for bs in batch_sizes:
                 model = ferronn_model(kind, steps)
                 ferronn_fit = cmp.timed_fit_epoch(model, X, y, bs)
@@ -76,6 +82,8 @@ def bench(reps: int, warmup: int, n: int, batch_sizes: list[int], steps_list: li
                     torch_epoch = cmp.torch_adam_epoch(torch_model(kind), torch.from_numpy(X), torch.from_numpy(y), bs)
                 times = cmp.interleaved({"fit": ferronn_fit, "torch": torch_epoch}, reps, warmup)
                 med = {k: n / statistics.median(v) for k, v in times.items()}
+                if med.get("torch"):
+                    ratios[f"{kind} T={steps} b={bs}"] = med["fit"] / med["torch"]
                 gf = {k: flops(kind, n, steps) / statistics.median(v) / 1e9 for k, v in times.items()}
                 rows.append((f"{kind} T={steps} b={bs}", cmp.fmt(med["fit"]), cmp.fmt(med.get("torch")),
                              cmp.ratio(med["fit"], med.get("torch")), cmp.fmt(gf["fit"], ".1f"),
@@ -84,14 +92,30 @@ def bench(reps: int, warmup: int, n: int, batch_sizes: list[int], steps_list: li
     cmp.print_table(f"training throughput, samples/s (median of {reps}, {n} samples/epoch, F={F}, units={H}, "
                     "Adam 1e-3, cross-entropy)",
                     ("case", "ferronn fit", "torch", "ferronn/torch", "ferronn GFLOP/s", "torch GFLOP/s"), rows)
+    return ratios
+
+
+def print_repeats(runs: list[dict[str, float]]) -> None:
+    """Each case's ferronn / PyTorch ratio over the repeated comparisons."""
+    rows = []
+    for case in runs[0]:
+        r = [run[case] for run in runs]
+        rows.append((case, " ".join(f"{x:.2f}" for x in r), f"{statistics.median(r):.2f}x", f"{min(r):.2f}x", f"{max(r):.2f}x"))
+    cmp.print_table(f"ferronn / torch over {len(runs)} repeats", ("case", "ratios", "median", "min", "max"), rows)
 
 
 def main() -> None:
     p = cmp.model_bench_parser(__doc__.splitlines()[0], 4096, [128])
     p.add_argument("--steps", type=int, nargs="+", default=[28], help="sequence lengths T (default 28)")
+    p.add_argument("--kinds", nargs="+", choices=list(KINDS), default=list(KINDS), help="layers to compare (default all)")
+    p.add_argument("--repeat", type=int, default=1, help="run the whole comparison this many times (default 1)")
     args = p.parse_args()
+    if args.repeat < 1:
+        p.error("--repeat must be at least 1")
     limiter, reps, warmup, n = cmp.start_model_bench(args, 5, 1024)  # noqa: F841 (limiter kept alive)
-    bench(reps, warmup, n, args.batch_sizes, args.steps)
+    runs = [bench(reps, warmup, n, args.batch_sizes, args.steps, args.kinds) for _ in range(args.repeat)]
+    if args.repeat > 1 and runs[0]:
+        print_repeats(runs)
     print(f"timed runs: {cmp.QUIET['runs']}; redone: {cmp.QUIET['redone']}; still disturbed: {cmp.QUIET['contaminated']}")
     if args.quick:
         print("(--quick: too few repetitions to quote these numbers)")
