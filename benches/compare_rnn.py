@@ -75,6 +75,7 @@ def bench(reps: int, warmup: int, n: int, batch_sizes: list[int], steps_list: li
         y = rng.integers(0, C, size=n, dtype=np.int64)
         for kind in kinds:
             for bs in batch_sizes:
+                case = f"{kind} T={steps} b={bs}"
                 model = ferronn_model(kind, steps)
                 ferronn_fit = cmp.timed_fit_epoch(model, X, y, bs)
                 torch_epoch = None
@@ -83,9 +84,9 @@ def bench(reps: int, warmup: int, n: int, batch_sizes: list[int], steps_list: li
                 times = cmp.interleaved({"fit": ferronn_fit, "torch": torch_epoch}, reps, warmup)
                 med = {k: n / statistics.median(v) for k, v in times.items()}
                 if med.get("torch"):
-                    ratios[f"{kind} T={steps} b={bs}"] = med["fit"] / med["torch"]
+                    ratios[case] = med["fit"] / med["torch"]
                 gf = {k: flops(kind, n, steps) / statistics.median(v) / 1e9 for k, v in times.items()}
-                rows.append((f"{kind} T={steps} b={bs}", cmp.fmt(med["fit"]), cmp.fmt(med.get("torch")),
+                rows.append((case, cmp.fmt(med["fit"]), cmp.fmt(med.get("torch")),
                              cmp.ratio(med["fit"], med.get("torch")), cmp.fmt(gf["fit"], ".1f"),
                              cmp.fmt(gf.get("torch"), ".1f")))
                 print("  ".join(rows[-1]), flush=True)  # as it goes: a long run shows what it has
