@@ -11,9 +11,10 @@
 //! steps forward; backward they meet once per chunk of a few steps (see
 //! [`chunk_steps`]), and between chunks the weight gradients of the chunk's
 //! steps, `[dW_ih | db] += d_inᵀ·[x | 1]` and `dW_hh += d_recᵀ·h_{t-1}`,
-//! are two GEMMs over the whole batch while its gate gradients are in cache
-//! (the input gradient is computed step by step inside the shares). Results
-//! are bit-identical whatever the thread count: the chunks depend on the
+//! are two GEMMs per row group of the batch, run in parallel while the gate
+//! gradients are in cache (recurrent_grads.rs; the input gradient is
+//! computed step by step inside the shares). Results are bit-identical
+//! whatever the thread count: the chunks and the row groups depend on the
 //! batch and layer sizes alone (see recurrent_pass.rs).
 //!
 //! SimpleRNN and LSTM ([`Cell::direct`]) add both biases to the step's
@@ -35,15 +36,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{checked_size, ensure_config, ensure_shape, try_grow, Result};
 use crate::init::{orthogonal, Init};
-use crate::kernels::gemm::{matmul_strided, Op, PackedRhs};
+use crate::kernels::gemm::{Op, PackedRhs};
 use crate::kernels::reduce::col_sums;
 use crate::layers::kind::{check_backward, BuildLayer};
 use crate::layers::recurrent_cells::Cell;
-use crate::layers::recurrent_grads::{chunk_steps, ih_finish, ih_product, stage_chunk};
+use crate::layers::recurrent_grads::{chunk_products, chunk_steps, finish, weight_groups, ChunkShape, GroupRows};
 use crate::layers::recurrent_pass::{self, BackRows, BackWeights, Chunk, Dims, FwdRows, Weights};
 use crate::layers::{ActivationSpec, Alloc, Ctx, InitSpec, LayerKind, MaskFlow, ParamInfo, StepMask, WeightSpec};
 use crate::regularizer::{Penalty, Regularizer};
-use crate::tensor::{MatMut, MatRef, Matrix};
+use crate::tensor::{MatRef, Matrix};
 
 /// Which recurrence a [`RecurrentSpec`] builds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -208,7 +209,7 @@ struct Workspace {
     /// F + 1]`, and the states entering its steps, `[batch·steps, units]`, in
     /// the rows of its gate gradients: the `weight_ih` gradient's product
     /// then also sums the input-side gate gradients, the bias gradient (see
-    /// [`ih_product`]).
+    /// recurrent_grads.rs).
     x_one: Vec<f32>,
     hs_chunk: Vec<f32>,
     /// GRU: per sample, its recurrent candidate gradients `d_rn` summed over
@@ -218,9 +219,11 @@ struct Workspace {
     /// `W_ihᵀ` and `W_hhᵀ` in the forward, `W_hh` in the backward).
     w_ih_pack: PackedRhs,
     w_hh_pack: PackedRhs,
-    /// `[dW_ih | db]`, transposed or not, before it is put in the gradients'
-    /// layout (see [`ih_finish`]).
+    /// Per row group (see [`weight_groups`]): its partial `[dW_ih | db]`,
+    /// transposed or not, and its partial `dW_hh`, summed over the chunks
+    /// before they are added and put in the gradients' layout (see [`finish`]).
     dw_t: Vec<f32>,
+    dw_hh: Vec<f32>,
     /// The step mask of the last forward pass, sample-major `[batch, T]` (empty: none).
     keep: Vec<bool>,
 }
@@ -421,6 +424,9 @@ impl LayerKind for Recurrent {
         let ws = &mut self.ws;
         let steps = chunk_steps(n, dw, t).min(self.chunk_cap);
         let nc = checked_size(n, steps, name)?;
+        let groups = weight_groups(n);
+        grow(&mut ws.dw_t, checked_size(groups * gh, f + 1, name)?, "the recurrent weight_ih gradient")?;
+        grow(&mut ws.dw_hh, checked_size(groups * gh, h, name)?, "the recurrent weight_hh gradient")?;
         grow(&mut ws.d_in, checked_size(nc, dw, name)?, "the recurrent gate-gradient workspace")?;
         grow(&mut ws.x_one, checked_size(nc, f + 1, name)?, "the recurrent input with a ones column")?;
         if steps < t {
@@ -483,17 +489,24 @@ impl LayerKind for Recurrent {
             };
             recurrent_pass::backward(&dims, rows, self.shares, &weights, chunk)?;
             let rows_c = n * len;
-            let (xs, hc) = stage_chunk(x.data, &ws.hs[..nt * h], (n, t, f, h), (t0, len), &mut ws.x_one, &mut ws.hs_chunk);
-            let d_in = MatRef { rows: rows_c, cols: gh, data: &ws.d_in[..rows_c * dw] };
-            let first = hi == t;
-            ih_product(d_in, dw, xs, &mut ws.dw_t, !first)?;
-            // `dW_hh += d_gatesᵀ·h_{t-1}` (the GRU's recurrent-side
-            // gradients are the columns from `rec_at`).
-            let d_rec = MatRef { rows: rows_c, cols: gh, data: &ws.d_in[rec_at..rows_c * dw] };
-            matmul_strided(d_rec, Op::T, dw, hc, Op::N, h, MatMut { rows: gh, cols: h, data: &mut g_w[o_hh..o_hh + gh * h] }, !first)?;
+            let shape = ChunkShape { n, t, f, h, dw, rec_at, gh, t0, len, first: hi == t };
+            chunk_products(GroupRows {
+                g0: 0,
+                groups,
+                total: groups,
+                x: x.data,
+                hs: &ws.hs[..nt * h],
+                d_in: &ws.d_in[..rows_c * dw],
+                x_one: &mut ws.x_one[..rows_c * (f + 1)],
+                hs_chunk: if len < t { &mut ws.hs_chunk[..rows_c * h] } else { &mut [] },
+                ih: &mut ws.dw_t[..groups * gh * (f + 1)],
+                hh: &mut ws.dw_hh[..groups * gh * h],
+                shape,
+            })?;
             hi = chunk.lo;
         }
-        ih_finish(&ws.dw_t, gh, f, lead, &mut g_w[o_ih..o_ih + gh * f], &mut g_b[..gh]);
+        let (g_ih, g_hh) = g_w.split_at_mut(o_hh);
+        finish(&mut ws.dw_t, &ws.dw_hh, groups, (gh, f, lead), &mut g_ih[o_ih..o_ih + gh * f], &mut g_b[..gh], &mut g_hh[..gh * h]);
         if let Some(norms) = self.step_norms.as_mut() {
             // Over the batch in sample order, whatever the shares were.
             norms.clear();

@@ -83,7 +83,7 @@ pub(super) fn shares(n: usize, units: usize) -> usize {
 }
 
 /// Cuts `v` (`rows` rows of equal width) after row `at`.
-fn cut<T>(v: &mut [T], rows: usize, at: usize) -> (&mut [T], &mut [T]) {
+pub(super) fn cut<T>(v: &mut [T], rows: usize, at: usize) -> (&mut [T], &mut [T]) {
     v.split_at_mut(v.len() / rows * at)
 }
 
@@ -92,7 +92,7 @@ fn cut_ref<T>(v: &[T], rows: usize, at: usize) -> (&[T], &[T]) {
 }
 
 /// A set of row buffers that can be cut between two shares.
-trait Rows: Sized + Send {
+pub(super) trait Rows: Sized + Send {
     fn rows(&self) -> usize;
     fn split(self, at: usize) -> (Self, Self);
 }
@@ -100,7 +100,7 @@ trait Rows: Sized + Send {
 /// Runs `f` on `parts` contiguous shares of `rows` (sizes differing by at
 /// most one), on the pool: halves recursively with `rayon::join`, which
 /// allocates nothing.
-fn in_shares<R: Rows>(rows: R, parts: usize, f: &(impl Fn(R) -> Result<()> + Sync)) -> Result<()> {
+pub(super) fn in_shares<R: Rows>(rows: R, parts: usize, f: &(impl Fn(R) -> Result<()> + Sync)) -> Result<()> {
     if parts <= 1 {
         return f(rows);
     }
