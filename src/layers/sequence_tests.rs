@@ -80,7 +80,12 @@ fn fixed_layers_refuse_another_length_by_name() {
 /// Sample 0 padded at the end, sample 1 at the start, sample 2 in the
 /// middle, sample 3 not at all, sample 4 entirely.
 fn ragged_mask(t: usize) -> (StepMask, Vec<bool>) {
-    let keep = |i: usize, s: usize| match i {
+    ragged_mask_of(t, 5)
+}
+
+/// [`ragged_mask`]'s five patterns repeated over `n` samples.
+fn ragged_mask_of(t: usize, n: usize) -> (StepMask, Vec<bool>) {
+    let keep = |i: usize, s: usize| match i % 5 {
         0 => s < t - 2,
         1 => s >= 2,
         2 => s != 2,
@@ -88,32 +93,35 @@ fn ragged_mask(t: usize) -> (StepMask, Vec<bool>) {
         _ => false,
     };
     let mut mask = StepMask::default();
-    mask.fill(5, t, keep).unwrap();
+    mask.fill(n, t, keep).unwrap();
     let flat = mask.as_slice().to_vec();
     (mask, flat)
 }
 
 #[test]
 fn masked_steps_carry_the_state_and_get_no_gradient() {
-    let (t, f, h, n) = (5, 3, 4, 5);
-    let (mask, keep) = ragged_mask(t);
-    for cell in [CellKind::SimpleRnn, CellKind::Lstm, CellKind::Gru] {
-        // The odd cases run the backward pass in chunks of 2, 2 and 1 steps.
-        for (k, (seq, back)) in [(false, false), (true, false), (false, true), (true, true), (true, false), (false, true)].into_iter().enumerate() {
-            let mut inner = spec(cell, t, f, h, seq, back).build(t * f, &mut Alloc::default()).unwrap();
-            inner.cap_chunk_steps(if k % 2 == 1 { 2 } else { t });
-            let len: usize = inner.params().iter().map(|p| p.len()).sum();
-            let params = random(len, 31, -0.6, 0.6);
-            let x = Matrix::from_vec(n, t * f, random(n * t * f, 32, -1.0, 1.0)).unwrap();
-            let mut layer = WithMask { inner, mask: &mask };
-            check_grads(&mut layer, &x, &params, &mut [], &Ctx::default(), |x, p| reference_masked(cell, t, f, h, seq, back, &keep, x, p));
-            // The fully padded sample stays at the initial state: zeros.
-            let out = layer.output();
-            assert!(out.row(4).iter().all(|&v| v == 0.0), "{cell:?}");
-            // Without a mask the same layer computes every step again.
-            layer.inner.forward(x.view(), &params, &[], &Ctx::default()).unwrap();
-            let plain = reference(cell, t, f, h, seq, back, &crate::layers::testkit::to64(x.as_slice()), &crate::layers::testkit::to64(&params));
-            assert!(crate::layers::testkit::rel_err(layer.inner.output().data, &plain) < 1e-5);
+    let (t, f, h) = (5, 3, 4);
+    // 5 samples sum the weight gradients in one row group, 20 in two.
+    for n in [5, 20] {
+        let (mask, keep) = ragged_mask_of(t, n);
+        for cell in [CellKind::SimpleRnn, CellKind::Lstm, CellKind::Gru] {
+            // The odd cases run the backward pass in chunks of 2, 2 and 1 steps.
+            for (k, (seq, back)) in [(false, false), (true, false), (false, true), (true, true), (true, false), (false, true)].into_iter().enumerate() {
+                let mut inner = spec(cell, t, f, h, seq, back).build(t * f, &mut Alloc::default()).unwrap();
+                inner.cap_chunk_steps(if k % 2 == 1 { 2 } else { t });
+                let len: usize = inner.params().iter().map(|p| p.len()).sum();
+                let params = random(len, 31, -0.6, 0.6);
+                let x = Matrix::from_vec(n, t * f, random(n * t * f, 32, -1.0, 1.0)).unwrap();
+                let mut layer = WithMask { inner, mask: &mask };
+                check_grads(&mut layer, &x, &params, &mut [], &Ctx::default(), |x, p| reference_masked(cell, t, f, h, seq, back, &keep, x, p));
+                // The fully padded sample stays at the initial state: zeros.
+                let out = layer.output();
+                assert!(out.row(4).iter().all(|&v| v == 0.0), "{cell:?}");
+                // Without a mask the same layer computes every step again.
+                layer.inner.forward(x.view(), &params, &[], &Ctx::default()).unwrap();
+                let plain = reference(cell, t, f, h, seq, back, &crate::layers::testkit::to64(x.as_slice()), &crate::layers::testkit::to64(&params));
+                assert!(crate::layers::testkit::rel_err(layer.inner.output().data, &plain) < 1e-5);
+            }
         }
     }
 }
