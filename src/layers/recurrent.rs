@@ -506,7 +506,7 @@ impl LayerKind for Recurrent {
             hi = chunk.lo;
         }
         let (g_ih, g_hh) = g_w.split_at_mut(o_hh);
-        finish(&mut ws.dw_t, &ws.dw_hh, groups, (gh, f, lead), &mut g_ih[o_ih..o_ih + gh * f], &mut g_b[..gh], &mut g_hh[..gh * h]);
+        finish(&mut ws.dw_t, &mut ws.dw_hh, groups, (gh, f, lead), &mut g_ih[o_ih..o_ih + gh * f], &mut g_b[..gh], &mut g_hh[..gh * h]);
         if let Some(norms) = self.step_norms.as_mut() {
             // Over the batch in sample order, whatever the shares were.
             norms.clear();

@@ -20,7 +20,7 @@ use crate::kernels::gemm::{matmul_strided, Op};
 use crate::kernels::{available_threads, on_this_thread};
 #[cfg(doc)]
 use crate::layers::recurrent_cells::Cell;
-use crate::layers::recurrent_pass::{cut, in_shares, Rows};
+use crate::layers::recurrent_pass::{cut, cut_ref, in_shares, Rows};
 use crate::tensor::{MatMut, MatRef};
 
 /// The processing steps a backward chunk holds: all of them while the gate
@@ -108,10 +108,11 @@ impl Rows for GroupRows<'_> {
 
     fn split(self, at: usize) -> (Self, Self) {
         let (s0, s_mid, s_end) = (self.sample(self.g0), self.sample(self.g0 + at), self.sample(self.g0 + self.groups));
+        // A piece of two or more groups holds at least 16 samples.
         let (samples, left) = (s_end - s0, s_mid - s0);
-        let (d_in, d_in2) = self.d_in.split_at(self.d_in.len() / samples.max(1) * left);
-        let (x_one, x_one2) = cut(self.x_one, samples.max(1), left);
-        let (hs_chunk, hs_chunk2) = cut(self.hs_chunk, samples.max(1), left);
+        let (d_in, d_in2) = cut_ref(self.d_in, samples, left);
+        let (x_one, x_one2) = cut(self.x_one, samples, left);
+        let (hs_chunk, hs_chunk2) = cut(self.hs_chunk, samples, left);
         let (ih, ih2) = cut(self.ih, self.groups, at);
         let (hh, hh2) = cut(self.hh, self.groups, at);
         let (x, hs, shape, total) = (self.x, self.hs, self.shape, self.total);
@@ -168,17 +169,19 @@ fn ih_product(d_in: MatRef<'_>, d_ld: usize, x_one: MatRef<'_>, out: &mut [f32],
 /// `lead` gate columns belong to `W_ih`'s last rows, see [`Cell::in_lead`])
 /// into `w_ih` and `bias`. The `G·units × (F + 1)` copy is small next to the
 /// products' `N·T` depth.
-pub(super) fn finish(ih: &mut [f32], hh: &[f32], groups: usize, (gh, f, lead): (usize, usize, usize), w_ih: &mut [f32], bias: &mut [f32], w_hh: &mut [f32]) {
-    let (hh_len, ih_len) = (w_hh.len(), gh * (f + 1));
-    w_hh.copy_from_slice(&hh[..hh_len]);
-    for part in hh[hh_len..groups * hh_len].chunks_exact(hh_len) {
-        w_hh.iter_mut().zip(part).for_each(|(a, b)| *a += b);
-    }
-    let (sum, rest) = ih.split_at_mut(ih_len);
-    for part in rest[..(groups - 1) * ih_len].chunks_exact(ih_len) {
+pub(super) fn finish(ih: &mut [f32], hh: &mut [f32], groups: usize, (gh, f, lead): (usize, usize, usize), w_ih: &mut [f32], bias: &mut [f32], w_hh: &mut [f32]) {
+    w_hh.copy_from_slice(sum_parts(hh, groups, w_hh.len()));
+    ih_finish(sum_parts(ih, groups, gh * (f + 1)), gh, f, lead, w_ih, bias);
+}
+
+/// Adds `parts[1..groups]` (each `len` floats) onto `parts[0]`, in group
+/// order, and returns it.
+fn sum_parts(parts: &mut [f32], groups: usize, len: usize) -> &[f32] {
+    let (sum, rest) = parts.split_at_mut(len);
+    for part in rest[..(groups - 1) * len].chunks_exact(len) {
         sum.iter_mut().zip(part).for_each(|(a, b)| *a += b);
     }
-    ih_finish(sum, gh, f, lead, w_ih, bias);
+    sum
 }
 
 /// Puts the summed `[dW_ih | db]` in the gradients' layout (see [`finish`]).

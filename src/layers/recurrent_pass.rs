@@ -87,7 +87,7 @@ pub(super) fn cut<T>(v: &mut [T], rows: usize, at: usize) -> (&mut [T], &mut [T]
     v.split_at_mut(v.len() / rows * at)
 }
 
-fn cut_ref<T>(v: &[T], rows: usize, at: usize) -> (&[T], &[T]) {
+pub(super) fn cut_ref<T>(v: &[T], rows: usize, at: usize) -> (&[T], &[T]) {
     v.split_at(v.len() / rows * at)
 }
 
@@ -357,7 +357,8 @@ impl Chunk {
 /// Backpropagation through time over one chunk of steps, last to first
 /// (the caller runs the chunks from the last step down and computes the
 /// chunk's weight gradients between them, per row group of the batch, while
-/// its gate gradients are in cache: recurrent_grads.rs): per step the fused cell backward gives the
+/// its gate gradients are in cache, see recurrent_grads.rs): per step the
+/// fused cell backward gives the
 /// gate gradients, `dh_{t-1} = d_rec·W_hh` (plus the GRU's direct path) and
 /// (when wanted) the step's input gradient `dx_t = d_in·W_ih`, its rows
 /// summed exactly as one all-steps product would (see
