@@ -16,6 +16,7 @@ pub mod loss;
 pub mod network;
 pub mod objective;
 pub mod optim;
+pub mod profile;
 pub mod schedule;
 pub mod regularizer;
 pub mod tensor;

@@ -29,6 +29,7 @@ use crate::kernels::reduce::{all_finite, par_max_abs};
 use crate::kernels::{parallel_for, PAR_CHUNK};
 use crate::loss::{LossStats, Targets};
 use crate::network::{Core, Network, Snapshot, STREAM_SHUFFLE};
+use crate::profile::{Phase, PhaseTimer};
 use crate::regularizer;
 use crate::tensor::MatRef;
 
@@ -76,11 +77,16 @@ impl Core {
     /// (then restoring the snapshot undoes it).
     fn step(&mut self, x: MatRef<'_>, targets: &Targets<'_>, weights: Option<&[f32]>, training: bool, seed: u64, undo: Undo) -> Result<Option<LossStats>> {
         let ctx = self.ctx(training, seed);
+        let phase = PhaseTimer::start(Phase::Forward);
         self.chain.resize(x.cols)?;
         self.chain.forward(x, &self.params, &mut self.buffers, &ctx)?;
+        drop(phase);
+        let phase = PhaseTimer::start(Phase::Loss);
         let out = self.chain.output();
         self.dy.reshape_for(out.rows, out.cols)?;
         let mut stats = self.loss.evaluate(out, targets, weights, self.chain.output_mask(), Some(self.dy.as_mut_slice()));
+        drop(phase);
+        let phase = PhaseTimer::start(Phase::Backward);
         self.chain.backward(x, &self.params, &mut self.grads, &mut self.dy, &mut self.dx, false)?;
         if !self.penalties.is_empty() {
             // L2 gradients are added inside the optimizer update; only L1 needs a pass.
@@ -96,6 +102,8 @@ impl Core {
             }
             r.filled = true;
         }
+        drop(phase);
+        let _phase = PhaseTimer::start(Phase::Update);
         // The buffers (BatchNorm's running statistics, 2 values per feature)
         // are small enough to scan; only the forward changed them, so they are
         // checked before the update.
@@ -314,6 +322,7 @@ impl Network {
         if !opts.shuffle {
             return self.core.step(x.rows_range(start, end), &targets.rows_range(start, end), weights.map(|w| &w[start..end]), training, net_seed, Undo::Saved);
         }
+        let gather = PhaseTimer::start(Phase::Gather);
         let b = &mut self.batch;
         let idx = &b.order[start..end];
         b.x.reshape_for(idx.len(), x.cols)?;
@@ -342,6 +351,7 @@ impl Network {
             b.weights.extend(idx.iter().map(|&i| w[i]));
             b.weights.as_slice()
         });
+        drop(gather);
         self.core.step(b.x.view(), &batch_targets, batch_weights, training, net_seed, Undo::Saved)
     }
 

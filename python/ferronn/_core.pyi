@@ -19,6 +19,8 @@ __all__ = [
     "loss_and_grad",
     "loss_table",
     "matmul",
+    "profile_enable",
+    "profile_take",
     "schedule_check",
     "schedule_lr",
     "set_num_threads",
@@ -170,6 +172,8 @@ class Network:
 
 def set_num_threads(n: int) -> None: ...
 def get_num_threads() -> int: ...
+def profile_enable(on: bool) -> None: ...
+def profile_take() -> tuple[list[tuple[int, int, int, int, int, int, int]], list[tuple[str, int, int]]]: ...
 def activation_forward(
     name: str, x: npt.NDArray[np.float32], alpha: Optional[float] = None
 ) -> npt.NDArray[np.float32]: ...

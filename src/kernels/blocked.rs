@@ -241,7 +241,7 @@ unsafe fn drive<S: Simd, const N: usize, const MR: usize, const NR: usize>(
             work(0);
         } else {
             let work = Shared(&work);
-            (0..parts).into_par_iter().for_each(|tid| (work.get())(tid));
+            (0..parts).into_par_iter().for_each(|tid| crate::profile::piece(|| (work.get())(tid)));
         }
         return;
     }
@@ -282,7 +282,7 @@ unsafe fn drive<S: Simd, const N: usize, const MR: usize, const NR: usize>(
                     work(0, 1);
                 } else {
                     let work = Shared(&work);
-                    (0..parts).into_par_iter().for_each(|tid| (work.get())(tid, parts));
+                    (0..parts).into_par_iter().for_each(|tid| crate::profile::piece(|| (work.get())(tid, parts)));
                 }
                 depth += block.k_chunk;
                 depth_block += 1;

@@ -209,6 +209,7 @@ fn product(a: MatRef<'_>, op_a: Op, a_ld: usize, b: MatRef<'_>, op_b: Op, b_ld: 
     if m == 0 || n == 0 {
         return Ok(());
     }
+    let _timer = crate::profile::ProductTimer::start(m, n, k, threads);
     if k == 0 {
         if !accumulate {
             c.data.chunks_mut(c_ld).take(m).for_each(|row| row[..n].fill(0.0));
