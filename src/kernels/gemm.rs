@@ -52,6 +52,25 @@ fn rows_as_lhs(m: usize, n: usize, k: usize, a_cs: isize, b_cs: isize) -> bool {
     b_cs != 1 && a_cs == 1 && m.saturating_mul(n + k) < n.saturating_mul(k)
 }
 
+/// Whether `c = op(a)·op(b)` (m×k·k×n) with at most [`NARROW_COLS`] output
+/// columns, `op(a)` a transposed row-major matrix and `op(b)` row-major (the
+/// weight gradient `xᵀ·dz` of a layer of at most that many units, such as a
+/// classifier's 10 outputs), takes `op(a)` as the microkernels' left
+/// operand. Viewed as `cᵀ = op(b)ᵀ·op(a)ᵀ` (the default), the left operand
+/// has `n` ≤ 16 rows, one vector wide, so the microkernel loads as often as
+/// it multiplies, and `op(a)ᵀ` is read in place along a stride of `x`'s row
+/// length (at 10 units: 16–46 GFLOP/s on one AVX-512 core). With `op(a)` on
+/// the left it is read in place with unit stride, in the full 64-row tiles,
+/// and only the `m·n` outputs are stored one by one; measured 1.1–2.3x
+/// faster on one thread (`benches/profile_step.py`, docs/PERFORMANCE.md).
+/// Wider layers keep the default, which was faster at 48 units.
+fn narrow_rows_as_lhs(m: usize, n: usize, a_rs: isize, b_cs: isize) -> bool {
+    a_rs == 1 && b_cs == 1 && n <= NARROW_COLS && m >= 64
+}
+
+/// See [`narrow_rows_as_lhs`].
+const NARROW_COLS: usize = 16;
+
 /// Small-batch products at least this wide (output columns) split their
 /// columns with the helper thread: two halves of at least one 64-wide
 /// microkernel panel each.
@@ -251,7 +270,7 @@ fn product(a: MatRef<'_>, op_a: Op, a_ld: usize, b: MatRef<'_>, op_b: Op, b_ld: 
         rhs_cs: a_rs,
         accumulate,
     };
-    if pre.is_none() && !vector_shaped(&problem) && rows_as_lhs(m, n, k, a_cs, b_cs) {
+    if pre.is_none() && !vector_shaped(&problem) && (rows_as_lhs(m, n, k, a_cs, b_cs) || narrow_rows_as_lhs(m, n, a_rs, b_cs)) {
         // c (m×n) = op(a) · op(b) read column-major with row stride `c_ld`:
         // the microkernels then pack `op(a)` instead of `op(b)ᵀ`. Each output
         // is the same chain of products over the same depth blocks (`kc`

@@ -357,3 +357,58 @@ fn threads_packing_their_own_right_panels_match() {
         }
     }
 }
+
+/// `c = op(a)·op(b)` through `blocked::run` as `cᵀ = op(b)ᵀ·op(a)ᵀ` (the
+/// default view) or as `c` with `op(a)` on the left, on `threads` threads.
+fn in_view(a: &Matrix, ta: bool, b: &Matrix, tb: bool, a_left: bool, threads: usize) -> Matrix {
+    let (m, k, a_rs, a_cs) = layout(&a.view(), if ta { Op::T } else { Op::N }, a.cols());
+    let (_, n, b_rs, b_cs) = layout(&b.view(), if tb { Op::T } else { Op::N }, b.cols());
+    let mut c = Matrix::zeros(m, n);
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+    let ran = pool.install(|| {
+        let (dst, lhs, rhs) = (c.as_mut_slice().as_mut_ptr(), a.as_slice().as_ptr(), b.as_slice().as_ptr());
+        let p = if a_left {
+            blocked::Problem { m, n, k, dst, dst_rs: n as isize, dst_cs: 1, lhs, lhs_rs: a_rs, lhs_cs: a_cs, rhs, rhs_rs: b_rs, rhs_cs: b_cs, accumulate: false }
+        } else {
+            blocked::Problem { m: n, n: m, k, dst, dst_rs: 1, dst_cs: n as isize, lhs: rhs, lhs_rs: b_cs, lhs_cs: b_rs, rhs: lhs, rhs_rs: a_cs, rhs_cs: a_rs, accumulate: false }
+        };
+        // SAFETY: both views describe the same three contiguous matrices.
+        unsafe { blocked::run(p, threads, None) }
+    });
+    assert!(ran);
+    c
+}
+
+/// A layer of at most 16 units (a classifier's head): its weight gradient
+/// `xᵀ·dz` is computed with `xᵀ` on the left, which must give the bits of
+/// the default view, on any thread count, and the right values.
+#[test]
+fn narrow_weight_gradients_give_the_same_bits_in_either_view() {
+    if !blocked::available() {
+        return;
+    }
+    // Depths across `kc` (600, 784: two depth blocks), partial panels.
+    for &(m, n, k) in &[(64, 2, 7), (100, 10, 128), (128, 10, 512), (300, 12, 128), (256, 16, 128), (1024, 10, 600), (784, 3, 784)] {
+        let (x, dz) = (filled(k, m, 5), filled(k, n, 6));
+        assert!(narrow_rows_as_lhs(m, n, 1, 1));
+        let want = naive(&x, true, &dz, false);
+        for threads in [1, 2, 3] {
+            let left = in_view(&x, true, &dz, false, true, threads);
+            let default = in_view(&x, true, &dz, false, false, threads);
+            assert!(left.as_slice().iter().zip(default.as_slice()).all(|(p, q)| p.to_bits() == q.to_bits()), "{m}x{n}x{k}, {threads} threads");
+            for (g, w) in left.as_slice().iter().zip(&want) {
+                assert!((*g as f64 - w).abs() < 1e-3 * (1.0 + w.abs()), "{m}x{n}x{k}: {g} vs {w}");
+            }
+            // `matmul` takes that view.
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let mut c = Matrix::zeros(m, n);
+            pool.install(|| matmul(x.view(), Op::T, dz.view(), Op::N, c.view_mut(), false)).unwrap();
+            assert!(c.as_slice().iter().zip(left.as_slice()).all(|(p, q)| p.to_bits() == q.to_bits()), "{m}x{n}x{k} matmul");
+        }
+    }
+    // Wider layers, too few rows and other layouts keep the default view.
+    assert!(!narrow_rows_as_lhs(784, 17, 1, 1));
+    assert!(!narrow_rows_as_lhs(63, 10, 1, 1));
+    assert!(!narrow_rows_as_lhs(784, 10, 784, 1));
+    assert!(!narrow_rows_as_lhs(784, 10, 1, 10));
+}
