@@ -412,3 +412,27 @@ fn narrow_weight_gradients_give_the_same_bits_in_either_view() {
     assert!(!narrow_rows_as_lhs(784, 10, 784, 1));
     assert!(!narrow_rows_as_lhs(784, 10, 1, 10));
 }
+
+/// The input gradient `dz·Wᵀ` of a layer of few units: a depth of at most
+/// `STORE_BOUND_DEPTH`, walked columns outer; the same bits on any thread
+/// count, and the right values.
+#[test]
+fn shallow_products_give_the_same_bits_on_any_thread_count() {
+    for &(batch, units, inputs) in &[(512, 10, 1024), (128, 10, 128), (70, 16, 300), (33, 3, 200)] {
+        let dz = filled(batch, units, 13);
+        let w = filled(inputs, units, 14);
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let mut dx = Matrix::zeros(batch, inputs);
+            pool.install(|| matmul(dz.view(), Op::N, w.view(), Op::T, dx.view_mut(), false).unwrap());
+            dx
+        };
+        let one = run(1);
+        for (g, want) in one.as_slice().iter().zip(naive(&dz, false, &w, true)) {
+            assert!((*g as f64 - want).abs() < 1e-4 * (1.0 + want.abs()), "{batch}x{units}x{inputs}: {g} vs {want}");
+        }
+        for threads in [2, 3] {
+            assert!(run(threads) == one, "{batch}x{units}x{inputs} on {threads} threads");
+        }
+    }
+}
