@@ -358,6 +358,16 @@ fn threads_packing_their_own_right_panels_match() {
     }
 }
 
+/// `matmul(a, op_a, b, op_b)` into a new matrix, on a pool of `threads`.
+fn product_on(threads: usize, a: &Matrix, op_a: Op, b: &Matrix, op_b: Op) -> Matrix {
+    let m = if op_a == Op::N { a.rows() } else { a.cols() };
+    let n = if op_b == Op::N { b.cols() } else { b.rows() };
+    let mut c = Matrix::zeros(m, n);
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+    pool.install(|| matmul(a.view(), op_a, b.view(), op_b, c.view_mut(), false)).unwrap();
+    c
+}
+
 /// `c = op(a)·op(b)` through `blocked::run` as `cᵀ = op(b)ᵀ·op(a)ᵀ` (the
 /// default view) or as `c` with `op(a)` on the left, on `threads` threads.
 fn in_view(a: &Matrix, ta: bool, b: &Matrix, tb: bool, a_left: bool, threads: usize) -> Matrix {
@@ -400,9 +410,7 @@ fn narrow_weight_gradients_give_the_same_bits_in_either_view() {
                 assert!((*g as f64 - w).abs() < 1e-3 * (1.0 + w.abs()), "{m}x{n}x{k}: {g} vs {w}");
             }
             // `matmul` takes that view.
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-            let mut c = Matrix::zeros(m, n);
-            pool.install(|| matmul(x.view(), Op::T, dz.view(), Op::N, c.view_mut(), false)).unwrap();
+            let c = product_on(threads, &x, Op::T, &dz, Op::N);
             assert!(c.as_slice().iter().zip(left.as_slice()).all(|(p, q)| p.to_bits() == q.to_bits()), "{m}x{n}x{k} matmul");
         }
     }
@@ -421,12 +429,7 @@ fn shallow_products_give_the_same_bits_on_any_thread_count() {
     for &(batch, units, inputs) in &[(512, 10, 1024), (128, 10, 128), (70, 16, 300), (33, 3, 200)] {
         let dz = filled(batch, units, 13);
         let w = filled(inputs, units, 14);
-        let run = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-            let mut dx = Matrix::zeros(batch, inputs);
-            pool.install(|| matmul(dz.view(), Op::N, w.view(), Op::T, dx.view_mut(), false).unwrap());
-            dx
-        };
+        let run = |threads: usize| product_on(threads, &dz, Op::N, &w, Op::T);
         let one = run(1);
         for (g, want) in one.as_slice().iter().zip(naive(&dz, false, &w, true)) {
             assert!((*g as f64 - want).abs() < 1e-4 * (1.0 + want.abs()), "{batch}x{units}x{inputs}: {g} vs {want}");
