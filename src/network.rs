@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ensure_config, ensure_shape, try_vec, Error, Result};
 use crate::infer::Workspaces;
 use crate::init::rng_for;
-use crate::kernels::reduce::all_finite;
+use crate::kernels::reduce::{all_finite, par_all_finite};
 use crate::layers::{Alloc, Chain, Ctx, LayerSpec, ParamInfo};
 use crate::regularizer::{Penalty, Weights};
 use crate::schedule::Schedule;
@@ -56,6 +56,10 @@ pub const MAX_LAYERS: usize = 100_000;
 /// Work (rows × parameters) below which a call stays on the caller's thread:
 /// waking the pool costs more than it saves for tiny calls such as one sample.
 pub(crate) const POOL_WORK: usize = 1 << 16;
+
+/// Inputs of at least this many values are scanned for NaN and infinity on
+/// the pool's threads (4 MiB of floats: long enough to pay for the hand-over).
+const SCAN_IN_POOL: usize = 1 << 20;
 
 /// Random streams derived from the user's seed (see [`rng_for`]).
 const STREAM_INIT: u64 = 0;
@@ -379,7 +383,13 @@ impl Network {
         })
     }
 
+    /// Shape, emptiness and finiteness checks of `x`. Inputs of at least
+    /// [`SCAN_IN_POOL`] values (a whole training set, checked once per
+    /// `fit`) are scanned by every pool thread.
     pub(crate) fn check_inputs(&self, x: MatRef<'_>) -> Result<()> {
+        if x.data.len() >= SCAN_IN_POOL {
+            return threads::install(|| self.check_inputs_with(x, par_all_finite));
+        }
         self.check_inputs_with(x, all_finite)
     }
 

@@ -402,6 +402,35 @@ fn same_seed_same_weights_different_seed_different_weights() {
     assert_ne!(train(5), train(6));
 }
 
+/// A training set of over 2²⁰ values is scanned for NaN and infinity on the
+/// pool's threads: a bad value anywhere in it, or in its last chunk, is
+/// still refused before any batch runs, on any thread count.
+#[test]
+fn a_large_training_set_with_a_nan_is_refused_before_any_batch() {
+    let (rows, cols) = (1400, 800);
+    let x = Matrix::from_vec(rows, cols, (0..rows * cols).map(|i| (i % 23) as f32 * 0.05 - 0.5).collect()).unwrap();
+    let y: Vec<i64> = (0..rows).map(|i| (i % 2) as i64).collect();
+    let before_threads = ferronn::threads::num_threads();
+    for (at, value) in [(0, f32::NAN), (rows * cols / 2 + 3, f32::INFINITY), (rows * cols - 1, f32::NAN)] {
+        let mut bad = x.clone();
+        bad.as_mut_slice()[at] = value;
+        for threads in [1, 2, 3] {
+            ferronn::threads::set_num_threads(threads).unwrap();
+            let mut net = Network::new(spec(cols, &[8], 2, "cross_entropy", 1)).unwrap();
+            let before = net.params().to_vec();
+            let err = run_epoch(&mut net, bad.view(), Targets::Labels(&y), 100, true, 0, 0).unwrap_err();
+            assert!(matches!(err, Error::NonFinite(_)), "{threads} threads, bad value at {at}: {err:?}");
+            assert!(matches!(net.check(bad.view(), &Targets::Labels(&y), None), Err(Error::NonFinite(_))));
+            assert_eq!(net.params(), before.as_slice(), "{threads} threads: a batch ran before the refusal");
+            assert_eq!(net.optimizer().steps(), 0);
+        }
+    }
+    ferronn::threads::set_num_threads(before_threads).unwrap();
+    let mut net = Network::new(spec(cols, &[8], 2, "cross_entropy", 1)).unwrap();
+    assert!(net.check(x.view(), &Targets::Labels(&y), None).is_ok());
+    assert_eq!(run_epoch(&mut net, x.view(), Targets::Labels(&y), 700, true, 0, 0).unwrap().samples, rows as u64);
+}
+
 #[test]
 fn rejected_inputs_leave_the_network_unchanged() {
     let (x, y) = blobs(10);
