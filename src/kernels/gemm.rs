@@ -33,6 +33,15 @@ fn layout(a: &MatRef<'_>, op: Op, ld: usize) -> (usize, usize, isize, isize) {
 /// Products below this many multiply-adds run on one thread.
 const PAR_FLOPS: usize = 1 << 18;
 
+/// Products with a transposed operand (the weight and input gradients of a
+/// Dense layer) below this many multiply-adds run on one thread: split on
+/// two threads, those between [`PAR_FLOPS`] and this size ran slower than on
+/// one (a 10-unit head's weight gradient at batch 512: 29–32 µs split, 12–13
+/// µs on one thread), while forward products of the same sizes still gained
+/// from the split (docs/PERFORMANCE.md, "A profile of every product and
+/// phase").
+const PAR_FLOPS_TRANSPOSED: usize = 1 << 20;
+
 /// Whether `gemm::gemm` answers `p` through its unpacked GEMV/outer-product paths
 /// (which allocate nothing): a single column or row of output with a unit-stride
 /// operand, or a depth of at most two.
@@ -246,7 +255,8 @@ fn product(a: MatRef<'_>, op_a: Op, a_ld: usize, b: MatRef<'_>, op_b: Op, b_ld: 
         gemv::row_times_matrix(a.data, a_cs as usize, b.data, b_rs as usize, k, &mut c.data[..n], accumulate);
         return Ok(());
     }
-    let threads = if threads > 1 && m * n * k >= PAR_FLOPS { threads } else { 1 };
+    let par_flops = if op_a == Op::N && op_b == Op::N { PAR_FLOPS } else { PAR_FLOPS_TRANSPOSED };
+    let threads = if threads > 1 && m * n * k >= par_flops { threads } else { 1 };
     if threads == 1 && pre.is_none() && m >= 2 && b_cs == 1 && n >= SPLIT_MIN_COLS && m.saturating_mul(n).saturating_mul(k) >= gemv::SHARE_MACS && crate::handoff::sharing_columns() && blocked::available() {
         // A small-batch inference product outside the pool: half of the
         // output columns on the helper thread.
