@@ -133,7 +133,7 @@ unsafe fn drive<S: Simd, const N: usize, const MR: usize, const NR: usize>(
     threads: usize,
     pre: Option<&PackedLhs>,
 ) {
-    let KernelParams { kc, mc, nc } = kernel_params(p.m, p.n, p.k, MR, NR, std::mem::size_of::<f32>());
+    let KernelParams { kc, mc, nc } = blocking(p.m, p.n, p.k, MR, NR);
     let kc = kc.clamp(1, p.k);
     // Pre-packed left panels (null: pack as we go), used only when they were
     // packed with this very blocking.
@@ -304,6 +304,32 @@ unsafe fn drive<S: Simd, const N: usize, const MR: usize, const NR: usize>(
     });
 }
 
+/// The `gemm` crate's blocking (`kernel_params`) for an m×n×k product of
+/// MR×NR tiles, remembered per thread for the last [`REMEMBERED`] shapes.
+/// The shapes repeat: a training step runs the same few, and a convolution
+/// the same small products thousands of times per step, where recomputing
+/// the blocking each time took ~1% of a CNN's step (`perf`, one thread).
+fn blocking(m: usize, n: usize, k: usize, mr: usize, nr: usize) -> KernelParams {
+    type Entry = ((usize, usize, usize, usize, usize), (usize, usize, usize));
+    thread_local! {
+        static SEEN: std::cell::Cell<([Entry; REMEMBERED], usize)> = const { std::cell::Cell::new(([((0, 0, 0, 0, 0), (0, 0, 0)); REMEMBERED], 0)) };
+    }
+    let key = (m, n, k, mr, nr);
+    SEEN.with(|seen| {
+        let (mut entries, next) = seen.get();
+        if let Some(&(_, (kc, mc, nc))) = entries.iter().find(|e| e.0 == key) {
+            return KernelParams { kc, mc, nc };
+        }
+        let params = kernel_params(m, n, k, mr, nr, std::mem::size_of::<f32>());
+        entries[next] = (key, (params.kc, params.mc, params.nc));
+        seen.set((entries, (next + 1) % REMEMBERED));
+        params
+    })
+}
+
+/// Shapes whose blocking [`blocking`] remembers per thread.
+const REMEMBERED: usize = 8;
+
 /// Contiguous share `[start, end)` of `jobs` for part `tid` of `parts`; the first
 /// `jobs % parts` parts take one more.
 fn split(jobs: usize, tid: usize, parts: usize) -> (usize, usize) {
@@ -311,4 +337,25 @@ fn split(jobs: usize, tid: usize, parts: usize) -> (usize, usize) {
     let extra = jobs % parts;
     let start = tid * base + tid.min(extra);
     (start, start + base + usize::from(tid < extra))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The remembered blocking is the crate's, for repeated shapes, for
+    /// more shapes than are remembered, and for shapes met again later.
+    #[test]
+    fn remembered_blocking_matches_the_crates() {
+        let shapes: Vec<(usize, usize, usize)> = (1..=3 * REMEMBERED).map(|i| (17 * i, 300 + 5 * i, 7 + 100 * i)).collect();
+        for _ in 0..3 {
+            for &(m, n, k) in shapes.iter().chain(shapes.iter().take(2)) {
+                for (mr, nr) in [(64, 6), (24, 4)] {
+                    let want = kernel_params(m, n, k, mr, nr, std::mem::size_of::<f32>());
+                    let got = blocking(m, n, k, mr, nr);
+                    assert_eq!((got.kc, got.mc, got.nc), (want.kc, want.mc, want.nc), "{m}x{n}x{k}, {mr}x{nr}");
+                }
+            }
+        }
+    }
 }
