@@ -25,7 +25,8 @@ static PIECES_NS: AtomicU64 = AtomicU64::new(0);
 
 static PRODUCTS: Mutex<Vec<ProductStat>> = Mutex::new(Vec::new());
 
-/// The phases of a training step, in the order a step runs them.
+/// The phases of a training step, in the order a step runs them (and their
+/// index in [`Phase::ALL`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
     /// Copying a shuffled batch's rows and targets out of the data.
@@ -155,7 +156,7 @@ pub(crate) struct PhaseTimer(Option<(Instant, usize)>);
 
 impl PhaseTimer {
     pub(crate) fn start(phase: Phase) -> Self {
-        Self(enabled().then(|| (Instant::now(), Phase::ALL.iter().position(|&p| p == phase).unwrap_or(0))))
+        Self(enabled().then(|| (Instant::now(), phase as usize)))
     }
 }
 

@@ -310,19 +310,18 @@ unsafe fn drive<S: Simd, const N: usize, const MR: usize, const NR: usize>(
 /// the same small products thousands of times per step, where recomputing
 /// the blocking each time took ~1% of a CNN's step (`perf`, one thread).
 fn blocking(m: usize, n: usize, k: usize, mr: usize, nr: usize) -> KernelParams {
-    type Entry = ((usize, usize, usize, usize, usize), (usize, usize, usize));
+    type Entry = ((usize, usize, usize, usize, usize), KernelParams);
     thread_local! {
-        static SEEN: std::cell::Cell<([Entry; REMEMBERED], usize)> = const { std::cell::Cell::new(([((0, 0, 0, 0, 0), (0, 0, 0)); REMEMBERED], 0)) };
+        static SEEN: std::cell::RefCell<([Entry; REMEMBERED], usize)> = const { std::cell::RefCell::new(([((0, 0, 0, 0, 0), KernelParams { kc: 0, mc: 0, nc: 0 }); REMEMBERED], 0)) };
     }
     let key = (m, n, k, mr, nr);
-    SEEN.with(|seen| {
-        let (mut entries, next) = seen.get();
-        if let Some(&(_, (kc, mc, nc))) = entries.iter().find(|e| e.0 == key) {
-            return KernelParams { kc, mc, nc };
+    SEEN.with_borrow_mut(|(entries, next)| {
+        if let Some(&(_, params)) = entries.iter().find(|e| e.0 == key) {
+            return params;
         }
         let params = kernel_params(m, n, k, mr, nr, std::mem::size_of::<f32>());
-        entries[next] = (key, (params.kc, params.mc, params.nc));
-        seen.set((entries, (next + 1) % REMEMBERED));
+        entries[*next] = (key, params);
+        *next = (*next + 1) % REMEMBERED;
         params
     })
 }

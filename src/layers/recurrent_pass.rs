@@ -358,9 +358,8 @@ impl Chunk {
 /// (the caller runs the chunks from the last step down and computes the
 /// chunk's weight gradients between them, per row group of the batch, while
 /// its gate gradients are in cache, see recurrent_grads.rs): per step the
-/// fused cell backward gives the
-/// gate gradients, `dh_{t-1} = d_rec·W_hh` (plus the GRU's direct path) and
-/// (when wanted) the step's input gradient `dx_t = d_in·W_ih`, its rows
+/// fused cell backward gives the gate gradients, `dh_{t-1} = d_rec·W_hh`
+/// (plus the GRU's direct path) and (when wanted) the step's input gradient `dx_t = d_in·W_ih`, its rows
 /// summed exactly as one all-steps product would (see
 /// [`matmul_packed_rows_here`]). The state gradients carry over between
 /// chunks in `dh`/`carry` (which of the two holds `dh` alternates by step),

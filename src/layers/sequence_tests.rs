@@ -6,9 +6,9 @@
 use crate::error::Error;
 use crate::layers::recurrent::CellKind;
 use crate::layers::recurrent_tests::{reference, reference_masked, spec};
-use crate::layers::testkit::{check_grads, random, run_in_pool, WithMask};
+use crate::layers::testkit::{check_grads, check_masked_then_plain, random, run_in_pool, WithMask};
 use crate::layers::{Alloc, BuildLayer, Chain, Ctx, LayerKind, LayerSpec, MaskingSpec, StepMask};
-use crate::tensor::Matrix;
+use crate::tensor::{MatRef, Matrix};
 
 #[test]
 fn recurrent_layers_run_any_number_of_steps() {
@@ -109,18 +109,11 @@ fn masked_steps_carry_the_state_and_get_no_gradient() {
             for (k, (seq, back)) in [(false, false), (true, false), (false, true), (true, true), (true, false), (false, true)].into_iter().enumerate() {
                 let mut inner = spec(cell, t, f, h, seq, back).build(t * f, &mut Alloc::default()).unwrap();
                 inner.cap_chunk_steps(if k % 2 == 1 { 2 } else { t });
-                let len: usize = inner.params().iter().map(|p| p.len()).sum();
-                let params = random(len, 31, -0.6, 0.6);
-                let x = Matrix::from_vec(n, t * f, random(n * t * f, 32, -1.0, 1.0)).unwrap();
-                let mut layer = WithMask { inner, mask: &mask };
-                check_grads(&mut layer, &x, &params, &mut [], &Ctx::default(), |x, p| reference_masked(cell, t, f, h, seq, back, &keep, x, p));
+                let masked = |x: &[f64], p: &[f64]| reference_masked(cell, t, f, h, seq, back, &keep, x, p);
+                let plain = |x: &[f64], p: &[f64]| reference(cell, t, f, h, seq, back, x, p);
                 // The fully padded sample stays at the initial state: zeros.
-                let out = layer.output();
-                assert!(out.row(4).iter().all(|&v| v == 0.0), "{cell:?}");
-                // Without a mask the same layer computes every step again.
-                layer.inner.forward(x.view(), &params, &[], &Ctx::default()).unwrap();
-                let plain = reference(cell, t, f, h, seq, back, &crate::layers::testkit::to64(x.as_slice()), &crate::layers::testkit::to64(&params));
-                assert!(crate::layers::testkit::rel_err(layer.inner.output().data, &plain) < 1e-5);
+                let padded_is_zero = |out: MatRef<'_>| assert!(out.row(4).iter().all(|&v| v == 0.0), "{cell:?}");
+                check_masked_then_plain(inner, &mask, n, t * f, 31, masked, plain, padded_is_zero);
             }
         }
     }

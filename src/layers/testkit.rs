@@ -85,6 +85,33 @@ pub fn run_in_pool<L: LayerKind + Send + ?Sized>(layer: &mut L, threads: usize, 
     })
 }
 
+/// The masked-sequence check of the recurrent and bidirectional layers:
+/// `inner` under `mask` against the float64 `masked` reference (parameters
+/// and `n` inputs of width `width` drawn from streams `seed` and `seed + 1`),
+/// then `check` on the masked output, then the same layer without the mask
+/// against the `plain` reference (every step computed again).
+#[allow(clippy::too_many_arguments)]
+pub fn check_masked_then_plain<L: LayerKind>(
+    inner: L,
+    mask: &StepMask,
+    n: usize,
+    width: usize,
+    seed: u64,
+    masked: impl Fn(&[f64], &[f64]) -> Vec<f64>,
+    plain: impl Fn(&[f64], &[f64]) -> Vec<f64>,
+    check: impl FnOnce(MatRef<'_>),
+) {
+    let len: usize = inner.params().iter().map(|p| p.len()).sum();
+    let params = random(len, seed, -0.6, 0.6);
+    let x = Matrix::from_vec(n, width, random(n * width, seed + 1, -1.0, 1.0)).unwrap();
+    let mut layer = WithMask { inner, mask };
+    check_grads(&mut layer, &x, &params, &mut [], &Ctx::default(), masked);
+    check(layer.output());
+    layer.inner.forward(x.view(), &params, &[], &Ctx::default()).unwrap();
+    let want = plain(&to64(x.as_slice()), &to64(&params));
+    assert!(rel_err(layer.inner.output().data, &want) < 1e-5);
+}
+
 /// A layer that always runs with one fixed step mask, so that the shared
 /// finite-difference check ([`check_grads`]) sees the masked layer.
 pub struct WithMask<'m, L> {
