@@ -7,6 +7,8 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::activation::Activation;
 use crate::error::{ensure_config, Error, Result};
+use crate::kernels::available_threads;
+use crate::layers::dense_rows::{self, RowPass};
 use crate::layers::mask::check_mask_flow;
 use crate::layers::{Alloc, Ctx, DenseSpec, Layer, LayerKind, LayerSpec, MaskFlow, ParamInfo, Recurrent, StepMask};
 use crate::regularizer::Penalty;
@@ -184,11 +186,44 @@ impl Chain {
     /// # Errors
     /// `Error::Shape` when `x` has the wrong width (`buffers` are then unchanged).
     pub fn forward(&mut self, x: MatRef<'_>, params: &[f32], buffers: &mut [f32], ctx: &Ctx) -> Result<()> {
+        if self.forward_dense_in_ranges(x, params)? {
+            return Ok(());
+        }
         self.run(x, params, buffers, ctx)?;
         if ctx.training {
             self.update_buffers(buffers);
         }
         Ok(())
+    }
+
+    /// The forward pass of a chain of flat Dense layers (the MLP) in row
+    /// ranges, each through every layer on its share of the threads
+    /// ([`dense_rows::forward_in_ranges`]): `false`, with nothing done, for
+    /// other chains, a single thread, batches too small for two ranges, or
+    /// inputs of the wrong width (the layer-by-layer pass then reports it).
+    /// Dense layers keep no state but their buffers, so no mode or mask
+    /// matters here.
+    ///
+    /// # Errors
+    /// `Error::Memory` when a buffer cannot grow.
+    fn forward_dense_in_ranges(&mut self, x: MatRef<'_>, params: &[f32]) -> Result<bool> {
+        let n = self.layers.len();
+        let flat_dense = |(_, l): &(usize, Layer)| matches!(l, Layer::Dense(d) if d.row_products_only());
+        if n > dense_rows::MAX_LAYERS || x.rows < 2 * dense_rows::MIN_RANGE_ROWS || available_threads() < 2 || x.cols != self.in_dim() || !self.layers.iter().all(flat_dense) {
+            return Ok(false);
+        }
+        let mut passes = [RowPass::default(); dense_rows::MAX_LAYERS];
+        let mut bufs: [(&mut [f32], &mut [f32]); dense_rows::MAX_LAYERS] = Default::default();
+        for (l, (_, layer)) in self.layers.iter_mut().enumerate() {
+            if let Layer::Dense(dense) = layer {
+                let (pass, z, a) = dense.buffers_for(x.rows, x.rows)?;
+                passes[l] = pass;
+                bufs[l] = (z, a);
+            }
+        }
+        dense_rows::forward_in_ranges(&passes[..n], x, params, &mut bufs[..n])?;
+        self.mask_from = None;
+        Ok(true)
     }
 
     /// Runs every layer, reading `buffers` only: what an inference pass through

@@ -11,12 +11,13 @@
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::activation::{add_bias, Activation};
+use crate::activation::Activation;
 use crate::error::{checked_size, ensure_config, ensure_shape, Result};
 use crate::init::Init;
 use crate::kernels::gemm::{matmul, Op};
 use crate::kernels::join_shares;
 use crate::kernels::reduce::col_sums;
+use crate::layers::dense_rows::RowPass;
 use crate::layers::kind::{check_backward, BuildLayer};
 use crate::layers::{ActivationSpec, Alloc, Ctx, LayerKind, MaskFlow, ParamInfo, WeightSpec};
 use crate::regularizer::Regularizer;
@@ -145,6 +146,23 @@ impl Dense {
     fn is_identity(&self) -> bool {
         self.act == Activation::Identity
     }
+
+    /// Sizes the buffers for `samples` samples of `rows` rows in all, and
+    /// hands them out with the pass that fills them: `(pass, z, a)`, `a`
+    /// empty for the identity.
+    ///
+    /// # Errors
+    /// `Error::Memory` when a buffer cannot grow.
+    pub(crate) fn buffers_for(&mut self, samples: usize, rows: usize) -> Result<(RowPass, &mut [f32], &mut [f32])> {
+        self.z.resize_rows(rows)?;
+        if !self.is_identity() {
+            self.a.resize_rows(rows)?;
+        }
+        self.samples = samples;
+        let pass = RowPass { in_dim: self.in_dim, out_dim: self.out_dim, act: self.act, w_off: self.w_off, b_off: self.b_off };
+        let a = if self.is_identity() { &mut [][..] } else { self.a.as_mut_slice() };
+        Ok((pass, self.z.as_mut_slice(), a))
+    }
 }
 
 impl LayerKind for Dense {
@@ -172,18 +190,8 @@ impl LayerKind for Dense {
     fn forward(&mut self, x: MatRef<'_>, params: &[f32], _buffers: &[f32], _ctx: &Ctx) -> Result<()> {
         ensure_shape(x.cols == self.in_dim * self.positions, || format!("Dense expects inputs of width {}, got {}", self.in_dim * self.positions, x.cols))?;
         let rows = checked_size(x.rows, self.positions, "Dense rows")?;
-        self.z.resize_rows(rows)?;
-        self.samples = x.rows;
-        let x = MatRef { rows, cols: self.in_dim, data: x.data };
-        matmul(x, Op::N, self.w(params), Op::N, self.z.view_mut(), false)?;
-        let bias = &params[self.b_off..self.b_off + self.out_dim];
-        if self.is_identity() {
-            add_bias(self.z.as_mut_slice(), bias);
-        } else {
-            self.a.resize_rows(x.rows)?;
-            self.act.add_bias_activate(self.z.as_mut_slice(), bias, self.a.as_mut_slice());
-        }
-        Ok(())
+        let (pass, z, a) = self.buffers_for(x.rows, rows)?;
+        pass.run(MatRef { rows, cols: pass.in_dim, data: x.data }, params, z, a)
     }
 
     fn output(&self) -> MatRef<'_> {

@@ -22,6 +22,7 @@ mod conv_tests;
 #[cfg(test)]
 mod conv_winograd_tests;
 pub mod dense;
+pub(crate) mod dense_rows;
 pub mod dropout;
 pub mod embedding;
 pub mod gated;
