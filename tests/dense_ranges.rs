@@ -16,8 +16,14 @@ const IN: usize = 300;
 /// A ReLU layer, a linear one (its output is `z` itself), a tanh layer and
 /// the 10-unit head.
 fn network() -> Network {
+    network_of(IN, &[(200, "relu"), (37, "identity"), (64, "tanh"), (10, "identity")])
+}
+
+fn network_of(input: usize, layers: &[(usize, &str)]) -> Network {
+    let layers: Vec<String> = layers.iter().map(|(units, act)| format!(r#"{{"type":"dense","units":{units},"activation":"{act}"}}"#)).collect();
     let json = format!(
-        r#"{{"input_dim":{IN},"layers":[{{"type":"dense","units":200,"activation":"relu"}},{{"type":"dense","units":37}},{{"type":"dense","units":64,"activation":"tanh"}},{{"type":"dense","units":10}}],"loss":"cross_entropy","optimizer":{{"name":"adam","lr":0.01,"beta1":0.9,"beta2":0.999,"eps":1e-8,"weight_decay":0.0}},"seed":7}}"#
+        r#"{{"input_dim":{input},"layers":[{}],"loss":"cross_entropy","optimizer":{{"name":"adam","lr":0.01,"beta1":0.9,"beta2":0.999,"eps":1e-8,"weight_decay":0.0}},"seed":7}}"#,
+        layers.join(",")
     );
     let spec: NetworkSpec = serde_json::from_str(&json).unwrap();
     Network::new(spec).unwrap()
@@ -66,4 +72,13 @@ fn training_in_row_ranges_gives_the_bits_of_one_thread() {
     assert_eq!(calls(64, 10, 64), 2, "the head's forward, once per range");
     // The backward products cover the whole batch.
     assert_eq!(calls(IN, 200, 128), 1, "the first layer's weight gradient");
+
+    // A layer of more than 2^19 weights: every product splits by itself instead.
+    let mut wide = network_of(IN, &[(1800, "relu"), (10, "identity")]);
+    profile::set_enabled(true);
+    wide.train_step(x.view(), Targets::Labels(&y), None).unwrap();
+    let p = profile::take();
+    profile::set_enabled(false);
+    let calls = |m: usize, n: usize, k: usize| p.products.iter().filter(|s| (s.m, s.n, s.k) == (m, n, k)).map(|s| s.calls).sum::<u64>();
+    assert_eq!((calls(128, 1800, IN), calls(64, 1800, IN)), (1, 0), "the wide layer's forward over the whole batch");
 }

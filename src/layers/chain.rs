@@ -199,8 +199,9 @@ impl Chain {
     /// The forward pass of a chain of flat Dense layers (the MLP) in row
     /// ranges, each through every layer on its share of the threads
     /// ([`dense_rows::forward_in_ranges`]): `false`, with nothing done, for
-    /// other chains, a single thread, batches too small for two ranges, or
-    /// inputs of the wrong width (the layer-by-layer pass then reports it).
+    /// other chains, layers of more than [`dense_rows::MAX_WEIGHTS`] weights,
+    /// a single thread, batches too small for two ranges, or inputs of the
+    /// wrong width (the layer-by-layer pass then reports it).
     /// Dense layers keep no state but their buffers, so no mode or mask
     /// matters here.
     ///
@@ -208,7 +209,7 @@ impl Chain {
     /// `Error::Memory` when a buffer cannot grow.
     fn forward_dense_in_ranges(&mut self, x: MatRef<'_>, params: &[f32]) -> Result<bool> {
         let n = self.layers.len();
-        let flat_dense = |(_, l): &(usize, Layer)| matches!(l, Layer::Dense(d) if d.row_products_only());
+        let flat_dense = |(_, l): &(usize, Layer)| matches!(l, Layer::Dense(d) if d.row_products_only() && d.weight_len() <= dense_rows::MAX_WEIGHTS);
         if n > dense_rows::MAX_LAYERS || x.rows < 2 * dense_rows::MIN_RANGE_ROWS || available_threads() < 2 || x.cols != self.in_dim() || !self.layers.iter().all(flat_dense) {
             return Ok(false);
         }

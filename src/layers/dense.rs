@@ -147,6 +147,11 @@ impl Dense {
         self.act == Activation::Identity
     }
 
+    /// Values in the weight matrix.
+    pub(crate) fn weight_len(&self) -> usize {
+        self.in_dim * self.out_dim
+    }
+
     /// Sizes the buffers for `samples` samples of `rows` rows in all, and
     /// hands them out with the pass that fills them: `(pass, z, a)`, `a`
     /// empty for the identity.
