@@ -52,23 +52,26 @@ def test_fashion_mnist_784_256_128_10_reaches_88_5_percent():
     assert acc >= 0.885, f"test accuracy {acc:.4f}"
 
 
-def _train_digits(threads, seed=3):
+def _train_digits(threads, seed=3, batch_size=64):
     fn.set_num_threads(threads)
     X, y = fn.datasets.digits()
     model = mlp([128, 64], 10, activation="gelu")
-    model.fit(X, y, epochs=3, batch_size=64, seed=seed, verbose=0)
+    model.fit(X, y, epochs=3, batch_size=batch_size, seed=seed, verbose=0)
+    model.train_step(X[:batch_size], y[:batch_size])
     return model.get_weights()
 
 
-def test_same_seed_same_weights_with_one_two_and_three_threads():
+@pytest.mark.parametrize("batch_size", [64, 128])
+def test_same_seed_same_weights_with_one_two_and_three_threads(batch_size):
     # The 128x64 layer's two backward products run at the same time on 2 and 3
-    # threads (each on its share of them): the bits stay those of one thread.
-    one_a, one_b = _train_digits(1), _train_digits(1)
-    two_a, two_b = _train_digits(2), _train_digits(2)
-    three = _train_digits(3)
+    # threads (each on its share of them), and from batch 128 the forward pass
+    # runs in row ranges, one per share: the bits stay those of one thread.
+    one_a, one_b = _train_digits(1, batch_size=batch_size), _train_digits(1, batch_size=batch_size)
+    two_a, two_b = _train_digits(2, batch_size=batch_size), _train_digits(2, batch_size=batch_size)
+    three = _train_digits(3, batch_size=batch_size)
     for arrays in (one_b, two_a, two_b, three):
         assert all(np.array_equal(a, b) for a, b in zip(one_a, arrays))
-    other = _train_digits(1, seed=4)
+    other = _train_digits(1, seed=4, batch_size=batch_size)
     assert not np.array_equal(one_a[0], other[0])
 
 
