@@ -40,8 +40,12 @@ const SMALL_BATCH: usize = 64;
 
 /// Batches through row products only give each pool thread a contiguous
 /// range of at least this many rows (see `Network::rows_in_parts`); smaller
-/// ones split each product instead.
-const ROWS_PER_PART: usize = 128;
+/// ones split each product instead. At 64 rather than 128, 784-256-128-10 on
+/// two threads predicted 128 rows in 262–318 µs against 268–316 and 192 rows
+/// in 330–486 against 412–455 (`benches/ab_predict.py 128,192 2`, 4
+/// alternating rounds; the medians 6% and 15% lower), as the training
+/// forward's ranges of 64 rows had gained.
+const ROWS_PER_PART: usize = 64;
 
 /// Small batches of at least twice this many rows give the helper thread
 /// their second half of rows (`Network::rows_with_helper`); smaller ones

@@ -286,7 +286,7 @@ fn large_batch_predict_in_row_ranges_keeps_the_bits() {
     let net = Network::new(spec(300, &[200, 37], 10, "cross_entropy", 6)).unwrap();
     let x = Matrix::from_vec(1001, 300, (0..1001 * 300).map(|i| (i % 17) as f32 * 0.07 - 0.55).collect()).unwrap();
     let run = |threads: usize, rows: usize| predict_counted(&net, &x, threads, rows, 5);
-    for rows in [255, 256, 257, 383, 1001] {
+    for rows in [127, 128, 130, 255, 256, 257, 383, 1001] {
         let (_, alone) = run(1, rows);
         for threads in [2, 3, 4] {
             let (n, split) = run(threads, rows);
