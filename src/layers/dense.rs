@@ -250,7 +250,7 @@ impl LayerKind for Dense {
         dx.reshape_for(self.samples, self.in_dim * self.positions)?;
         let dx = MatMut { rows, cols: self.in_dim, data: dx.as_mut_slice() };
         let input_grads = || matmul(dz, Op::N, self.w(params), Op::T, dx, false);
-        if rows * self.in_dim * self.out_dim < CONCURRENT_MACS {
+        if rows.saturating_mul(self.in_dim).saturating_mul(self.out_dim) < CONCURRENT_MACS {
             weight_grads()?;
             return input_grads();
         }
